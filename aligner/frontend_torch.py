@@ -1,0 +1,37 @@
+"""The project front end in torch, for training (batched, on GPU when there is one).
+
+It derives every table from :class:`sdk.frontend_config.FrontendConfig` and the
+numpy reference in :mod:`sdk.frontend`; ``tests/test_frontend.py`` checks parity
+against that reference and against ``torchaudio.transforms.MelSpectrogram``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sdk.frontend import hann_window, mel_filterbank
+from sdk.frontend_config import FrontendConfig
+
+
+class TorchLogMel(nn.Module):
+    """Waveforms of shape (batch, n_samples) -> log-mel (batch, n_frames, n_mels)."""
+
+    def __init__(self, config: FrontendConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or FrontendConfig()
+        self.register_buffer("window", torch.from_numpy(hann_window(self.config.n_fft)).float(), persistent=False)
+        self.register_buffer("fb", torch.from_numpy(mel_filterbank(self.config)).float(), persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if wave.dim() == 1:
+            wave = wave.unsqueeze(0)
+        spec = torch.stft(
+            wave.to(self.window.dtype), cfg.n_fft, hop_length=cfg.hop_length, window=self.window,
+            center=False, return_complex=True,
+        )
+        power = spec.real.square() + spec.imag.square()  # (batch, n_freqs, n_frames)
+        mel = torch.matmul(power.transpose(1, 2), self.fb)
+        db = 10.0 * torch.log10(mel.clamp_min(cfg.amin_power))
+        return (db - cfg.norm_mean_db) / cfg.norm_std_db

@@ -1,0 +1,45 @@
+"""Helpers shared by the benchmark commands: single-thread runs and robust timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def ensure_single_thread(module: str, argv: list[str]) -> None:
+    """Re-run ``python -m module argv`` with every thread pool pinned to one thread.
+
+    Thread pools read these variables when numpy / numba first load, so they
+    must be set before the process imports them; re-executing is the only
+    reliable way from inside a command.
+    """
+    if all(os.environ.get(v) == "1" for v in THREAD_VARS):
+        return
+    env = dict(os.environ, **{v: "1" for v in THREAD_VARS})
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
+
+
+def time_call(fn: Callable[[], object], repeats: int = 30, warmup: int = 3) -> list[float]:
+    """Wall time of each call in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def median_ms(times_s: list[float]) -> float:
+    return statistics.median(times_s) * 1e3
+
+
+def machine_line() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -1,0 +1,1 @@
+"""Distillation of the aligned teacher into a small streaming student (server side)."""

@@ -1,0 +1,1 @@
+"""ONNX / TFLite writers, int8 quantisation and the model bundle (server side)."""

@@ -1,0 +1,1 @@
+"""Stethoscope firmware bridge: wire protocol, transports, firmware-side constants."""

@@ -1,0 +1,50 @@
+"""The ``acula`` command line: one console script, subcommands loaded lazily.
+
+Each subcommand lives in its own module with a ``main(argv=None) -> int``, so
+tests call it directly and ``acula X`` imports only what X needs.  Server-side
+subcommands (corpus, align, distill, export) are named here as strings and
+imported on demand; the SDK itself never imports them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: name -> (module holding main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("sdk.demo", "synthesise a short recording and run the front end on it"),
+    "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
+    "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: acula COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'acula COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"acula: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 1
+    module_name = COMMANDS[name][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        print(f"acula {name}: {exc}. Install the extra it needs, e.g. pip install 'acula-edge[train]'", file=sys.stderr)
+        return 1
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The acula command line: usage, unknown commands, python -m, subcommands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from sdk.cli import main
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "check" in out
+
+
+def test_unknown_command_exits_1_with_usage_on_stderr(capsys):
+    assert main(["frobnicate"]) == 1
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_python_dash_m_sdk_runs_the_same_cli():
+    result = subprocess.run([sys.executable, "-m", "sdk", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "usage: acula" in result.stdout
+
+
+def test_demo_prints_features_and_parity(capsys):
+    assert main(["demo", "--duration-s", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "61 frames x 64 mels" in out  # 1 + (32000 - 1024) // 512
+    assert "0 coughs" in out  # the default coughs start at 3 s and 7 s
+
+
+def test_check_reports_flags_and_errors_as_json(tmp_path: Path, capsys):
+    sf.write(tmp_path / "clipped.wav", np.clip(2 * np.sin(np.arange(16000) / 5), -1, 1), 16000)
+    (tmp_path / "broken.wav").write_bytes(b"junk")
+    code = main(["check", "--json", str(tmp_path / "clipped.wav"), str(tmp_path / "broken.wav")])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1
+    assert rows[0]["quality"]["clipped"] is True
+    assert rows[1]["error"] == "UnreadableAudioError"

@@ -1,0 +1,120 @@
+"""Parity of every front-end implementation with the numpy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdk.frontend import LogMelFrontend, logmel_reference, mel_filterbank
+from sdk.frontend_config import FrontendConfig
+
+TOL = 1e-4
+
+
+def stream_in_chunks(frontend: LogMelFrontend, x: np.ndarray, sizes: list[int]) -> np.ndarray:
+    stream = frontend.stream()
+    out, i, k = [], 0, 0
+    while i < x.size:
+        n = sizes[k % len(sizes)]
+        out.append(stream.accept(x[i : i + n]))
+        i, k = i + n, k + 1
+    return np.concatenate(out)
+
+
+def test_numba_whole_clip_matches_numpy_reference(noise_16k):
+    frontend = LogMelFrontend()
+    got, want = frontend(noise_16k), logmel_reference(noise_16k, frontend.config)
+    assert got.shape == (frontend.config.n_frames(noise_16k.size), 64)
+    assert got.dtype == np.float32
+    assert np.max(np.abs(got - want)) <= TOL
+
+
+@pytest.mark.parametrize("chunk", [1, 160, 511, 512, 4096])
+def test_stream_is_chunk_size_invariant(noise_16k, chunk):
+    frontend = LogMelFrontend()
+    x = noise_16k[:24000] if chunk == 1 else noise_16k
+    streamed = stream_in_chunks(frontend, x, [chunk])
+    whole = logmel_reference(x, frontend.config)
+    assert streamed.shape == whole.shape
+    assert np.max(np.abs(streamed - whole)) <= TOL
+
+
+def test_stream_with_random_chunk_sizes_matches_whole_clip(noise_16k):
+    frontend = LogMelFrontend()
+    sizes = list(np.random.default_rng(7).integers(0, 3000, size=200))
+    streamed = stream_in_chunks(frontend, noise_16k, sizes)
+    assert np.max(np.abs(streamed - logmel_reference(noise_16k, frontend.config))) <= TOL
+
+
+def test_stream_reset_starts_over_and_streams_do_not_share_state(noise_16k):
+    frontend = LogMelFrontend()
+    a, b = frontend.stream(), frontend.stream()
+    a.accept(noise_16k[:5000])
+    a.reset()
+    first = a.accept(noise_16k[:8000])
+    other = b.accept(noise_16k[:8000])
+    np.testing.assert_array_equal(first, other)
+    np.testing.assert_array_equal(first, frontend(noise_16k[:8000]))
+
+
+def test_short_input_gives_no_frames():
+    frontend = LogMelFrontend()
+    assert frontend(np.zeros(100, dtype=np.float32)).shape == (0, 64)
+    assert frontend.stream().accept(np.zeros(1023, dtype=np.float32)).shape == (0, 64)
+
+
+def test_silence_maps_to_the_floor_not_minus_infinity():
+    cfg = FrontendConfig()
+    out = LogMelFrontend(cfg)(np.zeros(4096, dtype=np.float32))
+    floor = (10 * np.log10(cfg.amin_power) - cfg.norm_mean_db) / cfg.norm_std_db
+    assert np.all(np.isfinite(out)) and np.allclose(out, floor)
+
+
+def test_config_refuses_impossible_settings():
+    with pytest.raises(ValueError, match="power of two"):
+        FrontendConfig(n_fft=1000)
+    with pytest.raises(ValueError, match="f_max_hz"):
+        FrontendConfig(f_max_hz=9000.0)
+    with pytest.raises(ValueError, match="unknown"):
+        FrontendConfig.from_dict({"n_fft": 1024, "bogus": 1})
+    cfg = FrontendConfig(n_mels=32)
+    assert FrontendConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_other_configs_stay_in_parity(noise_16k):
+    cfg = FrontendConfig(sample_rate_hz=8000, n_fft=256, hop_length=80, n_mels=40, f_min_hz=20, f_max_hz=4000)
+    frontend = LogMelFrontend(cfg)
+    assert np.max(np.abs(frontend(noise_16k) - logmel_reference(noise_16k, cfg))) <= TOL
+    assert np.max(np.abs(stream_in_chunks(frontend, noise_16k, [77]) - logmel_reference(noise_16k, cfg))) <= TOL
+
+
+def test_filterbank_has_no_empty_band():
+    fb = mel_filterbank(FrontendConfig())
+    assert fb.shape == (513, 64)
+    assert np.all(fb.max(axis=0) > 0)
+
+
+def test_torch_frontend_matches_reference(noise_16k):
+    torch = pytest.importorskip("torch")
+    from aligner.frontend_torch import TorchLogMel
+
+    module = TorchLogMel()
+    batch = torch.from_numpy(np.stack([noise_16k, noise_16k[::-1].copy()]))
+    got = module(batch).numpy()
+    assert got.shape == (2, FrontendConfig().n_frames(noise_16k.size), 64)
+    assert np.max(np.abs(got[0] - logmel_reference(noise_16k, module.config))) <= TOL
+    assert np.max(np.abs(got[1] - logmel_reference(noise_16k[::-1], module.config))) <= TOL
+
+
+def test_torchaudio_melspectrogram_agrees_with_reference(noise_16k):
+    torch = pytest.importorskip("torch")
+    torchaudio = pytest.importorskip("torchaudio")
+    cfg = FrontendConfig()
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate=cfg.sample_rate_hz, n_fft=cfg.n_fft, hop_length=cfg.hop_length, f_min=cfg.f_min_hz,
+        f_max=cfg.f_max_hz, n_mels=cfg.n_mels, power=2.0, center=False, norm=None, mel_scale="htk",
+        window_fn=torch.hann_window,
+    )
+    power = mel.double()(torch.from_numpy(noise_16k).double()).T.numpy()
+    normalised = (10 * np.log10(np.maximum(power, cfg.amin_power)) - cfg.norm_mean_db) / cfg.norm_std_db
+    assert np.max(np.abs(normalised - logmel_reference(noise_16k, cfg))) <= TOL
