@@ -29,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
-    import numpy as np
 
     from sdk.frontend import LogMelFrontend, logmel_reference
     from sdk.synth import synth_recording

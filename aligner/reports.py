@@ -1,0 +1,141 @@
+"""Clinical reports from recording metadata, and the faithfulness check.
+
+The template writer (the default) fills per-modality templates held as data in
+``report_templates.json``; a seeded generator picks among phrasings so reports
+vary without ever stating a finding the metadata does not hold.  Unknown fields
+are left out, not guessed.  :func:`unfaithful_findings` checks any report (also
+an LLM's) against the metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from aligner.records import Record
+
+COVID_PHRASES = {
+    "healthy": "The participant reported no COVID-19 infection and no respiratory illness.",
+    "no_resp_illness_exposed": "The participant was exposed to COVID-19 but has no respiratory illness.",
+    "resp_illness_not_identified": "The participant has a respiratory illness that is not COVID-19.",
+    "positive_mild": "The participant tested positive for COVID-19 with mild symptoms.",
+    "positive_moderate": "The participant tested positive for COVID-19 with moderate symptoms.",
+    "positive_asymp": "The participant tested positive for COVID-19 without symptoms.",
+    "recovered_full": "The participant has fully recovered from COVID-19.",
+}
+SYMPTOMS = {"fever": "fever", "cough_symptom": "a cough", "cold": "a cold", "sore_throat": "a sore throat",
+            "breathing_difficulty": "breathing difficulty", "fatigue": "fatigue", "muscle_pain": "muscle pain",
+            "loss_of_smell": "loss of smell and taste", "diarrhoea": "diarrhoea"}
+CONDITIONS = {"asthma": "asthma", "hypertension": "hypertension", "diabetes": "diabetes",
+              "chronic_lung_disease": "chronic lung disease", "ischemic_heart_disease": "ischemic heart disease",
+              "pneumonia": "pneumonia"}
+PARTICIPANT_MODALITIES = {"cough", "breathing", "speech"}
+
+#: finding pattern -> [(metadata field, values that make the finding true)]
+FINDINGS: list[tuple[str, list[tuple[str, set[str]]]]] = [
+    (r"crackl|crepitat", [("crackles", {"1"})]),
+    (r"wheez", [("wheezes", {"1"})]),
+    (r"murmur", [("murmur", {"present"})]),
+    (r"\babnormal", [("outcome", {"abnormal"})]),
+    (r"(?<!ab)normal heart sounds|heart sounds are normal", [("outcome", {"normal"})]),
+    (r"\bcopd\b|chronic obstructive", [("diagnosis", {"copd"})]),
+    (r"pneumonia", [("diagnosis", {"pneumonia"}), ("pneumonia", {"true"})]),
+    (r"asthma", [("diagnosis", {"asthma"}), ("asthma", {"true"})]),
+    (r"bronchiectasis", [("diagnosis", {"bronchiectasis"})]),
+    (r"bronchiolitis", [("diagnosis", {"bronchiolitis"})]),
+    (r"\burti\b|upper respiratory", [("diagnosis", {"urti"})]),
+    (r"\blrti\b|lower respiratory", [("diagnosis", {"lrti"})]),
+    (r"tested positive|covid-19 positive|covid positive", [("covid_status", {"positive_mild", "positive_moderate",
+                                                                             "positive_asymp"})]),
+    (r"\bfever", [("fever", {"true"})]),
+    (r"hypertension", [("hypertension", {"true"})]),
+    (r"diabetes", [("diabetes", {"true"})]),
+]
+#: Fields whose values a report may quote verbatim (an ESC-10 "fire crackling" is no lung crackle).
+DESCRIPTIVE_FIELDS = ("sound_class", "sound_type", "recording_device", "chest_location", "auscultation_location")
+NEGATION_BEFORE = re.compile(r"\b(no|not|without|absence of|absent|denies|negative for|free of|nor)\b[^.;]{0,25}$")
+NEGATION_AFTER = re.compile(r"^[^.;]{0,20}\b(absent|not present|not heard|not detected)\b")
+
+
+@lru_cache(maxsize=1)
+def load_templates() -> dict[str, Any]:
+    text = resources.files("aligner").joinpath("report_templates.json").read_text(encoding="utf-8")
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
+
+
+def _age_phrase(age: Any) -> str | None:
+    if not isinstance(age, (int, float)) or age != age or age < 0:
+        return None
+    if age < 1:
+        return f"{max(1, round(age * 12))}-month-old"
+    return f"{int(age)}-year-old"
+
+
+def derived_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """Metadata plus phrases built from it; values are strings, unknown fields absent."""
+    out = {k: str(v) for k, v in meta.items() if v is not None}
+    for key in ("crackles", "wheezes"):
+        if key in meta:
+            out[key] = str(int(meta[key]))
+    if (age := _age_phrase(meta.get("age"))) is not None:
+        out["age_phrase"] = age
+    if meta.get("covid_status") in COVID_PHRASES:
+        out["covid_phrase"] = COVID_PHRASES[meta["covid_status"]]
+    symptoms = [text for key, text in SYMPTOMS.items() if meta.get(key) is True]
+    if symptoms:
+        out["symptom_list"] = ", ".join(symptoms)
+    conditions = [text for key, text in CONDITIONS.items() if meta.get(key) is True]
+    if conditions:
+        out["condition_list"] = ", ".join(conditions)
+    return out
+
+
+def _rng_for(record_id: str, seed: int) -> random.Random:
+    return random.Random(int.from_bytes(hashlib.sha256(f"{seed}:{record_id}".encode()).digest()[:8], "big"))
+
+
+def write_template_report(record: Record, seed: int = 0) -> str:
+    """A deterministic report for one record (same record and seed -> same text)."""
+    templates = load_templates()
+    fields = derived_fields(record.metadata)
+    rng = _rng_for(record.record_id, seed)
+    slots = list(templates[record.modality])
+    if record.modality in PARTICIPANT_MODALITIES:
+        slots += templates["participant"]
+    sentences = []
+    for slot in slots:
+        if not all(k in fields for k in slot.get("requires", [])):
+            continue
+        if "values" in slot:
+            options = slot["values"].get(fields.get(slot["field"], ""), [])
+            if not options:
+                continue
+        else:
+            options = slot["texts"]
+        sentences.append(rng.choice(options).format(**fields))
+    return " ".join(sentences)
+
+
+def unfaithful_findings(report: str, metadata: dict[str, Any]) -> list[str]:
+    """Every finding the report states (or denies) that the metadata does not support."""
+    known = {k: str(v).lower() for k, v in derived_fields(metadata).items() if str(v).lower() != "unknown"}
+    text = report.lower()
+    for field in DESCRIPTIVE_FIELDS:
+        if len(known.get(field, "")) > 3:
+            text = text.replace(known[field], " ")
+    problems = []
+    for pattern, fields in FINDINGS:
+        for match in re.finditer(pattern, text):
+            negated = bool(NEGATION_BEFORE.search(text[: match.start()]) or NEGATION_AFTER.search(text[match.end():]))
+            values = [known[f] for f, _ in fields if f in known]
+            truth = any(known.get(f) in positive for f, positive in fields)
+            if negated and (truth or not values):
+                problems.append(f"denies '{match.group(0)}' but metadata has {[(f, known.get(f)) for f, _ in fields]}")
+            elif not negated and not truth:
+                problems.append(f"states '{match.group(0)}' but metadata has {[(f, known.get(f)) for f, _ in fields]}")
+    return problems
