@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sdk.demo", "synthesise a short recording and run the front end on it"),
     "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
     "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
+    "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
+    "eval": ("aligner.evaluate", "linear-probe and zero-shot AUROC on the task table (needs [train])"),
 }
 
 

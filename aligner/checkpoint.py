@@ -1,0 +1,64 @@
+"""Checkpoints as safetensors plus a JSON description (no pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, scalars = {}, {"param_groups": state["param_groups"], "state": {}}
+    for idx, per_param in state["state"].items():
+        for name, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars["state"].setdefault(str(idx), {})[name] = value
+    return tensors, scalars
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    for idx, extra in scalars["state"].items():
+        state.setdefault(int(idx), {}).update(extra)
+    return {"state": state, "param_groups": scalars["param_groups"]}
+
+
+def save_checkpoint(out: Path, model: torch.nn.Module, meta: dict[str, Any],
+                    optimizer: torch.optim.Optimizer | None = None, tag: str = "last") -> Path:
+    """Write ``{tag}.safetensors`` (weights), ``{tag}.json`` (config and step) and the optimizer state."""
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(out / f"{tag}.tmp.safetensors"))
+    (out / f"{tag}.tmp.safetensors").replace(out / f"{tag}.safetensors")
+    if optimizer is not None:
+        tensors, scalars = _flatten_optimizer(optimizer.state_dict())
+        save_file(tensors, str(out / f"{tag}.optim.safetensors"))
+        meta = {**meta, "optimizer": scalars}
+    (out / f"{tag}.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return out / f"{tag}.safetensors"
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``path`` is the .safetensors file or its directory (then ``last``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.safetensors"
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() or not meta_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (need {path.name} and {meta_path.name})")
+    return load_file(str(path)), json.loads(meta_path.read_text())
+
+
+def load_optimizer_state(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    opt = path.with_name(path.name.replace(".safetensors", ".optim.safetensors"))
+    if "optimizer" not in meta or not opt.is_file():
+        return None
+    return _unflatten_optimizer(load_file(str(opt)), meta["optimizer"])

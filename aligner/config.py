@@ -1,0 +1,88 @@
+"""Alignment configs: frozen dataclasses with named presets, stored in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    name: str = "default-cpu"
+    encoder: str = "mn04"  # mn04 | tiny | vit
+    encoder_weights: str | None = "mn04_as_mAP_432.pt"  # file name under --weights, or a path; None = random init
+    tiny_norm: str = "batch"
+    pooling: str = "freq"  # freq: pool over time, keep frequency; gap: global average
+    n_freq_bins: int = 4
+    embed_dim: int = 512
+    crop_frames: int = 96  # 3.1 s at the default hop; a multiple of the encoder stride (32)
+    batch_size: int = 48
+    max_steps: int = 300
+    lr: float = 1e-3
+    encoder_lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    w_cka: float = 1.0
+    w_nce: float = 0.0
+    w_mask: float = 0.5
+    mask_ratio: float = 0.3
+    p_band_limit: float = 0.5
+    gain_db: float = 6.0
+    eq_db: float = 3.0
+    p_noise: float = 0.3
+    seed: int = 0
+    amp: bool = False
+    log_every: int = 10
+    ckpt_every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ("mn04", "tiny", "vit"):
+            raise ValueError(f"encoder must be mn04, tiny or vit, got {self.encoder!r}")
+        if self.pooling not in ("freq", "gap"):
+            raise ValueError(f"pooling must be 'freq' or 'gap', got {self.pooling!r}")
+        if min(self.w_cka, self.w_nce, self.w_mask) < 0 or self.w_cka + self.w_nce + self.w_mask == 0:
+            raise ValueError("loss weights must be non-negative and not all zero")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AlignConfig:
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown AlignConfig fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+_BASE = AlignConfig()
+PRESETS: dict[str, AlignConfig] = {
+    # AcuLa on CPU: mn04 from AudioSet, CKA + masked modelling, frequency-preserving pooling.
+    "default-cpu": _BASE,
+    "cka-nce-mask-cpu": dataclasses.replace(_BASE, name="cka-nce-mask-cpu", w_nce=0.5),
+    "nce-cpu": dataclasses.replace(_BASE, name="nce-cpu", w_cka=0.0, w_nce=1.0, w_mask=0.0),
+    "gap-cpu": dataclasses.replace(_BASE, name="gap-cpu", pooling="gap"),
+    # Seconds on a laptop: for tests and the end-to-end pipeline check.
+    "tiny-test": dataclasses.replace(_BASE, name="tiny-test", encoder="tiny", encoder_weights=None, embed_dim=32,
+                                     crop_frames=32, batch_size=8, max_steps=4, warmup_steps=1, log_every=1,
+                                     ckpt_every=2, p_band_limit=0.0, p_noise=0.0),
+    # The full model on a GPU: OPERA-GT-compatible ViT-S MAE, 256-frame input, mixed precision.
+    "opera-gt-gpu": dataclasses.replace(_BASE, name="opera-gt-gpu", encoder="vit", encoder_weights=None,
+                                        crop_frames=256, batch_size=128, max_steps=20000, lr=2e-4,
+                                        encoder_lr=5e-5, warmup_steps=500, w_nce=0.5, mask_ratio=0.75,
+                                        amp=True, log_every=50, ckpt_every=1000),
+}
+
+
+def resolve_config(name_or_file: str) -> AlignConfig:
+    if name_or_file in PRESETS:
+        return PRESETS[name_or_file]
+    path = Path(name_or_file)
+    if not path.is_file():
+        raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+    data = json.loads(path.read_text())
+    base = PRESETS.get(data.pop("preset", "default-cpu"), _BASE)
+    return dataclasses.replace(base, **AlignConfig.from_dict({**base.to_dict(), **data}).to_dict())

@@ -1,0 +1,127 @@
+"""OPERA-GT-compatible ViT-S masked autoencoder (architecture only).
+
+Input: a log-mel of 256 frames x 64 mels cut into 4x4 patches (64 x 16 = 1024
+patches), width 384, 12 blocks, 6 heads, plus an MAE decoder.  Parameter names
+follow the timm layout OPERA-GT uses (``patch_embed.proj``, ``cls_token``,
+``pos_embed``, ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv``, ``blocks.{i}.attn.proj``,
+``blocks.{i}.norm2``, ``blocks.{i}.mlp.fc1``, ``blocks.{i}.mlp.fc2``, ``norm``,
+``decoder_*``), so an OPERA checkpoint's state dict loads into it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, n_heads: int, mlp_ratio: float = 4.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, n_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(1, dim, patch, patch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class ViTMAE(nn.Module):
+    """Log-mel (batch, 256, 64) -> encoder tokens; ``forward`` returns a feature map
+    (batch, width, n_mels / patch, n_frames / patch) for the shared pooling heads."""
+
+    def __init__(self, n_frames: int = 256, n_mels: int = 64, patch: int = 4, width: int = 384, depth: int = 12,
+                 n_heads: int = 6, decoder_width: int = 512, decoder_depth: int = 8, decoder_heads: int = 16) -> None:
+        super().__init__()
+        self.patch, self.grid = patch, (n_frames // patch, n_mels // patch)
+        n_patches = self.grid[0] * self.grid[1]
+        self.patch_embed = PatchEmbed(patch, width)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + 1, width), requires_grad=False)
+        self.blocks = nn.ModuleList([Block(width, n_heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.decoder_embed = nn.Linear(width, decoder_width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_width))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, n_patches + 1, decoder_width), requires_grad=False)
+        self.decoder_blocks = nn.ModuleList([Block(decoder_width, decoder_heads) for _ in range(decoder_depth)])
+        self.decoder_norm = nn.LayerNorm(decoder_width, eps=1e-6)
+        self.decoder_pred = nn.Linear(decoder_width, patch * patch)
+        self.out_channels = width
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+        nn.init.normal_(self.pos_embed, std=0.02)
+        nn.init.normal_(self.decoder_pos_embed, std=0.02)
+
+    def patchify(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(batch, n_frames, n_mels) -> (batch, n_patches, patch * patch) in patch_embed's order."""
+        b, p = logmel.shape[0], self.patch
+        x = logmel.reshape(b, self.grid[0], p, self.grid[1], p)
+        return x.permute(0, 1, 3, 2, 4).reshape(b, self.grid[0] * self.grid[1], p * p)
+
+    def encode(self, logmel: torch.Tensor, mask_ratio: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                            torch.Tensor | None]:
+        x = self.patch_embed(logmel.unsqueeze(1)) + self.pos_embed[:, 1:]
+        ids_restore = keep = None
+        if mask_ratio > 0:
+            b, n, d = x.shape
+            n_keep = int(n * (1 - mask_ratio))
+            ids_shuffle = torch.rand(b, n, device=x.device).argsort(1)
+            ids_restore = ids_shuffle.argsort(1)
+            keep = ids_shuffle[:, :n_keep]
+            x = torch.gather(x, 1, keep.unsqueeze(-1).expand(-1, -1, d))
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], 1)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x), ids_restore, keep
+
+    def decode(self, tokens: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        x = self.decoder_embed(tokens)
+        b, n = ids_restore.shape
+        masks = self.mask_token.expand(b, n + 1 - x.shape[1], -1)
+        body = torch.cat([x[:, 1:], masks], 1)
+        body = torch.gather(body, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+        x = torch.cat([x[:, :1], body], 1) + self.decoder_pos_embed
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        tokens, _, _ = self.encode(logmel)
+        b, d = tokens.shape[0], tokens.shape[2]
+        return tokens[:, 1:].transpose(1, 2).reshape(b, d, self.grid[0], self.grid[1]).transpose(2, 3)

@@ -1,0 +1,82 @@
+"""The AcuLa model: audio encoder, frequency-preserving pooling, projection heads,
+masked-patch decoder, learnable temperature.  Architecture only."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aligner.config import AlignConfig
+from aligner.encoders.mobilenet import MobileNetAudio, load_mn04
+from aligner.encoders.tiny_cnn import TinyCNN
+from aligner.encoders.vit_mae import ViTMAE
+
+
+def build_encoder(cfg: AlignConfig, weights_dir: str | Path | None = None) -> nn.Module:
+    if cfg.encoder == "mn04":
+        if cfg.encoder_weights is None:
+            return MobileNetAudio(width_mult=0.4)
+        path = Path(cfg.encoder_weights)
+        if not path.is_absolute() and weights_dir is not None:
+            path = Path(weights_dir) / path
+        return load_mn04(path)
+    if cfg.encoder == "tiny":
+        return TinyCNN(norm=cfg.tiny_norm)
+    return ViTMAE(n_frames=cfg.crop_frames)
+
+
+class AcuLaModel(nn.Module):
+    def __init__(self, cfg: AlignConfig, text_dim: int, n_mels: int = 64,
+                 weights_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = build_encoder(cfg, weights_dir)
+        channels = int(self.encoder.out_channels)  # type: ignore[arg-type]
+        pooled_dim = channels * cfg.n_freq_bins if cfg.pooling == "freq" else channels
+        self.pooled_dim = pooled_dim
+        self.audio_proj = nn.Sequential(nn.LayerNorm(pooled_dim), nn.Linear(pooled_dim, cfg.embed_dim))
+        self.text_proj = nn.Linear(text_dim, cfg.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        # Masked-patch decoder for CNN encoders: each feature-map cell predicts its input patch.
+        self.n_mels = n_mels
+        self.decoder: nn.Module | None = None
+        if cfg.encoder != "vit":
+            with torch.no_grad():
+                fmap = self.encoder(torch.zeros(1, cfg.crop_frames, n_mels)).shape
+            self.grid = (int(fmap[2]), int(fmap[3]))
+            self.cell = (n_mels // self.grid[0], cfg.crop_frames // self.grid[1])
+            self.decoder = nn.Conv2d(channels, self.cell[0] * self.cell[1], 1)
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Feature map (batch, channels, freq, time) -> (batch, pooled_dim)."""
+        if self.cfg.pooling == "gap":
+            return fmap.mean((2, 3))
+        per_freq = F.adaptive_avg_pool2d(fmap, (self.cfg.n_freq_bins, 1))
+        return per_freq.flatten(1)
+
+    def pooled(self, logmel: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.encoder(logmel))
+
+    def embed_audio(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Joint-space audio embedding, (batch, embed_dim), not normalised."""
+        return self.audio_proj(self.pooled(logmel))
+
+    def embed_text(self, text: torch.Tensor) -> torch.Tensor:
+        return self.text_proj(text)
+
+    def patch_mask(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(batch, 1, n_frames, n_mels) with 1 on hidden cells of the encoder's output grid."""
+        grid = torch.rand(batch, 1, self.grid[1], self.grid[0], generator=generator) < self.cfg.mask_ratio
+        return F.interpolate(grid.float(), scale_factor=(self.cell[1], self.cell[0]), mode="nearest")[:, 0]
+
+    def reconstruct(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Decoder output folded back into a log-mel of shape (batch, n_frames, n_mels)."""
+        assert self.decoder is not None
+        b = fmap.shape[0]
+        patches = self.decoder(fmap)  # (b, cell_f * cell_t, grid_f, grid_t)
+        patches = patches.reshape(b, self.cell[0], self.cell[1], self.grid[0], self.grid[1])
+        return patches.permute(0, 4, 2, 3, 1).reshape(b, self.grid[1] * self.cell[1], self.grid[0] * self.cell[0])

@@ -1,0 +1,236 @@
+"""``acula align``: post-train an audio encoder to align with a frozen text teacher (AcuLa).
+
+    acula align --config default-cpu --corpus runs/corpus --out runs/align
+    torchrun --nproc-per-node 2 -m aligner.train --config default-cpu --corpus ... --out ...
+
+Loss = w_cka (1 - linear CKA) + w_nce InfoNCE + w_mask masked-patch MSE.  Under
+torchrun every rank draws the same seeded global batch and trains on its own
+contiguous slice; CKA and InfoNCE see the gathered global batch.  Checkpoints
+(safetensors + JSON) are written every ``ckpt_every`` steps and a rerun resumes
+from the last one.  Metrics go to ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from aligner.augment import augment_logmel
+from aligner.checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
+from aligner.config import AlignConfig, resolve_config
+from aligner.corpus import Corpus, load_corpus
+from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
+from aligner.losses import cka_loss, info_nce, masked_mse
+from aligner.model import AcuLaModel
+from sdk.frontend_config import FrontendConfig
+
+
+def default_weights_dir() -> str:
+    return os.environ.get("ACULA_WEIGHTS", "../shared/weights")
+
+
+def lr_factor(step: int, cfg: AlignConfig) -> float:
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def global_mean(value: torch.Tensor) -> float:
+    v = value.detach().clone()
+    if dist.is_initialized():
+        dist.all_reduce(v)
+        v /= dist.get_world_size()
+    return float(v)
+
+
+def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor, report_ids: torch.Tensor,
+               mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Every loss term for one (local slice of a) batch; CKA/InfoNCE gather across ranks."""
+    cfg = model.cfg
+    inp = feats if mask is None else feats * (1 - mask)
+    fmap = model.encoder(inp)
+    audio = model.audio_proj(model.pool(fmap))
+    text_z = model.text_proj(text)
+    terms: dict[str, torch.Tensor] = {}
+    if cfg.w_cka:
+        terms["cka"] = cka_loss(audio, text_z)
+    if cfg.w_nce:
+        terms["nce"] = info_nce(audio, text_z, model.logit_scale, report_ids)
+    if cfg.w_mask and mask is not None:
+        recon = model.reconstruct(fmap)
+        count = mask.sum().detach().clone()
+        if dist.is_initialized():
+            dist.all_reduce(count)
+            world = dist.get_world_size()
+        else:
+            world = 1
+        # local share of the global mean; times world so DDP's gradient averaging gives the global gradient
+        terms["mask"] = ((recon - feats).square() * mask).sum() / count.clamp_min(1.0) * world
+    return terms
+
+
+def total_loss(cfg: AlignConfig, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    weights = {"cka": cfg.w_cka, "nce": cfg.w_nce, "mask": cfg.w_mask}
+    return sum((weights[k] * v for k, v in terms.items()), torch.zeros(()))
+
+
+def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, train_idx: list[int],
+               weights: np.ndarray, report_id: np.ndarray, front: FrontendConfig, model: AcuLaModel
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The global batch of one step, identical on every rank (seeded by step)."""
+    rng = np.random.default_rng([cfg.seed, step])
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, cfg.crop_frames, rng)
+    feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
+                           cfg.p_noise)
+    text = torch.from_numpy(corpus.embeddings[chosen])
+    mask = model.patch_mask(cfg.batch_size, gen) if (cfg.w_mask and model.decoder is not None) else None
+    return feats, text, torch.from_numpy(report_id[chosen]), mask
+
+
+def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None = None, device: str = "cpu",
+          progress: bool = True, resume: bool = True) -> dict[str, Any]:
+    rank, world = distributed()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must divide evenly over {world} processes")
+    torch.manual_seed(cfg.seed)
+    corpus = load_corpus(corpus_dir)
+    front = FrontendConfig.from_dict(corpus.info.get("frontend", FrontendConfig().to_dict()))
+    bank = FeatureBank.for_corpus(corpus, front, progress=progress and rank == 0)
+    train_idx = corpus.indices("train")
+    weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
+    _, report_id = np.unique([r["report"] for r in corpus.rows], return_inverse=True)
+    model = AcuLaModel(cfg, corpus.embeddings.shape[1], front.n_mels, weights_dir or default_weights_dir()).to(device)
+    model.train()
+    enc_params = list(model.encoder.parameters())
+    enc_ids = {id(p) for p in enc_params}
+    head_params = [p for p in model.parameters() if id(p) not in enc_ids and p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": [p for p in enc_params if p.requires_grad], "lr": cfg.encoder_lr},
+                                   {"params": head_params, "lr": cfg.lr}], weight_decay=cfg.weight_decay)
+    base_lrs = [cfg.encoder_lr, cfg.lr]
+    start = 0
+    ckpt = out / "last.safetensors"
+    if resume and ckpt.is_file():
+        state, meta = load_checkpoint(ckpt)
+        model.load_state_dict(state)
+        opt_state = load_optimizer_state(ckpt, meta)
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+        start = int(meta["step"])
+    ddp_model: torch.nn.Module = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+    meta_base = {"align_config": cfg.to_dict(), "frontend": front.to_dict(), "text_dim": corpus.embeddings.shape[1],
+                 "teacher_id": corpus.info.get("teacher_id"), "corpus": str(corpus_dir)}
+    log = open(out / "metrics.jsonl", "a") if rank == 0 else None
+    from tqdm import tqdm
+
+    bar = tqdm(range(start, cfg.max_steps), desc=f"align {cfg.name}", unit="step", disable=not progress or rank)
+    t0 = time.perf_counter()
+    last: dict[str, float] = {}
+    per_rank = cfg.batch_size // world
+    for step in bar:
+        feats, text, ids, mask = make_batch(step, cfg, bank, corpus, train_idx, weights, report_id, front, model)
+        sl = slice(rank * per_rank, (rank + 1) * per_rank)
+        feats, text, ids = feats[sl].to(device), text[sl].to(device), ids[sl].to(device)
+        mask = mask[sl].to(device) if mask is not None else None
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base * lr_factor(step, cfg)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.startswith("cuda")):
+            module = ddp_model.module if world > 1 else ddp_model
+            terms = loss_terms(module, feats, text, ids, mask) if world == 1 else _ddp_terms(ddp_model, feats, text,
+                                                                                              ids, mask)
+            loss = total_loss(cfg, terms)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        last = {k: global_mean(v / world if k == "mask" else v) for k, v in terms.items()}
+        last["loss"] = sum({"cka": cfg.w_cka, "nce": cfg.w_nce, "mask": cfg.w_mask}[k] * v
+                           for k, v in last.items() if k != "loss")
+        if log is not None and (step % cfg.log_every == 0 or step == cfg.max_steps - 1):
+            row = {"step": step, **last, "lr": optimizer.param_groups[1]["lr"],
+                   "temperature": float(1 / model.logit_scale.exp()), "elapsed_s": time.perf_counter() - t0}
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            bar.set_postfix(loss=f"{last['loss']:.4f}")
+        if rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step == cfg.max_steps - 1):
+            save_checkpoint(out, model, {**meta_base, "step": step + 1, "last_metrics": last}, optimizer)
+    if log is not None:
+        log.close()
+    return last
+
+
+def _ddp_terms(ddp_model: torch.nn.Module, feats: torch.Tensor, text: torch.Tensor, ids: torch.Tensor,
+               mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Run loss_terms through DDP's forward so gradient hooks fire."""
+    model = ddp_model.module
+    original = model.forward
+
+    def forward(f: torch.Tensor, t: torch.Tensor, i: torch.Tensor, m: torch.Tensor | None) -> Any:
+        return loss_terms(model, f, t, i, m)
+
+    model.forward = forward  # type: ignore[method-assign]
+    try:
+        return ddp_model(feats, text, ids, mask)
+    finally:
+        model.forward = original  # type: ignore[method-assign]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acula align", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="default-cpu", help="preset name or JSON file (default: default-cpu)")
+    parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
+    parser.add_argument("--weights", default=None, help="pretrained weights folder (default $ACULA_WEIGHTS or "
+                                                        "../shared/weights)")
+    parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
+    args = parser.parse_args(argv)
+    try:
+        cfg = resolve_config(args.config)
+    except ValueError as exc:
+        print(f"acula align: {exc}", file=sys.stderr)
+        return 1
+    if args.max_steps:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    device = args.device
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    last = train(cfg, Path(args.corpus), out, args.weights, device, resume=not args.fresh)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({"final": last}))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
