@@ -20,7 +20,7 @@ class AlignConfig:
     embed_dim: int = 512
     crop_frames: int = 96  # 3.1 s at the default hop; a multiple of the encoder stride (32)
     batch_size: int = 48
-    max_steps: int = 300
+    max_steps: int = 1500
     lr: float = 1e-3
     encoder_lr: float = 3e-4
     weight_decay: float = 0.01

@@ -34,23 +34,17 @@ def cka_loss(audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     return 1.0 - linear_cka(gather_with_grad(audio), gather_with_grad(text))
 
 
-def info_nce(audio: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
-             targets: torch.Tensor | None = None) -> torch.Tensor:
+def info_nce(audio: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE over the global batch with a learnable temperature (CLAP).
 
-    ``targets`` (n,) optionally marks pairs with identical reports as positives of
-    each other (template reports repeat), spreading the target over them.
+    Records that share a report have identical text embeddings, so each one's
+    duplicates already score as high as its own pair: no special target is needed.
     """
     a = F.normalize(gather_with_grad(audio), dim=-1)
     t = F.normalize(gather_with_grad(text), dim=-1)
     logits = logit_scale.exp().clamp(max=100.0) * a @ t.T
-    if targets is None:
-        labels = torch.arange(a.shape[0], device=a.device)
-        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
-    same = (gather_with_grad(targets)[:, None] == gather_with_grad(targets)[None, :]).float()
-    soft = same / same.sum(1, keepdim=True)
-    return 0.5 * (torch.sum(-soft * F.log_softmax(logits, 1), 1).mean()
-                  + torch.sum(-soft * F.log_softmax(logits.T, 1), 1).mean())
+    labels = torch.arange(a.shape[0], device=a.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

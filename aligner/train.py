@@ -31,7 +31,7 @@ from aligner.checkpoint import load_checkpoint, load_optimizer_state, save_check
 from aligner.config import AlignConfig, resolve_config
 from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
-from aligner.losses import cka_loss, info_nce, masked_mse
+from aligner.losses import cka_loss, info_nce
 from aligner.model import AcuLaModel
 from sdk.frontend_config import FrontendConfig
 
@@ -62,7 +62,7 @@ def global_mean(value: torch.Tensor) -> float:
     return float(v)
 
 
-def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor, report_ids: torch.Tensor,
+def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor,
                mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Every loss term for one (local slice of a) batch; CKA/InfoNCE gather across ranks."""
     cfg = model.cfg
@@ -74,7 +74,7 @@ def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor, repor
     if cfg.w_cka:
         terms["cka"] = cka_loss(audio, text_z)
     if cfg.w_nce:
-        terms["nce"] = info_nce(audio, text_z, model.logit_scale, report_ids)
+        terms["nce"] = info_nce(audio, text_z, model.logit_scale)
     if cfg.w_mask and mask is not None:
         recon = model.reconstruct(fmap)
         count = mask.sum().detach().clone()
@@ -94,8 +94,8 @@ def total_loss(cfg: AlignConfig, terms: dict[str, torch.Tensor]) -> torch.Tensor
 
 
 def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, train_idx: list[int],
-               weights: np.ndarray, report_id: np.ndarray, front: FrontendConfig, model: AcuLaModel
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+               weights: np.ndarray, front: FrontendConfig, model: AcuLaModel
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The global batch of one step, identical on every rank (seeded by step)."""
     rng = np.random.default_rng([cfg.seed, step])
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
@@ -104,7 +104,7 @@ def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, t
                            cfg.p_noise)
     text = torch.from_numpy(corpus.embeddings[chosen])
     mask = model.patch_mask(cfg.batch_size, gen) if (cfg.w_mask and model.decoder is not None) else None
-    return feats, text, torch.from_numpy(report_id[chosen]), mask
+    return feats, text, mask
 
 
 def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None = None, device: str = "cpu",
@@ -118,7 +118,6 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     bank = FeatureBank.for_corpus(corpus, front, progress=progress and rank == 0)
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
-    _, report_id = np.unique([r["report"] for r in corpus.rows], return_inverse=True)
     model = AcuLaModel(cfg, corpus.embeddings.shape[1], front.n_mels, weights_dir or default_weights_dir()).to(device)
     model.train()
     enc_params = list(model.encoder.parameters())
@@ -138,7 +137,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
         start = int(meta["step"])
     ddp_model: torch.nn.Module = model
     if world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
     meta_base = {"align_config": cfg.to_dict(), "frontend": front.to_dict(), "text_dim": corpus.embeddings.shape[1],
                  "teacher_id": corpus.info.get("teacher_id"), "corpus": str(corpus_dir)}
     log = open(out / "metrics.jsonl", "a") if rank == 0 else None
@@ -149,16 +148,15 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     last: dict[str, float] = {}
     per_rank = cfg.batch_size // world
     for step in bar:
-        feats, text, ids, mask = make_batch(step, cfg, bank, corpus, train_idx, weights, report_id, front, model)
+        feats, text, mask = make_batch(step, cfg, bank, corpus, train_idx, weights, front, model)
         sl = slice(rank * per_rank, (rank + 1) * per_rank)
-        feats, text, ids = feats[sl].to(device), text[sl].to(device), ids[sl].to(device)
+        feats, text = feats[sl].to(device), text[sl].to(device)
         mask = mask[sl].to(device) if mask is not None else None
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * lr_factor(step, cfg)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.startswith("cuda")):
             module = ddp_model.module if world > 1 else ddp_model
-            terms = loss_terms(module, feats, text, ids, mask) if world == 1 else _ddp_terms(ddp_model, feats, text,
-                                                                                              ids, mask)
+            terms = loss_terms(module, feats, text, mask) if world == 1 else _ddp_terms(ddp_model, feats, text, mask)
             loss = total_loss(cfg, terms)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -180,18 +178,18 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     return last
 
 
-def _ddp_terms(ddp_model: torch.nn.Module, feats: torch.Tensor, text: torch.Tensor, ids: torch.Tensor,
+def _ddp_terms(ddp_model: torch.nn.Module, feats: torch.Tensor, text: torch.Tensor,
                mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Run loss_terms through DDP's forward so gradient hooks fire."""
     model = ddp_model.module
     original = model.forward
 
-    def forward(f: torch.Tensor, t: torch.Tensor, i: torch.Tensor, m: torch.Tensor | None) -> Any:
-        return loss_terms(model, f, t, i, m)
+    def forward(f: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> Any:
+        return loss_terms(model, f, t, m)
 
     model.forward = forward  # type: ignore[method-assign]
     try:
-        return ddp_model(feats, text, ids, mask)
+        return ddp_model(feats, text, mask)
     finally:
         model.forward = original  # type: ignore[method-assign]
 

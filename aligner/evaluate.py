@@ -1,0 +1,255 @@
+"""Evaluation harness: one function over a task table (``tasks.json``), no per-data-set code.
+
+    python -m aligner.evaluate --corpus runs/corpus --run aligned=runs/align-default --peers mfcc yamnet mn04
+
+Population: the corpus records in ``--splits`` (default val + test), which the
+aligner never trained on.  Linear probe: standardised features, logistic
+regression, out-of-fold AUROC with group-aware folds (5 seeds, mean and std), or
+leave-one-value-out (PhysioNet databases; mean and std over held-out values).
+Zero-shot: cosine of the audio joint embedding with the projected prompt bank,
+positive minus negative prompts.  Writes markdown and JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
+
+from aligner.corpus import Corpus, load_corpus
+from aligner.data import FeatureBank, windows
+
+N_SEEDS = 5
+MAX_WINDOWS = 24
+
+
+@lru_cache(maxsize=1)
+def task_table() -> dict[str, Any]:
+    return json.loads(resources.files("aligner").joinpath("tasks.json").read_text())
+
+
+def build_prompt_bank(name: str) -> dict[str, list[str]]:
+    """Label names x templates -> {"positive": [...], "negative": [...]} (open_clip style)."""
+    table = task_table()["prompts"]
+    return {side: [t.format(label) for label in table[name][side] for t in table["templates"]]
+            for side in ("positive", "negative")}
+
+
+def task_rows(corpus: Corpus, task: dict[str, Any], splits: Sequence[str]) -> tuple[list[int], np.ndarray]:
+    idx, labels = [], []
+    for i, row in enumerate(corpus.rows):
+        if row["dataset"] in task["datasets"] and row["split"] in splits:
+            value = row[task["field"]] if task["field"] in row else row["metadata"].get(task["field"])
+            idx.append(i)
+            labels.append(str(value) in task["positive"])
+    return idx, np.asarray(labels, dtype=int)
+
+
+def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, meta: list[dict[str, Any]]
+                ) -> tuple[float, float]:
+    """Linear-probe AUROC (mean, std) under the task's split scheme."""
+    def model() -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, class_weight="balanced"))
+
+    if scheme.startswith("leave_one_out:"):
+        field = scheme.split(":", 1)[1]
+        values = np.asarray([str(m.get(field)) for m in meta])
+        aucs = []
+        for v in sorted(set(values)):
+            test = values == v
+            if len(set(y[test])) < 2 or len(set(y[~test])) < 2:
+                continue
+            aucs.append(roc_auc_score(y[test], model().fit(x[~test], y[~test]).predict_proba(x[test])[:, 1]))
+        return float(np.mean(aucs)), float(np.std(aucs))
+    aucs = []
+    for seed in range(N_SEEDS):
+        pred = np.zeros(len(y))
+        for train, test in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(x, y, groups):
+            pred[test] = model().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+        aucs.append(roc_auc_score(y, pred))
+    return float(np.mean(aucs)), float(np.std(aucs))
+
+
+class AlignedEncoder:
+    """Pooled features and joint embeddings from an ``acula align`` checkpoint (or the unaligned mn04)."""
+
+    def __init__(self, run: str | None, weights_dir: str | None = None, pooling: str = "freq") -> None:
+        import dataclasses
+
+        from aligner.checkpoint import load_checkpoint
+        from aligner.config import AlignConfig
+        from aligner.model import AcuLaModel
+        from aligner.train import default_weights_dir
+
+        if run is None:  # the AudioSet encoder without alignment
+            cfg = dataclasses.replace(AlignConfig(), pooling=pooling)
+            self.model = AcuLaModel(cfg, 384, weights_dir=weights_dir or default_weights_dir())
+            self.aligned = False
+        else:
+            state, meta = load_checkpoint(run)
+            cfg = AlignConfig.from_dict(meta["align_config"])
+            self.model = AcuLaModel(dataclasses.replace(cfg, encoder_weights=None), meta["text_dim"])
+            self.model.load_state_dict(state)
+            self.aligned = True
+        self.model.eval()
+        self.cfg = cfg
+
+    @torch.no_grad()
+    def __call__(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = windows(feats, self.cfg.crop_frames, self.cfg.crop_frames // 2)
+        if w.shape[0] > MAX_WINDOWS:
+            w = w[np.linspace(0, w.shape[0] - 1, MAX_WINDOWS).round().astype(int)]
+        pooled = self.model.pooled(torch.from_numpy(np.ascontiguousarray(w)))
+        joint = torch.nn.functional.normalize(self.model.audio_proj(pooled), dim=-1).mean(0)
+        return pooled.mean(0).numpy(), joint.numpy()
+
+    @torch.no_grad()
+    def text(self, embeddings: np.ndarray) -> np.ndarray:
+        z = self.model.text_proj(torch.from_numpy(embeddings))
+        return torch.nn.functional.normalize(z, dim=-1).numpy()
+
+
+def zero_shot_scores(joint: np.ndarray, prompts: dict[str, np.ndarray]) -> np.ndarray:
+    j = joint / np.linalg.norm(joint, axis=1, keepdims=True)
+    return (j @ prompts["positive"].T).mean(1) - (j @ prompts["negative"].T).mean(1)
+
+
+def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray, Any]]],
+             zero_shot: dict[str, Callable[[np.ndarray, str], np.ndarray]], splits: Sequence[str]
+             ) -> list[dict[str, Any]]:
+    """Run every task for every system; ``zero_shot[name](second outputs, prompt set) -> scores``."""
+    tasks = task_table()["tasks"]
+    needed = sorted({i for t in tasks for i in task_rows(corpus, t, splits)[0]})
+    results = []
+    for name, fn in systems.items():
+        t0 = time.perf_counter()
+        cache = {i: fn(i) for i in tqdm(needed, desc=f"embedding ({name})", unit="clip")}
+        embed_s = time.perf_counter() - t0
+        for task in tasks:
+            idx, y = task_rows(corpus, task, splits)
+            x = np.stack([cache[i][0] for i in idx])
+            groups = np.asarray([corpus.rows[i]["group_id"] for i in idx])
+            meta = [corpus.rows[i]["metadata"] for i in idx]
+            mean, std = probe_auroc(x, y, groups, task["scheme"], meta)
+            row = {"system": name, "task": task["name"], "n": len(idx), "n_pos": int(y.sum()),
+                   "probe_auroc": mean, "probe_std": std, "embed_s": embed_s}
+            if name in zero_shot:
+                scores = zero_shot[name](np.stack([cache[i][1] for i in idx]), task)
+                if scores is not None:
+                    row["zero_shot_auroc"] = float(roc_auc_score(y, scores))
+            results.append(row)
+    return results
+
+
+def to_markdown(results: list[dict[str, Any]], header: str) -> str:
+    tasks = list(dict.fromkeys(r["task"] for r in results))
+    systems = list(dict.fromkeys(r["system"] for r in results))
+    by = {(r["system"], r["task"]): r for r in results}
+    lines = [header, "", "Linear probe AUROC (mean ± std):", "",
+             "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
+    for s in systems:
+        vals = [by[(s, t)]["probe_auroc"] for t in tasks]
+        cells = [f"{by[(s, t)]['probe_auroc']:.3f} ± {by[(s, t)]['probe_std']:.3f}" for t in tasks]
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(vals):.3f} |")
+    lines += ["", "Zero-shot AUROC (text prompts; YAMNet: its own class score):", "",
+              "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
+    for s in systems:
+        vals = [by[(s, t)].get("zero_shot_auroc") for t in tasks]
+        if all(v is None for v in vals):
+            continue
+        cells = [f"{v:.3f}" if v is not None else "n/a" for v in vals]
+        known = [v for v in vals if v is not None]
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(known):.3f} |")
+    n = {t: (by[(systems[0], t)]["n"], by[(systems[0], t)]["n_pos"]) for t in tasks}
+    lines += ["", "Records (positives): " + ", ".join(f"{t} {a} ({b})" for t, (a, b) in n.items())]
+    return "\n".join(lines) + "\n"
+
+
+YAMNET_TASK_CLASSES = {"cough_vs_noncough": ["cough"], "heart_abnormal_lodo": ["heart_murmur"],
+                       "wheezes": ["wheeze"]}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acula eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an acula align run")
+    parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"])
+    parser.add_argument("--weights", default=None, help="weights folder (default $ACULA_WEIGHTS or ../shared/weights)")
+    parser.add_argument("--splits", nargs="*", default=["val", "test"])
+    parser.add_argument("--out", default="benchmarks/results", help="folder for align_eval.md / .json")
+    parser.add_argument("--name", default="align_eval", help="file stem of the results")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    from aligner.teacher import TextTeacher
+    from aligner.train import default_weights_dir
+    from sdk.audio import load_audio
+
+    corpus = load_corpus(args.corpus)
+    bank = FeatureBank.for_corpus(corpus)
+    weights = Path(args.weights or default_weights_dir())
+    systems: dict[str, Callable[[int], tuple[np.ndarray, Any]]] = {}
+    zero: dict[str, Callable[[np.ndarray, Any], Any]] = {}
+    teacher = TextTeacher() if args.run else None
+    if "mfcc" in args.peers:
+        from aligner.peers import MFCCStats
+
+        mfcc = MFCCStats()
+        systems["MFCC stats"] = lambda i: (mfcc(load_audio(corpus.audio_path(i), 16000, corpus.records[i].start_s,
+                                                           corpus.records[i].end_s).samples), None)
+    if "yamnet" in args.peers and (weights / "yamnet.tflite").is_file():
+        from aligner.peers import YAMNET_CLASSES, YAMNet
+
+        yam = YAMNet(weights / "yamnet.tflite")
+        systems["YAMNet"] = lambda i: yam.run(load_audio(corpus.audio_path(i), 16000, corpus.records[i].start_s,
+                                                         corpus.records[i].end_s).samples)
+
+        def yam_zero(scores: np.ndarray, task: dict[str, Any]) -> np.ndarray | None:
+            names = YAMNET_TASK_CLASSES.get(task["name"])
+            return None if names is None else scores[:, [YAMNET_CLASSES[n] for n in names]].max(1)
+
+        zero["YAMNet"] = yam_zero
+    if "mn04" in args.peers:
+        mn = AlignedEncoder(None, str(weights))
+        systems["mn04 AudioSet (unaligned)"] = lambda i: mn(bank.get(i))
+    for spec in args.run:
+        name, _, path = spec.partition("=")
+        enc = AlignedEncoder(path)
+        systems[name] = lambda i, enc=enc: enc(bank.get(i))
+
+        def zs(joint: np.ndarray, task: dict[str, Any], enc: AlignedEncoder = enc,
+               teacher: TextTeacher | None = teacher) -> np.ndarray:
+            assert teacher is not None
+            prompts = {k: enc.text(teacher.encode(v)) for k, v in build_prompt_bank(task["prompts"]).items()}
+            return zero_shot_scores(joint, prompts)
+
+        zero[name] = zs
+    results = evaluate(corpus, systems, zero, args.splits)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = (f"# Alignment evaluation ({', '.join(args.splits)} records of {args.corpus}, never seen in alignment)"
+              f"\n\nCommand: `python -m aligner.evaluate {' '.join(argv if argv is not None else sys.argv[1:])}`")
+    md = to_markdown(results, header)
+    (out / f"{args.name}.md").write_text(md)
+    (out / f"{args.name}.json").write_text(json.dumps(results, indent=2))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

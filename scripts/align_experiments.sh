@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerates benchmarks/results/align_eval.{md,json}: corpus -> four alignment runs -> evaluation table.
+#   bash scripts/align_experiments.sh [DATA_DIR] [WORK_DIR]
+# About 45 minutes on a 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data}
+work=${2:-runs}
+py=.venv/bin/python
+[ -f "$work/corpus/manifest.jsonl" ] || $py -m sdk corpus build --data "$data" --out "$work/corpus"
+for cfg in default-cpu cka-nce-mask-cpu nce-cpu gap-cpu; do
+  $py -m sdk align --config "$cfg" --corpus "$work/corpus" --out "$work/align-$cfg"
+done
+$py -m aligner.evaluate --corpus "$work/corpus" --peers mfcc yamnet mn04 \
+  --run "(ii) AcuLa CKA+mask=$work/align-default-cpu" \
+  --run "(iii) CKA+InfoNCE+mask=$work/align-cka-nce-mask-cpu" \
+  --run "(iv) InfoNCE only=$work/align-nce-cpu" \
+  --run "(ii) with global average pooling=$work/align-gap-cpu" \
+  --out benchmarks/results --name align_eval
