@@ -54,11 +54,17 @@ def distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def global_mean(value: torch.Tensor) -> float:
+def global_value(name: str, value: torch.Tensor) -> float:
+    """The loss term's value over the global batch.  CKA and InfoNCE are already
+    global (identical on every rank); the masked term is a local share, so sum."""
     v = value.detach().clone()
     if dist.is_initialized():
+        world = dist.get_world_size()
+        if name == "mask":
+            v /= world  # undo the gradient scaling of loss_terms
         dist.all_reduce(v)
-        v /= dist.get_world_size()
+        if name != "mask":
+            v /= world
     return float(v)
 
 
@@ -162,7 +168,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        last = {k: global_mean(v / world if k == "mask" else v) for k, v in terms.items()}
+        last = {k: global_value(k, v) for k, v in terms.items()}
         last["loss"] = sum({"cka": cfg.w_cka, "nce": cfg.w_nce, "mask": cfg.w_mask}[k] * v
                            for k, v in last.items() if k != "loss")
         if log is not None and (step % cfg.log_every == 0 or step == cfg.max_steps - 1):

@@ -1,0 +1,89 @@
+"""acula align end to end on a tiny corpus: runs, resumes, and matches under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from aligner.checkpoint import load_checkpoint  # noqa: E402
+from aligner.config import PRESETS, resolve_config  # noqa: E402
+from aligner.corpus_cli import main as corpus_main  # noqa: E402
+from aligner.train import main as align_main  # noqa: E402
+from tests.replicas import make_data_root  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("align")
+    data = make_data_root(base / "data")
+    assert corpus_main(["build", "--data", str(data), "--out", str(base / "corpus")]) == 0
+    return base / "corpus"
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_tiny_run_writes_safetensors_config_and_metrics(tiny_corpus: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    assert align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
+    state, meta = load_checkpoint(out)
+    assert meta["step"] == PRESETS["tiny-test"].max_steps and meta["align_config"]["name"] == "tiny-test"
+    assert any(k.startswith("encoder.") for k in state) and "text_proj.weight" in state
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == list(range(PRESETS["tiny-test"].max_steps))
+    assert all(r["loss"] == pytest.approx(r["cka"] + 0.5 * r["mask"], rel=1e-5) for r in rows)
+
+
+def test_same_seed_gives_the_same_losses_and_resume_continues(tiny_corpus: Path, tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(a)])
+    align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(b), "--max-steps", "2"])
+    assert load_checkpoint(b)[1]["step"] == 2
+    align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(b)])  # resumes at step 2
+    assert [r["step"] for r in metrics(b)] == [0, 1, 2, 3]
+    for x, y in zip(metrics(a), metrics(b), strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+
+
+def test_unknown_config_is_refused(tmp_path: Path, capsys):
+    assert align_main(["--config", "nope", "--corpus", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
+    assert "neither a preset" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="pooling"):
+        resolve_config(str(_json(tmp_path, {"pooling": "max"})))
+
+
+def _json(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_matches_one_process_on_the_same_global_batch(tiny_corpus: Path, tmp_path: Path):
+    cfg = _json(tmp_path, {"preset": "tiny-test", "name": "ddp-test", "tiny_norm": "group", "w_nce": 0.5,
+                           "batch_size": 8, "max_steps": 3})
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    common = ["-m", "aligner.train", "--config", str(cfg), "--corpus", str(tiny_corpus), "--device", "cpu"]
+    single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          *common, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    assert len(one) == len(two) == 3
+    for x, y in zip(one, two, strict=True):
+        for key in ("cka", "nce", "mask", "loss"):
+            assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-5), (key, x, y)
