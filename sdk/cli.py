@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
     "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
     "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
+    "distill": ("distill.train", "distil an aligned teacher into the streaming student (needs [train])"),
+    "export": ("export.cli", "write the student as ONNX/TFLite fp32+int8 into a hashed bundle (needs [export])"),
     "eval": ("aligner.evaluate", "linear-probe and zero-shot AUROC on the task table (needs [train])"),
 }
 

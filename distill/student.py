@@ -1,0 +1,105 @@
+"""The streaming student: a small depthwise-separable CNN over one analysis window.
+
+It maps a log-mel window of shape (batch, window_frames, n_mels) to one
+embedding in the teacher's joint space plus optional head logits.  Every layer
+exports to ONNX and TFLite and quantises to int8: convolutions with batch norm
+(folded at export), ReLU-family activations, mean pooling, linear layers.
+Options that would break streaming, export or quantisation are refused here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+ALLOWED_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
+REFUSED_ACTIVATIONS = {
+    "gelu": "GELU has no int8 kernel in TFLite and is approximated in ONNX QDQ; use relu or relu6.",
+    "swish": "swish/SiLU quantises poorly (unbounded negative tail); use relu or relu6.",
+    "hardswish": "hardswish is not fused with convolutions by every int8 runtime; use relu or relu6.",
+}
+REFUSED_NORMS = {
+    "layer": "LayerNorm over the window depends on the whole window's statistics and does not fold into the "
+             "convolution at export; use norm='batch'.",
+    "instance": "InstanceNorm normalises each clip by its own statistics, which a stream does not have; "
+                "use norm='batch'.",
+}
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    channels: tuple[int, ...] = (24, 32, 48, 64, 96, 128)
+    strides: tuple[int, ...] = (2, 2, 2, 1, 2, 1)
+    n_freq_bins: int = 2
+    embed_dim: int = 512
+    n_mels: int = 64
+    window_frames: int = 62  # 1.98 s at the default 32 ms hop
+    hop_frames: int = 15  # 0.48 s
+    activation: str = "relu"
+    norm: str = "batch"
+    heads: tuple[str, ...] = ("cough",)
+    max_params: int = 300_000
+
+    def __post_init__(self) -> None:
+        if self.activation in REFUSED_ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r} is refused: {REFUSED_ACTIVATIONS[self.activation]}")
+        if self.activation not in ALLOWED_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ALLOWED_ACTIVATIONS)}, got {self.activation!r}")
+        if self.norm in REFUSED_NORMS:
+            raise ValueError(f"norm={self.norm!r} is refused: {REFUSED_NORMS[self.norm]}")
+        if self.norm != "batch":
+            raise ValueError(f"norm must be 'batch', got {self.norm!r}")
+        if len(self.channels) != len(self.strides):
+            raise ValueError("channels and strides need the same length")
+        if self.window_frames * 0.032 > 2.0 + 1e-9 or self.hop_frames * 0.032 > 0.5 + 1e-9:
+            raise ValueError("the analysis window must be <= 2 s and the hop <= 0.5 s (at 32 ms a frame)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudentConfig:
+        data = dict(data)
+        for key in ("channels", "strides", "heads"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def _block(c_in: int, c_out: int, stride: int, act: type[nn.Module]) -> nn.Sequential:
+    """Depthwise 3x3 then pointwise 1x1, each with batch norm and activation."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), nn.BatchNorm2d(c_in), act(),
+        nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), act(),
+    )
+
+
+class StreamingStudent(nn.Module):
+    """(batch, window_frames, n_mels) log-mel -> (embedding (batch, embed_dim), head logits (batch, n_heads))."""
+
+    def __init__(self, cfg: StudentConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or StudentConfig()
+        act = ALLOWED_ACTIVATIONS[cfg.activation]
+        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(1, cfg.channels[0], 3, cfg.strides[0], 1, bias=False),
+                                                 nn.BatchNorm2d(cfg.channels[0]), act())]
+        for c_in, c_out, s in zip(cfg.channels[:-1], cfg.channels[1:], cfg.strides[1:], strict=True):
+            layers.append(_block(c_in, c_out, s, act))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d((cfg.n_freq_bins, 1))
+        pooled = cfg.channels[-1] * cfg.n_freq_bins
+        self.embed = nn.Linear(pooled, cfg.embed_dim)
+        self.heads = nn.Linear(pooled, max(1, len(cfg.heads)))
+        n_params = sum(p.numel() for p in self.parameters())
+        if n_params > cfg.max_params:
+            raise ValueError(f"student has {n_params} parameters, over max_params={cfg.max_params}; "
+                             "reduce channels or embed_dim")
+
+    def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.features(logmel.transpose(1, 2).unsqueeze(1))
+        pooled = self.pool(x).flatten(1)
+        return self.embed(pooled), self.heads(pooled)

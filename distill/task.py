@@ -1,0 +1,65 @@
+"""Distillation around a frozen teacher (kept in eval mode).
+
+Loss = w_cos (1 - cos(student, teacher)) on joint-space embeddings
+     + w_cka (1 - linear CKA) between the batch's student and teacher embeddings
+     + w_kd  T^2 KL(teacher || student) over the prompt bank's scores at temperature T
+     + w_head binary cross-entropy of the supervised heads (cough vs non-cough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aligner.losses import linear_cka
+from aligner.model import AcuLaModel
+from distill.student import StreamingStudent
+
+
+@dataclass(frozen=True)
+class DistillWeights:
+    cos: float = 1.0
+    cka: float = 0.5
+    kd: float = 1.0
+    head: float = 1.0
+    kd_temperature: float = 2.0
+
+
+class DistillTask(nn.Module):
+    def __init__(self, teacher: AcuLaModel, student: StreamingStudent, prompts: torch.Tensor,
+                 weights: DistillWeights | None = None) -> None:
+        """``prompts``: (n_prompts, embed_dim) teacher text embeddings, already projected and normalised."""
+        super().__init__()
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.student = student
+        self.register_buffer("prompts", prompts)
+        self.weights = weights or DistillWeights()
+        self.logit_scale = float(teacher.logit_scale.exp().clamp(max=100.0))
+
+    def train(self, mode: bool = True) -> DistillTask:
+        super().train(mode)
+        self.teacher.eval()  # the teacher never leaves eval mode (batch norm statistics stay frozen)
+        return self
+
+    def forward(self, logmel: torch.Tensor, head_targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        w = self.weights
+        with torch.no_grad():
+            target = self.teacher.embed_audio(logmel)
+        student, heads = self.student(logmel)
+        terms = {"cos": 1 - F.cosine_similarity(student, target, dim=-1).mean(),
+                 "cka": 1 - linear_cka(student, target)}
+        t_scores = self.logit_scale * F.normalize(target, dim=-1) @ self.prompts.T / w.kd_temperature
+        s_scores = self.logit_scale * F.normalize(student, dim=-1) @ self.prompts.T / w.kd_temperature
+        terms["kd"] = F.kl_div(F.log_softmax(s_scores, -1), F.log_softmax(t_scores, -1), log_target=True,
+                               reduction="batchmean") * w.kd_temperature**2
+        terms["head"] = F.binary_cross_entropy_with_logits(heads, head_targets)
+        return terms
+
+    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        w = self.weights
+        return w.cos * terms["cos"] + w.cka * terms["cka"] + w.kd * terms["kd"] + w.head * terms["head"]

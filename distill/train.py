@@ -1,0 +1,192 @@
+"""``acula distill``: compress an aligned teacher into the streaming student.
+
+    acula distill --teacher runs/align-default-cpu --corpus runs/corpus --out runs/distill
+
+Same conventions as ``acula align``: a named preset or JSON config, seeded
+batches, the same device-robustness augmentations, safetensors checkpoints with
+their config, resume from the last checkpoint, a progress bar and metrics.jsonl.
+The prompt bank (every label set of aligner/tasks.json and the SDK label sets)
+is embedded once with the teacher and saved beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aligner.augment import augment_logmel
+from aligner.checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
+from aligner.config import AlignConfig
+from aligner.corpus import load_corpus
+from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
+from aligner.model import AcuLaModel
+from aligner.train import lr_factor
+from distill.prompts import label_sets
+from distill.student import StreamingStudent, StudentConfig
+from distill.task import DistillTask, DistillWeights
+from sdk.frontend_config import FrontendConfig
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    name: str = "default-cpu"
+    student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
+    weights: DistillWeights = dataclasses.field(default_factory=DistillWeights)
+    batch_size: int = 64
+    max_steps: int = 1500
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    p_band_limit: float = 0.5
+    gain_db: float = 6.0
+    eq_db: float = 3.0
+    p_noise: float = 0.3
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 250
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DistillConfig:
+        data = dict(data)
+        data["student"] = StudentConfig.from_dict(data.get("student", {}))
+        data["weights"] = DistillWeights(**data.get("weights", {}))
+        return cls(**data)
+
+
+PRESETS = {
+    "default-cpu": DistillConfig(),
+    "tiny-test": DistillConfig(name="tiny-test", student=StudentConfig(channels=(8, 16), strides=(2, 2),
+                                                                       embed_dim=32, window_frames=32,
+                                                                       hop_frames=15),
+                               batch_size=8, max_steps=3, warmup_steps=1, log_every=1, ckpt_every=2,
+                               p_band_limit=0.0, p_noise=0.0),
+}
+
+
+def resolve(name_or_file: str) -> DistillConfig:
+    if name_or_file in PRESETS:
+        return PRESETS[name_or_file]
+    path = Path(name_or_file)
+    if not path.is_file():
+        raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+    return DistillConfig.from_dict(json.loads(path.read_text()))
+
+
+def load_teacher(run: str | Path) -> tuple[AcuLaModel, dict[str, Any]]:
+    state, meta = load_checkpoint(run)
+    cfg = dataclasses.replace(AlignConfig.from_dict(meta["align_config"]), encoder_weights=None)
+    teacher = AcuLaModel(cfg, meta["text_dim"])
+    teacher.load_state_dict(state)
+    return teacher.eval(), meta
+
+
+def embed_prompt_bank(teacher: AcuLaModel, teacher_dir: str | None = None) -> tuple[list[str], np.ndarray]:
+    """Every prompt of every label set, through the text teacher and the teacher's text projection."""
+    from aligner.teacher import TextTeacher
+
+    texts = sorted({p for labels in label_sets().values() for prompts in labels.values() for p in prompts})
+    raw = TextTeacher(teacher_dir).encode(texts)
+    with torch.no_grad():
+        z = torch.nn.functional.normalize(teacher.embed_text(torch.from_numpy(raw)), dim=-1)
+    return texts, z.numpy()
+
+
+def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, progress: bool = True,
+            resume: bool = True) -> dict[str, float]:
+    torch.manual_seed(cfg.seed)
+    teacher, tmeta = load_teacher(teacher_run)
+    corpus = load_corpus(corpus_dir)
+    front = FrontendConfig.from_dict(tmeta["frontend"])
+    bank = FeatureBank.for_corpus(corpus, front, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    texts, prompts = embed_prompt_bank(teacher)
+    np.save(out / "prompt_embeddings.npy", prompts)
+    (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))
+    student = StreamingStudent(dataclasses.replace(cfg.student, embed_dim=teacher.cfg.embed_dim,
+                                                   n_mels=front.n_mels))
+    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start = 0
+    ckpt = out / "last.safetensors"
+    if resume and ckpt.is_file():
+        state, meta = load_checkpoint(ckpt)
+        student.load_state_dict(state)
+        opt_state = load_optimizer_state(ckpt, meta)
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+        start = int(meta["step"])
+    train_idx = corpus.indices("train")
+    weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
+    is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
+    meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": front.to_dict(),
+                 "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
+                 "logit_scale": task.logit_scale}
+    sched = AlignConfig(warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps)
+    from tqdm import tqdm
+
+    task.train()
+    last: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with open(out / "metrics.jsonl", "a") as log:
+        for step in tqdm(range(start, cfg.max_steps), desc=f"distill {cfg.name}", unit="step", disable=not progress):
+            rng = np.random.default_rng([cfg.seed, step])
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
+            feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
+                                   cfg.p_noise)
+            targets = torch.from_numpy(is_cough[chosen])[:, None]
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(step, sched)
+            terms = task(feats, targets)
+            loss = task.total(terms)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+            optimizer.step()
+            last = {k: float(v) for k, v in terms.items()} | {"loss": float(loss)}
+            if step % cfg.log_every == 0 or step == cfg.max_steps - 1:
+                log.write(json.dumps({"step": step, **last, "elapsed_s": time.perf_counter() - t0}) + "\n")
+                log.flush()
+            if (step + 1) % cfg.ckpt_every == 0 or step == cfg.max_steps - 1:
+                save_checkpoint(out, student, {**meta_base, "step": step + 1, "last_metrics": last}, optimizer)
+    return last
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acula distill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", required=True, help="acula align run directory or checkpoint")
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", default="default-cpu", help="preset or JSON file (default: default-cpu)")
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
+    args = parser.parse_args(argv)
+    try:
+        cfg = resolve(args.config)
+    except ValueError as exc:
+        print(f"acula distill: {exc}", file=sys.stderr)
+        return 1
+    if args.max_steps:
+        cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
+    last = distill(cfg, Path(args.teacher), Path(args.corpus), Path(args.out), resume=not args.fresh)
+    print(json.dumps({"final": last}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""``acula export``: write the student as ONNX and TFLite (fp32 and int8) into a hashed bundle.
+
+    acula export --student runs/distill --corpus runs/corpus --out bundles/mybundle [--zip]
+
+Calibration windows for int8 come from the corpus' training split.  The command
+checks parity before writing: torch vs ONNX fp32 vs TFLite fp32 (max abs
+difference) and int8 vs fp32 (cosine), and stores the figures in the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aligner.checkpoint import load_checkpoint
+from aligner.corpus import load_corpus
+from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
+from distill.prompts import label_sets
+from distill.student import StreamingStudent, StudentConfig
+from export.bundle import npy_bytes, write_bundle
+from export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
+
+LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
+           "2016 (ODC-By) and ICBHI 2017 (research use); initialised from EfficientAT mn04 (MIT). "
+           "Screening support and research only; not a diagnostic device.")
+
+
+def load_student(run: str | Path) -> tuple[StreamingStudent, dict[str, Any]]:
+    state, meta = load_checkpoint(run)
+    student = StreamingStudent(StudentConfig.from_dict(meta["student_config"]))
+    student.load_state_dict(state)
+    return student.eval(), meta
+
+
+def calibration_windows(corpus_dir: Path, window_frames: int, n: int = 256, seed: int = 0) -> np.ndarray:
+    corpus = load_corpus(corpus_dir)
+    bank = FeatureBank.for_corpus(corpus, progress=False)
+    idx = corpus.indices("train")
+    weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in idx])
+    _, crops = sample_batch(bank, idx, weights, n, window_frames, np.random.default_rng(seed))
+    return crops.astype(np.float32)
+
+
+def run_onnx(path: Path, windows: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: windows})[0])
+
+
+def run_tflite(path: Path, windows: np.ndarray) -> np.ndarray:
+    from sdk.runtimes import TFLiteBackend
+
+    backend = TFLiteBackend(path.read_bytes(), n_threads=1)
+    return np.concatenate([backend(w[None])[0] for w in windows])
+
+
+def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, tflite: bool = True,
+                  extra_manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    student, meta = load_student(run)
+    cfg = student.cfg
+    calib = calibration_windows(corpus_dir, cfg.window_frames)
+    check = calib[:32]
+    with torch.no_grad():
+        ref = student(torch.from_numpy(check))[0].numpy()
+    parity: dict[str, float] = {}
+    files: dict[str, tuple[bytes, dict[str, Any]]] = {}
+    io_sig = {"inputs": [{"name": INPUT_NAME, "shape": [1, cfg.window_frames, cfg.n_mels], "dtype": "float32"}],
+              "outputs": [{"name": "embedding", "shape": [1, cfg.embed_dim]},
+                          {"name": "heads", "shape": [1, max(1, len(cfg.heads))]}]}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        onnx32 = export_onnx_fp32(student, tmp / "student_fp32.onnx")
+        onnx8 = export_onnx_int8(onnx32, tmp / "student_int8.onnx", calib)
+        fp32 = run_onnx(onnx32, check)
+        parity["onnx_fp32_max_abs_diff"] = float(np.max(np.abs(fp32 - ref)))
+        parity["onnx_int8_min_cosine"] = cosine_min(run_onnx(onnx8, check), fp32)
+        made = [(onnx32, "onnxruntime", "fp32"), (onnx8, "onnxruntime", "int8")]
+        if tflite:
+            tfl32 = export_tflite(student, tmp / "student_fp32.tflite")
+            tfl8 = export_tflite(student, tmp / "student_int8.tflite", calib)
+            parity["tflite_fp32_max_abs_diff"] = float(np.max(np.abs(run_tflite(tfl32, check) - ref)))
+            parity["tflite_int8_min_cosine"] = cosine_min(run_tflite(tfl8, check), fp32)
+            made += [(tfl32, "tflite", "fp32"), (tfl8, "tflite", "int8")]
+        for path, backend, precision in made:
+            files[path.name] = (path.read_bytes(), {"role": "student", "backend": backend, "precision": precision,
+                                                    **io_sig})
+    prompts = np.load(Path(run) / "prompt_embeddings.npy") if Path(run).is_dir() else np.load(
+        Path(run).parent / "prompt_embeddings.npy")
+    texts = json.loads((Path(run) / "prompt_texts.json").read_text())
+    index = {t: i for i, t in enumerate(texts)}
+    sets = {name: {label: [index[p] for p in prompts_] for label, prompts_ in labels.items()}
+            for name, labels in label_sets().items()}
+    files["prompts.npy"] = (npy_bytes(prompts.astype(np.float32)), {"role": "prompt_bank"})
+    manifest = {
+        "name": out.stem, "frontend": meta["frontend"], "window_frames": cfg.window_frames,
+        "hop_frames": cfg.hop_frames, "embed_dim": cfg.embed_dim,
+        "prompt_bank": {"file": "prompts.npy", "texts": texts, "label_sets": sets},
+        "heads": {name: {"index": i} for i, name in enumerate(cfg.heads)},
+        "calibration": {"logit_scale": float(meta.get("logit_scale", 14.3)), "temperature": 1.0},
+        "screening": {"cough_on": 0.5, "cough_off": 0.35, "min_duration_s": 0.25, "refractory_s": 1.0,
+                      "smoothing_windows": 1, "target_false_alarms_per_hour": 1.0},
+        "provenance": {"student_run": str(run), "teacher_run": meta.get("teacher_run"),
+                       "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),
+                       "student_config": cfg.to_dict(), "distill_config": meta.get("distill_config"),
+                       "parity": parity},
+        "licence": LICENCE,
+    }
+    if extra_manifest:
+        manifest = {**manifest, **extra_manifest}
+    write_bundle(out, files, manifest, as_zip=as_zip)
+    return parity
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acula export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--student", required=True, help="acula distill run directory")
+    parser.add_argument("--corpus", required=True, help="corpus for int8 calibration windows")
+    parser.add_argument("--out", required=True, help="bundle directory (or .zip with --zip)")
+    parser.add_argument("--zip", action="store_true", help="write one zip file instead of a directory")
+    parser.add_argument("--no-tflite", action="store_true", help="ONNX only")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing bundle")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"acula export: {out} exists; use -f to overwrite", file=sys.stderr)
+        return 1
+    parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite)
+    print(json.dumps({"bundle": str(out), "parity": parity}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

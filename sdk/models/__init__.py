@@ -1,0 +1,1 @@
+"""Bundles shipped with the package (found with importlib.resources)."""
