@@ -1,0 +1,59 @@
+"""align -> distill -> export -> sdk.load on a tiny generated corpus, with parity on every backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("litert_torch")
+
+import sdk  # noqa: E402
+from sdk.model import load  # noqa: E402
+from sdk.synth import synth_recording  # noqa: E402
+from tests.pipeline import build_tiny_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return build_tiny_bundle(tmp_path_factory.mktemp("e2e"))
+
+
+def test_bundle_holds_four_models_and_parity_figures(bundle: Path):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    kinds = {(f["backend"], f["precision"]) for f in manifest["files"].values() if f.get("role") == "student"}
+    assert kinds == {("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("tflite", "fp32"), ("tflite", "int8")}
+    parity = manifest["provenance"]["parity"]
+    assert parity["onnx_fp32_max_abs_diff"] <= 1e-4 and parity["tflite_fp32_max_abs_diff"] <= 1e-4
+    assert parity["onnx_int8_min_cosine"] >= 0.99 and parity["tflite_int8_min_cosine"] >= 0.99
+    assert set(manifest["prompt_bank"]["label_sets"]) == {"heart", "lung", "sound"}
+
+
+def test_every_backend_and_precision_agrees_with_onnx_fp32(bundle: Path):
+    x, _ = synth_recording(6.0, seed=3)
+    ref = load(bundle, "onnxruntime", "fp32").embed(x, 16000).embeddings
+    for backend, precision in (("tflite", "fp32"), ("onnxruntime", "int8"), ("tflite", "int8")):
+        got = load(bundle, backend, precision).embed(x, 16000).embeddings
+        assert got.shape == ref.shape
+        if precision == "fp32":
+            assert np.max(np.abs(got - ref)) <= 1e-4
+        else:
+            cos = np.sum(got * ref, 1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
+            assert cos.min() >= 0.99
+
+
+def test_the_loaded_model_screens_and_scores(bundle: Path):
+    model = sdk.load(bundle)
+    x, _ = synth_recording(8.0)
+    result = model.screen(x, 16000)
+    n_frames = 1 + (8 * 16000 - 1024) // 512
+    assert len(result.windows) == 1 + (n_frames - model.window_frames) // model.hop_frames
+    assert all(w.cough_probability is not None and 0 <= w.cough_probability <= 1 for w in result.windows)
+    score = model.score(x, 16000, label_set="lung")
+    assert set(score.probabilities) == {"normal", "crackles", "wheezes"}
+    assert abs(sum(score.probabilities.values()) - 1) < 1e-5
+    json.dumps(result.to_dict())
+    json.dumps(score.to_dict())
