@@ -16,6 +16,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sdk.demo", "synthesise a short recording and run the front end on it"),
     "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
+    "info": ("sdk.info", "verify a model bundle and describe it"),
     "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
     "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
     "distill": ("distill.train", "distil an aligned teacher into the streaming student (needs [train])"),

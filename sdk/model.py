@@ -164,7 +164,10 @@ class Model:
                 for name, groups in self._prompt_index.items()}
 
     def run_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.backend(windows)
+        """One window at a time: a batched matmul rounds differently, and a stream must give
+        bit-identical results whatever the chunking (on a device a hop yields one window anyway)."""
+        outs = [self.backend(w[None]) for w in windows]
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
     def _whole(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[Stream, list[WindowResult], list[Event]]:
         stream = self.stream()
@@ -230,12 +233,12 @@ class Stream:
 
     def _validate(self, chunk: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         x = np.asarray(chunk)
+        if np.issubdtype(x.dtype, np.integer):  # scale before mixing down, while the type is known
+            x = x.astype(np.float64) / float(-np.iinfo(x.dtype).min)
         if x.ndim == 2:
             x = x.mean(axis=1)
         if x.ndim != 1:
             raise AudioError(f"expected a chunk of shape (n,) or (n, channels), got {x.shape}")
-        if np.issubdtype(x.dtype, np.integer):
-            x = x.astype(np.float64) / float(-np.iinfo(x.dtype).min)
         if x.size and not np.all(np.isfinite(x)):
             raise NonFiniteAudioError(f"chunk holds {int(x.size - np.isfinite(x).sum())} NaN or infinite samples")
         if self._rate is None:

@@ -40,8 +40,12 @@ class StreamingResampler:
         self.up, self.down = target_rate_hz // g, source_rate_hz // g
         self.source_rate_hz, self.target_rate_hz = source_rate_hz, target_rate_hz
         half = 10 * max(self.up, self.down)
-        self.h = (firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", kaiser_beta))
-                  * self.up).astype(np.float64)
+        if self.up == self.down:  # pass-through: no filter
+            half = 0
+            self.h = np.ones(1)
+        else:
+            self.h = (firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", kaiser_beta))
+                      * self.up).astype(np.float64)
         self.delay = half
         self.reset()
 

@@ -1,0 +1,156 @@
+"""The SDK Model and Stream on a toy bundle: chunking, reset, bad input, quality gate, no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+import sdk  # noqa: E402
+from sdk.audio import AudioError, NonFiniteAudioError  # noqa: E402
+from sdk.synth import synth_recording  # noqa: E402
+from tests.test_sdk_imports import BLOCKER  # noqa: E402
+from tests.toy_bundle import make_toy_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return make_toy_bundle(tmp_path_factory.mktemp("toy") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def model(bundle: Path) -> sdk.Model:
+    return sdk.load(bundle, precision="fp32")
+
+
+def run_stream(model: sdk.Model, x: np.ndarray, rate: int, sizes: list[int]) -> tuple[list, list]:
+    stream = model.stream()
+    out, i, k = [], 0, 0
+    while i < x.size:
+        n = sizes[k % len(sizes)]
+        out += stream.accept(x[i : i + n], rate)
+        i, k = i + n, k + 1
+    out += stream.flush()
+    return out, stream.events
+
+
+def as_tuple(windows: list) -> list:
+    return [(w.index, w.start_s, w.end_s, w.cough_probability, w.problems, tuple(np.round(w.embedding, 6)))
+            for w in windows]
+
+
+@pytest.mark.parametrize("sizes", [[1], [160], [511], [512], [4096], [7, 3000, 1, 999]])
+def test_stream_results_do_not_depend_on_chunking(model: sdk.Model, sizes: list[int]):
+    x, _ = synth_recording(2.0 if sizes == [1] else 6.0, seed=2)
+    whole = model.screen(x, 16000)
+    got, events = run_stream(model, x, 16000, sizes)
+    assert as_tuple(got) == as_tuple(whole.windows)
+    assert events == whole.events
+
+
+def test_stream_at_44k_is_chunk_invariant_and_close_to_16k(model: sdk.Model):
+    from scipy.signal import firwin, lfilter, resample_poly
+
+    x16, _ = synth_recording(4.0, seed=5)
+    x16 = lfilter(firwin(255, 6000, fs=16000), 1.0, x16).astype(np.float32)  # inside both rates' passbands
+
+    x44 = resample_poly(x16, 441, 160).astype(np.float32)
+    whole = model.embed(x44, 44100)
+    parts, _ = run_stream(model, x44, 44100, [1234, 77, 5000])
+    np.testing.assert_array_equal(np.stack([w.embedding for w in parts]), whole.embeddings)
+    direct = model.embed(x16, 16000).embeddings
+    assert whole.embeddings.shape == direct.shape
+    cos = np.sum(whole.embeddings * direct, 1) / np.linalg.norm(whole.embeddings, axis=1) / np.linalg.norm(direct,
+                                                                                                          axis=1)
+    assert cos.min() > 0.99
+
+
+def test_reset_starts_over_and_two_streams_do_not_share_state(model: sdk.Model):
+    x, _ = synth_recording(5.0, seed=1)
+    a, b = model.stream(), model.stream()
+    a.accept(x[:30000], 16000)
+    b_first = b.accept(x, 16000)
+    a.reset()
+    a_first = a.accept(x, 16000)
+    assert as_tuple(a_first) == as_tuple(b_first)
+
+
+def test_nan_and_inf_are_rejected(model: sdk.Model):
+    x, _ = synth_recording(2.0)
+    x[100] = np.nan
+    with pytest.raises(NonFiniteAudioError):
+        model.screen(x, 16000)
+    with pytest.raises(NonFiniteAudioError):
+        model.stream().accept(np.array([0.0, np.inf], dtype=np.float32), 16000)
+
+
+def test_empty_and_too_short_audio_give_flagged_results(model: sdk.Model):
+    empty = model.score(np.zeros(0, dtype=np.float32), 16000, "lung")
+    assert empty.probabilities is None and empty.problems == ("too_short",)
+    short = model.score(synth_recording(0.3)[0], 16000, "lung")  # shorter than one window: tiled
+    assert short.n_windows == 1 and short.probabilities is not None
+
+
+def test_rate_change_within_a_stream_is_refused(model: sdk.Model):
+    stream = model.stream()
+    stream.accept(np.zeros(100, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="start a new stream"):
+        stream.accept(np.zeros(100, dtype=np.float32), 8000)
+
+
+def test_int16_multichannel_and_odd_rates_are_accepted(model: sdk.Model):
+    x, _ = synth_recording(3.0)
+    stereo16 = (np.stack([x, x], 1) * 32767).astype(np.int16)
+    a = model.embed(stereo16, 16000).embeddings
+    b = model.embed(x, 16000).embeddings
+    assert np.max(np.abs(a - b)) / np.max(np.abs(b)) < 0.01  # 16-bit quantisation only
+    for rate in (2000, 4000, 8000, 22050, 48000):
+        t = np.arange(rate * 3) / rate
+        assert model.embed((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), rate).embeddings.shape[0] > 0
+
+
+def test_silence_and_clipping_are_gated_not_scored(model: sdk.Model):
+    silent = model.screen(np.zeros(16000 * 3, dtype=np.float32), 16000)
+    assert not silent.ok and silent.quality.silent
+    assert all("silent" in w.problems and w.cough_probability is None for w in silent.windows)
+    assert silent.events == []
+    x, _ = synth_recording(3.0)
+    clipped = model.screen(np.clip(x * 20, -1, 1), 16000)
+    assert all("clipped" in w.problems and w.cough_probability is None for w in clipped.windows)
+    score = model.score(np.zeros(16000 * 3, dtype=np.float32), 16000, "lung")
+    assert score.probabilities is None and "silent" in score.problems
+
+
+def test_unknown_label_set_and_backend_are_clear_errors(model: sdk.Model, bundle: Path):
+    with pytest.raises(ValueError, match="offers"):
+        model.score(np.zeros(32000, dtype=np.float32), 16000, "kidney")
+    with pytest.raises(sdk.BundleError, match="no tflite fp32 model"):
+        sdk.load(bundle, backend="tflite", precision="fp32")
+    with pytest.raises(sdk.BundleError, match="export one"):
+        sdk.load("no-such-model")
+    assert set(model.label_sets) == {"heart", "lung", "sound"}
+
+
+def test_results_convert_to_json(model: sdk.Model):
+    x, _ = synth_recording(3.0)
+    for result in (model.screen(x, 16000), model.score(x, 16000, "heart"), model.embed(x, 16000)):
+        json.dumps(result.to_dict())
+
+
+def test_the_sdk_runs_a_bundle_with_torch_blocked(bundle: Path):
+    code = BLOCKER + (
+        "import numpy as np, sdk\n"
+        f"m = sdk.load({str(bundle)!r})\n"
+        "r = m.screen(np.random.default_rng(0).standard_normal(48000).astype(np.float32) * 0.1, 16000)\n"
+        "assert len(r.windows) > 0\n"
+        "assert not any(k.split('.')[0] in {'torch', 'transformers'} for k in sys.modules)\n"
+        "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
