@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sdk.demo", "synthesise a short recording and run the front end on it"),
     "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
     "info": ("sdk.info", "verify a model bundle and describe it"),
+    "screen": ("sdk.screen_cli:screen_main", "cough events and signal quality for audio files"),
+    "score": ("sdk.screen_cli:score_main", "zero-shot clip probabilities for a label set (heart, lung, sound)"),
     "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
     "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
     "distill": ("distill.train", "distil an aligned teacher into the streaming student (needs [train])"),
@@ -42,13 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"acula: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 1
-    module_name = COMMANDS[name][0]
+    module_name, _, func = COMMANDS[name][0].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         print(f"acula {name}: {exc}. Install the extra it needs, e.g. pip install 'acula-edge[train]'", file=sys.stderr)
         return 1
-    return int(module.main(rest) or 0)
+    return int(getattr(module, func or "main")(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -154,3 +154,21 @@ def test_the_sdk_runs_a_bundle_with_torch_blocked(bundle: Path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_acula_screen_and_score_cli(bundle: Path, tmp_path: Path, capsys):
+    import soundfile as sf
+
+    from sdk.cli import main
+
+    x, _ = synth_recording(4.0)
+    sf.write(tmp_path / "r.wav", x, 16000)
+    (tmp_path / "bad.wav").write_bytes(b"junk")
+    assert main(["screen", "--bundle", str(bundle), "--json", str(tmp_path / "r.wav")]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["duration_s"] == 4.0 and "events" in row
+    assert main(["score", "--bundle", str(bundle), "--labels", "heart", str(tmp_path / "r.wav")]) == 0
+    assert "abnormal" in capsys.readouterr().out
+    assert main(["screen", "--bundle", str(bundle), str(tmp_path / "bad.wav")]) == 1
+    assert "UnreadableAudioError" in capsys.readouterr().err
+    assert main(["screen", "--bundle", str(tmp_path / "missing"), str(tmp_path / "r.wav")]) == 1

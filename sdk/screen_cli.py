@@ -1,0 +1,85 @@
+"""``acula screen FILE...`` and ``acula score FILE --labels SET``: run a bundle on recordings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from sdk.audio import AudioError, load_audio
+from sdk.bundle import BundleError
+from sdk.model import Model, load
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", default="default", help="packaged bundle name or path (default: default)")
+    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tflite"])
+    parser.add_argument("--precision", default="int8", choices=["int8", "fp32"])
+    parser.add_argument("--json", action="store_true", help="one JSON object per file")
+
+
+def _load(args: argparse.Namespace) -> Model | None:
+    try:
+        return load(args.bundle, args.backend, args.precision)
+    except (BundleError, ImportError) as exc:
+        print(f"acula: {exc}", file=sys.stderr)
+        return None
+
+
+def screen_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acula screen", description="Cough events and signal quality per file.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("files", nargs="+")
+    _common(parser)
+    args = parser.parse_args(argv)
+    model = _load(args)
+    if model is None:
+        return 1
+    failed = 0
+    for path in args.files:
+        try:
+            clip = load_audio(path, model.sample_rate_hz)
+            result = model.screen(clip.samples, clip.sample_rate_hz)
+        except AudioError as exc:
+            failed += 1
+            print(json.dumps({"path": path, "error": type(exc).__name__, "message": str(exc)}) if args.json
+                  else f"{path}: {type(exc).__name__}: {exc}", file=sys.stdout if args.json else sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"path": path, **result.to_dict()}))
+            continue
+        flags = ",".join(clip.quality.problems) or "ok"
+        print(f"{path}: {result.duration_s:.1f} s, signal {flags}, {len(result.events)} cough event(s)")
+        for e in result.events:
+            print(f"  cough {e.start_s:7.2f}-{e.end_s:7.2f} s  confidence {e.confidence:.2f}")
+    return 1 if failed else 0
+
+
+def score_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acula score", description="Zero-shot clip probabilities for a label set.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--labels", default="lung", help="label set (heart, lung, sound, ...)")
+    _common(parser)
+    args = parser.parse_args(argv)
+    model = _load(args)
+    if model is None:
+        return 1
+    failed = 0
+    for path in args.files:
+        try:
+            clip = load_audio(path, model.sample_rate_hz)
+            result = model.score(clip.samples, clip.sample_rate_hz, args.labels)
+        except (AudioError, ValueError) as exc:
+            failed += 1
+            print(f"{path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"path": path, **result.to_dict()}))
+        elif result.probabilities is None:
+            print(f"{path}: poor signal ({', '.join(result.problems)}): not scored")
+        else:
+            ranked = sorted(result.probabilities.items(), key=lambda kv: -kv[1])
+            print(f"{path}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
+    return 1 if failed else 0
