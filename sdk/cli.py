@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("sdk.info", "verify a model bundle and describe it"),
     "screen": ("sdk.screen_cli:screen_main", "cough events and signal quality for audio files"),
     "score": ("sdk.screen_cli:score_main", "zero-shot clip probabilities for a label set (heart, lung, sound)"),
+    "index": ("sdk.index_cli", "build a similar-case index from a folder of recordings"),
+    "search": ("sdk.index_cli:search_main", "find the most similar reference recordings to a file"),
     "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
     "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
     "distill": ("distill.train", "distil an aligned teacher into the streaming student (needs [train])"),

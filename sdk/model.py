@@ -157,6 +157,27 @@ class Model:
     def stream(self) -> Stream:
         return Stream(self)
 
+    def search(self, audio_or_embedding: np.ndarray, index: Any, k: int = 5, sample_rate_hz: int = 16000
+               ) -> list[Any]:
+        """The k most similar references in a :class:`sdk.search.CaseIndex` to a recording or an embedding."""
+        x = np.asarray(audio_or_embedding, dtype=np.float32)
+        if x.ndim == 1 and x.shape[0] == int(self.bundle.manifest["embed_dim"]):
+            query = x
+        else:
+            emb = self.embed(x, sample_rate_hz).embeddings
+            if emb.shape[0] == 0:
+                raise AudioError("the recording is too short for one analysis window")
+            query = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).mean(0)
+        return list(index.search(query, k))
+
+    def embed_text(self, prompts: list[str]) -> np.ndarray:
+        """Custom text prompts need the bundle's optional text encoder."""
+        if not any(i.get("role") == "text_encoder" for i in self.bundle.manifest["files"].values()):
+            raise NotImplementedError(
+                "this bundle carries no text encoder, so custom prompts cannot be embedded on the device; use the "
+                f"label sets it ships ({', '.join(sorted(self.label_sets))}) or export a bundle with a text encoder")
+        raise NotImplementedError("text-encoder bundles are not supported by this SDK version yet")
+
     def _label_logits(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
         e = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-12)
         sims = e @ self.prompts.T * self.logit_scale

@@ -1,0 +1,99 @@
+"""``acula index build FOLDER --out INDEX`` and ``acula search FILE --index INDEX``.
+
+Build: every audio file under FOLDER is embedded with the bundle (mean of its
+window embeddings); a ``labels.csv`` in FOLDER (``file,label,report`` columns)
+attaches labels and reports.  Search: the k most similar references to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sdk.audio import AudioError, load_audio
+from sdk.model import Model
+from sdk.screen_cli import _common, _load
+from sdk.search import CaseIndex
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+
+
+def clip_embedding(model: Model, path: Path) -> np.ndarray:
+    clip = load_audio(path, model.sample_rate_hz)
+    emb = model.embed(clip.samples, clip.sample_rate_hz).embeddings
+    if emb.shape[0] == 0:
+        raise AudioError(f"{path} is too short for one analysis window")
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    return np.asarray(e.mean(0))
+
+
+def build_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="acula index build", description=__doc__)
+    parser.add_argument("folder")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw"])
+    _common(parser)
+    args = parser.parse_args(argv)
+    model = _load(args)
+    if model is None:
+        return 1
+    folder = Path(args.folder)
+    labels = {}
+    if (folder / "labels.csv").is_file():
+        with open(folder / "labels.csv", newline="") as f:
+            labels = {row["file"]: row for row in csv.DictReader(f)}
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    embs, items, skipped = [], [], []
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        try:
+            embs.append(clip_embedding(model, path))
+        except AudioError as exc:
+            skipped.append(f"{rel}: {exc}")
+            continue
+        items.append({"file": rel, **{k: v for k, v in labels.get(rel, {}).items() if k != "file"}})
+    if not items:
+        print(f"acula index build: no usable audio under {folder}", file=sys.stderr)
+        return 1
+    index = CaseIndex(len(embs[0]), args.kind, len(items))
+    index.add(np.stack(embs), items)
+    index.save(args.out)
+    print(f"indexed {len(items)} recordings ({index.kind}) into {args.out}; skipped {len(skipped)}")
+    for line in skipped:
+        print(f"  skipped {line}", file=sys.stderr)
+    return 0
+
+
+def search_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acula search", description="The most similar reference recordings.")
+    parser.add_argument("file")
+    parser.add_argument("--index", required=True)
+    parser.add_argument("-k", type=int, default=5)
+    _common(parser)
+    args = parser.parse_args(argv)
+    model = _load(args)
+    if model is None:
+        return 1
+    try:
+        index = CaseIndex.load(args.index)
+        matches = index.search(clip_embedding(model, Path(args.file)), args.k)
+    except (AudioError, FileNotFoundError, ValueError) as exc:
+        print(f"acula search: {exc}", file=sys.stderr)
+        return 1
+    for m in matches:
+        print(json.dumps(m.to_dict()) if args.json else f"{m.score:6.3f}  {m.item}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "build":
+        print("usage: acula index build FOLDER --out INDEX [--bundle B]", file=sys.stderr)
+        return 1
+    return build_main(args[1:])

@@ -1,0 +1,66 @@
+"""Similar-case search with a real faiss index: flat and HNSW, save and load, through the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdk.search import CaseIndex
+
+
+def clusters(n: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, list[dict]]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((4, dim))
+    labels = rng.integers(0, 4, n)
+    return (centres[labels] + 0.1 * rng.standard_normal((n, dim))).astype(np.float32), [
+        {"label": f"c{lab}", "report": f"case {i}"} for i, lab in enumerate(labels)]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_search_returns_neighbours_of_the_same_cluster_and_survives_save_load(kind: str, tmp_path: Path):
+    x, items = clusters(300)
+    index = CaseIndex(16, kind)
+    index.add(x, items)
+    loaded = CaseIndex.load(index.save(tmp_path / "idx"))
+    for q in (0, 17, 123):
+        matches = loaded.search(x[q], k=5)
+        assert matches[0].item == items[q] and matches[0].score == pytest.approx(1.0, abs=1e-4)
+        assert all(m.item["label"] == items[q]["label"] for m in matches)
+        assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+
+
+def test_auto_picks_flat_for_small_and_refuses_bad_input(tmp_path: Path):
+    assert CaseIndex(4, "auto", 10).kind == "flat"
+    index = CaseIndex(4)
+    with pytest.raises(ValueError, match="need 2 items"):
+        index.add(np.ones((2, 4)), [{}])
+    with pytest.raises(ValueError, match="NaN"):
+        index.add(np.full((1, 4), np.nan), [{}])
+    assert index.search(np.ones(4)) == []
+    with pytest.raises(FileNotFoundError, match="acula index build"):
+        CaseIndex.load(tmp_path)
+
+
+def test_index_build_and_search_cli_on_a_toy_bundle(tmp_path: Path, capsys):
+    pytest.importorskip("onnx")
+    import soundfile as sf
+
+    from sdk.cli import main
+    from sdk.synth import synth_recording
+    from tests.toy_bundle import make_toy_bundle
+
+    bundle = make_toy_bundle(tmp_path / "b")
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for i in range(4):
+        sf.write(refs / f"r{i}.wav", synth_recording(3.0, seed=i, heart_rate_bpm=60 + 20 * i)[0], 16000)
+    (refs / "broken.wav").write_bytes(b"junk")
+    (refs / "labels.csv").write_text("file,label,report\nr0.wav,normal,Normal heart sounds.\n")
+    assert main(["index", "build", str(refs), "--out", str(tmp_path / "idx"), "--bundle", str(bundle)]) == 0
+    assert "skipped broken.wav" in capsys.readouterr().err
+    assert main(["search", str(refs / "r0.wav"), "--index", str(tmp_path / "idx"), "--bundle", str(bundle),
+                 "-k", "2", "--json"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert '"file": "r0.wav"' in first and '"label": "normal"' in first
