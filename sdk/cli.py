@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("sdk.info", "verify a model bundle and describe it"),
     "screen": ("sdk.screen_cli:screen_main", "cough events and signal quality for audio files"),
     "score": ("sdk.screen_cli:score_main", "zero-shot clip probabilities for a label set (heart, lung, sound)"),
+    "listen": ("sdk.listen_cli:listen_main", "screen live audio from the default input into an event store"),
+    "report": ("sdk.listen_cli:report_main", "draw stored events over time and counts per hour to a PNG"),
     "index": ("sdk.index_cli", "build a similar-case index from a folder of recordings"),
     "search": ("sdk.index_cli:search_main", "find the most similar reference recordings to a file"),
     "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
