@@ -68,6 +68,41 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
 
 
+def calibrate_screening(student: StreamingStudent, corpus_dir: Path, max_false_window_rate: float = 0.002
+                        ) -> dict[str, Any]:
+    """Cough operating point from the validation split (never trained on): the 'on' threshold
+    is the smallest that flags at most ``max_false_window_rate`` of non-cough windows."""
+    corpus = load_corpus(corpus_dir)
+    bank = FeatureBank.for_corpus(corpus, progress=False)
+    W, H = student.cfg.window_frames, student.cfg.hop_frames
+    probs: dict[bool, list[float]] = {True: [], False: []}
+    with torch.no_grad():
+        for i in corpus.indices("val"):
+            feats = bank.get(i)
+            wins = [feats[s : s + W] for s in range(0, max(1, feats.shape[0] - W + 1), H)][:40]
+            wins = [np.tile(w, (-(-W // max(len(w), 1)), 1))[:W] for w in wins]
+            logits = student(torch.from_numpy(np.stack(wins)))[1][:, 0]
+            probs[corpus.rows[i]["modality"] == "cough"] += torch.sigmoid(logits).tolist()
+    neg, pos = np.asarray(probs[False]), np.asarray(probs[True])
+    on = float(max(0.5, np.quantile(neg, 1 - max_false_window_rate))) if neg.size else 0.5
+    return {"cough_on": round(on, 4), "cough_off": round(0.8 * on, 4), "min_duration_s": 0.25, "refractory_s": 1.0,
+            "smoothing_windows": 1, "calibrated_on": "val split",
+            "val_noncough_window_false_rate": float(np.mean(neg >= on)) if neg.size else None,
+            "val_cough_window_recall": float(np.mean(pos >= on)) if pos.size else None,
+            "n_val_windows": {"cough": int(pos.size), "noncough": int(neg.size)}}
+
+
+def data_provenance(corpus_dir: Path) -> dict[str, Any]:
+    corpus = load_corpus(corpus_dir)
+    counts: dict[str, dict[str, int]] = {}
+    for row in corpus.rows:
+        counts.setdefault(row["dataset"], {}).setdefault(row["split"], 0)
+        counts[row["dataset"]][row["split"]] += 1
+    return {"datasets": sorted(counts), "records_by_split": counts, "trained_on": "train split",
+            "held_out": "val (operating point) and test, group-disjoint by participant / patient",
+            "teacher_text_model": corpus.info.get("teacher_id")}
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -119,12 +154,11 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         "prompt_bank": {"file": "prompts.npy", "texts": texts, "label_sets": sets},
         "heads": {name: {"index": i} for i, name in enumerate(cfg.heads)},
         "calibration": {"logit_scale": float(meta.get("logit_scale", 14.3)), "temperature": 1.0},
-        "screening": {"cough_on": 0.5, "cough_off": 0.35, "min_duration_s": 0.25, "refractory_s": 1.0,
-                      "smoothing_windows": 1, "target_false_alarms_per_hour": 1.0},
+        "screening": calibrate_screening(student, corpus_dir),
         "provenance": {"student_run": str(run), "teacher_run": meta.get("teacher_run"),
                        "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),
                        "student_config": cfg.to_dict(), "distill_config": meta.get("distill_config"),
-                       "parity": parity},
+                       "parity": parity, "data": data_provenance(corpus_dir)},
         "licence": LICENCE,
     }
     if extra_manifest:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Trains the default model shipped in sdk/models/default with the project's own pipeline:
+#   corpus -> align (mn04 from AudioSet, CKA + InfoNCE + masked modelling, all-MiniLM-L6-v2 teacher)
+#   -> distill (streaming student) -> export (ONNX + TFLite, fp32 + int8) -> sdk/models/default
+#
+#   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR]
+#
+# Fixed seeds; every step's log and metrics stay in WORK_DIR (default runs/default).  About 25-40 minutes
+# on a 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data}
+work=${2:-runs/default}
+py=.venv/bin/python
+mkdir -p "$work/logs"
+step() { echo "== $1 ($(date -u +%H:%M:%S))"; }
+step corpus
+if [ ! -f "$work/corpus/manifest.jsonl" ]; then
+  $py -m sdk corpus build --data "$data" --out "$work/corpus" 2>&1 | tee "$work/logs/corpus.log" | grep -v "it/s\]" || true
+fi
+step align
+$py -m sdk align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align" 2>&1 \
+  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]" | tee "$work/logs/align.log"
+step distill
+$py -m sdk distill --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
+  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]" | tee "$work/logs/distill.log"
+step export
+$py -m sdk export --student "$work/distill" --corpus "$work/corpus" --out sdk/models/default -f 2>&1 \
+  | grep -vE "^I0000|^W0000|WARNING|absl|oneDNN" | tee "$work/logs/export.log"
+step done
+$py -m sdk info sdk/models/default
