@@ -125,6 +125,7 @@ class AlignedEncoder:
 
 
 def zero_shot_scores(joint: np.ndarray, prompts: dict[str, np.ndarray]) -> np.ndarray:
+    joint = np.stack(joint)
     j = joint / np.linalg.norm(joint, axis=1, keepdims=True)
     return (j @ prompts["positive"].T).mean(1) - (j @ prompts["negative"].T).mean(1)
 
@@ -146,10 +147,10 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
             groups = np.asarray([corpus.rows[i]["group_id"] for i in idx])
             meta = [corpus.rows[i]["metadata"] for i in idx]
             mean, std = probe_auroc(x, y, groups, task["scheme"], meta)
-            row = {"system": name, "task": task["name"], "n": len(idx), "n_pos": int(y.sum()),
+            row: dict[str, Any] = {"system": name, "task": task["name"], "n": len(idx), "n_pos": int(y.sum()),
                    "probe_auroc": mean, "probe_std": std, "embed_s": embed_s}
             if name in zero_shot:
-                scores = zero_shot[name](np.stack([cache[i][1] for i in idx]), task)
+                scores = zero_shot[name]([cache[i][1] for i in idx], task)
                 if scores is not None:
                     row["zero_shot_auroc"] = float(roc_auc_score(y, scores))
             results.append(row)
@@ -180,6 +181,45 @@ def to_markdown(results: list[dict[str, Any]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: task -> (bundle label set, positive label) for zero-shot scoring with a bundle's prompt bank
+BUNDLE_ZERO_SHOT = {"cough_vs_noncough": ("sound", "cough"), "heart_abnormal_lodo": ("heart", "abnormal"),
+                    "crackles": ("lung", "crackles"), "wheezes": ("lung", "wheezes")}
+
+
+def bundle_system(spec: str, corpus: Corpus) -> tuple[str, Callable[[int], tuple[np.ndarray, Any]],
+                                                      Callable[[np.ndarray, Any], np.ndarray]]:
+    """NAME=PATH[:backend:precision] -> (name, embedding fn, zero-shot fn) through the SDK only."""
+    from sdk.audio import load_audio
+    from sdk.model import load
+
+    name, _, rest = spec.partition("=")
+    path, backend, precision = (rest.split(":") + ["onnxruntime", "int8"])[:3]
+    model = load(path, backend, precision)
+
+    def embed(i: int) -> tuple[np.ndarray, Any]:
+        r = corpus.records[i]
+        clip = load_audio(corpus.audio_path(i), model.sample_rate_hz, r.start_s, r.end_s)
+        windows = model.stream().accept(clip.samples, clip.sample_rate_hz)
+        stream_tail = model.stream()
+        if not windows:  # shorter than a window: the tiled tail window
+            stream_tail.accept(clip.samples, clip.sample_rate_hz)
+            windows = stream_tail.flush()
+        windows = windows[:: max(1, len(windows) // MAX_WINDOWS)][:MAX_WINDOWS]
+        emb = np.stack([w.embedding for w in windows])
+        emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        logits = {k: np.mean([w.label_logits[k] for w in windows], 0) for k in model.label_sets}
+        return emb.mean(0), logits
+
+    def zero(logits: list[dict[str, np.ndarray]], task: dict[str, Any]) -> np.ndarray:
+        label_set, positive = BUNDLE_ZERO_SHOT[task["name"]]
+        j = model.label_sets[label_set].index(positive)
+        z = np.stack([lg[label_set] for lg in logits])
+        p = np.exp(z - z.max(1, keepdims=True))
+        return np.asarray(p[:, j] / p.sum(1))
+
+    return name, embed, zero
+
+
 YAMNET_TASK_CLASSES = {"cough_vs_noncough": ["cough"], "heart_abnormal_lodo": ["heart_murmur"],
                        "wheezes": ["wheeze"]}
 
@@ -189,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an acula align run")
+    parser.add_argument("--bundle", action="append", default=[],
+                        help="NAME=BUNDLE[:backend:precision] evaluated through the SDK (default onnxruntime int8)")
     parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"])
     parser.add_argument("--weights", default=None, help="weights folder (default $ACULA_WEIGHTS or ../shared/weights)")
     parser.add_argument("--splits", nargs="*", default=["val", "test"])
@@ -205,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     weights = Path(args.weights or default_weights_dir())
     systems: dict[str, Callable[[int], tuple[np.ndarray, Any]]] = {}
     zero: dict[str, Callable[[np.ndarray, Any], Any]] = {}
+    for spec in args.bundle:
+        name, embed_fn, zero_fn = bundle_system(spec, corpus)
+        systems[name], zero[name] = embed_fn, zero_fn
     teacher = TextTeacher() if args.run else None
     if "mfcc" in args.peers:
         from aligner.peers import MFCCStats
@@ -221,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def yam_zero(scores: np.ndarray, task: dict[str, Any]) -> np.ndarray | None:
             names = YAMNET_TASK_CLASSES.get(task["name"])
-            return None if names is None else scores[:, [YAMNET_CLASSES[n] for n in names]].max(1)
+            return None if names is None else np.stack(scores)[:, [YAMNET_CLASSES[n] for n in names]].max(1)
 
         zero["YAMNet"] = yam_zero
     if "mn04" in args.peers:

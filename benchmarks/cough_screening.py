@@ -1,0 +1,78 @@
+"""Cough screening at the bundle's operating point on held-out real recordings (SDK only).
+
+    python -m benchmarks.cough_screening --bundle default --corpus runs/corpus [--splits test] [--json OUT]
+
+Reports, per group of recordings: the fraction with at least one cough event,
+false alarms per hour on non-cough audio, and recall on cough recordings.  The
+corpus manifest only supplies paths, labels and splits; audio goes through
+``sdk.load_audio`` and ``Model.screen`` as on a device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+GROUPS = {"cough (phone)": lambda r: r["modality"] == "cough",
+          "breathing + speech (phone)": lambda r: r["modality"] in ("breathing", "speech"),
+          "heart (stethoscope)": lambda r: r["modality"] == "heart",
+          "lung (stethoscope)": lambda r: r["modality"] == "lung",
+          "environment (ESC-10)": lambda r: r["modality"] == "environment"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cough_screening", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="default")
+    parser.add_argument("--corpus", required=True, help="corpus directory (manifest.jsonl) naming the recordings")
+    parser.add_argument("--data", help="data root (default: the corpus' own)")
+    parser.add_argument("--splits", nargs="*", default=["test"])
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+
+    import sdk
+
+    model = sdk.load(args.bundle)
+    manifest = Path(args.corpus) / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    root = Path(args.data or json.loads((Path(args.corpus) / "corpus.json").read_text())["data_root"])
+    rows = [r for r in rows if r["split"] in args.splits]
+    stats = {name: {"n": 0, "flagged": 0, "events": 0, "hours": 0.0} for name in GROUPS}
+    for r in rows:
+        group = next((g for g, pick in GROUPS.items() if pick(r)), None)
+        if group is None:
+            continue
+        clip = sdk.load_audio(root / r["path"], model.sample_rate_hz, r.get("start_s"), r.get("end_s"))
+        result = model.screen(clip.samples, clip.sample_rate_hz)
+        s = stats[group]
+        s["n"] += 1
+        s["flagged"] += bool(result.events)
+        s["events"] += len(result.events)
+        s["hours"] += result.duration_s / 3600
+    screening = model.bundle.manifest.get("screening", {})
+    print(f"cough screening, bundle {model.bundle.source}, operating point on={screening.get('cough_on')}, "
+          f"splits {', '.join(args.splits)}")
+    print(f"| recordings | n | with >= 1 event | events per hour |\n|---|---|---|---|")
+    out = {}
+    for name, s in stats.items():
+        if not s["n"]:
+            continue
+        frac = s["flagged"] / s["n"]
+        per_hour = s["events"] / s["hours"] if s["hours"] else 0.0
+        out[name] = {**s, "fraction_flagged": frac, "events_per_hour": per_hour}
+        print(f"| {name} | {s['n']} | {frac:.1%} | {per_hour:.1f} |")
+    neg = [v for k, v in out.items() if not k.startswith("cough")]
+    hours = sum(v["hours"] for v in neg)
+    summary = {"recall_on_cough_recordings": out.get("cough (phone)", {}).get("fraction_flagged"),
+               "false_alarms_per_hour_noncough": sum(v["events"] for v in neg) / hours if hours else None}
+    print(json.dumps(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"groups": out, **summary, "operating_point": screening}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
