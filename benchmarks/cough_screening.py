@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     screening = model.bundle.manifest.get("screening", {})
     print(f"cough screening, bundle {model.bundle.source}, operating point on={screening.get('cough_on')}, "
           f"splits {', '.join(args.splits)}")
-    print(f"| recordings | n | with >= 1 event | events per hour |\n|---|---|---|---|")
+    print("| recordings | n | with >= 1 event | events per hour |\n|---|---|---|---|")
     out = {}
     for name, s in stats.items():
         if not s["n"]:
