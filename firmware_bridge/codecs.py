@@ -1,0 +1,131 @@
+"""Audio codecs of the wire protocol: PCM16, G.711 mu-law and IMA-ADPCM (per-frame blocks)."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from firmware_bridge.protocol import Codec, ProtocolError
+
+IMA_STEPS = np.array([
+    7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45, 50, 55, 60, 66, 73, 80, 88, 97,
+    107, 118, 130, 143, 157, 173, 190, 209, 230, 253, 279, 307, 337, 371, 408, 449, 494, 544, 598, 658, 724, 796,
+    876, 963, 1060, 1166, 1282, 1411, 1552, 1707, 1878, 2066, 2272, 2499, 2749, 3024, 3327, 3660, 4026, 4428, 4871,
+    5358, 5894, 6484, 7132, 7845, 8630, 9493, 10442, 11487, 12635, 13899, 15289, 16818, 18500, 20350, 22385, 24623,
+    27086, 29794, 32767], dtype=np.int32)
+IMA_INDEX = (-1, -1, -1, -1, 2, 4, 6, 8)
+ADPCM_BLOCK = struct.Struct("<hBB")
+
+
+def mulaw_encode(pcm: np.ndarray) -> bytes:
+    """G.711 mu-law of int16 samples."""
+    x = np.asarray(pcm, dtype=np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    mag = np.minimum(np.abs(x), 32635) + 0x84
+    exponent = np.floor(np.log2(mag)).astype(np.int32) - 7
+    mantissa = (mag >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def mulaw_decode(data: bytes) -> np.ndarray:
+    u = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
+    sign, exponent, mantissa = u & 0x80, (u >> 4) & 0x07, u & 0x0F
+    mag = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    return np.where(sign, -mag, mag).astype(np.int16)
+
+
+def adpcm_encode(pcm: np.ndarray, predictor: int | None = None, index: int = 0) -> tuple[bytes, int, int]:
+    """IMA-ADPCM block: header (predictor, step index) then 4-bit codes, low nibble first.
+
+    Returns (block, predictor, index) so a stream encoder carries its state into the
+    next block's header; each block still decodes on its own.
+    """
+    x = np.asarray(pcm, dtype=np.int32)
+    pred = int(x[0]) if predictor is None and x.size else int(predictor or 0)
+    header = ADPCM_BLOCK.pack(pred, index, 0)
+    codes = []
+    for sample in x:
+        step = int(IMA_STEPS[index])
+        diff = int(sample) - pred
+        code = 8 if diff < 0 else 0
+        diff = abs(diff)
+        delta = step >> 3
+        if diff >= step:
+            code |= 4
+            diff -= step
+            delta += step
+        if diff >= step >> 1:
+            code |= 2
+            diff -= step >> 1
+            delta += step >> 1
+        if diff >= step >> 2:
+            code |= 1
+            delta += step >> 2
+        pred = max(-32768, min(32767, pred - delta if code & 8 else pred + delta))
+        index = max(0, min(88, index + IMA_INDEX[code & 7]))
+        codes.append(code)
+    if len(codes) % 2:
+        codes.append(0)
+    packed = bytes((codes[i] & 0x0F) | ((codes[i + 1] & 0x0F) << 4) for i in range(0, len(codes), 2))
+    return header + packed, pred, index
+
+
+class AdpcmEncoder:
+    """Stateful IMA-ADPCM: the step size adapts across frames as a device's encoder does."""
+
+    def __init__(self) -> None:
+        self.predictor: int | None = None
+        self.index = 0
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        block, self.predictor, self.index = adpcm_encode(pcm, self.predictor, self.index)
+        return block
+
+
+def adpcm_decode(block: bytes, n_samples: int | None = None) -> np.ndarray:
+    if len(block) < ADPCM_BLOCK.size:
+        raise ProtocolError(f"IMA-ADPCM block of {len(block)} bytes is shorter than its 4-byte header")
+    pred, index, _ = ADPCM_BLOCK.unpack_from(block)
+    if index > 88:
+        raise ProtocolError(f"IMA-ADPCM step index {index} out of range")
+    out = []
+    for byte in block[ADPCM_BLOCK.size :]:
+        for code in (byte & 0x0F, byte >> 4):
+            step = int(IMA_STEPS[index])
+            delta = step >> 3
+            if code & 4:
+                delta += step
+            if code & 2:
+                delta += step >> 1
+            if code & 1:
+                delta += step >> 2
+            pred = max(-32768, min(32767, pred - delta if code & 8 else pred + delta))
+            index = max(0, min(88, index + IMA_INDEX[code & 7]))
+            out.append(pred)
+    samples = np.asarray(out, dtype=np.int16)
+    return samples if n_samples is None else samples[:n_samples]
+
+
+def encode(codec: Codec, pcm: np.ndarray) -> bytes:
+    pcm = np.asarray(pcm, dtype=np.int16)
+    if codec == Codec.PCM16:
+        return pcm.astype("<i2").tobytes()
+    if codec == Codec.MU_LAW:
+        return mulaw_encode(pcm)
+    if codec == Codec.IMA_ADPCM:
+        return adpcm_encode(pcm)[0]
+    raise ProtocolError(f"codec {codec!r} does not carry audio samples")
+
+
+def decode(codec: Codec, payload: bytes) -> np.ndarray:
+    """Payload -> int16 samples."""
+    if codec == Codec.PCM16:
+        if len(payload) % 2:
+            raise ProtocolError("PCM16 payload has an odd number of bytes")
+        return np.frombuffer(payload, dtype="<i2").astype(np.int16)
+    if codec == Codec.MU_LAW:
+        return mulaw_decode(payload)
+    if codec == Codec.IMA_ADPCM:
+        return adpcm_decode(payload)
+    raise ProtocolError(f"codec {codec!r} does not carry audio samples")
