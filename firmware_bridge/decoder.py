@@ -130,12 +130,9 @@ class FrameDecoder:
         if frame.codec == Codec.FEATURES_Q8:
             self.counters.feature_frames += 1
             return []
-        self.counters.frames_ok += 1
         samples = decode(frame.codec, frame.payload)
         chunk = Chunk(frame.seq, samples, frame.sample_rate_hz, timestamp_us=frame.timestamp_us)
-        if self._expected is None:
-            self._expected = frame.seq
-        offset = (frame.seq - self._expected) & 0xFFFF
+        offset = 0 if self._expected is None else (frame.seq - self._expected) & 0xFFFF
         if offset >= 0x8000:  # behind the expected frame: a duplicate, or too late (already concealed)
             if frame.seq in self._delivered:
                 self.counters.duplicates += 1
@@ -146,11 +143,15 @@ class FrameDecoder:
             self.counters.duplicates += 1
             return []
         self._pending[frame.seq] = chunk
+        self.counters.frames_ok += 1
         return self._drain(force=frame.flags & Flags.END != 0)
 
     def _drain(self, force: bool = False) -> list[Chunk]:
         out: list[Chunk] = []
-        assert self._expected is not None
+        if self._expected is None:  # stream start: the first frames may arrive out of order too
+            if len(self._pending) < self.reorder_window and not force:
+                return out
+            self._expected = min(self._pending, key=lambda s: max((t - s) & 0xFFFF for t in self._pending))
         while self._pending:
             if self._expected in self._pending:
                 chunk = self._pending.pop(self._expected)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("sdk.listen_cli:report_main", "draw stored events over time and counts per hour to a PNG"),
     "index": ("sdk.index_cli", "build a similar-case index from a folder of recordings"),
     "search": ("sdk.index_cli:search_main", "find the most similar reference recordings to a file"),
+    "bridge": ("firmware_bridge.cli", "stethoscope bridge: simulate a device, decode and screen, write the C header"),
     "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
     "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
     "distill": ("distill.train", "distil an aligned teacher into the streaming student (needs [train])"),

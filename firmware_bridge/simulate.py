@@ -1,0 +1,36 @@
+"""A simulated stethoscope: a recording as a stream of protocol frames, with optional loss and corruption."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from firmware_bridge.codecs import AdpcmEncoder, encode
+from firmware_bridge.protocol import Codec, Flags, Frame
+
+
+def stethoscope_frames(samples: np.ndarray, sample_rate_hz: int, codec: Codec = Codec.IMA_ADPCM,
+                       frame_samples: int = 256, loss_rate: float = 0.0, corrupt_rate: float = 0.0,
+                       seed: int = 0) -> tuple[list[bytes], dict[str, int]]:
+    """samples: float in [-1, 1].  Returns the frames as sent on the wire and what was done to them."""
+    rng = np.random.default_rng(seed)
+    pcm = np.clip(np.round(np.asarray(samples) * 32767), -32768, 32767).astype(np.int16)
+    adpcm = AdpcmEncoder()
+    out, stats = [], {"frames": 0, "dropped": 0, "corrupted": 0}
+    starts = range(0, pcm.size, frame_samples)
+    for seq, start in enumerate(starts):
+        block = pcm[start : start + frame_samples]
+        payload = adpcm.encode(block) if codec == Codec.IMA_ADPCM else encode(codec, block)
+        last = start + frame_samples >= pcm.size
+        wire = Frame(seq & 0xFFFF, int(start * 1e6 / sample_rate_hz), codec, sample_rate_hz, payload,
+                     flags=Flags.END if last else 0).pack()
+        stats["frames"] += 1
+        if rng.random() < loss_rate and not last:
+            stats["dropped"] += 1
+            continue
+        if rng.random() < corrupt_rate and not last:
+            b = bytearray(wire)
+            b[int(rng.integers(2, len(b)))] ^= 0xFF
+            wire = bytes(b)
+            stats["corrupted"] += 1
+        out.append(wire)
+    return out, stats
