@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import numba
 import numpy as np
 
 from firmware_bridge.protocol import Codec, ProtocolError
@@ -17,7 +18,6 @@ IMA_STEPS = np.array([
 IMA_INDEX = (-1, -1, -1, -1, 2, 4, 6, 8)
 ADPCM_BLOCK = struct.Struct("<hBB")
 
-
 def mulaw_encode(pcm: np.ndarray) -> bytes:
     """G.711 mu-law of int16 samples."""
     x = np.asarray(pcm, dtype=np.int32)
@@ -27,13 +27,11 @@ def mulaw_encode(pcm: np.ndarray) -> bytes:
     mantissa = (mag >> (exponent + 3)) & 0x0F
     return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
 
-
 def mulaw_decode(data: bytes) -> np.ndarray:
     u = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
     sign, exponent, mantissa = u & 0x80, (u >> 4) & 0x07, u & 0x0F
     mag = (((mantissa << 3) + 0x84) << exponent) - 0x84
     return np.where(sign, -mag, mag).astype(np.int16)
-
 
 def adpcm_encode(pcm: np.ndarray, predictor: int | None = None, index: int = 0) -> tuple[bytes, int, int]:
     """IMA-ADPCM block: header (predictor, step index) then 4-bit codes, low nibble first.
@@ -70,7 +68,6 @@ def adpcm_encode(pcm: np.ndarray, predictor: int | None = None, index: int = 0) 
     packed = bytes((codes[i] & 0x0F) | ((codes[i + 1] & 0x0F) << 4) for i in range(0, len(codes), 2))
     return header + packed, pred, index
 
-
 class AdpcmEncoder:
     """Stateful IMA-ADPCM: the step size adapts across frames as a device's encoder does."""
 
@@ -82,17 +79,14 @@ class AdpcmEncoder:
         block, self.predictor, self.index = adpcm_encode(pcm, self.predictor, self.index)
         return block
 
-
-def adpcm_decode(block: bytes, n_samples: int | None = None) -> np.ndarray:
-    if len(block) < ADPCM_BLOCK.size:
-        raise ProtocolError(f"IMA-ADPCM block of {len(block)} bytes is shorter than its 4-byte header")
-    pred, index, _ = ADPCM_BLOCK.unpack_from(block)
-    if index > 88:
-        raise ProtocolError(f"IMA-ADPCM step index {index} out of range")
-    out = []
-    for byte in block[ADPCM_BLOCK.size :]:
-        for code in (byte & 0x0F, byte >> 4):
-            step = int(IMA_STEPS[index])
+@numba.njit(cache=True, nogil=True)
+def _adpcm_decode_kernel(codes: np.ndarray, pred: int, index: int, steps: np.ndarray, adj: np.ndarray,
+                         out: np.ndarray) -> None:
+    for i in range(codes.shape[0]):
+        byte = codes[i]
+        for half in range(2):
+            code = (byte >> (4 * half)) & 0x0F
+            step = steps[index]
             delta = step >> 3
             if code & 4:
                 delta += step
@@ -100,12 +94,23 @@ def adpcm_decode(block: bytes, n_samples: int | None = None) -> np.ndarray:
                 delta += step >> 1
             if code & 1:
                 delta += step >> 2
-            pred = max(-32768, min(32767, pred - delta if code & 8 else pred + delta))
-            index = max(0, min(88, index + IMA_INDEX[code & 7]))
-            out.append(pred)
-    samples = np.asarray(out, dtype=np.int16)
-    return samples if n_samples is None else samples[:n_samples]
+            pred = pred - delta if code & 8 else pred + delta
+            pred = max(-32768, min(32767, pred))
+            index = max(0, min(88, index + adj[code & 7]))
+            out[2 * i + half] = pred
 
+IMA_INDEX_ARRAY = np.array(IMA_INDEX, dtype=np.int32)
+
+def adpcm_decode(block: bytes, n_samples: int | None = None) -> np.ndarray:
+    if len(block) < ADPCM_BLOCK.size:
+        raise ProtocolError(f"IMA-ADPCM block of {len(block)} bytes is shorter than its 4-byte header")
+    pred, index, _ = ADPCM_BLOCK.unpack_from(block)
+    if index > 88:
+        raise ProtocolError(f"IMA-ADPCM step index {index} out of range")
+    codes = np.frombuffer(block, dtype=np.uint8, offset=ADPCM_BLOCK.size)
+    out = np.empty(2 * codes.size, dtype=np.int16)
+    _adpcm_decode_kernel(codes, pred, index, IMA_STEPS, IMA_INDEX_ARRAY, out)
+    return out if n_samples is None else out[:n_samples]
 
 def encode(codec: Codec, pcm: np.ndarray) -> bytes:
     pcm = np.asarray(pcm, dtype=np.int16)
@@ -116,7 +121,6 @@ def encode(codec: Codec, pcm: np.ndarray) -> bytes:
     if codec == Codec.IMA_ADPCM:
         return adpcm_encode(pcm)[0]
     raise ProtocolError(f"codec {codec!r} does not carry audio samples")
-
 
 def decode(codec: Codec, payload: bytes) -> np.ndarray:
     """Payload -> int16 samples."""

@@ -38,6 +38,9 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+import numba
+import numpy as np
+
 MAGIC = b"\xac\x1a"
 VERSION = 1
 HEADER = struct.Struct("<2sBBHIBBBBH")
@@ -81,13 +84,29 @@ class ProtocolError(ValueError):
     """A frame that cannot be built or parsed; the message says which field."""
 
 
-def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE."""
-    for byte in data:
-        crc ^= byte << 8
+def _crc_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint16)
+    for byte in range(256):
+        crc = byte << 8
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        table[byte] = crc
+    return table
+
+
+CRC_TABLE = _crc_table()
+
+
+@numba.njit(cache=True, nogil=True)
+def _crc16_kernel(data: np.ndarray, crc: int, table: np.ndarray) -> int:
+    for i in range(data.shape[0]):
+        crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ data[i]) & 0xFF]
     return crc
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor), table-driven."""
+    return int(_crc16_kernel(np.frombuffer(bytes(data), dtype=np.uint8), crc, CRC_TABLE))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""Bridge decoder throughput: frames per second and multiple of one 16 kHz stream's real time.
+
+    python -m benchmarks.bridge_decoder [--seconds 60] [--codec adpcm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from benchmarks._util import ensure_single_thread, machine_line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ensure_single_thread("benchmarks.bridge_decoder", argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bridge_decoder", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--codec", default="adpcm", choices=["pcm16", "mulaw", "adpcm"])
+    parser.add_argument("--piece", type=int, default=244, help="bytes per read (a BLE notification is ~244)")
+    args = parser.parse_args(argv)
+    from firmware_bridge.cli import CODECS
+    from firmware_bridge.decoder import FrameDecoder
+    from firmware_bridge.simulate import stethoscope_frames
+    from sdk.synth import synth_recording
+
+    x, _ = synth_recording(args.seconds, seed=0)
+    frames, _ = stethoscope_frames(x, 16000, CODECS[args.codec])
+    data = b"".join(frames)
+    dec = FrameDecoder()
+    t0 = time.perf_counter()
+    n = 0
+    for i in range(0, len(data), args.piece):
+        n += len(dec.feed(data[i : i + args.piece]))
+    n += len(dec.flush())
+    dt = time.perf_counter() - t0
+    print(f"bridge decoder, one thread, {machine_line()}: {args.codec}, {len(frames)} frames of 256 samples, "
+          f"{args.piece}-byte reads")
+    print(f"  {len(frames) / dt:,.0f} frames/s, {args.seconds / dt:,.0f}x real time of one 16 kHz stream "
+          f"({dec.counters.frames_ok} ok, {dec.counters.frames_lost} lost)")
+    return 0 if n == len(frames) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
