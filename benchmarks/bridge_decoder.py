@@ -20,6 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--codec", default="adpcm", choices=["pcm16", "mulaw", "adpcm"])
     parser.add_argument("--piece", type=int, default=244, help="bytes per read (a BLE notification is ~244)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     from firmware_bridge.cli import CODECS
     from firmware_bridge.decoder import FrameDecoder
@@ -40,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.piece}-byte reads")
     print(f"  {len(frames) / dt:,.0f} frames/s, {args.seconds / dt:,.0f}x real time of one 16 kHz stream "
           f"({dec.counters.frames_ok} ok, {dec.counters.frames_lost} lost)")
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_line(), "codec": args.codec, "frames_per_s": len(frames) / dt,
+                       "x_realtime": args.seconds / dt, "frames": len(frames)}, f, indent=2)
     return 0 if n == len(frames) else 2
 
 
