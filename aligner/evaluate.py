@@ -60,29 +60,49 @@ def task_rows(corpus: Corpus, task: dict[str, Any], splits: Sequence[str]) -> tu
     return idx, np.asarray(labels, dtype=int)
 
 
+def bootstrap_ci(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, n: int = 200, seed: int = 0
+                 ) -> tuple[float, float]:
+    """95 % interval of AUROC from resampling whole groups (participants / patients) with replacement."""
+    rng = np.random.default_rng(seed)
+    uniq = np.unique(groups)
+    members = {g: np.flatnonzero(groups == g) for g in uniq}
+    vals = []
+    for _ in range(n):
+        idx = np.concatenate([members[g] for g in rng.choice(uniq, size=uniq.size)])
+        if len(set(y[idx])) == 2:
+            vals.append(roc_auc_score(y[idx], scores[idx]))
+    return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals else (float("nan"),) * 2
+
+
 def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, meta: list[dict[str, Any]]
-                ) -> tuple[float, float]:
-    """Linear-probe AUROC (mean, std) under the task's split scheme."""
+                ) -> tuple[float, float, tuple[float, float]]:
+    """Linear-probe AUROC (mean, std, 95 % group-bootstrap interval) under the task's split scheme."""
     def model() -> Any:
         return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, class_weight="balanced"))
 
     if scheme.startswith("leave_one_out:"):
         field = scheme.split(":", 1)[1]
         values = np.asarray([str(m.get(field)) for m in meta])
-        aucs = []
+        aucs, sel, pooled = [], [], []
         for v in sorted(set(values)):
             test = values == v
             if len(set(y[test])) < 2 or len(set(y[~test])) < 2:
                 continue
-            aucs.append(roc_auc_score(y[test], model().fit(x[~test], y[~test]).predict_proba(x[test])[:, 1]))
-        return float(np.mean(aucs)), float(np.std(aucs))
-    aucs = []
+            p = model().fit(x[~test], y[~test]).predict_proba(x[test])[:, 1]
+            aucs.append(roc_auc_score(y[test], p))
+            sel.append(np.flatnonzero(test))
+            pooled.append(p)
+        idx = np.concatenate(sel)
+        return float(np.mean(aucs)), float(np.std(aucs)), bootstrap_ci(y[idx], np.concatenate(pooled), groups[idx])
+    aucs, first = [], None
     for seed in range(N_SEEDS):
         pred = np.zeros(len(y))
         for train, test in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(x, y, groups):
             pred[test] = model().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
         aucs.append(roc_auc_score(y, pred))
-    return float(np.mean(aucs)), float(np.std(aucs))
+        first = pred if first is None else first
+    assert first is not None
+    return float(np.mean(aucs)), float(np.std(aucs)), bootstrap_ci(y, first, groups)
 
 
 class AlignedEncoder:
@@ -146,13 +166,15 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
             x = np.stack([cache[i][0] for i in idx])
             groups = np.asarray([corpus.rows[i]["group_id"] for i in idx])
             meta = [corpus.rows[i]["metadata"] for i in idx]
-            mean, std = probe_auroc(x, y, groups, task["scheme"], meta)
+            mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta)
             row: dict[str, Any] = {"system": name, "task": task["name"], "n": len(idx), "n_pos": int(y.sum()),
-                   "probe_auroc": mean, "probe_std": std, "embed_s": embed_s}
+                                   "probe_auroc": mean, "probe_std": std, "probe_ci95": [lo, hi],
+                                   "embed_s": embed_s}
             if name in zero_shot:
                 scores = zero_shot[name]([cache[i][1] for i in idx], task)
                 if scores is not None:
                     row["zero_shot_auroc"] = float(roc_auc_score(y, scores))
+                    row["zero_shot_ci95"] = list(bootstrap_ci(y, np.asarray(scores), groups))
             results.append(row)
     return results
 

@@ -29,15 +29,16 @@ def grouped(n_groups: int = 40, signal: float = 2.0, seed: int = 0):
 
 def test_probe_separates_a_real_signal_and_not_noise():
     x, y, g = grouped()
-    high, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
-    noise, _ = probe_auroc(x[:, 1:], y, g, "group_kfold", [{}] * len(y))
+    high, _, (lo, hi) = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
+    noise, _, _ = probe_auroc(x[:, 1:], y, g, "group_kfold", [{}] * len(y))
     assert high > 0.9 and 0.3 < noise < 0.7
+    assert lo <= high <= hi and hi - lo < 0.2
 
 
 def test_leave_one_out_scheme_uses_every_held_out_value():
     x, y, g = grouped(signal=3.0)
     meta = [{"database": "abc"[i % 3]} for i in range(len(y))]
-    mean, std = probe_auroc(x, y, g, "leave_one_out:database", meta)
+    mean, std, _ = probe_auroc(x, y, g, "leave_one_out:database", meta)
     assert mean > 0.9 and std >= 0
 
 
