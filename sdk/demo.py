@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {e.start_s:6.2f}-{e.end_s:6.2f} s  confidence {e.confidence:.2f}")
     for label_set in sorted(model.label_sets):
         probs = model.score(samples, 16000, label_set).probabilities or {}
-        print(f"  {label_set:6s}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(probs.items(), key=lambda kv: -kv[1])))
+        ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+        print(f"  {label_set:6s}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
     lat = np.asarray(latencies) * 1e3
     print(f"latency per hop ({hop / 16000 * 1e3:.0f} ms of audio): p50 {np.percentile(lat, 50):.2f} ms, "
           f"p99 {np.percentile(lat, 99):.2f} ms")
