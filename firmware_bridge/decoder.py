@@ -18,6 +18,7 @@ import numpy as np
 from firmware_bridge.codecs import decode
 from firmware_bridge.protocol import (
     CRC,
+    FEATURE_SCALE,
     HEADER,
     HEADER_SIZE,
     MAGIC,
@@ -51,15 +52,17 @@ class Chunk:
     """Decoded audio in sequence order; ``lost`` chunks are concealment silence."""
 
     seq: int
-    samples: np.ndarray  # int16
+    samples: np.ndarray  # int16; empty for feature frames
     sample_rate_hz: int
     lost: bool = False
     timestamp_us: int = 0
+    features: np.ndarray | None = None  # (n_frames, n_mels) float32 normalised log-mel, feature mode only
 
 
 @dataclass
 class FrameDecoder:
     reorder_window: int = 4
+    n_mels: int = 64
     on_control: Callable[[Frame], None] | None = None
     counters: Counters = field(default_factory=Counters)
 
@@ -68,6 +71,7 @@ class FrameDecoder:
         self._expected: int | None = None
         self._pending: dict[int, Chunk] = {}
         self._last_len = 0
+        self._last_feature_frames = 0
         self._in_sync = True
         self._delivered: deque[int] = deque(maxlen=256)  # recent sequence numbers, to tell duplicates from late
 
@@ -128,10 +132,16 @@ class FrameDecoder:
                 self.on_control(frame)
             return []
         if frame.codec == Codec.FEATURES_Q8:
+            if len(frame.payload) % self.n_mels:
+                self.counters.unknown_codec += 1  # a feature frame that does not fit the front end's shape
+                return []
             self.counters.feature_frames += 1
-            return []
-        samples = decode(frame.codec, frame.payload)
-        chunk = Chunk(frame.seq, samples, frame.sample_rate_hz, timestamp_us=frame.timestamp_us)
+            q = np.frombuffer(frame.payload, dtype=np.int8).reshape(-1, self.n_mels)
+            chunk = Chunk(frame.seq, np.zeros(0, dtype=np.int16), frame.sample_rate_hz,
+                          timestamp_us=frame.timestamp_us, features=q.astype(np.float32) * FEATURE_SCALE)
+        else:
+            chunk = Chunk(frame.seq, decode(frame.codec, frame.payload), frame.sample_rate_hz,
+                          timestamp_us=frame.timestamp_us)
         offset = 0 if self._expected is None else (frame.seq - self._expected) & 0xFFFF
         if offset >= 0x8000:  # behind the expected frame: a duplicate, or too late (already concealed)
             if frame.seq in self._delivered:
@@ -156,6 +166,7 @@ class FrameDecoder:
             if self._expected in self._pending:
                 chunk = self._pending.pop(self._expected)
                 self._last_len = chunk.samples.size
+                self._last_feature_frames = 0 if chunk.features is None else chunk.features.shape[0]
                 self._delivered.append(chunk.seq)
                 out.append(chunk)
                 self._expected = (self._expected + 1) & 0xFFFF
@@ -164,7 +175,11 @@ class FrameDecoder:
             if ahead < self.reorder_window and not force:
                 break
             rate = next(iter(self._pending.values())).sample_rate_hz
-            out.append(Chunk(self._expected, np.zeros(self._last_len, dtype=np.int16), rate, lost=True))
+            features = None
+            if self._last_feature_frames:  # conceal a lost feature frame with the silence floor, flagged lost
+                features = np.full((self._last_feature_frames, self.n_mels), -127 * FEATURE_SCALE, np.float32)
+            out.append(Chunk(self._expected, np.zeros(self._last_len, dtype=np.int16), rate, lost=True,
+                             features=features))
             self.counters.frames_lost += 1
             self.counters.samples_concealed += self._last_len
             self._expected = (self._expected + 1) & 0xFFFF

@@ -34,3 +34,22 @@ def stethoscope_frames(samples: np.ndarray, sample_rate_hz: int, codec: Codec = 
             stats["corrupted"] += 1
         out.append(wire)
     return out, stats
+
+
+def feature_frames(samples: np.ndarray, sample_rate_hz: int = 16000, frames_per_packet: int = 4
+                   ) -> tuple[list[bytes], np.ndarray]:
+    """Feature mode: the device computes the project front end and sends int8 log-mel frames.
+
+    Returns the wire frames and the exact (unquantised) features, shape (n_frames, n_mels)."""
+    from firmware_bridge.protocol import FEATURE_SCALE
+    from sdk.frontend import LogMelFrontend
+
+    feats = LogMelFrontend()(np.asarray(samples, dtype=np.float32))
+    q = np.clip(np.round(feats / FEATURE_SCALE), -127, 127).astype(np.int8)
+    out = []
+    for seq, start in enumerate(range(0, q.shape[0], frames_per_packet)):
+        block = q[start : start + frames_per_packet]
+        last = start + frames_per_packet >= q.shape[0]
+        out.append(Frame(seq, 0, Codec.FEATURES_Q8, sample_rate_hz, block.tobytes(),
+                         flags=Flags.FEATURES | (Flags.END if last else 0)).pack())
+    return out, feats

@@ -250,7 +250,7 @@ class Stream:
         self.detector.reset()
         self._peak = 0.0
         self._sumsq = 0.0
-        self._clip_runs = 0
+        self._features_only = False
 
     def _validate(self, chunk: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         x = np.asarray(chunk)
@@ -278,6 +278,23 @@ class Stream:
         if self._resampler is not None:
             x = self._resampler.accept(x)
         return self._feed(x)
+
+    def accept_features(self, frames: np.ndarray) -> list[WindowResult]:
+        """Feature mode: log-mel frames computed on the device (shape (n, n_mels), normalised), e.g. from the
+        firmware bridge.  There are no samples, so the signal-quality gate cannot run: windows are marked
+        ``features_only`` and still scored."""
+        frames = np.asarray(frames, dtype=np.float32)
+        n_mels = self.model.frontend.config.n_mels
+        if frames.ndim != 2 or frames.shape[1] != n_mels:
+            raise AudioError(f"features must have shape (n_frames, {n_mels}), got {frames.shape}")
+        if not np.all(np.isfinite(frames)):
+            raise NonFiniteAudioError("features hold NaN or infinite values")
+        self._features_only = True
+        hop = self.model.frontend.config.hop_length
+        self.n_samples_16k += frames.shape[0] * hop
+        self._samples = np.concatenate([self._samples, np.zeros(frames.shape[0] * hop, dtype=np.float32)])
+        self._frames = np.concatenate([self._frames, frames])
+        return self._emit()
 
     def _feed(self, x: np.ndarray) -> list[WindowResult]:
         self.n_samples_16k += x.size
@@ -331,7 +348,10 @@ class Stream:
         out = []
         for i, (s, e) in enumerate(spans):
             seg = self._samples[max(0, s - self._sample_base) : max(0, e - self._sample_base)]
-            problems = assess_quality(seg).problems if seg.size else ("too_short",)
+            if self._features_only:
+                problems: tuple[str, ...] = ()
+            else:
+                problems = assess_quality(seg).problems if seg.size else ("too_short",)
             p = None
             if self.model.cough_head is not None and not problems:
                 p = float(1.0 / (1.0 + np.exp(-heads[i, self.model.cough_head])))

@@ -134,3 +134,29 @@ def test_header_carries_protocol_and_fixed_point_front_end(tmp_path: Path):
     assert "#define ACULA_VERSION 1u" in text and "#define ACULA_CODEC_IMA_ADPCM 2u" in text
     assert "ACULA_FE_WINDOW_Q15[1024]" in text and "ACULA_FE_MEL_START[64]" in text
     assert "#define ACULA_FE_NORM_MEAN_DB -38.7f" in text
+
+
+def test_feature_mode_frames_decode_to_the_front_end_within_quantisation(tmp_path: Path):
+    pytest.importorskip("onnx")
+    from firmware_bridge.protocol import FEATURE_SCALE
+    from firmware_bridge.simulate import feature_frames
+    from tests.toy_bundle import make_toy_bundle
+
+    x = audio(3.0)
+    frames, exact = feature_frames(x)
+    dec = FrameDecoder()
+    chunks = [c for f in frames[:5] + frames[6:] for c in dec.feed(f)] + dec.flush()  # frame 5 lost
+    assert dec.counters.feature_frames == len(frames) - 1 and dec.counters.frames_lost == 1
+    lost = [c for c in chunks if c.lost]
+    assert len(lost) == 1 and lost[0].features is not None and lost[0].features.shape == (4, 64)
+    got = np.concatenate([c.features for c in chunks])
+    assert got.shape == exact.shape
+    ok = np.ones(len(got), bool)
+    ok[20:24] = False
+    assert np.max(np.abs(got[ok] - exact[ok])) <= FEATURE_SCALE / 2 + 1e-6
+    import sdk
+
+    model = sdk.load(make_toy_bundle(tmp_path / "b"))
+    stream = model.stream()
+    windows = [w for c in chunks for w in stream.accept_features(c.features)]
+    assert len(windows) == len(model.embed(x, 16000).embeddings)

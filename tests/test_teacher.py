@@ -56,3 +56,26 @@ def test_cache_returns_stored_vectors_without_running_the_model(teacher: TextTea
 def test_a_folder_that_is_not_a_model_is_refused(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="not a Hugging Face model directory"):
         TextTeacher(tmp_path)
+
+
+def test_a_local_decoder_model_works_with_last_token_and_hidden_layer(tmp_path: Path):
+    """A MedGemma-class teacher goes through the same interface: here a tiny random GPT-2 saved locally."""
+    import shutil
+
+    from transformers import AutoTokenizer, GPT2Config, GPT2Model
+
+    from aligner.teacher import default_teacher_dir
+
+    src = default_teacher_dir()
+    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+    GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_layer=2, n_embd=32, n_head=2, n_positions=128)
+              ).save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (src / name).is_file():
+            shutil.copy(src / name, tmp_path / name)
+    teacher = TextTeacher(tmp_path, pooling="last", layer=1, normalize=False)
+    assert teacher.dim == 32 and teacher.teacher_id.endswith(":last:1:0:256")
+    alone = teacher._embed_batch(["No wheezes."])
+    padded = teacher._embed_batch(["No wheezes.", "A much longer sentence that forces padding of the short one."])
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+    assert teacher.encode(["a", "b"]).shape == (2, 32)
