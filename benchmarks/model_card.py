@@ -82,9 +82,10 @@ def render(bundle: Path, results: Path) -> str:
     lines += ["## Cough detector operating point", "",
               f"On threshold {screening['cough_on']}, off {screening['cough_off']}, minimum event "
               f"{screening['min_duration_s']} s, refractory {screening['refractory_s']} s; chosen on the validation "
-              f"split to flag at most 0.2 % of non-cough windows (measured there: "
-              f"{screening.get('val_noncough_window_false_rate', float('nan')):.4f}; cough-window recall "
-              f"{screening.get('val_cough_window_recall', float('nan')):.3f}).", ""]
+              f"split as the lowest threshold with at most {screening.get('target_false_alarms_per_hour')} false "
+              f"alarms per hour on its {screening.get('val_noncough_hours')} h of non-cough audio (measured there: "
+              f"{screening.get('val_false_alarms_per_hour', float('nan')):.2f} per hour; recall on validation "
+              f"cough recordings {screening.get('val_cough_recording_recall')}).", ""]
     if cs.is_file():
         data = json.loads(cs.read_text())
         lines += ["Held-out test recordings (`python -m benchmarks.cough_screening --corpus runs/corpus`):", "",

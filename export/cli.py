@@ -68,28 +68,49 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
 
 
-def calibrate_screening(student: StreamingStudent, corpus_dir: Path, max_false_window_rate: float = 0.002
+def calibrate_screening(student: StreamingStudent, corpus_dir: Path, target_false_alarms_per_hour: float = 1.0
                         ) -> dict[str, Any]:
-    """Cough operating point from the validation split (never trained on): the 'on' threshold
-    is the smallest that flags at most ``max_false_window_rate`` of non-cough windows."""
+    """Cough operating point from the validation split (never trained on): the lowest 'on' threshold
+    whose events on the split's non-cough recordings stay at or under the target false alarms per hour,
+    with the SDK's own event logic (hysteresis, minimum duration, refractory period)."""
+    from sdk.screening import EventDetector, ScreeningConfig
+
     corpus = load_corpus(corpus_dir)
     bank = FeatureBank.for_corpus(corpus, progress=False)
     W, H = student.cfg.window_frames, student.cfg.hop_frames
-    probs: dict[bool, list[float]] = {True: [], False: []}
+    hop_s = H * 0.032
+    sequences: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    hours = 0.0
     with torch.no_grad():
         for i in corpus.indices("val"):
             feats = bank.get(i)
-            wins = [feats[s : s + W] for s in range(0, max(1, feats.shape[0] - W + 1), H)][:40]
-            wins = [np.tile(w, (-(-W // max(len(w), 1)), 1))[:W] for w in wins]
-            logits = student(torch.from_numpy(np.stack(wins)))[1][:, 0]
-            probs[corpus.rows[i]["modality"] == "cough"] += torch.sigmoid(logits).tolist()
-    neg, pos = np.asarray(probs[False]), np.asarray(probs[True])
-    on = float(max(0.5, np.quantile(neg, 1 - max_false_window_rate))) if neg.size else 0.5
-    return {"cough_on": round(on, 4), "cough_off": round(0.8 * on, 4), "min_duration_s": 0.25, "refractory_s": 1.0,
+            starts = range(0, max(1, feats.shape[0] - W + 1), H)
+            wins = np.stack([np.tile(feats[s : s + W], (-(-W // max(len(feats[s : s + W]), 1)), 1))[:W]
+                             for s in starts])
+            probs = torch.sigmoid(student(torch.from_numpy(wins))[1][:, 0]).numpy()
+            is_cough = corpus.rows[i]["modality"] == "cough"
+            sequences[is_cough].append(probs)
+            if not is_cough:
+                hours += feats.shape[0] * 0.032 / 3600
+
+    def events(seq: np.ndarray, on: float) -> int:
+        det = EventDetector(ScreeningConfig(on=on, off=0.8 * on, min_duration_s=0.25, refractory_s=1.0))
+        n = sum(len(det.update(k * hop_s, k * hop_s + W * 0.032, float(p))) for k, p in enumerate(seq))
+        return n + len(det.flush())
+
+    candidates = sorted({round(float(t), 4) for t in np.linspace(0.5, 0.995, 100)})
+    chosen, fa = candidates[-1], float("nan")
+    for on in candidates:
+        fa = sum(events(s, on) for s in sequences[False]) / max(hours, 1e-9)
+        if fa <= target_false_alarms_per_hour:
+            chosen = on
+            break
+    recall = float(np.mean([events(s, chosen) > 0 for s in sequences[True]])) if sequences[True] else None
+    return {"cough_on": chosen, "cough_off": round(0.8 * chosen, 4), "min_duration_s": 0.25, "refractory_s": 1.0,
             "smoothing_windows": 1, "calibrated_on": "val split",
-            "val_noncough_window_false_rate": float(np.mean(neg >= on)) if neg.size else None,
-            "val_cough_window_recall": float(np.mean(pos >= on)) if pos.size else None,
-            "n_val_windows": {"cough": int(pos.size), "noncough": int(neg.size)}}
+            "target_false_alarms_per_hour": target_false_alarms_per_hour, "val_false_alarms_per_hour": fa,
+            "val_noncough_hours": round(hours, 3), "val_cough_recording_recall": recall,
+            "n_val_recordings": {"cough": len(sequences[True]), "noncough": len(sequences[False])}}
 
 
 def data_provenance(corpus_dir: Path) -> dict[str, Any]:
