@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sdk.demo", "synthesise a short recording and run the front end on it"),
     "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
     "info": ("sdk.info", "verify a model bundle and describe it"),
+    "bench": ("sdk.bench", "latency, real-time factor, cold start, memory on this device; 'bench compare A B'"),
     "screen": ("sdk.screen_cli:screen_main", "cough events and signal quality for audio files"),
     "score": ("sdk.screen_cli:score_main", "zero-shot clip probabilities for a label set (heart, lung, sound)"),
     "listen": ("sdk.listen_cli:listen_main", "screen live audio from the default input into an event store"),

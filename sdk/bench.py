@@ -1,0 +1,199 @@
+"""``acula bench``: latency, real-time factor, cold start, memory and sizes on this device.
+
+    acula bench [--bundle default] [--threads 1] [--pin-cpu 0] [--seconds 30] [--yamnet PATH] [--json OUT]
+    acula bench compare A.json B.json
+
+Measures every installed backend and precision of the bundle (onnxruntime and
+TFLite, fp32 and int8), prints a device fingerprint and a markdown table, and
+writes JSON.  To approximate a phone-class core use ``--threads 1 --pin-cpu 0``.
+On a Raspberry Pi or in Termux: ``pip install acula-edge[tflite]`` then ``acula bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def fingerprint(threads: int) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("numpy", "numba", "onnxruntime", "ai_edge_litert", "tflite_runtime"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except (ImportError, AttributeError):
+            continue
+    return {"cpu": cpu, "cores": os.cpu_count(), "arch": platform.machine(), "os": platform.platform(),
+            "python": platform.python_version(), "threads": threads, "runtimes": versions}
+
+
+def measure(bundle: str, backend: str, precision: str, threads: int, seconds: float) -> dict[str, Any]:
+    from sdk.model import load
+    from sdk.synth import synth_recording
+
+    model = load(bundle, backend, precision, n_threads=threads)
+    name, info = model.bundle.model_file(backend, precision)
+    x, _ = synth_recording(seconds, seed=4)
+    hop = model.hop_frames * model.frontend.config.hop_length
+    stream = model.stream()
+    stream.accept(x[: 16000 * 3], 16000)
+    stream.reset()
+    lat = []
+    for i in range(0, x.size, hop):
+        t0 = time.perf_counter()
+        stream.accept(x[i : i + hop], 16000)
+        lat.append(time.perf_counter() - t0)
+    ms = np.asarray(lat) * 1e3
+    return {"backend": backend, "precision": precision, "model_file": name, "model_kb": info["bytes"] / 1024,
+            "hop_audio_ms": hop / 16, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+            "ms_per_audio_s": float(ms.sum() / seconds), "real_time_factor": float(ms.sum() / 1e3 / seconds)}
+
+
+def cold_start(bundle: str, backend: str, precision: str) -> tuple[float, float]:
+    """(first start, warm-cache start) in seconds: process start to the first screening result."""
+    code = (f"import numpy as np, sdk; m = sdk.load({bundle!r}, {backend!r}, {precision!r}); "
+            "m.screen(np.zeros(32000, dtype=np.float32) + 0.01, 16000)")
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t0)
+    return times[0], min(times[1:])
+
+
+def peak_rss_mb(bundle: str) -> float:
+    """Peak resident memory of `acula screen` on a 30 s recording."""
+    import tempfile
+
+    import soundfile as sf
+
+    from sdk.synth import synth_recording
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "r.wav"
+        sf.write(wav, synth_recording(30.0)[0], 16000)
+        code = ("import resource, sys, sdk.cli; sdk.cli.main(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code, "screen", "--bundle", bundle, "--json", str(wav)],
+                             check=True, capture_output=True, text=True).stdout.splitlines()[-1]
+    return int(out) / 1024
+
+
+def yamnet_ms_per_audio_s(path: str, seconds: float, threads: int) -> float | None:
+    from sdk.runtimes import _tflite_interpreter
+    from sdk.synth import synth_recording
+
+    if not Path(path).is_file():
+        return None
+    it = _tflite_interpreter()(path, num_threads=threads)
+    it.allocate_tensors()
+    idx = it.get_input_details()[0]["index"]
+    x, _ = synth_recording(seconds, seed=4)
+    patches = [x[s : s + 15600] for s in range(0, x.size - 15600 + 1, 7680)]
+    it.set_tensor(idx, patches[0])
+    it.invoke()
+    t0 = time.perf_counter()
+    for p in patches:
+        it.set_tensor(idx, p)
+        it.invoke()
+    return (time.perf_counter() - t0) * 1e3 / seconds
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    fp = report["device"]
+    lines = [f"Device: {fp['cpu']}, {fp['cores']} cores ({fp['arch']}), {fp['os']}, Python {fp['python']}, "
+             f"{fp['threads']} thread(s); runtimes {fp['runtimes']}", "",
+             "| backend | precision | model KB | p50 ms | p95 ms | p99 ms | max ms | ms per s audio | vs YAMNet |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    yam = report.get("yamnet_ms_per_audio_s")
+    for r in report["runs"]:
+        ratio = f"{r['ms_per_audio_s'] / yam:.3f}x" if yam else "n/a"
+        lines.append(f"| {r['backend']} | {r['precision']} | {r['model_kb']:.0f} | {r['p50_ms']:.2f} | "
+                     f"{r['p95_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | {r['ms_per_audio_s']:.2f} | "
+                     f"{ratio} |")
+    lines += ["", f"Hop: {report['runs'][0]['hop_audio_ms']:.0f} ms of audio. YAMNet TFLite: "
+                  f"{yam:.2f} ms per s of audio." if yam else "", f"Cold start (warm caches): "
+              f"{report['cold_start_s']:.2f} s; first start (numba compile): {report['first_start_s']:.2f} s; "
+              f"peak RSS of acula screen: {report['peak_rss_mb']:.0f} MB; bundle {report['bundle_kb']:.0f} KB."]
+    return "\n".join(lines)
+
+
+def compare(a_path: str, b_path: str) -> int:
+    a, b = json.loads(Path(a_path).read_text()), json.loads(Path(b_path).read_text())
+    print(f"ratios B/A ({b_path} over {a_path}); < 1 means B is faster")
+    for ra in a["runs"]:
+        rb = next((r for r in b["runs"] if (r["backend"], r["precision"]) == (ra["backend"], ra["precision"])), None)
+        if rb is None:
+            continue
+        cells = ", ".join(f"{k} {rb[k] / ra[k]:.2f}" for k in ("p50_ms", "p99_ms", "ms_per_audio_s") if ra[k])
+        print(f"  {ra['backend']} {ra['precision']}: {cells}")
+    for k in ("cold_start_s", "peak_rss_mb"):
+        print(f"  {k}: {b[k] / a[k]:.2f}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["compare"]:
+        if len(args_list) != 3:
+            print("usage: acula bench compare A.json B.json", file=sys.stderr)
+            return 1
+        return compare(args_list[1], args_list[2])
+    parser = argparse.ArgumentParser(prog="acula bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="default")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pin-cpu", type=int, help="pin the process to this CPU (Linux)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="audio per measurement")
+    parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
+    parser.add_argument("--json", help="write the report here")
+    args = parser.parse_args(args_list)
+    if args.pin_cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.pin_cpu})
+    from sdk.bundle import BundleError, read_bundle
+    from sdk.model import _resolve
+    from sdk.runtimes import BackendUnavailable
+
+    try:
+        bundle = read_bundle(_resolve(args.bundle))
+    except BundleError as exc:
+        print(f"acula bench: {exc}", file=sys.stderr)
+        return 1
+    runs = []
+    for name, info in bundle.manifest["files"].items():
+        if info.get("role") != "student":
+            continue
+        try:
+            runs.append(measure(args.bundle, info["backend"], info["precision"], args.threads, args.seconds))
+        except BackendUnavailable as exc:
+            print(f"skipping {name}: {exc}", file=sys.stderr)
+    first, warm = cold_start(args.bundle, runs[0]["backend"], runs[0]["precision"])
+    report = {"device": fingerprint(args.threads), "bundle": bundle.source, "runs": runs,
+              "bundle_kb": sum(i["bytes"] for i in bundle.manifest["files"].values()) / 1024,
+              "cold_start_s": warm, "first_start_s": first, "peak_rss_mb": peak_rss_mb(args.bundle),
+              "yamnet_ms_per_audio_s": yamnet_ms_per_audio_s(args.yamnet, args.seconds, args.threads)}
+    print(to_markdown(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+
