@@ -1,0 +1,78 @@
+"""Micro-benchmarks (pytest-benchmark).  Not part of the test suite; run and compare with
+
+    python -m pytest benchmarks/micro --benchmark-only --benchmark-storage=benchmarks/baselines \\
+        --benchmark-compare --benchmark-compare-fail=mean:10%
+
+and save a new baseline with ``--benchmark-save=baseline`` (same storage).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdk.frontend import LogMelFrontend
+from sdk.synth import synth_recording
+
+X10, _ = synth_recording(10.0, seed=0)
+
+
+def test_frontend_whole_clip_10s(benchmark):
+    fe = LogMelFrontend()
+    fe(X10)
+    benchmark(fe, X10)
+
+
+def test_frontend_stream_512(benchmark):
+    stream = LogMelFrontend().stream()
+    chunk = X10[:512]
+    benchmark(stream.accept, chunk)
+
+
+@pytest.mark.parametrize("backend,precision", [("onnxruntime", "int8"), ("onnxruntime", "fp32"),
+                                               ("tflite", "int8"), ("tflite", "fp32")])
+def test_runtime_one_window(benchmark, backend, precision):
+    import sdk
+
+    if "default" not in sdk.available_models():
+        pytest.skip("no packaged default bundle")
+    model = sdk.load("default", backend, precision)
+    window = np.zeros((1, model.window_frames, 64), dtype=np.float32)
+    benchmark(model.run_windows, window)
+
+
+def test_stream_accept_one_hop(benchmark):
+    import sdk
+
+    if "default" not in sdk.available_models():
+        pytest.skip("no packaged default bundle")
+    model = sdk.load("default")
+    stream = model.stream()
+    stream.accept(X10[:48000], 16000)
+    hop = X10[:7680]
+    benchmark(stream.accept, hop, 16000)
+
+
+def test_search_flat_1000(benchmark):
+    from sdk.search import CaseIndex
+
+    rng = np.random.default_rng(0)
+    index = CaseIndex(512, "flat")
+    index.add(rng.standard_normal((1000, 512)).astype(np.float32), [{"i": i} for i in range(1000)])
+    q = rng.standard_normal(512).astype(np.float32)
+    benchmark(index.search, q, 5)
+
+
+def test_bridge_decoder_100_frames(benchmark):
+    from firmware_bridge.decoder import FrameDecoder
+    from firmware_bridge.protocol import Codec
+    from firmware_bridge.simulate import stethoscope_frames
+
+    frames, _ = stethoscope_frames(X10[: 256 * 100], 16000, Codec.IMA_ADPCM)
+    data = b"".join(frames)
+
+    def run() -> int:
+        dec = FrameDecoder()
+        return len(dec.feed(data)) + len(dec.flush())
+
+    assert benchmark(run) == 100
