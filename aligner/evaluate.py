@@ -35,6 +35,8 @@ from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, windows
 
 N_SEEDS = 5
+#: out-of-fold predictions of the latest probe (seed 0), kept for the ROC plots
+LAST_PREDICTIONS: dict[str, np.ndarray] = {}
 MAX_WINDOWS = 24
 
 
@@ -93,6 +95,7 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, m
             sel.append(np.flatnonzero(test))
             pooled.append(p)
         idx = np.concatenate(sel)
+        LAST_PREDICTIONS.update(y=y[idx], scores=np.concatenate(pooled))
         return float(np.mean(aucs)), float(np.std(aucs)), bootstrap_ci(y[idx], np.concatenate(pooled), groups[idx])
     aucs, first = [], None
     for seed in range(N_SEEDS):
@@ -102,6 +105,7 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, m
         aucs.append(roc_auc_score(y, pred))
         first = pred if first is None else first
     assert first is not None
+    LAST_PREDICTIONS.update(y=y, scores=first)
     return float(np.mean(aucs)), float(np.std(aucs)), bootstrap_ci(y, first, groups)
 
 
@@ -175,8 +179,36 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
                 if scores is not None:
                     row["zero_shot_auroc"] = float(roc_auc_score(y, scores))
                     row["zero_shot_ci95"] = list(bootstrap_ci(y, np.asarray(scores), groups))
+            row["_roc"] = (LAST_PREDICTIONS["y"], LAST_PREDICTIONS["scores"])
             results.append(row)
     return results
+
+
+def plot_rocs(results: list[dict[str, Any]], out: Path, stem: str) -> list[Path]:
+    """One PNG per task: linear-probe ROC curves (seed 0, out of fold) of every system."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    from sklearn.metrics import roc_curve
+
+    paths = []
+    for task in dict.fromkeys(r["task"] for r in results):
+        fig, ax = plt.subplots(figsize=(4.5, 4.5), constrained_layout=True)
+        for r in (r for r in results if r["task"] == task and "_roc" in r):
+            fpr, tpr, _ = roc_curve(*r["_roc"])
+            ax.plot(fpr, tpr, lw=1.2, label=f"{r['system']} ({r['probe_auroc']:.3f})")
+        ax.plot([0, 1], [0, 1], color="0.7", ls="--", lw=0.8)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{task} (linear probe)")
+        ax.legend(fontsize=6, loc="lower right")
+        path = out / f"{stem}_roc_{task}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
 
 
 def to_markdown(results: list[dict[str, Any]], header: str) -> str:
@@ -312,8 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = (f"# Alignment evaluation ({', '.join(args.splits)} records of {args.corpus}, never seen in alignment)"
               f"\n\nCommand: `python -m aligner.evaluate {' '.join(argv if argv is not None else sys.argv[1:])}`")
     md = to_markdown(results, header)
+    plots = plot_rocs(results, out, args.name)
+    if plots:
+        md += "\nROC curves: " + ", ".join(f"`{p.name}`" for p in plots) + "\n"
     (out / f"{args.name}.md").write_text(md)
-    (out / f"{args.name}.json").write_text(json.dumps(results, indent=2))
+    (out / f"{args.name}.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "_roc"}
+                                                       for r in results], indent=2))
     print(md)
     return 0
 
