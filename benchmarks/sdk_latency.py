@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
     parser.add_argument("--json")
+    parser.add_argument("--histogram", help="write a PNG histogram of the per-hop latencies here")
     args = parser.parse_args(argv)
     from sdk.bench import cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
 
@@ -63,6 +64,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
+    if args.histogram:
+        from sdk.bench import LAST_LATENCIES_MS
+
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
+            ax.hist(LAST_LATENCIES_MS[(args.backend, args.precision)], bins=60, color="tab:blue")
+            ax.axvline(TARGETS["hop_p99_ms"], color="tab:red", ls="--", label="p99 target")
+            ax.set(xlabel="compute per hop (ms)", ylabel="hops", title=f"{args.backend} {args.precision}, 1 thread")
+            ax.legend()
+            fig.savefig(args.histogram, dpi=110)
+        except ImportError:
+            print("matplotlib is not installed: no histogram", file=sys.stderr)
     return 0 if ok else 2
 
 

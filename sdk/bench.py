@@ -25,6 +25,10 @@ from typing import Any
 import numpy as np
 
 
+#: per-hop latencies of the latest measurement per (backend, precision), for histograms
+LAST_LATENCIES_MS: dict[tuple[str, str], np.ndarray] = {}
+
+
 def fingerprint(threads: int) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -61,6 +65,7 @@ def measure(bundle: str, backend: str, precision: str, threads: int, seconds: fl
         stream.accept(x[i : i + hop], 16000)
         lat.append(time.perf_counter() - t0)
     ms = np.asarray(lat) * 1e3
+    LAST_LATENCIES_MS[(backend, precision)] = ms
     return {"backend": backend, "precision": precision, "model_file": name, "model_kb": info["bytes"] / 1024,
             "hop_audio_ms": hop / 16, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
