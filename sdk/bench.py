@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-
 #: per-hop latencies of the latest measurement per (backend, precision), for histograms
 LAST_LATENCIES_MS: dict[tuple[str, str], np.ndarray] = {}
 
