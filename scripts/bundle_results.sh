@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Regenerates the bundle figures in benchmarks/results/ and the README / model card sections built from them:
+# distillation retention, cough screening on held-out recordings, SDK latency, front end, bridge decoder.
+#   bash scripts/bundle_results.sh [CORPUS_DIR]      (default runs/corpus, from 'acula corpus build')
+set -euo pipefail
+cd "$(dirname "$0")/.."
+corpus=${1:-runs/corpus}
+py=.venv/bin/python
+res=benchmarks/results
+$py -m aligner.evaluate --corpus "$corpus" --peers \
+  --run "teacher (iii) CKA+InfoNCE+mask=runs/default/align" \
+  --bundle "student fp32 (ONNX)=sdk/models/default:onnxruntime:fp32" \
+  --bundle "student int8 (ONNX)=sdk/models/default:onnxruntime:int8" \
+  --bundle "student int8 (TFLite)=sdk/models/default:tflite:int8" \
+  --out "$res" --name retention 2>&1 | grep -v "clip/s\]"
+$py -m benchmarks.cough_screening --corpus "$corpus" --json "$res/cough_screening.json"
+$py -m benchmarks.sdk_latency --json "$res/sdk_latency.json" --histogram "$res/sdk_latency_hist.png" || true
+$py -m benchmarks.frontend --json "$res/frontend.json" || true
+$py -m benchmarks.bridge_decoder --json "$res/bridge_decoder.json"
+$py -m benchmarks.readme
+$py -m benchmarks.model_card
