@@ -45,9 +45,10 @@ def render(results: Path) -> str:
     fe = _load(results, "frontend.json")
     if isinstance(fe, dict):
         lines += [f"**Front end** (`python -m benchmarks.frontend --json benchmarks/results/frontend.json`; "
-                  f"{fe['machine']}, one thread): 10 s clip in {fe['numba_whole_clip_ms']:.2f} ms (librosa "
+                  f"{fe['machine']}, one thread): 10 s clip in {fe['whole_clip_ms']:.2f} ms (numpy engine; "
+                  f"numba engine {fe['numba_whole_clip_ms']:.2f} ms; librosa "
                   f"{fe.get('librosa_ms', float('nan')):.2f} ms in the same run); streaming 512-sample chunks at "
-                  f"{fe['stream_512_x_realtime']:.0f}x real time.", ""]
+                  f"{fe['stream_512_x_realtime']:.0f}x real time (numba engine).", ""]
     sl = _load(results, "sdk_latency.json")
     if isinstance(sl, dict):
         lines += [f"**SDK** (`python -m benchmarks.sdk_latency --json benchmarks/results/sdk_latency.json`; "

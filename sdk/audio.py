@@ -145,11 +145,10 @@ def resample(samples: np.ndarray, source_rate_hz: int, target_rate_hz: int) -> n
         raise AudioError(f"sample rates must be positive, got {source_rate_hz} -> {target_rate_hz}")
     if source_rate_hz == target_rate_hz:
         return np.asarray(samples, dtype=np.float32)
-    from scipy.signal import resample_poly
+    from sdk.resample import StreamingResampler  # equals scipy.signal.resample_poly (tests/test_resample.py)
 
-    g = math.gcd(int(source_rate_hz), int(target_rate_hz))
-    out = resample_poly(np.asarray(samples, dtype=np.float64), target_rate_hz // g, source_rate_hz // g)
-    return out.astype(np.float32)
+    r = StreamingResampler(int(source_rate_hz), int(target_rate_hz))
+    return np.concatenate([r.accept(np.asarray(samples, dtype=np.float64)), r.flush()])
 
 
 def prepare_audio(

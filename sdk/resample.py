@@ -11,31 +11,19 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
-def _resample_kernel(buf: np.ndarray, base: int, n_have: int, h: np.ndarray, up: int, down: int, delay: int,
-                     m0: int, n_out: int, out: np.ndarray) -> None:
-    """out[i] = sum_j h[p - j*up] x[j], p = (m0+i)*down + delay, over source indices j in the buffer."""
-    taps = h.shape[0]
-    for i in range(n_out):
-        p = (m0 + i) * down + delay
-        j_hi = p // up
-        j_lo = max(0, (p - taps) // up + 1)
-        acc = 0.0
-        for j in range(j_lo, j_hi + 1):
-            if j >= n_have:
-                break
-            acc += h[p - j * up] * buf[j - base]
-        out[i] = acc
+def kaiser_lowpass(numtaps: int, cutoff: float, beta: float) -> np.ndarray:
+    """Windowed-sinc low-pass, cutoff relative to Nyquist, unit DC gain: scipy.signal.firwin's design
+    (same taps) in numpy, so the device never imports scipy.signal."""
+    m = np.arange(numtaps) - (numtaps - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
+    return np.asarray(h / h.sum(), dtype=np.float64)
 
 
 class StreamingResampler:
     def __init__(self, source_rate_hz: int, target_rate_hz: int, kaiser_beta: float = 5.0) -> None:
-        from scipy.signal import firwin
-
         g = math.gcd(int(source_rate_hz), int(target_rate_hz))
         self.up, self.down = target_rate_hz // g, source_rate_hz // g
         self.source_rate_hz, self.target_rate_hz = source_rate_hz, target_rate_hz
@@ -44,8 +32,7 @@ class StreamingResampler:
             half = 0
             self.h = np.ones(1)
         else:
-            self.h = (firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", kaiser_beta))
-                      * self.up).astype(np.float64)
+            self.h = kaiser_lowpass(2 * half + 1, 1.0 / max(self.up, self.down), kaiser_beta) * self.up
         self.delay = half
         self.reset()
 
@@ -59,6 +46,8 @@ class StreamingResampler:
         n_out = max(0, limit_m - self._m)
         out = np.empty(n_out, dtype=np.float64)
         if n_out:
+            from sdk._resample_numba import _resample_kernel
+
             _resample_kernel(self._buf, self._base, self._n_in, self.h, self.up, self.down, self.delay, self._m,
                              n_out, out)
             self._m += n_out

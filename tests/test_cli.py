@@ -29,8 +29,8 @@ def test_python_dash_m_sdk_runs_the_same_cli():
     assert result.returncode == 0 and "usage: acula" in result.stdout
 
 
-def test_demo_prints_features_and_parity(capsys):
-    assert main(["demo", "--duration-s", "2"]) == 0
+def test_demo_without_a_bundle_runs_the_front_end(capsys, tmp_path):
+    assert main(["demo", "--duration-s", "2", "--bundle", str(tmp_path / "none"), "--plot", ""]) == 0
     out = capsys.readouterr().out
     assert "61 frames x 64 mels" in out  # 1 + (32000 - 1024) // 512
     assert "0 coughs" in out  # the default coughs start at 3 s and 7 s
@@ -44,3 +44,16 @@ def test_check_reports_flags_and_errors_as_json(tmp_path: Path, capsys):
     assert code == 1
     assert rows[0]["quality"]["clipped"] is True
     assert rows[1]["error"] == "UnreadableAudioError"
+
+
+def test_demo_with_the_default_bundle_prints_events_scores_and_latency(capsys, tmp_path):
+    from sdk.model import available_models
+
+    if "default" not in available_models():
+        import pytest
+
+        pytest.skip("no packaged default bundle")
+    assert main(["demo", "--duration-s", "6", "--plot", str(tmp_path / "d.png")]) == 0
+    out = capsys.readouterr().out
+    assert "cough events:" in out and "lung  :" in out and "latency per hop" in out
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"

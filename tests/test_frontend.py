@@ -21,26 +21,33 @@ def stream_in_chunks(frontend: LogMelFrontend, x: np.ndarray, sizes: list[int]) 
     return np.concatenate(out)
 
 
-def test_numba_whole_clip_matches_numpy_reference(noise_16k):
-    frontend = LogMelFrontend()
+ENGINES = ["numpy", "numba"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_whole_clip_matches_numpy_reference(noise_16k, engine):
+    frontend = LogMelFrontend(engine=engine)
     got, want = frontend(noise_16k), logmel_reference(noise_16k, frontend.config)
     assert got.shape == (frontend.config.n_frames(noise_16k.size), 64)
     assert got.dtype == np.float32
     assert np.max(np.abs(got - want)) <= TOL
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("chunk", [1, 160, 511, 512, 4096])
-def test_stream_is_chunk_size_invariant(noise_16k, chunk):
-    frontend = LogMelFrontend()
+def test_stream_is_chunk_size_invariant(noise_16k, chunk, engine):
+    frontend = LogMelFrontend(engine=engine)
     x = noise_16k[:24000] if chunk == 1 else noise_16k
     streamed = stream_in_chunks(frontend, x, [chunk])
     whole = logmel_reference(x, frontend.config)
     assert streamed.shape == whole.shape
     assert np.max(np.abs(streamed - whole)) <= TOL
+    np.testing.assert_array_equal(streamed, frontend(x))  # same engine: bit-identical to the whole clip
 
 
-def test_stream_with_random_chunk_sizes_matches_whole_clip(noise_16k):
-    frontend = LogMelFrontend()
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stream_with_random_chunk_sizes_matches_whole_clip(noise_16k, engine):
+    frontend = LogMelFrontend(engine=engine)
     sizes = list(np.random.default_rng(7).integers(0, 3000, size=200))
     streamed = stream_in_chunks(frontend, noise_16k, sizes)
     assert np.max(np.abs(streamed - logmel_reference(noise_16k, frontend.config))) <= TOL
@@ -63,11 +70,17 @@ def test_short_input_gives_no_frames():
     assert frontend.stream().accept(np.zeros(1023, dtype=np.float32)).shape == (0, 64)
 
 
-def test_silence_maps_to_the_floor_not_minus_infinity():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_silence_maps_to_the_floor_not_minus_infinity(engine):
     cfg = FrontendConfig()
-    out = LogMelFrontend(cfg)(np.zeros(4096, dtype=np.float32))
+    out = LogMelFrontend(cfg, engine=engine)(np.zeros(4096, dtype=np.float32))
     floor = (10 * np.log10(cfg.amin_power) - cfg.norm_mean_db) / cfg.norm_std_db
     assert np.all(np.isfinite(out)) and np.allclose(out, floor)
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="engine"):
+        LogMelFrontend(engine="cuda")
 
 
 def test_config_refuses_impossible_settings():
@@ -81,9 +94,10 @@ def test_config_refuses_impossible_settings():
     assert FrontendConfig.from_dict(cfg.to_dict()) == cfg
 
 
-def test_other_configs_stay_in_parity(noise_16k):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_other_configs_stay_in_parity(noise_16k, engine):
     cfg = FrontendConfig(sample_rate_hz=8000, n_fft=256, hop_length=80, n_mels=40, f_min_hz=20, f_max_hz=4000)
-    frontend = LogMelFrontend(cfg)
+    frontend = LogMelFrontend(cfg, engine=engine)
     assert np.max(np.abs(frontend(noise_16k) - logmel_reference(noise_16k, cfg))) <= TOL
     assert np.max(np.abs(stream_in_chunks(frontend, noise_16k, [77]) - logmel_reference(noise_16k, cfg))) <= TOL
 

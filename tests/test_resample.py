@@ -32,3 +32,12 @@ def test_same_rate_passes_through():
     x = np.arange(10, dtype=np.float32)
     np.testing.assert_array_equal(r.accept(x), x)
     assert r.flush().size == 0
+
+
+def test_kaiser_lowpass_equals_scipy_firwin():
+    from scipy.signal import firwin
+
+    from sdk.resample import kaiser_lowpass
+
+    np.testing.assert_allclose(kaiser_lowpass(8821, 1 / 441, 5.0), firwin(8821, 1 / 441, window=("kaiser", 5.0)),
+                               atol=1e-12)
