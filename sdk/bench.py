@@ -94,8 +94,12 @@ def peak_rss_mb(bundle: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "r.wav"
         sf.write(wav, synth_recording(30.0)[0], 16000)
-        code = ("import resource, sys, sdk.cli; sdk.cli.main(sys.argv[1:]); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        # VmHWM belongs to this process image; ru_maxrss would carry over the (larger) parent's peak,
+        # which Linux keeps across fork and execve
+        code = ("import resource, sys, sdk.cli; sdk.cli.main(sys.argv[1:]); hwm = [l for l in "
+                "open('/proc/self/status').read().splitlines() if l.startswith('VmHWM')] if "
+                "sys.platform == 'linux' else []; print(int(hwm[0].split()[1]) if hwm else "
+                "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         out = subprocess.run([sys.executable, "-c", code, "screen", "--bundle", bundle, "--json", str(wav)],
                              check=True, capture_output=True, text=True).stdout.splitlines()[-1]
     return int(out) / 1024
