@@ -113,6 +113,71 @@ def calibrate_screening(student: StreamingStudent, corpus_dir: Path, target_fals
             "n_val_recordings": {"cough": len(sequences[True]), "noncough": len(sequences[False])}}
 
 
+#: how a corpus record maps to a label of each label set, for temperature calibration (None: not used)
+def _label_for(row: dict[str, Any], label_set: str) -> str | None:
+    m, modality = row["metadata"], row["modality"]
+    if label_set == "heart" and modality == "heart":
+        return {"normal": "normal", "abnormal": "abnormal"}.get(str(m.get("outcome")))
+    if label_set == "lung" and modality == "lung":
+        c, w = int(m.get("crackles", 0)), int(m.get("wheezes", 0))
+        return "normal" if not (c or w) else "crackles" if c and not w else "wheezes" if w and not c else None
+    if label_set == "sound":
+        return {"cough": "cough", "breathing": "breathing", "speech": "speech", "environment": "other"}.get(modality)
+    return None
+
+
+def calibrate_temperatures(student: StreamingStudent, corpus_dir: Path, prompts: np.ndarray, logit_scale: float,
+                           sets: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
+    """One temperature per label set, fitted on the validation split by the negative log-likelihood of the
+    clip-level softmax (mean of window logits), as the SDK computes it.  Reports ECE before and after."""
+    corpus = load_corpus(corpus_dir)
+    bank = FeatureBank.for_corpus(corpus, progress=False)
+    W, H = student.cfg.window_frames, student.cfg.hop_frames
+    p = prompts / np.linalg.norm(prompts, axis=1, keepdims=True)
+    clip_emb: dict[int, np.ndarray] = {}
+    with torch.no_grad():
+        for i in corpus.indices("val"):
+            feats = bank.get(i)
+            wins = np.stack([np.tile(feats[s : s + W], (-(-W // max(len(feats[s : s + W]), 1)), 1))[:W]
+                             for s in range(0, max(1, feats.shape[0] - W + 1), H)][:40])
+            e = student(torch.from_numpy(wins))[0].numpy()
+            clip_emb[i] = e / np.linalg.norm(e, axis=1, keepdims=True)
+    temps, report = {}, {}
+    grid = np.exp(np.linspace(np.log(0.05), np.log(200.0), 161))
+    for name, labels in sets.items():
+        order = sorted(labels)
+        xs, ys = [], []
+        for i, e in clip_emb.items():
+            lab = _label_for(corpus.rows[i], name)
+            if lab is None or lab not in labels:
+                continue
+            sims = e @ p.T * logit_scale
+            xs.append(np.stack([sims[:, labels[lab_]].mean(1) for lab_ in order], 1).mean(0))
+            ys.append(order.index(lab))
+        if len(set(ys)) < 2:
+            continue
+        logits, y = np.stack(xs), np.asarray(ys)
+
+        def nll(t: float, logits: np.ndarray = logits, y: np.ndarray = y) -> float:
+            z = logits / t
+            z = z - z.max(1, keepdims=True)
+            return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean())
+
+        def ece(t: float, logits: np.ndarray = logits, y: np.ndarray = y) -> float:
+            z = np.exp(logits / t - (logits / t).max(1, keepdims=True))
+            prob = z / z.sum(1, keepdims=True)
+            conf, pred = prob.max(1), prob.argmax(1)
+            bins = np.minimum((conf * 10).astype(int), 9)
+            return float(sum(abs(np.mean(pred[bins == b] == y[bins == b]) - conf[bins == b].mean()) * np.mean(bins == b)
+                             for b in range(10) if np.any(bins == b)))
+
+        best = float(min(grid, key=nll))
+        temps[name] = round(best, 4)
+        report[name] = {"n_val_clips": len(y), "nll_before": nll(1.0), "nll_after": nll(best),
+                        "ece_before": ece(1.0), "ece_after": ece(best)}
+    return {"temperature": temps, "fitted_on": "val split", "report": report}
+
+
 def data_provenance(corpus_dir: Path) -> dict[str, Any]:
     corpus = load_corpus(corpus_dir)
     counts: dict[str, dict[str, int]] = {}
@@ -174,7 +239,9 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         "hop_frames": cfg.hop_frames, "embed_dim": cfg.embed_dim,
         "prompt_bank": {"file": "prompts.npy", "texts": texts, "label_sets": sets},
         "heads": {name: {"index": i} for i, name in enumerate(cfg.heads)},
-        "calibration": {"logit_scale": float(meta.get("logit_scale", 14.3)), "temperature": 1.0},
+        "calibration": {"logit_scale": float(meta.get("logit_scale", 14.3)),
+                        **calibrate_temperatures(student, corpus_dir, prompts, float(meta.get("logit_scale", 14.3)),
+                                                 sets)},
         "screening": calibrate_screening(student, corpus_dir),
         "provenance": {"student_run": str(run), "teacher_run": meta.get("teacher_run"),
                        "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),

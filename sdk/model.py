@@ -146,7 +146,11 @@ class Model:
         self.label_sets: dict[str, list[str]] = {k: list(v) for k, v in bank["label_sets"].items()}
         self._prompt_index = {k: [np.asarray(idx) for idx in v.values()] for k, v in bank["label_sets"].items()}
         cal = m.get("calibration", {})
-        self.logit_scale = float(cal.get("logit_scale", 14.3)) / float(cal.get("temperature", 1.0))
+        self.logit_scale = float(cal.get("logit_scale", 14.3))
+        temperature = cal.get("temperature", 1.0)
+        #: per label set: divides the clip- and window-level logits (fitted on held-out data at export)
+        self.temperature = {k: float(temperature.get(k, 1.0) if isinstance(temperature, dict) else temperature)
+                            for k in self.label_sets}
         self.cough_head = m.get("heads", {}).get("cough", {}).get("index")
         self.screening = ScreeningConfig.from_manifest(m["screening"]) if "screening" in m else ScreeningConfig()
 
@@ -181,7 +185,7 @@ class Model:
     def _label_logits(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
         e = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-12)
         sims = e @ self.prompts.T * self.logit_scale
-        return {name: np.stack([sims[:, idx].mean(1) for idx in groups], 1)
+        return {name: np.stack([sims[:, idx].mean(1) for idx in groups], 1) / self.temperature[name]
                 for name, groups in self._prompt_index.items()}
 
     def run_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

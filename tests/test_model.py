@@ -172,3 +172,20 @@ def test_acula_screen_and_score_cli(bundle: Path, tmp_path: Path, capsys):
     assert main(["screen", "--bundle", str(bundle), str(tmp_path / "bad.wav")]) == 1
     assert "UnreadableAudioError" in capsys.readouterr().err
     assert main(["screen", "--bundle", str(tmp_path / "missing"), str(tmp_path / "r.wav")]) == 1
+
+
+def test_per_label_set_temperature_from_the_manifest_scales_the_logits(tmp_path: Path):
+    import json as _json
+
+    bundle = make_toy_bundle(tmp_path / "t")
+    base = sdk.load(bundle, precision="fp32")
+    manifest = _json.loads((bundle / "manifest.json").read_text())
+    manifest["calibration"]["temperature"] = {"lung": 4.0}
+    (bundle / "manifest.json").write_text(_json.dumps(manifest))
+    hot = sdk.load(bundle, precision="fp32")
+    x, _ = synth_recording(3.0)
+    a, b = base.embed(x, 16000), hot.embed(x, 16000)
+    la = base._label_logits(a.embeddings)
+    lb = hot._label_logits(b.embeddings)
+    np.testing.assert_allclose(lb["lung"] * 4.0, la["lung"], rtol=1e-5)
+    np.testing.assert_allclose(lb["heart"], la["heart"], rtol=1e-6)
