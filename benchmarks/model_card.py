@@ -78,6 +78,18 @@ def render(bundle: Path, results: Path) -> str:
                          f"{ci[0]:.3f}-{ci[1]:.3f} | " + (f"{z:.3f} | {zci[0]:.3f}-{zci[1]:.3f} |" if z is not None
                                                             else "n/a | |"))
         lines.append("")
+    cal = manifest.get("calibration", {})
+    if isinstance(cal.get("temperature"), dict):
+        lines += ["## Calibration of the zero-shot probabilities", "",
+                  "One temperature per label set, fitted on the validation split (negative log-likelihood of the "
+                  "clip-level softmax), with the expected calibration error (10 bins) before and after:", "",
+                  "| label set | temperature | val clips | ECE before | ECE after |", "|---|---|---|---|---|"]
+        for name, t in cal["temperature"].items():
+            r = cal.get("report", {}).get(name, {})
+            lines.append(f"| {name} | {t} | {r.get('n_val_clips')} | {r.get('ece_before', float('nan')):.3f} | "
+                         f"{r.get('ece_after', float('nan')):.3f} |")
+        lines += ["", "A very large temperature means the scores carry little information on that label set: the "
+                      "calibrated probabilities stay close to uniform (the lung set, here).", ""]
     cs = results / "cough_screening.json"
     lines += ["## Cough detector operating point", "",
               f"On threshold {screening['cough_on']}, off {screening['cough_off']}, minimum event "
