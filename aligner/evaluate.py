@@ -281,7 +281,9 @@ YAMNET_TASK_CLASSES = {"cough_vs_noncough": ["cough"], "heart_abnormal_lodo": ["
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--corpus", help="corpus directory from 'acula corpus build'")
+    parser.add_argument("--data", help="data root: build (once) a corpus under --work when --corpus is not given")
+    parser.add_argument("--work", default="runs/eval", help="where --data builds its corpus")
     parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an acula align run")
     parser.add_argument("--bundle", action="append", default=[],
                         help="NAME=BUNDLE[:backend:precision] evaluated through the SDK (default onnxruntime int8)")
@@ -296,6 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from aligner.train import default_weights_dir
     from sdk.audio import load_audio
 
+    if args.corpus is None:
+        if args.data is None:
+            parser.error("give --corpus DIR or --data DIR")
+        from aligner.corpus import build_corpus
+
+        args.corpus = str(Path(args.work) / "corpus")
+        if not (Path(args.corpus) / "manifest.jsonl").is_file():
+            build_corpus(Path(args.data), Path(args.corpus))
     corpus = load_corpus(args.corpus)
     bank = FeatureBank.for_corpus(corpus)
     weights = Path(args.weights or default_weights_dir())
