@@ -43,7 +43,7 @@ class DistillConfig:
     student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
     weights: DistillWeights = dataclasses.field(default_factory=DistillWeights)
     batch_size: int = 64
-    max_steps: int = 1500
+    max_steps: int = 3000  # 1,500 kept 96.6 % of the teacher's mean probe AUROC, 3,000 kept 98.6 %
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
