@@ -112,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lat = np.asarray(latencies) * 1e3
     print(f"latency per hop ({hop / 16000 * 1e3:.0f} ms of audio): p50 {np.percentile(lat, 50):.2f} ms, "
           f"p99 {np.percentile(lat, 99):.2f} ms")
-    if args.plot and plot(args.plot, samples, result, events):
-        print(f"wrote {args.plot}")
+    if args.plot:
+        if plot(args.plot, samples, result, events):
+            print(f"wrote {args.plot}")
+        else:
+            print("no plot: matplotlib is not installed (pip install 'acula-edge[plot]')")
     return 0
