@@ -253,11 +253,8 @@ def bundle_system(spec: str, corpus: Corpus) -> tuple[str, Callable[[int], tuple
     def embed(i: int) -> tuple[np.ndarray, Any]:
         r = corpus.records[i]
         clip = load_audio(corpus.audio_path(i), model.sample_rate_hz, r.start_s, r.end_s)
-        windows = model.stream().accept(clip.samples, clip.sample_rate_hz)
-        stream_tail = model.stream()
-        if not windows:  # shorter than a window: the tiled tail window
-            stream_tail.accept(clip.samples, clip.sample_rate_hz)
-            windows = stream_tail.flush()
+        stream = model.stream()  # flush() adds the tiled window of a clip shorter than one window
+        windows = stream.accept(clip.samples, clip.sample_rate_hz) + stream.flush()
         windows = windows[:: max(1, len(windows) // MAX_WINDOWS)][:MAX_WINDOWS]
         emb = np.stack([w.embedding for w in windows])
         emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)

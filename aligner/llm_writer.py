@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aligner.records import Record
 from aligner.reports import unfaithful_findings, write_template_report
@@ -157,11 +156,3 @@ class LLMReportWriter:
 
                 results = tqdm(results, total=len(records), desc="LLM reports", unit="report")
             return list(results)
-
-
-def summarise(results: Sequence[ReportResult]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.source] = counts.get(r.source, 0) + 1
-    return {"n": len(results), "by_source": counts,
-            "fallback_reasons": sorted({(r.fallback_reason or "").split(":")[0] for r in results} - {""})}

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import torch
 
 from aligner.checkpoint import load_checkpoint
 from aligner.corpus import load_corpus
-from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
+from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch, windows
 from distill.prompts import label_sets
 from distill.student import StreamingStudent, StudentConfig
 from export.bundle import npy_bytes, write_bundle
@@ -68,30 +69,47 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
 
 
-def calibrate_screening(student: StreamingStudent, corpus_dir: Path, target_false_alarms_per_hour: float = 1.0
+@dataclass
+class ValOutputs:
+    """The student's outputs on every validation record, computed once for both calibrations."""
+
+    rows: list[dict[str, Any]]  # corpus manifest rows of the validation records
+    n_frames: list[int]
+    embeddings: list[np.ndarray]  # per record (n_windows, embed_dim)
+    cough_probs: list[np.ndarray]  # per record (n_windows,)
+
+
+def validation_outputs(student: StreamingStudent, corpus_dir: Path) -> ValOutputs:
+    corpus = load_corpus(corpus_dir)
+    bank = FeatureBank.for_corpus(corpus, progress=False)
+    out = ValOutputs([], [], [], [])
+    with torch.no_grad():
+        for i in corpus.indices("val"):
+            feats = bank.get(i)
+            emb, heads = student(torch.from_numpy(windows(feats, student.cfg.window_frames, student.cfg.hop_frames)))
+            out.rows.append(corpus.rows[i])
+            out.n_frames.append(feats.shape[0])
+            out.embeddings.append(emb.numpy())
+            out.cough_probs.append(torch.sigmoid(heads[:, 0]).numpy())
+    return out
+
+
+def calibrate_screening(student: StreamingStudent, val: ValOutputs, target_false_alarms_per_hour: float = 1.0
                         ) -> dict[str, Any]:
     """Cough operating point from the validation split (never trained on): the lowest 'on' threshold
     whose events on the split's non-cough recordings stay at or under the target false alarms per hour,
     with the SDK's own event logic (hysteresis, minimum duration, refractory period)."""
     from sdk.screening import EventDetector, ScreeningConfig
 
-    corpus = load_corpus(corpus_dir)
-    bank = FeatureBank.for_corpus(corpus, progress=False)
     W, H = student.cfg.window_frames, student.cfg.hop_frames
     hop_s = H * 0.032
     sequences: dict[bool, list[np.ndarray]] = {True: [], False: []}
     hours = 0.0
-    with torch.no_grad():
-        for i in corpus.indices("val"):
-            feats = bank.get(i)
-            starts = range(0, max(1, feats.shape[0] - W + 1), H)
-            wins = np.stack([np.tile(feats[s : s + W], (-(-W // max(len(feats[s : s + W]), 1)), 1))[:W]
-                             for s in starts])
-            probs = torch.sigmoid(student(torch.from_numpy(wins))[1][:, 0]).numpy()
-            is_cough = corpus.rows[i]["modality"] == "cough"
-            sequences[is_cough].append(probs)
-            if not is_cough:
-                hours += feats.shape[0] * 0.032 / 3600
+    for row, n_frames, probs in zip(val.rows, val.n_frames, val.cough_probs, strict=True):
+        is_cough = row["modality"] == "cough"
+        sequences[is_cough].append(probs)
+        if not is_cough:
+            hours += n_frames * 0.032 / 3600
 
     def events(seq: np.ndarray, on: float) -> int:
         det = EventDetector(ScreeningConfig(on=on, off=0.8 * on, min_duration_s=0.25, refractory_s=1.0))
@@ -126,29 +144,20 @@ def _label_for(row: dict[str, Any], label_set: str) -> str | None:
     return None
 
 
-def calibrate_temperatures(student: StreamingStudent, corpus_dir: Path, prompts: np.ndarray, logit_scale: float,
+def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: float,
                            sets: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
     """One temperature per label set, fitted on the validation split by the negative log-likelihood of the
-    clip-level softmax (mean of window logits), as the SDK computes it.  Reports ECE before and after."""
-    corpus = load_corpus(corpus_dir)
-    bank = FeatureBank.for_corpus(corpus, progress=False)
-    W, H = student.cfg.window_frames, student.cfg.hop_frames
+    clip-level softmax (mean of window logits, first 40 windows of a record), as the SDK computes it.
+    Reports ECE before and after."""
     p = prompts / np.linalg.norm(prompts, axis=1, keepdims=True)
-    clip_emb: dict[int, np.ndarray] = {}
-    with torch.no_grad():
-        for i in corpus.indices("val"):
-            feats = bank.get(i)
-            wins = np.stack([np.tile(feats[s : s + W], (-(-W // max(len(feats[s : s + W]), 1)), 1))[:W]
-                             for s in range(0, max(1, feats.shape[0] - W + 1), H)][:40])
-            e = student(torch.from_numpy(wins))[0].numpy()
-            clip_emb[i] = e / np.linalg.norm(e, axis=1, keepdims=True)
+    clip_emb = [e[:40] / np.linalg.norm(e[:40], axis=1, keepdims=True) for e in val.embeddings]
     temps, report = {}, {}
     grid = np.exp(np.linspace(np.log(0.05), np.log(200.0), 161))
     for name, labels in sets.items():
         order = sorted(labels)
         xs, ys = [], []
-        for i, e in clip_emb.items():
-            lab = _label_for(corpus.rows[i], name)
+        for row, e in zip(val.rows, clip_emb, strict=True):
+            lab = _label_for(row, name)
             if lab is None or lab not in labels:
                 continue
             sims = e @ p.T * logit_scale
@@ -233,6 +242,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     index = {t: i for i, t in enumerate(texts)}
     sets = {name: {label: [index[p] for p in prompts_] for label, prompts_ in labels.items()}
             for name, labels in label_sets().items()}
+    val = validation_outputs(student, corpus_dir)
     files["prompts.npy"] = (npy_bytes(prompts.astype(np.float32)), {"role": "prompt_bank"})
     manifest = {
         "name": out.stem, "frontend": meta["frontend"], "window_frames": cfg.window_frames,
@@ -240,9 +250,8 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         "prompt_bank": {"file": "prompts.npy", "texts": texts, "label_sets": sets},
         "heads": {name: {"index": i} for i, name in enumerate(cfg.heads)},
         "calibration": {"logit_scale": float(meta.get("logit_scale", 14.3)),
-                        **calibrate_temperatures(student, corpus_dir, prompts, float(meta.get("logit_scale", 14.3)),
-                                                 sets)},
-        "screening": calibrate_screening(student, corpus_dir),
+                        **calibrate_temperatures(val, prompts, float(meta.get("logit_scale", 14.3)), sets)},
+        "screening": calibrate_screening(student, val),
         "provenance": {"student_run": str(run), "teacher_run": meta.get("teacher_run"),
                        "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),
                        "student_config": cfg.to_dict(), "distill_config": meta.get("distill_config"),
