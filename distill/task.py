@@ -46,7 +46,9 @@ class DistillTask(nn.Module):
         self.teacher.eval()  # the teacher never leaves eval mode (batch norm statistics stay frozen)
         return self
 
-    def forward(self, logmel: torch.Tensor, head_targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, logmel: torch.Tensor, head_targets: torch.Tensor,
+                head_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``head_weights`` (same shape as the targets, optional): 0 leaves a window out of the head loss."""
         w = self.weights
         with torch.no_grad():
             target = self.teacher.embed_audio(logmel)
@@ -57,7 +59,11 @@ class DistillTask(nn.Module):
         s_scores = self.logit_scale * F.normalize(student, dim=-1) @ self.prompts.T / w.kd_temperature
         terms["kd"] = F.kl_div(F.log_softmax(s_scores, -1), F.log_softmax(t_scores, -1), log_target=True,
                                reduction="batchmean") * w.kd_temperature**2
-        terms["head"] = F.binary_cross_entropy_with_logits(heads, head_targets)
+        if head_weights is None:
+            terms["head"] = F.binary_cross_entropy_with_logits(heads, head_targets)
+        else:
+            per = F.binary_cross_entropy_with_logits(heads, head_targets, reduction="none") * head_weights
+            terms["head"] = per.sum() / head_weights.sum().clamp(min=1.0)
         return terms
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

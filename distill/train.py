@@ -52,6 +52,10 @@ class DistillConfig:
     gain_db: float = 6.0
     eq_db: float = 3.0
     p_noise: float = 0.3
+    #: a crop of a cough recording is a cough-head positive only if its loudest frame is within this many dB of
+    #: the recording's loudest frame (coughs are the recording's bursts); quieter crops (the gaps between
+    #: coughs) are left out of the head loss instead of being taught as coughs.  None: every crop is positive.
+    cough_peak_db: float | None = 6.0
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
@@ -132,6 +136,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
+    peak_cache: dict[int, float] = {}
     meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": front.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
                  "logit_scale": task.logit_scale}
@@ -149,9 +154,11 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
                                    cfg.p_noise)
             targets = torch.from_numpy(is_cough[chosen])[:, None]
+            head_w = torch.from_numpy(cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db,
+                                                         peak_cache))[:, None]
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, sched)
-            terms = task(feats, targets)
+            terms = task(feats, targets, head_w)
             loss = task.total(terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -164,6 +171,25 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             if (step + 1) % cfg.ckpt_every == 0 or step == cfg.max_steps - 1:
                 save_checkpoint(out, student, {**meta_base, "step": step + 1, "last_metrics": last}, optimizer)
     return last
+
+
+def cough_head_weights(bank: FeatureBank, chosen: np.ndarray, crops: np.ndarray, is_cough: np.ndarray,
+                       front: FrontendConfig, peak_db: float | None, peak_cache: dict[int, float]) -> np.ndarray:
+    """Per-crop weight of the cough-head loss: 0 for crops of cough recordings without a burst within
+    ``peak_db`` of the recording's loudest frame, 1 otherwise (every non-cough crop is a negative)."""
+    w = np.ones(len(chosen), dtype=np.float32)
+    if peak_db is None:
+        return w
+    margin = peak_db / front.norm_std_db  # dB -> normalised log-mel units
+    for k, i in enumerate(chosen):
+        i = int(i)
+        if not is_cough[i]:
+            continue
+        if i not in peak_cache:
+            peak_cache[i] = float(bank.get(i).mean(1).max())
+        if float(crops[k].mean(1).max()) < peak_cache[i] - margin:
+            w[k] = 0.0
+    return w
 
 
 def main(argv: Sequence[str] | None = None) -> int:

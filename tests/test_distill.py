@@ -1,0 +1,58 @@
+"""Distillation pieces: the cough-head weak-label weights and the masked head loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from distill.train import cough_head_weights  # noqa: E402
+from sdk.frontend_config import FrontendConfig  # noqa: E402
+
+
+class _Bank:
+    def __init__(self, feats: dict[int, np.ndarray]) -> None:
+        self.feats = feats
+
+    def get(self, i: int) -> np.ndarray:
+        return self.feats[i]
+
+
+def test_quiet_crops_of_cough_recordings_leave_the_head_loss() -> None:
+    front = FrontendConfig()
+    quiet = np.full((100, 64), -1.0, np.float32)
+    burst = quiet.copy()
+    burst[40:45] = 1.0  # one cough, 73.6 dB above the floor
+    bank = _Bank({0: burst, 1: quiet})
+    is_cough = np.array([1.0, 0.0], np.float32)
+    chosen = np.array([0, 0, 1])
+    crops = np.stack([burst[30:60], burst[60:90], quiet[0:30]])
+    w = cough_head_weights(bank, chosen, crops, is_cough, front, 6.0, {})
+    assert w.tolist() == [1.0, 0.0, 1.0]  # burst kept, gap dropped, negative kept
+    assert cough_head_weights(bank, chosen, crops, is_cough, front, None, {}).tolist() == [1.0, 1.0, 1.0]
+    # a crop 5 dB below the peak is still a positive at 6 dB, not at 4 dB
+    near = crops[1].copy()
+    near[0] = 1.0 - 5.0 / front.norm_std_db
+    assert cough_head_weights(bank, chosen[:1], near[None], is_cough, front, 6.0, {})[0] == 1.0
+    assert cough_head_weights(bank, chosen[:1], near[None], is_cough, front, 4.0, {})[0] == 0.0
+
+
+def test_masked_head_loss_ignores_weighted_out_windows() -> None:
+    from aligner.config import PRESETS
+    from aligner.model import AcuLaModel
+    from distill.student import StreamingStudent, StudentConfig
+    from distill.task import DistillTask
+
+    torch.manual_seed(0)
+    teacher = AcuLaModel(PRESETS["tiny-test"], 8)
+    student = StreamingStudent(StudentConfig(channels=(8, 16), strides=(2, 2), embed_dim=32, window_frames=32,
+                                             hop_frames=15))
+    task = DistillTask(teacher, student, torch.nn.functional.normalize(torch.randn(5, 32), dim=-1)).eval()
+    x = torch.randn(4, 32, 64)
+    y = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+    full = task(x, y)["head"]
+    masked = task(x, y, torch.tensor([[1.0], [1.0], [0.0], [0.0]]))["head"]
+    pair = task(x[:2], y[:2])["head"]
+    assert torch.allclose(masked, pair, atol=1e-6)
+    assert not torch.allclose(masked, full)
