@@ -2,7 +2,9 @@
 
 Loss = w_cos (1 - cos(student, teacher)) on joint-space embeddings
      + w_cka (1 - linear CKA) between the batch's student and teacher embeddings
-     + w_kd  T^2 KL(teacher || student) over the prompt bank's scores at temperature T
+     + w_kd  T^2 KL(teacher || student) over the prompt bank's scores at temperature T, one softmax per
+             label set (so the fine distinctions inside a set, crackles against wheezes, are not drowned by the
+             coarse ones between sets, a heart prompt against a cough prompt), averaged over the sets
      + w_head binary cross-entropy of the supervised heads (cough vs non-cough).
 """
 
@@ -30,8 +32,9 @@ class DistillWeights:
 
 class DistillTask(nn.Module):
     def __init__(self, teacher: AcuLaModel, student: StreamingStudent, prompts: torch.Tensor,
-                 weights: DistillWeights | None = None) -> None:
-        """``prompts``: (n_prompts, embed_dim) teacher text embeddings, already projected and normalised."""
+                 weights: DistillWeights | None = None, prompt_groups: list[list[int]] | None = None) -> None:
+        """``prompts``: (n_prompts, embed_dim) teacher text embeddings, already projected and normalised;
+        ``prompt_groups``: the prompt indices of each label set (None: one softmax over all prompts)."""
         super().__init__()
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
@@ -39,6 +42,7 @@ class DistillTask(nn.Module):
         self.student = student
         self.register_buffer("prompts", prompts)
         self.weights = weights or DistillWeights()
+        self.prompt_groups = prompt_groups or [list(range(prompts.shape[0]))]
         self.logit_scale = float(teacher.logit_scale.exp().clamp(max=100.0))
 
     def train(self, mode: bool = True) -> DistillTask:
@@ -57,8 +61,9 @@ class DistillTask(nn.Module):
                  "cka": 1 - linear_cka(student, target)}
         t_scores = self.logit_scale * F.normalize(target, dim=-1) @ self.prompts.T / w.kd_temperature
         s_scores = self.logit_scale * F.normalize(student, dim=-1) @ self.prompts.T / w.kd_temperature
-        terms["kd"] = F.kl_div(F.log_softmax(s_scores, -1), F.log_softmax(t_scores, -1), log_target=True,
-                               reduction="batchmean") * w.kd_temperature**2
+        terms["kd"] = torch.stack([
+            F.kl_div(F.log_softmax(s_scores[:, g], -1), F.log_softmax(t_scores[:, g], -1), log_target=True,
+                     reduction="batchmean") for g in self.prompt_groups]).mean() * w.kd_temperature**2
         if head_weights is None:
             terms["head"] = F.binary_cross_entropy_with_logits(heads, head_targets)
         else:

@@ -56,6 +56,7 @@ class DistillConfig:
     #: the recording's loudest frame (coughs are the recording's bursts); quieter crops (the gaps between
     #: coughs) are left out of the head loss instead of being taught as coughs.  None: every crop is positive.
     cough_peak_db: float | None = 6.0
+    kd_per_label_set: bool = True  # zero-shot distillation with one softmax per label set (distill/task.py)
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
@@ -98,6 +99,12 @@ def load_teacher(run: str | Path) -> tuple[AcuLaModel, dict[str, Any]]:
     return teacher.eval(), meta
 
 
+def prompt_groups(texts: list[str]) -> list[list[int]]:
+    """For each label set, the indices (into ``texts``) of its prompts."""
+    where = {t: k for k, t in enumerate(texts)}
+    return [sorted({where[p] for prompts in labels.values() for p in prompts}) for labels in label_sets().values()]
+
+
 def embed_prompt_bank(teacher: AcuLaModel, teacher_dir: str | None = None) -> tuple[list[str], np.ndarray]:
     """Every prompt of every label set, through the text teacher and the teacher's text projection."""
     from aligner.teacher import TextTeacher
@@ -122,7 +129,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))
     student = StreamingStudent(dataclasses.replace(cfg.student, embed_dim=teacher.cfg.embed_dim,
                                                    n_mels=front.n_mels))
-    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights)
+    groups = prompt_groups(texts) if cfg.kd_per_label_set else None
+    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     ckpt = out / "last.safetensors"

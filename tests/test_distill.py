@@ -56,3 +56,33 @@ def test_masked_head_loss_ignores_weighted_out_windows() -> None:
     pair = task(x[:2], y[:2])["head"]
     assert torch.allclose(masked, pair, atol=1e-6)
     assert not torch.allclose(masked, full)
+
+
+def test_prompt_groups_cover_each_label_set() -> None:
+    from distill.prompts import label_sets
+    from distill.train import prompt_groups
+
+    sets = label_sets()
+    texts = sorted({p for labels in sets.values() for prompts in labels.values() for p in prompts})
+    groups = prompt_groups(texts)
+    assert len(groups) == len(sets)
+    for g, labels in zip(groups, sets.values(), strict=True):
+        assert {texts[k] for k in g} == {p for prompts in labels.values() for p in prompts}
+
+
+def test_kd_per_label_set_differs_from_one_softmax() -> None:
+    from aligner.config import PRESETS
+    from aligner.model import AcuLaModel
+    from distill.student import StreamingStudent, StudentConfig
+    from distill.task import DistillTask
+
+    torch.manual_seed(0)
+    teacher = AcuLaModel(PRESETS["tiny-test"], 8)
+    student = StreamingStudent(StudentConfig(channels=(8, 16), strides=(2, 2), embed_dim=32, window_frames=32,
+                                             hop_frames=15))
+    prompts = torch.nn.functional.normalize(torch.randn(6, 32), dim=-1)
+    x, y = torch.randn(3, 32, 64), torch.zeros(3, 1)
+    one = DistillTask(teacher, student, prompts).eval()(x, y)["kd"]
+    split = DistillTask(teacher, student, prompts, prompt_groups=[[0, 1, 2], [3, 4, 5]]).eval()(x, y)["kd"]
+    assert float(one) >= 0 and float(split) >= 0
+    assert not torch.allclose(one, split)
