@@ -176,9 +176,11 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
                                    "embed_s": embed_s}
             if name in zero_shot:
                 scores = zero_shot[name]([cache[i][1] for i in idx], task)
-                if scores is not None:
-                    row["zero_shot_auroc"] = float(roc_auc_score(y, scores))
-                    row["zero_shot_ci95"] = list(bootstrap_ci(y, np.asarray(scores), groups))
+                variants = scores if isinstance(scores, dict) else {"zero_shot": scores}
+                for key, sc in variants.items():
+                    if sc is not None:
+                        row[f"{key}_auroc"] = float(roc_auc_score(y, sc))
+                        row[f"{key}_ci95"] = list(bootstrap_ci(y, np.asarray(sc), groups))
             row["_roc"] = (LAST_PREDICTIONS["y"], LAST_PREDICTIONS["scores"])
             results.append(row)
     return results
@@ -221,15 +223,22 @@ def to_markdown(results: list[dict[str, Any]], header: str) -> str:
         vals = [by[(s, t)]["probe_auroc"] for t in tasks]
         cells = [f"{by[(s, t)]['probe_auroc']:.3f} ± {by[(s, t)]['probe_std']:.3f}" for t in tasks]
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(vals):.3f} |")
-    lines += ["", "Zero-shot AUROC (text prompts; YAMNet: its own class score):", "",
-              "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
-    for s in systems:
-        vals = [by[(s, t)].get("zero_shot_auroc") for t in tasks]
-        if all(v is None for v in vals):
-            continue
-        cells = [f"{v:.3f}" if v is not None else "n/a" for v in vals]
-        known = [v for v in vals if v is not None]
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(known):.3f} |")
+    tables = [("zero_shot_auroc", "Zero-shot AUROC (the task table's text prompts, positive minus negative "
+                                  "cosine; YAMNet: its own class score):"),
+              ("zero_shot_sdk_auroc", "Zero-shot AUROC through the SDK (the bundle's label sets and calibrated "
+                                      "temperature, softmax probability of the positive label):")]
+    for key, title in tables:
+        rows = []
+        for s in systems:
+            vals = [by[(s, t)].get(key) for t in tasks]
+            if all(v is None for v in vals):
+                continue
+            cells = [f"{v:.3f}" if v is not None else "n/a" for v in vals]
+            known = [v for v in vals if v is not None]
+            rows.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(known):.3f} |")
+        if rows:
+            lines += ["", title, "", "| system | " + " | ".join(tasks) + " | mean |",
+                      "|---" * (len(tasks) + 2) + "|", *rows]
     n = {t: (by[(systems[0], t)]["n"], by[(systems[0], t)]["n_pos"]) for t in tasks}
     lines += ["", "Records (positives): " + ", ".join(f"{t} {a} ({b})" for t, (a, b) in n.items())]
     return "\n".join(lines) + "\n"
@@ -240,9 +249,13 @@ BUNDLE_ZERO_SHOT = {"cough_vs_noncough": ("sound", "cough"), "heart_abnormal_lod
                     "crackles": ("lung", "crackles"), "wheezes": ("lung", "wheezes")}
 
 
-def bundle_system(spec: str, corpus: Corpus) -> tuple[str, Callable[[int], tuple[np.ndarray, Any]],
-                                                      Callable[[np.ndarray, Any], np.ndarray]]:
-    """NAME=PATH[:backend:precision] -> (name, embedding fn, zero-shot fn) through the SDK only."""
+def bundle_system(spec: str, corpus: Corpus, task_prompts: Callable[[dict[str, Any]], dict[str, np.ndarray]]
+                  | None = None) -> tuple[str, Callable[[int], tuple[np.ndarray, Any]], Callable[[Any, Any], Any]]:
+    """NAME=PATH[:backend:precision] -> (name, embedding fn, zero-shot fn) through the SDK only.
+
+    Zero-shot: the SDK's label-set probability (``zero_shot_sdk``); with ``task_prompts`` (task -> projected
+    prompt embeddings of the teacher the bundle was distilled from) also the teacher's own rule on the
+    bundle's embeddings (``zero_shot``), so teacher and student are compared with identical scoring."""
     from sdk.audio import load_audio
     from sdk.model import load
 
@@ -259,14 +272,17 @@ def bundle_system(spec: str, corpus: Corpus) -> tuple[str, Callable[[int], tuple
         emb = np.stack([w.embedding for w in windows])
         emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
         logits = {k: np.mean([w.label_logits[k] for w in windows], 0) for k in model.label_sets}
-        return emb.mean(0), logits
+        return emb.mean(0), (emb.mean(0), logits)
 
-    def zero(logits: list[dict[str, np.ndarray]], task: dict[str, Any]) -> np.ndarray:
+    def zero(outputs: list[tuple[np.ndarray, dict[str, np.ndarray]]], task: dict[str, Any]) -> dict[str, Any]:
         label_set, positive = BUNDLE_ZERO_SHOT[task["name"]]
         j = model.label_sets[label_set].index(positive)
-        z = np.stack([lg[label_set] for lg in logits])
+        z = np.stack([lg[label_set] for _, lg in outputs])
         p = np.exp(z - z.max(1, keepdims=True))
-        return np.asarray(p[:, j] / p.sum(1))
+        scores: dict[str, Any] = {"zero_shot_sdk": np.asarray(p[:, j] / p.sum(1))}
+        if task_prompts is not None:
+            scores["zero_shot"] = zero_shot_scores([e for e, _ in outputs], task_prompts(task))
+        return scores
 
     return name, embed, zero
 
@@ -284,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an acula align run")
     parser.add_argument("--bundle", action="append", default=[],
                         help="NAME=BUNDLE[:backend:precision] evaluated through the SDK (default onnxruntime int8)")
+    parser.add_argument("--prompt-run", help="acula align run whose text projection also scores the bundles' "
+                        "zero-shot with the task prompts, the rule used for --run systems (retention tables)")
     parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"])
     parser.add_argument("--weights", default=None, help="weights folder (default $ACULA_WEIGHTS or ../shared/weights)")
     parser.add_argument("--splits", nargs="*", default=["val", "test"])
@@ -308,10 +326,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     weights = Path(args.weights or default_weights_dir())
     systems: dict[str, Callable[[int], tuple[np.ndarray, Any]]] = {}
     zero: dict[str, Callable[[np.ndarray, Any], Any]] = {}
+    teacher = TextTeacher() if args.run or args.prompt_run else None
+    task_prompts = None
+    if args.prompt_run:
+        prompt_enc = AlignedEncoder(args.prompt_run)
+
+        def task_prompts(task: dict[str, Any]) -> dict[str, np.ndarray]:
+            assert teacher is not None
+            return {k: prompt_enc.text(teacher.encode(v)) for k, v in build_prompt_bank(task["prompts"]).items()}
     for spec in args.bundle:
-        name, embed_fn, zero_fn = bundle_system(spec, corpus)
+        name, embed_fn, zero_fn = bundle_system(spec, corpus, task_prompts)
         systems[name], zero[name] = embed_fn, zero_fn
-    teacher = TextTeacher() if args.run else None
     if "mfcc" in args.peers:
         from aligner.peers import MFCCStats
 

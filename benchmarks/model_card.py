@@ -66,17 +66,19 @@ def render(bundle: Path, results: Path) -> str:
     rows = _rows(results, "retention.json")
     if rows:
         lines += ["AUROC on held-out recordings (val + test), linear probe (mean of 5 seeds, 95 % group-bootstrap "
-                  "interval) and zero-shot from the bundle's prompt bank. Command: see "
-                  "`benchmarks/results/retention.md`.", "",
-                  "| system | task | n (pos) | linear probe | 95 % CI | zero-shot | 95 % CI |",
-                  "|---|---|---|---|---|---|---|"]
+                  "interval); zero-shot with the task table's prompts through the teacher's text projection (the same "
+                  "rule for teacher and student), and through the SDK (the bundle's label sets, what `acula score` "
+                  "returns). Command: see `benchmarks/results/retention.md`.", "",
+                  "| system | task | n (pos) | linear probe | 95 % CI | zero-shot | 95 % CI | zero-shot (SDK) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             ci = r.get("probe_ci95", [float("nan")] * 2)
             z = r.get("zero_shot_auroc")
             zci = r.get("zero_shot_ci95", [float("nan")] * 2)
             lines.append(f"| {r['system']} | {r['task']} | {r['n']} ({r['n_pos']}) | {r['probe_auroc']:.3f} | "
                          f"{ci[0]:.3f}-{ci[1]:.3f} | " + (f"{z:.3f} | {zci[0]:.3f}-{zci[1]:.3f} |" if z is not None
-                                                            else "n/a | |"))
+                                                            else "n/a | |")
+                         + (f" {r['zero_shot_sdk_auroc']:.3f} |" if "zero_shot_sdk_auroc" in r else " |"))
         lines.append("")
     cal = manifest.get("calibration", {})
     if isinstance(cal.get("temperature"), dict):

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
 py=.venv/bin/python
 res=benchmarks/results
-$py -m aligner.evaluate --corpus "$corpus" --peers \
+$py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run runs/default/align \
   --run "teacher (iii) CKA+InfoNCE+mask=runs/default/align" \
   --bundle "student fp32 (ONNX)=sdk/models/default:onnxruntime:fp32" \
   --bundle "student int8 (ONNX)=sdk/models/default:onnxruntime:int8" \

@@ -54,3 +54,12 @@ def test_markdown_table_lists_systems_and_means():
                                        "probe_std": 0.02}]
     md = to_markdown(rows, "# T")
     assert "| A | 0.800 ± 0.010 | 0.600 ± 0.020 | 0.700 |" in md and "| A | 0.700 | n/a | 0.700 |" in md
+
+
+def test_markdown_shows_the_sdk_zero_shot_table_only_when_present():
+    rows = [{"system": "S", "task": "t", "n": 10, "n_pos": 5, "probe_auroc": 0.6, "probe_std": 0.0,
+             "zero_shot_auroc": 0.7}]
+    assert "through the SDK" not in to_markdown(rows, "# h")
+    rows[0]["zero_shot_sdk_auroc"] = 0.65
+    md = to_markdown(rows, "# h")
+    assert "through the SDK" in md and "| S | 0.650 | 0.650 |" in md
