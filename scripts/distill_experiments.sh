@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Regenerates benchmarks/results/distill_experiments.{md,json}: distillation variants of the default teacher
+# (configs/distill/*.json), each exported and evaluated beside the shipped default with the same scoring rule.
+#   bash scripts/distill_experiments.sh [CORPUS_DIR] [TEACHER_RUN]
+# Needs runs/default/align (scripts/train_default.sh).  About 12 minutes a variant on a 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+corpus=${1:-runs/corpus}
+teacher=${2:-runs/default/align}
+py=.venv/bin/python
+bundles=(--bundle "shipped default (kd 1, one softmax, 3000 steps)=sdk/models/default:onnxruntime:fp32")
+for cfg in configs/distill/*.json; do
+  name=$(basename "$cfg" .json)
+  work=runs/distill-exp/$name
+  $py -m sdk distill --teacher "$teacher" --corpus "$corpus" --config "$cfg" --out "$work/distill"
+  $py -m sdk export --student "$work/distill" --corpus "$corpus" --out "$work/bundle" -f > "$work/export.log" 2>&1
+  bundles+=(--bundle "$name=$work/bundle:onnxruntime:fp32")
+done
+$py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" "${bundles[@]}" \
+  --out benchmarks/results --name distill_experiments
