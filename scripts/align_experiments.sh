@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates benchmarks/results/align_eval.{md,json}: corpus -> four alignment runs -> evaluation table.
 #   bash scripts/align_experiments.sh [DATA_DIR] [WORK_DIR]
-# About 45 minutes on a 2-core CPU.
+# About 60 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -17,3 +17,9 @@ $py -m aligner.evaluate --corpus "$work/corpus" --peers mfcc yamnet mn04 \
   --run "(iv) InfoNCE only=$work/align-nce-cpu" \
   --run "(ii) with global average pooling=$work/align-gap-cpu" \
   --out benchmarks/results --name align_eval
+# A gentler encoder learning rate (configs/align/cka-nce-mask-lowlr.json) against the (iii) preset
+$py -m sdk align --config configs/align/cka-nce-mask-lowlr.json --corpus "$work/corpus" --out "$work/align-cka-nce-mask-lowlr"
+$py -m aligner.evaluate --corpus "$work/corpus" --peers mn04 \
+  --run "(iii) encoder lr 3e-4 (preset)=$work/align-cka-nce-mask-cpu" \
+  --run "(iii) encoder lr 1e-4=$work/align-cka-nce-mask-lowlr" \
+  --out benchmarks/results --name align_encoder_lr
