@@ -327,13 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     systems: dict[str, Callable[[int], tuple[np.ndarray, Any]]] = {}
     zero: dict[str, Callable[[np.ndarray, Any], Any]] = {}
     teacher = TextTeacher() if args.run or args.prompt_run else None
-    task_prompts = None
-    if args.prompt_run:
-        prompt_enc = AlignedEncoder(args.prompt_run)
 
-        def task_prompts(task: dict[str, Any]) -> dict[str, np.ndarray]:
+    def prompts_of(enc: AlignedEncoder) -> Callable[[dict[str, Any]], dict[str, np.ndarray]]:
+        """task -> its prompt bank through the text teacher and ``enc``'s text projection."""
+        def prompts(task: dict[str, Any]) -> dict[str, np.ndarray]:
             assert teacher is not None
-            return {k: prompt_enc.text(teacher.encode(v)) for k, v in build_prompt_bank(task["prompts"]).items()}
+            return {k: enc.text(teacher.encode(v)) for k, v in build_prompt_bank(task["prompts"]).items()}
+        return prompts
+
+    task_prompts = prompts_of(AlignedEncoder(args.prompt_run)) if args.prompt_run else None
     for spec in args.bundle:
         name, embed_fn, zero_fn = bundle_system(spec, corpus, task_prompts)
         systems[name], zero[name] = embed_fn, zero_fn
@@ -363,11 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         enc = AlignedEncoder(path)
         systems[name] = lambda i, enc=enc: enc(bank.get(i))
 
-        def zs(joint: np.ndarray, task: dict[str, Any], enc: AlignedEncoder = enc,
-               teacher: TextTeacher | None = teacher) -> np.ndarray:
-            assert teacher is not None
-            prompts = {k: enc.text(teacher.encode(v)) for k, v in build_prompt_bank(task["prompts"]).items()}
-            return zero_shot_scores(joint, prompts)
+        prompts = prompts_of(enc)
+
+        def zs(joint: np.ndarray, task: dict[str, Any],
+               prompts: Callable[[dict[str, Any]], dict[str, np.ndarray]] = prompts) -> np.ndarray:
+            return zero_shot_scores(joint, prompts(task))
 
         zero[name] = zs
     results = evaluate(corpus, systems, zero, args.splits)
