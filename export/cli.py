@@ -29,6 +29,7 @@ from distill.prompts import label_sets
 from distill.student import StreamingStudent, StudentConfig
 from export.bundle import npy_bytes, write_bundle
 from export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
+from sdk.frontend_config import FrontendConfig
 
 LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
            "2016 (ODC-By) and ICBHI 2017 (research use); initialised from EfficientAT mn04 (MIT). "
@@ -51,11 +52,25 @@ def calibration_windows(corpus_dir: Path, window_frames: int, n: int = 256, seed
     return crops.astype(np.float32)
 
 
-def run_onnx(path: Path, windows: np.ndarray) -> np.ndarray:
+def run_onnx(path: Path, windows: np.ndarray, input_name: str = INPUT_NAME) -> np.ndarray:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.asarray(sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: windows})[0])
+    return np.asarray(sess.run([OUTPUT_NAMES[0]], {input_name: windows})[0])
+
+
+def waveform_check_windows(front: FrontendConfig, window_frames: int, hop_frames: int, seconds: float = 8.0
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(waveform windows, the SDK front end's log-mel windows) of one synthetic recording, aligned."""
+    from sdk.frontend import LogMelFrontend
+    from sdk.synth import synth_recording
+
+    x = synth_recording(seconds, front.sample_rate_hz, seed=7)[0].astype(np.float32)
+    logmel = windows(LogMelFrontend(front)(x), window_frames, hop_frames)
+    n = front.n_fft + (window_frames - 1) * front.hop_length
+    step = hop_frames * front.hop_length
+    waves = np.stack([x[k * step : k * step + n] for k in range(logmel.shape[0])])
+    return waves, logmel.astype(np.float32)
 
 
 def run_tflite(path: Path, windows: np.ndarray) -> np.ndarray:
@@ -207,7 +222,7 @@ def git_commit() -> str | None:
 
 
 def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, tflite: bool = True,
-                  extra_manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+                  extra_manifest: dict[str, Any] | None = None, waveform_graph: bool = False) -> dict[str, Any]:
     student, meta = load_student(run)
     cfg = student.cfg
     calib = calibration_windows(corpus_dir, cfg.window_frames)
@@ -236,6 +251,21 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         for path, backend, precision in made:
             files[path.name] = (path.read_bytes(), {"role": "student", "backend": backend, "precision": precision,
                                                     **io_sig})
+        if waveform_graph:
+            from export.waveform import INPUT_NAME as WAVE_INPUT
+            from export.waveform import export_waveform_onnx
+
+            front = FrontendConfig.from_dict(meta["frontend"])
+            wpath = export_waveform_onnx(student, front, tmp / "student_waveform_fp32.onnx")
+            waves, logmel = waveform_check_windows(front, cfg.window_frames, cfg.hop_frames)
+            with torch.no_grad():
+                wref = student(torch.from_numpy(logmel))[0].numpy()
+            parity["waveform_onnx_fp32_max_abs_diff"] = float(np.max(np.abs(run_onnx(wpath, waves, WAVE_INPUT)
+                                                                            - wref)))
+            files[wpath.name] = (wpath.read_bytes(), {
+                "role": "waveform_student", "backend": "onnxruntime", "precision": "fp32",
+                "inputs": [{"name": WAVE_INPUT, "shape": [1, int(waves.shape[1])], "dtype": "float32"}],
+                "outputs": io_sig["outputs"]})
     prompts = np.load(Path(run) / "prompt_embeddings.npy") if Path(run).is_dir() else np.load(
         Path(run).parent / "prompt_embeddings.npy")
     texts = json.loads((Path(run) / "prompt_texts.json").read_text())
@@ -272,13 +302,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="bundle directory (or .zip with --zip)")
     parser.add_argument("--zip", action="store_true", help="write one zip file instead of a directory")
     parser.add_argument("--no-tflite", action="store_true", help="ONNX only")
+    parser.add_argument("--waveform-graph", action="store_true",
+                        help="also write student_waveform_fp32.onnx: waveform in, embedding out, the front end "
+                             "inside the graph (about 4 MB more: the DFT kernels)")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing bundle")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and not args.force:
         print(f"acula export: {out} exists; use -f to overwrite", file=sys.stderr)
         return 1
-    parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite)
+    parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite,
+                           waveform_graph=args.waveform_graph)
     print(json.dumps({"bundle": str(out), "parity": parity}, indent=2))
     return 0
 
