@@ -270,9 +270,9 @@ def bundle_system(spec: str, corpus: Corpus, task_prompts: Callable[[dict[str, A
         windows = stream.accept(clip.samples, clip.sample_rate_hz) + stream.flush()
         windows = windows[:: max(1, len(windows) // MAX_WINDOWS)][:MAX_WINDOWS]
         emb = np.stack([w.embedding for w in windows])
-        emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        clip_emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).mean(0)
         logits = {k: np.mean([w.label_logits[k] for w in windows], 0) for k in model.label_sets}
-        return emb.mean(0), (emb.mean(0), logits)
+        return clip_emb, (clip_emb, logits)
 
     def zero(outputs: list[tuple[np.ndarray, dict[str, np.ndarray]]], task: dict[str, Any]) -> dict[str, Any]:
         label_set, positive = BUNDLE_ZERO_SHOT[task["name"]]

@@ -23,15 +23,20 @@ class TorchLogMel(nn.Module):
         self.register_buffer("window", torch.from_numpy(hann_window(self.config.n_fft)).float(), persistent=False)
         self.register_buffer("fb", torch.from_numpy(mel_filterbank(self.config)).float(), persistent=False)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def power_spectrum(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, n_samples) -> power (batch, n_freqs, n_frames)."""
         cfg = self.config
-        if wave.dim() == 1:
-            wave = wave.unsqueeze(0)
         spec = torch.stft(
             wave.to(self.window.dtype), cfg.n_fft, hop_length=cfg.hop_length, window=self.window,
             center=False, return_complex=True,
         )
-        power = spec.real.square() + spec.imag.square()  # (batch, n_freqs, n_frames)
+        return spec.real.square() + spec.imag.square()
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if wave.dim() == 1:
+            wave = wave.unsqueeze(0)
+        power = self.power_spectrum(wave)
         mel = torch.matmul(power.transpose(1, 2), self.fb)
         db = 10.0 * torch.log10(mel.clamp_min(cfg.amin_power))
         return (db - cfg.norm_mean_db) / cfg.norm_std_db

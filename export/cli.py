@@ -59,20 +59,6 @@ def run_onnx(path: Path, windows: np.ndarray, input_name: str = INPUT_NAME) -> n
     return np.asarray(sess.run([OUTPUT_NAMES[0]], {input_name: windows})[0])
 
 
-def waveform_check_windows(front: FrontendConfig, window_frames: int, hop_frames: int, seconds: float = 8.0
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """(waveform windows, the SDK front end's log-mel windows) of one synthetic recording, aligned."""
-    from sdk.frontend import LogMelFrontend
-    from sdk.synth import synth_recording
-
-    x = synth_recording(seconds, front.sample_rate_hz, seed=7)[0].astype(np.float32)
-    logmel = windows(LogMelFrontend(front)(x), window_frames, hop_frames)
-    n = front.n_fft + (window_frames - 1) * front.hop_length
-    step = hop_frames * front.hop_length
-    waves = np.stack([x[k * step : k * step + n] for k in range(logmel.shape[0])])
-    return waves, logmel.astype(np.float32)
-
-
 def run_tflite(path: Path, windows: np.ndarray) -> np.ndarray:
     from sdk.runtimes import TFLiteBackend
 
@@ -253,11 +239,11 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                                                     **io_sig})
         if waveform_graph:
             from export.waveform import INPUT_NAME as WAVE_INPUT
-            from export.waveform import export_waveform_onnx
+            from export.waveform import check_windows, export_waveform_onnx
 
             front = FrontendConfig.from_dict(meta["frontend"])
             wpath = export_waveform_onnx(student, front, tmp / "student_waveform_fp32.onnx")
-            waves, logmel = waveform_check_windows(front, cfg.window_frames, cfg.hop_frames)
+            waves, logmel = check_windows(front, cfg.window_frames, cfg.hop_frames)
             with torch.no_grad():
                 wref = student(torch.from_numpy(logmel))[0].numpy()
             parity["waveform_onnx_fp32_max_abs_diff"] = float(np.max(np.abs(run_onnx(wpath, waves, WAVE_INPUT)

@@ -3,8 +3,9 @@
 The front end goes inside the graph: the short-time Fourier transform is a 1-D convolution whose kernels are
 the Hann-windowed cosine and sine of every FFT bin (stride = hop, no centring, as in
 :class:`sdk.frontend_config.FrontendConfig`), followed by the power, the mel filterbank, ``10 log10`` with the
-config's floor and the fixed normalisation.  Every table comes from :mod:`sdk.frontend`, so the graph and the
-SDK front end cannot drift apart; ``tests/test_waveform_graph.py`` checks parity.
+config's floor and the fixed normalisation.  Only the STFT is new here: the rest is the training front end
+(:class:`aligner.frontend_torch.TorchLogMel`), and every table comes from :mod:`sdk.frontend`, so the graph
+and the SDK front end cannot drift apart; ``tests/test_waveform_graph.py`` checks parity.
 
 Input: ``waveform`` (batch, n_samples) at the front end's rate, n_samples = n_fft + (window_frames - 1) * hop
 (2.016 s for the default student); output: the student's ``embedding`` and ``heads`` for that window.
@@ -18,8 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from aligner.frontend_torch import TorchLogMel
 from distill.student import StreamingStudent
-from sdk.frontend import hann_window, mel_filterbank
+from export.writers import export_onnx
+from sdk.frontend import hann_window
 from sdk.frontend_config import FrontendConfig
 
 INPUT_NAME = "waveform"
@@ -34,23 +37,22 @@ def dft_kernels(config: FrontendConfig) -> np.ndarray:
     return np.concatenate([np.cos(phase) * win, -np.sin(phase) * win])[:, None, :].astype(np.float32)
 
 
-class WaveformLogMel(nn.Module):
-    """(batch, n_samples) -> (batch, n_frames, n_mels), the SDK front end as convolution and matrix products."""
+def window_samples(config: FrontendConfig, window_frames: int) -> int:
+    """Samples in one analysis window of ``window_frames`` frames (frames are not centred)."""
+    return config.n_fft + (window_frames - 1) * config.hop_length
+
+
+class WaveformLogMel(TorchLogMel):
+    """The training front end with its STFT as a strided convolution (exports to ONNX as plain Conv)."""
 
     def __init__(self, config: FrontendConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.n_freqs = config.n_fft // 2 + 1
         self.register_buffer("kernels", torch.from_numpy(dft_kernels(config)))
-        self.register_buffer("fb", torch.from_numpy(mel_filterbank(config).astype(np.float32)))
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        spec = nn.functional.conv1d(wave.unsqueeze(1), self.kernels, stride=cfg.hop_length)
-        power = spec[:, : self.n_freqs].square() + spec[:, self.n_freqs :].square()  # (batch, n_freqs, frames)
-        mel = torch.matmul(power.transpose(1, 2), self.fb)
-        db = 10.0 * torch.log10(mel.clamp_min(cfg.amin_power))
-        return (db - cfg.norm_mean_db) / cfg.norm_std_db
+    def power_spectrum(self, wave: torch.Tensor) -> torch.Tensor:
+        spec = nn.functional.conv1d(wave.unsqueeze(1), self.kernels, stride=self.config.hop_length)
+        return spec[:, : self.n_freqs].square() + spec[:, self.n_freqs :].square()
 
 
 class WaveformStudent(nn.Module):
@@ -61,20 +63,25 @@ class WaveformStudent(nn.Module):
         self.frontend = WaveformLogMel(config)
         self.student = student.eval()
 
-    @property
-    def n_samples(self) -> int:
-        cfg = self.frontend.config
-        return cfg.n_fft + (self.student.cfg.window_frames - 1) * cfg.hop_length
-
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         emb, heads = self.student(self.frontend(wave))
         return emb, heads
 
 
 def export_waveform_onnx(student: StreamingStudent, config: FrontendConfig, path: Path) -> Path:
-    model = WaveformStudent(student, config).eval()
-    example = torch.zeros(1, model.n_samples)
-    torch.onnx.export(model, (example,), str(path), input_names=[INPUT_NAME], output_names=["embedding", "heads"],
-                      dynamic_axes={INPUT_NAME: {0: "batch"}, "embedding": {0: "batch"}, "heads": {0: "batch"}},
-                      opset_version=17, dynamo=False)
-    return path
+    example = torch.zeros(1, window_samples(config, student.cfg.window_frames))
+    return export_onnx(WaveformStudent(student, config), example, INPUT_NAME, path)
+
+
+def check_windows(config: FrontendConfig, window_frames: int, hop_frames: int, seconds: float = 8.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(waveform windows, the SDK front end's log-mel windows) of one synthetic recording, aligned."""
+    from aligner.data import windows
+    from sdk.frontend import LogMelFrontend
+    from sdk.synth import synth_recording
+
+    x = synth_recording(seconds, config.sample_rate_hz, seed=7)[0].astype(np.float32)
+    logmel = windows(LogMelFrontend(config)(x), window_frames, hop_frames)
+    n, step = window_samples(config, window_frames), hop_frames * config.hop_length
+    waves = np.stack([x[k * step : k * step + n] for k in range(logmel.shape[0])])
+    return waves, logmel.astype(np.float32)

@@ -25,14 +25,17 @@ INPUT_NAME = "logmel"
 OUTPUT_NAMES = ("embedding", "heads")
 
 
-def export_onnx_fp32(student: StreamingStudent, path: Path) -> Path:
-    student = student.eval()
-    cfg = student.cfg
-    example = torch.zeros(1, cfg.window_frames, cfg.n_mels)
-    torch.onnx.export(student, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                      dynamic_axes={INPUT_NAME: {0: "batch"}, "embedding": {0: "batch"}, "heads": {0: "batch"}},
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, input_name: str, path: Path) -> Path:
+    """fp32 ONNX of ``model`` (eval mode) with a dynamic batch axis and the student's outputs."""
+    torch.onnx.export(model.eval(), (example,), str(path), input_names=[input_name], output_names=list(OUTPUT_NAMES),
+                      dynamic_axes={name: {0: "batch"} for name in (input_name, *OUTPUT_NAMES)},
                       opset_version=17, dynamo=False)
     return path
+
+
+def export_onnx_fp32(student: StreamingStudent, path: Path) -> Path:
+    cfg = student.cfg
+    return export_onnx(student, torch.zeros(1, cfg.window_frames, cfg.n_mels), INPUT_NAME, path)
 
 
 class _Calibration:

@@ -57,14 +57,14 @@ def test_front_end_matches_on_real_recordings(data_dir: Path, folder: str) -> No
 def test_exported_graph_equals_front_end_plus_student(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from export.cli import waveform_check_windows
+    from export.waveform import check_windows
 
     torch.manual_seed(0)
     cfg = FrontendConfig()
     student = StreamingStudent(StudentConfig(channels=(8, 16), strides=(2, 2), embed_dim=32, window_frames=32,
                                              hop_frames=15)).eval()
     path = export_waveform_onnx(student, cfg, tmp_path / "w.onnx")
-    waves, logmel = waveform_check_windows(cfg, 32, 15)
+    waves, logmel = check_windows(cfg, 32, 15)
     assert waves.shape == (logmel.shape[0], cfg.n_fft + 31 * cfg.hop_length)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["embedding"], {"waveform": waves})[0]
