@@ -6,6 +6,11 @@ Population: the corpus records in ``--splits`` (default val + test), which the
 aligner never trained on.  Linear probe: standardised features, logistic
 regression, out-of-fold AUROC with group-aware folds (5 seeds, mean and std), or
 leave-one-value-out (PhysioNet databases; mean and std over held-out values).
+With ``--probe-train-splits train`` a second probe table is added: the same
+records scored the same way, but every fold's probe is also fit on the task's
+training-split records (other participants; the aligner's own training records,
+with the labels its reports were written from), as in the usual
+train-on-train-split, score-on-held-out protocol.
 Zero-shot: cosine of the audio joint embedding with the projected prompt bank,
 positive minus negative prompts.  Writes markdown and JSON to --out.
 """
@@ -76,21 +81,36 @@ def bootstrap_ci(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, n: int =
     return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals else (float("nan"),) * 2
 
 
-def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, meta: list[dict[str, Any]]
+def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, meta: list[dict[str, Any]],
+                extra: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]] | None = None
                 ) -> tuple[float, float, tuple[float, float]]:
-    """Linear-probe AUROC (mean, std, 95 % group-bootstrap interval) under the task's split scheme."""
+    """Linear-probe AUROC (mean, std, 95 % group-bootstrap interval) under the task's split scheme.
+
+    ``x, y`` are the evaluated records; every one of them is scored out of fold.  ``extra`` (features,
+    labels, metadata) are further records added to the training side of every fold and never scored:
+    the task's training-split records, from groups disjoint from ``groups``.  Under leave-one-value-out
+    the extra records that share the held-out value are left out too."""
     def model() -> Any:
         return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, class_weight="balanced"))
+
+    def fit_predict(train: np.ndarray, test: np.ndarray, keep_extra: np.ndarray | None = None) -> np.ndarray:
+        xt, yt = x[train], y[train]
+        if extra is not None:
+            ex, ey = (extra[0], extra[1]) if keep_extra is None else (extra[0][keep_extra], extra[1][keep_extra])
+            xt, yt = np.concatenate([xt, ex]), np.concatenate([yt, ey])
+        return model().fit(xt, yt).predict_proba(x[test])[:, 1]
 
     if scheme.startswith("leave_one_out:"):
         field = scheme.split(":", 1)[1]
         values = np.asarray([str(m.get(field)) for m in meta])
+        extra_values = None if extra is None else np.asarray([str(m.get(field)) for m in extra[2]])
         aucs, sel, pooled = [], [], []
         for v in sorted(set(values)):
             test = values == v
             if len(set(y[test])) < 2 or len(set(y[~test])) < 2:
                 continue
-            p = model().fit(x[~test], y[~test]).predict_proba(x[test])[:, 1]
+            p = fit_predict(np.flatnonzero(~test), np.flatnonzero(test),
+                            None if extra_values is None else extra_values != v)
             aucs.append(roc_auc_score(y[test], p))
             sel.append(np.flatnonzero(test))
             pooled.append(p)
@@ -101,7 +121,7 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, m
     for seed in range(N_SEEDS):
         pred = np.zeros(len(y))
         for train, test in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(x, y, groups):
-            pred[test] = model().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
+            pred[test] = fit_predict(train, test)
         aucs.append(roc_auc_score(y, pred))
         first = pred if first is None else first
     assert first is not None
@@ -155,11 +175,16 @@ def zero_shot_scores(joint: np.ndarray, prompts: dict[str, np.ndarray]) -> np.nd
 
 
 def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray, Any]]],
-             zero_shot: dict[str, Callable[[np.ndarray, str], np.ndarray]], splits: Sequence[str]
-             ) -> list[dict[str, Any]]:
-    """Run every task for every system; ``zero_shot[name](second outputs, prompt set) -> scores``."""
+             zero_shot: dict[str, Callable[[np.ndarray, str], np.ndarray]], splits: Sequence[str],
+             probe_train_splits: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Run every task for every system; ``zero_shot[name](second outputs, prompt set) -> scores``.
+
+    With ``probe_train_splits`` a second linear probe (``probe_train_*`` keys) is also fit on those splits'
+    records in every fold; only the ``splits`` records are ever scored."""
     tasks = task_table()["tasks"]
-    needed = sorted({i for t in tasks for i in task_rows(corpus, t, splits)[0]})
+    if set(splits) & set(probe_train_splits):
+        raise ValueError(f"probe training splits {list(probe_train_splits)} overlap the scored splits {list(splits)}")
+    needed = sorted({i for t in tasks for sp in (splits, probe_train_splits) for i in task_rows(corpus, t, sp)[0]})
     results = []
     for name, fn in systems.items():
         t0 = time.perf_counter()
@@ -170,10 +195,18 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
             x = np.stack([cache[i][0] for i in idx])
             groups = np.asarray([corpus.rows[i]["group_id"] for i in idx])
             meta = [corpus.rows[i]["metadata"] for i in idx]
-            mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta)
             row: dict[str, Any] = {"system": name, "task": task["name"], "n": len(idx), "n_pos": int(y.sum()),
-                                   "probe_auroc": mean, "probe_std": std, "probe_ci95": [lo, hi],
                                    "embed_s": embed_s}
+            if probe_train_splits:
+                tidx, ty = task_rows(corpus, task, probe_train_splits)
+                extra = (np.stack([cache[i][0] for i in tidx]), ty, [corpus.rows[i]["metadata"] for i in tidx])
+                if set(groups) & {corpus.rows[i]["group_id"] for i in tidx}:
+                    raise ValueError(f"{task['name']}: a participant is in both the probe training and scored splits")
+                mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta, extra)
+                row.update(probe_train_auroc=mean, probe_train_std=std, probe_train_ci95=[lo, hi],
+                           probe_train_n=len(tidx), probe_train_splits=list(probe_train_splits))
+            mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta)
+            row.update(probe_auroc=mean, probe_std=std, probe_ci95=[lo, hi])
             if name in zero_shot:
                 scores = zero_shot[name]([cache[i][1] for i in idx], task)
                 variants = scores if isinstance(scores, dict) else {"zero_shot": scores}
@@ -217,12 +250,19 @@ def to_markdown(results: list[dict[str, Any]], header: str) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in results))
     systems = list(dict.fromkeys(r["system"] for r in results))
     by = {(r["system"], r["task"]): r for r in results}
-    lines = [header, "", "Linear probe AUROC (mean ± std):", "",
-             "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
-    for s in systems:
-        vals = [by[(s, t)]["probe_auroc"] for t in tasks]
-        cells = [f"{by[(s, t)]['probe_auroc']:.3f} ± {by[(s, t)]['probe_std']:.3f}" for t in tasks]
-        lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(vals):.3f} |")
+    lines = [header]
+    first = by[(systems[0], tasks[0])]
+    probes = [("probe", "Linear probe AUROC (mean ± std), fit on the scored records only (out of fold):")]
+    if "probe_train_auroc" in first:
+        probes.append(("probe_train", f"Linear probe AUROC (mean ± std), fit also on the "
+                       f"{' + '.join(first['probe_train_splits'])} records in every fold (disjoint participants; "
+                       "the same records are scored):"))
+    for key, title in probes:
+        lines += ["", title, "", "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
+        for s in systems:
+            vals = [by[(s, t)][f"{key}_auroc"] for t in tasks]
+            cells = [f"{by[(s, t)][f'{key}_auroc']:.3f} ± {by[(s, t)][f'{key}_std']:.3f}" for t in tasks]
+            lines.append(f"| {s} | " + " | ".join(cells) + f" | {np.mean(vals):.3f} |")
     tables = [("zero_shot_auroc", "Zero-shot AUROC (the task table's text prompts, positive minus negative "
                                   "cosine; YAMNet: its own class score):"),
               ("zero_shot_sdk_auroc", "Zero-shot AUROC through the SDK (the bundle's label sets and calibrated "
@@ -304,7 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "zero-shot with the task prompts, the rule used for --run systems (retention tables)")
     parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"])
     parser.add_argument("--weights", default=None, help="weights folder (default $ACULA_WEIGHTS or ../shared/weights)")
-    parser.add_argument("--splits", nargs="*", default=["val", "test"])
+    parser.add_argument("--splits", nargs="*", default=["val", "test"], help="the records that are scored")
+    parser.add_argument("--probe-train-splits", nargs="*", default=[],
+                        help="also report a linear probe fit on these splits' records too (e.g. train: the "
+                        "aligner's training records) in every fold; they are never scored")
     parser.add_argument("--out", default="benchmarks/results", help="folder for align_eval.md / .json")
     parser.add_argument("--name", default="align_eval", help="file stem of the results")
     args = parser.parse_args(argv)
@@ -372,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return zero_shot_scores(joint, prompts(task))
 
         zero[name] = zs
-    results = evaluate(corpus, systems, zero, args.splits)
+    results = evaluate(corpus, systems, zero, args.splits, args.probe_train_splits)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     header = (f"# Alignment evaluation ({', '.join(args.splits)} records of {args.corpus}, never seen in alignment)"

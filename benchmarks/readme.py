@@ -26,18 +26,25 @@ def _auroc_table(rows: list[dict], title: str) -> list[str]:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     systems = list(dict.fromkeys(r["system"] for r in rows))
     by = {(r["system"], r["task"]): r for r in rows}
-    out = [title, "", "| system | " + " | ".join(tasks) + " | mean | zero-shot mean |",
-           "|---" * (len(tasks) + 3) + "|"]
+    extra = all("probe_train_auroc" in r for r in rows)
+    out = [title, "", "| system | " + " | ".join(tasks) + " | mean |" + (" mean, probe + train split |" if extra
+                                                                         else "") + " zero-shot mean |",
+           "|---" * (len(tasks) + 3 + extra) + "|"]
     for s in systems:
         vals = [by[(s, t)]["probe_auroc"] for t in tasks]
+        train_mean = (f" {sum(by[(s, t)]['probe_train_auroc'] for t in tasks) / len(tasks):.3f} |" if extra else "")
         zs = [by[(s, t)].get("zero_shot_auroc") for t in tasks]
         zs_known = [z for z in zs if z is not None]
         cells = [f"{by[(s, t)]['probe_auroc']:.3f}" + (f" / {z:.3f}" if z is not None else "")
                  for t, z in zip(tasks, zs, strict=True)]
         zmean = f"{sum(zs_known) / len(zs_known):.3f}" if zs_known else "n/a"
-        out.append(f"| {s} | " + " | ".join(cells) + f" | {sum(vals) / len(vals):.3f} | {zmean} |")
-    return out + ["", "Cells: linear-probe AUROC / zero-shot AUROC (where the system can score text prompts "
-                      "or has its own class)."]
+        out.append(f"| {s} | " + " | ".join(cells) + f" | {sum(vals) / len(vals):.3f} |{train_mean} {zmean} |")
+    note = ("Cells: linear-probe AUROC (probe fit on the held-out records only, out of fold) / zero-shot AUROC "
+            "(where the system can score text prompts or has its own class).")
+    if extra:
+        note += (" \"probe + train split\": the same records scored, the probe also fit on the training-split "
+                 "records (other participants) in every fold.")
+    return out + ["", note]
 
 
 def render(results: Path) -> str:

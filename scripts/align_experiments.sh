@@ -16,10 +16,10 @@ $py -m aligner.evaluate --corpus "$work/corpus" --peers mfcc yamnet mn04 \
   --run "(iii) CKA+InfoNCE+mask=$work/align-cka-nce-mask-cpu" \
   --run "(iv) InfoNCE only=$work/align-nce-cpu" \
   --run "(ii) with global average pooling=$work/align-gap-cpu" \
-  --out benchmarks/results --name align_eval
+  --probe-train-splits train --out benchmarks/results --name align_eval
 # A gentler encoder learning rate (configs/align/cka-nce-mask-lowlr.json) against the (iii) preset
 $py -m sdk align --config configs/align/cka-nce-mask-lowlr.json --corpus "$work/corpus" --out "$work/align-cka-nce-mask-lowlr"
 $py -m aligner.evaluate --corpus "$work/corpus" --peers mn04 \
   --run "(iii) encoder lr 3e-4 (preset)=$work/align-cka-nce-mask-cpu" \
   --run "(iii) encoder lr 1e-4=$work/align-cka-nce-mask-lowlr" \
-  --out benchmarks/results --name align_encoder_lr
+  --probe-train-splits train --out benchmarks/results --name align_encoder_lr

@@ -8,7 +8,14 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("torch")
 
-from aligner.evaluate import build_prompt_bank, probe_auroc, task_table, to_markdown, zero_shot_scores  # noqa: E402
+from aligner.evaluate import (  # noqa: E402
+    build_prompt_bank,
+    evaluate,
+    probe_auroc,
+    task_table,
+    to_markdown,
+    zero_shot_scores,
+)
 
 
 def test_task_table_is_data_with_the_four_tasks():
@@ -63,3 +70,34 @@ def test_markdown_shows_the_sdk_zero_shot_table_only_when_present():
     rows[0]["zero_shot_sdk_auroc"] = 0.65
     md = to_markdown(rows, "# h")
     assert "through the SDK" in md and "| S | 0.650 | 0.650 |" in md
+
+
+def test_extra_training_records_are_fit_but_never_scored():
+    x, y, g = grouped(signal=3.0)
+    alone, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
+    # many extra records whose labels contradict the scored ones: the probe follows them
+    ex, ey, _ = grouped(n_groups=200, signal=3.0, seed=1)
+    flipped, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, 1 - ey, [{}] * len(ey)))
+    agreeing, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, ey, [{}] * len(ey)))
+    assert alone > 0.9 and agreeing > 0.9 and flipped < 0.2
+
+
+def test_leave_one_out_drops_extra_records_of_the_held_out_value():
+    x, y, g = grouped(signal=3.0)
+    meta = [{"database": "ab"[i % 2]} for i in range(len(y))]
+    ex, ey, _ = grouped(n_groups=200, signal=3.0, seed=1)
+    # contradicting extra records, all from database "a": they may train the probe for "b" only
+    mean, std, _ = probe_auroc(x, y, g, "leave_one_out:database", meta, (ex, 1 - ey, [{"database": "a"}] * len(ey)))
+    assert std > 0.3  # one held-out database scored well (extra dropped), the other inverted
+
+
+def test_probe_training_splits_must_not_overlap_the_scored_ones():
+    with pytest.raises(ValueError, match="overlap"):
+        evaluate(None, {}, {}, ["val", "test"], ["train", "test"])  # type: ignore[arg-type]
+
+
+def test_markdown_adds_the_train_split_probe_table():
+    rows = [{"system": "S", "task": "t", "n": 10, "n_pos": 5, "probe_auroc": 0.6, "probe_std": 0.0,
+             "probe_train_auroc": 0.75, "probe_train_std": 0.01, "probe_train_splits": ["train"]}]
+    md = to_markdown(rows, "# h")
+    assert "fit also on the train records" in md and "| S | 0.750 ± 0.010 | 0.750 |" in md
