@@ -45,6 +45,12 @@ LAST_PREDICTIONS: dict[str, np.ndarray] = {}
 MAX_WINDOWS = 24
 
 
+def spread(n: int, most: int = MAX_WINDOWS) -> np.ndarray:
+    """Indices of at most ``most`` of ``n`` windows, evenly spread from the first to the last, so a long
+    recording is represented over its whole length (the same rule for teacher and bundle systems)."""
+    return np.arange(n) if n <= most else np.linspace(0, n - 1, most).round().astype(int)
+
+
 @lru_cache(maxsize=1)
 def task_table() -> dict[str, Any]:
     return json.loads(resources.files("aligner").joinpath("tasks.json").read_text())
@@ -156,8 +162,7 @@ class AlignedEncoder:
     @torch.no_grad()
     def __call__(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = windows(feats, self.cfg.crop_frames, self.cfg.crop_frames // 2)
-        if w.shape[0] > MAX_WINDOWS:
-            w = w[np.linspace(0, w.shape[0] - 1, MAX_WINDOWS).round().astype(int)]
+        w = w[spread(w.shape[0])]
         pooled = self.model.pooled(torch.from_numpy(np.ascontiguousarray(w)))
         joint = torch.nn.functional.normalize(self.model.audio_proj(pooled), dim=-1).mean(0)
         return pooled.mean(0).numpy(), joint.numpy()
@@ -308,7 +313,7 @@ def bundle_system(spec: str, corpus: Corpus, task_prompts: Callable[[dict[str, A
         clip = load_audio(corpus.audio_path(i), model.sample_rate_hz, r.start_s, r.end_s)
         stream = model.stream()  # flush() adds the tiled window of a clip shorter than one window
         windows = stream.accept(clip.samples, clip.sample_rate_hz) + stream.flush()
-        windows = windows[:: max(1, len(windows) // MAX_WINDOWS)][:MAX_WINDOWS]
+        windows = [windows[k] for k in spread(len(windows))]
         emb = np.stack([w.embedding for w in windows])
         clip_emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).mean(0)
         logits = {k: np.mean([w.label_logits[k] for w in windows], 0) for k in model.label_sets}

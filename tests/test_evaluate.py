@@ -12,6 +12,7 @@ from aligner.evaluate import (  # noqa: E402
     build_prompt_bank,
     evaluate,
     probe_auroc,
+    spread,
     task_table,
     to_markdown,
     zero_shot_scores,
@@ -101,3 +102,10 @@ def test_markdown_adds_the_train_split_probe_table():
              "probe_train_auroc": 0.75, "probe_train_std": 0.01, "probe_train_splits": ["train"]}]
     md = to_markdown(rows, "# h")
     assert "fit also on the train records" in md and "| S | 0.750 ± 0.010 | 0.750 |" in md
+
+
+def test_window_selection_spans_the_whole_recording():
+    assert spread(5, 24).tolist() == [0, 1, 2, 3, 4]
+    for n in (25, 47, 58, 200):
+        idx = spread(n, 24)
+        assert len(idx) == 24 and idx[0] == 0 and idx[-1] == n - 1 and np.all(np.diff(idx) > 0)
