@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdk.bundle import sha256_of
 from sdk.frontend import LogMelFrontend
 
 YAMNET_SHA256 = "687f226c147a2caab4706fbbab5e9cecb14b9a368264bf61108078b1fddf68f5"
@@ -44,9 +45,8 @@ class MFCCStats:
 class YAMNet:
     """YAMNet TFLite: mean over 0.975 s patches of the 1024-d embedding, and its class scores."""
 
-    def __init__(self, path: str | Path, max_patches: int = 20, check_sha256: bool = True) -> None:
-        from aligner.encoders.mobilenet import sha256_of
-
+    def __init__(self, path: str | Path, max_patches: int | None = 20, check_sha256: bool = True) -> None:
+        """max_patches: at most this many patches, spread over the clip (None: every patch)."""
         if check_sha256 and sha256_of(path) != YAMNET_SHA256:
             raise ValueError(f"{path}: sha256 does not match YAMNet's {YAMNET_SHA256}")
         try:
@@ -64,7 +64,7 @@ class YAMNet:
     def patches(self, samples: np.ndarray) -> np.ndarray:
         x = np.pad(samples, (0, max(0, YAMNET_PATCH - samples.size)))
         starts = np.arange(0, x.size - YAMNET_PATCH + 1, YAMNET_HOP)
-        if starts.size > self.max_patches:
+        if self.max_patches is not None and starts.size > self.max_patches:
             starts = starts[np.linspace(0, starts.size - 1, self.max_patches).round().astype(int)]
         return np.stack([x[s : s + YAMNET_PATCH] for s in starts]).astype(np.float32)
 

@@ -32,3 +32,23 @@ def test_render_reads_the_alignment_results_file(tmp_path: Path):
     (tmp_path / "align_eval.json").write_text(json.dumps(rows(True)))
     text = render(tmp_path)
     assert "**Alignment**" in text and "| A | 0.600 | 0.700 | 0.650 | 0.650 | n/a |" in text
+
+
+def screening(with_yamnet: bool) -> dict:
+    groups = {"cough (phone)": {"n": 20, "fraction_flagged": 0.9, "events_per_hour": 500.0},
+              "breathing + speech (phone)": {"n": 40, "fraction_flagged": 0.1, "events_per_hour": 30.0}}
+    if with_yamnet:
+        groups["cough (phone)"].update(yamnet_flagged=16, both_flagged=15)
+        groups["breathing + speech (phone)"].update(yamnet_flagged=3, both_flagged=2)
+    return {"groups": groups, **({"yamnet": {"threshold": 0.5}} if with_yamnet else {})}
+
+
+def test_cough_table_shows_the_yamnet_reference_only_when_measured(tmp_path: Path):
+    (tmp_path / "cough_screening.json").write_text(json.dumps(screening(False)))
+    text = render(tmp_path)
+    assert "| breathing + speech (phone) | 40 | 10.0% | 30.0 |" in text and "YAMNet Cough" not in text
+    (tmp_path / "cough_screening.json").write_text(json.dumps(screening(True)))
+    text = render(tmp_path)
+    assert "| recordings | n | with >= 1 event | events per hour | YAMNet Cough >= 0.5 | flagged by both |" in text
+    assert "| cough (phone) | 20 | 90.0% | 500.0 | 80.0% | 15 |" in text
+    assert "| breathing + speech (phone) | 40 | 10.0% | 30.0 | 7.5% | 2 |" in text

@@ -22,7 +22,6 @@ Adapting it to the project front end (16 kHz, 64 mels 50-8000 Hz, 32 ms hop,
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sdk.bundle import sha256_of
 
 MN04_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
 INPUT_SCALE = 36.8 / (10.0 * math.log10(math.e)) / 5.0
@@ -129,14 +130,6 @@ class MobileNetAudio(nn.Module):
 
     def audioset_logits(self, logmel: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward(logmel))
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_mn04(path: str | Path, expected_sha256: str = MN04_SHA256, **kwargs: object) -> MobileNetAudio:
