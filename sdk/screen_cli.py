@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from sdk.audio import AudioError, load_audio
+from sdk.audio import AudioClip, AudioError, load_audio
 from sdk.bundle import BundleError
-from sdk.model import Model, load
+from sdk.model import Model, ScoreResult, ScreenResult, load
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,27 @@ def _load(args: argparse.Namespace) -> Model | None:
         return None
 
 
+def _each_file(args: argparse.Namespace, model: Model, run: Callable[[AudioClip], Any],
+               show: Callable[[str, AudioClip, Any], None]) -> int:
+    """Run every file; a file that cannot be read or scored is reported (a JSON error object with --json)
+    and the others still run.  Exit status 1 when any file failed."""
+    failed = 0
+    for path in args.files:
+        try:
+            clip = load_audio(path, model.sample_rate_hz)
+            result = run(clip)
+        except (AudioError, ValueError) as exc:
+            failed += 1
+            print(json.dumps({"path": path, "error": type(exc).__name__, "message": str(exc)}) if args.json
+                  else f"{path}: {type(exc).__name__}: {exc}", file=sys.stdout if args.json else sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"path": path, **result.to_dict()}))
+        else:
+            show(path, clip, result)
+    return 1 if failed else 0
+
+
 def screen_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula screen", description="Cough events and signal quality per file.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -36,24 +58,14 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
     model = _load(args)
     if model is None:
         return 1
-    failed = 0
-    for path in args.files:
-        try:
-            clip = load_audio(path, model.sample_rate_hz)
-            result = model.screen(clip.samples, clip.sample_rate_hz)
-        except AudioError as exc:
-            failed += 1
-            print(json.dumps({"path": path, "error": type(exc).__name__, "message": str(exc)}) if args.json
-                  else f"{path}: {type(exc).__name__}: {exc}", file=sys.stdout if args.json else sys.stderr)
-            continue
-        if args.json:
-            print(json.dumps({"path": path, **result.to_dict()}))
-            continue
+
+    def show(path: str, clip: AudioClip, result: ScreenResult) -> None:
         flags = ",".join(clip.quality.problems) or "ok"
         print(f"{path}: {result.duration_s:.1f} s, signal {flags}, {len(result.events)} cough event(s)")
         for e in result.events:
             print(f"  cough {e.start_s:7.2f}-{e.end_s:7.2f} s  confidence {e.confidence:.2f}")
-    return 1 if failed else 0
+
+    return _each_file(args, model, lambda clip: model.screen(clip.samples, clip.sample_rate_hz), show)
 
 
 def score_main(argv: Sequence[str] | None = None) -> int:
@@ -66,20 +78,12 @@ def score_main(argv: Sequence[str] | None = None) -> int:
     model = _load(args)
     if model is None:
         return 1
-    failed = 0
-    for path in args.files:
-        try:
-            clip = load_audio(path, model.sample_rate_hz)
-            result = model.score(clip.samples, clip.sample_rate_hz, args.labels)
-        except (AudioError, ValueError) as exc:
-            failed += 1
-            print(f"{path}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            continue
-        if args.json:
-            print(json.dumps({"path": path, **result.to_dict()}))
-        elif result.probabilities is None:
+
+    def show(path: str, clip: AudioClip, result: ScoreResult) -> None:
+        if result.probabilities is None:
             print(f"{path}: poor signal ({', '.join(result.problems)}): not scored")
         else:
             ranked = sorted(result.probabilities.items(), key=lambda kv: -kv[1])
             print(f"{path}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
-    return 1 if failed else 0
+
+    return _each_file(args, model, lambda clip: model.score(clip.samples, clip.sample_rate_hz, args.labels), show)

@@ -172,6 +172,14 @@ def test_acula_screen_and_score_cli(bundle: Path, tmp_path: Path, capsys):
     assert main(["screen", "--bundle", str(bundle), str(tmp_path / "bad.wav")]) == 1
     assert "UnreadableAudioError" in capsys.readouterr().err
     assert main(["screen", "--bundle", str(tmp_path / "missing"), str(tmp_path / "r.wav")]) == 1
+    capsys.readouterr()
+    # --json: one object per file, errors included, and the good file still scored
+    assert main(["score", "--bundle", str(bundle), "--json", str(tmp_path / "bad.wav"), str(tmp_path / "r.wav")]) == 1
+    bad, good = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert bad["error"] == "UnreadableAudioError" and bad["path"].endswith("bad.wav")
+    assert good["label_set"] == "lung" and set(good["probabilities"]) == {"normal", "crackles", "wheezes"}
+    assert main(["score", "--bundle", str(bundle), "--json", "--labels", "kidney", str(tmp_path / "r.wav")]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "ValueError"
 
 
 def test_per_label_set_temperature_from_the_manifest_scales_the_logits(tmp_path: Path):
