@@ -51,6 +51,24 @@ def _rows(results: Path, name: str) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+def _operating_rule(screening: dict) -> str:
+    """How the bundle's cough threshold was chosen, in words, for either calibration rule a bundle may carry."""
+    recall = screening.get("val_cough_recording_recall")
+    fa = screening.get("val_false_alarms_per_hour", float("nan"))
+    if "targets" in screening:
+        limits = ", ".join(f"{100 * v:g} % of {g} recordings" for g, v in screening["targets"].items())
+        got = ", ".join(f"{g} {100 * v:.1f} %" for g, v in screening.get("val_fraction_flagged", {}).items())
+        met = "" if screening.get("targets_met", True) else " No threshold met them: the highest was taken."
+        return (f"Chosen on the validation split as the lowest threshold at which at most {limits} carry a cough "
+                f"event.{met} Measured there, recordings with an event: {got}; {fa:.2f} false alarms per hour on its "
+                f"{screening.get('val_noncough_hours')} h of non-cough audio; recall on cough recordings {recall} "
+                f"(recordings per group: {screening.get('n_val_recordings')}).")
+    return (f"Chosen on the validation split as the lowest threshold with at most "
+            f"{screening.get('target_false_alarms_per_hour')} false alarms per hour on its "
+            f"{screening.get('val_noncough_hours')} h of non-cough audio (measured there: {fa:.2f} per hour; recall "
+            f"on validation cough recordings {recall}).")
+
+
 def render(bundle: Path, results: Path) -> str:
     manifest = json.loads((bundle / "manifest.json").read_text())
     prov, screening = manifest["provenance"], manifest["screening"]
@@ -111,11 +129,8 @@ def render(bundle: Path, results: Path) -> str:
     cs = results / "cough_screening.json"
     lines += ["## Cough detector operating point", "",
               f"On threshold {screening['cough_on']}, off {screening['cough_off']}, minimum event "
-              f"{screening['min_duration_s']} s, refractory {screening['refractory_s']} s; chosen on the validation "
-              f"split as the lowest threshold with at most {screening.get('target_false_alarms_per_hour')} false "
-              f"alarms per hour on its {screening.get('val_noncough_hours')} h of non-cough audio (measured there: "
-              f"{screening.get('val_false_alarms_per_hour', float('nan')):.2f} per hour; recall on validation "
-              f"cough recordings {screening.get('val_cough_recording_recall')}).", ""]
+              f"{screening['min_duration_s']} s, refractory {screening['refractory_s']} s. " + _operating_rule(screening),
+              ""]
     if cs.is_file():
         data = json.loads(cs.read_text())
         lines += ["Held-out test recordings (`python -m benchmarks.cough_screening --corpus runs/corpus`):", "",

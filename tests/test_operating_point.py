@@ -1,0 +1,59 @@
+"""The cough operating point: the lowest threshold meeting every group's flagged-fraction target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from export.cli import choose_operating_point, screening_group  # noqa: E402
+
+
+def burst(peak: float, n: int = 12) -> np.ndarray:
+    """A recording whose windows 4..6 reach ``peak`` (an event of 3 windows, longer than 0.25 s)."""
+    seq = np.full(n, 0.05)
+    seq[4:7] = peak
+    return seq
+
+
+def groups(phone_peaks: list[float], steth_peaks: list[float]) -> dict[str, list[np.ndarray]]:
+    return {"cough": [burst(0.97), burst(0.9), burst(0.7)],
+            "phone non-cough": [burst(p) for p in phone_peaks],
+            "stethoscope": [burst(p) for p in steth_peaks]}
+
+
+def test_lowest_threshold_that_meets_every_target() -> None:
+    # 40 phone recordings: three confusable ones at 0.88, 0.8 and 0.6.  At most 3 % (1 of 40) may be flagged,
+    # so 'on' must rise above 0.8 (one left: 1/40 = 2.5 %), not above 0.88.
+    phone = [0.88, 0.8, 0.6] + [0.1] * 37
+    op = choose_operating_point(groups(phone, [0.1] * 100), 1.0, 1.98, 0.48, candidates=np.arange(0.5, 1.0, 0.01))
+    assert 0.8 < op["cough_on"] <= 0.81 and op["targets_met"]
+    assert op["val_fraction_flagged"]["phone non-cough"] == pytest.approx(1 / 40)
+    assert op["val_cough_recording_recall"] == pytest.approx(2 / 3)
+    assert op["cough_off"] == pytest.approx(0.8 * op["cough_on"], abs=1e-4)
+    # the stethoscope target (1 %) binds when one of 50 stethoscope recordings peaks at 0.93
+    op = choose_operating_point(groups(phone, [0.93] + [0.1] * 49), 1.0, 1.98, 0.48,
+                                candidates=np.arange(0.5, 1.0, 0.01))
+    assert op["cough_on"] > 0.93 and op["val_fraction_flagged"]["stethoscope"] == 0.0
+    assert op["val_cough_recording_recall"] == pytest.approx(1 / 3)
+
+
+def test_unreachable_targets_are_reported_not_hidden() -> None:
+    op = choose_operating_point(groups([0.999] * 10, []), 1.0, 1.98, 0.48, candidates=[0.5, 0.9, 0.99])
+    assert op["cough_on"] == 0.99 and op["targets_met"] is False
+    assert op["val_fraction_flagged"]["phone non-cough"] == 1.0
+
+
+def test_gated_windows_never_raise_an_event() -> None:
+    gated = burst(0.95)
+    gated[4:7] = np.nan  # the quality gate dropped the loud windows
+    op = choose_operating_point({"cough": [burst(0.95), gated], "phone non-cough": [burst(0.1)]}, 1.0, 1.98, 0.48,
+                                candidates=[0.5])
+    assert op["val_cough_recording_recall"] == 0.5
+
+
+def test_groups_of_corpus_rows() -> None:
+    assert [screening_group({"modality": m}) for m in ("cough", "speech", "breathing", "heart", "lung",
+                                                        "environment")] == \
+        ["cough", "phone non-cough", "phone non-cough", "stethoscope", "stethoscope", "other"]
