@@ -80,18 +80,29 @@ class ValOutputs:
     cough_probs: list[np.ndarray]  # per record (n_windows,)
 
 
-def validation_outputs(student: StreamingStudent, corpus_dir: Path) -> ValOutputs:
+def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model: Path | None = None) -> ValOutputs:
+    """Embeddings from the torch student; cough probabilities from ``cough_model`` (an exported ONNX graph:
+    the int8 one the SDK loads by default, so the operating point holds for what ships) or, without it,
+    from the torch student."""
     corpus = load_corpus(corpus_dir)
     bank = FeatureBank.for_corpus(corpus, progress=False)
     out = ValOutputs([], [], [], [])
+    session = None
+    if cough_model is not None:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(cough_model), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         for i in corpus.indices("val"):
             feats = bank.get(i)
-            emb, heads = student(torch.from_numpy(windows(feats, student.cfg.window_frames, student.cfg.hop_frames)))
+            crops = windows(feats, student.cfg.window_frames, student.cfg.hop_frames)
+            emb, heads = student(torch.from_numpy(crops))
+            logits = (heads[:, 0].numpy() if session is None else
+                      np.asarray(session.run([OUTPUT_NAMES[1]], {INPUT_NAME: crops.astype(np.float32)})[0])[:, 0])
             out.rows.append(corpus.rows[i])
             out.n_frames.append(feats.shape[0])
             out.embeddings.append(emb.numpy())
-            out.cough_probs.append(torch.sigmoid(heads[:, 0]).numpy())
+            out.cough_probs.append(1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
     return out
 
 
@@ -254,6 +265,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         tmp = Path(tmp_dir)
         onnx32 = export_onnx_fp32(student, tmp / "student_fp32.onnx")
         onnx8 = export_onnx_int8(onnx32, tmp / "student_int8.onnx", calib)
+        val = validation_outputs(student, corpus_dir, cough_model=onnx8)
         fp32 = run_onnx(onnx32, check)
         parity["onnx_fp32_max_abs_diff"] = float(np.max(np.abs(fp32 - ref)))
         parity["onnx_int8_min_cosine"] = cosine_min(run_onnx(onnx8, check), fp32)
@@ -288,7 +300,6 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     index = {t: i for i, t in enumerate(texts)}
     sets = {name: {label: [index[p] for p in prompts_] for label, prompts_ in labels.items()}
             for name, labels in label_sets().items()}
-    val = validation_outputs(student, corpus_dir)
     files["prompts.npy"] = (npy_bytes(prompts.astype(np.float32)), {"role": "prompt_bank"})
     manifest = {
         "name": out.stem, "frontend": meta["frontend"], "window_frames": cfg.window_frames,
@@ -297,7 +308,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         "heads": {name: {"index": i} for i, name in enumerate(cfg.heads)},
         "calibration": {"logit_scale": float(meta.get("logit_scale", 14.3)),
                         **calibrate_temperatures(val, prompts, float(meta.get("logit_scale", 14.3)), sets)},
-        "screening": calibrate_screening(student, val),
+        "screening": {**calibrate_screening(student, val), "probabilities_from": onnx8.name},
         "provenance": {"student_run": str(run), "teacher_run": meta.get("teacher_run"),
                        "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),
                        "student_config": cfg.to_dict(), "distill_config": meta.get("distill_config"),
