@@ -13,6 +13,17 @@ from sdk.frontend import LogMelFrontend
 from sdk.frontend_config import FrontendConfig
 
 
+def record_features(corpus: Corpus, i: int, frontend: LogMelFrontend) -> np.ndarray:
+    """float32 log-mel of one corpus record, loaded as the SDK loads audio (a record shorter than one frame is
+    padded with silence to one frame)."""
+    cfg = frontend.config
+    r = corpus.records[i]
+    samples = load_audio(corpus.audio_path(i), cfg.sample_rate_hz, r.start_s, r.end_s).samples
+    if samples.size < cfg.n_fft:
+        samples = np.pad(samples, (0, cfg.n_fft - samples.size))
+    return frontend(samples)
+
+
 class FeatureBank:
     """Log-mel of every corpus record, float16, concatenated; ``get(i)`` -> (n_frames, n_mels) float32.
 
@@ -40,12 +51,7 @@ class FeatureBank:
         frontend = LogMelFrontend(cfg)
         chunks, offsets = [], [0]
         for i in tqdm(range(len(corpus.records)), desc="log-mel features", unit="file", disable=not progress):
-            r = corpus.records[i]
-            clip = load_audio(corpus.audio_path(i), cfg.sample_rate_hz, r.start_s, r.end_s)
-            samples = clip.samples
-            if samples.size < cfg.n_fft:  # shorter than one frame: pad with silence to one frame
-                samples = np.pad(samples, (0, cfg.n_fft - samples.size))
-            feats = frontend(samples).astype(np.float16)
+            feats = record_features(corpus, i, frontend).astype(np.float16)
             chunks.append(feats)
             offsets.append(offsets[-1] + feats.shape[0])
         frames = np.concatenate(chunks)

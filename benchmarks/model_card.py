@@ -63,9 +63,8 @@ def _operating_rule(screening: dict) -> str:
                 f"event.{met} Measured there, recordings with an event: {got}; {fa:.2f} false alarms per hour on its "
                 f"{screening.get('val_noncough_hours')} h of non-cough audio; recall on cough recordings {recall} "
                 f"(recordings per group: {screening.get('n_val_recordings')}). Cough probabilities for the choice "
-                f"came from `{screening.get('probabilities_from', 'the torch student')}` on the corpus' feature "
-                f"windows; the SDK's own windowing and quality gate can differ by a recording (see the test table "
-                f"and `benchmarks/results/cough_screening*.json`).")
+                f"came from `{screening.get('probabilities_from', 'the torch student')}` on the SDK's windows of "
+                f"float32 features; the SDK's quality gate, not applied there, can only remove events.")
     return (f"Chosen on the validation split as the lowest threshold with at most "
             f"{screening.get('target_false_alarms_per_hour')} false alarms per hour on its "
             f"{screening.get('val_noncough_hours')} h of non-cough audio (measured there: {fa:.2f} per hour; recall "

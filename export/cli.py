@@ -24,11 +24,12 @@ import torch
 
 from aligner.checkpoint import load_checkpoint
 from aligner.corpus import load_corpus
-from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch, windows
+from aligner.data import FeatureBank, dataset_balanced_weights, record_features, sample_batch, windows
 from distill.prompts import label_sets
 from distill.student import StreamingStudent, StudentConfig
 from export.bundle import npy_bytes, write_bundle
 from export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
+from sdk.frontend import LogMelFrontend
 from sdk.frontend_config import FrontendConfig
 
 LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
@@ -81,9 +82,10 @@ class ValOutputs:
 
 
 def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model: Path | None = None) -> ValOutputs:
-    """Embeddings from the torch student; cough probabilities from ``cough_model`` (an exported ONNX graph:
-    the int8 one the SDK loads by default, so the operating point holds for what ships) or, without it,
-    from the torch student."""
+    """Embeddings from the torch student on the cached (float16) features; cough probabilities from
+    ``cough_model`` (an exported ONNX graph: the int8 one the SDK loads by default) on float32 features
+    recomputed as the SDK computes them, so the operating point holds for what ships, or, without it, from
+    the torch student on the cached features."""
     corpus = load_corpus(corpus_dir)
     bank = FeatureBank.for_corpus(corpus, progress=False)
     out = ValOutputs([], [], [], [])
@@ -92,13 +94,18 @@ def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(cough_model), providers=["CPUExecutionProvider"])
+        frontend = LogMelFrontend()  # the configuration the feature bank uses
     with torch.no_grad():
         for i in corpus.indices("val"):
             feats = bank.get(i)
             crops = windows(feats, student.cfg.window_frames, student.cfg.hop_frames)
             emb, heads = student(torch.from_numpy(crops))
-            logits = (heads[:, 0].numpy() if session is None else
-                      np.asarray(session.run([OUTPUT_NAMES[1]], {INPUT_NAME: crops.astype(np.float32)})[0])[:, 0])
+            if session is None:
+                logits = heads[:, 0].numpy()
+            else:
+                exact = windows(record_features(corpus, i, frontend), student.cfg.window_frames,
+                                student.cfg.hop_frames).astype(np.float32)
+                logits = np.asarray(session.run([OUTPUT_NAMES[1]], {INPUT_NAME: exact})[0])[:, 0]
             out.rows.append(corpus.rows[i])
             out.n_frames.append(feats.shape[0])
             out.embeddings.append(emb.numpy())
