@@ -28,15 +28,26 @@ def _load(args: argparse.Namespace) -> Model | None:
         return None
 
 
-def _each_file(args: argparse.Namespace, model: Model, run: Callable[[AudioClip], Any],
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("files", nargs="+")
+    _common(parser)
+    return parser
+
+
+def _each_file(args: argparse.Namespace, run: Callable[[Model, AudioClip], Any],
                show: Callable[[str, AudioClip, Any], None]) -> int:
-    """Run every file; a file that cannot be read or scored is reported (a JSON error object with --json)
-    and the others still run.  Exit status 1 when any file failed."""
+    """Load the bundle, then run every file; a file that cannot be read or scored is reported (a JSON error
+    object with --json) and the others still run.  Exit status 1 when the bundle or any file failed."""
+    model = _load(args)
+    if model is None:
+        return 1
     failed = 0
     for path in args.files:
         try:
             clip = load_audio(path, model.sample_rate_hz)
-            result = run(clip)
+            result = run(model, clip)
         except (AudioError, ValueError) as exc:
             failed += 1
             print(json.dumps({"path": path, "error": type(exc).__name__, "message": str(exc)}) if args.json
@@ -50,14 +61,7 @@ def _each_file(args: argparse.Namespace, model: Model, run: Callable[[AudioClip]
 
 
 def screen_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acula screen", description="Cough events and signal quality per file.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("files", nargs="+")
-    _common(parser)
-    args = parser.parse_args(argv)
-    model = _load(args)
-    if model is None:
-        return 1
+    args = _parser("acula screen", "Cough events and signal quality per file.").parse_args(argv)
 
     def show(path: str, clip: AudioClip, result: ScreenResult) -> None:
         flags = ",".join(clip.quality.problems) or "ok"
@@ -65,19 +69,13 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
         for e in result.events:
             print(f"  cough {e.start_s:7.2f}-{e.end_s:7.2f} s  confidence {e.confidence:.2f}")
 
-    return _each_file(args, model, lambda clip: model.screen(clip.samples, clip.sample_rate_hz), show)
+    return _each_file(args, lambda model, clip: model.screen(clip.samples, clip.sample_rate_hz), show)
 
 
 def score_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acula score", description="Zero-shot clip probabilities for a label set.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("files", nargs="+")
+    parser = _parser("acula score", "Zero-shot clip probabilities for a label set.")
     parser.add_argument("--labels", default="lung", help="label set (heart, lung, sound, ...)")
-    _common(parser)
     args = parser.parse_args(argv)
-    model = _load(args)
-    if model is None:
-        return 1
 
     def show(path: str, clip: AudioClip, result: ScoreResult) -> None:
         if result.probabilities is None:
@@ -86,4 +84,5 @@ def score_main(argv: Sequence[str] | None = None) -> int:
             ranked = sorted(result.probabilities.items(), key=lambda kv: -kv[1])
             print(f"{path}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
 
-    return _each_file(args, model, lambda clip: model.score(clip.samples, clip.sample_rate_hz, args.labels), show)
+    return _each_file(args, lambda model, clip: model.score(clip.samples, clip.sample_rate_hz, args.labels),
+                      show)
