@@ -32,9 +32,9 @@ LIMITS = """- **Device bias.** Training audio comes from a handful of stethoscop
 - Screening support and research only; **not a diagnostic device**."""
 
 COUGH_REFERENCE = (
-    "YAMNet's own Cough class (threshold 0.5 on any 0.975 s patch, fixed, not tuned) runs on the same recordings "
-    "in the same run. 'Flagged by both' on a non-cough phone recording hints that the recording holds a cough "
-    "after all (Coswara breathing and counting recordings are labelled by task, not listened to); it is not "
+    "YAMNet's own Cough class (threshold {threshold} on any 0.975 s patch, fixed, not tuned) runs on the same "
+    "recordings in the same run. 'Flagged by both' on a non-cough phone recording hints that the recording holds a "
+    "cough after all (Coswara breathing and counting recordings are labelled by task, not listened to); it is not "
     "proof, and nothing here is relabelled: every figure counts such recordings as false alarms.")
 
 RETRAIN = """1. Put a Hugging Face model directory of the medical teacher on the GPU server (e.g. a MedGemma checkpoint).
@@ -138,7 +138,7 @@ def render(bundle: Path, results: Path) -> str:
         lines += ["Held-out test recordings (`python -m benchmarks.cough_screening --corpus runs/corpus`):", ""]
         lines += cough_table(data) + [""]
         if "yamnet" in data:
-            lines += [COUGH_REFERENCE, ""]
+            lines += [COUGH_REFERENCE.format(threshold=data["yamnet"]["threshold"]), ""]
         lines += [f"Recall on cough recordings: {data.get('recall_on_cough_recordings')}; false alarms per hour on "
                   f"all non-cough test audio: {data.get('false_alarms_per_hour_noncough', float('nan')):.2f}.", ""]
     cv = results / "cough_screening_val.json"
