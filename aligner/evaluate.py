@@ -42,6 +42,9 @@ from aligner.data import FeatureBank, windows
 N_SEEDS = 5
 #: out-of-fold predictions of the latest probe (seed 0), kept for the ROC plots
 LAST_PREDICTIONS: dict[str, np.ndarray] = {}
+#: per held-out value of the last leave-one-value-out probe: value, records, positives, AUROC (the mean of these
+#: is the task's figure, so a fold of six records weighs as much as one of 133)
+LAST_FOLDS: list[dict[str, Any]] = []
 MAX_WINDOWS = 24
 
 
@@ -111,6 +114,7 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, m
         values = np.asarray([str(m.get(field)) for m in meta])
         extra_values = None if extra is None else np.asarray([str(m.get(field)) for m in extra[2]])
         aucs, sel, pooled = [], [], []
+        LAST_FOLDS.clear()
         for v in sorted(set(values)):
             test = values == v
             if len(set(y[test])) < 2 or len(set(y[~test])) < 2:
@@ -118,6 +122,7 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, m
             p = fit_predict(np.flatnonzero(~test), np.flatnonzero(test),
                             None if extra_values is None else extra_values != v)
             aucs.append(roc_auc_score(y[test], p))
+            LAST_FOLDS.append({"value": v, "n": int(test.sum()), "n_pos": int(y[test].sum()), "auroc": aucs[-1]})
             sel.append(np.flatnonzero(test))
             pooled.append(p)
         idx = np.concatenate(sel)
@@ -210,8 +215,12 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
                 mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta, extra)
                 row.update(probe_train_auroc=mean, probe_train_std=std, probe_train_ci95=[lo, hi],
                            probe_train_n=len(tidx), probe_train_splits=list(probe_train_splits))
+                if task["scheme"].startswith("leave_one_out:"):
+                    row["probe_train_folds"] = [dict(f) for f in LAST_FOLDS]
             mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta)
             row.update(probe_auroc=mean, probe_std=std, probe_ci95=[lo, hi])
+            if task["scheme"].startswith("leave_one_out:"):
+                row["probe_folds"] = [dict(f) for f in LAST_FOLDS]
             if name in zero_shot:
                 scores = zero_shot[name]([cache[i][1] for i in idx], task)
                 variants = scores if isinstance(scores, dict) else {"zero_shot": scores}
@@ -284,6 +293,20 @@ def to_markdown(results: list[dict[str, Any]], header: str) -> str:
         if rows:
             lines += ["", title, "", "| system | " + " | ".join(tasks) + " | mean |",
                       "|---" * (len(tasks) + 2) + "|", *rows]
+    for t in tasks:
+        for key, which in (("probe", "fit on the scored records only"), ("probe_train", "fit also on the training "
+                                                                                         "records")):
+            folds = by[(systems[0], t)].get(f"{key}_folds")
+            if not folds:
+                continue
+            lines += ["", f"{t}, linear probe {which}, per held-out fold (records, positives); the task's figure is "
+                      "the unweighted mean of these:", "",
+                      "| system | " + " | ".join(f"{f['value']} ({f['n']}, {f['n_pos']})" for f in folds) + " |",
+                      "|---" * (len(folds) + 1) + "|"]
+            for s in systems:
+                cells = {f["value"]: f["auroc"] for f in by[(s, t)].get(f"{key}_folds", [])}
+                lines.append(f"| {s} | " + " | ".join(f"{cells[f['value']]:.3f}" if f["value"] in cells else "n/a"
+                                                       for f in folds) + " |")
     n = {t: (by[(systems[0], t)]["n"], by[(systems[0], t)]["n_pos"]) for t in tasks}
     lines += ["", "Records (positives): " + ", ".join(f"{t} {a} ({b})" for t, (a, b) in n.items())]
     return "\n".join(lines) + "\n"

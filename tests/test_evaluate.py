@@ -48,6 +48,20 @@ def test_leave_one_out_scheme_uses_every_held_out_value():
     meta = [{"database": "abc"[i % 3]} for i in range(len(y))]
     mean, std, _ = probe_auroc(x, y, g, "leave_one_out:database", meta)
     assert mean > 0.9 and std >= 0
+    from aligner.evaluate import LAST_FOLDS
+
+    assert [f["value"] for f in LAST_FOLDS] == ["a", "b", "c"]
+    assert sum(f["n"] for f in LAST_FOLDS) == len(y)
+    assert np.isclose(np.mean([f["auroc"] for f in LAST_FOLDS]), mean)
+
+
+def test_markdown_lists_leave_one_out_folds_per_system():
+    folds = [{"value": "a", "n": 100, "n_pos": 40, "auroc": 0.7}, {"value": "c", "n": 6, "n_pos": 4, "auroc": 1.0}]
+    rows = [{"system": s, "task": "t", "n": 106, "n_pos": 44, "probe_auroc": 0.85, "probe_std": 0.15,
+             "probe_folds": [dict(f, auroc=f["auroc"] - d) for f in folds]} for s, d in (("S", 0.0), ("Q", 0.125))]
+    md = to_markdown(rows, "# h")
+    assert "| system | a (100, 40) | c (6, 4) |" in md
+    assert "| S | 0.700 | 1.000 |" in md and "| Q | 0.575 | 0.875 |" in md
 
 
 def test_zero_shot_scores_prefer_the_positive_prompts():

@@ -46,9 +46,20 @@ def screening(with_yamnet: bool) -> dict:
 def test_cough_table_shows_the_yamnet_reference_only_when_measured(tmp_path: Path):
     (tmp_path / "cough_screening.json").write_text(json.dumps(screening(False)))
     text = render(tmp_path)
-    assert "| breathing + speech (phone) | 40 | 10.0% | 30.0 |" in text and "YAMNet Cough" not in text
+    assert "| breathing + speech (phone) | 40 | 10.0% (4/40; 4.0%-23.1%) | 30.0 |" in text
+    assert "YAMNet Cough" not in text
     (tmp_path / "cough_screening.json").write_text(json.dumps(screening(True)))
     text = render(tmp_path)
-    assert "| recordings | n | with >= 1 event | events per hour | YAMNet Cough >= 0.5 | flagged by both |" in text
-    assert "| cough (phone) | 20 | 90.0% | 500.0 | 80.0% | 15 |" in text
-    assert "| breathing + speech (phone) | 40 | 10.0% | 30.0 | 7.5% | 2 |" in text
+    assert ("| recordings | n | with >= 1 event (95 % CI) | events per hour | YAMNet Cough >= 0.5 | flagged by both |"
+            in text)
+    assert "| cough (phone) | 20 | 90.0% (18/20; 69.9%-97.2%) | 500.0 | 80.0% | 15 |" in text
+    assert "| breathing + speech (phone) | 40 | 10.0% (4/40; 4.0%-23.1%) | 30.0 | 7.5% | 2 |" in text
+
+
+def test_wilson_interval_matches_published_values():
+    from benchmarks.cough_screening import wilson
+
+    lo, hi = wilson(5, 10)  # Wilson (1927) / Newcombe (1998): 0.2366-0.7634
+    assert abs(lo - 0.2366) < 1e-4 and abs(hi - 0.7634) < 1e-4
+    lo, hi = wilson(0, 10)  # k = 0 keeps a real upper bound: 0.2775
+    assert lo == 0.0 and abs(hi - 0.2775) < 1e-4
