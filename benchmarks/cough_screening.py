@@ -48,14 +48,16 @@ def table(data: dict[str, Any]) -> list[str]:
     split, one recording moves a rate by 2.5 to 5 points."""
     yam = data.get("yamnet")
     head = f" | YAMNet Cough >= {yam['threshold']} | flagged by both |" if yam else " |"
-    lines = [f"| recordings | n | with >= 1 event (95 % CI) | events per hour{head}",
-             "|---|---|---|---|" + ("---|---|" if yam else "")]
+    who = any("participants" in g for g in data["groups"].values())
+    lines = [f"| recordings | n | with >= 1 event (95 % CI) |{' participants with one |' if who else ''} "
+             f"events per hour{head}", "|---|---|---|---|" + ("---|" if who else "") + ("---|---|" if yam else "")]
     for name, g in data["groups"].items():
         extra = (f" | {g['yamnet_flagged'] / g['n']:.1%} | {g['both_flagged']} |" if yam and "yamnet_flagged" in g
                  else " |")
         k = int(g.get("flagged", round(g["fraction_flagged"] * g["n"])))
         lo, hi = wilson(k, g["n"])
-        lines.append(f"| {name} | {g['n']} | {g['fraction_flagged']:.1%} ({k}/{g['n']}; {lo:.1%}-{hi:.1%}) | "
+        people = (f" {g.get('participants_flagged', '?')}/{g.get('participants', '?')} |" if who else "")
+        lines.append(f"| {name} | {g['n']} | {g['fraction_flagged']:.1%} ({k}/{g['n']}; {lo:.1%}-{hi:.1%}) |{people} "
                      f"{g['events_per_hour']:.1f}{extra}")
     return lines
 
@@ -88,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [r for r in rows if r["split"] in args.splits]
     stats = {name: {"n": 0, "flagged": 0, "events": 0, "hours": 0.0, **({"yamnet_flagged": 0, "both_flagged": 0}
                                                                         if yamnet else {})} for name in GROUPS}
+    # recordings of one participant are not independent trials: count participants too, and keep the flagged paths
+    people: dict[str, set[str]] = {name: set() for name in GROUPS}
+    people_flagged: dict[str, set[str]] = {name: set() for name in GROUPS}
+    flagged_paths: dict[str, list[str]] = {name: [] for name in GROUPS}
     for r in rows:
         group = next((g for g, pick in GROUPS.items() if pick(r)), None)
         if group is None:
@@ -98,6 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         s["n"] += 1
         s["flagged"] += bool(result.events)
         s["events"] += len(result.events)
+        person = str(r.get("group_id", r["path"]))
+        people[group].add(person)
+        if result.events:
+            people_flagged[group].add(person)
+            flagged_paths[group].append(r["path"])
         s["hours"] += result.duration_s / 3600
         if yamnet is not None:
             yam = float(yamnet.run(clip.samples)[1][YAMNET_CLASSES["cough"]]) >= args.yamnet_threshold
@@ -110,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, s in stats.items():
         if s["n"]:
             out[name] = {**s, "fraction_flagged": s["flagged"] / s["n"],
-                         "events_per_hour": s["events"] / s["hours"] if s["hours"] else 0.0}
+                         "events_per_hour": s["events"] / s["hours"] if s["hours"] else 0.0,
+                         "participants": len(people[name]), "participants_flagged": len(people_flagged[name]),
+                         "flagged_paths": flagged_paths[name]}
     reference = ({"yamnet": {"path": args.yamnet, "class": "Cough", "threshold": args.yamnet_threshold}}
                  if yamnet else {})
     print("\n".join(table({"groups": out, **reference})))

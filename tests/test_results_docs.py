@@ -63,3 +63,13 @@ def test_wilson_interval_matches_published_values():
     assert abs(lo - 0.2366) < 1e-4 and abs(hi - 0.7634) < 1e-4
     lo, hi = wilson(0, 10)  # k = 0 keeps a real upper bound: 0.2775
     assert lo == 0.0 and abs(hi - 0.2775) < 1e-4
+
+
+def test_cough_table_counts_participants_when_measured(tmp_path: Path):
+    data = screening(False)
+    data["groups"]["breathing + speech (phone)"].update(participants=21, participants_flagged=3)
+    data["groups"]["cough (phone)"].update(participants=20, participants_flagged=18)
+    (tmp_path / "cough_screening.json").write_text(json.dumps(data))
+    text = render(tmp_path)
+    assert "| with >= 1 event (95 % CI) | participants with one | events per hour |" in text
+    assert "| breathing + speech (phone) | 40 | 10.0% (4/40; 4.0%-23.1%) | 3/21 | 30.0 |" in text
