@@ -71,6 +71,18 @@ def _operating_rule(screening: dict) -> str:
             f"on validation cough recordings {recall}).")
 
 
+def _sample_size_note(data: dict) -> str:
+    """What the screening table's small groups mean for its rates, from the counts in the results file."""
+    phone = data["groups"].get("breathing + speech (phone)", {})
+    cough = data["groups"].get("cough (phone)", {})
+    where = (f" The {phone['n']} phone non-cough recordings come from {phone['participants']} participants and the "
+             f"{cough.get('n')} cough recordings from {cough.get('participants')}; recordings of one participant "
+             "are not independent, so the real uncertainty is wider still." if "participants" in phone else "")
+    step = 100 / max(phone.get("n", 1), 1)
+    return (f"Intervals are 95 % Wilson intervals over recordings. Groups this small move a lot with one recording "
+            f"(one phone recording is {step:.1f} points here).{where}")
+
+
 def render(bundle: Path, results: Path) -> str:
     manifest = json.loads((bundle / "manifest.json").read_text())
     prov, screening = manifest["provenance"], manifest["screening"]
@@ -141,6 +153,7 @@ def render(bundle: Path, results: Path) -> str:
             lines += [COUGH_REFERENCE.format(threshold=data["yamnet"]["threshold"]), ""]
         lines += [f"Recall on cough recordings: {data.get('recall_on_cough_recordings')}; false alarms per hour on "
                   f"all non-cough test audio: {data.get('false_alarms_per_hour_noncough', float('nan')):.2f}.", ""]
+        lines += [_sample_size_note(data), ""]
     cv = results / "cough_screening_val.json"
     if cv.is_file():
         lines += ["The validation split through the SDK at the same operating point (`python -m "
