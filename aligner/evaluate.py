@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, windows
+from aligner.fold_table import fold_table
 
 N_SEEDS = 5
 #: out-of-fold predictions of the latest probe (seed 0), kept for the ROC plots
@@ -294,19 +295,10 @@ def to_markdown(results: list[dict[str, Any]], header: str) -> str:
             lines += ["", title, "", "| system | " + " | ".join(tasks) + " | mean |",
                       "|---" * (len(tasks) + 2) + "|", *rows]
     for t in tasks:
-        for key, which in (("probe", "fit on the scored records only"), ("probe_train", "fit also on the training "
-                                                                                         "records")):
-            folds = by[(systems[0], t)].get(f"{key}_folds")
-            if not folds:
-                continue
-            lines += ["", f"{t}, linear probe {which}, per held-out fold (records, positives); the task's figure is "
-                      "the unweighted mean of these:", "",
-                      "| system | " + " | ".join(f"{f['value']} ({f['n']}, {f['n_pos']})" for f in folds) + " |",
-                      "|---" * (len(folds) + 1) + "|"]
-            for s in systems:
-                cells = {f["value"]: f["auroc"] for f in by[(s, t)].get(f"{key}_folds", [])}
-                lines.append(f"| {s} | " + " | ".join(f"{cells[f['value']]:.3f}" if f["value"] in cells else "n/a"
-                                                       for f in folds) + " |")
+        for key, which in (("probe", "fit on the scored records only"),
+                           ("probe_train", "fit also on the training records")):
+            lines += fold_table(results, t, key, f"{t}, linear probe {which}, per held-out fold (records, "
+                                "positives); the task's figure is the unweighted mean of these:")
     n = {t: (by[(systems[0], t)]["n"], by[(systems[0], t)]["n_pos"]) for t in tasks}
     lines += ["", "Records (positives): " + ", ".join(f"{t} {a} ({b})" for t, (a, b) in n.items())]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from aligner.fold_table import fold_table
 from benchmarks.cough_screening import table as cough_table
 
 DATA = """| data set | sound | devices | population | used for |
@@ -127,6 +128,11 @@ def render(bundle: Path, results: Path) -> str:
                             in r else "n/a | | ")
                          + (f"{z:.3f} | {zci[0]:.3f}-{zci[1]:.3f} |" if z is not None else "n/a | |")
                          + (f" {r['zero_shot_sdk_auroc']:.3f} |" if "zero_shot_sdk_auroc" in r else " |"))
+        for task in dict.fromkeys(r["task"] for r in rows):
+            for key, which in (("probe", "the held-out-only probe"), ("probe_train", "the probe + train split")):
+                lines += fold_table(rows, task, key, f"{task} per held-out database with {which} (records, "
+                                    "positives); the task's figure is the unweighted mean, so a database of a "
+                                    "few records weighs as much as the largest:")
         lines.append("")
     cal = manifest.get("calibration", {})
     if isinstance(cal.get("temperature"), dict):

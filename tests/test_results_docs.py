@@ -73,3 +73,16 @@ def test_cough_table_counts_participants_when_measured(tmp_path: Path):
     text = render(tmp_path)
     assert "| with >= 1 event (95 % CI) | participants with one | events per hour |" in text
     assert "| breathing + speech (phone) | 40 | 10.0% (4/40; 4.0%-23.1%) | 3/21 | 30.0 |" in text
+
+
+def test_fold_table_shows_each_systems_folds_and_nothing_without_them():
+    from aligner.fold_table import fold_table
+
+    folds = [{"value": "a", "n": 133, "n_pos": 60, "auroc": 0.704}, {"value": "c", "n": 6, "n_pos": 4, "auroc": 1.0}]
+    rows = [{"system": "fp32", "task": "h", "probe_train_folds": folds},
+            {"system": "int8", "task": "h", "probe_train_folds": [folds[0], dict(folds[1], auroc=0.875)]},
+            {"system": "fp32", "task": "cough"}]
+    lines = fold_table(rows, "h", "probe_train", "T")
+    assert "| system | a (133, 60) | c (6, 4) |" in lines
+    assert "| fp32 | 0.704 | 1.000 |" in lines and "| int8 | 0.704 | 0.875 |" in lines
+    assert fold_table(rows, "cough", "probe_train", "T") == [] and fold_table(rows, "h", "probe", "T") == []
