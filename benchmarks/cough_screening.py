@@ -49,7 +49,7 @@ def table(data: dict[str, Any]) -> list[str]:
     yam = data.get("yamnet")
     head = f" | YAMNet Cough >= {yam['threshold']} | flagged by both |" if yam else " |"
     who = any("participants" in g for g in data["groups"].values())
-    lines = [f"| recordings | n | with >= 1 event (95 % CI) |{' participants with one |' if who else ''} "
+    lines = [f"| recordings | n | with >= 1 event (95 % CI) |{' participants flagged |' if who else ''} "
              f"events per hour{head}", "|---|---|---|---|" + ("---|" if who else "") + ("---|---|" if yam else "")]
     for name, g in data["groups"].items():
         extra = (f" | {g['yamnet_flagged'] / g['n']:.1%} | {g['both_flagged']} |" if yam and "yamnet_flagged" in g

@@ -71,7 +71,7 @@ def test_cough_table_counts_participants_when_measured(tmp_path: Path):
     data["groups"]["cough (phone)"].update(participants=20, participants_flagged=18)
     (tmp_path / "cough_screening.json").write_text(json.dumps(data))
     text = render(tmp_path)
-    assert "| with >= 1 event (95 % CI) | participants with one | events per hour |" in text
+    assert "| with >= 1 event (95 % CI) | participants flagged | events per hour |" in text
     assert "| breathing + speech (phone) | 40 | 10.0% (4/40; 4.0%-23.1%) | 3/21 | 30.0 |" in text
 
 
