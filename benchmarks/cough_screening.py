@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,24 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def participant_bootstrap(trials: list[tuple[str, bool]], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the fraction flagged from resampling whole participants with replacement: the
+    recordings of one participant are correlated, so this is wider than an interval over recordings."""
+    if not trials:
+        return float("nan"), float("nan")
+    by: dict[str, list[bool]] = {}
+    for person, flagged in trials:
+        by.setdefault(person, []).append(flagged)
+    counts = [(sum(v), len(v)) for v in by.values()]
+    rng = random.Random(seed)
+    fractions = []
+    for _ in range(n):
+        draw = [counts[rng.randrange(len(counts))] for _ in counts]
+        fractions.append(sum(k for k, _ in draw) / sum(m for _, m in draw))
+    fractions.sort()
+    return fractions[int(0.025 * (n - 1))], fractions[int(0.975 * (n - 1))]
 
 
 def table(data: dict[str, Any]) -> list[str]:
@@ -94,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     people: dict[str, set[str]] = {name: set() for name in GROUPS}
     people_flagged: dict[str, set[str]] = {name: set() for name in GROUPS}
     flagged_paths: dict[str, list[str]] = {name: [] for name in GROUPS}
+    trials: dict[str, list[tuple[str, bool]]] = {name: [] for name in GROUPS}
     for r in rows:
         group = next((g for g, pick in GROUPS.items() if pick(r)), None)
         if group is None:
@@ -106,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s["events"] += len(result.events)
         person = str(r.get("group_id", r["path"]))
         people[group].add(person)
+        trials[group].append((person, bool(result.events)))
         if result.events:
             people_flagged[group].add(person)
             flagged_paths[group].append(r["path"])
@@ -123,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out[name] = {**s, "fraction_flagged": s["flagged"] / s["n"],
                          "events_per_hour": s["events"] / s["hours"] if s["hours"] else 0.0,
                          "participants": len(people[name]), "participants_flagged": len(people_flagged[name]),
-                         "flagged_paths": flagged_paths[name]}
+                         "flagged_paths": flagged_paths[name],
+                         "participant_bootstrap_ci95": list(participant_bootstrap(trials[name]))}
     reference = ({"yamnet": {"path": args.yamnet, "class": "Cough", "threshold": args.yamnet_threshold}}
                  if yamnet else {})
     print("\n".join(table({"groups": out, **reference})))

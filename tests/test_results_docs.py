@@ -86,3 +86,16 @@ def test_fold_table_shows_each_systems_folds_and_nothing_without_them():
     assert "| system | a (133, 60) | c (6, 4) |" in lines
     assert "| fp32 | 0.704 | 1.000 |" in lines and "| int8 | 0.704 | 0.875 |" in lines
     assert fold_table(rows, "cough", "probe_train", "T") == [] and fold_table(rows, "h", "probe", "T") == []
+
+
+def test_participant_bootstrap_is_wider_when_recordings_cluster():
+    from benchmarks.cough_screening import participant_bootstrap, wilson
+
+    # 40 recordings, 4 flagged, all four from one participant of ten: the trials are not independent
+    clustered = [(f"p{i // 4}", i < 4) for i in range(40)]
+    spread = [(f"p{i}", i % 10 == 0) for i in range(40)]  # one flagged recording in each of four participants
+    lo_c, hi_c = participant_bootstrap(clustered)
+    lo_s, hi_s = participant_bootstrap(spread)
+    assert lo_c == 0.0 and hi_c > wilson(4, 40)[1]  # a draw without that participant flags nothing
+    assert hi_s - lo_s < hi_c - lo_c
+    assert participant_bootstrap(clustered) == (lo_c, hi_c)  # seeded
