@@ -78,11 +78,13 @@ def _sample_size_note(data: dict) -> str:
     cough = data["groups"].get("cough (phone)", {})
     where = (f" The {phone['n']} phone non-cough recordings come from {phone['participants']} participants and the "
              f"{cough.get('n')} cough recordings from {cough.get('participants')}; recordings of one participant "
-             "are not independent, so the real uncertainty is wider still." if "participants" in phone else "")
+             "are not independent, so an interval over recordings can be too narrow." if "participants" in phone else "")
     if "participant_bootstrap_ci95" in phone and "participant_bootstrap_ci95" in cough:
         (plo, phi), (clo, chi) = phone["participant_bootstrap_ci95"], cough["participant_bootstrap_ci95"]
         where += (f" Resampling participants instead of recordings (2,000 draws, seed 0) gives {100 * plo:.1f}-"
-                  f"{100 * phi:.1f} % for the phone non-cough rate and {100 * clo:.1f}-{100 * chi:.1f} % for recall.")
+                  f"{100 * phi:.1f} % for the phone non-cough rate and {100 * clo:.1f}-{100 * chi:.1f} % for recall; a "
+                  "percentile bootstrap over about ten participants is itself optimistic, and where nothing was "
+                  "flagged it collapses to 0, so neither interval is the last word.")
     step = 100 / max(phone.get("n", 1), 1)
     return (f"Intervals are 95 % Wilson intervals over recordings. Groups this small move a lot with one recording "
             f"(one phone recording is {step:.1f} points here).{where}")
