@@ -45,7 +45,8 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 def participant_bootstrap(trials: list[tuple[str, bool]], n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95 % interval of the fraction flagged from resampling whole participants with replacement: the
-    recordings of one participant are correlated, so this is wider than an interval over recordings."""
+    recordings of one participant are correlated, which widens it where the flagged recordings cluster in a
+    few participants.  ``trials``: (participant, flagged) per recording."""
     if not trials:
         return float("nan"), float("nan")
     by: dict[str, list[bool]] = {}
@@ -110,8 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = {name: {"n": 0, "flagged": 0, "events": 0, "hours": 0.0, **({"yamnet_flagged": 0, "both_flagged": 0}
                                                                         if yamnet else {})} for name in GROUPS}
     # recordings of one participant are not independent trials: count participants too, and keep the flagged paths
-    people: dict[str, set[str]] = {name: set() for name in GROUPS}
-    people_flagged: dict[str, set[str]] = {name: set() for name in GROUPS}
     flagged_paths: dict[str, list[str]] = {name: [] for name in GROUPS}
     trials: dict[str, list[tuple[str, bool]]] = {name: [] for name in GROUPS}
     for r in rows:
@@ -124,11 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         s["n"] += 1
         s["flagged"] += bool(result.events)
         s["events"] += len(result.events)
-        person = str(r.get("group_id", r["path"]))
-        people[group].add(person)
-        trials[group].append((person, bool(result.events)))
+        trials[group].append((str(r.get("group_id", r["path"])), bool(result.events)))
         if result.events:
-            people_flagged[group].add(person)
             flagged_paths[group].append(r["path"])
         s["hours"] += result.duration_s / 3600
         if yamnet is not None:
@@ -143,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if s["n"]:
             out[name] = {**s, "fraction_flagged": s["flagged"] / s["n"],
                          "events_per_hour": s["events"] / s["hours"] if s["hours"] else 0.0,
-                         "participants": len(people[name]), "participants_flagged": len(people_flagged[name]),
+                         "participants": len({p for p, _ in trials[name]}),
+                         "participants_flagged": len({p for p, f in trials[name] if f}),
                          "flagged_paths": flagged_paths[name],
                          "participant_bootstrap_ci95": list(participant_bootstrap(trials[name]))}
     reference = ({"yamnet": {"path": args.yamnet, "class": "Cough", "threshold": args.yamnet_threshold}}
