@@ -43,8 +43,8 @@ from aligner.fold_table import fold_table
 N_SEEDS = 5
 #: out-of-fold predictions of the latest probe (seed 0), kept for the ROC plots
 LAST_PREDICTIONS: dict[str, np.ndarray] = {}
-#: per held-out value of the last leave-one-value-out probe: value, records, positives, AUROC (the mean of these
-#: is the task's figure, so a fold of six records weighs as much as one of 133)
+#: per held-out value of the latest probe when its scheme is leave-one-value-out (empty otherwise): value, records,
+#: positives, AUROC (the mean of these is the task's figure, so a fold of six records weighs as much as one of 133)
 LAST_FOLDS: list[dict[str, Any]] = []
 MAX_WINDOWS = 24
 
@@ -110,12 +110,12 @@ def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, m
             xt, yt = np.concatenate([xt, ex]), np.concatenate([yt, ey])
         return model().fit(xt, yt).predict_proba(x[test])[:, 1]
 
+    LAST_FOLDS.clear()  # filled only by a leave-one-value-out scheme
     if scheme.startswith("leave_one_out:"):
         field = scheme.split(":", 1)[1]
         values = np.asarray([str(m.get(field)) for m in meta])
         extra_values = None if extra is None else np.asarray([str(m.get(field)) for m in extra[2]])
         aucs, sel, pooled = [], [], []
-        LAST_FOLDS.clear()
         for v in sorted(set(values)):
             test = values == v
             if len(set(y[test])) < 2 or len(set(y[~test])) < 2:
@@ -216,12 +216,12 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
                 mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta, extra)
                 row.update(probe_train_auroc=mean, probe_train_std=std, probe_train_ci95=[lo, hi],
                            probe_train_n=len(tidx), probe_train_splits=list(probe_train_splits))
-                if task["scheme"].startswith("leave_one_out:"):
-                    row["probe_train_folds"] = [dict(f) for f in LAST_FOLDS]
+                if LAST_FOLDS:
+                    row["probe_train_folds"] = list(LAST_FOLDS)
             mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta)
             row.update(probe_auroc=mean, probe_std=std, probe_ci95=[lo, hi])
-            if task["scheme"].startswith("leave_one_out:"):
-                row["probe_folds"] = [dict(f) for f in LAST_FOLDS]
+            if LAST_FOLDS:
+                row["probe_folds"] = list(LAST_FOLDS)
             if name in zero_shot:
                 scores = zero_shot[name]([cache[i][1] for i in idx], task)
                 variants = scores if isinstance(scores, dict) else {"zero_shot": scores}

@@ -43,7 +43,12 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def participant_bootstrap(trials: list[tuple[str, bool]], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+#: draws and seed of ``participant_bootstrap`` (the model card quotes them)
+BOOTSTRAP_DRAWS, BOOTSTRAP_SEED = 2000, 0
+
+
+def participant_bootstrap(trials: list[tuple[str, bool]], n: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
+                          ) -> tuple[float, float]:
     """95 % interval of the fraction flagged from resampling whole participants with replacement: the
     recordings of one participant are correlated, which widens it where the flagged recordings cluster in a
     few participants.  ``trials``: (participant, flagged) per recording."""

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aligner.fold_table import fold_table
+from benchmarks.cough_screening import BOOTSTRAP_DRAWS, BOOTSTRAP_SEED
 from benchmarks.cough_screening import table as cough_table
 
 DATA = """| data set | sound | devices | population | used for |
@@ -81,7 +82,8 @@ def _sample_size_note(data: dict) -> str:
              "are not independent, so an interval over recordings can be too narrow." if "participants" in phone else "")
     if "participant_bootstrap_ci95" in phone and "participant_bootstrap_ci95" in cough:
         (plo, phi), (clo, chi) = phone["participant_bootstrap_ci95"], cough["participant_bootstrap_ci95"]
-        where += (f" Resampling participants instead of recordings (2,000 draws, seed 0) gives {100 * plo:.1f}-"
+        where += (f" Resampling participants instead of recordings ({BOOTSTRAP_DRAWS:,} draws, seed {BOOTSTRAP_SEED}) "
+                  f"gives {100 * plo:.1f}-"
                   f"{100 * phi:.1f} % for the phone non-cough rate and {100 * clo:.1f}-{100 * chi:.1f} % for recall; a "
                   "percentile bootstrap over about ten participants is itself optimistic, and where nothing was "
                   "flagged it collapses to 0, so neither interval is the last word.")

@@ -53,6 +53,8 @@ def test_leave_one_out_scheme_uses_every_held_out_value():
     assert [f["value"] for f in LAST_FOLDS] == ["a", "b", "c"]
     assert sum(f["n"] for f in LAST_FOLDS) == len(y)
     assert np.isclose(np.mean([f["auroc"] for f in LAST_FOLDS]), mean)
+    probe_auroc(x, y, g, "group_kfold", meta)  # a later k-fold probe leaves no stale folds behind
+    assert LAST_FOLDS == []
 
 
 def test_markdown_lists_leave_one_out_folds_per_system():
