@@ -6,6 +6,7 @@ Population: the corpus records in ``--splits`` (default val + test), which the
 aligner never trained on.  Linear probe: standardised features, logistic
 regression, out-of-fold AUROC with group-aware folds (5 seeds, mean and std), or
 leave-one-value-out (PhysioNet databases; mean and std over held-out values).
+Its C is chosen from ``PROBE_C_GRID`` on records that are never scored (``choose_c``).
 With ``--probe-train-splits train`` a second probe table is added: the same
 records scored the same way, but every fold's probe is also fit on the task's
 training-split records (other participants; the aligner's own training records,
@@ -91,52 +92,106 @@ def bootstrap_ci(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, n: int =
     return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals else (float("nan"),) * 2
 
 
+#: inverse regularisation strengths the probe chooses from; chosen per fold on its training side only
+PROBE_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+#: the C chosen in each outer fold of the latest probe (seed 0 for k-fold schemes)
+LAST_C: list[float] = []
+INNER_FOLDS = 3
+
+
+def _logreg(c: float) -> LogisticRegression:
+    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced", warm_start=True)
+
+
+def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, values: np.ndarray | None = None,
+             grid: Sequence[float] = PROBE_C_GRID) -> float:
+    """The probe's C by inner cross-validation on a fold's training side (never its scored records).
+
+    The inner split mirrors the outer scheme: leave-one-value-out over ``values`` when given (so C is chosen
+    for transfer to an unseen database), else grouped ``INNER_FOLDS``-fold.  Each inner fold standardises
+    once and walks the grid from the strongest regularisation up with warm starts.  The score is the mean
+    inner-fold AUROC; ties go to the stronger regularisation.  Too few groups or values to split: the middle
+    of the grid."""
+    if values is not None:
+        splits = [(np.flatnonzero(values != v), np.flatnonzero(values == v)) for v in sorted(set(values))]
+    elif len(np.unique(groups)) >= INNER_FOLDS and min(np.bincount(y, minlength=2)) >= INNER_FOLDS:
+        splits = list(StratifiedGroupKFold(INNER_FOLDS, shuffle=True, random_state=0).split(x, y, groups))
+    else:
+        splits = []
+    splits = [(tr, te) for tr, te in splits if len(set(y[tr])) == 2 and len(set(y[te])) == 2]
+    if not splits:
+        return float(grid[len(grid) // 2])
+    scores = np.zeros(len(grid))
+    for tr, te in splits:
+        scaler = StandardScaler().fit(x[tr])
+        xtr, xte = scaler.transform(x[tr]), scaler.transform(x[te])
+        clf = _logreg(grid[0])
+        for k, c in enumerate(sorted(grid)):
+            clf.set_params(C=c)
+            scores[k] += roc_auc_score(y[te], clf.fit(xtr, y[tr]).decision_function(xte))
+    return float(sorted(grid)[int(np.argmax(scores))])
+
+
 def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, meta: list[dict[str, Any]],
-                extra: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]] | None = None
+                extra: tuple[np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray] | None = None
                 ) -> tuple[float, float, tuple[float, float]]:
     """Linear-probe AUROC (mean, std, 95 % group-bootstrap interval) under the task's split scheme.
 
     ``x, y`` are the evaluated records; every one of them is scored out of fold.  ``extra`` (features,
-    labels, metadata) are further records added to the training side of every fold and never scored:
-    the task's training-split records, from groups disjoint from ``groups``.  Under leave-one-value-out
-    the extra records that share the held-out value are left out too."""
-    def model() -> Any:
-        return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000, class_weight="balanced"))
+    labels, metadata, groups) are further records added to the training side of every fold and never
+    scored: the task's training-split records, from groups disjoint from ``groups``.  Under
+    leave-one-value-out the extra records that share the held-out value are left out too.
 
-    def fit_predict(train: np.ndarray, test: np.ndarray, keep_extra: np.ndarray | None = None) -> np.ndarray:
+    C comes from ``choose_c`` on records that are never scored: with ``extra``, on the extra records alone
+    (once per held-out value: the usual choose-on-the-training-split protocol); without, by an inner
+    cross-validation inside each fold's training side.  ``LAST_C`` lists the C of each fold."""
+    field = scheme.split(":", 1)[1] if scheme.startswith("leave_one_out:") else None
+    values = None if field is None else np.asarray([str(m.get(field)) for m in meta])
+    extra_values = None if extra is None or field is None else np.asarray([str(m.get(field)) for m in extra[2]])
+
+    chosen: dict[str, float] = {}  # with extra records: one C per held-out value, chosen on them alone
+
+    def fit_predict(train: np.ndarray, test: np.ndarray, held_out: str = "") -> np.ndarray:
         xt, yt = x[train], y[train]
-        if extra is not None:
-            ex, ey = (extra[0], extra[1]) if keep_extra is None else (extra[0][keep_extra], extra[1][keep_extra])
-            xt, yt = np.concatenate([xt, ex]), np.concatenate([yt, ey])
-        return model().fit(xt, yt).predict_proba(x[test])[:, 1]
+        if extra is None:
+            c = choose_c(xt, yt, groups[train], None if values is None else values[train])
+        else:
+            keep = np.ones(len(extra[1]), bool) if extra_values is None else extra_values != held_out
+            if held_out not in chosen:
+                chosen[held_out] = choose_c(extra[0][keep], extra[1][keep], np.asarray(extra[3])[keep],
+                                            None if extra_values is None else extra_values[keep])
+            c = chosen[held_out]
+            xt, yt = np.concatenate([xt, extra[0][keep]]), np.concatenate([yt, extra[1][keep]])
+        LAST_C.append(c)
+        return make_pipeline(StandardScaler(), _logreg(c)).fit(xt, yt).predict_proba(x[test])[:, 1]
 
     LAST_FOLDS.clear()  # filled only by a leave-one-value-out scheme
-    if scheme.startswith("leave_one_out:"):
-        field = scheme.split(":", 1)[1]
-        values = np.asarray([str(m.get(field)) for m in meta])
-        extra_values = None if extra is None else np.asarray([str(m.get(field)) for m in extra[2]])
+    LAST_C.clear()
+    if values is not None:
         aucs, sel, pooled = [], [], []
         for v in sorted(set(values)):
             test = values == v
             if len(set(y[test])) < 2 or len(set(y[~test])) < 2:
                 continue
-            p = fit_predict(np.flatnonzero(~test), np.flatnonzero(test),
-                            None if extra_values is None else extra_values != v)
+            p = fit_predict(np.flatnonzero(~test), np.flatnonzero(test), v)
             aucs.append(roc_auc_score(y[test], p))
-            LAST_FOLDS.append({"value": v, "n": int(test.sum()), "n_pos": int(y[test].sum()), "auroc": aucs[-1]})
+            LAST_FOLDS.append({"value": v, "n": int(test.sum()), "n_pos": int(y[test].sum()), "auroc": aucs[-1],
+                               "c": LAST_C[-1]})
             sel.append(np.flatnonzero(test))
             pooled.append(p)
         idx = np.concatenate(sel)
         LAST_PREDICTIONS.update(y=y[idx], scores=np.concatenate(pooled))
         return float(np.mean(aucs)), float(np.std(aucs)), bootstrap_ci(y[idx], np.concatenate(pooled), groups[idx])
-    aucs, first = [], None
+    aucs, first, first_c = [], None, []
     for seed in range(N_SEEDS):
         pred = np.zeros(len(y))
         for train, test in StratifiedGroupKFold(5, shuffle=True, random_state=seed).split(x, y, groups):
             pred[test] = fit_predict(train, test)
         aucs.append(roc_auc_score(y, pred))
-        first = pred if first is None else first
+        if first is None:
+            first, first_c = pred, list(LAST_C)
     assert first is not None
+    LAST_C[:] = first_c
     LAST_PREDICTIONS.update(y=y, scores=first)
     return float(np.mean(aucs)), float(np.std(aucs)), bootstrap_ci(y, first, groups)
 
@@ -210,16 +265,18 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
                                    "embed_s": embed_s}
             if probe_train_splits:
                 tidx, ty = task_rows(corpus, task, probe_train_splits)
-                extra = (np.stack([cache[i][0] for i in tidx]), ty, [corpus.rows[i]["metadata"] for i in tidx])
+                extra = (np.stack([cache[i][0] for i in tidx]), ty, [corpus.rows[i]["metadata"] for i in tidx],
+                         np.asarray([corpus.rows[i]["group_id"] for i in tidx]))
                 if set(groups) & {corpus.rows[i]["group_id"] for i in tidx}:
                     raise ValueError(f"{task['name']}: a participant is in both the probe training and scored splits")
                 mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta, extra)
                 row.update(probe_train_auroc=mean, probe_train_std=std, probe_train_ci95=[lo, hi],
                            probe_train_n=len(tidx), probe_train_splits=list(probe_train_splits))
+                row["probe_train_c"] = list(LAST_C)
                 if LAST_FOLDS:
                     row["probe_train_folds"] = list(LAST_FOLDS)
             mean, std, (lo, hi) = probe_auroc(x, y, groups, task["scheme"], meta)
-            row.update(probe_auroc=mean, probe_std=std, probe_ci95=[lo, hi])
+            row.update(probe_auroc=mean, probe_std=std, probe_ci95=[lo, hi], probe_c=list(LAST_C))
             if LAST_FOLDS:
                 row["probe_folds"] = list(LAST_FOLDS)
             if name in zero_shot:
@@ -272,6 +329,10 @@ def to_markdown(results: list[dict[str, Any]], header: str) -> str:
         probes.append(("probe_train", f"Linear probe AUROC (mean ± std), fit also on the "
                        f"{' + '.join(first['probe_train_splits'])} records in every fold (disjoint participants; "
                        "the same records are scored):"))
+    lines += ["", f"Logistic regression on standardised features; its C is chosen from {list(PROBE_C_GRID)} on records "
+              "that are never scored: by an inner cross-validation inside each fold's training side for the first "
+              "probe, on the training-split records alone for the second (the inner split mirrors the task's: "
+              "grouped folds, or leave one database out).  `probe_c` / `probe_train_c` in the JSON list the choices."]
     for key, title in probes:
         lines += ["", title, "", "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
         for s in systems:

@@ -93,18 +93,20 @@ def test_extra_training_records_are_fit_but_never_scored():
     x, y, g = grouped(signal=3.0)
     alone, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
     # many extra records whose labels contradict the scored ones: the probe follows them
-    ex, ey, _ = grouped(n_groups=200, signal=3.0, seed=1)
-    flipped, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, 1 - ey, [{}] * len(ey)))
-    agreeing, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, ey, [{}] * len(ey)))
+    ex, ey, eg = grouped(n_groups=200, signal=3.0, seed=1)
+    eg = np.char.add("extra-", eg)
+    flipped, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, 1 - ey, [{}] * len(ey), eg))
+    agreeing, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, ey, [{}] * len(ey), eg))
     assert alone > 0.9 and agreeing > 0.9 and flipped < 0.2
 
 
 def test_leave_one_out_drops_extra_records_of_the_held_out_value():
     x, y, g = grouped(signal=3.0)
     meta = [{"database": "ab"[i % 2]} for i in range(len(y))]
-    ex, ey, _ = grouped(n_groups=200, signal=3.0, seed=1)
+    ex, ey, eg = grouped(n_groups=200, signal=3.0, seed=1)
+    eg = np.char.add("extra-", eg)
     # contradicting extra records, all from database "a": they may train the probe for "b" only
-    mean, std, _ = probe_auroc(x, y, g, "leave_one_out:database", meta, (ex, 1 - ey, [{"database": "a"}] * len(ey)))
+    mean, std, _ = probe_auroc(x, y, g, "leave_one_out:database", meta, (ex, 1 - ey, [{"database": "a"}] * len(ey), eg))
     assert std > 0.3  # one held-out database scored well (extra dropped), the other inverted
 
 
@@ -125,3 +127,37 @@ def test_window_selection_spans_the_whole_recording():
     for n in (25, 47, 58, 200):
         idx = spread(n, 24)
         assert len(idx) == 24 and idx[0] == 0 and idx[-1] == n - 1 and np.all(np.diff(idx) > 0)
+
+
+def test_choose_c_follows_the_training_side():
+    from aligner.evaluate import PROBE_C_GRID, choose_c
+
+    rng = np.random.default_rng(0)
+    # the label lives in the difference of two strongly correlated features: only a weakly regularised
+    # probe finds it (a heavily penalised one falls back to the class-mean direction, which is mostly noise)
+    n = 400
+    y = rng.integers(0, 2, n)
+    z = rng.standard_normal(n) * 5
+    x = np.stack([z + 0.4 * y + 0.05 * rng.standard_normal(n), z + 0.05 * rng.standard_normal(n)], 1)
+    g = np.arange(n).astype(str)
+    assert choose_c(x, y, g) == max(PROBE_C_GRID)
+    # a label any C separates perfectly: every C ties, and the tie goes to the strongest regularisation
+    y2 = np.repeat(np.arange(60) % 2, 2)
+    x2 = (y2 + 0.01 * rng.standard_normal(120))[:, None]
+    assert choose_c(x2, y2, np.repeat(np.arange(60), 2).astype(str)) == min(PROBE_C_GRID)
+    # nothing to split on: the middle of the grid
+    assert choose_c(x2[:4], np.array([0, 1, 0, 1]), np.array(["a", "a", "a", "a"])) == PROBE_C_GRID[2]
+
+
+def test_probe_records_the_chosen_c_per_fold():
+    from aligner.evaluate import LAST_C, PROBE_C_GRID
+
+    x, y, g = grouped(signal=3.0)
+    meta = [{"database": "abc"[i % 3]} for i in range(len(y))]
+    probe_auroc(x, y, g, "leave_one_out:database", meta)
+    from aligner.evaluate import LAST_FOLDS
+
+    assert len(LAST_C) == 3 and all(c in PROBE_C_GRID for c in LAST_C)
+    assert [f["c"] for f in LAST_FOLDS] == LAST_C
+    probe_auroc(x, y, g, "group_kfold", meta)
+    assert len(LAST_C) == 5  # seed 0's five folds
