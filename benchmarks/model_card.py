@@ -121,7 +121,10 @@ def render(bundle: Path, results: Path) -> str:
                   "AUROCs, while its interval is bootstrapped from the pooled out-of-database predictions, so the "
                   "mean can fall outside it. Two probes: one fit on the held-out records only (out of fold), and "
                   "one fit in every fold also on the training-split records (other participants, the records the "
-                  "model was trained on); both score the same held-out records. "
+                  "model was trained on); both score the same held-out records. The logistic regression's C is "
+                  "chosen per fold from a fixed grid on records that are never scored (an inner cross-validation "
+                  "of the fold's training side, or the training split alone for the second probe; "
+                  "`aligner.evaluate.choose_c`). "
                   "Command: see `benchmarks/results/retention.md`.", "",
                   "| system | task | n (pos) | linear probe | 95 % CI | probe + train split | 95 % CI | zero-shot | "
                   "95 % CI | zero-shot (SDK) |", "|---|---|---|---|---|---|---|---|---|---|"]

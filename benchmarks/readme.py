@@ -42,7 +42,8 @@ def _auroc_table(rows: list[dict], title: str) -> list[str]:
         zmean = f"{sum(zs_known) / len(zs_known):.3f}" if zs_known else "n/a"
         out.append(f"| {s} | " + " | ".join(cells) + f" | {sum(vals) / len(vals):.3f} |{train_mean} {zmean} |")
     note = ("Cells: linear-probe AUROC (probe fit on the held-out records only, out of fold) / zero-shot AUROC "
-            "(where the system can score text prompts or has its own class).")
+            "(where the system can score text prompts or has its own class).  The probe's C is chosen per fold on "
+            "records that are never scored (`aligner.evaluate.choose_c`).")
     if extra:
         note += (" \"probe + train split\": the same records scored, the probe also fit on the training-split "
                  "records (other participants) in every fold.")
