@@ -112,6 +112,7 @@ def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, values: np.ndarra
     once and walks the grid from the strongest regularisation up with warm starts.  The score is the mean
     inner-fold AUROC; ties go to the stronger regularisation.  Too few groups or values to split: the middle
     of the grid."""
+    grid = sorted(grid)
     if values is not None:
         splits = [(np.flatnonzero(values != v), np.flatnonzero(values == v)) for v in sorted(set(values))]
     elif len(np.unique(groups)) >= INNER_FOLDS and min(np.bincount(y, minlength=2)) >= INNER_FOLDS:
@@ -126,10 +127,10 @@ def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, values: np.ndarra
         scaler = StandardScaler().fit(x[tr])
         xtr, xte = scaler.transform(x[tr]), scaler.transform(x[te])
         clf = _logreg(grid[0])
-        for k, c in enumerate(sorted(grid)):
+        for k, c in enumerate(grid):
             clf.set_params(C=c)
             scores[k] += roc_auc_score(y[te], clf.fit(xtr, y[tr]).decision_function(xte))
-    return float(sorted(grid)[int(np.argmax(scores))])
+    return float(grid[int(np.argmax(scores))])
 
 
 def probe_auroc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scheme: str, meta: list[dict[str, Any]],
