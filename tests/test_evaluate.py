@@ -150,14 +150,16 @@ def test_choose_c_follows_the_training_side():
 
 
 def test_probe_records_the_chosen_c_per_fold():
-    from aligner.evaluate import LAST_C, PROBE_C_GRID
+    from aligner.evaluate import LAST_C, LAST_FOLDS, PROBE_C_GRID
 
     x, y, g = grouped(signal=3.0)
     meta = [{"database": "abc"[i % 3]} for i in range(len(y))]
     probe_auroc(x, y, g, "leave_one_out:database", meta)
-    from aligner.evaluate import LAST_FOLDS
-
     assert len(LAST_C) == 3 and all(c in PROBE_C_GRID for c in LAST_C)
     assert [f["c"] for f in LAST_FOLDS] == LAST_C
     probe_auroc(x, y, g, "group_kfold", meta)
     assert len(LAST_C) == 5  # seed 0's five folds
+    # with training-split records, C is chosen on them alone: one choice shared by every fold
+    ex, ey, eg = grouped(n_groups=60, signal=3.0, seed=2)
+    probe_auroc(x, y, g, "group_kfold", meta, (ex, ey, [{}] * len(ey), np.char.add("extra-", eg)))
+    assert len(LAST_C) == 5 and len(set(LAST_C)) == 1
