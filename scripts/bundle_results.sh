@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates the bundle figures in benchmarks/results/ and the README / model card sections built from them:
-# distillation retention, cough screening on held-out recordings, SDK latency, front end, bridge decoder.
+# distillation retention (with the peers in the same run), cough screening on held-out recordings, SDK latency, front end, bridge decoder.
 #   bash scripts/bundle_results.sh [CORPUS_DIR]      (default runs/corpus, from 'acula corpus build')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
 py=.venv/bin/python
 res=benchmarks/results
-$py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run runs/default/align \
+$py -m aligner.evaluate --corpus "$corpus" --peers mfcc yamnet mn04 --prompt-run runs/default/align \
   --run "teacher (iii) CKA+InfoNCE+mask=runs/default/align" \
   --bundle "student fp32 (ONNX)=sdk/models/default:onnxruntime:fp32" \
   --bundle "student int8 (ONNX)=sdk/models/default:onnxruntime:int8" \
