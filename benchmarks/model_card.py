@@ -123,8 +123,8 @@ def render(bundle: Path, results: Path) -> str:
                   "one fit in every fold also on the training-split records (other participants, the records the "
                   "model was trained on); both score the same held-out records. The logistic regression's C is "
                   "chosen per fold from a fixed grid on records that are never scored (an inner cross-validation "
-                  "of the fold's training side, or the training split alone for the second probe; "
-                  "`aligner.evaluate.choose_c`). "
+                  "of the fold's training side, or the training split alone for the second probe; the strongest "
+                  "regularisation within one standard error of the best inner AUROC; `aligner.evaluate.choose_c`). "
                   "Command: see `benchmarks/results/retention.md`.", "",
                   "| system | task | n (pos) | linear probe | 95 % CI | probe + train split | 95 % CI | zero-shot | "
                   "95 % CI | zero-shot (SDK) |", "|---|---|---|---|---|---|---|---|---|---|"]

@@ -150,6 +150,17 @@ def test_choose_c_follows_the_training_side():
     assert choose_c(x2[:4], np.array([0, 1, 0, 1]), np.array(["a", "a", "a", "a"])) == middle
 
 
+def test_one_standard_error_rule():
+    from aligner.evaluate import one_se_choice
+
+    # best mean 0.92 (column 3) with fold spread 0.02 / sqrt(3): column 2 (0.915) is within it, column 1 is not
+    scores = np.array([[0.80, 0.88, 0.90, 0.90], [0.80, 0.88, 0.92, 0.92], [0.80, 0.88, 0.925, 0.94]])
+    assert one_se_choice(scores) == 2
+    # a clear winner stays the choice; one inner fold has no spread, so it is the plain argmax
+    assert one_se_choice(np.array([[0.6, 0.7, 0.9], [0.6, 0.7, 0.9]])) == 2
+    assert one_se_choice(np.array([[0.6, 0.75, 0.7]])) == 1
+
+
 def test_probe_records_the_chosen_c_per_fold():
     from aligner.evaluate import LAST_C, LAST_FOLDS, PROBE_C_GRID
 
