@@ -24,6 +24,10 @@ DATA = """| data set | sound | devices | population | used for |
 
 LIMITS = """- **Device bias.** Training audio comes from a handful of stethoscopes and phone microphones; band-limiting,
   gain, EQ and noise augmentation narrow, but do not close, the gap to other devices.
+- **Heart recordings from an unseen site.** Leave-one-database-out AUROC differs widely from database to
+  database (the per-database tables above).  On PhysioNet database f this model, its teacher and the
+  unaligned AudioSet encoder score at or below chance under both probes, and YAMNet under one of them: what
+  separates abnormal from normal recordings at the other sites points the other way there.
 - **Small lung data.** ICBHI holds 73 patients, most with COPD; crackle and wheeze scores on other populations
   are not established.
 - **No COVID positives** in the Coswara batch used: nothing here detects COVID-19.
