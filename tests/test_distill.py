@@ -86,3 +86,39 @@ def test_kd_per_label_set_differs_from_one_softmax() -> None:
     split = DistillTask(teacher, student, prompts, prompt_groups=[[0, 1, 2], [3, 4, 5]]).eval()(x, y)["kd"]
     assert float(one) >= 0 and float(split) >= 0
     assert not torch.allclose(one, split)
+
+
+@pytest.mark.parametrize("option, value, phrase", [("activation", "gelu", "GELU"), ("activation", "swish", "swish"),
+                                                   ("norm", "layer", "LayerNorm"), ("norm", "instance", "stream"),
+                                                   ("embed_rank", 512, "embed_rank")])
+def test_options_that_break_streaming_export_or_quantisation_are_refused(option: str, value: object,
+                                                                         phrase: str) -> None:
+    from distill.student import StudentConfig
+
+    with pytest.raises(ValueError, match=phrase):
+        StudentConfig(**{option: value})
+
+
+def test_the_parameter_budget_is_enforced() -> None:
+    from distill.student import StreamingStudent, StudentConfig
+
+    with pytest.raises(ValueError, match="max_params"):
+        StreamingStudent(StudentConfig(channels=(64, 128, 256, 512), strides=(2, 2, 2, 2)))
+
+
+def test_an_embedding_bottleneck_spends_parameters_on_the_trunk_and_exports(tmp_path) -> None:
+    from distill.student import StreamingStudent, StudentConfig
+    from export.cli import run_onnx
+    from export.writers import export_onnx_fp32
+
+    torch.manual_seed(0)
+    flat = StreamingStudent(StudentConfig(channels=(16, 32), strides=(2, 2)))
+    low = StreamingStudent(StudentConfig(channels=(16, 32), strides=(2, 2), embed_rank=16))
+    n_flat, n_low = (sum(p.numel() for p in m.embed.parameters()) for m in (flat, low))
+    assert n_low == 64 * 16 + 16 * 512 + 512 < n_flat == 64 * 512 + 512
+    low.eval()
+    x = torch.randn(40, 62, 64)
+    emb, _ = low(x)
+    assert torch.linalg.matrix_rank(emb - emb[:1]).item() <= 16
+    path = export_onnx_fp32(low, tmp_path / "low.onnx")
+    np.testing.assert_allclose(run_onnx(path, x.numpy()), emb.detach().numpy(), atol=1e-4)
