@@ -18,3 +18,10 @@ for cfg in configs/distill/*.json; do
 done
 $py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" "${bundles[@]}" \
   --out benchmarks/results --name distill_experiments
+# Selection on the validation split alone (test records never consulted): the shipped default, two 6,000-step
+# variants and the teacher.  Written to benchmarks/results/distill_selection_val.{md,json}.
+$py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" --run "teacher (iii)=$teacher" \
+  --bundle "shipped default=sdk/models/default:onnxruntime:fp32" \
+  --bundle "kd2-6000=runs/distill-exp/kd2-6000/bundle:onnxruntime:fp32" \
+  --bundle "wide-r112-kd2-6000=runs/distill-exp/wide-r112-kd2-6000/bundle:onnxruntime:fp32" \
+  --splits val --probe-train-splits train --out benchmarks/results --name distill_selection_val
