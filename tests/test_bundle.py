@@ -94,14 +94,15 @@ def test_acula_info_prints_the_manifest_and_fails_on_tampering(tmp_path: Path, c
 
 
 def test_the_shipped_default_bundle_is_complete_and_within_2_mb():
-    from importlib import resources
+    from sdk.model import _resolve
 
-    # the model the SDK ships as data: int8 and fp32, ONNX and TFLite, within 2 MB (issue 9)
-    folder = resources.files("sdk") / "models" / "default"
-    bundle = read_bundle(Path(str(folder)))
+    # the model the SDK ships as data (found as sdk.load("default") finds it): int8 and fp32, ONNX and TFLite,
+    # within 2 MB (issue 9)
+    folder = _resolve("default")
+    bundle = read_bundle(folder)
     names = set(bundle.manifest["files"])
     for fmt in ("onnx", "tflite"):
         for precision in ("fp32", "int8"):
             assert f"student_{precision}.{fmt}" in names
-    total = sum(p.stat().st_size for p in Path(str(folder)).iterdir() if p.is_file())
+    total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
     assert total <= 2_000_000, f"the shipped bundle is {total:,} bytes, over 2 MB"

@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from distill.student import StreamingStudent, StudentConfig  # noqa: E402
 from distill.train import cough_head_weights  # noqa: E402
 from sdk.frontend_config import FrontendConfig  # noqa: E402
 
@@ -41,7 +42,6 @@ def test_quiet_crops_of_cough_recordings_leave_the_head_loss() -> None:
 def test_masked_head_loss_ignores_weighted_out_windows() -> None:
     from aligner.config import PRESETS
     from aligner.model import AcuLaModel
-    from distill.student import StreamingStudent, StudentConfig
     from distill.task import DistillTask
 
     torch.manual_seed(0)
@@ -73,7 +73,6 @@ def test_prompt_groups_cover_each_label_set() -> None:
 def test_kd_per_label_set_differs_from_one_softmax() -> None:
     from aligner.config import PRESETS
     from aligner.model import AcuLaModel
-    from distill.student import StreamingStudent, StudentConfig
     from distill.task import DistillTask
 
     torch.manual_seed(0)
@@ -93,21 +92,17 @@ def test_kd_per_label_set_differs_from_one_softmax() -> None:
                                                    ("embed_rank", 512, "embed_rank")])
 def test_options_that_break_streaming_export_or_quantisation_are_refused(option: str, value: object,
                                                                          phrase: str) -> None:
-    from distill.student import StudentConfig
-
     with pytest.raises(ValueError, match=phrase):
         StudentConfig(**{option: value})
 
 
 def test_the_parameter_budget_is_enforced() -> None:
-    from distill.student import StreamingStudent, StudentConfig
 
     with pytest.raises(ValueError, match="max_params"):
         StreamingStudent(StudentConfig(channels=(64, 128, 256, 512), strides=(2, 2, 2, 2)))
 
 
 def test_an_embedding_bottleneck_spends_parameters_on_the_trunk_and_exports(tmp_path) -> None:
-    from distill.student import StreamingStudent, StudentConfig
     from export.cli import run_onnx
     from export.writers import export_onnx_fp32
 
