@@ -57,6 +57,29 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return load_file(str(path)), json.loads(meta_path.read_text())
 
 
+#: config fields that may change between a run and its resumption: bookkeeping, the run's name, and the step
+#: count (extending a finished run is how a longer schedule is tried)
+RESUMABLE_CHANGES = frozenset({"name", "log_every", "ckpt_every", "max_steps"})
+
+
+def check_resumable(out: Path, key: str, current: Any) -> None:
+    """Refuse to resume the run in ``out`` under a config that differs from the one it was trained with.
+
+    ``key`` names the config in the checkpoint's JSON; ``current`` is a config dataclass whose ``from_dict``
+    normalises the saved one (fields added since the run take their defaults)."""
+    ckpt = out / "last.json"
+    if not ckpt.is_file():
+        return
+    saved = type(current).from_dict(json.loads(ckpt.read_text())[key]).to_dict()
+    now = current.to_dict()
+    changed = sorted(k for k in saved.keys() | now.keys()
+                     if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    if changed:
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, config {now.get(k)!r}" for k in changed)
+        raise ValueError(f"{ckpt} was trained with a different config ({detail}); "
+                         "pass --fresh to start over or choose another --out")
+
+
 def load_optimizer_state(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
     opt = path.with_name(path.name.replace(".safetensors", ".optim.safetensors"))
     if "optimizer" not in meta or not opt.is_file():

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
+from aligner.checkpoint import check_resumable, load_checkpoint, load_optimizer_state, save_checkpoint
 from aligner.config import AlignConfig, resolve_config
 from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -135,6 +135,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     start = 0
     ckpt = out / "last.safetensors"
     if resume and ckpt.is_file():
+        check_resumable(out, "align_config", cfg)
         state, meta = load_checkpoint(ckpt)
         model.load_state_dict(state)
         opt_state = load_optimizer_state(ckpt, meta)
@@ -212,16 +213,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
+    out = Path(args.out)
     try:
         cfg = resolve_config(args.config)
+        if args.max_steps:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
+        if not args.fresh:
+            check_resumable(out, "align_config", cfg)
     except ValueError as exc:
         print(f"acula align: {exc}", file=sys.stderr)
         return 1
-    if args.max_steps:
-        import dataclasses
-
-        cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     device = args.device

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
+from aligner.checkpoint import check_resumable, load_checkpoint, load_optimizer_state, save_checkpoint
 from aligner.config import AlignConfig
 from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -58,8 +58,8 @@ class DistillConfig:
     #: Off by default: at 6 dB the head lost shallow coughs on the validation split
     #: (benchmarks/results/distill_experiments.md).
     cough_peak_db: float | None = None
-    #: zero-shot distillation with one softmax per label set (distill/task.py) instead of one over all prompts;
-    #: off by default, as the shipped model was trained (no measurable gain: distill_experiments.md)
+    #: zero-shot distillation with one softmax per label set (distill/task.py) instead of one over all prompts
+    #: (off by default, as the shipped model was trained)
     kd_per_label_set: bool = False
     seed: int = 0
     log_every: int = 10
@@ -139,6 +139,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     start = 0
     ckpt = out / "last.safetensors"
     if resume and ckpt.is_file():
+        check_resumable(out, "distill_config", cfg)
         state, meta = load_checkpoint(ckpt)
         student.load_state_dict(state)
         opt_state = load_optimizer_state(ckpt, meta)
@@ -216,11 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = resolve(args.config)
+        if args.max_steps:
+            cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
+        if not args.fresh:
+            check_resumable(Path(args.out), "distill_config", cfg)
     except ValueError as exc:
         print(f"acula distill: {exc}", file=sys.stderr)
         return 1
-    if args.max_steps:
-        cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
     last = distill(cfg, Path(args.teacher), Path(args.corpus), Path(args.out), resume=not args.fresh)
     print(json.dumps({"final": last}))
     return 0

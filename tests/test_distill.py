@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from aligner.checkpoint import check_resumable  # noqa: E402
 from distill.student import StreamingStudent, StudentConfig  # noqa: E402
-from distill.train import cough_head_weights  # noqa: E402
+from distill.task import DistillWeights  # noqa: E402
+from distill.train import DistillConfig, cough_head_weights  # noqa: E402
 from sdk.frontend_config import FrontendConfig  # noqa: E402
 
 
@@ -117,3 +122,16 @@ def test_an_embedding_bottleneck_spends_parameters_on_the_trunk_and_exports(tmp_
     assert torch.linalg.matrix_rank(emb - emb[:1]).item() <= 16
     path = export_onnx_fp32(low, tmp_path / "low.onnx")
     np.testing.assert_allclose(run_onnx(path, x.numpy()), emb.detach().numpy(), atol=1e-4)
+
+
+def test_a_run_resumes_only_under_its_own_config(tmp_path) -> None:
+    narrow = DistillConfig(name="narrow")
+    saved = narrow.to_dict()
+    del saved["student"]["embed_rank"]  # a checkpoint written before the option existed
+    (tmp_path / "last.json").write_text(json.dumps({"distill_config": saved}))
+    check_resumable(tmp_path, "distill_config", dataclasses.replace(narrow, name="renamed", max_steps=9000))
+    wide = dataclasses.replace(narrow, kd_per_label_set=True, weights=DistillWeights(kd=2.0),
+                               student=StudentConfig(channels=(32, 48, 64, 96, 128, 192), embed_rank=112))
+    with pytest.raises(ValueError, match=r"different config \(kd_per_label_set: .*student: .*weights: "):
+        check_resumable(tmp_path, "distill_config", wide)
+    check_resumable(tmp_path / "nothing-here", "distill_config", wide)

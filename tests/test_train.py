@@ -56,6 +56,17 @@ def test_same_seed_gives_the_same_losses_and_resume_continues(tiny_corpus: Path,
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
 
 
+def test_resuming_under_a_different_config_is_refused(tiny_corpus: Path, tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(run), "--max-steps", "2"])
+    changed = _json(tmp_path, {"preset": "tiny-test", "lr": 0.5})
+    assert align_main(["--config", str(changed), "--corpus", str(tiny_corpus), "--out", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "different config" in err and "lr:" in err and "--fresh" in err
+    assert load_checkpoint(run)[1]["step"] == 2  # untouched
+    assert align_main(["--config", str(changed), "--corpus", str(tiny_corpus), "--out", str(run), "--fresh"]) == 0
+
+
 def test_unknown_config_is_refused(tmp_path: Path, capsys):
     assert align_main(["--config", "nope", "--corpus", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "neither a preset" in capsys.readouterr().err
