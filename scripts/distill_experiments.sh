@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
 teacher=${2:-runs/default/align}
 py=.venv/bin/python
-bundles=(--bundle "shipped default (kd 1, one softmax, 3000 steps)=sdk/models/default:onnxruntime:fp32")
+bundles=(--bundle "shipped default (wide, bottleneck 112, kd 2 per label set, 6000 steps)=sdk/models/default:onnxruntime:fp32")
 for cfg in configs/distill/*.json; do
   name=$(basename "$cfg" .json)
   work=runs/distill-exp/$name
@@ -18,10 +18,11 @@ for cfg in configs/distill/*.json; do
 done
 $py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" "${bundles[@]}" \
   --out benchmarks/results --name distill_experiments
-# Selection on the validation split alone (test records never consulted): the shipped default, two 6,000-step
-# variants and the teacher.  Written to benchmarks/results/distill_selection_val.{md,json}.
+# Selection on the validation split alone (test records never consulted): the narrow student that was the
+# default before, two 6,000-step variants (the wide one is now the default-cpu preset) and the teacher.  Written to
+# benchmarks/results/distill_selection_val.{md,json}.
 $py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" --run "teacher (iii)=$teacher" \
-  --bundle "shipped default=sdk/models/default:onnxruntime:fp32" \
+  --bundle "narrow-kd1-3000 (previous default)=runs/distill-exp/narrow-kd1-3000/bundle:onnxruntime:fp32" \
   --bundle "kd2-6000=runs/distill-exp/kd2-6000/bundle:onnxruntime:fp32" \
   --bundle "wide-r112-kd2-6000=runs/distill-exp/wide-r112-kd2-6000/bundle:onnxruntime:fp32" \
   --splits val --probe-train-splits train --out benchmarks/results --name distill_selection_val
