@@ -96,6 +96,22 @@ def _sample_size_note(data: dict) -> str:
             f"(one phone recording is {step:.1f} points here).{where}")
 
 
+def _student_line(prov: dict) -> str:
+    """The student's architecture and distillation recipe, from the bundle's provenance."""
+    student, recipe = prov.get("student_config", {}), prov.get("distill_config", {})
+    parts = ["depthwise-separable CNN"]
+    if prov.get("student_parameters"):
+        parts[0] += f" with {prov['student_parameters']:,} parameters"
+    parts.append(f"channels {'-'.join(map(str, student.get('channels', [])))}")
+    parts.append(f"strides {'-'.join(map(str, student.get('strides', [])))}")
+    if student.get("embed_rank"):
+        parts.append(f"a {student['embed_rank']}-d linear bottleneck before the embedding")
+    parts.append(f"heads: {', '.join(student.get('heads', [])) or 'none'}")
+    per_set = "one softmax per label set" if recipe.get("kd_per_label_set") else "one softmax over all prompts"
+    return (f"- Architecture: {', '.join(parts)}; distilled for {recipe.get('max_steps'):,} steps (preset "
+            f"`{recipe.get('name')}`, zero-shot KD weight {recipe.get('weights', {}).get('kd')}, {per_set}).")
+
+
 def render(bundle: Path, results: Path) -> str:
     manifest = json.loads((bundle / "manifest.json").read_text())
     prov, screening = manifest["provenance"], manifest["screening"]
@@ -110,6 +126,7 @@ def render(bundle: Path, results: Path) -> str:
              f"frames ({manifest['window_frames'] * 0.032:.2f} s), hop {manifest['hop_frames']} frames "
              f"({manifest['hop_frames'] * 0.032:.2f} s); files: "
              + ", ".join(f"`{n}` ({i['bytes'] / 1024:.0f} KB)" for n, i in manifest["files"].items()) + ".",
+             _student_line(prov),
              f"- Teacher: EfficientAT mn04 (AudioSet) aligned with text teacher `{prov.get('teacher_id')}` "
              f"(CKA + InfoNCE + masked modelling); run `{prov.get('teacher_run')}`, git `{prov.get('git_commit')}`.",
              f"- Export parity: {json.dumps(prov.get('parity', {}))}.", "", "## Data", "", DATA, "",

@@ -319,6 +319,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         "provenance": {"student_run": str(run), "teacher_run": meta.get("teacher_run"),
                        "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),
                        "student_config": cfg.to_dict(), "distill_config": meta.get("distill_config"),
+                       "student_parameters": sum(p.numel() for p in student.parameters()),
                        "parity": parity, "data": data_provenance(corpus_dir)},
         "licence": LICENCE,
     }

@@ -5,7 +5,7 @@
 #
 #   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR]
 #
-# Fixed seeds; every step's log and metrics stay in WORK_DIR (default runs/default).  About 25-40 minutes
+# Fixed seeds; every step's log and metrics stay in WORK_DIR (default runs/default).  About 30-45 minutes
 # on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +20,10 @@ if [ ! -f "$work/corpus/manifest.jsonl" ]; then
 fi
 step align
 $py -m sdk align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align" 2>&1 \
-  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]" | tee "$work/logs/align.log"
+  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]\|step/s\]\|s/step\]" | tee "$work/logs/align.log"
 step distill
 $py -m sdk distill --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
-  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]" | tee "$work/logs/distill.log"
+  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]\|step/s\]\|s/step\]" | tee "$work/logs/distill.log"
 step export
 $py -m sdk export --student "$work/distill" --corpus "$work/corpus" --out sdk/models/default -f 2>&1 \
   | grep -vE "^I0000|^W0000|WARNING|absl|oneDNN" | tee "$work/logs/export.log"

@@ -30,6 +30,10 @@ def test_bundle_holds_four_models_and_parity_figures(bundle: Path):
     assert parity["onnx_fp32_max_abs_diff"] <= 1e-4 and parity["tflite_fp32_max_abs_diff"] <= 1e-4
     assert parity["onnx_int8_min_cosine"] >= 0.99 and parity["tflite_int8_min_cosine"] >= 0.99
     assert set(manifest["prompt_bank"]["label_sets"]) == {"heart", "lung", "sound"}
+    from distill.student import StreamingStudent, StudentConfig
+
+    built = StreamingStudent(StudentConfig.from_dict(manifest["provenance"]["student_config"]))
+    assert manifest["provenance"]["student_parameters"] == sum(p.numel() for p in built.parameters())
 
 
 def test_every_backend_and_precision_agrees_with_onnx_fp32(bundle: Path):
