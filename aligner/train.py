@@ -133,6 +133,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
                                    {"params": head_params, "lr": cfg.lr}], weight_decay=cfg.weight_decay)
     base_lrs = [cfg.encoder_lr, cfg.lr]
     start = 0
+    resumed: dict[str, float] = {}  # the last logged metrics of a resumed run (returned if nothing is left to do)
     ckpt = out / "last.safetensors"
     if resume and ckpt.is_file():
         check_resumable(out, "align_config", cfg)
@@ -142,6 +143,9 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
         start = int(meta["step"])
+        resumed = dict(meta.get("last_metrics", {}))
+        if progress and rank == 0:
+            print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
     ddp_model: torch.nn.Module = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
@@ -152,7 +156,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
 
     bar = tqdm(range(start, cfg.max_steps), desc=f"align {cfg.name}", unit="step", disable=not progress or rank)
     t0 = time.perf_counter()
-    last: dict[str, float] = {}
+    last = resumed
     per_rank = cfg.batch_size // world
     for step in bar:
         feats, text, mask = make_batch(step, cfg, bank, corpus, train_idx, weights, front, model)

@@ -144,6 +144,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
+    resumed: dict[str, float] = {}  # the last logged metrics of a resumed run (returned if nothing is left to do)
     ckpt = out / "last.safetensors"
     if resume and ckpt.is_file():
         check_resumable(out, "distill_config", cfg)
@@ -153,6 +154,9 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
         start = int(meta["step"])
+        resumed = dict(meta.get("last_metrics", {}))
+        if progress and True:
+            print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
@@ -164,7 +168,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     from tqdm import tqdm
 
     task.train()
-    last: dict[str, float] = {}
+    last = resumed
     t0 = time.perf_counter()
     with open(out / "metrics.jsonl", "a") as log:
         for step in tqdm(range(start, cfg.max_steps), desc=f"distill {cfg.name}", unit="step", disable=not progress):

@@ -45,7 +45,7 @@ def test_tiny_run_writes_safetensors_config_and_metrics(tiny_corpus: Path, tmp_p
     assert all(r["loss"] == pytest.approx(r["cka"] + 0.5 * r["mask"], rel=1e-5) for r in rows)
 
 
-def test_same_seed_gives_the_same_losses_and_resume_continues(tiny_corpus: Path, tmp_path: Path):
+def test_same_seed_gives_the_same_losses_and_resume_continues(tiny_corpus: Path, tmp_path: Path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(a)])
     align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(b), "--max-steps", "2"])
@@ -54,6 +54,11 @@ def test_same_seed_gives_the_same_losses_and_resume_continues(tiny_corpus: Path,
     assert [r["step"] for r in metrics(b)] == [0, 1, 2, 3]
     for x, y in zip(metrics(a), metrics(b), strict=True):
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+    capsys.readouterr()
+    align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(b)])  # finished: nothing to do
+    out = capsys.readouterr()
+    assert "at step 4 of 4" in out.err and len(metrics(b)) == 4
+    assert json.loads(out.out.strip().splitlines()[-1])["final"]["loss"] == pytest.approx(metrics(b)[-1]["loss"])
 
 
 def test_resuming_under_a_different_config_is_refused(tiny_corpus: Path, tmp_path: Path, capsys):
