@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks._util import ensure_single_thread, machine_line
 
 TARGETS = {"hop_p99_ms": 5.0, "ratio_to_yamnet": 0.25, "cold_start_s": 1.0, "peak_rss_mb": 150.0}
@@ -31,19 +33,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating SDK / YAMNet rounds (default 7)")
     parser.add_argument("--json")
     parser.add_argument("--histogram", help="write a PNG histogram of the per-hop latencies here")
     args = parser.parse_args(argv)
-    from sdk.bench import cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
+    from sdk.bench import LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
 
-    run = measure(args.bundle, args.backend, args.precision, 1, args.seconds)
+    # Rounds alternate the SDK and YAMNet so that a slow phase of a shared machine hits both; one pass of
+    # each swung the ratio between 0.20 and 0.32 here.  Hop percentiles pool every round; the per-second
+    # figures and the ratio are medians over rounds.
+    hops, ours, yams, ratios = [], [], [], []
+    for _ in range(args.rounds):
+        ours.append(measure(args.bundle, args.backend, args.precision, 1, args.seconds)["ms_per_audio_s"])
+        hops.append(LAST_LATENCIES_MS[(args.backend, args.precision)])
+        yam = yamnet_ms_per_audio_s(args.yamnet, args.seconds, 1)
+        if yam:
+            yams.append(yam)
+            ratios.append(ours[-1] / yam)
+    ms = np.concatenate(hops)
+    LAST_LATENCIES_MS[(args.backend, args.precision)] = ms
     res: dict[str, object] = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend,
-                              "precision": args.precision, "hop_p50_ms": run["p50_ms"], "hop_p99_ms": run["p99_ms"],
-                              "hop_max_ms": run["max_ms"], "ms_per_audio_s": run["ms_per_audio_s"]}
-    yam = yamnet_ms_per_audio_s(args.yamnet, args.seconds, 1)
-    if yam:
-        res["yamnet_ms_per_audio_s"] = yam
-        res["ratio_to_yamnet"] = run["ms_per_audio_s"] / yam
+                              "precision": args.precision, "rounds": args.rounds,
+                              "hop_p50_ms": float(np.percentile(ms, 50)), "hop_p99_ms": float(np.percentile(ms, 99)),
+                              "hop_max_ms": float(ms.max()), "ms_per_audio_s": float(np.median(ours))}
+    if ratios:
+        res["yamnet_ms_per_audio_s"] = float(np.median(yams))
+        res["ratio_to_yamnet"] = float(np.median(ratios))
+        res["ratio_to_yamnet_range"] = [float(min(ratios)), float(max(ratios))]
     res["first_ever_start_s"], res["cold_start_s"] = cold_start(args.bundle, args.backend, args.precision)
     res["peak_rss_mb"] = peak_rss_mb(args.bundle)
     print(f"SDK latency, one thread, {res['machine']}; {args.backend} {args.precision}, bundle {args.bundle}")
@@ -51,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, fmt in (("hop_p50_ms", "per-hop p50 {:.2f} ms"), ("hop_p99_ms", "per-hop p99 {:.2f} ms"),
                      ("ms_per_audio_s", "compute per second of audio {:.2f} ms"),
                      ("yamnet_ms_per_audio_s", "YAMNet TFLite per second of audio {:.2f} ms"),
-                     ("ratio_to_yamnet", "ours / YAMNet {:.3f}"), ("cold_start_s", "cold start {:.2f} s"),
+                     ("ratio_to_yamnet", "ours / YAMNet {:.3f} (median of the rounds)"),
+                     ("cold_start_s", "cold start {:.2f} s"),
                      ("first_ever_start_s", "first start (cold caches) {:.2f} s"),
                      ("peak_rss_mb", "peak RSS of acula screen {:.0f} MB")):
         if key not in res:
@@ -62,11 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok &= passed
             line += f"  [{'PASS' if passed else 'FAIL'}: target <= {TARGETS[key]}]"
         print(line)
+    if "ratio_to_yamnet_range" in res:
+        lo, hi = res["ratio_to_yamnet_range"]  # type: ignore[misc]
+        print(f"  ratio over {args.rounds} rounds: {lo:.3f} to {hi:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     if args.histogram:
-        from sdk.bench import LAST_LATENCIES_MS
-
         try:
             import matplotlib
 

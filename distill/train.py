@@ -155,7 +155,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             optimizer.load_state_dict(opt_state)
         start = int(meta["step"])
         resumed = dict(meta.get("last_metrics", {}))
-        if progress and True:
+        if progress:
             print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
