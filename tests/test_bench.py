@@ -23,3 +23,17 @@ def test_acula_bench_prints_a_table_and_valid_json(tmp_path: Path, capsys):
     assert "| onnxruntime | int8 |" in capsys.readouterr().out
     assert main(["bench", "compare", str(out), str(out)]) == 0
     assert "p50_ms 1.00" in capsys.readouterr().out
+
+
+def test_multiply_adds_are_counted_per_window_with_groups_and_a_symbolic_batch(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from benchmarks.student_compute import count_macs
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 3, padding=1, groups=4),
+                              torch.nn.Conv2d(4, 8, 1), torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 5))
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(net.eval(), (torch.zeros(1, 1, 8, 8),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {0: "batch"}}, opset_version=17, dynamo=False)
+    # 64 positions: 4 x 9 (full 3x3), 4 x 9 (depthwise: one input channel each), 8 x 4 (1x1); then 5 x 512
+    assert count_macs(path.read_bytes()) == 64 * (4 * 9 + 4 * 9 + 8 * 4) + 5 * 512
