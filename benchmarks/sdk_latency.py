@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sdk.bench import LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
 
     # Rounds alternate the SDK and YAMNet so that a slow phase of a shared machine hits both; one pass of
-    # each swung the ratio between 0.20 and 0.32 here.  Hop percentiles pool every round; the per-second
+    # each swung the ratio between 0.20 and 0.39 here.  Hop percentiles pool every round; the per-second
     # figures and the ratio are medians over rounds.
     hops, ours, yams, ratios = [], [], [], []
     for _ in range(args.rounds):

@@ -43,7 +43,7 @@ class DistillConfig:
     student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
     weights: DistillWeights = dataclasses.field(default_factory=DistillWeights)
     batch_size: int = 64
-    max_steps: int = 3000  # the dataclass defaults are the narrow student of stop 16; the preset below differs
+    max_steps: int = 3000  # the dataclass defaults are the first (narrow) student; the default-cpu preset differs
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
