@@ -91,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cough_screening", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="default")
+    parser.add_argument("--backend", default="onnxruntime", help="onnxruntime or tflite (default onnxruntime)")
+    parser.add_argument("--precision", default="int8", help="int8 (what the operating point was chosen on) or fp32")
     parser.add_argument("--corpus", required=True, help="corpus directory (manifest.jsonl) naming the recordings")
     parser.add_argument("--data", help="data root (default: the corpus' own)")
     parser.add_argument("--splits", nargs="*", default=["test"])
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         yamnet = YAMNet(args.yamnet, max_patches=None)
 
-    model = sdk.load(args.bundle)
+    model = sdk.load(args.bundle, args.backend, args.precision)
     manifest = Path(args.corpus) / "manifest.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     root = Path(args.data or json.loads((Path(args.corpus) / "corpus.json").read_text())["data_root"])
@@ -137,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             s["yamnet_flagged"] += yam
             s["both_flagged"] += yam and bool(result.events)
     screening = model.bundle.manifest.get("screening", {})
-    print(f"cough screening, bundle {model.bundle.source}, operating point on={screening.get('cough_on')}, "
-          f"splits {', '.join(args.splits)}")
+    print(f"cough screening, bundle {model.bundle.source} ({args.backend} {args.precision}), operating point "
+          f"on={screening.get('cough_on')}, splits {', '.join(args.splits)}")
     out = {}
     for name, s in stats.items():
         if s["n"]:
@@ -158,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(summary))
     if args.json:
         Path(args.json).write_text(json.dumps({"groups": out, **summary, "operating_point": screening, "splits":
-                                               args.splits, **reference}, indent=2))
+                                               args.splits, "backend": args.backend, "precision": args.precision,
+                                               **reference}, indent=2))
     return 0
 
 

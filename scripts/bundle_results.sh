@@ -15,6 +15,8 @@ $py -m aligner.evaluate --corpus "$corpus" --peers mfcc yamnet mn04 --prompt-run
   --probe-train-splits train --out "$res" --name retention 2>&1 | grep -v "clip/s\]"
 $py -m benchmarks.cough_screening --corpus "$corpus" --json "$res/cough_screening.json"
 $py -m benchmarks.cough_screening --corpus "$corpus" --splits val --json "$res/cough_screening_val.json"
+# the same test recordings through the fp32 graph (the operating point was chosen on int8 probabilities)
+$py -m benchmarks.cough_screening --corpus "$corpus" --precision fp32 --json "$res/cough_screening_fp32.json"
 # all of the shared data, training split included (the model saw those recordings): false alarms per hour
 $py -m benchmarks.cough_screening --corpus "$corpus" --splits train val test --json "$res/cough_screening_all_splits.json"
 $py -m benchmarks.sdk_latency --json "$res/sdk_latency.json" --histogram "$res/sdk_latency_hist.png" || true
