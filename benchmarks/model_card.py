@@ -96,6 +96,14 @@ def _sample_size_note(data: dict) -> str:
             f"(one phone recording is {step:.1f} points here).{where}")
 
 
+def flagged_kinds(data: dict, group: str) -> list[tuple[str, int]]:
+    """How many flagged recordings of ``group`` there are of each recording type (file stem), most first."""
+    from collections import Counter
+
+    paths = data.get("groups", {}).get(group, {}).get("flagged_paths", [])
+    return sorted(Counter(Path(p).stem for p in paths).items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def _student_line(prov: dict) -> str:
     """The student's architecture and distillation recipe, from the bundle's provenance."""
     student, recipe = prov.get("student_config", {}), prov.get("distill_config", {})
@@ -191,6 +199,10 @@ def render(bundle: Path, results: Path) -> str:
             lines += [COUGH_REFERENCE.format(threshold=data["yamnet"]["threshold"]), ""]
         lines += [f"Recall on cough recordings: {data.get('recall_on_cough_recordings')}; false alarms per hour on "
                   f"all non-cough test audio: {data.get('false_alarms_per_hour_noncough', float('nan')):.2f}.", ""]
+        kinds = flagged_kinds(data, "breathing + speech (phone)")
+        if kinds:
+            lines += ["Phone non-cough test recordings flagged, by recording type (`flagged_paths` in the results "
+                      "file): " + ", ".join(f"{kind} {n}" for kind, n in kinds) + ".", ""]
         lines += [_sample_size_note(data), ""]
     cv = results / "cough_screening_val.json"
     if cv.is_file():

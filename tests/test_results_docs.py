@@ -99,3 +99,13 @@ def test_participant_bootstrap_is_wider_when_recordings_cluster():
     assert lo_c == 0.0 and hi_c > wilson(4, 40)[1]  # a draw without that participant flags nothing
     assert hi_s - lo_s < hi_c - lo_c
     assert participant_bootstrap(clustered) == (lo_c, hi_c)  # seeded
+
+
+def test_flagged_recordings_are_counted_by_recording_type():
+    from benchmarks.model_card import flagged_kinds
+
+    data = {"groups": {"breathing + speech (phone)": {"flagged_paths": [
+        "coswara/audio/a/breathing-shallow.flac", "coswara/audio/b/counting-normal.flac",
+        "coswara/audio/c/breathing-shallow.flac"]}}}
+    assert flagged_kinds(data, "breathing + speech (phone)") == [("breathing-shallow", 2), ("counting-normal", 1)]
+    assert flagged_kinds(data, "cough (phone)") == [] and flagged_kinds({}, "cough (phone)") == []
