@@ -139,3 +139,51 @@ def unfaithful_findings(report: str, metadata: dict[str, Any]) -> list[str]:
             elif not negated and not truth:
                 problems.append(f"states '{match.group(0)}' but metadata has {[(f, known.get(f)) for f, _ in fields]}")
     return problems
+
+
+#: (finding sentence, the same finding negated, a bare mention) per finding: what ``negation_table`` compares
+NEGATION_PROBES = [("Wheezing, a continuous musical whistle, is present.", "There is no wheezing.", "wheezing"),
+                   ("Crackles, brief discontinuous popping sounds, are heard.", "There are no crackles.", "crackles"),
+                   ("A murmur is heard between the heart sounds.", "There is no heart murmur.", "a heart murmur")]
+
+
+def negation_table(teacher: Any) -> list[dict[str, Any]]:
+    """How a text teacher places a negated finding: cosine of the bare mention to the affirmed and to the
+    negated sentence, and of the two sentences to each other.  A teacher that ignores negation puts the
+    negated sentence as close to the mention as the affirmed one (or closer): a negative prompt such as "no
+    wheezes" then scores like the positive one, which is why no task or bundle prompt negates a finding.
+    (Reports still deny findings the metadata denies: rewriting them affirmatively, retrained and scored on
+    the validation split, did not beat changing the prompts alone; see the README.)"""
+    import numpy as np
+
+    rows = []
+    for affirmed, negated, mention in NEGATION_PROBES:
+        e = np.asarray(teacher.encode([affirmed, negated, mention]), dtype=np.float64)
+        e /= np.linalg.norm(e, axis=1, keepdims=True)
+        rows.append({"mention": mention, "affirmed": affirmed, "negated": negated,
+                     "cos_mention_affirmed": float(e[2] @ e[0]), "cos_mention_negated": float(e[2] @ e[1]),
+                     "cos_affirmed_negated": float(e[0] @ e[1])})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m aligner.reports", description="Report-writer diagnostics.")
+    parser.add_argument("--negation", action="store_true", help="how the text teacher embeds negated findings")
+    parser.add_argument("--teacher", help="local Hugging Face model directory (default: all-MiniLM-L6-v2)")
+    args = parser.parse_args(argv)
+    if not args.negation:
+        parser.print_help()
+        return 0
+    from aligner.teacher import TextTeacher
+
+    print("| mention | cos to affirmed | cos to negated | affirmed vs negated |\n|---|---|---|---|")
+    for r in negation_table(TextTeacher(args.teacher)):
+        print(f"| {r['mention']} | {r['cos_mention_affirmed']:.2f} | {r['cos_mention_negated']:.2f} "
+              f"| {r['cos_affirmed_negated']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

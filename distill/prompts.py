@@ -10,7 +10,7 @@ from importlib import resources
 LABEL_SETS: dict[str, dict[str, list[str]]] = {
     "heart": {"normal": ["normal heart sounds", "a normal heart rhythm"],
               "abnormal": ["abnormal heart sounds", "a cardiac abnormality", "a heart murmur"]},
-    "lung": {"normal": ["normal breath sounds", "no crackles and no wheezes"],
+    "lung": {"normal": ["normal breath sounds", "clear breath sounds"],  # no negated findings: see reports.py
              "crackles": ["crackles, brief discontinuous popping sounds", "crackles"],
              "wheezes": ["wheezes, continuous high-pitched musical whistling sounds", "wheezing"]},
     "sound": {"cough": ["a cough", "coughing", "forceful coughs, explosive bursts of sound"],

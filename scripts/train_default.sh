@@ -14,16 +14,18 @@ work=${2:-runs/default}
 py=.venv/bin/python
 mkdir -p "$work/logs"
 step() { echo "== $1 ($(date -u +%H:%M:%S))"; }
+# progress bars (tqdm: "NN%|") are dropped from the console and the logs; metrics stay in each run's metrics.jsonl
+quiet() { tr '\r' '\n' | grep -vE "[0-9]+%\|" || true; }
 step corpus
 if [ ! -f "$work/corpus/manifest.jsonl" ]; then
-  $py -m sdk corpus build --data "$data" --out "$work/corpus" 2>&1 | tee "$work/logs/corpus.log" | grep -v "it/s\]" || true
+  $py -m sdk corpus build --data "$data" --out "$work/corpus" 2>&1 | quiet | tee "$work/logs/corpus.log"
 fi
 step align
 $py -m sdk align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align" 2>&1 \
-  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]\|step/s\]\|s/step\]" | tee "$work/logs/align.log"
+  | quiet | tee "$work/logs/align.log"
 step distill
 $py -m sdk distill --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
-  | tr '\r' '\n' | grep -v "it/s\]\|s/it\]\|step/s\]\|s/step\]" | tee "$work/logs/distill.log"
+  | quiet | tee "$work/logs/distill.log"
 step export
 $py -m sdk export --student "$work/distill" --corpus "$work/corpus" --out sdk/models/default -f 2>&1 \
   | grep -vE "^I0000|^W0000|WARNING|absl|oneDNN" | tee "$work/logs/export.log"

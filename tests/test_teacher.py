@@ -79,3 +79,16 @@ def test_a_local_decoder_model_works_with_last_token_and_hidden_layer(tmp_path: 
     padded = teacher._embed_batch(["No wheezes.", "A much longer sentence that forces padding of the short one."])
     np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
     assert teacher.encode(["a", "b"]).shape == (2, 32)
+
+
+def test_negation_table_shows_the_default_teacher_ignores_negation(teacher: TextTeacher, capsys):
+    """Why no task or bundle prompt negates a finding: all-MiniLM-L6-v2 puts 'There is no wheezing.'
+    nearer to 'wheezing' than the sentence that affirms it; the CLI prints the table the README cites."""
+    from aligner.reports import main, negation_table
+
+    rows = {r["mention"]: r for r in negation_table(teacher)}
+    assert rows["wheezing"]["cos_mention_negated"] > rows["wheezing"]["cos_mention_affirmed"]
+    assert rows["crackles"]["cos_mention_negated"] > rows["crackles"]["cos_mention_affirmed"]
+    assert all(-1.0 <= r[k] <= 1.0 for r in rows.values() for k in r if k.startswith("cos_"))
+    assert main(["--negation"]) == 0
+    assert "| wheezing |" in capsys.readouterr().out
