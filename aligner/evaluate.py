@@ -61,9 +61,13 @@ def task_table() -> dict[str, Any]:
     return json.loads(resources.files("aligner").joinpath("tasks.json").read_text())
 
 
+#: a prompt table used instead of tasks.json's (``--prompts FILE``: same layout as its "prompts" entry)
+PROMPTS_OVERRIDE: dict[str, Any] | None = None
+
+
 def build_prompt_bank(name: str) -> dict[str, list[str]]:
     """Label names x templates -> {"positive": [...], "negative": [...]} (open_clip style)."""
-    table = task_table()["prompts"]
+    table = PROMPTS_OVERRIDE if PROMPTS_OVERRIDE is not None else task_table()["prompts"]
     return {side: [t.format(label) for label in table[name][side] for t in table["templates"]]
             for side in ("positive", "negative")}
 
@@ -445,7 +449,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "aligner's training records) in every fold; they are never scored")
     parser.add_argument("--out", default="benchmarks/results", help="folder for align_eval.md / .json")
     parser.add_argument("--name", default="align_eval", help="file stem of the results")
+    parser.add_argument("--prompts", help="JSON prompt table used for zero-shot instead of tasks.json's 'prompts' "
+                        "(e.g. configs/prompts/negated-findings.json, the table before negations were dropped)")
     args = parser.parse_args(argv)
+    global PROMPTS_OVERRIDE
+    if args.prompts:
+        table = json.loads(Path(args.prompts).read_text())
+        missing = sorted({t["prompts"] for t in task_table()["tasks"]} - set(table)) + (
+            [] if "templates" in table else ["templates"])
+        if missing:
+            parser.error(f"{args.prompts} lacks prompt entries for {missing}")
+        PROMPTS_OVERRIDE = {k: v for k, v in table.items() if not k.startswith("_")}
     torch.set_num_threads(2)
     from aligner.teacher import TextTeacher
     from aligner.train import default_weights_dir

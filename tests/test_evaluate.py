@@ -23,7 +23,27 @@ def test_task_table_is_data_with_the_four_tasks():
     names = [t["name"] for t in task_table()["tasks"]]
     assert names == ["cough_vs_noncough", "heart_abnormal_lodo", "crackles", "wheezes"]
     bank = build_prompt_bank("crackles")
-    assert "A recording of crackles." in bank["positive"] and "no crackles" in bank["negative"]
+    assert "A recording of crackles." in bank["positive"] and "A recording of clear breath sounds." in bank["negative"]
+    # no negative prompt negates a finding: the default teacher scores 'no wheezes' like 'wheezes'
+    for name in ("cough", "heart", "crackles", "wheezes"):
+        assert not any(p.lower().startswith("no ") or " no " in p.lower()
+                       for side in build_prompt_bank(name).values() for p in side)
+
+
+def test_an_other_prompt_table_replaces_the_task_tables_and_is_checked(monkeypatch, tmp_path):
+    import json
+    from pathlib import Path
+
+    import aligner.evaluate as ev
+
+    old = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "negated-findings.json"
+    monkeypatch.setattr(ev, "PROMPTS_OVERRIDE", {k: v for k, v in json.loads(old.read_text()).items()
+                                                  if not k.startswith("_")})
+    assert "A recording of no wheezes." in build_prompt_bank("wheezes")["negative"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"templates": ["{}"], "cough": {"positive": ["a cough"], "negative": ["speech"]}}))
+    with pytest.raises(SystemExit):
+        ev.main(["--corpus", str(tmp_path), "--prompts", str(bad)])
 
 
 def grouped(n_groups: int = 40, signal: float = 2.0, seed: int = 0):
