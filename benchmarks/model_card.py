@@ -32,7 +32,9 @@ LIMITS = """- **Device bias.** Training audio comes from a handful of stethoscop
   are not established.
 - **No COVID positives** in the Coswara batch used: nothing here detects COVID-19.
 - **General-purpose text teacher.** Reports were embedded with all-MiniLM-L6-v2, not a medical language model;
-  the AcuLa paper's gains come from a medical teacher (MedGemma-class).
+  the AcuLa paper's gains come from a medical teacher (MedGemma-class).  It also ignores negation ('There is
+  no wheezing.' lies nearer to 'wheezing' than the sentence affirming wheezes; `python -m aligner.reports
+  --negation`), so no prompt negates a finding, but the reports the encoder was aligned to still do.
 - **Reports are templates** written from metadata; they hold only the labels the data sets provide.
 - **Synthetic demo audio** (`acula demo`) is not a model of real coughs; the detector is not tuned to it.
 - Screening support and research only; **not a diagnostic device**."""
@@ -184,8 +186,10 @@ def render(bundle: Path, results: Path) -> str:
             r = cal.get("report", {}).get(name, {})
             lines.append(f"| {name} | {t} | {r.get('n_val_clips')} | {r.get('ece_before', float('nan')):.3f} | "
                          f"{r.get('ece_after', float('nan')):.3f} |")
+        flat = [name for name, t in cal["temperature"].items() if float(t) >= 50.0]
         lines += ["", "A very large temperature means the scores carry little information on that label set: the "
-                      "calibrated probabilities stay close to uniform (the lung set, here).", ""]
+                      "calibrated probabilities stay close to uniform" +
+                  (f" ({', '.join(flat)}, here)." if flat else "; no label set is fitted that flat here."), ""]
     cs = results / "cough_screening.json"
     lines += ["## Cough detector operating point", "",
               f"On threshold {screening['cough_on']}, off {screening['cough_off']}, minimum event "

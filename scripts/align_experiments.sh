@@ -17,6 +17,21 @@ $py -m aligner.evaluate --corpus "$work/corpus" --peers mfcc yamnet mn04 \
   --run "(iv) InfoNCE only=$work/align-nce-cpu" \
   --run "(ii) with global average pooling=$work/align-gap-cpu" \
   --probe-train-splits train --out benchmarks/results --name align_eval
+# The same aligned encoders scored with the prompt table before negated findings were dropped
+# ('no crackles' / 'no wheezes' as negatives; python -m aligner.reports --negation shows why they were dropped)
+$py -m aligner.evaluate --corpus "$work/corpus" --peers --prompts configs/prompts/negated-findings.json \
+  --run "(ii) AcuLa CKA+mask=$work/align-default-cpu" \
+  --run "(iii) CKA+InfoNCE+mask=$work/align-cka-nce-mask-cpu" \
+  --run "(iv) InfoNCE only=$work/align-nce-cpu" \
+  --run "(ii) with global average pooling=$work/align-gap-cpu" \
+  --out benchmarks/results --name align_eval_negated_prompts
+# the comparison the prompt change was decided on: (iii), validation split only, old and new prompt tables
+for table in negated-findings current; do
+  $py -m aligner.evaluate --corpus "$work/corpus" --peers --splits val \
+    $([ "$table" = current ] || echo --prompts configs/prompts/$table.json) \
+    --run "(iii) CKA+InfoNCE+mask, $table prompts=$work/align-cka-nce-mask-cpu" \
+    --out benchmarks/results --name prompts_val_$table
+done
 # A gentler encoder learning rate (configs/align/cka-nce-mask-lowlr.json) against the (iii) preset
 $py -m sdk align --config configs/align/cka-nce-mask-lowlr.json --corpus "$work/corpus" --out "$work/align-cka-nce-mask-lowlr"
 $py -m aligner.evaluate --corpus "$work/corpus" --peers mn04 \
