@@ -102,7 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream.flush()
     result = model.screen(samples, 16000)
     print(f"bundle {model.bundle.source} ({model.backend_name} {model.precision}), loaded in {t_load * 1e3:.0f} ms")
-    print(f"cough events: {len(result.events)}")
+    window_probs = [(w.start_s, w.cough_probability) for w in result.windows if w.cough_probability is not None]
+    peak = max(window_probs, key=lambda tp: tp[1], default=None)
+    on = model.bundle.manifest.get("screening", {}).get("cough_on")
+    detail = ""
+    if peak is not None and on is not None:
+        detail = f" (on threshold {on}; highest window cough probability {peak[1]:.2f} at {peak[0]:.2f} s)"
+        if not result.events:
+            detail += "; the synthetic bursts are not real coughs, and the detector was calibrated on real ones"
+    print(f"cough events: {len(result.events)}{detail}")
     for e in result.events:
         print(f"  {e.start_s:6.2f}-{e.end_s:6.2f} s  confidence {e.confidence:.2f}")
     for label_set in sorted(model.label_sets):

@@ -55,5 +55,5 @@ def test_demo_with_the_default_bundle_prints_events_scores_and_latency(capsys, t
         pytest.skip("no packaged default bundle")
     assert main(["demo", "--duration-s", "6", "--plot", str(tmp_path / "d.png")]) == 0
     out = capsys.readouterr().out
-    assert "cough events:" in out and "lung  :" in out and "latency per hop" in out
+    assert "cough events:" in out and "on threshold" in out and "lung  :" in out and "latency per hop" in out
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
