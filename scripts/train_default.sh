@@ -5,7 +5,7 @@
 #
 #   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR]
 #
-# Fixed seeds; every step's log and metrics stay in WORK_DIR (default runs/default).  About 30-45 minutes
+# Fixed seeds; every step's log and metrics stay in WORK_DIR (default runs/default).  About 20-45 minutes
 # on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ py=.venv/bin/python
 mkdir -p "$work/logs"
 step() { echo "== $1 ($(date -u +%H:%M:%S))"; }
 # progress bars (tqdm: "NN%|") are dropped from the console and the logs; metrics stay in each run's metrics.jsonl
-quiet() { tr '\r' '\n' | grep -vE "[0-9]+%\|" || true; }
+quiet() { tr '\r' '\n' | grep -vE "[0-9]+%\||[0-9]+[a-z]* \[[0-9]+:[0-9]+" || true; }
 step corpus
 if [ ! -f "$work/corpus/manifest.jsonl" ]; then
   $py -m sdk corpus build --data "$data" --out "$work/corpus" 2>&1 | quiet | tee "$work/logs/corpus.log"
