@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates benchmarks/results/align_eval.{md,json}: corpus -> four alignment runs -> evaluation table.
 #   bash scripts/align_experiments.sh [DATA_DIR] [WORK_DIR]
-# About 60 minutes on a 2-core CPU.
+# About 80 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -25,12 +25,14 @@ $py -m aligner.evaluate --corpus "$work/corpus" --peers --prompts configs/prompt
   --run "(iv) InfoNCE only=$work/align-nce-cpu" \
   --run "(ii) with global average pooling=$work/align-gap-cpu" \
   --out benchmarks/results --name align_eval_negated_prompts
-# the comparison the prompt change was decided on: (iii), validation split only, old and new prompt tables
-for table in negated-findings current; do
-  $py -m aligner.evaluate --corpus "$work/corpus" --peers --splits val \
-    $([ "$table" = current ] || echo --prompts configs/prompts/$table.json) \
-    --run "(iii) CKA+InfoNCE+mask, $table prompts=$work/align-cka-nce-mask-cpu" \
-    --out benchmarks/results --name prompts_val_$table
+# (iii) with the old and new prompt tables on each held-out split alone: the change was decided on val
+for split in val test; do
+  for table in negated-findings current; do
+    $py -m aligner.evaluate --corpus "$work/corpus" --peers --splits $split \
+      $([ "$table" = current ] || echo --prompts configs/prompts/$table.json) \
+      --run "(iii) CKA+InfoNCE+mask, $table prompts=$work/align-cka-nce-mask-cpu" \
+      --out benchmarks/results --name prompts_${split}_$table
+  done
 done
 # A gentler encoder learning rate (configs/align/cka-nce-mask-lowlr.json) against the (iii) preset
 $py -m sdk align --config configs/align/cka-nce-mask-lowlr.json --corpus "$work/corpus" --out "$work/align-cka-nce-mask-lowlr"
