@@ -61,13 +61,10 @@ def task_table() -> dict[str, Any]:
     return json.loads(resources.files("aligner").joinpath("tasks.json").read_text())
 
 
-#: a prompt table used instead of tasks.json's (``--prompts FILE``: same layout as its "prompts" entry)
-PROMPTS_OVERRIDE: dict[str, Any] | None = None
-
-
-def build_prompt_bank(name: str) -> dict[str, list[str]]:
-    """Label names x templates -> {"positive": [...], "negative": [...]} (open_clip style)."""
-    table = PROMPTS_OVERRIDE if PROMPTS_OVERRIDE is not None else task_table()["prompts"]
+def build_prompt_bank(name: str, table: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """Label names x templates -> {"positive": [...], "negative": [...]} (open_clip style).  ``table``: a
+    prompt table laid out as tasks.json's "prompts" entry (``--prompts FILE``); default that entry."""
+    table = task_table()["prompts"] if table is None else table
     return {side: [t.format(label) for label in table[name][side] for t in table["templates"]]
             for side in ("positive", "negative")}
 
@@ -452,14 +449,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prompts", help="JSON prompt table used for zero-shot instead of tasks.json's 'prompts' "
                         "(e.g. configs/prompts/negated-findings.json, the table before negations were dropped)")
     args = parser.parse_args(argv)
-    global PROMPTS_OVERRIDE
+    prompt_table = None
     if args.prompts:
         table = json.loads(Path(args.prompts).read_text())
         missing = sorted({t["prompts"] for t in task_table()["tasks"]} - set(table)) + (
             [] if "templates" in table else ["templates"])
         if missing:
             parser.error(f"{args.prompts} lacks prompt entries for {missing}")
-        PROMPTS_OVERRIDE = {k: v for k, v in table.items() if not k.startswith("_")}
+        prompt_table = {k: v for k, v in table.items() if not k.startswith("_")}
     torch.set_num_threads(2)
     from aligner.teacher import TextTeacher
     from aligner.train import default_weights_dir
@@ -484,7 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         """task -> its prompt bank through the text teacher and ``enc``'s text projection."""
         def prompts(task: dict[str, Any]) -> dict[str, np.ndarray]:
             assert teacher is not None
-            return {k: enc.text(teacher.encode(v)) for k, v in build_prompt_bank(task["prompts"]).items()}
+            bank = build_prompt_bank(task["prompts"], prompt_table)
+            return {k: enc.text(teacher.encode(v)) for k, v in bank.items()}
         return prompts
 
     task_prompts = prompts_of(AlignedEncoder(args.prompt_run)) if args.prompt_run else None

@@ -30,16 +30,16 @@ def test_task_table_is_data_with_the_four_tasks():
                        for side in build_prompt_bank(name).values() for p in side)
 
 
-def test_an_other_prompt_table_replaces_the_task_tables_and_is_checked(monkeypatch, tmp_path):
+def test_an_other_prompt_table_replaces_the_task_tables_and_is_checked(tmp_path):
     import json
     from pathlib import Path
 
     import aligner.evaluate as ev
 
     old = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "negated-findings.json"
-    monkeypatch.setattr(ev, "PROMPTS_OVERRIDE", {k: v for k, v in json.loads(old.read_text()).items()
-                                                  if not k.startswith("_")})
-    assert "A recording of no wheezes." in build_prompt_bank("wheezes")["negative"]
+    table = {k: v for k, v in json.loads(old.read_text()).items() if not k.startswith("_")}
+    assert "A recording of no wheezes." in build_prompt_bank("wheezes", table)["negative"]
+    assert "A recording of no wheezes." not in build_prompt_bank("wheezes")["negative"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"templates": ["{}"], "cough": {"positive": ["a cough"], "negative": ["speech"]}}))
     with pytest.raises(SystemExit):
