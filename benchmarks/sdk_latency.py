@@ -50,8 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if yam:
             yams.append(yam)
             ratios.append(ours[-1] / yam)
-    ms = np.concatenate(hops)
-    LAST_LATENCIES_MS[(args.backend, args.precision)] = ms
+    ms = np.concatenate(hops)  # every round's per-hop times (also the histogram's)
     res: dict[str, object] = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend,
                               "precision": args.precision, "rounds": args.rounds,
                               "hop_p50_ms": float(np.percentile(ms, 50)), "hop_p99_ms": float(np.percentile(ms, 99)),
@@ -92,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import matplotlib.pyplot as plt
 
             fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
-            ax.hist(LAST_LATENCIES_MS[(args.backend, args.precision)], bins=60, color="tab:blue")
+            ax.hist(ms, bins=60, color="tab:blue")
             ax.axvline(TARGETS["hop_p99_ms"], color="tab:red", ls="--", label="p99 target")
             ax.set(xlabel="compute per hop (ms)", ylabel="hops", title=f"{args.backend} {args.precision}, 1 thread")
             ax.legend()
