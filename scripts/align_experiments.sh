@@ -11,19 +11,17 @@ py=.venv/bin/python
 for cfg in default-cpu cka-nce-mask-cpu nce-cpu gap-cpu; do
   $py -m sdk align --config "$cfg" --corpus "$work/corpus" --out "$work/align-$cfg"
 done
+aligned=(--run "(ii) AcuLa CKA+mask=$work/align-default-cpu"
+         --run "(iii) CKA+InfoNCE+mask=$work/align-cka-nce-mask-cpu"
+         --run "(iv) InfoNCE only=$work/align-nce-cpu"
+         --run "(ii) with global average pooling=$work/align-gap-cpu")
 $py -m aligner.evaluate --corpus "$work/corpus" --peers mfcc yamnet mn04 \
-  --run "(ii) AcuLa CKA+mask=$work/align-default-cpu" \
-  --run "(iii) CKA+InfoNCE+mask=$work/align-cka-nce-mask-cpu" \
-  --run "(iv) InfoNCE only=$work/align-nce-cpu" \
-  --run "(ii) with global average pooling=$work/align-gap-cpu" \
+  "${aligned[@]}" \
   --probe-train-splits train --out benchmarks/results --name align_eval
 # The same aligned encoders scored with the prompt table before negated findings were dropped
 # ('no crackles' / 'no wheezes' as negatives; python -m aligner.reports --negation shows why they were dropped)
 $py -m aligner.evaluate --corpus "$work/corpus" --peers --prompts configs/prompts/negated-findings.json \
-  --run "(ii) AcuLa CKA+mask=$work/align-default-cpu" \
-  --run "(iii) CKA+InfoNCE+mask=$work/align-cka-nce-mask-cpu" \
-  --run "(iv) InfoNCE only=$work/align-nce-cpu" \
-  --run "(ii) with global average pooling=$work/align-gap-cpu" \
+  "${aligned[@]}" \
   --out benchmarks/results --name align_eval_negated_prompts
 # (iii) with the old and new prompt tables on each held-out split alone: the change was decided on val
 for split in val test; do
