@@ -274,6 +274,7 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
             idx, y = task_rows(corpus, task, splits)
             x = np.stack([cache[i][0] for i in idx])
             groups = np.asarray([corpus.rows[i]["group_id"] for i in idx])
+            split_of = np.asarray([corpus.rows[i]["split"] for i in idx])
             meta = [corpus.rows[i]["metadata"] for i in idx]
             row: dict[str, Any] = {"system": name, "task": task["name"], "n": len(idx), "n_pos": int(y.sum()),
                                    "embed_s": embed_s}
@@ -300,6 +301,10 @@ def evaluate(corpus: Corpus, systems: dict[str, Callable[[int], tuple[np.ndarray
                     if sc is not None:
                         row[f"{key}_auroc"] = float(roc_auc_score(y, sc))
                         row[f"{key}_ci95"] = list(bootstrap_ci(y, np.asarray(sc), groups))
+                        if len(splits) > 1:  # each scored split alone: a choice made on one split shows here
+                            masks = {sp: split_of == sp for sp in splits}
+                            row[f"{key}_by_split"] = {sp: float(roc_auc_score(y[m], np.asarray(sc)[m]))
+                                                      for sp, m in masks.items() if len(set(y[m])) == 2}
             row["_roc"] = (LAST_PREDICTIONS["y"], LAST_PREDICTIONS["scores"])
             results.append(row)
     return results
@@ -370,6 +375,14 @@ def to_markdown(results: list[dict[str, Any]], header: str) -> str:
         if rows:
             lines += ["", title, "", "| system | " + " | ".join(tasks) + " | mean |",
                       "|---" * (len(tasks) + 2) + "|", *rows]
+    split_rows = [f"| {s} | {sp} | " + " | ".join(f"{by[(s, t)]['zero_shot_by_split'][sp]:.3f}"
+                                                   if sp in by[(s, t)].get("zero_shot_by_split", {}) else "n/a"
+                                                   for t in tasks) + " |"
+                  for s in systems if any("zero_shot_by_split" in by[(s, t)] for t in tasks)
+                  for sp in dict.fromkeys(sp for t in tasks for sp in by[(s, t)].get("zero_shot_by_split", {}))]
+    if split_rows:
+        lines += ["", "Zero-shot AUROC (task prompts) on each scored split alone:", "",
+                  "| system | split | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 2) + "|", *split_rows]
     for t in tasks:
         for key, which in (("probe", "fit on the scored records only"),
                            ("probe_train", "fit also on the training records")):

@@ -22,9 +22,11 @@ import json
 import math
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 GROUPS = {"cough (phone)": lambda r: r["modality"] == "cough",
           "breathing + speech (phone)": lambda r: r["modality"] in ("breathing", "speech"),
@@ -47,24 +49,49 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 BOOTSTRAP_DRAWS, BOOTSTRAP_SEED = 2000, 0
 
 
-def participant_bootstrap(trials: list[tuple[str, bool]], n: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
-                          ) -> tuple[float, float]:
-    """95 % interval of the fraction flagged from resampling whole participants with replacement: the
-    recordings of one participant are correlated, which widens it where the flagged recordings cluster in a
-    few participants.  ``trials``: (participant, flagged) per recording."""
+def participant_bootstrap(trials: list[tuple[str, Any]], n: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED,
+                          statistic: Callable[[list[Any]], float] | None = None) -> tuple[float, float]:
+    """95 % interval of a statistic from resampling whole participants with replacement: the recordings of one
+    participant are correlated, which widens it where the flagged recordings cluster in a few participants.
+    ``trials``: (participant, value) per recording; ``statistic`` maps the drawn values to a number (default:
+    the fraction of true values, i.e. flagged; a draw where it is nan, such as an AUROC with one class, is
+    dropped)."""
     if not trials:
         return float("nan"), float("nan")
-    by: dict[str, list[bool]] = {}
-    for person, flagged in trials:
-        by.setdefault(person, []).append(flagged)
-    counts = [(sum(v), len(v)) for v in by.values()]
+    by: dict[str, list[Any]] = {}
+    for person, value in trials:
+        by.setdefault(person, []).append(value)
+    stat = statistic or (lambda values: sum(values) / len(values))
+    people = list(by.values())
     rng = random.Random(seed)
-    fractions = []
+    draws = []
     for _ in range(n):
-        draw = [counts[rng.randrange(len(counts))] for _ in counts]
-        fractions.append(sum(k for k, _ in draw) / sum(m for _, m in draw))
-    fractions.sort()
-    return fractions[int(0.025 * (n - 1))], fractions[int(0.975 * (n - 1))]
+        value = stat([v for _ in people for v in people[rng.randrange(len(people))]])
+        if not math.isnan(value):
+            draws.append(value)
+    if not draws:
+        return float("nan"), float("nan")
+    draws.sort()
+    return draws[int(0.025 * (len(draws) - 1))], draws[int(0.975 * (len(draws) - 1))]
+
+
+def auroc(pairs: list[tuple[bool, float]]) -> float:
+    """AUROC of (is positive, score) pairs by the rank-sum statistic, ties counted half; nan with one class."""
+    from scipy.stats import rankdata
+
+    labels = np.array([p for p, _ in pairs], bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata([s for _, s in pairs])
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+#: non-cough groups each AUROC row scores against the cough recordings: the task table's cough_vs_noncough
+#: population (phone recordings and ESC-10), then every non-cough recording
+AUROC_NEGATIVES = {"phone + ESC-10 (the task table's population)": ("breathing + speech (phone)",
+                                                                    "environment (ESC-10)"),
+                   "every non-cough recording": tuple(g for g in GROUPS if g != "cough (phone)")}
 
 
 def table(data: dict[str, Any]) -> list[str]:
@@ -84,7 +111,30 @@ def table(data: dict[str, Any]) -> list[str]:
         people = (f" {g.get('participants_flagged', '?')}/{g.get('participants', '?')} |" if who else "")
         lines.append(f"| {name} | {g['n']} | {g['fraction_flagged']:.1%} ({k}/{g['n']}; {lo:.1%}-{hi:.1%}) |{people} "
                      f"{g['events_per_hour']:.1f}{extra}")
+    if data.get("auroc"):
+        lines += ["", "Recording-level AUROC, cough against non-cough (score: a recording's highest window cough "
+                  "probability; YAMNet: its highest Cough class score; 95 % participant-bootstrap interval):", "",
+                  "| cough against | scorer | coughs / non-coughs | AUROC (95 % CI) |", "|---|---|---|---|"]
+        lines += [f"| {r['population']} | {r['scorer']} | {r['n_cough']} / {r['n_noncough']} | {r['auroc']:.3f} "
+                  f"({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) |" for r in data["auroc"]]
     return lines
+
+
+def auroc_rows(scores: dict[str, list[tuple[str, str, float]]]) -> list[dict[str, Any]]:
+    """Recording-level AUROC of cough against each ``AUROC_NEGATIVES`` population, per scorer, with a 95 %
+    participant-bootstrap interval.  ``scores``: scorer -> (group, participant, score) per recording."""
+    rows = []
+    for population, negatives in AUROC_NEGATIVES.items():
+        for scorer, recs in scores.items():
+            trials = [(person, (group == "cough (phone)", score)) for group, person, score in recs
+                      if group == "cough (phone)" or group in negatives]
+            pairs = [pair for _, pair in trials]
+            if len({positive for positive, _ in pairs}) < 2:
+                continue
+            rows.append({"population": population, "scorer": scorer, "n_cough": sum(p for p, _ in pairs),
+                         "n_noncough": sum(not p for p, _ in pairs), "auroc": auroc(pairs),
+                         "ci95": list(participant_bootstrap(trials, statistic=auroc))})
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # recordings of one participant are not independent trials: count participants too, and keep the flagged paths
     flagged_paths: dict[str, list[str]] = {name: [] for name in GROUPS}
     trials: dict[str, list[tuple[str, bool]]] = {name: [] for name in GROUPS}
+    scores: dict[str, list[tuple[str, str, float]]] = {"detector": [], **({"YAMNet Cough": []} if yamnet else {})}
     for r in rows:
         group = next((g for g, pick in GROUPS.items() if pick(r)), None)
         if group is None:
@@ -134,8 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.events:
             flagged_paths[group].append(r["path"])
         s["hours"] += result.duration_s / 3600
+        # the recording's score for the AUROC rows: its highest window cough probability (0 when the
+        # signal-quality gate left no window scored: the detector cannot fire there)
+        person = str(r.get("group_id", r["path"]))
+        peak = max((w.cough_probability for w in result.windows if w.cough_probability is not None), default=0.0)
+        scores["detector"].append((group, person, float(peak)))
         if yamnet is not None:
-            yam = float(yamnet.run(clip.samples)[1][YAMNET_CLASSES["cough"]]) >= args.yamnet_threshold
+            yam_score = float(yamnet.run(clip.samples)[1][YAMNET_CLASSES["cough"]])
+            scores["YAMNet Cough"].append((group, person, yam_score))
+            yam = yam_score >= args.yamnet_threshold
             s["yamnet_flagged"] += yam
             s["both_flagged"] += yam and bool(result.events)
     screening = model.bundle.manifest.get("screening", {})
@@ -152,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "participant_bootstrap_ci95": list(participant_bootstrap(trials[name]))}
     reference = ({"yamnet": {"path": args.yamnet, "class": "Cough", "threshold": args.yamnet_threshold}}
                  if yamnet else {})
-    print("\n".join(table({"groups": out, **reference})))
+    rocs = auroc_rows(scores)
+    print("\n".join(table({"groups": out, **reference, "auroc": rocs})))
     neg = [v for k, v in out.items() if not k.startswith("cough")]
     hours = sum(v["hours"] for v in neg)
     summary = {"recall_on_cough_recordings": out.get("cough (phone)", {}).get("fraction_flagged"),
@@ -161,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"groups": out, **summary, "operating_point": screening, "splits":
                                                args.splits, "backend": args.backend, "precision": args.precision,
-                                               **reference}, indent=2))
+                                               "auroc": rocs, **reference}, indent=2))
     return 0
 
 

@@ -195,3 +195,38 @@ def test_probe_records_the_chosen_c_per_fold():
     ex, ey, eg = grouped(n_groups=60, signal=3.0, seed=2)
     probe_auroc(x, y, g, "group_kfold", meta, (ex, ey, [{}] * len(ey), np.char.add("extra-", eg)))
     assert len(LAST_C) == 5 and len(set(LAST_C)) == 1
+
+
+def test_zero_shot_is_also_scored_on_each_split_alone():
+    from types import SimpleNamespace
+
+    kinds = {"coswara": ("modality", "cough", "breathing"), "physionet2016": ("outcome", "abnormal", "normal"),
+             "icbhi": ("crackles", "1", "0")}
+    rows = []
+    for dataset, (field, pos, neg) in kinds.items():
+        for split in ("val", "test"):
+            for k in range(24):
+                label = pos if k % 2 else neg
+                meta = {"database": "ab"[k % 4 // 2], "wheezes": label if field == "crackles" else "0"}
+                rows.append({"dataset": dataset, "split": split, "group_id": f"{dataset}-{split}-{k // 2}",
+                             "metadata": {**meta, field: label} if field == "crackles" else meta, field: label})
+    corpus = SimpleNamespace(rows=rows)
+    rng = np.random.default_rng(0)
+
+    def system(i: int) -> tuple[np.ndarray, float]:
+        r = rows[i]
+        positive = str(r.get("crackles", r["metadata"].get("crackles", r.get("modality", r.get("outcome"))))) in (
+            "1", "cough", "abnormal")
+        # the zero-shot score separates the classes on val and inverts them on test
+        return rng.normal(size=4), (1.0 if positive else 0.0) * (1 if r["split"] == "val" else -1)
+
+    results = evaluate(corpus, {"S": system}, {"S": lambda outs, task: np.asarray(outs)}, ["val", "test"])
+    crackles = next(r for r in results if r["task"] == "crackles")
+    assert crackles["zero_shot_by_split"] == {"val": 1.0, "test": 0.0}
+    assert 0.4 < crackles["zero_shot_auroc"] < 0.6  # pooled, the two halves cancel
+    md = to_markdown(results, "# h")
+    assert "on each scored split alone" in md and "| S | val | 1.000 | 1.000 | 1.000 | 1.000 |" in md
+    assert "| S | test | 0.000 |" in md
+    single = evaluate(corpus, {"S": system}, {"S": lambda outs, task: np.asarray(outs)}, ["val"])
+    assert all("zero_shot_by_split" not in r for r in single)
+    assert "on each scored split alone" not in to_markdown(single, "# h")

@@ -109,3 +109,32 @@ def test_flagged_recordings_are_counted_by_recording_type():
         "coswara/audio/c/breathing-shallow.flac"]}}}
     assert flagged_kinds(data, "breathing + speech (phone)") == [("breathing-shallow", 2), ("counting-normal", 1)]
     assert flagged_kinds(data, "cough (phone)") == [] and flagged_kinds({}, "cough (phone)") == []
+
+
+def test_auroc_matches_sklearn_with_ties_and_is_nan_with_one_class():
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from benchmarks.cough_screening import auroc
+
+    rng = np.random.default_rng(0)
+    y = rng.random(60) < 0.3
+    s = np.round(rng.random(60) + 0.4 * y, 1)  # rounded: many ties
+    assert abs(auroc(list(zip(y, s, strict=True))) - roc_auc_score(y, s)) < 1e-12
+    assert auroc([(True, 0.9), (False, 0.1)]) == 1.0 and auroc([(False, 0.9), (True, 0.1)]) == 0.0
+    assert np.isnan(auroc([(True, 0.9), (True, 0.1)]))
+
+
+def test_auroc_rows_score_each_population_with_a_participant_interval(tmp_path: Path):
+    from benchmarks.cough_screening import auroc_rows
+
+    recs = ([("cough (phone)", f"c{i}", 0.9 - 0.01 * i) for i in range(10)]
+            + [("breathing + speech (phone)", f"c{i}", 0.1) for i in range(10)]
+            + [("heart (stethoscope)", "h", 0.95)])  # one stethoscope recording above every cough
+    rows = {r["population"]: r for r in auroc_rows({"detector": recs})}
+    phone, every = rows["phone + ESC-10 (the task table's population)"], rows["every non-cough recording"]
+    assert phone["auroc"] == 1.0 and (phone["n_cough"], phone["n_noncough"]) == (10, 10)
+    assert every["auroc"] == 10 / 11 and every["n_noncough"] == 11
+    assert every["ci95"][0] < every["auroc"] <= every["ci95"][1]  # draws without the heart recording reach 1
+    (tmp_path / "cough_screening.json").write_text(json.dumps({**screening(False), "auroc": list(rows.values())}))
+    assert "| every non-cough recording | detector | 10 / 11 | 0.909 (" in render(tmp_path)
