@@ -69,9 +69,25 @@ class AcuLaModel(nn.Module):
         return self.text_proj(text)
 
     def patch_mask(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(batch, 1, n_frames, n_mels) with 1 on hidden cells of the encoder's output grid."""
+        """(batch, n_frames, n_mels) with 1 on hidden cells of the encoder's output grid (the ViT: on hidden
+        patches, the same number in every row, as MAE draws them)."""
+        if isinstance(self.encoder, ViTMAE):
+            return self.encoder.random_mask(batch, self.cfg.mask_ratio, generator)
         grid = torch.rand(batch, 1, self.grid[1], self.grid[0], generator=generator) < self.cfg.mask_ratio
         return F.interpolate(grid.float(), scale_factor=(self.cell[1], self.cell[0]), mode="nearest")[:, 0]
+
+    def masked_forward(self, feats: torch.Tensor, mask: torch.Tensor | None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The feature map the alignment terms pool and, given a ``patch_mask``, the reconstruction the masked
+        term scores on the hidden cells.  A CNN sees the masked input once and its 1x1 decoder predicts each
+        hidden cell from the feature map.  The ViT is trained as an MAE: its encoder sees the visible patches
+        only and its decoder fills in the rest, so the alignment terms get a second pass over the whole input."""
+        if mask is None:
+            return self.encoder(feats), None
+        if isinstance(self.encoder, ViTMAE):
+            return self.encoder(feats), self.encoder.reconstruct(feats, mask)
+        fmap = self.encoder(feats * (1 - mask))
+        return fmap, self.reconstruct(fmap)
 
     def reconstruct(self, fmap: torch.Tensor) -> torch.Tensor:
         """Decoder output folded back into a log-mel of shape (batch, n_frames, n_mels)."""

@@ -72,8 +72,7 @@ def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor,
                mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """Every loss term for one (local slice of a) batch; CKA/InfoNCE gather across ranks."""
     cfg = model.cfg
-    inp = feats if mask is None else feats * (1 - mask)
-    fmap = model.encoder(inp)
+    fmap, recon = model.masked_forward(feats, mask)
     audio = model.audio_proj(model.pool(fmap))
     text_z = model.text_proj(text)
     terms: dict[str, torch.Tensor] = {}
@@ -81,8 +80,7 @@ def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor,
         terms["cka"] = cka_loss(audio, text_z)
     if cfg.w_nce:
         terms["nce"] = info_nce(audio, text_z, model.logit_scale)
-    if cfg.w_mask and mask is not None:
-        recon = model.reconstruct(fmap)
+    if cfg.w_mask and recon is not None and mask is not None:
         count = mask.sum().detach().clone()
         if dist.is_initialized():
             dist.all_reduce(count)
@@ -109,7 +107,7 @@ def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, t
     feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
                            cfg.p_noise)
     text = torch.from_numpy(corpus.embeddings[chosen])
-    mask = model.patch_mask(cfg.batch_size, gen) if (cfg.w_mask and model.decoder is not None) else None
+    mask = model.patch_mask(cfg.batch_size, gen) if cfg.w_mask else None
     return feats, text, mask
 
 

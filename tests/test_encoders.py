@@ -75,6 +75,26 @@ def test_vit_mae_masks_encodes_and_reconstructs():
     assert vit(x).shape == (2, 64, 16, 64)
 
 
+def test_vit_mae_mask_hides_whole_patches_and_the_encoder_sees_only_the_visible_ones():
+    vit = ViTMAE(n_frames=32, depth=2, decoder_depth=1, width=64, n_heads=4, decoder_width=32, decoder_heads=4)
+    x = torch.randn(2, 32, 64)
+    assert torch.equal(vit.unpatchify(vit.patchify(x)), x)
+    mask = vit.random_mask(2, 0.75, torch.Generator().manual_seed(0))
+    patches = vit.patchify(mask)  # (2, 128, 16): one value per patch
+    assert torch.equal(patches, patches[..., :1].expand_as(patches))
+    assert patches[..., 0].sum(1).tolist() == [128 - 32, 128 - 32]
+    assert not torch.equal(mask[0], mask[1])
+    recon = vit.reconstruct(x, mask)
+    assert recon.shape == x.shape
+    # new content under the hidden patches cannot reach the output; under the visible ones it must
+    assert torch.allclose(vit.reconstruct(x + 5 * mask, mask), recon)
+    assert not torch.allclose(vit.reconstruct(x + 5 * (1 - mask), mask), recon)
+    uneven = mask.clone()
+    uneven[0] = 0
+    with pytest.raises(ValueError, match="same number"):
+        vit.reconstruct(x, uneven)
+
+
 def test_tiny_cnn_refuses_unknown_norm():
     assert TinyCNN(norm="group")(torch.zeros(1, 32, 64)).shape == (1, 64, 4, 2)
     with pytest.raises(ValueError, match="norm"):

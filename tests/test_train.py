@@ -45,6 +45,27 @@ def test_tiny_run_writes_safetensors_config_and_metrics(tiny_corpus: Path, tmp_p
     assert all(r["loss"] == pytest.approx(r["cka"] + 0.5 * r["mask"], rel=1e-5) for r in rows)
 
 
+def test_the_vit_trains_as_a_masked_autoencoder_with_the_alignment_terms(tiny_corpus: Path, tmp_path: Path):
+    """The opera-gt-gpu architecture through acula align: the masked term is an MAE reconstruction (it used to be
+    dropped silently for the ViT), and the run's checkpoint evaluates."""
+    import numpy as np
+
+    from aligner.evaluate import AlignedEncoder
+
+    cfg = tmp_path / "vit.json"
+    cfg.write_text(json.dumps({"preset": "tiny-test", "name": "vit-test", "encoder": "vit", "w_nce": 0.5,
+                               "mask_ratio": 0.75, "max_steps": 2}))
+    out = tmp_path / "run"
+    assert align_main(["--config", str(cfg), "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
+    rows = metrics(out)
+    assert len(rows) == 2 and all(r["mask"] > 0 for r in rows)
+    assert all(r["loss"] == pytest.approx(r["cka"] + 0.5 * r["nce"] + 0.5 * r["mask"], rel=1e-5) for r in rows)
+    state, _ = load_checkpoint(out)
+    assert "encoder.decoder_pred.weight" in state and "encoder.blocks.11.attn.qkv.weight" in state
+    pooled, joint = AlignedEncoder(str(out))(np.random.default_rng(0).normal(size=(80, 64)).astype(np.float32))
+    assert np.isfinite(pooled).all() and joint.shape == (PRESETS["tiny-test"].embed_dim,)
+
+
 def test_same_seed_gives_the_same_losses_and_resume_continues(tiny_corpus: Path, tmp_path: Path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(a)])

@@ -93,14 +93,35 @@ class ViTMAE(nn.Module):
         x = logmel.reshape(b, self.grid[0], p, self.grid[1], p)
         return x.permute(0, 1, 3, 2, 4).reshape(b, self.grid[0] * self.grid[1], p * p)
 
-    def encode(self, logmel: torch.Tensor, mask_ratio: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                                            torch.Tensor | None]:
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        """(batch, n_patches, patch * patch) -> (batch, n_frames, n_mels): the inverse of ``patchify``."""
+        b, p = patches.shape[0], self.patch
+        x = patches.reshape(b, self.grid[0], self.grid[1], p, p).permute(0, 1, 3, 2, 4)
+        return x.reshape(b, self.grid[0] * p, self.grid[1] * p)
+
+    def random_mask(self, batch: int, mask_ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(batch, n_frames, n_mels) with 1 on hidden patches.  As in MAE, every row hides the same number of
+        patches (all but ``int(n * (1 - mask_ratio))``), the ones with the highest noise."""
+        n = self.grid[0] * self.grid[1]
+        rank = torch.rand(batch, n, generator=generator).argsort(1).argsort(1)
+        hidden = (rank >= int(n * (1 - mask_ratio))).float()
+        return self.unpatchify(hidden.unsqueeze(-1).expand(-1, -1, self.patch * self.patch))
+
+    def encode(self, logmel: torch.Tensor, mask_ratio: float = 0.0, mask: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Tokens (cls first) of the visible patches.  Hidden patches come from ``mask`` (as ``random_mask``
+        draws it; every row must hide the same number) or, failing that, are drawn at ``mask_ratio``."""
         x = self.patch_embed(logmel.unsqueeze(1)) + self.pos_embed[:, 1:]
         ids_restore = keep = None
-        if mask_ratio > 0:
+        if mask is None and mask_ratio > 0:
+            mask = self.random_mask(x.shape[0], mask_ratio).to(x.device)
+        if mask is not None:
             b, n, d = x.shape
-            n_keep = int(n * (1 - mask_ratio))
-            ids_shuffle = torch.rand(b, n, device=x.device).argsort(1)
+            hidden = self.patchify(mask)[..., 0] > 0.5
+            n_keep = int((~hidden[0]).sum())
+            if bool((hidden.sum(1) != n - n_keep).any()):
+                raise ValueError("every row of an MAE mask must hide the same number of patches")
+            ids_shuffle = hidden.to(torch.uint8).argsort(dim=1, stable=True)  # visible patches first, in order
             ids_restore = ids_shuffle.argsort(1)
             keep = ids_shuffle[:, :n_keep]
             x = torch.gather(x, 1, keep.unsqueeze(-1).expand(-1, -1, d))
@@ -120,6 +141,12 @@ class ViTMAE(nn.Module):
         for block in self.decoder_blocks:
             x = block(x)
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+
+    def reconstruct(self, logmel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """MAE: encode the visible patches only, decode every patch; a log-mel of ``logmel``'s shape."""
+        tokens, ids_restore, _ = self.encode(logmel, mask=mask)
+        assert ids_restore is not None
+        return self.unpatchify(self.decode(tokens, ids_restore))
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         tokens, _, _ = self.encode(logmel)
