@@ -13,20 +13,20 @@ from torch import nn
 from aligner.config import AlignConfig
 from aligner.encoders.mobilenet import MobileNetAudio, load_mn04
 from aligner.encoders.tiny_cnn import TinyCNN
-from aligner.encoders.vit_mae import ViTMAE
+from aligner.encoders.vit_mae import ViTMAE, load_vit
 
 
 def build_encoder(cfg: AlignConfig, weights_dir: str | Path | None = None) -> nn.Module:
-    if cfg.encoder == "mn04":
-        if cfg.encoder_weights is None:
-            return MobileNetAudio(width_mult=0.4)
-        path = Path(cfg.encoder_weights)
-        if not path.is_absolute() and weights_dir is not None:
-            path = Path(weights_dir) / path
-        return load_mn04(path)
+    """The configured encoder; ``encoder_weights`` (relative to ``weights_dir`` unless absolute) initialises
+    mn04 (the AudioSet checkpoint, sha256-checked) or the ViT (an OPERA-GT-layout checkpoint)."""
     if cfg.encoder == "tiny":
         return TinyCNN(norm=cfg.tiny_norm)
-    return ViTMAE(n_frames=cfg.crop_frames)
+    if cfg.encoder_weights is None:
+        return MobileNetAudio(width_mult=0.4) if cfg.encoder == "mn04" else ViTMAE(n_frames=cfg.crop_frames)
+    path = Path(cfg.encoder_weights)
+    if not path.is_absolute() and weights_dir is not None:
+        path = Path(weights_dir) / path
+    return load_mn04(path) if cfg.encoder == "mn04" else load_vit(path, n_frames=cfg.crop_frames)
 
 
 class AcuLaModel(nn.Module):

@@ -49,7 +49,10 @@ RETRAIN = """1. Put a Hugging Face model directory of the medical teacher on the
 2. `acula corpus build --data DATA --out corpus --teacher /models/medgemma` (decoder models: masked mean
    pooling of a chosen hidden layer; see `aligner/teacher.py`), optionally with LLM-written reports
    (`--llm-url http://localhost:8000/v1 --llm-model NAME`).
-3. `torchrun --nproc-per-node 8 -m aligner.train --config opera-gt-gpu --corpus corpus --out align`
+3. `torchrun --nproc-per-node 8 -m aligner.train --config opera-gt-gpu --corpus corpus --out align` (a ViT-S
+   masked autoencoder from scratch; to start from an OPERA-GT checkpoint, pass a JSON config
+   `{"preset": "opera-gt-gpu", "encoder_weights": "/models/encoder-operaGT.ckpt"}` instead: prefixed keys,
+   Lightning `state_dict` files and safetensors load, and a different input size or width is refused).
 4. `acula distill --teacher align --corpus corpus --out distill` and
    `acula export --student distill --corpus corpus --out bundle`."""
 

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from aligner.encoders.mobilenet import INPUT_SCALE, INPUT_SHIFT, MobileNetAudio, load_mn04  # noqa: E402
 from aligner.encoders.tiny_cnn import TinyCNN  # noqa: E402
-from aligner.encoders.vit_mae import ViTMAE  # noqa: E402
+from aligner.encoders.vit_mae import ViTMAE, load_vit  # noqa: E402
 from tests.conftest import shared_weights_dir  # noqa: E402
 
 
@@ -93,6 +93,35 @@ def test_vit_mae_mask_hides_whole_patches_and_the_encoder_sees_only_the_visible_
     uneven[0] = 0
     with pytest.raises(ValueError, match="same number"):
         vit.reconstruct(x, uneven)
+
+
+def test_an_opera_style_checkpoint_initialises_the_vit_and_a_mismatch_is_refused(tmp_path: Path, capsys):
+    import dataclasses
+
+    from aligner.config import PRESETS
+    from aligner.model import build_encoder
+
+    src = ViTMAE(n_frames=32)
+    encoder = {k: v for k, v in src.state_dict().items() if not k.startswith("decoder_") and k != "mask_token"}
+    # a Lightning-style file: prefixed keys, a classification head the ViT does not have, no MAE decoder
+    ckpt = {"state_dict": {**{f"encoder.{k}": v for k, v in encoder.items()}, "encoder.head.weight": torch.ones(2),
+                           "optimizer_step": torch.zeros(1)}}
+    torch.save(ckpt, tmp_path / "opera.ckpt")
+    cfg = dataclasses.replace(PRESETS["opera-gt-gpu"], crop_frames=32, encoder_weights="opera.ckpt")
+    vit = build_encoder(cfg, tmp_path)
+    assert isinstance(vit, ViTMAE)
+    assert all(torch.equal(vit.state_dict()[k], v) for k, v in encoder.items())
+    err = capsys.readouterr().err
+    assert "prefix 'encoder.'" in err and "decoder kept fresh" in err and "1 other tensors ignored" in err
+    with pytest.raises(ValueError, match="shapes differ"):
+        load_vit(tmp_path / "opera.ckpt", n_frames=64)  # another input length: pos_embed cannot be reused
+    del ckpt["state_dict"]["encoder.blocks.11.mlp.fc2.weight"]
+    torch.save(ckpt, tmp_path / "cut.ckpt")
+    with pytest.raises(ValueError, match=r"missing: \['blocks.11.mlp.fc2.weight'\]"):
+        load_vit(tmp_path / "cut.ckpt", n_frames=32)
+    torch.save({"fc.weight": torch.ones(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a ViT"):
+        load_vit(tmp_path / "other.pt")
 
 
 def test_tiny_cnn_refuses_unknown_norm():

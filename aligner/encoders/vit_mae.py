@@ -10,6 +10,9 @@ follow the timm layout OPERA-GT uses (``patch_embed.proj``, ``cls_token``,
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -152,3 +155,53 @@ class ViTMAE(nn.Module):
         tokens, _, _ = self.encode(logmel)
         b, d = tokens.shape[0], tokens.shape[2]
         return tokens[:, 1:].transpose(1, 2).reshape(b, d, self.grid[0], self.grid[1]).transpose(2, 3)
+
+
+def load_vit(path: str | Path, n_frames: int = 256) -> ViTMAE:
+    """A ViTMAE initialised from a checkpoint in the OPERA-GT / timm layout (an OPERA release, a Lightning
+    ``.ckpt`` with ``state_dict``, a ``{"model": ...}`` file, or a bare state dict; ``.safetensors`` too).
+
+    Keys may carry a prefix (``model.``, ``encoder.``...): the prefix in front of ``patch_embed.proj.weight`` is
+    stripped and keys without it are ignored.  Every encoder tensor must be present with our shape (a
+    different input size or width is refused by name); the MAE decoder is loaded when the file has one and
+    otherwise keeps its fresh initialisation.  Prints the file's sha256 and what was left out."""
+    from sdk.bundle import sha256_of
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ViT checkpoint {path} not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        raw: object = load_file(str(path))
+    else:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(raw, dict) and isinstance(raw.get(key), dict):
+            raw = raw[key]
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a state dict")
+    anchor = "patch_embed.proj.weight"
+    prefixes = sorted((k[: -len(anchor)] for k in raw if isinstance(k, str) and k.endswith(anchor)), key=len)
+    if not prefixes:
+        raise ValueError(f"{path}: no '{anchor}' key, so not a ViT in the OPERA-GT / timm layout")
+    prefix = prefixes[0]
+    state = {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+    model = ViTMAE(n_frames=n_frames)
+    own = model.state_dict()
+    decoder = {k for k in own if k.startswith("decoder_") or k == "mask_token"}
+    missing = sorted(k for k in own if k not in state and k not in decoder)
+    if missing:
+        raise ValueError(f"{path}: encoder tensors missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in own.items()
+             if k in state and state[k].shape != v.shape]
+    if wrong:
+        raise ValueError(f"{path}: shapes differ from this ViT ({n_frames} frames x 64 mels, 4x4 patches, width "
+                         f"384): {wrong[:3]}")
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    fresh = sorted(decoder - set(state))
+    ignored = sorted(set(state) - set(own))
+    print(f"ViT initialised from {path} (sha256 {sha256_of(path)}, prefix {prefix!r}); "
+          f"decoder {'kept fresh' if fresh else 'loaded'}; {len(ignored)} other tensors ignored"
+          + (f" ({', '.join(ignored[:3])}{' ...' if len(ignored) > 3 else ''})" if ignored else ""), file=sys.stderr)
+    return model
