@@ -63,6 +63,27 @@ def test_masked_head_loss_ignores_weighted_out_windows() -> None:
     assert not torch.allclose(masked, full)
 
 
+def test_a_vit_teacher_sees_the_students_window_tiled_to_its_input_length() -> None:
+    from aligner.config import PRESETS
+    from aligner.model import AcuLaModel
+    from distill.task import DistillTask
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(PRESETS["tiny-test"], encoder="vit", crop_frames=64)
+    teacher = AcuLaModel(cfg, 8).eval()
+    student = StreamingStudent(StudentConfig(channels=(8, 16), strides=(2, 2), embed_dim=32, window_frames=30,
+                                             hop_frames=15))
+    task = DistillTask(teacher, student, torch.nn.functional.normalize(torch.randn(5, 32), dim=-1)).eval()
+    x = torch.randn(2, 30, 64)
+    terms = task(x, torch.zeros(2, 1))
+    assert all(torch.isfinite(v) for v in terms.values())
+    with torch.no_grad():
+        tiled = torch.cat([x, x, x[:, :4]], 1)  # 30 + 30 + 4 = the teacher's 64 frames
+        assert torch.allclose(teacher.embed_audio(x), teacher.embed_audio(tiled))
+        with pytest.raises(ValueError, match="at most 64 frames"):
+            teacher.embed_audio(torch.randn(1, 65, 64))
+
+
 def test_prompt_groups_cover_each_label_set() -> None:
     from distill.prompts import label_sets
     from distill.train import prompt_groups

@@ -151,7 +151,17 @@ class ViTMAE(nn.Module):
         assert ids_restore is not None
         return self.unpatchify(self.decode(tokens, ids_restore))
 
+    def fit_length(self, logmel: torch.Tensor) -> torch.Tensor:
+        """The ViT's positional embedding fixes its input length: a shorter log-mel (a student's 62-frame
+        window under distillation) is tiled to it, as the evaluation tiles a short clip; a longer one is
+        refused (window it first)."""
+        n, t = self.grid[0] * self.patch, logmel.shape[1]
+        if t > n:
+            raise ValueError(f"the ViT takes at most {n} frames, got {t}: cut the input into windows")
+        return logmel if t == n else logmel.repeat(1, -(-n // t), 1)[:, :n]
+
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        logmel = self.fit_length(logmel)
         tokens, _, _ = self.encode(logmel)
         b, d = tokens.shape[0], tokens.shape[2]
         return tokens[:, 1:].transpose(1, 2).reshape(b, d, self.grid[0], self.grid[1]).transpose(2, 3)
