@@ -181,15 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         s["n"] += 1
         s["flagged"] += bool(result.events)
         s["events"] += len(result.events)
-        trials[group].append((str(r.get("group_id", r["path"])), bool(result.events)))
+        person = str(r.get("group_id", r["path"]))
+        trials[group].append((person, bool(result.events)))
         if result.events:
             flagged_paths[group].append(r["path"])
         s["hours"] += result.duration_s / 3600
         # the recording's score for the AUROC rows: its highest window cough probability (0 when the
         # signal-quality gate left no window scored: the detector cannot fire there)
-        person = str(r.get("group_id", r["path"]))
-        peak = max((w.cough_probability for w in result.windows if w.cough_probability is not None), default=0.0)
-        scores["detector"].append((group, person, float(peak)))
+        peak = result.peak_window()
+        scores["detector"].append((group, person, float(peak.cough_probability or 0.0) if peak else 0.0))
         if yamnet is not None:
             yam_score = float(yamnet.run(clip.samples)[1][YAMNET_CLASSES["cough"]])
             scores["YAMNet Cough"].append((group, person, yam_score))

@@ -102,12 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream.flush()
     result = model.screen(samples, 16000)
     print(f"bundle {model.bundle.source} ({model.backend_name} {model.precision}), loaded in {t_load * 1e3:.0f} ms")
-    window_probs = [(w.start_s, w.cough_probability) for w in result.windows if w.cough_probability is not None]
-    peak = max(window_probs, key=lambda tp: tp[1], default=None)
+    peak = result.peak_window()
     on = model.bundle.manifest.get("screening", {}).get("cough_on")
     detail = ""
     if peak is not None and on is not None:
-        detail = f" (on threshold {on}; highest window cough probability {peak[1]:.2f} at {peak[0]:.2f} s)"
+        detail = (f" (on threshold {on}; highest window cough probability {peak.cough_probability:.2f} at "
+                  f"{peak.start_s:.2f} s)")
         if not result.events:
             detail += "; the synthetic bursts are not real coughs, and the detector was calibrated on real ones"
     print(f"cough events: {len(result.events)}{detail}")

@@ -100,6 +100,11 @@ class ScreenResult:
     def ok(self) -> bool:
         return self.quality is None or self.quality.ok
 
+    def peak_window(self) -> WindowResult | None:
+        """The window with the highest cough probability; None when the quality gate left none scored."""
+        scored = [w for w in self.windows if w.cough_probability is not None]
+        return max(scored, key=lambda w: float(w.cough_probability or 0.0), default=None)
+
     def to_dict(self) -> dict[str, Any]:
         return {"duration_s": self.duration_s, "n_events": len(self.events), "coughs_per_hour": self.coughs_per_hour,
                 "events": _as_dict(self.events), "quality": None if self.quality is None else _as_dict(

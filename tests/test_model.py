@@ -197,3 +197,15 @@ def test_per_label_set_temperature_from_the_manifest_scales_the_logits(tmp_path:
     lb = hot._label_logits(b.embeddings)
     np.testing.assert_allclose(lb["lung"] * 4.0, la["lung"], rtol=1e-5)
     np.testing.assert_allclose(lb["heart"], la["heart"], rtol=1e-6)
+
+
+def test_peak_window_is_the_highest_scored_window_and_none_without_one():
+    from sdk.model import ScreenResult, WindowResult
+
+    def window(i: int, p: float | None) -> WindowResult:
+        return WindowResult(i, 0.48 * i, 0.48 * i + 1.98, np.zeros(4, np.float32), p, {})
+
+    result = ScreenResult(5.0, [], [window(0, 0.2), window(1, None), window(2, 0.7), window(3, 0.4)], None, 0.0)
+    peak = result.peak_window()
+    assert peak is not None and peak.index == 2
+    assert ScreenResult(5.0, [], [window(0, None)], None, 0.0).peak_window() is None
