@@ -85,3 +85,21 @@ def load_optimizer_state(path: Path, meta: dict[str, Any]) -> dict[str, Any] | N
     if "optimizer" not in meta or not opt.is_file():
         return None
     return _unflatten_optimizer(load_file(str(opt)), meta["optimizer"])
+
+
+def resume_from(out: Path, key: str, cfg: Any, model: torch.nn.Module,
+                optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, float]] | None:
+    """Load ``out/last`` into ``model`` and ``optimizer`` after :func:`check_resumable`.
+
+    Returns the step to go on from and the run's last logged metrics, or None when ``out`` holds no
+    checkpoint (a fresh run)."""
+    ckpt = out / "last.safetensors"
+    if not ckpt.is_file():
+        return None
+    check_resumable(out, key, cfg)
+    state, meta = load_checkpoint(ckpt)
+    model.load_state_dict(state)
+    opt_state = load_optimizer_state(ckpt, meta)
+    if opt_state is not None:
+        optimizer.load_state_dict(opt_state)
+    return int(meta["step"]), dict(meta.get("last_metrics", {}))

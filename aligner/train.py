@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import check_resumable, load_checkpoint, load_optimizer_state, save_checkpoint
+from aligner.checkpoint import check_resumable, resume_from, save_checkpoint
 from aligner.config import AlignConfig, resolve_config
 from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -130,20 +130,10 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     optimizer = torch.optim.AdamW([{"params": [p for p in enc_params if p.requires_grad], "lr": cfg.encoder_lr},
                                    {"params": head_params, "lr": cfg.lr}], weight_decay=cfg.weight_decay)
     base_lrs = [cfg.encoder_lr, cfg.lr]
-    start = 0
-    resumed: dict[str, float] = {}  # the last logged metrics of a resumed run (returned if nothing is left to do)
-    ckpt = out / "last.safetensors"
-    if resume and ckpt.is_file():
-        check_resumable(out, "align_config", cfg)
-        state, meta = load_checkpoint(ckpt)
-        model.load_state_dict(state)
-        opt_state = load_optimizer_state(ckpt, meta)
-        if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
-        start = int(meta["step"])
-        resumed = dict(meta.get("last_metrics", {}))
-        if progress and rank == 0:
-            print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
+    found = resume_from(out, "align_config", cfg, model, optimizer) if resume else None
+    start, resumed = found or (0, {})  # resumed: a resumed run's last metrics (returned if no step is left)
+    if found and progress and rank == 0:
+        print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
     ddp_model: torch.nn.Module = model
     if world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)

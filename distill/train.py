@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import check_resumable, load_checkpoint, load_optimizer_state, save_checkpoint
+from aligner.checkpoint import check_resumable, load_checkpoint, resume_from, save_checkpoint
 from aligner.config import AlignConfig
 from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -143,20 +143,10 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     groups = prompt_groups(texts) if cfg.kd_per_label_set else None
     task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start = 0
-    resumed: dict[str, float] = {}  # the last logged metrics of a resumed run (returned if nothing is left to do)
-    ckpt = out / "last.safetensors"
-    if resume and ckpt.is_file():
-        check_resumable(out, "distill_config", cfg)
-        state, meta = load_checkpoint(ckpt)
-        student.load_state_dict(state)
-        opt_state = load_optimizer_state(ckpt, meta)
-        if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
-        start = int(meta["step"])
-        resumed = dict(meta.get("last_metrics", {}))
-        if progress:
-            print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
+    found = resume_from(out, "distill_config", cfg, student, optimizer) if resume else None
+    start, resumed = found or (0, {})  # resumed: a resumed run's last metrics (returned if no step is left)
+    if found and progress:
+        print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)

@@ -124,3 +124,24 @@ def test_two_process_torchrun_matches_one_process_on_the_same_global_batch(tiny_
     for x, y in zip(one, two, strict=True):
         for key in ("cka", "nce", "mask", "loss"):
             assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-5), (key, x, y)
+
+
+def test_distillation_resumes_where_it_stopped_and_matches_an_uninterrupted_run(tiny_corpus: Path, tmp_path: Path,
+                                                                                  capsys):
+    from distill.train import main as distill_main
+
+    teacher = tmp_path / "teacher"
+    assert align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(teacher)]) == 0
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["--teacher", str(teacher), "--corpus", str(tiny_corpus), "--config", "tiny-test"]
+    assert distill_main([*common, "--out", str(a)]) == 0
+    assert distill_main([*common, "--out", str(b), "--max-steps", "2"]) == 0
+    assert load_checkpoint(b)[1]["step"] == 2
+    capsys.readouterr()
+    assert distill_main([*common, "--out", str(b)]) == 0  # resumes at step 2: weights and optimizer state
+    assert "resuming" in capsys.readouterr().err
+    assert [r["step"] for r in metrics(b)] == [r["step"] for r in metrics(a)]
+    for x, y in zip(metrics(a), metrics(b), strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+    for name, tensor in load_checkpoint(a)[0].items():
+        assert torch.allclose(tensor, load_checkpoint(b)[0][name], atol=1e-6), name
