@@ -47,6 +47,23 @@ def fingerprint(threads: int) -> dict[str, Any]:
             "python": platform.python_version(), "threads": threads, "runtimes": versions}
 
 
+def time_hops(model: Any, samples: np.ndarray) -> tuple[int, float, np.ndarray]:
+    """Stream 16 kHz ``samples`` into a fresh stream of ``model`` one hop at a time, after a warm-up on 3 s of
+    silence (first inference, caches; then reset).  Returns (hop in samples, warm-up ms, per-hop ms)."""
+    stream = model.stream()
+    hop = model.hop_frames * model.frontend.config.hop_length
+    t0 = time.perf_counter()
+    stream.accept(np.zeros(16000 * 3, dtype=np.float32), 16000)
+    warm_up_ms = (time.perf_counter() - t0) * 1e3
+    stream.reset()
+    lat = []
+    for i in range(0, samples.size, hop):
+        t0 = time.perf_counter()
+        stream.accept(samples[i : i + hop], 16000)
+        lat.append(time.perf_counter() - t0)
+    return hop, warm_up_ms, np.asarray(lat) * 1e3
+
+
 def measure(bundle: str, backend: str, precision: str, threads: int, seconds: float) -> dict[str, Any]:
     from sdk.model import load
     from sdk.synth import synth_recording
@@ -54,16 +71,7 @@ def measure(bundle: str, backend: str, precision: str, threads: int, seconds: fl
     model = load(bundle, backend, precision, n_threads=threads)
     name, info = model.bundle.model_file(backend, precision)
     x, _ = synth_recording(seconds, seed=4)
-    hop = model.hop_frames * model.frontend.config.hop_length
-    stream = model.stream()
-    stream.accept(x[: 16000 * 3], 16000)
-    stream.reset()
-    lat = []
-    for i in range(0, x.size, hop):
-        t0 = time.perf_counter()
-        stream.accept(x[i : i + hop], 16000)
-        lat.append(time.perf_counter() - t0)
-    ms = np.asarray(lat) * 1e3
+    hop, _, ms = time_hops(model, x)
     LAST_LATENCIES_MS[(backend, precision)] = ms
     return {"backend": backend, "precision": precision, "model_file": name, "model_kb": info["bytes"] / 1024,
             "hop_audio_ms": hop / 16, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),

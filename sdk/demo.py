@@ -88,18 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no model bundle ({exc}); running the front end only")
         frontend_only(samples, args.duration_s)
         return 0
-    stream = model.stream()
-    hop = model.hop_frames * model.frontend.config.hop_length
-    t0 = time.perf_counter()
-    stream.accept(np.zeros(16000 * 3, dtype=np.float32), 16000)  # warm-up: first inference, caches
-    print(f"first inference (warm-up) {(time.perf_counter() - t0) * 1e3:.0f} ms")
-    stream.reset()
-    latencies = []
-    for i in range(0, samples.size, hop):
-        t0 = time.perf_counter()
-        stream.accept(samples[i : i + hop], 16000)
-        latencies.append(time.perf_counter() - t0)
-    stream.flush()
+    from sdk.bench import time_hops
+
+    hop, warm_up_ms, lat = time_hops(model, samples)
+    print(f"first inference (warm-up) {warm_up_ms:.0f} ms")
     result = model.screen(samples, 16000)
     print(f"bundle {model.bundle.source} ({model.backend_name} {model.precision}), loaded in {t_load * 1e3:.0f} ms")
     peak = result.peak_window()
@@ -117,7 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         probs = model.score(samples, 16000, label_set).probabilities or {}
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
         print(f"  {label_set:6s}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
-    lat = np.asarray(latencies) * 1e3
     print(f"latency per hop ({hop / 16000 * 1e3:.0f} ms of audio): p50 {np.percentile(lat, 50):.2f} ms, "
           f"p99 {np.percentile(lat, 99):.2f} ms")
     if args.plot:
