@@ -9,6 +9,24 @@ from pathlib import Path
 from typing import Any
 
 
+def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data``, after refusing keys that are not fields of the dataclass ``cls``: a misspelt key in a JSON
+    config must stop the run with its name, not be ignored or end in a TypeError."""
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    return data
+
+
+def preset_of(data: dict[str, Any], presets: dict[str, Any], default: str, path: Path) -> Any:
+    """The preset a JSON config names under ``"preset"`` (removed from ``data``), ``default`` when it names none;
+    an unknown name is an error, not a silent fallback."""
+    name = data.pop("preset", default)
+    if name not in presets:
+        raise ValueError(f"{path}: unknown preset {name!r} (presets: {', '.join(presets)})")
+    return presets[name]
+
+
 @dataclass(frozen=True)
 class AlignConfig:
     name: str = "default-cpu"
@@ -52,10 +70,7 @@ class AlignConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlignConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown AlignConfig fields: {sorted(unknown)}")
-        return cls(**data)
+        return cls(**known_fields(cls, data))
 
 
 _BASE = AlignConfig()
@@ -84,5 +99,5 @@ def resolve_config(name_or_file: str) -> AlignConfig:
     if not path.is_file():
         raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
     data = json.loads(path.read_text())
-    base = PRESETS.get(data.pop("preset", "default-cpu"), _BASE)
+    base = preset_of(data, PRESETS, "default-cpu", path)
     return dataclasses.replace(base, **AlignConfig.from_dict({**base.to_dict(), **data}).to_dict())

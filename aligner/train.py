@@ -196,7 +196,9 @@ def _ddp_terms(ddp_model: torch.nn.Module, feats: torch.Tensor, text: torch.Tens
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula align", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="default-cpu", help="preset name or JSON file (default: default-cpu)")
+    parser.add_argument("--config", default="default-cpu",
+                        help="preset name, or a JSON file of fields over the preset it names as \"preset\" "
+                             "(default-cpu when it names none); unknown fields are refused (default: default-cpu)")
     parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--weights", default=None, help="pretrained weights folder (default $ACULA_WEIGHTS or "

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from aligner.config import known_fields
+
 ALLOWED_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 REFUSED_ACTIVATIONS = {
     "gelu": "GELU has no int8 kernel in TFLite and is approximated in ONNX QDQ; use relu or relu6.",
@@ -70,7 +72,7 @@ class StudentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudentConfig:
-        data = dict(data)
+        data = dict(known_fields(cls, data))
         for key in ("channels", "strides", "heads"):
             if key in data:
                 data[key] = tuple(data[key])

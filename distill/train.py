@@ -26,7 +26,7 @@ import torch
 
 from aligner.augment import augment_logmel
 from aligner.checkpoint import check_resumable, load_checkpoint, resume_from, save_checkpoint
-from aligner.config import AlignConfig
+from aligner.config import AlignConfig, known_fields, preset_of
 from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
 from aligner.model import AcuLaModel
@@ -70,9 +70,9 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DistillConfig:
-        data = dict(data)
+        data = dict(known_fields(cls, data))
         data["student"] = StudentConfig.from_dict(data.get("student", {}))
-        data["weights"] = DistillWeights(**data.get("weights", {}))
+        data["weights"] = DistillWeights(**known_fields(DistillWeights, data.get("weights", {})))
         return cls(**data)
 
 
@@ -99,7 +99,13 @@ def resolve(name_or_file: str) -> DistillConfig:
     path = Path(name_or_file)
     if not path.is_file():
         raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
-    return DistillConfig.from_dict(json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    if "preset" not in data:  # fields left out take the dataclass defaults (the first, narrow student)
+        return DistillConfig.from_dict(data)
+    base = preset_of(data, PRESETS, "default-cpu", path).to_dict()
+    for part in ("student", "weights"):  # a preset's student and loss weights are changed field by field
+        data[part] = {**base[part], **data.get(part, {})}
+    return DistillConfig.from_dict({**base, **data})
 
 
 def load_teacher(run: str | Path) -> tuple[AcuLaModel, dict[str, Any]]:
@@ -212,7 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--teacher", required=True, help="acula align run directory or checkpoint")
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--config", default="default-cpu", help="preset or JSON file (default: default-cpu)")
+    parser.add_argument("--config", default="default-cpu",
+                        help="preset name, or a JSON file of fields over the preset it names as \"preset\" "
+                             "(the dataclass defaults, the narrow student, when it names none, as "
+                             "configs/distill/*.json); unknown fields are refused (default: default-cpu)")
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from aligner.checkpoint import check_resumable  # noqa: E402
 from distill.student import StreamingStudent, StudentConfig  # noqa: E402
 from distill.task import DistillWeights  # noqa: E402
-from distill.train import DistillConfig, cough_head_weights  # noqa: E402
+from distill.train import DEFAULT_STUDENT, PRESETS, DistillConfig, cough_head_weights, resolve  # noqa: E402
 from sdk.frontend_config import FrontendConfig  # noqa: E402
 
 
@@ -156,3 +156,30 @@ def test_a_run_resumes_only_under_its_own_config(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"different config \(kd_per_label_set: .*student: .*weights: "):
         check_resumable(tmp_path, "distill_config", wide)
     check_resumable(tmp_path / "nothing-here", "distill_config", wide)
+
+
+def test_a_json_config_names_a_preset_or_overrides_the_defaults_and_misspelt_keys_are_refused(tmp_path,
+                                                                                            capsys) -> None:
+    from distill.train import main as distill_main
+
+    def cfg(data: dict) -> str:
+        path = tmp_path / "cfg.json"
+        path.write_text(json.dumps(data))
+        return str(path)
+
+    narrow = resolve(cfg({"max_steps": 10}))  # no preset: over the dataclass defaults, as configs/distill/*.json
+    assert narrow == dataclasses.replace(DistillConfig(), max_steps=10)
+    wide = resolve(cfg({"preset": "default-cpu", "max_steps": 10, "weights": {"cos": 0.5},
+                        "student": {"embed_rank": 64}}))
+    base = PRESETS["default-cpu"]
+    assert wide.max_steps == 10 and wide.kd_per_label_set and wide.weights == dataclasses.replace(base.weights, cos=0.5)
+    assert wide.student == dataclasses.replace(DEFAULT_STUDENT, embed_rank=64) and wide.weights.kd == 2.0
+    for bad, message in [({"max_step": 10}, r"unknown DistillConfig fields: \['max_step'\]"),
+                         ({"student": {"chanels": [8]}}, r"unknown StudentConfig fields: \['chanels'\]"),
+                         ({"weights": {"kd_temp": 1.0}}, r"unknown DistillWeights fields: \['kd_temp'\]"),
+                         ({"preset": "wide"}, "unknown preset 'wide'")]:
+        with pytest.raises(ValueError, match=message):
+            resolve(cfg(bad))
+    assert distill_main(["--teacher", "t", "--corpus", "c", "--out", str(tmp_path / "o"),
+                         "--config", cfg({"max_step": 10})]) == 1
+    assert "acula distill: unknown DistillConfig fields" in capsys.readouterr().err

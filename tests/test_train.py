@@ -98,6 +98,10 @@ def test_unknown_config_is_refused(tmp_path: Path, capsys):
     assert "neither a preset" in capsys.readouterr().err
     with pytest.raises(ValueError, match="pooling"):
         resolve_config(str(_json(tmp_path, {"pooling": "max"})))
+    with pytest.raises(ValueError, match=r"unknown AlignConfig fields: \['max_step'\]"):
+        resolve_config(str(_json(tmp_path, {"max_step": 10})))
+    with pytest.raises(ValueError, match="unknown preset 'opera-gt-gpus'"):  # was: silently the default preset
+        resolve_config(str(_json(tmp_path, {"preset": "opera-gt-gpus"})))
 
 
 def _json(tmp_path: Path, data: dict) -> Path:
