@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 #: name -> (module holding main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("sdk.demo", "synthesise a short recording and run the front end on it"),
+    "demo": ("sdk.demo", "synthesise a recording, screen and score it with the packaged model, plot it"),
     "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
     "info": ("sdk.info", "verify a model bundle and describe it"),
     "bench": ("sdk.bench", "latency, real-time factor, cold start, memory on this device; 'bench compare A B'"),

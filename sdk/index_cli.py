@@ -19,7 +19,7 @@ import numpy as np
 from sdk.audio import AudioError, load_audio
 from sdk.model import Model
 from sdk.screen_cli import _common, _load
-from sdk.search import CaseIndex
+from sdk.search import HNSW_MIN_ITEMS, CaseIndex
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
@@ -35,9 +35,11 @@ def clip_embedding(model: Model, path: Path) -> np.ndarray:
 
 def build_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="acula index build", description=__doc__)
-    parser.add_argument("folder")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw"])
+    parser.add_argument("folder", help="reference recordings (labels from labels.csv beside them, if present)")
+    parser.add_argument("--out", required=True, help="index file to write")
+    parser.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw"],
+                        help=f"faiss index type (auto: exact flat search below {HNSW_MIN_ITEMS:,} recordings, HNSW "
+                             "from there)")
     _common(parser)
     args = parser.parse_args(argv)
     model = _load(args)
@@ -72,9 +74,9 @@ def build_main(argv: Sequence[str]) -> int:
 
 def search_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula search", description="The most similar reference recordings.")
-    parser.add_argument("file")
-    parser.add_argument("--index", required=True)
-    parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("file", help="audio file to match")
+    parser.add_argument("--index", required=True, help="index written by 'acula index build'")
+    parser.add_argument("-k", type=int, default=5, help="how many matches")
     _common(parser)
     args = parser.parse_args(argv)
     model = _load(args)

@@ -14,9 +14,10 @@ from sdk.model import Model, ScoreResult, ScreenResult, load
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", default="default", help="packaged bundle name or path (default: default)")
-    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tflite"])
-    parser.add_argument("--precision", default="int8", choices=["int8", "fp32"])
+    parser.add_argument("--bundle", default="default", help="packaged bundle name, directory or zip")
+    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tflite"],
+                        help="runtime (tflite: ai-edge-litert or tflite-runtime)")
+    parser.add_argument("--precision", default="int8", choices=["int8", "fp32"], help="model file precision")
     parser.add_argument("--json", action="store_true", help="one JSON object per file")
 
 
@@ -31,7 +32,7 @@ def _load(args: argparse.Namespace) -> Model | None:
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("files", nargs="+")
+    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
     _common(parser)
     return parser
 
