@@ -47,6 +47,7 @@ class AlignConfig:
     w_cka: float = 1.0
     w_nce: float = 0.0
     w_mask: float = 0.5
+    w_sup: float = 0.0  # supervised heads (aligner.supervised): the control, or an extra loss beside alignment
     mask_ratio: float = 0.3
     p_band_limit: float = 0.5
     gain_db: float = 6.0
@@ -62,7 +63,8 @@ class AlignConfig:
             raise ValueError(f"encoder must be mn04, tiny or vit, got {self.encoder!r}")
         if self.pooling not in ("freq", "gap"):
             raise ValueError(f"pooling must be 'freq' or 'gap', got {self.pooling!r}")
-        if min(self.w_cka, self.w_nce, self.w_mask) < 0 or self.w_cka + self.w_nce + self.w_mask == 0:
+        weights = (self.w_cka, self.w_nce, self.w_mask, self.w_sup)
+        if min(weights) < 0 or sum(weights) == 0:
             raise ValueError("loss weights must be non-negative and not all zero")
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +82,9 @@ PRESETS: dict[str, AlignConfig] = {
     "cka-nce-mask-cpu": dataclasses.replace(_BASE, name="cka-nce-mask-cpu", w_nce=0.5),
     "nce-cpu": dataclasses.replace(_BASE, name="nce-cpu", w_cka=0.0, w_nce=1.0, w_mask=0.0),
     "gap-cpu": dataclasses.replace(_BASE, name="gap-cpu", pooling="gap"),
+    # The supervised control: (iii)'s records, steps, augmentations and masked term, with supervised heads
+    # (cough, heart abnormal, crackles, wheezes, COPD) in place of the text alignment.
+    "supervised-cpu": dataclasses.replace(_BASE, name="supervised-cpu", w_cka=0.0, w_nce=0.0, w_sup=1.0),
     # Seconds on a laptop: for tests and the end-to-end pipeline check.
     "tiny-test": dataclasses.replace(_BASE, name="tiny-test", encoder="tiny", encoder_weights=None, embed_dim=32,
                                      crop_frames=32, batch_size=8, max_steps=4, warmup_steps=1, log_every=1,

@@ -41,6 +41,12 @@ class AcuLaModel(nn.Module):
         self.audio_proj = nn.Sequential(nn.LayerNorm(pooled_dim), nn.Linear(pooled_dim, cfg.embed_dim))
         self.text_proj = nn.Linear(text_dim, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        # Supervised heads (the control, or an extra loss): one logit per aligner.supervised head
+        self.sup_head: nn.Module | None = None
+        if cfg.w_sup > 0:
+            from aligner.supervised import SUPERVISED_HEADS
+
+            self.sup_head = nn.Sequential(nn.LayerNorm(pooled_dim), nn.Linear(pooled_dim, len(SUPERVISED_HEADS)))
         # Masked-patch decoder for CNN encoders: each feature-map cell predicts its input patch.
         self.n_mels = n_mels
         self.decoder: nn.Module | None = None

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from aligner.augment import augment_logmel
 from aligner.checkpoint import check_resumable, resume_from, save_checkpoint
@@ -69,13 +70,22 @@ def global_value(name: str, value: torch.Tensor) -> float:
 
 
 def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor,
-               mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Every loss term for one (local slice of a) batch; CKA/InfoNCE gather across ranks."""
+               mask: torch.Tensor | None, sup: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> dict[str, torch.Tensor]:
+    """Every loss term for one (local slice of a) batch; CKA/InfoNCE gather across ranks.  ``sup``: (labels,
+    mask) of the supervised heads, each (batch, n_heads)."""
     cfg = model.cfg
     fmap, recon = model.masked_forward(feats, mask)
-    audio = model.audio_proj(model.pool(fmap))
+    pooled = model.pool(fmap)
+    audio = model.audio_proj(pooled)
     text_z = model.text_proj(text)
     terms: dict[str, torch.Tensor] = {}
+    if cfg.w_sup and sup is not None and model.sup_head is not None:
+        labels, known = sup
+        bce = F.binary_cross_entropy_with_logits(model.sup_head(pooled), labels, reduction="none")
+        # each head averaged over the records that answer it, then the heads averaged: a rare head is not drowned
+        per_head = (bce * known).sum(0) / known.sum(0).clamp_min(1.0)
+        terms["sup"] = per_head[known.sum(0) > 0].mean() if bool((known.sum(0) > 0).any()) else bce.sum() * 0
     if cfg.w_cka:
         terms["cka"] = cka_loss(audio, text_z)
     if cfg.w_nce:
@@ -93,13 +103,13 @@ def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor,
 
 
 def total_loss(cfg: AlignConfig, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-    weights = {"cka": cfg.w_cka, "nce": cfg.w_nce, "mask": cfg.w_mask}
+    weights = {"cka": cfg.w_cka, "nce": cfg.w_nce, "mask": cfg.w_mask, "sup": cfg.w_sup}
     return sum((weights[k] * v for k, v in terms.items()), torch.zeros(()))
 
 
 def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, train_idx: list[int],
                weights: np.ndarray, front: FrontendConfig, model: AcuLaModel
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
     """The global batch of one step, identical on every rank (seeded by step)."""
     rng = np.random.default_rng([cfg.seed, step])
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
@@ -108,7 +118,13 @@ def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, t
                            cfg.p_noise)
     text = torch.from_numpy(corpus.embeddings[chosen])
     mask = model.patch_mask(cfg.batch_size, gen) if cfg.w_mask else None
-    return feats, text, mask
+    sup = None
+    if cfg.w_sup:
+        from aligner.supervised import head_labels
+
+        labels, known = head_labels([corpus.rows[int(i)] for i in chosen])
+        sup = (torch.from_numpy(labels), torch.from_numpy(known))
+    return feats, text, mask, sup
 
 
 def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None = None, device: str = "cpu",
@@ -147,22 +163,24 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     last = resumed
     per_rank = cfg.batch_size // world
     for step in bar:
-        feats, text, mask = make_batch(step, cfg, bank, corpus, train_idx, weights, front, model)
+        feats, text, mask, sup = make_batch(step, cfg, bank, corpus, train_idx, weights, front, model)
         sl = slice(rank * per_rank, (rank + 1) * per_rank)
         feats, text = feats[sl].to(device), text[sl].to(device)
         mask = mask[sl].to(device) if mask is not None else None
+        sup = (sup[0][sl].to(device), sup[1][sl].to(device)) if sup is not None else None
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * lr_factor(step, cfg)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.startswith("cuda")):
             module = ddp_model.module if world > 1 else ddp_model
-            terms = loss_terms(module, feats, text, mask) if world == 1 else _ddp_terms(ddp_model, feats, text, mask)
+            terms = (loss_terms(module, feats, text, mask, sup) if world == 1
+                     else _ddp_terms(ddp_model, feats, text, mask, sup))
             loss = total_loss(cfg, terms)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         last = {k: global_value(k, v) for k, v in terms.items()}
-        last["loss"] = sum({"cka": cfg.w_cka, "nce": cfg.w_nce, "mask": cfg.w_mask}[k] * v
+        last["loss"] = sum({"cka": cfg.w_cka, "nce": cfg.w_nce, "mask": cfg.w_mask, "sup": cfg.w_sup}[k] * v
                            for k, v in last.items() if k != "loss")
         if log is not None and (step % cfg.log_every == 0 or step == cfg.max_steps - 1):
             row = {"step": step, **last, "lr": optimizer.param_groups[1]["lr"],
@@ -178,13 +196,14 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
 
 
 def _ddp_terms(ddp_model: torch.nn.Module, feats: torch.Tensor, text: torch.Tensor,
-               mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+               mask: torch.Tensor | None, sup: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> dict[str, torch.Tensor]:
     """Run loss_terms through DDP's forward so gradient hooks fire."""
     model = ddp_model.module
     original = model.forward
 
     def forward(f: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None) -> Any:
-        return loss_terms(model, f, t, m)
+        return loss_terms(model, f, t, m, sup)
 
     model.forward = forward  # type: ignore[method-assign]
     try:

@@ -1,0 +1,527 @@
+"""The primary evaluation: one protocol for every system, with paired differences, worst groups and the
+invariance suite as a dimension of the table.
+
+    python -m aligner.primary --corpus runs/corpus --out benchmarks/results --name primary \\
+        --peers mfcc yamnet mn04 --run "(iii) CKA+InfoNCE+mask=runs/align-cka-nce-mask-cpu" \\
+        --run "supervised control=runs/align-supervised-cpu" --bundle "student int8 ONNX=default" \\
+        --transforms all --invariance-systems "student int8 ONNX" YAMNet "mn04 AudioSet"
+
+Protocol (``aligner.protocol`` holds every statistic):
+
+* Probe: standardised logistic regression fit on the *training split* (other participants; C chosen there
+  by grouped inner CV), scoring the val + test records.  95 % intervals by patient / participant bootstrap.
+* Native: a system's own score (zero-shot, supervised heads, YAMNet's classes, the SDK's probabilities).
+* Two systems are compared by one paired bootstrap of their AUROC difference on the same resampled groups.
+* Heart: per database, the worst database, leave-one-database-out probes, the database-prior baseline
+  (a score that only knows each database's training abnormal rate) and scores standardised within database.
+* Lung: per device and leave-one-device-out; recording-level any crackles / wheezes and COPD; cycle scores
+  standardised within each recording.
+* Frozen encoders (never saw a label): nested grouped CV over every patient as well.
+* Invariance: every transform of ``aligner.invariance`` applied to the scored records only; the probe fit on
+  clean training records scores them; AUROC, mean / max probability shift per record against the clean
+  record, and how many records lose their score.
+
+Per-record outputs are cached per system and transform under ``--cache`` so reruns only score what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aligner import protocol as P
+from aligner.corpus import Corpus, load_corpus
+from aligner.systems import SystemOutput
+
+SCORED = ("val", "test")
+
+
+def task_table() -> list[dict[str, Any]]:
+    return json.loads(resources.files("aligner").joinpath("primary_tasks.json").read_text())["tasks"]
+
+
+def _value(row: dict[str, Any], field: str) -> Any:
+    return row[field] if field in row else row["metadata"].get(field)
+
+
+def recording_of(row: dict[str, Any]) -> str:
+    """An ICBHI cycle's recording (its record id without the cycle); any other record is its own recording."""
+    rid = row["record_id"]
+    return rid.rsplit("/", 1)[0] if row["dataset"] == "icbhi" else rid
+
+
+# ------------------------------------------------------------------------------------------------ caching
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")[:60] + "-" + hashlib.sha1(
+        name.encode()).hexdigest()[:6]
+
+
+def run_system(system: Any, corpus: Corpus, indices: list[int], transform: str, cache: Path | None,
+               fingerprint: str, noise: Any = None, progress: bool = True) -> dict[int, SystemOutput]:
+    """Outputs of ``system`` for corpus records ``indices`` under ``transform``, read from / written to the
+    cache (one .npz per system and transform, keyed by record id and the system's fingerprint)."""
+    from tqdm import tqdm
+
+    from aligner.invariance import apply_transform
+    from sdk.audio import load_audio
+
+    path = None if cache is None else cache / _slug(system.name) / f"{transform}.npz"
+    have: dict[int, SystemOutput] = {}
+    ids = {corpus.rows[i]["record_id"]: i for i in indices}
+    if path is not None and path.is_file():
+        z = np.load(path, allow_pickle=False)
+        if str(z["fingerprint"]) == fingerprint:
+            meta = json.loads(str(z["meta"]))
+            for k, rid in enumerate(meta["ids"]):
+                if rid in ids:
+                    have[ids[rid]] = SystemOutput(z["features"][k], meta["native"][k], meta["probability"][k],
+                                                  bool(meta["scored"][k]))
+    todo = [i for i in indices if i not in have]
+    for i in tqdm(todo, desc=f"{system.name} [{transform}]", unit="rec", disable=not progress or not todo):
+        r = corpus.records[i]
+        samples = load_audio(corpus.audio_path(i), 16000, r.start_s, r.end_s).samples
+        row = corpus.rows[i]
+        exclude = row["metadata"].get("sound_class") if row["dataset"] == "esc10" else None
+        x = apply_transform(transform, samples, 16000, seed=[0, i], noise=noise,
+                            exclude=None if exclude is None else exclude.replace(" ", "_"))
+        have[i] = system(x)
+    if path is not None and todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        order = sorted(have)
+        meta = {"ids": [corpus.rows[i]["record_id"] for i in order], "native": [have[i].native for i in order],
+                "probability": [have[i].probability for i in order], "scored": [have[i].scored for i in order]}
+        np.savez(path, features=np.stack([have[i].features for i in order]), meta=json.dumps(meta),
+                 fingerprint=fingerprint)
+    return have
+
+
+# ------------------------------------------------------------------------------------------------ one task
+
+
+class TaskData:
+    """A task's units (records, or ICBHI recordings) with labels, groups, splits and per-unit metadata."""
+
+    def __init__(self, corpus: Corpus, task: dict[str, Any]) -> None:
+        self.task = task
+        rows = [(i, r) for i, r in enumerate(corpus.rows)
+                if r["dataset"] in task["datasets"] and _value(r, task["field"]) is not None]
+        self.record_idx = [i for i, _ in rows]
+        unit = task.get("unit", "record")
+        keys = [recording_of(r) if unit == "recording" else r["record_id"] for _, r in rows]
+        self.units = list(dict.fromkeys(keys))
+        pos = {u: k for k, u in enumerate(self.units)}
+        self.unit_of = np.asarray([pos[k] for k in keys])
+        first = {}
+        for (_, r), k in zip(rows, keys, strict=True):
+            first.setdefault(k, r)
+        labels = np.zeros(len(self.units), int)
+        for (_, r), k in zip(rows, keys, strict=True):
+            labels[pos[k]] |= int(str(_value(r, task["field"])) in task["positive"])
+        self.y = labels
+        self.groups = np.asarray([first[u]["group_id"] for u in self.units])
+        self.split = np.asarray([first[u]["split"] for u in self.units])
+        self.by = (np.asarray([str(_value(first[u], task["by"])) for u in self.units]) if task.get("by") else None)
+        self.recording = np.asarray([recording_of(first[u]) for u in self.units])
+        self.train = self.split == "train"
+        self.scored = np.isin(self.split, SCORED)
+
+    def pool(self, outputs: dict[int, SystemOutput], question: str | None, attr: str = "native"
+             ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(features per unit (mean over its records), native score per unit or None, scored flag per unit)."""
+        feats = np.zeros((len(self.units), outputs[self.record_idx[0]].features.size), np.float64)
+        count = np.zeros(len(self.units))
+        nat = np.full(len(self.units), np.nan)
+        ok = np.zeros(len(self.units), bool)
+        how = self.task.get("pool", "max")
+        for i, u in zip(self.record_idx, self.unit_of, strict=True):
+            o = outputs[i]
+            feats[u] += o.features
+            count[u] += 1
+            v = getattr(o, attr).get(question) if question else None
+            if v is not None and o.scored:
+                ok[u] = True
+                nat[u] = v if np.isnan(nat[u]) else (max(nat[u], v) if how == "max" else nat[u] + v)
+        feats /= np.maximum(count, 1)[:, None]
+        if how == "mean":
+            n_ok = np.zeros(len(self.units))
+            for i, u in zip(self.record_idx, self.unit_of, strict=True):
+                n_ok[u] += outputs[i].scored and question in getattr(outputs[i], attr)
+            nat = nat / np.maximum(n_ok, 1)
+        has_native = question is not None and bool(ok.any())
+        if not has_native:
+            ok = np.asarray([all(outputs[i].scored for i in np.asarray(self.record_idx)[self.unit_of == u])
+                             for u in range(len(self.units))])
+        return feats, (nat if has_native else None), ok
+
+
+def _ci_row(y: np.ndarray, s: np.ndarray, g: np.ndarray) -> dict[str, Any]:
+    lo, hi = P.group_bootstrap(y, s, g)
+    return {"auroc": P.auroc(y, s), "ci95": [lo, hi], "n": int(len(y)), "n_pos": int(y.sum())}
+
+
+def score_task(td: TaskData, feats: np.ndarray, native: np.ndarray | None, frozen: bool) -> dict[str, Any]:
+    """Every figure of one task for one system on clean records; returns the row and the fitted probe."""
+    t, m = td.train, td.scored
+    y, g = td.y, td.groups
+    probe = P.fit_probe(feats[t], y[t], g[t])
+    s_probe = probe.decision_function(feats[m])
+    out: dict[str, Any] = {"probe": _ci_row(y[m], s_probe, g[m]), "probe_c": probe.chosen_c_,
+                           "_probe": probe, "_s_probe": s_probe}
+    if native is not None:
+        keep = ~np.isnan(native[m])
+        out["native"] = _ci_row(y[m][keep], native[m][keep], g[m][keep])
+        out["native"]["n_lost"] = int((~keep).sum())
+        out["_s_native"] = native[m]
+    if td.by is not None:
+        by = td.by[m]
+        out["probe_by"] = P.per_group_auroc(y[m], s_probe, by)
+        if native is not None:
+            keep = ~np.isnan(native[m])
+            out["native_by"] = P.per_group_auroc(y[m][keep], native[m][keep], by[keep])
+            out["native_within_by"] = P.auroc(y[m][keep], P.within_group_standardise(native[m][keep], by[keep]))
+        out["probe_within_by"] = P.auroc(y[m], P.within_group_standardise(s_probe, by))
+        # leave one group out: the probe never saw a training record of the group it scores
+        logo = {}
+        for v in sorted(set(by)):
+            tr = t & (td.by != v)
+            te = m & (td.by == v)
+            if len(set(y[tr])) < 2 or len(set(y[te])) < 2:
+                continue
+            s = P.fit_probe(feats[tr], y[tr], g[tr]).decision_function(feats[te])
+            logo[v] = {"n": int(te.sum()), "n_pos": int(y[te].sum()), "auroc": P.auroc(y[te], s)}
+        out["probe_logo"] = logo
+        if td.task.get("prior"):
+            prior = P.prior_baseline(td.by[t], y[t], by)
+            out["prior"] = _ci_row(y[m], prior, g[m])
+    if td.task.get("within"):
+        rec = td.recording[m]
+        out["probe_within_recording"] = P.auroc(y[m], P.within_group_standardise(s_probe, rec))
+        if native is not None:
+            keep = ~np.isnan(native[m])
+            out["native_within_recording"] = P.auroc(y[m][keep],
+                                                     P.within_group_standardise(native[m][keep], rec[keep]))
+    if frozen:
+        s = P.nested_group_cv(feats, y, g)
+        ok = ~np.isnan(s)
+        out["nested_cv"] = _ci_row(y[ok], s[ok], g[ok])
+    return out
+
+
+def invariance_row(td: TaskData, probe: Any, clean: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
+                   moved: tuple[np.ndarray, np.ndarray | None, np.ndarray | None]) -> dict[str, Any]:
+    """AUROC and probability shift of one transform against the clean records.  Each of ``clean`` / ``moved``
+    is (features, native scores, user-facing probabilities) per unit; the shift is measured on the system's own
+    probability when it has one (SDK, supervised heads, YAMNet), else on the clean-trained probe's."""
+    m = td.scored
+    y, g = td.y[m], td.groups[m]
+    p0 = probe.predict_proba(clean[0][m])[:, 1]
+    p1 = probe.predict_proba(moved[0][m])[:, 1]
+    d = np.abs(p1 - p0)
+    row: dict[str, Any] = {"probe_auroc": P.auroc(y, probe.decision_function(moved[0][m])),
+                           "probe_shift_mean": float(d.mean()), "probe_shift_max": float(d.max())}
+    if clean[1] is not None and moved[1] is not None:
+        n0, n1 = clean[1][m], moved[1][m]
+        keep = ~np.isnan(n1)
+        row["native_auroc"] = P.auroc(y[keep], n1[keep])
+        row["n_lost"] = int((~np.isnan(n0) & np.isnan(n1)).sum())
+        if clean[2] is not None and moved[2] is not None:
+            q0, q1 = clean[2][m], moved[2][m]
+            both = ~np.isnan(q0) & ~np.isnan(q1)
+            dn = np.abs(q1[both] - q0[both])
+            row["native_shift_mean"] = float(dn.mean()) if dn.size else float("nan")
+            row["native_shift_max"] = float(dn.max()) if dn.size else float("nan")
+    del g
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def _f(v: Any, nd: int = 3) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and v != v) else f"{v:.{nd}f}"
+
+
+def _ci(r: dict[str, Any] | None) -> str:
+    if not r:
+        return "n/a"
+    return f"{_f(r['auroc'])} [{_f(r['ci95'][0], 2)}, {_f(r['ci95'][1], 2)}]"
+
+
+def to_markdown(res: dict[str, Any]) -> str:
+    systems, tasks = res["systems"], res["tasks"]
+    by = res["rows"]
+    L = [f"# Primary evaluation\n\nCommand: `{res['command']}`\n",
+         f"Scored: val + test records (never trained on); probe fit on the training split.  Intervals: 95 % "
+         f"patient/participant bootstrap ({P.N_BOOT} resamples).  Wall time {res['wall_s'] / 60:.1f} min.\n"]
+    L += ["## Linear probe (fit on the training split), AUROC [95 % CI]\n",
+          "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
+    for s in systems:
+        vals = [by[s][t]["probe"]["auroc"] for t in tasks]
+        L.append(f"| {s} | " + " | ".join(_ci(by[s][t]["probe"]) for t in tasks) + f" | {_f(np.mean(vals))} |")
+    L += ["", "## Native scores (zero-shot for aligned encoders and the student, heads for the supervised control, "
+          "class scores for YAMNet), AUROC [95 % CI]\n",
+          "| system | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for s in systems:
+        if any("native" in by[s][t] for t in tasks):
+            L.append(f"| {s} | " + " | ".join(_ci(by[s][t].get("native")) for t in tasks) + " |")
+    heart = "heart_abnormal"
+    if heart in tasks:
+        dbs = sorted(next(iter(by.values()))[heart]["probe_by"])
+        L += ["", "## Heart: per database, worst database, database prior, within-database standardised\n",
+              "Probe fit on the training split of every database (row 1 per system) and leave-one-database-out "
+              "(the probe never saw the database it scores; row 2).  `prior`: a score that only knows each "
+              "database's training abnormal rate.  `within`: scores z-scored inside each database.\n",
+              "| system | score | " + " | ".join(dbs) + " | worst | within | pooled |",
+              "|---" * (len(dbs) + 5) + "|"]
+        for s in systems:
+            r = by[s][heart]
+            for label, per, within, pooled in (
+                    ("probe", r["probe_by"], r.get("probe_within_by"), r["probe"]["auroc"]),
+                    ("probe LODO", r.get("probe_logo", {}), None, None),
+                    ("native", r.get("native_by"), r.get("native_within_by"), (r.get("native") or {}).get("auroc"))):
+                if not per:
+                    continue
+                cells = [_f(per[d]["auroc"]) if d in per else "n/a" for d in dbs]
+                L.append(f"| {s} | {label} | " + " | ".join(cells) +
+                         f" | {_f(P.worst_group(per)[1])} | {_f(within)} | {_f(pooled)} |")
+        prior = next(iter(by.values()))[heart].get("prior")
+        if prior:
+            L.append("| database prior | - | " + " | ".join("0.500" for _ in dbs) + f" | - | 0.500 | {_ci(prior)} |")
+        n = next(iter(by.values()))[heart]["probe_by"]
+        L.append("\nRecords (abnormal) per database: " + ", ".join(f"{d} {n[d]['n']} ({n[d]['n_pos']})" for d in dbs))
+    for lung in ("crackles", "wheezes"):
+        if lung not in tasks:
+            continue
+        devs = sorted(next(iter(by.values()))[lung]["probe_by"])
+        L += ["", f"## {lung.capitalize()} (cycles): per device, leave-one-device-out, within recording\n",
+              "| system | " + " | ".join(f"probe {d}" for d in devs) + " | " +
+              " | ".join(f"LODO {d}" for d in devs) + " | probe within rec. | native within rec. |",
+              "|---" * (2 * len(devs) + 3) + "|"]
+        for s in systems:
+            r = by[s][lung]
+            L.append(f"| {s} | " + " | ".join(_f(r["probe_by"].get(d, {}).get("auroc")) for d in devs) + " | " +
+                     " | ".join(_f(r["probe_logo"].get(d, {}).get("auroc")) for d in devs) +
+                     f" | {_f(r.get('probe_within_recording'))} | {_f(r.get('native_within_recording'))} |")
+        n = next(iter(by.values()))[lung]["probe_by"]
+        L.append("\nCycles (positive) per device: " + ", ".join(f"{d} {n[d]['n']} ({n[d]['n_pos']})" for d in devs))
+    frozen = [s for s in systems if any("nested_cv" in by[s][t] for t in tasks)]
+    if frozen:
+        L += ["", "## Frozen encoders: nested grouped 5-fold CV over every patient (train + val + test), "
+              "AUROC [95 % CI]\n", "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
+        for s in frozen:
+            vals = [by[s][t]["nested_cv"]["auroc"] for t in tasks]
+            L.append(f"| {s} | " + " | ".join(_ci(by[s][t]["nested_cv"]) for t in tasks) +
+                     f" | {_f(np.mean(vals))} |")
+    if res.get("paired"):
+        L += ["", "## Paired differences (AUROC of A minus B on the same records; 95 % paired bootstrap interval; "
+              "P(A>B) over resamples)\n", "| A | B | score | " + " | ".join(tasks) + " |",
+              "|---" * (len(tasks) + 3) + "|"]
+        for p in res["paired"]:
+            cells = []
+            for t in tasks:
+                d = p["tasks"].get(t)
+                cells.append("n/a" if d is None else
+                             f"{d['diff']:+.3f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['p_a_better']:.2f})")
+            L.append(f"| {p['a']} | {p['b']} | {p['score']} | " + " | ".join(cells) + " |")
+    if res.get("invariance"):
+        from aligner.invariance import TRANSFORMS
+
+        inv_tasks = [t for t in tasks if any(t in v for v in res["invariance"].values())]
+        L += ["", "## Invariance: each transform applied to the scored records; the clean-trained probe and the "
+              "system's native score on them\n",
+              "Cells: native AUROC (probe AUROC) / mean | max shift of the user-facing probability against the "
+              "clean record (the SDK's calibrated probability for the student; the probe's for encoders without "
+              "one) / records that lost their score.\n"]
+        for s, per_t in res["invariance"].items():
+            L += [f"### {s}\n", "| transform | " + " | ".join(inv_tasks) + " |", "|---" * (len(inv_tasks) + 1) + "|"]
+            for name in per_t[inv_tasks[0]]:
+                cells = []
+                for t in inv_tasks:
+                    r = per_t[t][name]
+                    shift = ((r["native_shift_mean"], r["native_shift_max"]) if "native_shift_mean" in r
+                             else (r["probe_shift_mean"], r["probe_shift_max"]))
+                    nat = _f(r.get("native_auroc")) + " " if "native_auroc" in r else ""
+                    cells.append(f"{nat}({_f(r['probe_auroc'])}) / {_f(shift[0])} \\| {_f(shift[1])} / "
+                                 f"{r.get('n_lost', 0)}")
+                L.append(f"| {name} | " + " | ".join(cells) + " |")
+            L.append("")
+        L += ["Transforms: " + "; ".join(f"`{k}`: {v.spec}" for k, v in TRANSFORMS.items())]
+    return "\n".join(L) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def build_systems(args: argparse.Namespace) -> list[Any]:
+    from aligner import systems as S
+
+    weights = Path(args.weights)
+    out: list[Any] = []
+    if "mfcc" in args.peers:
+        out.append(S.MFCCSystem())
+    if "yamnet" in args.peers and (weights / "yamnet.tflite").is_file():
+        out.append(S.YAMNetSystem(str(weights / "yamnet.tflite")))
+    if "mn04" in args.peers:
+        out.append(S.EncoderSystem("mn04 AudioSet", None, str(weights)))
+    teacher = None
+    prompt_tasks = {"cough": "cough", "heart_abnormal": "heart", "crackles": "crackles", "wheezes": "wheezes"}
+
+    def prompts(enc: Any) -> dict[str, dict[str, np.ndarray]]:
+        nonlocal teacher
+        from aligner.evaluate import build_prompt_bank
+        from aligner.teacher import TextTeacher
+
+        teacher = teacher or TextTeacher()
+        return {q: {k: enc.text(teacher.encode(v)) for k, v in build_prompt_bank(name).items()}
+                for q, name in prompt_tasks.items()}
+
+    for spec in args.run:
+        name, _, path = spec.partition("=")
+        out.append(S.EncoderSystem(name, path, prompts=prompts))
+    for spec in args.bundle:
+        name, _, rest = spec.partition("=")
+        path, backend, precision = (rest.split(":") + ["onnxruntime", "int8"])[:3]
+        out.append(S.BundleSystem(name, path, backend, precision))
+    return out
+
+
+def fingerprint_of(system: Any, spec: dict[str, str]) -> str:
+    src = spec.get(system.name, "")
+    h = hashlib.sha256(system.name.encode())
+    p = Path(src.split(":")[0]) if src else None
+    if p is not None and p.is_dir():
+        for f in sorted(p.glob("*")):
+            if f.suffix in (".safetensors", ".onnx", ".tflite", ".json", ".npy") and f.is_file():
+                h.update(f.name.encode() + str(f.stat().st_size).encode() + str(int(f.stat().st_mtime)).encode())
+    h.update(src.encode())
+    return h.hexdigest()[:16]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from aligner.train import default_weights_dir
+
+    parser = argparse.ArgumentParser(prog="python -m aligner.primary", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
+    parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"])
+    parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an acula align run")
+    parser.add_argument("--bundle", action="append", default=[], help="NAME=BUNDLE[:backend:precision]")
+    parser.add_argument("--weights", default=default_weights_dir(), help="weights folder (mn04, YAMNet)")
+    parser.add_argument("--transforms", nargs="*", default=[], help="invariance transforms (names or 'all')")
+    parser.add_argument("--invariance-systems", nargs="*", default=[], help="systems scored under every transform")
+    parser.add_argument("--baseline", default="mn04 AudioSet", help="system every other is paired against")
+    parser.add_argument("--control", default="", help="the supervised control's name (paired against too)")
+    parser.add_argument("--cache", default="runs/eval_cache", help="per-record output cache ('' for none)")
+    parser.add_argument("--data", default=None, help="data root for the ESC-10 noise bank (default: the corpus')")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="primary")
+    parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
+    corpus = load_corpus(args.corpus)
+    tasks = task_table()
+    datas = {t["name"]: TaskData(corpus, t) for t in tasks}
+    needed = sorted({i for d in datas.values() for i in d.record_idx})
+    scored_idx = sorted({i for d in datas.values() if d.task.get("invariance") for i in d.record_idx
+                         if corpus.rows[i]["split"] in SCORED})
+    systems = build_systems(args)
+    spec = {s.partition("=")[0]: s.partition("=")[2] for s in args.run + args.bundle}
+    cache = Path(args.cache) if args.cache else None
+    transforms = args.transforms
+    if transforms == ["all"]:
+        from aligner.invariance import TRANSFORMS
+
+        transforms = list(TRANSFORMS)
+    noise = None
+    if any(t.startswith("noise") for t in transforms):
+        from aligner.invariance import NoiseBank
+
+        noise = NoiseBank.from_esc10(str(Path(args.data or corpus.data_root) / "esc10"))
+    rows: dict[str, dict[str, Any]] = {}
+    invariance: dict[str, dict[str, dict[str, Any]]] = {}
+    for system in systems:
+        fp = fingerprint_of(system, spec)
+        clean = run_system(system, corpus, needed, "none", cache, fp)
+        rows[system.name] = {}
+        probes = {}
+        for t in tasks:
+            td = datas[t["name"]]
+            feats, native, _ = td.pool(clean, t.get("native"))
+            r = score_task(td, feats, native, system.kind == "frozen")
+            probes[t["name"]] = (r.pop("_probe"), (feats, native, None))
+            rows[system.name][t["name"]] = r
+            print(f"{system.name:32s} {t['name']:20s} probe {_ci(r['probe'])}  native {_ci(r.get('native'))}",
+                  file=sys.stderr)
+        if system.name in args.invariance_systems and transforms:
+            invariance[system.name] = {t["name"]: {} for t in tasks if t.get("invariance")}
+            for name in transforms:
+                moved_out = run_system(system, corpus, scored_idx, name, cache, fp, noise)
+                merged = {**clean, **moved_out}
+                for t in tasks:
+                    if not t.get("invariance"):
+                        continue
+                    td = datas[t["name"]]
+                    probe, (f0, n0, _) = probes[t["name"]]
+                    f1, n1, _ = td.pool(merged, t.get("native"))
+                    q0 = td.pool(clean, t.get("native"), "probability")[1]
+                    q1 = td.pool(merged, t.get("native"), "probability")[1]
+                    invariance[system.name][t["name"]][name] = invariance_row(td, probe, (f0, n0, q0), (f1, n1, q1))
+    paired = []
+    names = [s.name for s in systems]
+    for ref in [args.baseline, args.control]:
+        if ref not in rows:
+            continue
+        for a in names:
+            if a == ref:
+                continue
+            for score in ("probe", "native"):
+                key = "_s_probe" if score == "probe" else "_s_native"
+                cells = {}
+                for t in tasks:
+                    ra, rb = rows[a][t["name"]], rows[ref][t["name"]]
+                    rb_key = key if key in rb else "_s_probe"
+                    if key not in ra or (score == "native" and ref != args.control):
+                        continue
+                    td = datas[t["name"]]
+                    sa, sb = ra[key], rb[rb_key]
+                    ok = ~np.isnan(sa) & ~np.isnan(sb)
+                    cells[t["name"]] = P.paired_bootstrap(td.y[td.scored][ok], sa[ok], sb[ok],
+                                                          td.groups[td.scored][ok])
+                if cells:
+                    paired.append({"a": a, "b": ref, "score": score if score == "probe" else "native vs control",
+                                   "tasks": cells})
+    for s in rows.values():
+        for r in s.values():
+            for k in [k for k in r if k.startswith("_")]:
+                r.pop(k)
+    res = {"command": "python -m aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows, "paired": paired,
+           "invariance": invariance, "wall_s": time.perf_counter() - t0}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    md = to_markdown(res)
+    (out / f"{args.name}.md").write_text(md)
+    (out / f"{args.name}.json").write_text(json.dumps(res, indent=1, default=float))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
