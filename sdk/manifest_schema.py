@@ -331,6 +331,8 @@ OPTIONAL = ("name", "heads", "calibration", "screening", "provenance", "licence"
 def validate_manifest(m: dict[str, Any]) -> FrontendConfig:
     """Check every field's type and range, and that fields agree with each other; returns the front end."""
     _obj(m, "(top level)", REQUIRED, OPTIONAL)
+    _str(m["format"], "format", ("acula-bundle",))
+    _int(m["format_version"], "format_version", 1, 1)
     if "name" in m:
         _str(m["name"], "name", max_len=200)
     front = _frontend(m["frontend"])
