@@ -27,7 +27,7 @@ from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, record_features, sample_batch, windows
 from distill.prompts import label_sets
 from distill.student import StreamingStudent, StudentConfig
-from export.bundle import npy_bytes, write_bundle
+from export.bundle import bundle_digest, npy_bytes, write_bundle
 from export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
 from sdk.frontend import LogMelFrontend
 from sdk.frontend_config import FrontendConfig
@@ -256,7 +256,8 @@ def git_commit() -> str | None:
 
 
 def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, tflite: bool = True,
-                  extra_manifest: dict[str, Any] | None = None, waveform_graph: bool = False) -> dict[str, Any]:
+                  extra_manifest: dict[str, Any] | None = None, waveform_graph: bool = False,
+                  signing_key: Any = None) -> dict[str, Any]:
     student, meta = load_student(run)
     cfg = student.cfg
     calib = calibration_windows(corpus_dir, cfg.window_frames)
@@ -325,7 +326,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     }
     if extra_manifest:
         manifest = {**manifest, **extra_manifest}
-    write_bundle(out, files, manifest, as_zip=as_zip)
+    write_bundle(out, files, manifest, as_zip=as_zip, signing_key=signing_key)
     return parity
 
 
@@ -340,15 +341,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--waveform-graph", action="store_true",
                         help="also write student_waveform_fp32.onnx: waveform in, embedding out, the front end "
                              "inside the graph (about 4 MB more: the DFT kernels)")
+    parser.add_argument("--sign-key", help="Ed25519 private key (PEM, unencrypted) to sign the manifest with: "
+                                           "writes manifest.sig (needs: pip install cryptography)")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing bundle")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and not args.force:
         print(f"acula export: {out} exists; use -f to overwrite", file=sys.stderr)
         return 1
+    key = None
+    if args.sign_key:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        key = load_pem_private_key(Path(args.sign_key).read_bytes(), password=None)
     parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite,
-                           waveform_graph=args.waveform_graph)
-    print(json.dumps({"bundle": str(out), "parity": parity}, indent=2))
+                           waveform_graph=args.waveform_graph, signing_key=key)
+    digest = bundle_digest(out)
+    print(json.dumps({"bundle": str(out), "manifest_sha256": digest, "signed": key is not None,
+                      "parity": parity}, indent=2))
+    packaged = Path(__file__).resolve().parents[1] / "sdk" / "models"
+    if out.resolve().parent == packaged:
+        print(f"acula export: {out} is packaged; set PINNED_SHA256[{out.name!r}] = {digest!r} in sdk/bundle.py "
+              "or sdk.load refuses it", file=sys.stderr)
     return 0
 
 

@@ -9,10 +9,14 @@ Format version 1.  ``manifest.json`` holds::
     heads: {name: {index}}                    calibration: {logit_scale, temperature}
     screening: {...operating point...}        provenance: {...}, licence
 
-Every file is loaded only through the manifest.  A hash mismatch, an unknown
-format version, a missing or extra file, or a name that escapes the bundle is
-refused with :class:`BundleError`.  Nothing in a bundle is pickled: models are
-ONNX / TFLite, arrays are ``.npy`` read with ``allow_pickle=False``.
+Every file is loaded only through the manifest.  The bundle's identity is the sha256 of the canonical
+manifest (:func:`sdk.manifest_schema.manifest_digest`), which covers every file's hash: the packaged
+bundles are pinned to it (:data:`PINNED_SHA256`), ``read_bundle(path, sha256=...)`` checks it, and an
+optional ``manifest.sig`` holds an Ed25519 signature of it, checked against a public key the caller passes.
+A digest or signature mismatch, a manifest field of the wrong type or range, a hash mismatch, an unknown
+format version, a missing or extra file, a name that escapes the bundle, or a zip past the size limits is
+refused with :class:`BundleError`.  Nothing in a bundle is pickled: models are ONNX / TFLite, arrays are
+``.npy`` read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -21,21 +25,37 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sdk.frontend_config import FrontendConfig
+from sdk.manifest_schema import BundleError, _safe_name, manifest_digest, parse_manifest, validate_manifest
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "SIGNATURE", "PINNED_SHA256", "Bundle", "BundleError",
+           "read_bundle", "verify_bundle", "describe", "manifest_digest", "sign_digest", "sha256_bytes",
+           "sha256_of"]
 
 FORMAT = "acula-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"  # optional: 64-byte Ed25519 signature of SIGNED_PREFIX + the manifest digest
+SIGNED_PREFIX = b"acula-bundle manifest sha256 "
 
+#: manifest digest of each bundle packaged in sdk/models, checked whenever that folder is read.
+#: Re-exporting sdk/models/default prints the new digest; put it here (tests/test_bundle_hardening.py checks).
+PINNED_SHA256 = {"default": "4704f4755a07932fb3076bd614be9cc39a6f4bc8c39164fe65a774a0c7909373"}
 
-class BundleError(ValueError):
-    """The bundle cannot be trusted or read."""
+# limits on what a bundle may hold, checked before anything is read or inflated
+MAX_FILES = 64
+MAX_FILE_BYTES = 256 << 20
+MAX_TOTAL_BYTES = 512 << 20
+MAX_RATIO = 100  # uncompressed / compressed, for zip members over RATIO_FLOOR bytes
+RATIO_FLOOR = 1 << 20
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -51,13 +71,6 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _safe_name(name: str) -> str:
-    p = PurePosixPath(name)
-    if not name or p.is_absolute() or ".." in p.parts or "\\" in name or len(p.parts) != 1:
-        raise BundleError(f"bundle file name {name!r} escapes the bundle (only plain names are allowed)")
-    return name
-
-
 @dataclass
 class Bundle:
     """A verified bundle held in memory: the manifest and every file's bytes."""
@@ -65,6 +78,8 @@ class Bundle:
     manifest: dict[str, Any]
     files: dict[str, bytes]
     source: str
+    sha256: str = ""  # manifest digest
+    trust: str = "unpinned"  # "pinned", "sha256 checked", "signature verified", "unpinned"
 
     @property
     def frontend(self) -> FrontendConfig:
@@ -82,64 +97,189 @@ class Bundle:
         return np.load(io.BytesIO(self.files[_safe_name(name)]), allow_pickle=False)
 
 
+def _check_sizes(where: Path, sizes: dict[str, int]) -> None:
+    if len(sizes) > MAX_FILES:
+        raise BundleError(f"{where} holds {len(sizes)} files; a bundle holds at most {MAX_FILES}")
+    for name, size in sizes.items():
+        if size > MAX_FILE_BYTES:
+            raise BundleError(f"{where}: {name!r} is {size:,} bytes; a bundle file is at most {MAX_FILE_BYTES:,}")
+    if (total := sum(sizes.values())) > MAX_TOTAL_BYTES:
+        raise BundleError(f"{where} holds {total:,} bytes; a bundle holds at most {MAX_TOTAL_BYTES:,}")
+
+
+def _read_zip(path: Path) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_FILES:  # the directory alone decides, before anything is inflated
+                raise BundleError(f"{path} holds {len(infos)} members; a bundle holds at most {MAX_FILES}")
+            for info in infos:
+                if info.is_dir():
+                    raise BundleError(f"{path}: zip holds a folder {info.filename!r}; a bundle is flat")
+                _safe_name(info.filename)
+                if info.flag_bits & 0x1:
+                    raise BundleError(f"{path}: zip member {info.filename!r} is encrypted")
+                if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                    raise BundleError(f"{path}: zip member {info.filename!r} inflates {info.compress_size:,} bytes "
+                                      f"to {info.file_size:,} (over {MAX_RATIO}x): refused as a zip bomb")
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise BundleError(f"{path}: zip holds two members with one name")
+            _check_sizes(path, {i.filename: i.file_size for i in infos})
+            for info in infos:
+                with zf.open(info) as member:  # bounded: never more than the size the directory declared
+                    data = member.read(info.file_size + 1)
+                if len(data) != info.file_size:
+                    raise BundleError(f"{path}: zip member {info.filename!r} is not the size its directory declares")
+                out[info.filename] = data
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        raise BundleError(f"{path} is a damaged zip: {exc}") from exc
+    return out
+
+
 def _read_source(path: Path) -> dict[str, bytes]:
     if path.is_dir():
-        return {p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()} | (
-            {f"{p.name}/": b"" for p in path.iterdir() if p.is_dir()})
+        entries = sorted(path.iterdir())
+        files = [p for p in entries if p.is_file()]
+        _check_sizes(path, {p.name: p.stat().st_size for p in files})
+        return {p.name: p.read_bytes() for p in files} | {f"{p.name}/": b"" for p in entries if p.is_dir()}
     if zipfile.is_zipfile(path):
-        out = {}
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                name = info.filename
-                if info.is_dir():
-                    raise BundleError(f"{path}: zip holds a folder {name!r}; a bundle is flat")
-                out[_safe_name(name)] = zf.read(info)
-        return out
+        return _read_zip(path)
     raise BundleError(f"{path} is neither a bundle directory nor a zip file")
 
 
-def read_bundle(path: str | Path) -> Bundle:
-    """Read and verify a bundle directory or zip."""
+def _pinned_name(path: Path) -> str | None:
+    """The packaged name when ``path`` is one of the bundles in sdk/models."""
+    try:
+        root = Path(str(resources.files("sdk.models")))
+        resolved = path.resolve()
+    except (ModuleNotFoundError, OSError, TypeError):
+        return None
+    return next((name for name in PINNED_SHA256 if (root / name).resolve() == resolved), None)
+
+
+def _public_key(key: Any) -> Any:
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    except ImportError as exc:
+        raise BundleError("verifying a bundle signature needs: pip install cryptography") from exc
+    if isinstance(key, Ed25519PublicKey):
+        return key
+    if isinstance(key, (str, Path)):
+        key = Path(key).read_bytes()
+    if isinstance(key, bytes) and key.lstrip().startswith(b"-----BEGIN"):
+        loaded = load_pem_public_key(key)
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise BundleError("the public key is not an Ed25519 key")
+        return loaded
+    if isinstance(key, bytes) and len(key) == 32:
+        return Ed25519PublicKey.from_public_bytes(key)
+    raise BundleError("public_key must be an Ed25519 public key: 32 raw bytes, PEM bytes, a PEM file or the object")
+
+
+def sign_digest(digest: str, private_key: Any) -> bytes:
+    """The ``manifest.sig`` content: an Ed25519 signature (cryptography's private key) of the manifest digest."""
+    return bytes(private_key.sign(SIGNED_PREFIX + digest.encode("ascii")))
+
+
+def _verify_signature(where: str, digest: str, signature: bytes | None, public_key: Any) -> None:
+    key = _public_key(public_key)
+    if signature is None:
+        raise BundleError(f"{where} is not signed ({SIGNATURE} is absent) but a public key was given")
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        key.verify(signature, SIGNED_PREFIX + digest.encode("ascii"))
+    except InvalidSignature as exc:
+        raise BundleError(f"{where}: the signature does not match the manifest and the public key "
+                          "(tampered, or signed by someone else)") from exc
+
+
+def verify_bundle(raw: dict[str, bytes], source: str, sha256: str | None = None, public_key: Any = None,
+                  pinned: str | None = None) -> Bundle:
+    """Verify a bundle's files held in memory (name -> bytes), in this order: manifest parse, digest against
+    ``sha256`` and the pin, signature, schema, file list, file hashes, prompt bank."""
+    if MANIFEST not in raw:
+        raise BundleError(f"{source} has no {MANIFEST}")
+    manifest = parse_manifest(raw[MANIFEST], f"{source}/{MANIFEST}")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{source} is not an AcuLa bundle (format {manifest.get('format')!r})")
+    version = manifest.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise BundleError(f"{source} has bundle format version {version!r}; this SDK reads "
+                          f"version {FORMAT_VERSION}. Upgrade acula-edge or re-export the bundle.")
+    digest = manifest_digest(manifest)
+    trust = "unpinned"
+    for expected, what in ((PINNED_SHA256.get(pinned or ""), f"the digest pinned for the packaged {pinned!r}"),
+                           (sha256, "the expected sha256")):
+        if expected is None:
+            continue
+        if digest != str(expected).strip().lower():
+            raise BundleError(f"{source}: manifest sha256 {digest} does not match {what} {expected} "
+                              "(corrupt, tampered, or a different bundle)")
+        trust = "pinned" if what.startswith("the digest pinned") else "sha256 checked"
+    signature = raw.get(SIGNATURE)
+    if signature is not None and len(signature) != 64:
+        raise BundleError(f"{source}/{SIGNATURE} is {len(signature)} bytes; an Ed25519 signature is 64")
+    if public_key is not None:
+        _verify_signature(source, digest, signature, public_key)
+        trust = "signature verified"
+    try:
+        validate_manifest(manifest)
+    except BundleError as exc:
+        raise BundleError(f"{source}: {exc}") from exc
+    listed = {_safe_name(name) for name in manifest["files"]}
+    present = set(raw) - {MANIFEST, SIGNATURE}
+    if missing := sorted(listed - present):
+        raise BundleError(f"{source} is missing files listed in its manifest: {missing}")
+    if extra := sorted(present - listed):
+        raise BundleError(f"{source} holds files its manifest does not list: {extra}")
+    for name, info in manifest["files"].items():
+        file_digest = sha256_bytes(raw[name])
+        if file_digest != info["sha256"]:
+            raise BundleError(f"{source}/{name}: sha256 {file_digest} does not match the manifest's {info['sha256']}"
+                              " (corrupt or tampered)")
+        if len(raw[name]) != info["bytes"]:
+            raise BundleError(f"{source}: manifest field files[{name!r}].bytes says {info['bytes']}, the file has "
+                              f"{len(raw[name])}")
+    bundle = Bundle(manifest, {k: v for k, v in raw.items() if k != MANIFEST}, source, digest, trust)
+    bank = manifest["prompt_bank"]
+    try:
+        prompts = bundle.array(bank["file"])
+    except (ValueError, OSError, EOFError) as exc:
+        raise BundleError(f"{source}/{bank['file']} is not a readable .npy array: {exc}") from exc
+    shape = (len(bank["texts"]), manifest["embed_dim"])
+    if prompts.shape != shape or prompts.dtype.kind != "f" or not np.all(np.isfinite(prompts)):
+        raise BundleError(f"{source}/{bank['file']} must hold {shape} finite floats (one row per prompt text), "
+                          f"got {prompts.shape} {prompts.dtype}")
+    return bundle
+
+
+def read_bundle(path: str | Path, sha256: str | None = None, public_key: Any = None) -> Bundle:
+    """Read and verify a bundle directory or zip.  ``sha256``: the manifest digest it must have (as
+    ``acula info`` prints it); ``public_key``: an Ed25519 key its ``manifest.sig`` must verify against.
+    A packaged bundle (sdk/models/NAME) must also match its pinned digest."""
     path = Path(path)
     if not path.exists():
         raise BundleError(f"no bundle at {path}")
-    raw = _read_source(path)
-    if MANIFEST not in raw:
-        raise BundleError(f"{path} has no {MANIFEST}")
-    try:
-        manifest = json.loads(raw[MANIFEST])
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path}/{MANIFEST} is not valid JSON: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{path} is not an AcuLa bundle (format {manifest.get('format')!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{path} has bundle format version {manifest.get('format_version')!r}; this SDK reads "
-                          f"version {FORMAT_VERSION}. Upgrade acula-edge or re-export the bundle.")
-    listed = {_safe_name(name) for name in manifest.get("files", {})}
-    present = set(raw) - {MANIFEST}
-    if missing := sorted(listed - present):
-        raise BundleError(f"{path} is missing files listed in its manifest: {missing}")
-    if extra := sorted(present - listed):
-        raise BundleError(f"{path} holds files its manifest does not list: {extra}")
-    for name, info in manifest["files"].items():
-        digest = sha256_bytes(raw[name])
-        if digest != info.get("sha256"):
-            raise BundleError(f"{path}/{name}: sha256 {digest} does not match the manifest's {info.get('sha256')}"
-                              " (corrupt or tampered)")
-    FrontendConfig.from_dict(manifest["frontend"])
-    return Bundle(manifest, {k: v for k, v in raw.items() if k != MANIFEST}, str(path))
+    return verify_bundle(_read_source(path), str(path), sha256, public_key, pinned=_pinned_name(path))
 
 
 def describe(bundle: Bundle) -> str:
     m = bundle.manifest
+    signed = SIGNATURE in bundle.files
     lines = [f"bundle {bundle.source}: {m.get('name', '?')} (format {m['format_version']})",
+             f"manifest sha256: {bundle.sha256} ({bundle.trust}"
+             + ("; signed" if signed and bundle.trust != "signature verified" else "") + ")",
              f"front end: {m['frontend']}",
              f"window {m['window_frames']} frames, hop {m['hop_frames']} frames, embedding {m['embed_dim']}-d",
              "files:"]
     for name, info in m["files"].items():
         lines.append(f"  {name:24s} {info['bytes']:9d} B  {info.get('role', '')} {info.get('backend', '')} "
                      f"{info.get('precision', '')}  sha256 {info['sha256'][:16]}...")
-    label_sets = m.get("prompt_bank", {}).get("label_sets", {})
+    label_sets = m["prompt_bank"]["label_sets"]
     lines.append("label sets: " + "; ".join(f"{k} ({', '.join(v)})" for k, v in label_sets.items()))
     lines.append(f"heads: {', '.join(m.get('heads', {}))}")
     if "screening" in m:

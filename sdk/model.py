@@ -51,9 +51,11 @@ def _resolve(bundle: str | Path) -> Path:
 
 
 def load(bundle: str | Path = "default", backend: str = "onnxruntime", precision: str = "int8",
-         n_threads: int = 1) -> Model:
-    """Load and verify a bundle (a packaged name or a path) on one backend and precision."""
-    return Model(read_bundle(_resolve(bundle)), backend, precision, n_threads)
+         n_threads: int = 1, sha256: str | None = None, public_key: Any = None) -> Model:
+    """Load and verify a bundle (a packaged name or a path) on one backend and precision.  ``sha256``: the
+    manifest digest the bundle must have (``acula info`` prints it; packaged bundles are pinned anyway);
+    ``public_key``: an Ed25519 public key its ``manifest.sig`` must verify against (needs cryptography)."""
+    return Model(read_bundle(_resolve(bundle), sha256, public_key), backend, precision, n_threads)
 
 
 def _as_dict(x: Any) -> Any:

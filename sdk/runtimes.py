@@ -99,4 +99,11 @@ BACKENDS: dict[str, type[OnnxBackend] | type[TFLiteBackend]] = {"onnxruntime": O
 def make_backend(name: str, model: bytes, n_threads: int = 1) -> OnnxBackend | TFLiteBackend:
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {name!r}")
-    return BACKENDS[name](model, n_threads)
+    try:
+        return BACKENDS[name](model, n_threads)
+    except BackendUnavailable:
+        raise
+    except Exception as exc:  # the runtimes raise their own types (onnxruntime's InvalidProtobuf, Fail, ...)
+        from sdk.bundle import BundleError
+
+        raise BundleError(f"the {name} runtime cannot load the bundle's model: {type(exc).__name__}: {exc}") from exc
