@@ -240,11 +240,13 @@ def check_sample_rate(sample_rate_hz: Any, what: str = "sample rate") -> int:
     if isinstance(sample_rate_hz, (bool, np.bool_)) or not isinstance(sample_rate_hz, numbers.Real):
         raise AudioTypeError(f"{what} must be a number of Hz, got {type(sample_rate_hz).__name__} "
                              f"{sample_rate_hz!r}")
-    if not isinstance(sample_rate_hz, numbers.Integral):
+    if isinstance(sample_rate_hz, numbers.Integral):
+        rate = int(sample_rate_hz)
+    else:
         value = float(sample_rate_hz)
         if not (math.isfinite(value) and value.is_integer()):
             raise SampleRateError(f"{what} must be a whole number of Hz, got {sample_rate_hz!r}")
-    rate = int(sample_rate_hz)
+        rate = int(value)
     if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
         raise SampleRateError(f"{what} {rate} Hz is outside the supported range "
                               f"{MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz")
