@@ -57,9 +57,10 @@ SILENCE_PEAK = 2 * LSB16
 CLIP_LEVEL = 0.95
 CLIP_TOLERANCE = 4 * LSB16
 CLIP_MIN_RUN = 3
-#: A recording (or window) is ``clipped`` when at least 1 % of its samples sit on flat tops: a cough whose
-#: peaks touch full scale a few times is still scored, a recording held against the rails is not.
-CLIPPED_FRACTION = 0.01
+#: A recording (or window) is ``clipped`` when at least 0.5 % of its samples (5 ms a second) sit on flat
+#: tops: a cough whose peaks touch full scale a few times is still scored, a recording held against the rails
+#: is not.  (It was 0.1 %: 32 samples in a 2 s window, a single clipped cough peak, gated the window.)
+CLIPPED_FRACTION = 0.005
 #: ``low_level``: RMS under -60 dBFS.  On a recording it is a warning (the windows are still scored); a window
 #: is gated only when it is that quiet *and* ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far,
 #: so a quiet but valid recording keeps its score and the pauses of a normal one are still gated.
