@@ -197,6 +197,9 @@ class QualityMeter:
         self._sum += float(x.sum())
         self._sumsq += float(np.dot(x, x))
         high = mag >= CLIP_LEVEL
+        if not high.any():  # the usual case: nothing near full scale, no run to follow
+            self._run, self._last = 0, float(x[-1])
+            return
         prev = np.concatenate(([np.nan if self._last is None else self._last], x[:-1]))
         # link[i]: sample i continues the flat top that sample i - 1 is on
         link = high & (np.abs(prev) >= CLIP_LEVEL) & (np.abs(x - prev) <= CLIP_TOLERANCE)
