@@ -3,47 +3,94 @@
 Every problem is either a typed error (:class:`AudioError` and its subclasses)
 or a flag on the result (:class:`QualityFlags`); nothing is silently repaired.
 Quality is measured on the source samples, before resampling smears clipping.
+
+Input conventions, checked once by :func:`validate_samples` for arrays and by
+:func:`load_audio` for files (header first, before any sample is read):
+
+- sample rates are whole numbers of Hz from ``MIN_SAMPLE_RATE_HZ`` to ``MAX_SAMPLE_RATE_HZ``;
+- float samples are full scale at +-1; int8 / int16 / int32 are signed PCM scaled by
+  their full range; uint8 is 8-bit unsigned PCM (offset 128); other types are refused;
+- shape (n,) is mono; a 2-D array is (n, channels) when its last axis has 1 to
+  ``MAX_CHANNELS`` entries, else (channels, n) when its first axis does; channels
+  are averaged;
+- a WAV whose header declares more data than the file holds is read as far as it
+  goes and flagged ``truncated``.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from sdk.wav_header import PCM_FORMAT_TAGS, UNSET_DATA_SIZES, WavLayout, wav_layout
 
 __all__ = [
     "AudioClip",
     "AudioError",
+    "AudioTypeError",
     "EmptyAudioError",
     "NonFiniteAudioError",
     "QualityFlags",
+    "QualityMeter",
+    "SampleRateError",
     "UnreadableAudioError",
     "assess_quality",
+    "check_sample_rate",
     "load_audio",
     "prepare_audio",
     "resample",
+    "validate_samples",
 ]
 
 LSB16 = 1.0 / 32768.0
 #: A peak under two 16-bit steps is digital silence (dither of +-1 step included).
 SILENCE_PEAK = 2 * LSB16
-#: Clipping = flat tops: runs of samples within CLIP_TOLERANCE of a peak that is near full scale.
-#: (A smooth low-frequency wave stays within 1 % of its peak for several samples, so a
-#: relative threshold would flag clean heart and lung sounds.)
+#: Clipping = flat tops: runs of at least CLIP_MIN_RUN samples at or above CLIP_LEVEL in magnitude whose
+#: neighbours differ by at most CLIP_TOLERANCE.  (A smooth low-frequency wave near full scale changes by more
+#: than that from sample to sample, so clean heart and lung sounds are not flagged; the test is local, so a
+#: stream fed in chunks counts exactly what one call on the whole recording counts.)
 CLIP_LEVEL = 0.95
 CLIP_TOLERANCE = 4 * LSB16
 CLIP_MIN_RUN = 3
-CLIPPED_FRACTION = 1e-3
+#: A recording (or window) is ``clipped`` when at least 0.5 % of its samples (5 ms a second) sit on flat
+#: tops: a cough whose peaks touch full scale a few times is still scored, a recording held against the rails
+#: is not.  (It was 0.1 %: 32 samples in a 2 s window, a single clipped cough peak, gated the window.)
+CLIPPED_FRACTION = 0.005
+#: ``low_level``: RMS under -60 dBFS.  On a recording it is a warning (the windows are still scored); a window
+#: is gated only when it is that quiet *and* ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far,
+#: so a quiet but valid recording keeps its score and the pauses of a normal one are still gated.
 LOW_LEVEL_RMS_DBFS = -60.0
+INACTIVE_BELOW_LOUDEST_DB = 30.0
+#: Sample rates outside this range are refused: below it there is no body sound to hear (and a rate field
+#: patched to 1 Hz turns a 160 KB file into 22 hours); above it is no recorder's rate.
+MIN_SAMPLE_RATE_HZ = 1_000
+MAX_SAMPLE_RATE_HZ = 384_000
+#: The short axis of a 2-D array is taken as channels only up to this many entries.
+MAX_CHANNELS = 8
+#: Float samples are full scale at +-1; a peak above this is not audio in that convention (PCM counts passed
+#: as floats, say) and is refused rather than scored as a 70 dB overload.
+MAX_FLOAT_PEAK = 16.0
 #: A header claiming more than 24 h at 384 kHz is corrupt, not long.
 MAX_FRAMES = 24 * 3600 * 384_000
+
+_INT_FULL_SCALE = {np.dtype(np.int8): 128.0, np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
 
 class AudioError(ValueError):
     """Base class of every audio problem the SDK reports."""
+
+
+class AudioTypeError(AudioError, TypeError):
+    """Samples or a sample rate of a type that is not audio (object, string, complex, bool, int64 ...)."""
+
+
+class SampleRateError(AudioError):
+    """A sample rate that is not a whole number of Hz within [MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ]."""
 
 
 class UnreadableAudioError(AudioError):
@@ -60,20 +107,30 @@ class NonFiniteAudioError(AudioError):
 
 @dataclass(frozen=True)
 class QualityFlags:
+    """Signal quality of a recording or a window.  ``peak_dbfs`` / ``rms_dbfs`` are -inf for digital zero
+    (``to_dict`` writes them as None, so JSON stays strict)."""
+
     silent: bool
     clipped: bool
     low_level: bool
     peak_dbfs: float
     rms_dbfs: float
     clipped_fraction: float
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:
-        return not (self.silent or self.clipped or self.low_level)
+        return not self.problems
 
     @property
     def problems(self) -> tuple[str, ...]:
-        return tuple(n for n in ("silent", "clipped", "low_level") if getattr(self, n))
+        return tuple(n for n in ("silent", "clipped", "low_level", "truncated") if getattr(self, n))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("peak_dbfs", "rms_dbfs"):
+            d[key] = d[key] if math.isfinite(d[key]) else None
+        return d
 
 
 @dataclass(frozen=True)
@@ -99,7 +156,7 @@ class AudioClip:
             "source_rate_hz": self.source_rate_hz,
             "n_source_channels": self.n_source_channels,
             "duration_s": self.duration_s,
-            "quality": asdict(self.quality),
+            "quality": self.quality.to_dict(),
         }
 
 
@@ -107,113 +164,287 @@ def _dbfs(value: float) -> float:
     return 20.0 * math.log10(value) if value > 0 else -math.inf
 
 
-def _longest_runs_fraction(mask: np.ndarray, min_run: int) -> float:
-    """Fraction of samples inside runs of at least ``min_run`` consecutive True."""
-    if not mask.any():
-        return 0.0
-    padded = np.concatenate(([0], mask.view(np.int8), [0]))
-    edges = np.flatnonzero(np.diff(padded))
-    lengths = edges[1::2] - edges[0::2]
-    return float(lengths[lengths >= min_run].sum()) / mask.shape[0]
+class QualityMeter:
+    """Silence, level and clipping of mono samples in [-1, 1] fed in chunks of any length; :meth:`flags`
+    equals :func:`assess_quality` on everything fed so far."""
+
+    _BLOCK = 1 << 20  # bounds the temporaries of one update
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.n_samples = 0
+        self.n_clipped = 0
+        self._peak = 0.0
+        self._sum = 0.0
+        self._sumsq = 0.0
+        self._last: float | None = None
+        self._run = 0  # length of the flat-top run ending at the last sample
+
+    def update(self, samples: np.ndarray) -> None:
+        """Add samples of shape (n,)."""
+        x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        for i in range(0, x.shape[0], self._BLOCK):
+            self._update(x[i : i + self._BLOCK])
+
+    def _update(self, x: np.ndarray) -> None:
+        if not x.size:
+            return
+        self.n_samples += x.shape[0]
+        mag = np.abs(x)
+        self._peak = max(self._peak, float(mag.max()))
+        self._sum += float(x.sum())
+        self._sumsq += float(np.dot(x, x))
+        high = mag >= CLIP_LEVEL
+        if not high.any():  # the usual case: nothing near full scale, no run to follow
+            self._run, self._last = 0, float(x[-1])
+            return
+        prev = np.concatenate(([np.nan if self._last is None else self._last], x[:-1]))
+        # link[i]: sample i continues the flat top that sample i - 1 is on
+        link = high & (np.abs(prev) >= CLIP_LEVEL) & (np.abs(x - prev) <= CLIP_TOLERANCE)
+        idx = np.arange(x.shape[0])
+        last_break = np.maximum.accumulate(np.where(link, -1, idx))
+        run = np.where(last_break >= 0, idx - last_break + 1, self._run + idx + 1)
+        run[~high] = 0
+        # a run counts all its samples once it reaches CLIP_MIN_RUN: MIN_RUN at that sample, then one each
+        self.n_clipped += CLIP_MIN_RUN * int(np.count_nonzero(run == CLIP_MIN_RUN))
+        self.n_clipped += int(np.count_nonzero(run > CLIP_MIN_RUN))
+        self._run, self._last = int(run[-1]), float(x[-1])
+
+    @property
+    def rms(self) -> float:
+        """RMS around the mean (a DC offset is not level)."""
+        if not self.n_samples:
+            return 0.0
+        mean = self._sum / self.n_samples
+        return math.sqrt(max(0.0, self._sumsq / self.n_samples - mean * mean))
+
+    def flags(self, truncated: bool = False) -> QualityFlags:
+        if not self.n_samples:
+            raise EmptyAudioError("audio holds no samples")
+        silent = self._peak < SILENCE_PEAK
+        fraction = self.n_clipped / self.n_samples
+        return QualityFlags(silent=silent, clipped=fraction >= CLIPPED_FRACTION,
+                            low_level=(not silent) and _dbfs(self.rms) < LOW_LEVEL_RMS_DBFS,
+                            peak_dbfs=_dbfs(self._peak), rms_dbfs=_dbfs(self.rms), clipped_fraction=fraction,
+                            truncated=truncated)
 
 
-def assess_quality(samples: np.ndarray) -> QualityFlags:
+def assess_quality(samples: np.ndarray, truncated: bool = False) -> QualityFlags:
     """Silence, clipping and level of mono samples in [-1, 1], shape (n_samples,)."""
-    x = np.asarray(samples, dtype=np.float64)
-    if x.size == 0:
-        raise EmptyAudioError("audio holds no samples")
-    peak = float(np.max(np.abs(x)))
-    centred = x - x.mean()
-    rms = float(np.sqrt(np.mean(centred * centred)))
-    silent = peak < SILENCE_PEAK
-    clipped_fraction = 0.0
-    if peak >= CLIP_LEVEL:
-        clipped_fraction = _longest_runs_fraction(np.abs(x) >= peak - CLIP_TOLERANCE, CLIP_MIN_RUN)
-    return QualityFlags(
-        silent=silent,
-        clipped=clipped_fraction >= CLIPPED_FRACTION,
-        low_level=(not silent) and _dbfs(rms) < LOW_LEVEL_RMS_DBFS,
-        peak_dbfs=_dbfs(peak),
-        rms_dbfs=_dbfs(rms),
-        clipped_fraction=clipped_fraction,
-    )
+    meter = QualityMeter()
+    meter.update(samples)
+    return meter.flags(truncated)
+
+
+def check_sample_rate(sample_rate_hz: Any, what: str = "sample rate") -> int:
+    """The rate as an int; :class:`AudioTypeError` for a non-number, :class:`SampleRateError` for a rate that
+    is not whole or lies outside [MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ]."""
+    if isinstance(sample_rate_hz, (bool, np.bool_)) or not isinstance(sample_rate_hz, numbers.Real):
+        raise AudioTypeError(f"{what} must be a number of Hz, got {type(sample_rate_hz).__name__} "
+                             f"{sample_rate_hz!r}")
+    if isinstance(sample_rate_hz, numbers.Integral):
+        rate = int(sample_rate_hz)
+    else:
+        value = float(sample_rate_hz)
+        if not (math.isfinite(value) and value.is_integer()):
+            raise SampleRateError(f"{what} must be a whole number of Hz, got {sample_rate_hz!r}")
+        rate = int(value)
+    if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
+        raise SampleRateError(f"{what} {rate} Hz is outside the supported range "
+                              f"{MIN_SAMPLE_RATE_HZ}-{MAX_SAMPLE_RATE_HZ} Hz")
+    return rate
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """Samples as floats with full scale at +-1 (the dtype conventions of the module docstring)."""
+    kind, size = x.dtype.kind, x.dtype.itemsize
+    if kind == "i" and size in (1, 2, 4):
+        return x.astype(np.float64) / float(1 << (8 * size - 1))
+    if kind == "u" and size == 1:
+        return (x.astype(np.float64) - 128.0) / 128.0
+    if kind == "f":
+        return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+    raise AudioTypeError(f"samples of type {x.dtype} are not audio this SDK reads: pass floats in [-1, 1], "
+                         "int8 / int16 / int32 PCM or uint8 (8-bit unsigned PCM)")
+
+
+def _channel_axis(shape: tuple[int, ...], n_channels: int | None) -> int | None:
+    """The channels axis of a 2-D array (None for 1-D); ``n_channels`` is a count already known (a stream's)."""
+    if len(shape) == 1:
+        if n_channels not in (None, 1):
+            raise AudioError(f"this stream carries {n_channels} channels; got a mono chunk of shape {shape}")
+        return None
+    if len(shape) != 2:
+        raise AudioError(f"expected audio of shape (n,), (n, channels) or (channels, n), got {shape}")
+    if n_channels is not None:
+        if shape[1] == n_channels or shape[0] == n_channels:
+            return 1 if shape[1] == n_channels else 0
+        raise AudioError(f"this stream carries {n_channels} channel(s); got a chunk of shape {shape}")
+    if 1 <= shape[1] <= MAX_CHANNELS:
+        return 1
+    if 1 <= shape[0] <= MAX_CHANNELS:
+        return 0
+    raise AudioError(f"cannot tell the channels of an array of shape {shape}: the channels axis must have 1 to "
+                     f"{MAX_CHANNELS} entries, as in (n, channels) or (channels, n)")
+
+
+class ValidAudio(NamedTuple):
+    """What :func:`validate_samples` returns."""
+
+    mono: np.ndarray  # float32, shape (n,)
+    sample_rate_hz: int
+    n_channels: int
+
+
+def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None = None) -> ValidAudio:
+    """Check audio from an array once, by the module's conventions, and mix it down: float32 mono, shape (n,).
+
+    An empty array is returned empty (the caller decides whether that is an error).  Raises
+    :class:`AudioTypeError`, :class:`SampleRateError`, :class:`NonFiniteAudioError` or :class:`AudioError`,
+    each with a sentence saying what is wrong.
+    """
+    rate = check_sample_rate(sample_rate_hz)
+    if isinstance(samples, (str, bytes)):
+        raise AudioTypeError(f"samples must be an array of numbers, got {type(samples).__name__}")
+    try:
+        x = np.asarray(samples)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise AudioTypeError(f"samples must be a rectangular array of numbers ({exc})") from exc
+    if x.dtype.kind == "b":
+        raise AudioTypeError("samples of type bool are not audio")
+    axis = _channel_axis(x.shape, n_channels)
+    x = _as_float(x)
+    if x.size and x.dtype.kind == "f":
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise NonFiniteAudioError(f"audio holds {int(x.size - np.count_nonzero(finite))} NaN or infinite "
+                                      "samples")
+        peak = float(np.max(np.abs(x)))
+        if peak > MAX_FLOAT_PEAK:
+            raise AudioError(f"float samples must be full scale at +-1; their peak is {peak:g} (PCM counts "
+                             "passed as floats? divide int16 counts by 32768)")
+    channels = 1 if axis is None else x.shape[axis]
+    mono = x if axis is None else x.mean(axis=axis)
+    return ValidAudio(np.ascontiguousarray(mono, dtype=np.float32), rate, channels)
 
 
 def resample(samples: np.ndarray, source_rate_hz: int, target_rate_hz: int) -> np.ndarray:
     """Polyphase resampling (Kaiser-windowed FIR), shape (n,) -> (n * target / source,)."""
-    if source_rate_hz <= 0 or target_rate_hz <= 0:
-        raise AudioError(f"sample rates must be positive, got {source_rate_hz} -> {target_rate_hz}")
-    if source_rate_hz == target_rate_hz:
+    source, target = check_sample_rate(source_rate_hz), check_sample_rate(target_rate_hz, "target rate")
+    if source == target:
         return np.asarray(samples, dtype=np.float32)
     from sdk.resample import StreamingResampler  # equals scipy.signal.resample_poly (tests/test_resample.py)
 
-    r = StreamingResampler(int(source_rate_hz), int(target_rate_hz))
+    r = StreamingResampler(source, target)
     return np.concatenate([r.accept(np.asarray(samples, dtype=np.float64)), r.flush()])
 
 
 def prepare_audio(
     samples: np.ndarray,
     sample_rate_hz: int,
-    target_rate_hz: int = 16000,
+    target_rate_hz: int | None = 16000,
     path: str | None = None,
+    truncated: bool = False,
+    n_channels: int | None = None,
 ) -> AudioClip:
-    """Validate, mix down and resample an array of shape (n,) or (n, n_channels).
-
-    Integer arrays are scaled from their full range to [-1, 1].
-    """
-    x = np.asarray(samples)
-    where = f" in {path}" if path else ""
-    if x.ndim not in (1, 2):
-        raise AudioError(f"expected audio of shape (n,) or (n, n_channels), got {x.shape}{where}")
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float64) / float(-np.iinfo(x.dtype).min)
-    elif not np.issubdtype(x.dtype, np.floating):
-        raise AudioError(f"unsupported sample type {x.dtype}{where}")
-    n_channels = 1 if x.ndim == 1 else x.shape[1]
-    if x.size == 0:
-        raise EmptyAudioError(f"audio holds no samples{where}")
-    if not np.all(np.isfinite(x)):
-        n_bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise NonFiniteAudioError(f"audio holds {n_bad} NaN or infinite samples{where}")
-    mono = x if x.ndim == 1 else x.mean(axis=1)
-    quality = assess_quality(mono)
-    out = resample(mono, int(sample_rate_hz), target_rate_hz)
+    """Validate (:func:`validate_samples`), mix down, measure quality and resample to ``target_rate_hz``
+    (None keeps the source rate).  ``truncated`` marks samples known to end early."""
+    try:
+        mono, rate, channels = validate_samples(samples, sample_rate_hz, n_channels)
+        target = rate if target_rate_hz is None else check_sample_rate(target_rate_hz, "target rate")
+        if mono.size == 0:
+            raise EmptyAudioError("audio holds no samples")
+    except AudioError as exc:
+        if path is None:
+            raise
+        raise type(exc)(f"{exc} in {path}") from None
+    quality = assess_quality(mono, truncated)
+    out = resample(mono, rate, target)
     return AudioClip(
         samples=np.ascontiguousarray(out, dtype=np.float32),
-        sample_rate_hz=target_rate_hz,
-        source_rate_hz=int(sample_rate_hz),
-        n_source_channels=n_channels,
+        sample_rate_hz=target,
+        source_rate_hz=rate,
+        n_source_channels=channels,
         quality=quality,
         path=path,
     )
 
 
+_READ_BLOCK_FRAMES = 1 << 20
+
+
+def _check_wav(layout: WavLayout, path: str) -> bool:
+    """Refuse a WAV header that contradicts itself; True when it declares more data than the file holds."""
+    if layout.format_tag not in PCM_FORMAT_TAGS or layout.block_align <= 0:
+        return False
+    if layout.byte_rate != layout.sample_rate_hz * layout.block_align:
+        raise UnreadableAudioError(
+            f"WAV header contradicts itself: the sample rate field says {layout.sample_rate_hz} Hz but the byte "
+            f"rate field implies {layout.byte_rate / layout.block_align:g} Hz (an edited or corrupt header) in "
+            f"{path}")
+    declared = layout.declared_data_bytes
+    return declared not in UNSET_DATA_SIZES and declared > layout.available_data_bytes
+
+
+def _segment(start_s: float | None, end_s: float | None, rate: int, n_frames: int, path: str) -> tuple[int, int]:
+    for name, value in (("start_s", start_s), ("end_s", end_s)):
+        if value is not None and not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+            raise AudioError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    start = 0 if start_s is None else int(round(start_s * rate))
+    stop = n_frames if end_s is None else min(n_frames, int(round(end_s * rate)))
+    if n_frames > 0 and start >= stop:
+        raise EmptyAudioError(f"segment [{start_s}, {end_s}) s is empty in {path}")
+    return start, stop
+
+
 def load_audio(
     path: str | os.PathLike[str],
-    target_rate_hz: int = 16000,
+    target_rate_hz: int | None = 16000,
     start_s: float | None = None,
     end_s: float | None = None,
 ) -> AudioClip:
-    """Read WAV/FLAC/OGG (anything libsndfile reads), optionally a segment [start_s, end_s)."""
+    """Read WAV/FLAC/OGG (anything libsndfile reads), optionally a segment [start_s, end_s).
+
+    The header is checked before any sample is read: the rate must lie in the supported range, a WAV's fields
+    must agree with each other, and memory grows only with the samples the file actually holds.  A file that
+    ends before its header says is read as far as it goes and flagged ``truncated``.  ``target_rate_hz`` None
+    keeps the file's rate.
+    """
     import soundfile as sf
 
     path_str = os.fspath(path)
     try:
+        info = sf.info(path_str)
+        layout = wav_layout(path_str)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise UnreadableAudioError(f"cannot read {path_str}: {exc}") from exc
+    try:
+        rate = check_sample_rate(info.samplerate, "header sample rate")
+    except SampleRateError as exc:
+        raise SampleRateError(f"{exc} in {path_str}") from None
+    truncated = layout is not None and _check_wav(layout, path_str)
+    if info.frames > MAX_FRAMES:
+        raise UnreadableAudioError(f"header claims {info.frames} frames (corrupt?) in {path_str}")
+    start, stop = _segment(start_s, end_s, rate, info.frames, path_str)
+    blocks: list[np.ndarray] = []
+    try:
         with sf.SoundFile(path_str) as f:
-            rate = int(f.samplerate)
-            start = 0 if start_s is None else max(0, int(round(start_s * rate)))
-            stop = f.frames if end_s is None else min(f.frames, int(round(end_s * rate)))
-            if f.frames > MAX_FRAMES:
-                raise UnreadableAudioError(f"header claims {f.frames} frames (corrupt?) in {path_str}")
-            if f.frames > 0 and start >= stop:
-                raise EmptyAudioError(f"segment [{start_s}, {end_s}) s is empty in {path_str}")
             if start:
                 f.seek(start)
-            data = f.read(frames=max(stop - start, 0), dtype="float64", always_2d=True)
-    except AudioError:
-        raise
+            remaining = stop - start
+            while remaining > 0:  # in blocks: a header that overstates the length never sizes an allocation
+                block = f.read(frames=min(remaining, _READ_BLOCK_FRAMES), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:
+                    break
+                blocks.append(block)
+                remaining -= block.shape[0]
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, MemoryError) as exc:
         raise UnreadableAudioError(f"cannot read {path_str}: {exc}") from exc
+    data = np.concatenate(blocks) if blocks else np.zeros((0, info.channels), dtype=np.float32)
+    truncated = truncated or data.shape[0] < stop - start
     if data.shape[0] == 0:
         raise EmptyAudioError(f"audio holds no samples in {path_str}")
-    return prepare_audio(data if data.shape[1] > 1 else data[:, 0], rate, target_rate_hz, path=path_str)
+    return prepare_audio(data, rate, target_rate_hz, path=path_str, truncated=truncated,
+                         n_channels=info.channels)

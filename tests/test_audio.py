@@ -12,6 +12,7 @@ from sdk.audio import (
     AudioError,
     EmptyAudioError,
     NonFiniteAudioError,
+    SampleRateError,
     UnreadableAudioError,
     assess_quality,
     load_audio,
@@ -119,6 +120,17 @@ def test_digital_silence_and_low_level_are_flagged():
 def test_resample_refuses_nonsense_rates():
     with pytest.raises(AudioError):
         resample(np.zeros(10), 0, 16000)
+    with pytest.raises(SampleRateError, match="outside the supported range"):
+        resample(np.zeros(10), 1_000_000_000, 16000)
+
+
+def test_a_wav_cut_in_half_is_read_as_far_as_it_goes_and_flagged_truncated(tmp_path: Path):
+    sf.write(tmp_path / "t.wav", tone(16000, 2.0), 16000, subtype="PCM_16")
+    data = (tmp_path / "t.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    clip = load_audio(tmp_path / "cut.wav")
+    assert clip.quality.truncated and "truncated" in clip.quality.problems and abs(clip.duration_s - 1.0) < 0.01
+    assert not load_audio(tmp_path / "t.wav").quality.truncated
 
 
 @pytest.mark.shared_data

@@ -93,8 +93,8 @@ def test_nan_and_inf_are_rejected(model: sdk.Model):
 def test_empty_and_too_short_audio_give_flagged_results(model: sdk.Model):
     empty = model.score(np.zeros(0, dtype=np.float32), 16000, "lung")
     assert empty.probabilities is None and empty.problems == ("too_short",)
-    short = model.score(synth_recording(0.3)[0], 16000, "lung")  # shorter than one window: tiled
-    assert short.n_windows == 1 and short.probabilities is not None
+    short = model.score(synth_recording(0.3)[0], 16000, "lung")  # shorter than one window: tiled, and said so
+    assert short.n_windows == 1 and short.probabilities is not None and short.problems == ("too_short",)
 
 
 def test_rate_change_within_a_stream_is_refused(model: sdk.Model):
@@ -139,8 +139,10 @@ def test_unknown_label_set_and_backend_are_clear_errors(model: sdk.Model, bundle
 
 def test_results_convert_to_json(model: sdk.Model):
     x, _ = synth_recording(3.0)
-    for result in (model.screen(x, 16000), model.score(x, 16000, "heart"), model.embed(x, 16000)):
-        json.dumps(result.to_dict())
+    silent = np.zeros(16000 * 3, dtype=np.float32)
+    for result in (model.screen(x, 16000), model.score(x, 16000, "heart"), model.embed(x, 16000),
+                   model.screen(silent, 16000), model.score(silent, 16000, "heart")):
+        json.dumps(result.to_dict(), allow_nan=False)  # strict JSON: no NaN or -Infinity
 
 
 def test_the_sdk_runs_a_bundle_with_torch_blocked(bundle: Path):
