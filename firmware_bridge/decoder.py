@@ -132,6 +132,11 @@ class FrameDecoder:
         self._delivered: dict[int, tuple[int, int]] = {}  # seq -> key of the last LATE_HORIZON frames delivered
         self._late: list[_Slot] = []  # a run of consecutive late frames: a restart if it grows to reorder_window
 
+    @property
+    def n_segments(self) -> int:
+        """Segments delivered so far (0 before the first chunk)."""
+        return 0 if self._last is None else self._segment + 1
+
     # ---- framing -------------------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Chunk]:
