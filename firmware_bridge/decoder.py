@@ -3,12 +3,14 @@
 ``FrameDecoder.feed`` never raises on bytes from the wire; whatever it cannot use it counts
 in ``counters`` and, where it would break the timeline, conceals.
 
-* Framing.  Candidates are found with ``bytes.find`` on the magic.  A header is *plausible*
-  when its version, codec and rate code are known and its length fits; only plausible
-  headers are CRC-checked, except at the exact position where the next frame is due (just
-  after a good frame, or at stream start), where a CRC-valid frame of an unknown version,
-  codec or rate is counted by name.  Garbage full of magic bytes therefore costs one
-  header read per candidate, not one CRC over a whole claimed frame.  ``flush`` rescans
+* Framing.  A header is *plausible* when its version, codec and rate code are known and its
+  length fits; out of sync, a C-speed regex finds plausible headers only, and only
+  they are CRC-checked, from a credit of ``_CRC_CREDIT_PER_BYTE`` CRC bytes per byte
+  scanned (beyond it, a candidate is checked only when another frame's magic follows
+  it).  At the exact position where the next frame is due (just after a good frame,
+  or at stream start) any header is checked, so a CRC-valid frame of an unknown
+  version, codec or rate is counted by name.  Decoding time stays linear in the
+  bytes received however many fake headers the garbage holds.  ``flush`` rescans
   what is left, so intact frames behind a bogus header that promised more bytes than the
   stream holds are still delivered.
 * Payloads.  A CRC-valid frame whose payload cannot be decoded (odd PCM16, an ADPCM block
@@ -30,6 +32,7 @@ in ``counters`` and, where it would break the timeline, conceals.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -55,6 +58,13 @@ from firmware_bridge.protocol import (
 MAX_GAP_FRAMES = 64  # longest gap concealed with silence, in frames ...
 MAX_GAP_S = 1.0  # ... and in seconds of audio; a longer gap is a discontinuity, never synthesised
 LATE_HORIZON = 256  # frames remembered behind the stream; a frame further behind means a restart
+# Out of sync, CRC checks are paid from a credit earned by bytes scanned, so garbage full of plausible fake
+# headers costs at most this many CRC bytes per stream byte; when the credit runs out, a candidate is only
+# checked if the magic of another frame follows it.
+_CRC_CREDIT_PER_BYTE = 4
+_MAX_CRC_CREDIT = 8 * (HEADER_SIZE + MAX_PAYLOAD + CRC.size)
+_PLAUSIBLE_HEADER = re.compile(  # magic, version 1, flags, seq, timestamp, codec 0-3, rate 0-6, ..., length <= 4096
+    re.escape(MAGIC) + rb"\x01[\x00-\xff]{7}[\x00-\x03][\x00-\x06][\x00-\xff]{2}(?:[\x00-\xff][\x00-\x0f]|\x00\x10)")
 
 
 @dataclass
@@ -121,6 +131,7 @@ class FrameDecoder:
         self._buf = bytearray()
         self._pos = 0  # first unconsumed byte of _buf
         self._sync = 0  # where the next frame is due (just after the last good one); -1 when out of sync
+        self._crc_credit = _MAX_CRC_CREDIT  # bytes of CRC left for candidates out of sync (see _scan)
         self._segment = 0
         self._new_segment = False
         self._last: Chunk | None = None  # last delivered chunk, real or concealed
@@ -156,36 +167,36 @@ class FrameDecoder:
         out: list[Chunk] = []
         buf = self._buf
         while True:
-            start = buf.find(MAGIC, self._pos)
+            start = self._next_candidate(final)
             if start < 0:
-                keep = 0 if final or not buf.endswith(MAGIC[:1]) else 1
-                self._skip(len(buf) - keep - self._pos)
-                break
-            self._skip(start - self._pos)
-            if len(buf) - start < HEADER_SIZE:
-                if final:
-                    self._skip(len(buf) - start)
                 break
             _, version, flags, seq, ts, codec, rate_code, channel, _, length = HEADER.unpack_from(buf, start)
             plausible = version == VERSION and codec < len(Codec) and rate_code < len(SAMPLE_RATES_HZ)
             if length > MAX_PAYLOAD or not (plausible or start == self._sync):
-                self._skip(1)  # not a frame start: look for the next magic
+                self._skip(1)  # not a frame start (only the due position may hold an unknown field)
                 continue
             end = start + HEADER_SIZE + length
-            if len(buf) < end + CRC.size:
+            checked = start == self._sync or self._crc_credit >= length
+            if len(buf) < end + CRC.size + (0 if checked or final else len(MAGIC)):
                 if not final:
                     break  # wait for the rest of the frame
                 if plausible:
                     self.counters.truncated += 1
                 self._skip(1)  # the stream ended inside this frame, or its length is bogus: rescan after it
                 continue
+            if not checked and buf[end + CRC.size : end + CRC.size + len(MAGIC)] not in (MAGIC, b""):
+                self._skip(1)  # out of CRC credit: only a candidate that another frame follows is checked
+                continue
+            if start != self._sync:
+                self._crc_credit -= length
             crc = crc16(bytes(buf[start + 2 : end]))
             if CRC.unpack_from(buf, end)[0] != crc:
                 self.counters.crc_failures += 1
                 self._skip(1)
                 continue
             payload = bytes(buf[start + HEADER_SIZE : end])
-            self._pos = self._sync = end + CRC.size
+            self._advance(end + CRC.size - self._pos)
+            self._sync = self._pos
             if version != VERSION:
                 self.counters.unknown_version += 1
             elif codec >= len(Codec):
@@ -201,6 +212,29 @@ class FrameDecoder:
         self._pos = 0
         return out
 
+    def _next_candidate(self, final: bool) -> int:
+        """Position of the next frame candidate with a whole header in the buffer, or -1 (skipping what
+        cannot start one).  The due position is taken as it is; elsewhere a C-speed regex search finds
+        plausible headers only, so runs of magic bytes in garbage cost no Python per byte."""
+        buf = self._buf
+        if self._sync == self._pos and buf.startswith(MAGIC, self._pos) and len(buf) - self._pos >= HEADER_SIZE:
+            return self._pos
+        match = _PLAUSIBLE_HEADER.search(buf, self._pos)
+        if match is not None:
+            self._skip(match.start() - self._pos)
+            return match.start()
+        # no whole plausible header: keep a tail that may still become one (or the due frame), skip the rest
+        tail = len(buf) if final else max(self._pos, len(buf) - HEADER_SIZE + 1)
+        if not final and self._sync == self._pos and len(buf) - self._pos < HEADER_SIZE:
+            tail = self._pos
+        magic = buf.find(MAGIC[:1], tail)
+        self._skip((len(buf) if magic < 0 else magic) - self._pos)
+        return -1
+
+    def _advance(self, n: int) -> None:
+        self._pos += n
+        self._crc_credit = min(_MAX_CRC_CREDIT, self._crc_credit + _CRC_CREDIT_PER_BYTE * n)
+
     def _skip(self, n: int) -> None:
         if n <= 0:
             return
@@ -208,7 +242,7 @@ class FrameDecoder:
             self.counters.resyncs += 1
             self._sync = -1
         self.counters.bytes_skipped += n
-        self._pos += n
+        self._advance(n)
 
     # ---- frames --------------------------------------------------------------------------------------------
 
