@@ -6,8 +6,8 @@ in ``counters`` and, where it would break the timeline, conceals.
 * Framing.  A header is *plausible* when its version, codec and rate code are known and its
   length fits; out of sync, a C-speed regex finds plausible headers only, and only
   they are CRC-checked, from a credit of ``_CRC_CREDIT_PER_BYTE`` CRC bytes per byte
-  scanned (beyond it, a candidate is checked only when another frame's magic follows
-  it).  At the exact position where the next frame is due (just after a good frame,
+  scanned (beyond it, a candidate is checked only when another plausible header
+  follows it, within a bounded debt).  At the exact position where the next frame is due (just after a good frame,
   or at stream start) any header is checked, so a CRC-valid frame of an unknown
   version, codec or rate is counted by name.  Decoding time stays linear in the
   bytes received however many fake headers the garbage holds.  ``flush`` rescans
@@ -25,7 +25,8 @@ in ``counters`` and, where it would break the timeline, conceals.
   timestamp and CRC) was delivered, late when its slot was concealed or skipped.  A frame
   behind the stream that differs from the frame delivered in its slot, one more than
   ``LATE_HORIZON`` frames behind, or ``reorder_window`` (at least 2) consecutive late frames mean the
-  device restarted its sequence: the old epoch is flushed and a new one starts (``resets``).
+  device restarted its sequence: the old epoch is flushed and a new one starts (``resets``).  A
+  restart that lands a little ahead of the stream (a gap) is told by the device clock going back.
 * A change of sample rate or between audio and feature frames opens a new ``segment``
   (``rate_changes`` counts rate changes), so a consumer can start a new stream there.
 """
@@ -59,8 +60,8 @@ MAX_GAP_FRAMES = 64  # longest gap concealed with silence, in frames ...
 MAX_GAP_S = 1.0  # ... and in seconds of audio; a longer gap is a discontinuity, never synthesised
 LATE_HORIZON = 256  # frames remembered behind the stream; a frame further behind means a restart
 # Out of sync, CRC checks are paid from a credit earned by bytes scanned, so garbage full of plausible fake
-# headers costs at most this many CRC bytes per stream byte; when the credit runs out, a candidate is only
-# checked if the magic of another frame follows it.
+# headers costs at most this many CRC bytes per stream byte (plus 2 * _MAX_CRC_CREDIT); when the credit runs
+# out, a candidate is only checked if a plausible header follows it, until a debt of _MAX_CRC_CREDIT.
 _CRC_CREDIT_PER_BYTE = 4
 _MAX_CRC_CREDIT = 8 * (HEADER_SIZE + MAX_PAYLOAD + CRC.size)
 _PLAUSIBLE_HEADER = re.compile(  # magic, version 1, flags, seq, timestamp, codec 0-3, rate 0-6, ..., length <= 4096
@@ -177,15 +178,16 @@ class FrameDecoder:
                 continue
             end = start + HEADER_SIZE + length
             checked = start == self._sync or self._crc_credit >= length
-            if len(buf) < end + CRC.size + (0 if checked or final else len(MAGIC)):
+            if len(buf) < end + CRC.size + (0 if checked or final else HEADER_SIZE):
                 if not final:
                     break  # wait for the rest of the frame
                 if plausible:
                     self.counters.truncated += 1
                 self._skip(1)  # the stream ended inside this frame, or its length is bogus: rescan after it
                 continue
-            if not checked and buf[end + CRC.size : end + CRC.size + len(MAGIC)] not in (MAGIC, b""):
-                self._skip(1)  # out of CRC credit: only a candidate that another frame follows is checked
+            if not checked and (self._crc_credit < -_MAX_CRC_CREDIT or not (
+                    len(buf) == end + CRC.size or _PLAUSIBLE_HEADER.match(buf, end + CRC.size))):
+                self._skip(1)  # out of CRC credit: only a candidate that another header follows is checked
                 continue
             if start != self._sync:
                 self._crc_credit -= length
@@ -277,8 +279,9 @@ class FrameDecoder:
         if chunk.features is not None:
             self.counters.feature_frames += 1
         slot = _Slot(chunk, (frame.timestamp_us, crc))
-        if self._expected is not None and (frame.seq - self._expected) & 0xFFFF >= 0x8000:
-            return self._behind(slot)
+        if self._expected is not None and (frame.seq - self._expected) & 0xFFFF >= 0x8000 and not any(
+                0 < (frame.seq - s) & 0xFFFF <= self.reorder_window for s in self._pending):
+            return self._behind(slot)  # (a frame just after one waiting in the queue is ahead, however far)
         self._end_late_run()
         return self._queue([slot], force=chunk.end)
 
@@ -345,6 +348,10 @@ class FrameDecoder:
                        and nxt.sample_rate_hz == last.sample_rate_hz
                        and (nxt.features is None) == (last.features is None)
                        and gap * last.samples.size <= self.max_gap_s * last.sample_rate_hz)
+        if last is not None and (nxt.timestamp_us - last.timestamp_us) & 0xFFFFFFFF >= 0x80000000:
+            self.counters.resets += 1  # a small jump ahead, but the device clock went back: it restarted
+            self._new_segment = True
+            return
         if not concealable or last is None:
             self.counters.discontinuities += 1
             self.counters.frames_skipped += gap
