@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from itertools import accumulate
 
 import numpy as np
 
@@ -100,26 +101,50 @@ def _adpcm_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 _ADPCM_DELTA, _ADPCM_NEXT = _adpcm_tables()
+_DELTA = np.array(_ADPCM_DELTA, dtype=np.int64)
+_NEXT = np.array(_ADPCM_NEXT, dtype=np.int64)
+# step-index row after a whole code byte (low nibble, then high), indexed by row * 16 + byte: one look-up a byte
+_NEXT_BYTE = tuple(_ADPCM_NEXT[_ADPCM_NEXT[row + (b & 0x0F)] + (b >> 4)] for row in range(0, 89 * 16, 16)
+                   for b in range(256))
 
 
 def adpcm_decode(block: bytes, n_samples: int | None = None) -> np.ndarray:
-    """One IMA-ADPCM block -> int16 samples, two per code byte (``n_samples`` trims the padding nibble)."""
+    """One IMA-ADPCM block -> int16 samples, two per code byte (``n_samples`` trims the padding nibble).
+
+    The step-index sequence is one table look-up per byte; the predictor is then a cumulative sum of
+    table deltas (numpy), exact unless it leaves the int16 range, where the clamping loop takes over."""
     if len(block) < ADPCM_BLOCK.size:
         raise ProtocolError(f"IMA-ADPCM block of {len(block)} bytes is shorter than its 4-byte header", "payload")
     pred, index, _ = ADPCM_BLOCK.unpack_from(block)
     if index > 88:
         raise ProtocolError(f"IMA-ADPCM step index {index} out of range 0..88", "payload")
+    codes = bytes(block[ADPCM_BLOCK.size :])
+    next_byte = _NEXT_BYTE
+    rows = np.fromiter(accumulate(codes[:-1], lambda row, b: next_byte[row * 16 + b], initial=16 * index),
+                       dtype=np.int64, count=len(codes))
+    c = np.frombuffer(codes, dtype=np.uint8).astype(np.int64)
+    lo, hi = c & 0x0F, c >> 4
+    deltas = np.empty(2 * c.size, dtype=np.int64)
+    deltas[0::2] = _DELTA[rows + lo]
+    deltas[1::2] = _DELTA[_NEXT[rows + lo] + hi]
+    out = pred + np.cumsum(deltas)
+    if out.size and (out.min() < -32768 or out.max() > 32767):
+        out = np.array(_adpcm_decode_clamped(codes, pred, index), dtype=np.int64)
+    samples = out.astype(np.int16)
+    return samples if n_samples is None else samples[:n_samples]
+
+
+def _adpcm_decode_clamped(codes: bytes, pred: int, index: int) -> list[int]:
     delta_of, next_of = _ADPCM_DELTA, _ADPCM_NEXT
     row = 16 * index
     out = []
-    for byte in bytes(block[ADPCM_BLOCK.size :]):
+    for byte in codes:
         for code in (byte & 0x0F, byte >> 4):
             pred += delta_of[row + code]
             pred = -32768 if pred < -32768 else 32767 if pred > 32767 else pred
             row = next_of[row + code]
             out.append(pred)
-    samples = np.array(out, dtype=np.int16)
-    return samples if n_samples is None else samples[:n_samples]
+    return out
 
 
 def encode(codec: Codec, pcm: np.ndarray) -> bytes:
