@@ -10,124 +10,264 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
+import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.protocol import Codec
+from firmware_bridge.protocol import MAX_PAYLOAD, SAMPLE_RATES_HZ, Codec
 
 CODECS = {"pcm16": Codec.PCM16, "mulaw": Codec.MU_LAW, "adpcm": Codec.IMA_ADPCM}
+#: largest frame each codec fits in MAX_PAYLOAD (ADPCM: 4-byte block header, two samples a byte)
+MAX_FRAME_SAMPLES = {"pcm16": MAX_PAYLOAD // 2, "mulaw": MAX_PAYLOAD, "adpcm": 2 * (MAX_PAYLOAD - 4)}
+
+
+class CommandError(Exception):
+    """A user mistake found while running (a path, a port, a bundle): printed as one line, exit 1."""
 
 
 def _hostport(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    return host or "127.0.0.1", int(port)
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port in 1..65535, got {text!r}")
+    return host or "127.0.0.1", number
+
+
+def _port(text: str) -> int:
+    return _hostport(f":{text}")[1]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=description,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
 def simulate(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="acula bridge simulate", description="Play a recording as a stethoscope.")
+    parser = _parser("acula bridge simulate", "Play a recording as a stethoscope.")
     parser.add_argument("file")
     parser.add_argument("--port", help="serial port (e.g. a pty) to write to")
-    parser.add_argument("--tcp", help="HOST:PORT to connect to")
+    parser.add_argument("--tcp", type=_hostport, help="HOST:PORT to connect to")
     parser.add_argument("--out", help="write the byte stream to a capture file")
     parser.add_argument("--codec", choices=sorted(CODECS), default="adpcm")
-    parser.add_argument("--frame-samples", type=int, default=256)
-    parser.add_argument("--rate", type=int, default=16000, help="device sample rate")
-    parser.add_argument("--loss", type=float, default=0.0, help="fraction of frames dropped")
-    parser.add_argument("--corrupt", type=float, default=0.0, help="fraction of frames with a flipped byte")
+    parser.add_argument("--frame-samples", type=_positive_int, default=256, help="samples per frame")
+    parser.add_argument("--rate", type=int, choices=SAMPLE_RATES_HZ, default=16000, metavar="HZ",
+                        help=f"device sample rate, one of {', '.join(map(str, SAMPLE_RATES_HZ))}")
+    parser.add_argument("--loss", type=_fraction, default=0.0, help="fraction of frames dropped")
+    parser.add_argument("--corrupt", type=_fraction, default=0.0, help="fraction of frames with a flipped byte")
     parser.add_argument("--realtime", action="store_true", help="pace frames at the audio rate")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.frame_samples > MAX_FRAME_SAMPLES[args.codec]:
+        parser.error(f"--frame-samples {args.frame_samples} does not fit one {args.codec} frame "
+                     f"(at most {MAX_FRAME_SAMPLES[args.codec]} samples in MAX_PAYLOAD={MAX_PAYLOAD} bytes)")
     from firmware_bridge.simulate import stethoscope_frames
-    from sdk.audio import load_audio
+    from sdk.audio import AudioError, load_audio
 
-    clip = load_audio(args.file, args.rate)
+    try:
+        clip = load_audio(args.file, args.rate)
+    except AudioError as exc:
+        raise CommandError(str(exc)) from exc
     frames, stats = stethoscope_frames(clip.samples, args.rate, CODECS[args.codec], args.frame_samples, args.loss,
                                        args.corrupt, args.seed)
-    sink = None
-    if args.port:
-        from firmware_bridge.transports import SerialTransport
-
-        sink = SerialTransport(args.port)
-    elif args.tcp:
-        from firmware_bridge.transports import TCPTransport
-
-        sink = TCPTransport(*_hostport(args.tcp))
     data = b"".join(frames)
     if args.out:
-        with open(args.out, "wb") as f:
-            f.write(data)
-    if sink is not None:
-        for frame in frames:
-            sink.write(frame)
-            if args.realtime:
-                time.sleep(args.frame_samples / args.rate)
-        sink.close()
+        _write(args.out, data)
+    sink: Any = None
+    try:
+        if args.port:
+            from firmware_bridge.transports import SerialTransport
+
+            sink = SerialTransport(args.port)
+        elif args.tcp:
+            from firmware_bridge.transports import TCPTransport
+
+            sink = TCPTransport(*args.tcp)
+        if sink is not None:
+            for frame in frames:
+                sink.write(frame)
+                if args.realtime:
+                    time.sleep(args.frame_samples / args.rate)
+            sink.close()
+    except OSError as exc:  # includes serial.SerialException and refused / reset connections
+        raise CommandError(f"cannot send to {args.port or ':'.join(map(str, args.tcp))}: {exc}") from exc
     print(json.dumps({**stats, "bytes": len(data)}))
     return 0
 
 
+def _open_source(args: argparse.Namespace) -> Any:
+    try:
+        if args.port:
+            from firmware_bridge.transports import SerialTransport
+
+            return SerialTransport(args.port)
+        if args.tcp:
+            import socket
+
+            from firmware_bridge.transports import TCPTransport
+
+            with socket.create_server(args.tcp) as server:
+                server.settimeout(args.idle_timeout)
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError as exc:
+                    raise CommandError(f"no device connected to {':'.join(map(str, args.tcp))} "
+                                       f"within --idle-timeout {args.idle_timeout} s") from exc
+            return TCPTransport("", 0, timeout_s=args.idle_timeout, sock=conn)
+        if args.udp is not None:
+            from firmware_bridge.transports import UDPTransport
+
+            return UDPTransport(("127.0.0.1", args.udp), timeout_s=args.idle_timeout)
+        from firmware_bridge.transports import ReplayTransport
+
+        return ReplayTransport(args.replay)
+    except OSError as exc:
+        source = args.port or args.replay or (f"UDP port {args.udp}" if args.udp is not None else args.tcp)
+        raise CommandError(f"cannot open {source}: {exc}") from exc
+
+
+class _Screening:
+    """One SDK stream per decoder segment: a restart, a long gap or a new sample rate starts a new stream,
+    so windows never straddle a break in the timeline."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.stream, self.segment = model, None, -1
+        self.n_windows, self.events = 0, []
+
+    def accept(self, chunk: Any) -> None:
+        if chunk.segment != self.segment:
+            self.close()
+            self.stream, self.segment = self.model.stream(), chunk.segment
+        if chunk.features is not None:
+            self.n_windows += len(self.stream.accept_features(chunk.features))
+        else:
+            self.n_windows += len(self.stream.accept(chunk.samples, chunk.sample_rate_hz))
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.n_windows += len(self.stream.flush())
+            self.events += [{**e.to_dict(), "segment": self.segment} for e in self.stream.events]
+            self.stream = None
+
+
 def listen(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="acula bridge listen", description="Decode a stethoscope stream, screen it.")
+    parser = _parser("acula bridge listen", "Decode a stethoscope stream, screen it.")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--port", help="serial port")
-    src.add_argument("--tcp", help="HOST:PORT to listen on (accepts one device)")
-    src.add_argument("--udp", type=int, help="UDP port on 127.0.0.1")
+    src.add_argument("--tcp", type=_hostport, help="HOST:PORT to listen on (accepts one device)")
+    src.add_argument("--udp", type=_port, help="UDP port on 127.0.0.1")
     src.add_argument("--replay", help="capture file")
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--no-screen", action="store_true", help="decode only")
+    parser.add_argument("--idle-timeout", type=_seconds, default=None, metavar="S",
+                        help="live sources: stop after S seconds without data (default: wait for the device's END "
+                             "frame or Ctrl-C)")
     args = parser.parse_args(argv)
-    if args.port:
-        from firmware_bridge.transports import SerialTransport
-
-        transport = SerialTransport(args.port)
-    elif args.tcp:
-        from firmware_bridge.transports import TCPTransport
-
-        server = socket.create_server(_hostport(args.tcp))
-        server.settimeout(30)
-        conn, _ = server.accept()
-        transport = TCPTransport("", 0, sock=conn)
-    elif args.udp is not None:
-        from firmware_bridge.transports import UDPTransport
-
-        transport = UDPTransport(("127.0.0.1", args.udp))
-    else:
-        from firmware_bridge.transports import ReplayTransport
-
-        transport = ReplayTransport(args.replay)
-    stream = None
+    screening = None
+    n_mels = 64
     if not args.no_screen:
         import sdk
+        from sdk.bundle import BundleError
 
-        stream = sdk.load(args.bundle).stream()
-    decoder = FrameDecoder()
-    n_samples = n_windows = 0
-    rate = None
-    for piece in transport.read_chunks():
-        for chunk in decoder.feed(piece):
-            rate = chunk.sample_rate_hz
+        try:
+            model = sdk.load(args.bundle)
+        except BundleError as exc:
+            raise CommandError(str(exc)) from exc
+        screening = _Screening(model)
+        n_mels = model.frontend.config.n_mels
+    transport = _open_source(args)
+    decoder = FrameDecoder(n_mels=n_mels)
+    n_samples = 0
+    rates: list[int] = []
+    live = not args.replay
+    from sdk.audio import AudioError
+
+    def consume(chunks: list[Any]) -> bool:
+        nonlocal n_samples
+        for chunk in chunks:
+            if not rates or rates[-1] != chunk.sample_rate_hz:
+                rates.append(chunk.sample_rate_hz)
             n_samples += chunk.samples.size
-            if stream is not None:
-                n_windows += len(stream.accept(chunk.samples, rate))
-    for chunk in decoder.flush():
-        n_samples += chunk.samples.size
-        if stream is not None and rate is not None:
-            n_windows += len(stream.accept(chunk.samples, rate))
-    if stream is not None:
-        n_windows += len(stream.flush())
-    transport.close()
-    result = {"samples": n_samples, "sample_rate_hz": rate, **decoder.counters.__dict__}
-    if stream is not None:
-        result |= {"windows": n_windows, "cough_events": [e.to_dict() for e in stream.events]}
+            if screening is not None:
+                screening.accept(chunk)
+        return live and any(c.end for c in chunks)
+
+    try:
+        try:
+            for piece in transport.read_chunks():
+                if consume(decoder.feed(piece)):
+                    break
+        except KeyboardInterrupt:  # the way to end a session without an END frame or --idle-timeout
+            print("acula bridge listen: interrupted, summarising what arrived", file=sys.stderr)
+        except OSError as exc:
+            raise CommandError(f"reading the stream failed: {exc}") from exc
+        consume(decoder.flush())
+        if screening is not None:
+            screening.close()
+    except AudioError as exc:
+        raise CommandError(f"cannot screen the decoded stream: {exc}") from exc
+    finally:
+        transport.close()
+    c = decoder.counters
+    result: dict[str, Any] = {"samples": n_samples, "sample_rate_hz": rates[-1] if rates else None,
+                              "sample_rates_hz": rates, "segments": decoder.n_segments,
+                              **c.__dict__}
+    if c.feature_frames:
+        result["mode"] = "features" if not n_samples else "audio+features"
+    if screening is not None:
+        result |= {"windows": screening.n_windows, "cough_events": screening.events}
+    elif c.feature_frames:
+        result["note"] = (f"{c.feature_frames} feature-mode frames (device-computed log-mel) decoded; "
+                          "they carry no samples: drop --no-screen to score them")
     print(json.dumps(result))
     return 0
 
 
+def _write(path: str, data: bytes | str) -> None:
+    try:
+        with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def header(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="acula bridge header", description="Write the firmware C header.")
+    parser = _parser("acula bridge header", "Write the firmware C header.")
     parser.add_argument("--bundle", help="take the front end from this bundle (default: FrontendConfig defaults)")
     parser.add_argument("-o", "--out", default="acula_bridge.h")
     args = parser.parse_args(argv)
@@ -142,11 +282,9 @@ def header(argv: Sequence[str]) -> int:
         try:
             b = read_bundle(_resolve(args.bundle))
         except BundleError as exc:
-            print(f"acula bridge header: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(str(exc)) from exc
         cfg, source = b.frontend, f"bundle {b.source}"
-    with open(args.out, "w") as f:
-        f.write(render_header(cfg, source))
+    _write(args.out, render_header(cfg, source))
     print(f"wrote {args.out}")
     return 0
 
@@ -157,7 +295,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 1
-    return commands[args[0]](args[1:])
-
-
+    try:
+        return commands[args[0]](args[1:])
+    except CommandError as exc:
+        print(f"acula bridge {args[0]}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # the reader went away (`acula bridge ... | head -c 10`): say so once, and keep the interpreter's
+        # final flush of stdout from raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"acula bridge {args[0]}: output pipe closed before the result was written", file=sys.stderr)
+        return 1
 

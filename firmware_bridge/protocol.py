@@ -34,12 +34,10 @@ Payloads:
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-
-import numba
-import numpy as np
 
 MAGIC = b"\xac\x1a"
 VERSION = 1
@@ -81,32 +79,20 @@ class FilterMode(IntEnum):
 
 
 class ProtocolError(ValueError):
-    """A frame that cannot be built or parsed; the message says which field."""
+    """A frame that cannot be built or parsed; the message says which field, ``field`` names it
+    (magic, length, crc, version, codec, rate, payload) so a decoder can count it without parsing text."""
 
-
-def _crc_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint16)
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-        table[byte] = crc
-    return table
-
-
-CRC_TABLE = _crc_table()
-
-
-@numba.njit(cache=True, nogil=True)
-def _crc16_kernel(data: np.ndarray, crc: int, table: np.ndarray) -> int:
-    for i in range(data.shape[0]):
-        crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ data[i]) & 0xFF]
-    return crc
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor), table-driven."""
-    return int(_crc16_kernel(np.frombuffer(bytes(data), dtype=np.uint8), crc, CRC_TABLE))
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor).
+
+    ``binascii.crc_hqx`` is exactly this CRC when started at 0xFFFF (a test checks it against
+    the bitwise definition), so the bridge needs no table or compiled kernel of its own."""
+    return binascii.crc_hqx(data, crc)
 
 
 @dataclass(frozen=True)
@@ -139,23 +125,23 @@ def unpack(data: bytes) -> Frame:
         raise EOFError(f"need {HEADER_SIZE} header bytes, got {len(data)}")
     magic, version, flags, seq, ts, codec, rate_code, channel, _, length = HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise ProtocolError(f"bad magic {magic!r}")
+        raise ProtocolError(f"bad magic {magic!r}", "magic")
     if length > MAX_PAYLOAD:
-        raise ProtocolError(f"length {length} exceeds MAX_PAYLOAD")
+        raise ProtocolError(f"length {length} exceeds MAX_PAYLOAD", "length")
     end = HEADER_SIZE + length
     if len(data) < end + CRC.size:
         raise EOFError(f"need {end + CRC.size} bytes for this frame, got {len(data)}")
     (crc,) = CRC.unpack_from(data, end)
     if crc != crc16(data[2:end]):
-        raise ProtocolError("CRC mismatch")
+        raise ProtocolError("CRC mismatch", "crc")
     if version != VERSION:
-        raise ProtocolError(f"unknown protocol version {version} (this decoder speaks {VERSION})")
+        raise ProtocolError(f"unknown protocol version {version} (this decoder speaks {VERSION})", "version")
     try:
         codec_enum = Codec(codec)
     except ValueError as exc:
-        raise ProtocolError(f"unknown codec {codec}") from exc
+        raise ProtocolError(f"unknown codec {codec}", "codec") from exc
     if rate_code >= len(SAMPLE_RATES_HZ):
-        raise ProtocolError(f"unknown rate code {rate_code}")
+        raise ProtocolError(f"unknown rate code {rate_code}", "rate")
     return Frame(seq, ts, codec_enum, SAMPLE_RATES_HZ[rate_code], bytes(data[HEADER_SIZE:end]), channel, flags,
                  version)
 
@@ -174,7 +160,9 @@ def device_info(firmware_version: int, sample_rate_hz: int, mic_sensitivity_dbv:
 
 def parse_device_info(payload: bytes) -> dict[str, object]:
     if not payload or payload[0] != Command.DEVICE_INFO or len(payload) < 5:
-        raise ProtocolError("not a DEVICE_INFO payload")
+        raise ProtocolError("not a DEVICE_INFO payload", "payload")
     fw, rate_code, sens = struct.unpack_from("<HBb", payload, 1)
+    if rate_code >= len(SAMPLE_RATES_HZ):
+        raise ProtocolError(f"DEVICE_INFO names unknown rate code {rate_code}", "rate")
     return {"firmware_version": fw, "sample_rate_hz": SAMPLE_RATES_HZ[rate_code], "mic_sensitivity_dbv": sens,
             "model": payload[5:].decode("utf-8", errors="replace")}

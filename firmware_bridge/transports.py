@@ -1,15 +1,20 @@
 """Byte transports for the bridge: serial (pyserial), TCP, UDP, and replay from a capture file.
 
 Each transport is an iterator of ``bytes`` pieces (``read_chunks``) and has
-``write``; the decoder takes whatever pieces arrive.
+``write``; the decoder takes whatever pieces arrive.  Live transports stop after
+``idle_timeout_s`` seconds without data; ``None`` waits until the caller stops
+(Ctrl-C), which the socket transports notice within ``_POLL_S``.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+_POLL_S = 0.2  # socket timeout between idle checks
 
 
 class SerialTransport:
@@ -24,10 +29,10 @@ class SerialTransport:
         self.port.write(data)
         self.port.flush()
 
-    def read_chunks(self, idle_timeouts: int = 5) -> Iterator[bytes]:
-        """Yield pieces until ``idle_timeouts`` reads in a row return nothing."""
+    def read_chunks(self, idle_timeouts: int | None = 5) -> Iterator[bytes]:
+        """Yield pieces until ``idle_timeouts`` reads in a row return nothing (``None``: never)."""
         idle = 0
-        while idle < idle_timeouts:
+        while idle_timeouts is None or idle < idle_timeouts:
             data = self.port.read(4096)
             if data:
                 idle = 0
@@ -39,23 +44,37 @@ class SerialTransport:
         self.port.close()
 
 
+def _recv_chunks(recv: Any, idle_timeout_s: float | None, empty_ends: bool = True) -> Iterator[bytes]:
+    """Yield what ``recv()`` returns until nothing came for ``idle_timeout_s`` or, with ``empty_ends``
+    (TCP: the peer closed), it returns b"".  An empty UDP datagram ends nothing."""
+    last_data = time.monotonic()
+    while True:
+        try:
+            data = recv()
+        except TimeoutError:
+            if idle_timeout_s is not None and time.monotonic() - last_data >= idle_timeout_s:
+                return
+            continue
+        if not data and empty_ends:
+            return
+        last_data = time.monotonic()
+        if data:
+            yield data
+
+
 class TCPTransport:
-    def __init__(self, host: str, port: int, timeout_s: float = 2.0, sock: socket.socket | None = None) -> None:
+    def __init__(self, host: str, port: int, timeout_s: float | None = 2.0, sock: socket.socket | None = None
+                 ) -> None:
+        """``timeout_s``: connect timeout and idle timeout of ``read_chunks`` (``None``: wait for the peer)."""
         self.sock = sock or socket.create_connection((host, port), timeout=timeout_s)
-        self.sock.settimeout(timeout_s)
+        self.timeout_s = timeout_s
+        self.sock.settimeout(_POLL_S if timeout_s is None else min(_POLL_S, timeout_s))
 
     def write(self, data: bytes) -> None:
         self.sock.sendall(data)
 
     def read_chunks(self) -> Iterator[bytes]:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                return
-            if not data:
-                return
-            yield data
+        return _recv_chunks(lambda: self.sock.recv(4096), self.timeout_s)
 
     def close(self) -> None:
         self.sock.close()
@@ -64,22 +83,19 @@ class TCPTransport:
 class UDPTransport:
     """One datagram per frame (what Wi-Fi stethoscopes send); loss and reordering are the decoder's job."""
 
-    def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0), timeout_s: float = 1.0) -> None:
+    def __init__(self, bind: tuple[str, int] = ("127.0.0.1", 0), timeout_s: float | None = 1.0) -> None:
+        """``timeout_s``: ``read_chunks`` stops after this many seconds without a datagram (``None``: never)."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(bind)
-        self.sock.settimeout(timeout_s)
+        self.timeout_s = timeout_s
+        self.sock.settimeout(_POLL_S if timeout_s is None else min(_POLL_S, timeout_s))
         self.address = self.sock.getsockname()
 
     def write(self, data: bytes, to: Any) -> None:
         self.sock.sendto(data, to)
 
     def read_chunks(self) -> Iterator[bytes]:
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except TimeoutError:
-                return
-            yield data
+        return _recv_chunks(lambda: self.sock.recvfrom(65536)[0], self.timeout_s, empty_ends=False)
 
     def close(self) -> None:
         self.sock.close()
