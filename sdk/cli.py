@@ -55,6 +55,31 @@ def version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    name = args[0] if args and args[0] in COMMANDS else ""
+    prog = f"acula {name}" if name else "acula"
+    try:
+        return _dispatch(args)
+    except SystemExit as exc:  # argparse's --help and usage errors: a status for in-process callers too
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # the reader went away (acula ... | head): stop quietly; point stdout at /dev/null so the interpreter's
+        # final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a process killed by the signal would report
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        if os.environ.get("ACULA_DEBUG"):
+            raise
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -71,26 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:
         print(f"acula {name}: {exc}. Install the extra it needs, e.g. pip install 'acula-edge[train]'", file=sys.stderr)
         return 1
-    try:
-        return int(getattr(module, func or "main")(rest) or 0)
-    except SystemExit as exc:  # argparse's --help and usage errors: a status for in-process callers too
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(exc.code, file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        # the reader went away (acula ... | head): stop quietly; point stdout at /dev/null so the interpreter's
-        # final flush does not raise again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, as a process killed by the signal would report
-    except KeyboardInterrupt:
-        print(f"acula {name}: interrupted", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        if os.environ.get("ACULA_DEBUG"):
-            raise
-        print(f"acula {name}: {exc}", file=sys.stderr)
-        return 1
+    return int(getattr(module, func or "main")(rest) or 0)
 
 
 if __name__ == "__main__":
