@@ -4,18 +4,53 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """``data``, after refusing keys that are not fields of the dataclass ``cls``: a misspelt key in a JSON
-    config must stop the run with its name, not be ignored or end in a TypeError."""
+def known_fields(cls: type, data: Any) -> dict[str, Any]:
+    """``data``, after refusing what is not a dict of fields of the dataclass ``cls`` with values of their
+    types: a misspelt key or a ``"max_steps": "many"`` in a JSON config must stop the run with its name, not be
+    ignored or end in a TypeError deep inside training."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a {cls.__name__} must be a JSON object of fields, got {type(data).__name__}")
     unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        expected = _type_problem(hints[key], value)
+        if expected:
+            raise ValueError(f"{cls.__name__}.{key} must be {expected}, got {value!r}")
     return data
+
+
+#: JSON values a scalar annotation accepts (an int is a valid float; a bool is not a number)
+_SCALARS: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _type_problem(annotation: Any, value: Any) -> str | None:
+    """What ``value`` should have been for ``annotation`` (scalars, optional scalars, tuples of scalars), or None
+    when it fits or the annotation is not one this checks (a nested config checks itself)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        if value is None or len(inner) != 1:
+            return None
+        problem = _type_problem(inner[0], value)
+        return f"{problem} or null" if problem else None
+    if annotation in _SCALARS:
+        ok = isinstance(value, _SCALARS[annotation]) and (annotation is bool or not isinstance(value, bool))
+        return None if ok else _NAMES[annotation]
+    if typing.get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in _SCALARS:
+        if isinstance(value, (list, tuple)) and not any(_type_problem(args[0], v) for v in value):
+            return None
+        return f"a list of {_NAMES[args[0]].removeprefix('an ').removeprefix('a ')}s"
+    return None
 
 
 def preset_of(data: dict[str, Any], presets: dict[str, Any], default: str, path: Path) -> Any:
@@ -66,6 +101,15 @@ class AlignConfig:
         weights = (self.w_cka, self.w_nce, self.w_mask, self.w_sup)
         if min(weights) < 0 or sum(weights) == 0:
             raise ValueError("loss weights must be non-negative and not all zero")
+        for name in ("n_freq_bins", "embed_dim", "crop_frames", "batch_size", "max_steps", "log_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if min(self.lr, self.encoder_lr) <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ValueError("lr and encoder_lr must be positive, weight_decay and warmup_steps non-negative")
+        for name in ("mask_ratio", "p_band_limit", "p_noise"):
+            if not 0.0 <= getattr(self, name) < 1.0 + (name != "mask_ratio"):
+                raise ValueError(f"{name} must be in [0, 1{')' if name == 'mask_ratio' else ']'}, got "
+                                 f"{getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -103,6 +147,11 @@ def resolve_config(name_or_file: str) -> AlignConfig:
     path = Path(name_or_file)
     if not path.is_file():
         raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
+        raise ValueError(f"{path} is not a readable JSON config: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object of AlignConfig fields, got a {type(data).__name__}")
     base = preset_of(data, PRESETS, "default-cpu", path)
     return dataclasses.replace(base, **AlignConfig.from_dict({**base.to_dict(), **data}).to_dict())

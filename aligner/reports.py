@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -36,30 +37,34 @@ CONDITIONS = {"asthma": "asthma", "hypertension": "hypertension", "diabetes": "d
               "pneumonia": "pneumonia"}
 PARTICIPANT_MODALITIES = {"cough", "breathing", "speech"}
 
-#: finding pattern -> [(metadata field, values that make the finding true)]
-FINDINGS: list[tuple[str, list[tuple[str, set[str]]]]] = [
-    (r"crackl|crepitat", [("crackles", {"1"})]),
-    (r"wheez", [("wheezes", {"1"})]),
-    (r"murmur", [("murmur", {"present"})]),
-    (r"\babnormal", [("outcome", {"abnormal"})]),
-    (r"(?<!ab)normal heart sounds|heart sounds are normal", [("outcome", {"normal"})]),
-    (r"\bcopd\b|chronic obstructive", [("diagnosis", {"copd"})]),
-    (r"pneumonia", [("diagnosis", {"pneumonia"}), ("pneumonia", {"true"})]),
-    (r"asthma", [("diagnosis", {"asthma"}), ("asthma", {"true"})]),
-    (r"bronchiectasis", [("diagnosis", {"bronchiectasis"})]),
-    (r"bronchiolitis", [("diagnosis", {"bronchiolitis"})]),
-    (r"\burti\b|upper respiratory", [("diagnosis", {"urti"})]),
-    (r"\blrti\b|lower respiratory", [("diagnosis", {"lrti"})]),
-    (r"tested positive|covid-19 positive|covid positive", [("covid_status", {"positive_mild", "positive_moderate",
-                                                                             "positive_asymp"})]),
-    (r"\bfever", [("fever", {"true"})]),
-    (r"hypertension", [("hypertension", {"true"})]),
-    (r"diabetes", [("diabetes", {"true"})]),
-]
 #: Fields whose values a report may quote verbatim (an ESC-10 "fire crackling" is no lung crackle).
 DESCRIPTIVE_FIELDS = ("sound_class", "sound_type", "recording_device", "chest_location", "auscultation_location")
 NEGATION_BEFORE = re.compile(r"\b(no|not|without|absence of|absent|denies|negative for|free of|nor)\b[^.;]{0,25}$")
 NEGATION_AFTER = re.compile(r"^[^.;]{0,20}\b(absent|not present|not heard|not detected)\b")
+
+
+@dataclass(frozen=True)
+class LexiconTerm:
+    """One clinical term of ``clinical_lexicon.json``: its synonyms as one regex, and the metadata that makes it
+    true (field -> values; ``"*"``: the field's own value names the term)."""
+
+    term: str
+    kind: str  # finding | diagnosis | symptom | device
+    pattern: re.Pattern[str]
+    supported_by: dict[str, frozenset[str]]
+
+    def supported(self, known: dict[str, str]) -> bool:
+        return any(f in known and (known[f] in values or ("*" in values and self.pattern.search(known[f])))
+                   for f, values in self.supported_by.items())
+
+
+@lru_cache(maxsize=1)
+def load_lexicon() -> tuple[LexiconTerm, ...]:
+    """The clinical terms a report may state or deny only with the metadata's support (package data)."""
+    text = resources.files("aligner").joinpath("clinical_lexicon.json").read_text(encoding="utf-8")
+    return tuple(LexiconTerm(t["term"], t["kind"], re.compile("|".join(f"(?:{p})" for p in t["patterns"])),
+                             {f: frozenset(v.lower() for v in vals) for f, vals in t["supported_by"].items()})
+                 for t in json.loads(text)["terms"])
 
 
 @lru_cache(maxsize=1)
@@ -122,22 +127,24 @@ def write_template_report(record: Record, seed: int = 0) -> str:
 
 
 def unfaithful_findings(report: str, metadata: dict[str, Any]) -> list[str]:
-    """Every finding the report states (or denies) that the metadata does not support."""
+    """Every lexicon term (finding, diagnosis, symptom, device; ``clinical_lexicon.json``) the report states
+    or denies that the metadata does not support: an unknown finding may be neither affirmed nor denied."""
     known = {k: str(v).lower() for k, v in derived_fields(metadata).items() if str(v).lower() != "unknown"}
     text = report.lower()
     for field in DESCRIPTIVE_FIELDS:
         if len(known.get(field, "")) > 3:
             text = text.replace(known[field], " ")
     problems = []
-    for pattern, fields in FINDINGS:
-        for match in re.finditer(pattern, text):
+    for term in load_lexicon():
+        for match in term.pattern.finditer(text):
             negated = bool(NEGATION_BEFORE.search(text[: match.start()]) or NEGATION_AFTER.search(text[match.end():]))
-            values = [known[f] for f, _ in fields if f in known]
-            truth = any(known.get(f) in positive for f, positive in fields)
-            if negated and (truth or not values):
-                problems.append(f"denies '{match.group(0)}' but metadata has {[(f, known.get(f)) for f, _ in fields]}")
+            has = {f: known[f] for f in term.supported_by if f in known}
+            truth = term.supported(known)
+            if negated and (truth or not has):
+                problems.append(f"denies '{match.group(0)}' ({term.kind} {term.term}) but metadata has {has or 'none'}")
             elif not negated and not truth:
-                problems.append(f"states '{match.group(0)}' but metadata has {[(f, known.get(f)) for f, _ in fields]}")
+                problems.append(f"states '{match.group(0)}' ({term.kind} {term.term}) but metadata has "
+                                f"{has or 'none'}")
     return problems
 
 

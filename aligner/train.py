@@ -238,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"acula align: {exc}", file=sys.stderr)
         return 1
+    if not (Path(args.corpus) / "manifest.jsonl").is_file():  # before the run folder is made
+        print(f"acula align: {args.corpus} is not a corpus directory (no manifest.jsonl); run 'acula corpus build'",
+              file=sys.stderr)
+        return 1
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     device = args.device

@@ -152,27 +152,59 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: per-run keys compared, and what ``python -m benchmarks.sdk_latency`` calls them in its flat report
+RUN_KEYS = {"p50_ms": "hop_p50_ms", "p99_ms": "hop_p99_ms", "ms_per_audio_s": "ms_per_audio_s"}
+REPORT_KEYS = ("cold_start_s", "peak_rss_mb")
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """A latency report as ``{"runs": [...], "cold_start_s": ..., ...}``: what ``acula bench --json`` writes, or
+    the flat one-run report of ``python -m benchmarks.sdk_latency``.  ValueError with a sentence otherwise."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a JSON report: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("runs"), list):
+        return data
+    if isinstance(data, dict) and {"backend", "precision"} <= set(data) and any(k in data for k in RUN_KEYS.values()):
+        run = {"backend": data["backend"], "precision": data["precision"],
+               **{k: data[flat] for k, flat in RUN_KEYS.items() if flat in data}}
+        return {**{k: data[k] for k in REPORT_KEYS if k in data}, "runs": [run]}
+    raise ValueError(f"{path} is not a latency report: expected 'runs' (acula bench --json) or 'backend', "
+                     "'precision' and hop latencies (python -m benchmarks.sdk_latency)")
+
+
+def _ratio(b: Any, a: Any) -> str:
+    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b)) and a
+    return f"{b / a:.2f}" if ok else "n/a"
+
+
 def compare(a_path: str, b_path: str) -> int:
-    a, b = json.loads(Path(a_path).read_text()), json.loads(Path(b_path).read_text())
+    try:
+        a, b = load_report(a_path), load_report(b_path)
+    except ValueError as exc:
+        print(f"acula bench compare: {exc}", file=sys.stderr)
+        return 1
     print(f"ratios B/A ({b_path} over {a_path}); < 1 means B is faster")
+    matched = 0
     for ra in a["runs"]:
-        rb = next((r for r in b["runs"] if (r["backend"], r["precision"]) == (ra["backend"], ra["precision"])), None)
+        rb = next((r for r in b["runs"] if (r.get("backend"), r.get("precision")) ==
+                   (ra.get("backend"), ra.get("precision"))), None)
         if rb is None:
             continue
-        cells = ", ".join(f"{k} {rb[k] / ra[k]:.2f}" for k in ("p50_ms", "p99_ms", "ms_per_audio_s") if ra[k])
-        print(f"  {ra['backend']} {ra['precision']}: {cells}")
-    for k in ("cold_start_s", "peak_rss_mb"):
-        print(f"  {k}: {b[k] / a[k]:.2f}")
+        matched += 1
+        cells = ", ".join(f"{k} {_ratio(rb.get(k), ra.get(k))}" for k in RUN_KEYS)
+        print(f"  {ra.get('backend')} {ra.get('precision')}: {cells}")
+    if not matched:
+        print("  no backend and precision measured in both", file=sys.stderr)
+    for k in REPORT_KEYS:
+        print(f"  {k}: {_ratio(b.get(k), a.get(k))}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["compare"]:
-        if len(args_list) != 3:
-            print("usage: acula bench compare A.json B.json", file=sys.stderr)
-            return 1
-        return compare(args_list[1], args_list[2])
     parser = argparse.ArgumentParser(prog="acula bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="default")
@@ -181,7 +213,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per measurement")
     parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
     parser.add_argument("--json", help="write the report here")
-    args = parser.parse_args(args_list)
+    sub = parser.add_subparsers(dest="cmd", metavar="{compare}")
+    cmp = sub.add_parser("compare", help="ratios of two reports (B over A): acula bench --json, or "
+                                         "python -m benchmarks.sdk_latency --json",
+                         description="Ratios B/A of per-hop latency, cost per second of audio, cold start and "
+                                     "peak memory of two latency reports.")
+    cmp.add_argument("a", help="baseline report (JSON)")
+    cmp.add_argument("b", help="report to compare with it (JSON)")
+    args = parser.parse_args(argv)
+    if args.cmd == "compare":
+        return compare(args.a, args.b)
     if args.pin_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.pin_cpu})
     from sdk.bundle import BundleError, read_bundle
@@ -201,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs.append(measure(args.bundle, info["backend"], info["precision"], args.threads, args.seconds))
         except BackendUnavailable as exc:
             print(f"skipping {name}: {exc}", file=sys.stderr)
+    if not runs:
+        print("acula bench: no model file of the bundle can run here (see the skipped files above)", file=sys.stderr)
+        return 1
     first, warm = cold_start(args.bundle, runs[0]["backend"], runs[0]["precision"])
     report = {"device": fingerprint(args.threads), "bundle": bundle.source, "runs": runs,
               "bundle_kb": sum(i["bytes"] for i in bundle.manifest["files"].values()) / 1024,

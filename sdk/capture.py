@@ -66,7 +66,7 @@ class LiveCapture:
         session = self.store.start_session(f"sounddevice:{self.device or 'default'}", self.model.bundle.source,
                                            self.rate) if self.store else None
         needed = int(duration_s * self.rate)
-        consumed = 0
+        consumed = beat = 0
         with self._sd.InputStream(samplerate=self.rate, channels=1, dtype="int16", blocksize=self.block,
                                   device=self.device, callback=self._callback):
             deadline = time.monotonic() + duration_s * 4 + 5.0
@@ -79,6 +79,9 @@ class LiveCapture:
                 chunk = chunk[: needed - consumed]
                 consumed += chunk.size
                 self._handle(stream.accept(chunk, self.rate), stream, session, on_window)
+                if self.store and session is not None and consumed - beat >= self.rate:  # once a second of audio
+                    self.store.heartbeat(session, consumed / self.rate)  # the session's end if it never closes
+                    beat = consumed
         self._handle(stream.flush(), stream, session, on_window)
         if self.store and session is not None:
             self.store.end_session(session, consumed / self.rate, self.stats.samples_dropped,

@@ -4,11 +4,17 @@ Each subcommand lives in its own module with a ``main(argv=None) -> int``, so
 tests call it directly and ``acula X`` imports only what X needs.  Server-side
 subcommands (corpus, align, distill, export) are named here as strings and
 imported on demand; the SDK itself never imports them.
+
+A user's mistake ends in one line on stderr and exit status 1, never a
+traceback: subcommands refuse what they can name, and :func:`main` catches the
+path errors that slip through (set ``ACULA_DEBUG=1`` to see the traceback) and a
+closed stdout (``acula screen ... | head``).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -35,16 +41,50 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
-    lines = ["usage: acula COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: acula [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run 'acula COMMAND --help' for a command's options."]
     return "\n".join(lines)
 
 
+def version() -> str:
+    from sdk import __version__
+
+    return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    name = args[0] if args and args[0] in COMMANDS else ""
+    prog = f"acula {name}" if name else "acula"
+    try:
+        return _dispatch(args)
+    except SystemExit as exc:  # argparse's --help and usage errors: a status for in-process callers too
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # the reader went away (acula ... | head): stop quietly; point stdout at /dev/null so the interpreter's
+        # final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a process killed by the signal would report
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        if os.environ.get("ACULA_DEBUG"):
+            raise
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"acula {version()}")
         return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:

@@ -33,23 +33,38 @@ def clip_embedding(model: Model, path: Path) -> np.ndarray:
     return np.asarray(e.mean(0))
 
 
-def build_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="acula index build", description=__doc__)
+def _build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="reference recordings (labels from labels.csv beside them, if present)")
     parser.add_argument("--out", required=True, help="index file to write")
     parser.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw"],
                         help=f"faiss index type (auto: exact flat search below {HNSW_MIN_ITEMS:,} recordings, HNSW "
                              "from there)")
     _common(parser)
-    args = parser.parse_args(argv)
+
+
+def build_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="acula index build", description=__doc__)
+    _build_arguments(parser)
+    return _build(parser.parse_args(argv))
+
+
+def _build(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"acula index build: {folder} is not a folder of recordings", file=sys.stderr)
+        return 1
     model = _load(args)
     if model is None:
         return 1
-    folder = Path(args.folder)
     labels = {}
     if (folder / "labels.csv").is_file():
-        with open(folder / "labels.csv", newline="") as f:
-            labels = {row["file"]: row for row in csv.DictReader(f)}
+        try:
+            with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
+                labels = {row["file"]: row for row in csv.DictReader(f)}
+        except (KeyError, UnicodeDecodeError, csv.Error) as exc:
+            print(f"acula index build: {folder / 'labels.csv'} needs a 'file' column of UTF-8 CSV "
+                  f"({type(exc).__name__}: {exc})", file=sys.stderr)
+            return 1
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     embs, items, skipped = [], [], []
     for path in files:
@@ -65,7 +80,11 @@ def build_main(argv: Sequence[str]) -> int:
         return 1
     index = CaseIndex(len(embs[0]), args.kind, len(items))
     index.add(np.stack(embs), items)
-    index.save(args.out)
+    try:
+        index.save(args.out)
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        print(f"acula index build: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
     print(f"indexed {len(items)} recordings ({index.kind}) into {args.out}; skipped {len(skipped)}")
     for line in skipped:
         print(f"  skipped {line}", file=sys.stderr)
@@ -94,8 +113,9 @@ def search_main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] != "build":
-        print("usage: acula index build FOLDER --out INDEX [--bundle B]", file=sys.stderr)
-        return 1
-    return build_main(args[1:])
+    parser = argparse.ArgumentParser(prog="acula index", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{build}")
+    _build_arguments(sub.add_parser("build", help="embed a folder of recordings into a case index",
+                                    description="Embed every recording under FOLDER into a case index."))
+    return _build(parser.parse_args(argv))

@@ -6,9 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sdk.screen_cli import _common, _load
-from sdk.store import EventStore
+from sdk.store import EventStore, StoreError
 
 
 def listen_main(argv: Sequence[str] | None = None) -> int:
@@ -20,18 +21,29 @@ def listen_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=16000)
     _common(parser)
     args = parser.parse_args(argv)
+    if args.seconds <= 0:
+        print(f"acula listen: --seconds must be positive, got {args.seconds}", file=sys.stderr)
+        return 1
+    problem = input_device_problem(args.device, args.rate)
+    if problem:  # before the store is opened: a failed start leaves no empty database behind
+        print(f"acula listen: {problem}", file=sys.stderr)
+        return 1
     model = _load(args)
     if model is None:
         return 1
     from sdk.capture import LiveCapture
 
-    store = EventStore(args.db)
+    try:
+        store = EventStore(args.db)
+    except StoreError as exc:
+        print(f"acula listen: {exc}", file=sys.stderr)
+        return 1
     try:
         cap = LiveCapture(model, args.rate, device=args.device, store=store)
         stats = cap.run(args.seconds, on_window=lambda w: print(
             f"{w.start_s:7.2f} s  cough p={w.cough_probability if w.cough_probability is not None else 'gated'}"
             f" {' '.join(w.problems)}") if not args.json else None)
-    except ImportError as exc:
+    except (ImportError, StoreError) as exc:
         print(f"acula listen: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -42,10 +54,28 @@ def listen_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def input_device_problem(device: str | None, rate_hz: int) -> str | None:
+    """Why live capture cannot start on ``device`` at ``rate_hz`` (no PortAudio, no input device, a rate it
+    refuses), or None when it can."""
+    try:
+        import sounddevice
+    except (ImportError, OSError):
+        return ("live capture needs: pip install 'acula-edge[audio]' and the system library libportaudio2 "
+                "(apt install libportaudio2)")
+    dev: str | int | None = int(device) if device is not None and device.isdigit() else device
+    try:
+        sounddevice.check_input_settings(device=dev, samplerate=rate_hz, channels=1, dtype="int16")
+    except (sounddevice.PortAudioError, ValueError) as exc:
+        which = f"input device {device!r}" if device is not None else "the default input device"
+        return (f"cannot open {which} at {rate_hz} Hz ({exc}); list devices with "
+                "python -m sounddevice, then pass --device NAME_OR_INDEX")
+    return None
+
+
 def report_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula report", description="Events over time and counts per hour, as PNG.")
-    parser.add_argument("db")
-    parser.add_argument("--out", default="acula_report.png")
+    parser.add_argument("db", help="event store written by 'acula listen'")
+    parser.add_argument("--out", default="acula_report.png", help="image to write (PNG; the suffix picks the format)")
     args = parser.parse_args(argv)
     if not Path(args.db).is_file():
         print(f"acula report: no event store at {args.db}", file=sys.stderr)
@@ -58,22 +88,39 @@ def report_main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print("acula report: plots need: pip install 'acula-edge[plot]'", file=sys.stderr)
         return 1
-    store = EventStore(args.db)
-    sessions, events = store.sessions(), store.events()
-    store.close()
+    try:
+        store = EventStore(args.db, read_only=True)
+        summaries, events = store.summaries(), store.events()
+        store.close()
+    except StoreError as exc:
+        print(f"acula report: {exc}", file=sys.stderr)
+        return 1
+    for s in summaries:
+        if not s["closed"]:
+            end = (f"its end is taken as its last event or heartbeat, {s['duration_s']:.1f} s" if s["duration_s"]
+                   else "it holds no event or heartbeat, so no rate is drawn")
+            print(f"acula report: session {s['id']} was never closed (the capture stopped without ending it); "
+                  f"{end}", file=sys.stderr)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 5), constrained_layout=True)
-    for i, s in enumerate(sessions):
+    for i, s in enumerate(summaries):
         evs = [e for e in events if e["session_id"] == s["id"]]
         ax1.broken_barh([(e["start_s"], e["end_s"] - e["start_s"]) for e in evs], (i - 0.4, 0.8), color="tab:red")
-        ax1.plot([0, s["duration_s"] or 0], [i, i], color="0.8", lw=1, zorder=0)
-    ax1.set_yticks(range(len(sessions)), [f"session {s['id']}" for s in sessions])
+        ax1.plot([0, s["duration_s"]], [i, i], color="0.8", lw=1, zorder=0, ls="-" if s["closed"] else ":")
+    ax1.set_yticks(range(len(summaries)), [_label(s) for s in summaries])
     ax1.set_xlabel("time in session (s)")
     ax1.set_title("cough events")
-    rates = [len([e for e in events if e["session_id"] == s["id"]]) / max(s["duration_s"] or 1e-9, 1e-9) * 3600
-             for s in sessions]
-    ax2.bar([f"{s['id']}" for s in sessions], rates, color="tab:blue")
+    ax2.bar([_label(s) for s in summaries], [s["events_per_hour"] or 0.0 for s in summaries], color="tab:blue")
     ax2.set_ylabel("coughs per hour")
     ax2.set_xlabel("session")
-    fig.savefig(args.out, dpi=100)
-    print(f"wrote {args.out}: {len(sessions)} sessions, {len(events)} events")
+    try:
+        fig.savefig(args.out, dpi=100)
+    except (OSError, ValueError) as exc:  # a missing folder, no permission, an image format matplotlib lacks
+        print(f"acula report: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
+    n_open = sum(not s["closed"] for s in summaries)
+    print(f"wrote {args.out}: {len(summaries)} sessions ({n_open} never closed), {len(events)} events")
     return 0
+
+
+def _label(summary: dict[str, Any]) -> str:
+    return f"session {summary['id']}" + ("" if summary["closed"] else " (unclosed)")
