@@ -1,4 +1,5 @@
-/* acula_frontend.c: see acula_frontend.h.  Portable C99, float32, no allocation.
+/* acula_frontend.c: see acula_frontend.h.  Portable C99, float32 (or double, see
+ * ACULA_FE_DOUBLE), no allocation.
  *
  * Per frame: periodic Hann window, a real FFT of ACULA_N_FFT points computed as
  * an ACULA_N_FFT/2-point complex radix-2 FFT plus the split step, power,
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #define HALF (ACULA_N_FFT / 2)
+
+typedef acula_fe_real_t real;
 
 void acula_fe_reset(acula_fe_t *fe) {
     memset(fe, 0, sizeof(*fe));
@@ -29,12 +32,12 @@ int8_t acula_fe_quantise(float feature) {
 }
 
 /* In-place iterative radix-2 FFT of HALF complex points, twiddles exp(-2 pi i k / N_FFT) at even k. */
-static void fft_half(float *re, float *im) {
+static void fft_half(real *re, real *im) {
     uint32_t i, len, k;
     for (i = 0; i < HALF; ++i) {
         uint32_t j = ACULA_FFT_BITREV[i];
         if (j > i) {
-            float t = re[i]; re[i] = re[j]; re[j] = t;
+            real t = re[i]; re[i] = re[j]; re[j] = t;
             t = im[i]; im[i] = im[j]; im[j] = t;
         }
     }
@@ -43,11 +46,11 @@ static void fft_half(float *re, float *im) {
         uint32_t step = (uint32_t)ACULA_N_FFT / len; /* twiddle index stride in the N_FFT table */
         for (i = 0; i < HALF; i += len) {
             for (k = 0; k < half_len; ++k) {
-                float wr = ACULA_FFT_COS[k * step];
-                float wi = -ACULA_FFT_SIN[k * step];
+                real wr = ACULA_FFT_COS[k * step];
+                real wi = -ACULA_FFT_SIN[k * step];
                 uint32_t a = i + k, b = a + half_len;
-                float tr = re[b] * wr - im[b] * wi;
-                float ti = re[b] * wi + im[b] * wr;
+                real tr = re[b] * wr - im[b] * wi;
+                real ti = re[b] * wi + im[b] * wr;
                 re[b] = re[a] - tr;
                 im[b] = im[a] - ti;
                 re[a] += tr;
@@ -58,34 +61,35 @@ static void fft_half(float *re, float *im) {
 }
 
 void acula_fe_compute_frame(acula_fe_t *fe, const float *frame_samples, float *out_mels) {
-    float *re = fe->fft_re, *im = fe->fft_im, *power = fe->power;
+    real *re = fe->fft_re, *im = fe->fft_im, *power = fe->power;
     uint32_t n, k, m, idx = 0;
     /* pack even samples as real, odd samples as imaginary parts */
     for (n = 0; n < HALF; ++n) {
-        re[n] = frame_samples[2 * n] * ACULA_FE_WINDOW[2 * n];
-        im[n] = frame_samples[2 * n + 1] * ACULA_FE_WINDOW[2 * n + 1];
+        re[n] = (real)frame_samples[2 * n] * ACULA_FE_WINDOW[2 * n];
+        im[n] = (real)frame_samples[2 * n + 1] * ACULA_FE_WINDOW[2 * n + 1];
     }
     fft_half(re, im);
     /* split: X[k] = E[k] + W^k O[k], E = (Z[k] + conj Z[H-k]) / 2, O = (Z[k] - conj Z[H-k]) / 2i */
     power[0] = (re[0] + im[0]) * (re[0] + im[0]);
     power[HALF] = (re[0] - im[0]) * (re[0] - im[0]);
     for (k = 1; k < HALF; ++k) {
-        float zr = re[k], zi = im[k], cr = re[HALF - k], ci = -im[HALF - k];
-        float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
-        float dr = zr - cr, di = zi - ci;                 /* Z[k] - conj Z[H-k] */
-        float o_r = 0.5f * di, o_i = -0.5f * dr;           /* divided by 2i */
-        float wr = ACULA_FFT_COS[k], wi = -ACULA_FFT_SIN[k];
-        float xr = er + (o_r * wr - o_i * wi);
-        float xi = ei + (o_r * wi + o_i * wr);
+        real zr = re[k], zi = im[k], cr = re[HALF - k], ci = -im[HALF - k];
+        real er = (real)0.5 * (zr + cr), ei = (real)0.5 * (zi + ci);
+        real dr = zr - cr, di = zi - ci;                   /* Z[k] - conj Z[H-k] */
+        real o_r = (real)0.5 * di, o_i = (real)-0.5 * dr;  /* divided by 2i */
+        real wr = ACULA_FFT_COS[k], wi = -ACULA_FFT_SIN[k];
+        real xr = er + (o_r * wr - o_i * wi);
+        real xi = ei + (o_r * wi + o_i * wr);
         power[k] = xr * xr + xi * xi;
     }
     for (m = 0; m < ACULA_N_MELS; ++m) {
         uint32_t start = ACULA_FE_MEL_START[m], width = ACULA_FE_MEL_WIDTH[m];
-        float acc = 0.0f;
+        real acc = 0;
         for (k = 0; k < width; ++k) acc += power[start + k] * ACULA_FE_MEL_WEIGHTS[idx + k];
         idx += width;
         if (acc < ACULA_FE_AMIN_POWER) acc = ACULA_FE_AMIN_POWER;
-        out_mels[m] = log10f(acc) * ACULA_FE_SCALE - ACULA_FE_SHIFT;
+        /* log10f of the sum rounded to float: the SDK's engine also takes log10 in float32 */
+        out_mels[m] = log10f((float)acc) * ACULA_FE_SCALE - ACULA_FE_SHIFT;
     }
 }
 
@@ -134,6 +138,14 @@ void acula_fe_get_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_
         memcpy(out + f * ACULA_N_MELS, fe->ring[slot], ACULA_N_MELS);
     }
     fe->window_ready = 0;
+}
+
+int acula_fe_flush_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]) {
+    uint32_t f;
+    if (fe->n_frames == 0u || fe->n_frames >= ACULA_WINDOW_FRAMES) return 0;
+    /* the ring has not wrapped: frames sit in slots 0 .. n_frames - 1 */
+    for (f = 0; f < ACULA_WINDOW_FRAMES; ++f) memcpy(out + f * ACULA_N_MELS, fe->ring[f % fe->n_frames], ACULA_N_MELS);
+    return 1;
 }
 
 const float *acula_fe_last_frame(const acula_fe_t *fe) { return fe->frame; }

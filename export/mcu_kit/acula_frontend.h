@@ -5,7 +5,7 @@
  * int8 input quantisation of the model) come from acula_fe_tables.h, which
  * `acula export-mcu` generates from the bundle's FrontendConfig: never edit it.
  *
- *   acula_fe_t fe;                                  one per audio session (about 14 KB)
+ *   acula_fe_t fe;                                  one per audio session (about 14 KB; 17 KB with ACULA_FE_DOUBLE)
  *   acula_fe_init(&fe);
  *   for each chunk of 16 kHz mono float samples in [-1, 1]:
  *       size_t used = 0;
@@ -25,7 +25,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "acula_fe_tables.h"
+/* The arithmetic type of the FFT, power spectrum and mel sums.  float (default) suits a single-precision
+ * FPU (Cortex-M4F, ESP32-S3).  Define ACULA_FE_DOUBLE on a core with a double-precision FPU (Cortex-M7
+ * FPv5-D16) to follow the SDK's float64 reference to ~1e-6 also in near-empty mel bands, where float32
+ * rounding noise of the FFT sits 120-140 dB below the frame's loudest bin (see benchmarks/results/mcu.md). */
+#ifdef ACULA_FE_DOUBLE
+typedef double acula_fe_real_t;
+#else
+typedef float acula_fe_real_t;
+#endif
+
+#include "acula_fe_tables.h" /* its tables are of acula_fe_real_t */
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,9 +44,9 @@ extern "C" {
 typedef struct {
     float samples[ACULA_N_FFT];                          /* the frame being filled */
     uint32_t n_samples;                                  /* valid samples in samples[] */
-    float fft_re[ACULA_N_FFT / 2];                       /* scratch of the half-size complex FFT */
-    float fft_im[ACULA_N_FFT / 2];
-    float power[ACULA_N_FREQS];                          /* scratch: power spectrum of one frame */
+    acula_fe_real_t fft_re[ACULA_N_FFT / 2];             /* scratch of the half-size complex FFT */
+    acula_fe_real_t fft_im[ACULA_N_FFT / 2];
+    acula_fe_real_t power[ACULA_N_FREQS];                /* scratch: power spectrum of one frame */
     float frame[ACULA_N_MELS];                           /* last frame, normalised log-mel */
     int8_t ring[ACULA_WINDOW_FRAMES][ACULA_N_MELS];      /* last ACULA_WINDOW_FRAMES frames, int8 */
     uint32_t ring_head;                                  /* ring slot of the next frame */
@@ -62,6 +72,11 @@ int acula_fe_window_ready(const acula_fe_t *fe);
 /* The completed window in time order as the model's int8 input,
  * shape (ACULA_WINDOW_FRAMES, ACULA_N_MELS), row-major. */
 void acula_fe_get_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]);
+
+/* End of a recording shorter than one window: writes the frames so far, repeated to fill a window
+ * (as sdk.Stream.flush tiles them) and returns 1; returns 0 (and writes nothing) when the session
+ * already gave a window or has no frame. */
+int acula_fe_flush_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]);
 
 /* The newest frame (normalised log-mel, float32, ACULA_N_MELS values) and the frame count. */
 const float *acula_fe_last_frame(const acula_fe_t *fe);

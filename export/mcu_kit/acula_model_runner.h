@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "acula_fe_tables.h"
+#include "acula_frontend.h"
 #include "acula_model_config.h"
 
 #ifdef __cplusplus

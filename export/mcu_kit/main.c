@@ -4,7 +4,8 @@
  *   acula_fe_demo windows IN.f32 OUT.i8     model input windows, int8, (n_windows, ACULA_WINDOW_FRAMES, ACULA_N_MELS)
  *
  * IN.f32: raw little-endian float32 mono samples at ACULA_SAMPLE_RATE_HZ (resample first).
- * Samples are read and pushed in chunks of 1000 to exercise the streaming path.
+ * Samples are read and pushed in chunks of 1000 to exercise the streaming path; a recording shorter
+ * than one window gives one window of its frames tiled (acula_fe_flush_window), as in the SDK.
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,8 +46,13 @@ int main(int argc, char **argv) {
             }
         }
     }
+    if (!want_frames && acula_fe_flush_window(&fe, window)) { /* a recording shorter than one window */
+        fwrite(window, 1, sizeof(window), out);
+        ++n_out;
+    }
     fclose(in);
     fclose(out);
-    fprintf(stderr, "%lu %s\n", (unsigned long)n_out, want_frames ? "frames" : "windows");
+    fprintf(stderr, "%lu %s; sizeof(acula_fe_t) %lu bytes\n", (unsigned long)n_out,
+            want_frames ? "frames" : "windows", (unsigned long)sizeof(acula_fe_t));
     return 0;
 }
