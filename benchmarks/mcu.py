@@ -32,7 +32,7 @@ import numpy as np
 #: per target: clock, cycles per int8 MAC in conv/FC kernels, cycles per float op of the front end, cycles per
 #: byte of the reference-kernel ops (PAD, TRANSPOSE, RESHAPE, AVERAGE_POOL_2D), flash, RAM; the cycle figures are
 #: assumptions (vendor kernel benchmarks of MobileNet-like int8 graphs), not measurements
-TARGETS = (
+TARGETS: tuple[dict[str, Any], ...] = (
     {"target": "Cortex-M4F @ 64 MHz (CMSIS-NN)", "clock_hz": 64e6, "cycles_per_mac": 1.5, "cycles_per_flop": 1.5,
      "cycles_per_byte_moved": 8.0, "flash_kb": 1024, "ram_kb": 256, "example": "nRF52840"},
     {"target": "Cortex-M7 @ 480 MHz (CMSIS-NN)", "clock_hz": 480e6, "cycles_per_mac": 1.0, "cycles_per_flop": 1.0,
@@ -81,7 +81,8 @@ def frontend_parity(builds: dict[str, Any], groups: dict[str, list[Path]], confi
     t = np.arange(48000) / config.sample_rate_hz
     synthetic = (0.1 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     clips = [("synthetic", "noise + 220 Hz", synthetic)]
-    clips += [(g, f"{p.parent.name}/{p.name}", sdk.load_audio(p).samples) for g in ("heart", "lung", "cough") for p in groups.get(g, [])]
+    clips += [(g, f"{p.parent.name}/{p.name}", sdk.load_audio(p).samples)
+              for g in ("heart", "lung", "cough") for p in groups.get(g, [])]
     rows = []
     for group, name, x in clips:
         ref = {k: fe(x) for k, fe in engines.items()}
@@ -187,8 +188,8 @@ def run(bundle_name: str, data: Path | None) -> dict[str, Any]:
                   "double": build_frontend(Path(tmp) / "kit", Path(tmp) / "f64", double=True)}
         sizes = {k: section_sizes(b.obj) for k, b in builds.items()}
         state = {k: fe_state_bytes_measured(b) for k, b in builds.items()}
-        n_weights = (Path(tmp) / "kit" / "acula_fe_tables.h").read_text().split("ACULA_FE_MEL_WEIGHTS[")[1]
-        n_weights = int(n_weights.split("]")[0])
+        tables = (Path(tmp) / "kit" / "acula_fe_tables.h").read_text()
+        n_weights = int(tables.split("ACULA_FE_MEL_WEIGHTS[")[1].split("]")[0])
         groups = pick_files(data) if data is not None and data.is_dir() else {}
         out: dict[str, Any] = {"bundle": str(path), "kit": {k: v for k, v in kit.items() if k != "files"},
                                "macs_per_window": info.macs, "frontend_sizes": sizes, "frontend_state_bytes": state,
@@ -277,8 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.mcu", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="default")
-    parser.add_argument("--data", default=os.environ.get("ACULA_DATA", str(Path(__file__).resolve().parents[2] / "shared"
-                                                                             / "data")),
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    parser.add_argument("--data", default=os.environ.get("ACULA_DATA", str(shared)),
                         help="shared data folder (default: $ACULA_DATA or ../shared/data)")
     parser.add_argument("--json", action="store_true", help="write benchmarks/results/mcu.json and mcu.md")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))

@@ -221,7 +221,8 @@ def render_fe_tables(cfg: FrontendConfig, window_frames: int, hop_frames: int, i
               "/* bit reversal of the ACULA_N_FFT / 2-point complex FFT */",
               _array("uint16_t", "ACULA_FFT_BITREV", bitrev, 16),
               "/* HTK mel filterbank, sparse: filter m spans bins [START[m], START[m] + WIDTH[m]) */",
-              _array("uint16_t", "ACULA_FE_MEL_START", starts, 16), _array("uint16_t", "ACULA_FE_MEL_WIDTH", widths, 16),
+              _array("uint16_t", "ACULA_FE_MEL_START", starts, 16),
+              _array("uint16_t", "ACULA_FE_MEL_WIDTH", widths, 16),
               _array(real, "ACULA_FE_MEL_WEIGHTS", weights), "#endif /* ACULA_FE_TABLES_H */", ""]
     return "\n".join(lines)
 
@@ -253,14 +254,16 @@ def render_model_config(info: GraphInfo, manifest: dict[str, Any], arena_measure
              f"/* measured on the host with tflite-micro: {arena_measured} bytes; + 4 KiB for CMSIS-NN scratch */",
              f"#define ACULA_ARENA_BYTES {arena_budget_bytes(arena_measured)}u",
              f"#define ACULA_MACS_PER_WINDOW {info.macs}u", "",
-             f"#define ACULA_OUTPUT_EMBEDDING {info.embedding_output}", f"#define ACULA_OUTPUT_HEADS {info.heads_output}",
+             f"#define ACULA_OUTPUT_EMBEDDING {info.embedding_output}",
+             f"#define ACULA_OUTPUT_HEADS {info.heads_output}",
              f"#define ACULA_EMBED_DIM {info.embed_dim}u", f"#define ACULA_N_HEADS {info.n_heads}u",
              f"#define ACULA_EMBEDDING_SCALE {_f32(info.embedding_quant.scale)}",
              f"#define ACULA_EMBEDDING_ZERO_POINT ({info.embedding_quant.zero_point})",
              f"#define ACULA_HEADS_SCALE {_f32(info.heads_quant.scale)}",
              f"#define ACULA_HEADS_ZERO_POINT ({info.heads_quant.zero_point})",
              f"#define ACULA_COUGH_HEAD ({cough}) /* -1: no cough head */", "",
-             "/* the bundle's cough operating point (sdk.screening.EventDetector: hysteresis on window probabilities) */",
+             "/* the bundle's cough operating point (sdk.screening.EventDetector: hysteresis on window"
+             " probabilities) */",
              f"#define ACULA_COUGH_ON {_f32(screening.get('cough_on', 0.5))}",
              f"#define ACULA_COUGH_OFF {_f32(screening.get('cough_off', 0.35))}",
              f"#define ACULA_COUGH_MIN_DURATION_S {_f32(screening.get('min_duration_s', 0.25))}",
