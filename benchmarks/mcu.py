@@ -191,7 +191,8 @@ def run(bundle_name: str, data: Path | None) -> dict[str, Any]:
         tables = (Path(tmp) / "kit" / "acula_fe_tables.h").read_text()
         n_weights = int(tables.split("ACULA_FE_MEL_WEIGHTS[")[1].split("]")[0])
         groups = pick_files(data) if data is not None and data.is_dir() else {}
-        out: dict[str, Any] = {"bundle": str(path), "kit": {k: v for k, v in kit.items() if k != "files"},
+        kit["bundle"]["source"] = bundle_name  # not this machine's path
+        out: dict[str, Any] = {"bundle": bundle_name, "kit": {k: v for k, v in kit.items() if k != "files"},
                                "macs_per_window": info.macs, "frontend_sizes": sizes, "frontend_state_bytes": state,
                                "frontend_parity": frontend_parity(builds, groups, bundle.frontend)}
         model = sdk.load(path)
