@@ -5,7 +5,7 @@
  * int8 input quantisation of the model) come from acula_fe_tables.h, which
  * `acula export-mcu` generates from the bundle's FrontendConfig: never edit it.
  *
- *   acula_fe_t fe;                                  one per audio session (about 14 KB; 17 KB with ACULA_FE_DOUBLE)
+ *   acula_fe_t fe;                                  one per audio session (about 14 KB; 21 KB with ACULA_FE_DOUBLE)
  *   acula_fe_init(&fe);
  *   for each chunk of 16 kHz mono float samples in [-1, 1]:
  *       size_t used = 0;
