@@ -2,7 +2,7 @@
 # Install AcuLa Edge into ./.venv from the project's own files.
 #
 #   bash scripts/install.sh          # the SDK only (device-side: numpy, numba, onnxruntime, ...)
-#   bash scripts/install.sh --all    # every extra: training, export, TFLite, audio capture, dev tools
+#   bash scripts/install.sh --all    # every extra: training, export, TFLite, TFLite Micro, audio capture, dev tools
 #
 # As root on Debian/Ubuntu it first installs the system libraries: libportaudio2
 # (sounddevice), libsndfile1 (soundfile falls back to it) and a C compiler (the
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 extras=""
 if [ "${1:-}" = "--all" ]; then
-  extras="[train,export,tflite,audio,plot,serial,dev]"
+  extras="[train,export,tflite,mcu,audio,plot,serial,dev]"
 fi
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

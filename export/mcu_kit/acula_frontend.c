@@ -1,0 +1,153 @@
+/* acula_frontend.c: see acula_frontend.h.  Portable C99, float32 (or double, see
+ * ACULA_FE_DOUBLE), no allocation.
+ *
+ * Per frame: periodic Hann window, a real FFT of ACULA_N_FFT points computed as
+ * an ACULA_N_FFT/2-point complex radix-2 FFT plus the split step, power,
+ * sparse HTK mel filterbank, 10*log10(max(mel, amin)) and the fixed affine
+ * normalisation; the same computation as sdk.frontend.LogMelFrontend.
+ */
+#include "acula_frontend.h"
+
+#include <math.h>
+#include <string.h>
+
+#define HALF (ACULA_N_FFT / 2)
+
+typedef acula_fe_real_t real;
+
+void acula_fe_reset(acula_fe_t *fe) {
+    memset(fe, 0, sizeof(*fe));
+}
+
+void acula_fe_init(acula_fe_t *fe) {
+    acula_fe_reset(fe);
+}
+
+int8_t acula_fe_quantise(float feature) {
+    /* rintf rounds half to even in the default rounding mode, as numpy.round does */
+    float q = rintf(feature / ACULA_INPUT_SCALE) + (float)ACULA_INPUT_ZERO_POINT;
+    if (q < -128.0f) return (int8_t)-128;
+    if (q > 127.0f) return (int8_t)127;
+    return (int8_t)q;
+}
+
+/* In-place iterative radix-2 FFT of HALF complex points, twiddles exp(-2 pi i k / N_FFT) at even k. */
+static void fft_half(real *re, real *im) {
+    uint32_t i, len, k;
+    for (i = 0; i < HALF; ++i) {
+        uint32_t j = ACULA_FFT_BITREV[i];
+        if (j > i) {
+            real t = re[i]; re[i] = re[j]; re[j] = t;
+            t = im[i]; im[i] = im[j]; im[j] = t;
+        }
+    }
+    for (len = 2; len <= HALF; len <<= 1) {
+        uint32_t half_len = len >> 1;
+        uint32_t step = (uint32_t)ACULA_N_FFT / len; /* twiddle index stride in the N_FFT table */
+        for (i = 0; i < HALF; i += len) {
+            for (k = 0; k < half_len; ++k) {
+                real wr = ACULA_FFT_COS[k * step];
+                real wi = -ACULA_FFT_SIN[k * step];
+                uint32_t a = i + k, b = a + half_len;
+                real tr = re[b] * wr - im[b] * wi;
+                real ti = re[b] * wi + im[b] * wr;
+                re[b] = re[a] - tr;
+                im[b] = im[a] - ti;
+                re[a] += tr;
+                im[a] += ti;
+            }
+        }
+    }
+}
+
+void acula_fe_compute_frame(acula_fe_t *fe, const float *frame_samples, float *out_mels) {
+    real *re = fe->fft_re, *im = fe->fft_im, *power = fe->power;
+    uint32_t n, k, m, idx = 0;
+    /* pack even samples as real, odd samples as imaginary parts */
+    for (n = 0; n < HALF; ++n) {
+        re[n] = (real)frame_samples[2 * n] * ACULA_FE_WINDOW[2 * n];
+        im[n] = (real)frame_samples[2 * n + 1] * ACULA_FE_WINDOW[2 * n + 1];
+    }
+    fft_half(re, im);
+    /* split: X[k] = E[k] + W^k O[k], E = (Z[k] + conj Z[H-k]) / 2, O = (Z[k] - conj Z[H-k]) / 2i */
+    power[0] = (re[0] + im[0]) * (re[0] + im[0]);
+    power[HALF] = (re[0] - im[0]) * (re[0] - im[0]);
+    for (k = 1; k < HALF; ++k) {
+        real zr = re[k], zi = im[k], cr = re[HALF - k], ci = -im[HALF - k];
+        real er = (real)0.5 * (zr + cr), ei = (real)0.5 * (zi + ci);
+        real dr = zr - cr, di = zi - ci;                   /* Z[k] - conj Z[H-k] */
+        real o_r = (real)0.5 * di, o_i = (real)-0.5 * dr;  /* divided by 2i */
+        real wr = ACULA_FFT_COS[k], wi = -ACULA_FFT_SIN[k];
+        real xr = er + (o_r * wr - o_i * wi);
+        real xi = ei + (o_r * wi + o_i * wr);
+        power[k] = xr * xr + xi * xi;
+    }
+    for (m = 0; m < ACULA_N_MELS; ++m) {
+        uint32_t start = ACULA_FE_MEL_START[m], width = ACULA_FE_MEL_WIDTH[m];
+        real acc = 0;
+        for (k = 0; k < width; ++k) acc += power[start + k] * ACULA_FE_MEL_WEIGHTS[idx + k];
+        idx += width;
+        if (acc < ACULA_FE_AMIN_POWER) acc = ACULA_FE_AMIN_POWER;
+        /* log10f of the sum rounded to float: the SDK's engine also takes log10 in float32 */
+        out_mels[m] = log10f((float)acc) * ACULA_FE_SCALE - ACULA_FE_SHIFT;
+    }
+}
+
+static void emit_frame(acula_fe_t *fe) {
+    uint32_t m;
+    int8_t *slot = fe->ring[fe->ring_head];
+    acula_fe_compute_frame(fe, fe->samples, fe->frame);
+    for (m = 0; m < ACULA_N_MELS; ++m) slot[m] = acula_fe_quantise(fe->frame[m]);
+    fe->ring_head = (fe->ring_head + 1u) % ACULA_WINDOW_FRAMES;
+    fe->n_frames += 1u;
+    fe->frame_ready = 1;
+    fe->window_ready = fe->n_frames >= ACULA_WINDOW_FRAMES
+                       && (fe->n_frames - ACULA_WINDOW_FRAMES) % ACULA_HOP_FRAMES == 0u;
+    /* keep the overlap: the next frame starts ACULA_HOP samples later */
+    memmove(fe->samples, fe->samples + ACULA_HOP, (ACULA_N_FFT - ACULA_HOP) * sizeof(float));
+    fe->n_samples = ACULA_N_FFT - ACULA_HOP;
+}
+
+size_t acula_fe_push(acula_fe_t *fe, const float *x, size_t n) {
+    size_t used = 0;
+    fe->frame_ready = 0;
+    fe->window_ready = 0;
+    while (used < n) {
+        size_t take = ACULA_N_FFT - fe->n_samples;
+        if (take > n - used) take = n - used;
+        memcpy(fe->samples + fe->n_samples, x + used, take * sizeof(float));
+        fe->n_samples += (uint32_t)take;
+        used += take;
+        if (fe->n_samples == ACULA_N_FFT) {
+            emit_frame(fe);
+            break;
+        }
+    }
+    return used;
+}
+
+int acula_fe_frame_ready(const acula_fe_t *fe) { return fe->frame_ready; }
+
+int acula_fe_window_ready(const acula_fe_t *fe) { return fe->window_ready; }
+
+void acula_fe_get_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]) {
+    /* the oldest frame sits at ring_head once the ring is full */
+    uint32_t f;
+    for (f = 0; f < ACULA_WINDOW_FRAMES; ++f) {
+        uint32_t slot = (fe->ring_head + f) % ACULA_WINDOW_FRAMES;
+        memcpy(out + f * ACULA_N_MELS, fe->ring[slot], ACULA_N_MELS);
+    }
+    fe->window_ready = 0;
+}
+
+int acula_fe_flush_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]) {
+    uint32_t f;
+    if (fe->n_frames == 0u || fe->n_frames >= ACULA_WINDOW_FRAMES) return 0;
+    /* the ring has not wrapped: frames sit in slots 0 .. n_frames - 1 */
+    for (f = 0; f < ACULA_WINDOW_FRAMES; ++f) memcpy(out + f * ACULA_N_MELS, fe->ring[f % fe->n_frames], ACULA_N_MELS);
+    return 1;
+}
+
+const float *acula_fe_last_frame(const acula_fe_t *fe) { return fe->frame; }
+
+uint32_t acula_fe_frame_count(const acula_fe_t *fe) { return fe->n_frames; }
