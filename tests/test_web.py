@@ -19,7 +19,6 @@ import sdk
 from sdk.bench import time_hops
 from sdk.frontend import mel_filterbank
 from sdk.web import build, harness
-
 from tests.conftest import shared_data_dir
 
 COUGH = (shared_data_dir() or Path("absent")) / "smith2006_cough" / "audio" / "smith2006_p03.flac"
