@@ -83,12 +83,13 @@ def run(bundle: str, seconds: float, rounds: int, screenshot: Path | None, data:
                 page.screenshot(path=str(screenshot), full_page=True)
             chromium = browser.version
     pkg = json.loads((harness.WEB_ROOT / "package.json").read_text())
+    hop_ms = 1e3 * model.hop_frames * model.frontend.config.hop_length / model.sample_rate_hz
     return {"machine": machine_line(), "bundle": bundle, "chromium": chromium,
             "onnxruntime_web": pkg["dependencies"]["onnxruntime-web"], "student": desc["student"]["file"],
             "tolerances": {"min_cosine": harness.MIN_COSINE, "max_abs_probability": harness.MAX_ABS_PROBABILITY,
                            "event_time_s": harness.EVENT_TIME_TOL_S},
             "parity": parity, "all_match": all(p["ok"] for p in parity),
-            "latency": {"audio_s": seconds, "rounds": rounds, "hop_ms": 1e3 * model.hop_frames * 512 / 16000,
+            "latency": {"audio_s": seconds, "rounds": rounds, "hop_ms": hop_ms,
                         "browser_wasm_fp32_1_thread": _latency(web_ms, seconds * rounds),
                         "sdk_onnxruntime_fp32_1_thread": _latency(sdk_ms["fp32"], seconds * rounds),
                         "sdk_onnxruntime_int8_1_thread": _latency(sdk_ms["int8"], seconds * rounds)}}

@@ -72,7 +72,7 @@ def test_build_refuses_to_overwrite_without_force(model_dir: Path, capsys: pytes
 
 
 def test_web_package_imports_neither_torch_nor_playwright() -> None:
-    code = ("import sys; import sdk.web, sdk.web.build, sdk.web.harness; "
+    code = ("import sys; import sdk.web, sdk.web.build, sdk.web.harness, sdk.web.__main__; "
             "print(sorted(m for m in ('torch', 'playwright') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

@@ -77,13 +77,14 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve(model_dir: Path) -> Iterator[str]:
-    """Serve sdk/web (with /model/ from ``model_dir``) on 127.0.0.1 in a thread; yields the page's URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, model_dir=Path(model_dir)))
+def serve(model_dir: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve sdk/web (with /model/ from ``model_dir``) in a thread (port 0: any free port); yields the page's
+    URL."""
+    server = ThreadingHTTPServer((host, port), functools.partial(_Handler, model_dir=Path(model_dir)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        yield f"http://{host}:{server.server_address[1]}/index.html"
     finally:
         server.shutdown()
         server.server_close()
