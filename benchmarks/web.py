@@ -2,12 +2,13 @@
 
     python -m benchmarks.web [--bundle default] [--seconds 60] [--rounds 3] [--json [OUT]] [--screenshot PNG]
 
-Every recording goes through the page's own file input (decoded and streamed hop by hop in the page, the
-log-mel front end in JavaScript, the student on onnxruntime-web, one WASM thread) and through
-``sdk.load(bundle, precision="fp32")`` (onnxruntime, one thread).  Parity: the same windows, quality gate and
-cough events, embedding cosine >= 0.99 per window, cough probabilities and clip scores within 2e-3.  Fixtures:
-a synthetic recording (always) and, when ``../shared/data`` (or ``$ACULA_DATA``) holds them, the nine
-smith2006 coughs as recorded (each shorter than a window) and each placed in 6 s of noise at -50 dBFS.
+Every recording goes through the page's own file input (decoded; resampled to 16 kHz with the SDK's
+polyphase filter when it is not; streamed hop by hop in the page, the log-mel front end in JavaScript, the
+student on onnxruntime-web, one WASM thread) and through ``sdk.load(bundle, precision="fp32")`` (onnxruntime,
+one thread).  Parity: the same windows, quality gate and cough events, embedding cosine >= 0.99 per window,
+cough probabilities and clip scores within 2e-3.  Fixtures: a synthetic recording at 16 kHz and one at
+44.1 kHz (always) and, when ``../shared/data`` (or ``$ACULA_DATA``) holds them, the nine smith2006 coughs as
+recorded (each shorter than a window) and each placed in 6 s of noise at -50 dBFS.
 Latency: the page times each hop of a ``--seconds`` synthetic recording as it streams it; the SDK's figure is
 ``sdk.bench.time_hops`` on the same samples (fp32 and int8).  ``--json`` with no path writes
 ``benchmarks/results/web.json`` and ``web.md``, and the screenshot ``benchmarks/results/web_page.png``.
@@ -40,9 +41,13 @@ def _latency(ms: np.ndarray, audio_s: float) -> dict[str, float]:
 
 def fixtures(folder: Path, data: Path | None) -> dict[str, Path]:
     """Recordings written into ``folder``, by name: the synthetic one and the smith2006 coughs when present."""
+    from sdk.synth import synth_recording
     from sdk.web import harness
 
-    out = {"synthetic 10 s": harness.write_wav(folder / "synthetic.wav", harness.synthetic_recording(10.0))}
+    x44, _ = synth_recording(6.0, sample_rate_hz=44100, seed=7)
+    out = {"synthetic 10 s": harness.write_wav(folder / "synthetic.wav", harness.synthetic_recording(10.0)),
+           "synthetic 6 s at 44.1 kHz (resampled in the page)": harness.write_wav(folder / "synthetic_44k.wav",
+                                                                                  x44, 44100)}
     coughs = sorted((data / "smith2006_cough" / "audio").glob("*.flac")) if data else []
     for path in coughs:
         out[f"{path.stem} as recorded"] = path

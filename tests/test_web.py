@@ -101,6 +101,19 @@ def test_page_matches_the_sdk_on_a_synthetic_recording(page, sdk_model: sdk.Mode
 
 
 @needs_browser
+def test_page_resamples_a_44k_recording_as_the_sdk_does(page, sdk_model: sdk.Model, tmp_path: Path) -> None:
+    from sdk.synth import synth_recording
+
+    x, _ = synth_recording(6.0, sample_rate_hz=44100, seed=7)
+    path = harness.write_wav(tmp_path / "synthetic_44k.wav", x, 44100)
+    browser = harness.analyse(page, path)
+    assert (browser["source_rate_hz"], browser["resampled_by"]) == (44100, "acula.js")
+    report = harness.parity(browser, harness.sdk_result(sdk_model, path))
+    print("parity, 44.1 kHz:", report)
+    assert report["ok"], report
+
+
+@needs_browser
 @pytest.mark.shared_data
 @pytest.mark.skipif(not COUGH.is_file(), reason=f"{COUGH} is absent (shared data)")
 @pytest.mark.parametrize("padded", [False, True], ids=["flac-as-recorded", "in-6s-of-noise"])

@@ -355,15 +355,120 @@ export function scoreWindows(model, windows, labelSet) {
   return Object.fromEntries(labels.map((l, j) => [l, ex[j] / total]));
 }
 
-/** Decode a file (any format the browser reads) to mono Float32Array at `rateHz` (OfflineAudioContext
- * resamples; channels are averaged as sdk.audio.prepare_audio does). */
+/** Modified Bessel function of the first kind, order 0 (power series), for the Kaiser window. */
+function besselI0(x) {
+  let sum = 1, term = 1;
+  for (let k = 1; k < 200; k++) {
+    term *= (x / (2 * k)) ** 2;
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return sum;
+}
+
+const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+
+/** sdk.resample.StreamingResampler: Kaiser-windowed sinc polyphase FIR (scipy.signal.resample_poly's design),
+ * delay-compensated; chunks of any length give the output of one call.  accept() returns Float32Array. */
+export class StreamingResampler {
+  constructor(sourceRateHz, targetRateHz, kaiserBeta = 5.0) {
+    const g = gcd(sourceRateHz, targetRateHz);
+    this.up = targetRateHz / g; this.down = sourceRateHz / g;
+    const half = this.up === this.down ? 0 : 10 * Math.max(this.up, this.down);
+    const taps = 2 * half + 1, cutoff = 1 / Math.max(this.up, this.down);
+    this.h = new Float64Array(taps);
+    if (half === 0) this.h[0] = 1;
+    else {
+      let total = 0;
+      for (let n = 0; n < taps; n++) {
+        const m = n - (taps - 1) / 2;
+        const x = cutoff * m;
+        const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
+        const r = (2 * n) / (taps - 1) - 1;
+        this.h[n] = cutoff * sinc * (besselI0(kaiserBeta * Math.sqrt(Math.max(0, 1 - r * r))) / besselI0(kaiserBeta));
+        total += this.h[n];
+      }
+      for (let n = 0; n < taps; n++) this.h[n] = (this.h[n] / total) * this.up;
+    }
+    this.delay = half;
+    this.reset();
+  }
+
+  reset() { this.buf = new Float64Array(0); this.base = 0; this.nIn = 0; this.m = 0; }
+
+  emit(limitM) {
+    const nOut = Math.max(0, limitM - this.m);
+    const out = new Float32Array(nOut);
+    const { h, up, down, delay, buf, base } = this, taps = h.length;
+    for (let i = 0; i < nOut; i++) {
+      const p = (this.m + i) * down + delay;
+      const jHi = Math.floor(p / up), jLo = Math.max(0, Math.floor((p - taps) / up) + 1);
+      let acc = 0;
+      for (let j = jLo; j <= jHi && j < this.nIn; j++) acc += h[p - j * up] * buf[j - base];
+      out[i] = acc;
+    }
+    this.m += nOut;
+    // keep only the source samples a future output can still reach
+    const firstNeeded = Math.max(0, Math.floor((this.m * down + delay - taps) / up) + 1);
+    const drop = Math.min(Math.max(0, firstNeeded - this.base), this.buf.length);
+    if (drop) { this.buf = this.buf.slice(drop); this.base += drop; }
+    return out;
+  }
+
+  accept(chunk) {
+    if (this.up === this.down) return Float32Array.from(chunk);
+    const grown = new Float64Array(this.buf.length + chunk.length);
+    grown.set(this.buf); grown.set(chunk, this.buf.length);
+    this.buf = grown;
+    this.nIn += chunk.length;
+    // output m is final once its newest source sample j = (m*down + delay) // up has arrived
+    const limit = this.nIn ? Math.floor((this.nIn * this.up - this.delay - 1) / this.down) + 1 : 0;
+    return this.emit(Math.max(limit, 0));
+  }
+
+  /** The tail: outputs up to the input's duration, later input taken as silence. */
+  flush() {
+    if (this.up === this.down) return new Float32Array(0);
+    return this.emit(Math.ceil((this.nIn * this.up) / this.down));
+  }
+}
+
+/** The sample rate a WAV or FLAC header declares, or null for other formats. */
+export function headerSampleRate(bytes) {
+  const b = new Uint8Array(bytes);
+  const ascii = (o, n) => String.fromCharCode(...b.subarray(o, o + n));
+  if (b.length >= 12 && ascii(0, 4) === "RIFF" && ascii(8, 4) === "WAVE") {
+    const view = new DataView(bytes);
+    for (let o = 12; o + 8 <= b.length;) {
+      const size = view.getUint32(o + 4, true);
+      if (ascii(o, 4) === "fmt " && o + 16 <= b.length) return view.getUint32(o + 12, true);
+      o += 8 + size + (size & 1);
+    }
+  }
+  if (b.length >= 22 && ascii(0, 4) === "fLaC") return (b[18] << 12) | (b[19] << 4) | (b[20] >> 4);
+  return null;
+}
+
+/** Decode a file to mono Float32Array at `rateHz`.  WAV and FLAC are decoded at their own rate (no resampling
+ * by the browser) and resampled here as the SDK does; channels are averaged as sdk.audio.prepare_audio does.
+ * Other formats are resampled by the browser's OfflineAudioContext (close to, not equal to, the SDK).
+ * Returns {samples, sourceRateHz, resampledBy}. */
 export async function decodeFile(file, rateHz) {
-  const ctx = new OfflineAudioContext(1, 1, rateHz);
-  const buffer = await ctx.decodeAudioData(await file.arrayBuffer());
-  const out = new Float32Array(buffer.length);
+  const bytes = await file.arrayBuffer();
+  const declared = headerSampleRate(bytes);
+  const decodeRate = declared && declared >= 3000 && declared <= 768000 ? declared : rateHz;
+  const buffer = await new OfflineAudioContext(1, 1, decodeRate).decodeAudioData(bytes);
+  const mono = new Float32Array(buffer.length);
   for (let c = 0; c < buffer.numberOfChannels; c++) {
     const ch = buffer.getChannelData(c);
-    for (let i = 0; i < out.length; i++) out[i] += ch[i] / buffer.numberOfChannels;
+    for (let i = 0; i < mono.length; i++) mono[i] += ch[i] / buffer.numberOfChannels;
   }
-  return out;
+  if (decodeRate === rateHz) {
+    return { samples: mono, sourceRateHz: declared ?? null, resampledBy: declared ? "none" : "browser" };
+  }
+  const r = new StreamingResampler(decodeRate, rateHz);
+  const head = r.accept(mono), tail = r.flush();
+  const samples = new Float32Array(head.length + tail.length);
+  samples.set(head); samples.set(tail, head.length);
+  return { samples, sourceRateHz: declared, resampledBy: "acula.js" };
 }

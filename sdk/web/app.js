@@ -2,7 +2,7 @@
 // State for tests and scripts: document.body.dataset.state (loading, ready, running, done, live, error) and
 // window.aculaResult (the last file's windows, events, scores and per-hop latencies).
 
-import { decodeFile, loadModel, scoreWindows } from "./acula.js";
+import { decodeFile, loadModel, scoreWindows, StreamingResampler } from "./acula.js";
 
 const $ = (id) => document.getElementById(id);
 const LIVE_SPAN_S = 30;
@@ -93,7 +93,7 @@ function renderLatency(latencyMs, audioS) {
 async function analyseFile(model, file) {
   setState("running", `Analysing ${file.name}...`);
   const rate = model.sampleRateHz;
-  const samples = await decodeFile(file, rate);
+  const { samples, sourceRateHz, resampledBy } = await decodeFile(file, rate);
   const stream = model.stream();
   const windows = [], latencyMs = [];
   for (let i = 0; i < samples.length; i += model.hopSamples) {
@@ -108,15 +108,18 @@ async function analyseFile(model, file) {
   renderScores(scores); renderEvents(stream.events); renderLatency(latencyMs, durationS);
   window.aculaResult = {
     file: file.name, n_samples: samples.length, duration_s: durationS, events: stream.events, scores,
-    latency_ms: latencyMs, hop_samples: model.hopSamples,
+    latency_ms: latencyMs, hop_samples: model.hopSamples, source_rate_hz: sourceRateHz, resampled_by: resampledBy,
     windows: windows.map((w) => ({ index: w.index, start_s: w.start_s, end_s: w.end_s,
       cough_probability: w.cough_probability, problems: w.problems, embedding: Array.from(w.embedding) })),
   };
-  setState("done", `${file.name}: ${durationS.toFixed(2)} s, ${windows.length} windows, ` +
+  const source = resampledBy === "none" ? "" : resampledBy === "browser" ? " (resampled by the browser)"
+    : ` (${sourceRateHz} Hz, resampled in the page)`;
+  setState("done", `${file.name}${source}: ${durationS.toFixed(2)} s, ${windows.length} windows, ` +
     `${stream.events.length} cough event(s).`);
 }
 
-/** The microphone path: a 16 kHz AudioContext, an AudioWorklet posting blocks, one Stream per session. */
+/** The microphone path: an AudioContext at the device's rate, an AudioWorklet posting blocks, the SDK's
+ * resampler to 16 kHz, one Stream per session. */
 class Live {
   constructor(model) { this.model = model; this.ctx = null; }
 
@@ -124,27 +127,29 @@ class Live {
     const media = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
     });
-    // the context resamples the microphone to the model's rate
-    this.ctx = new AudioContext({ sampleRate: this.model.sampleRateHz });
+    this.ctx = new AudioContext();
+    this.resampler = new StreamingResampler(this.ctx.sampleRate, this.model.sampleRateHz);
     await this.ctx.audioWorklet.addModule(new URL("capture-worklet.js", import.meta.url));
     const node = new AudioWorkletNode(this.ctx, "acula-capture", { numberOfInputs: 1, numberOfOutputs: 0 });
     this.ctx.createMediaStreamSource(media).connect(node);
     this.media = media;
     this.stream = this.model.stream();
     this.windows = []; this.latencyMs = []; this.nSamples = 0;
-    let queue = Promise.resolve();
+    this.queue = Promise.resolve();  // blocks are processed in order, one at a time
     node.port.onmessage = ({ data }) => {
-      queue = queue.then(async () => {
+      this.queue = this.queue.then(async () => {
         const t0 = performance.now();
-        const fresh = await this.stream.accept(data);
+        const x = this.resampler.accept(data);
+        const fresh = await this.stream.accept(x);
         if (fresh.length) this.latencyMs.push(performance.now() - t0);
-        this.nSamples += data.length;
+        this.nSamples += x.length;
         this.windows.push(...fresh);
         if (this.windows.length > 4 * LIVE_SPAN_S) this.windows.splice(0, this.windows.length - 4 * LIVE_SPAN_S);
         if (fresh.length) this.render();
       });
     };
-    setState("live", "Listening (nothing leaves this page)...");
+    setState("live", `Listening at ${this.ctx.sampleRate} Hz, resampled to ${this.model.sampleRateHz} Hz ` +
+      "(nothing leaves this page)...");
   }
 
   render() {
@@ -158,7 +163,9 @@ class Live {
   async stop() {
     this.media.getTracks().forEach((t) => t.stop());
     await this.ctx.close();
-    await this.stream.flush();
+    await this.queue;
+    this.windows.push(...await this.stream.accept(this.resampler.flush()));
+    this.windows.push(...await this.stream.flush());
     const scores = Object.fromEntries(Object.keys(this.model.labelSets).map(
       (s) => [s, scoreWindows(this.model, this.windows, s)]));
     this.render(); renderScores(scores);
