@@ -139,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--seconds", type=float, default=60.0, help="synthetic recording timed hop by hop")
     parser.add_argument("--rounds", type=int, default=3, help="times each side streams it")
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("ACULA_DATA", "../shared/data")))
+    parser.add_argument("--data", type=Path, help="shared data ($ACULA_DATA, else ../shared/data beside the repo)",
+                        default=Path(os.environ.get("ACULA_DATA", RESULTS.parents[1].parent / "shared" / "data")))
     parser.add_argument("--json", nargs="?", const=str(RESULTS / "web.json"),
                         help="write results here (and a .md beside it); no value: benchmarks/results/web.json")
     parser.add_argument("--screenshot", type=Path,
