@@ -1,0 +1,164 @@
+"""The browser page (sdk/web) in headless Chromium against the SDK (sdk.load("default"), onnxruntime fp32).
+
+Needs playwright (the [web] extra), Debian's chromium and sdk/web/node_modules (npm ci); every test that drives
+the page skips with the reason when one is missing.  `bash scripts/install.sh --all` installs all three.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sdk
+from sdk.bench import time_hops
+from sdk.frontend import mel_filterbank
+from sdk.web import build, harness
+from tests.conftest import shared_data_dir
+
+COUGH = (shared_data_dir() or Path("absent")) / "smith2006_cough" / "audio" / "smith2006_p03.flac"
+
+needs_browser = pytest.mark.skipif(harness.missing() is not None, reason=str(harness.missing()))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("web_model")
+    build.build(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sdk_model() -> sdk.Model:
+    return sdk.load("default", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if harness.missing():
+        pytest.skip(str(harness.missing()))
+    with harness.launch(fake_mic=True) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def page(browser, model_dir: Path):
+    with harness.open_page(browser, model_dir) as p:
+        yield p
+        assert not [m for m in p.acula_console if m.startswith(("error", "pageerror"))], p.acula_console
+
+
+def test_build_writes_the_bundles_tables(model_dir: Path, sdk_model: sdk.Model) -> None:
+    desc = json.loads((model_dir / "model.json").read_text())
+    fb = np.zeros((desc["frontend"]["n_fft"] // 2 + 1, desc["frontend"]["n_mels"]))
+    for m, band in enumerate(desc["mel_bands"]):
+        fb[band["start"] : band["start"] + len(band["weights"]), m] = band["weights"]
+    np.testing.assert_array_equal(fb, mel_filterbank(sdk_model.frontend.config))
+    prompts = np.fromfile(model_dir / "prompts.f32", dtype="<f4").reshape(desc["prompts"]["shape"])
+    np.testing.assert_array_equal(prompts, sdk_model.prompts)
+    assert (model_dir / desc["student"]["file"]).read_bytes() == sdk_model.bundle.files[desc["student"]["file"]]
+    assert desc["screening"]["on"] == sdk_model.screening.on
+    assert desc["temperature"] == sdk_model.temperature
+
+
+def test_build_refuses_to_overwrite_without_force(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert build.main(["--out", str(model_dir)]) == 1
+    assert "pass -f" in capsys.readouterr().err
+
+
+def test_web_package_imports_neither_torch_nor_playwright() -> None:
+    code = ("import sys; import sdk.web, sdk.web.build, sdk.web.harness, sdk.web.__main__; "
+            "print(sorted(m for m in ('torch', 'playwright') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
+
+
+@needs_browser
+def test_page_matches_the_sdk_on_a_synthetic_recording(page, sdk_model: sdk.Model, tmp_path: Path) -> None:
+    x = harness.synthetic_recording(10.0)
+    path = harness.write_wav(tmp_path / "synthetic.wav", x)
+    browser = harness.analyse(page, path)
+    reference = harness.sdk_result(sdk_model, path)
+    report = harness.parity(browser, reference)
+    print("parity, synthetic:", report)
+    assert report["ok"], report
+    assert report["min_cosine"] >= 0.99
+    assert any(w["problems"] == ["silent"] for w in browser["windows"])  # the quality gate ran in the page
+    # per-hop latency beside the SDK's on the same samples (one thread each), as the page measured it
+    _, _, sdk_ms = time_hops(sdk_model, sdk.load_audio(path).samples)
+    web_ms = np.asarray(browser["latency_ms"])
+    print(f"per-hop latency: browser WASM 1 thread p50 {np.median(web_ms):.2f} ms, p99 "
+          f"{np.percentile(web_ms, 99):.2f} ms; SDK onnxruntime fp32 p50 {np.median(sdk_ms):.2f} ms, "
+          f"p99 {np.percentile(sdk_ms, 99):.2f} ms")
+    assert len(web_ms) == -(-x.size // browser["hop_samples"])
+    assert np.median(web_ms) < 1e3 * browser["hop_samples"] / 16000  # keeps up with real time
+
+
+@needs_browser
+def test_page_resamples_a_44k_recording_as_the_sdk_does(page, sdk_model: sdk.Model, tmp_path: Path) -> None:
+    from sdk.synth import synth_recording
+
+    x, _ = synth_recording(6.0, sample_rate_hz=44100, seed=7)
+    path = harness.write_wav(tmp_path / "synthetic_44k.wav", x, 44100)
+    browser = harness.analyse(page, path)
+    assert (browser["source_rate_hz"], browser["resampled_by"]) == (44100, "acula.js")
+    report = harness.parity(browser, harness.sdk_result(sdk_model, path))
+    print("parity, 44.1 kHz:", report)
+    assert report["ok"], report
+
+
+@needs_browser
+@pytest.mark.shared_data
+@pytest.mark.skipif(not COUGH.is_file(), reason=f"{COUGH} is absent (shared data)")
+@pytest.mark.parametrize("padded", [False, True], ids=["flac-as-recorded", "in-6s-of-noise"])
+def test_page_matches_the_sdk_on_a_recorded_cough(page, sdk_model: sdk.Model, tmp_path: Path, padded: bool) -> None:
+    # as recorded: 0.58 s of FLAC, shorter than one window (the tiled-window path); padded: a streamed recording
+    path = harness.write_wav(tmp_path / "cough.wav", harness.cough_in_noise(COUGH)) if padded else COUGH
+    browser = harness.analyse(page, path)
+    reference = harness.sdk_result(sdk_model, path)
+    report = harness.parity(browser, reference)
+    print(f"parity, {path.name}:", report)
+    assert report["ok"], report
+    assert browser["events"], "the recorded cough raises an event in the SDK and so must in the page"
+
+
+@needs_browser
+def test_page_shows_plot_scores_and_events(page, tmp_path: Path) -> None:
+    path = harness.write_wav(tmp_path / "plot.wav", harness.synthetic_recording(10.0))
+    result = harness.analyse(page, path)
+    assert set(result["scores"]) == {"heart", "lung", "sound"}
+    assert "breathing" in page.inner_text("#scores")
+    assert len(page.query_selector_all("#events tr")) == len(result["events"])
+    shot = tmp_path / "web_page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    assert shot.stat().st_size > 20_000
+
+
+@needs_browser
+def test_microphone_path_streams_windows(page) -> None:
+    # Chromium's fake capture device (a beep) stands in for the microphone
+    page.click("#mic")
+    page.wait_for_function("document.body.dataset.state === 'live'", timeout=10_000)
+    page.wait_for_function("window.aculaLive && window.aculaLive.n_windows >= 1", timeout=15_000)
+    page.click("#mic")
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=10_000)
+    assert page.evaluate("window.aculaLive.seconds") >= 1.98
+
+
+@needs_browser
+def test_page_refuses_a_model_file_that_does_not_match_its_hash(browser, model_dir: Path, tmp_path: Path) -> None:
+    tampered = tmp_path / "model"
+    shutil.copytree(model_dir, tampered)
+    graph = tampered / json.loads((tampered / "model.json").read_text())["student"]["file"]
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match="sha256"), harness.open_page(browser, tampered):
+        pass
