@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -41,6 +42,7 @@ __all__ = [
     "UnreadableAudioError",
     "assess_quality",
     "check_sample_rate",
+    "iter_audio_blocks",
     "load_audio",
     "prepare_audio",
     "resample",
@@ -399,6 +401,26 @@ def _segment(start_s: float | None, end_s: float | None, rate: int, n_frames: in
     return start, stop
 
 
+def _checked_header(path_str: str) -> tuple[Any, int, bool]:
+    """(soundfile info, sample rate, truncated) of a file whose header passed the checks :func:`load_audio`
+    documents; nothing but the header is read."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(path_str)
+        layout = wav_layout(path_str)
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise UnreadableAudioError(f"cannot read {path_str}: {exc}") from exc
+    try:
+        rate = check_sample_rate(info.samplerate, "header sample rate")
+    except SampleRateError as exc:
+        raise SampleRateError(f"{exc} in {path_str}") from None
+    truncated = layout is not None and _check_wav(layout, path_str)
+    if info.frames > MAX_FRAMES:
+        raise UnreadableAudioError(f"header claims {info.frames} frames (corrupt?) in {path_str}")
+    return info, rate, truncated
+
+
 def load_audio(
     path: str | os.PathLike[str],
     target_rate_hz: int | None = 16000,
@@ -415,18 +437,7 @@ def load_audio(
     import soundfile as sf
 
     path_str = os.fspath(path)
-    try:
-        info = sf.info(path_str)
-        layout = wav_layout(path_str)
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
-        raise UnreadableAudioError(f"cannot read {path_str}: {exc}") from exc
-    try:
-        rate = check_sample_rate(info.samplerate, "header sample rate")
-    except SampleRateError as exc:
-        raise SampleRateError(f"{exc} in {path_str}") from None
-    truncated = layout is not None and _check_wav(layout, path_str)
-    if info.frames > MAX_FRAMES:
-        raise UnreadableAudioError(f"header claims {info.frames} frames (corrupt?) in {path_str}")
+    info, rate, truncated = _checked_header(path_str)
     start, stop = _segment(start_s, end_s, rate, info.frames, path_str)
     blocks: list[np.ndarray] = []
     try:
@@ -448,3 +459,65 @@ def load_audio(
         raise EmptyAudioError(f"audio holds no samples in {path_str}")
     return prepare_audio(data, rate, target_rate_hz, path=path_str, truncated=truncated,
                          n_channels=info.channels)
+
+
+class AudioBlocks:
+    """A file read in blocks: iterate for float32 mono blocks of shape (n,) at ``sample_rate_hz`` (the file's
+    rate), each checked as :func:`validate_samples` checks an array.  After the last block, :meth:`quality`
+    gives the flags :func:`load_audio` gives for the whole file (``truncated`` included).  One pass only."""
+
+    def __init__(self, path: str, sample_rate_hz: int, n_channels: int, n_frames: int, block_frames: int,
+                 truncated: bool) -> None:
+        self.path, self.sample_rate_hz, self.n_channels = path, sample_rate_hz, n_channels
+        self.n_frames, self.block_frames = n_frames, block_frames  # n_frames: as the header declares
+        self.truncated = truncated
+        self.n_samples = 0
+        self._meter = QualityMeter()
+        self._started = False
+
+    @property
+    def duration_s(self) -> float:
+        """Length the header declares (the file may hold less: see ``truncated``)."""
+        return self.n_frames / self.sample_rate_hz
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import soundfile as sf
+
+        if self._started:
+            raise RuntimeError(f"the blocks of {self.path} were already read: call iter_audio_blocks again")
+        self._started = True
+        try:
+            with sf.SoundFile(self.path) as f:
+                while True:
+                    block = f.read(frames=self.block_frames, dtype="float32", always_2d=True)
+                    if block.shape[0] == 0:
+                        break
+                    try:
+                        mono = validate_samples(block, self.sample_rate_hz, self.n_channels).mono
+                    except AudioError as exc:
+                        raise type(exc)(f"{exc} in {self.path}") from None
+                    self._meter.update(mono)
+                    self.n_samples += mono.shape[0]
+                    yield mono
+        except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, MemoryError) as exc:
+            raise UnreadableAudioError(f"cannot read {self.path}: {exc}") from exc
+        self.truncated = self.truncated or self.n_samples < self.n_frames
+        if self.n_samples == 0:
+            raise EmptyAudioError(f"audio holds no samples in {self.path}")
+
+    def quality(self) -> QualityFlags:
+        """Flags of every sample read so far (all of them once the iteration has ended)."""
+        if not self._meter.n_samples:
+            raise EmptyAudioError(f"audio holds no samples in {self.path}")
+        return self._meter.flags(self.truncated)
+
+
+def iter_audio_blocks(path: str | os.PathLike[str], block_s: float = 10.0) -> AudioBlocks:
+    """Read a file of any length in blocks of ``block_s`` seconds, at its own rate, mixed to mono: memory stays
+    at one block whatever the length.  The header is checked first, as :func:`load_audio` checks it; feed the
+    blocks to a :class:`sdk.Stream` for results identical to the whole file's."""
+    if not (isinstance(block_s, numbers.Real) and math.isfinite(block_s) and block_s > 0):
+        raise AudioError(f"block_s must be a positive number of seconds, got {block_s!r}")
+    path_str = os.fspath(path)
+    info, rate, truncated = _checked_header(path_str)
+    return AudioBlocks(path_str, rate, info.channels, info.frames, max(1, int(block_s * rate)), truncated)

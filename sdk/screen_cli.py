@@ -1,18 +1,28 @@
-"""``acula screen FILE...`` and ``acula score FILE --labels SET``: run a bundle on recordings."""
+"""``acula screen PATH...`` and ``acula score PATH... --labels SET``: run a bundle on recordings.
+
+A PATH is a file, a folder (every audio file under it) or a glob (quote it: ``'visits/*.flac'``).  Files
+stream from disk in blocks (:func:`sdk.audio.iter_audio_blocks`) through one :class:`sdk.Stream` each, so a
+recording of any length is screened in the memory of one block, with results identical to the whole file's.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
-from sdk.audio import AudioClip, AudioError, load_audio
+import numpy as np
+
+from sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
 from sdk.bundle import BundleError
-from sdk.model import Model, ScoreResult, ScreenResult, load
+from sdk.model import Model, ScoreResult, ScreenResult, Stream, WindowResult, _result_problems, load
 
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 #: What each result problem means, for the text output (the JSON carries the names).
 PROBLEM_TEXT = {
     "silent": "digital silence",
@@ -24,61 +34,116 @@ PROBLEM_TEXT = {
 }
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, json_help: str = "JSON on stdout, one object per line") -> None:
+    """The options every command that runs a bundle shares."""
     parser.add_argument("--bundle", default="default", help="packaged bundle name, directory or zip")
     parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tflite"],
                         help="runtime (tflite: ai-edge-litert or tflite-runtime)")
     parser.add_argument("--precision", default="int8", choices=["int8", "fp32"], help="model file precision")
-    parser.add_argument("--json", action="store_true", help="one JSON object per file")
+    parser.add_argument("--threads", type=int, default=1, help="inference threads")
+    parser.add_argument("--json", action="store_true", help=json_help)
 
 
 def _load(args: argparse.Namespace) -> Model | None:
+    if args.threads < 1:
+        print(f"acula: --threads must be at least 1, got {args.threads}", file=sys.stderr)
+        return None
     try:
-        return load(args.bundle, args.backend, args.precision)
+        return load(args.bundle, args.backend, args.precision, n_threads=args.threads)
     except (BundleError, ImportError) as exc:
         print(f"acula: {exc}", file=sys.stderr)
         return None
 
 
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
-    _common(parser)
-    return parser
-
-
-def _each_file(args: argparse.Namespace, run: Callable[[Model, AudioClip], Any],
-               show: Callable[[str, AudioClip, Any], None]) -> int:
-    """Load the bundle, then run every file; a file that cannot be read or scored is reported (a JSON error
-    object with --json) and the others still run.  Exit status 1 when the bundle or any file failed.
-
-    Files are passed to the model at their own rate, so quality (clipping above all) is measured before
-    resampling, and text and JSON report the same flags: the result's, plus ``truncated`` from the file."""
-    model = _load(args)
-    if model is None:
-        return 1
-    failed = 0
-    for path in args.files:
-        try:
-            clip = load_audio(path, target_rate_hz=None)
-            result = _with_file_flags(run(model, clip), clip)
-            line = json.dumps({"path": path, **result.to_dict()}, allow_nan=False) if args.json else ""
-        except (AudioError, ValueError) as exc:
-            failed += 1
-            print(json.dumps({"path": path, "error": type(exc).__name__, "message": str(exc)}) if args.json
-                  else f"{path}: {type(exc).__name__}: {exc}", file=sys.stdout if args.json else sys.stderr)
-            continue
-        if args.json:
-            print(line)
+def expand_paths(patterns: Sequence[str]) -> Iterator[str]:
+    """Files named by ``patterns``: a folder gives every audio file under it (sorted), a glob its sorted matches
+    (``**`` recurses), anything else itself (a missing file is reported when it is read)."""
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            yield from (str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        elif not path.exists() and glob.has_magic(pattern):
+            matches = sorted(m for m in glob.glob(pattern, recursive=True) if Path(m).is_file())
+            yield from matches or [pattern]  # no match: reported as a missing file
         else:
-            show(path, clip, result)
-    return 1 if failed else 0
+            yield pattern
 
 
-def _with_file_flags(result: Any, clip: AudioClip) -> Any:
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal (logs and pipes stay clean)."""
+
+    def __init__(self, total: int, what: str, stream: TextIO | None = None, width: int = 24) -> None:
+        self.total, self.what, self.width, self.done = total, what, width, 0
+        self.out = stream or sys.stderr
+        self.on = total > 0 and self.out.isatty()
+
+    def show(self, name: str = "", fraction: float = 0.0) -> None:
+        """Draw ``done`` files finished plus ``fraction`` of the current one."""
+        if not self.on:
+            return
+        f = min(1.0, (self.done + fraction) / self.total)
+        bar = "#" * int(f * self.width)
+        self.out.write(f"\r{self.what} [{bar:<{self.width}}] {self.done}/{self.total} {name[-40:]:<40}")
+        self.out.flush()
+
+    def advance(self) -> None:
+        self.done += 1
+        self.show()
+
+    def close(self) -> None:
+        if self.on:
+            self.out.write("\r" + " " * (self.width + len(self.what) + 56) + "\r")
+            self.out.flush()
+
+
+def stream_file(model: Model, blocks: AudioBlocks, on_block: Callable[[np.ndarray], None] | None = None,
+                ) -> tuple[Stream, list[WindowResult]]:
+    """Feed a file's blocks through one new Stream: its windows, as one ``accept`` of the whole file gives."""
+    stream = model.stream()
+    windows: list[WindowResult] = []
+    for block in blocks:
+        if on_block is not None:
+            on_block(block)
+        windows += stream.accept(block, blocks.sample_rate_hz)
+    windows += stream.flush()
+    return stream, windows
+
+
+def screen_result(model: Model, stream: Stream, windows: list[WindowResult], blocks: AudioBlocks) -> ScreenResult:
+    """:meth:`Model.screen`'s result from a finished stream, with the file's ``truncated`` flag."""
+    duration = stream.n_samples_16k / model.sample_rate_hz
+    result = ScreenResult(duration, list(stream.events), windows, stream.quality(),
+                          len(stream.events) / duration * 3600.0 if duration > 0 else 0.0)
+    return _with_file_flags(result, blocks)
+
+
+def score_result(model: Model, stream: Stream, windows: list[WindowResult], blocks: AudioBlocks,
+                 label_set: str) -> ScoreResult:
+    """:meth:`Model.score`'s result from a finished stream (clip probabilities: softmax of the mean logits of the
+    windows the quality gate passed), with the file's ``truncated`` flag."""
+    labels = model.label_sets[label_set]
+    quality = stream.quality()
+    problems = _result_problems(quality, windows)
+    usable = [w for w in windows if not w.problems]
+    if not usable:
+        gated = tuple(sorted({p for w in windows for p in w.problems} - set(problems)))
+        result = ScoreResult(label_set, labels, None, np.zeros((0, len(labels))), len(windows), problems + gated,
+                             quality)
+        return _with_file_flags(result, blocks)
+    logits = np.stack([w.label_logits[label_set] for w in usable])
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    pooled = logits.mean(0)
+    clip = np.exp(pooled - pooled.max())
+    clip /= clip.sum()
+    result = ScoreResult(label_set, labels, {lab: float(p) for lab, p in zip(labels, clip, strict=True)}, probs,
+                         len(windows), problems, quality)
+    return _with_file_flags(result, blocks)
+
+
+def _with_file_flags(result: Any, blocks: AudioBlocks) -> Any:
     """The result with the file's ``truncated`` flag, which only the file's header can tell."""
-    if not clip.quality.truncated or result.quality is None:
+    if not blocks.truncated or result.quality is None:
         return result
     quality = dataclasses.replace(result.quality, truncated=True)
     if isinstance(result, ScoreResult):
@@ -90,16 +155,115 @@ def _describe(problems: Sequence[str]) -> str:
     return "; ".join(PROBLEM_TEXT.get(p, p) for p in problems)
 
 
-def screen_main(argv: Sequence[str] | None = None) -> int:
-    args = _parser("acula screen", "Cough events and signal quality per file.").parse_args(argv)
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="audio files (WAV, FLAC, OGG, ...), folders of them, or quoted globs")
+    parser.add_argument("--block-s", type=float, default=10.0, help="seconds of audio read from disk at a time")
+    _common(parser)
+    return parser
 
-    def show(path: str, clip: AudioClip, result: ScreenResult) -> None:
+
+Finish = Callable[[Stream, list[WindowResult], AudioBlocks], Any]
+
+
+def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Finish],
+               show: Callable[[str, Any], None], plot: Callable[[Model, str, Any, Any], None] | None = None,
+               sketch: Callable[[AudioBlocks], Any] | None = None) -> int:
+    """Load the bundle, then stream every file; a file that cannot be read or scored is reported (a JSON error
+    object with --json) and the others still run.  Exit status 1 when the bundle or any file failed.
+
+    Files are passed to the model at their own rate, so quality (clipping above all) is measured before
+    resampling, and text and JSON report the same flags: the result's, plus ``truncated`` from the file."""
+    model = _load(args)
+    if model is None:
+        return 1
+    if not args.block_s > 0:
+        print(f"acula: --block-s must be positive, got {args.block_s}", file=sys.stderr)
+        return 1
+    paths = list(expand_paths(args.paths))
+    progress = Progress(len(paths), what)
+    done = finish(model)
+    failed = 0
+    for path in paths:
+        progress.show(path)
+        try:
+            blocks = iter_audio_blocks(path, args.block_s)
+            drawing = sketch(blocks) if sketch is not None else None
+            n_blocks = max(1, -(-blocks.n_frames // blocks.block_frames))
+
+            def on_block(block: np.ndarray, blocks: AudioBlocks = blocks, drawing: Any = drawing,
+                         path: str = path) -> None:
+                progress.show(path, min(1.0, blocks.n_samples / blocks.block_frames / n_blocks))
+                if drawing is not None:
+                    drawing.add(block)
+
+            result = done(*stream_file(model, blocks, on_block), blocks)
+            line = json.dumps({"path": path, **result.to_dict()}, allow_nan=False) if args.json else ""
+        except (AudioError, ValueError, OSError) as exc:
+            failed += 1
+            progress.advance()
+            print(json.dumps({"path": path, "error": type(exc).__name__, "message": str(exc)}) if args.json
+                  else f"{path}: {type(exc).__name__}: {exc}", file=sys.stdout if args.json else sys.stderr)
+            continue
+        progress.advance()
+        if args.json:
+            print(line, flush=True)
+        else:
+            show(path, result)
+        if plot is not None and drawing is not None:
+            plot(model, path, result, drawing)
+    progress.close()
+    return 1 if failed else 0
+
+
+def _plot_path(out: str | None, path: str, n_files: int) -> Path:
+    target = Path(out) if out else Path(".")
+    if out and target.suffix.lower() == ".png" and n_files == 1:
+        return target
+    return target / f"{Path(path).stem}.screen.png"
+
+
+def screen_main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser("acula screen", "Cough events and signal quality per file.")
+    parser.add_argument("--plot", action="store_true",
+                        help="draw each file (waveform, spectrogram, cough probability, threshold, events) to a PNG")
+    parser.add_argument("--out", help="with --plot: a .png file (one input) or a folder; "
+                                      "default: <name>.screen.png in the current folder")
+    args = parser.parse_args(argv)
+    if args.out and not args.plot:
+        parser.error("--out names where --plot writes: add --plot")
+
+    def show(path: str, result: ScreenResult) -> None:
         status = _describe(result.problems) or "ok"
         print(f"{path}: {result.duration_s:.1f} s, {status}, {len(result.events)} cough event(s)")
         for e in result.events:
             print(f"  cough {e.start_s:7.2f}-{e.end_s:7.2f} s  confidence {e.confidence:.2f}")
 
-    return _each_file(args, lambda model, clip: model.screen(clip.samples, clip.sample_rate_hz), show)
+    n_files = len(list(expand_paths(args.paths)))
+
+    def plot(model: Model, path: str, result: ScreenResult, drawing: Any) -> None:
+        from sdk.figure import screening_figure
+
+        target = _plot_path(args.out, path, n_files)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            screening_figure(drawing, result, model.screening.on, f"{Path(path).name}: cough screening").save(target)
+        except OSError as exc:
+            print(f"acula screen: cannot write {target}: {exc}", file=sys.stderr)
+            return
+        print(f"wrote {target}", file=sys.stderr if args.json else sys.stdout)
+
+    def sketch(blocks: AudioBlocks) -> Any:
+        from sdk.figure import SignalSketch
+
+        return SignalSketch(blocks.sample_rate_hz, blocks.n_frames)
+
+    def finish(model: Model) -> Finish:
+        return lambda stream, windows, blocks: screen_result(model, stream, windows, blocks)
+
+    return _each_file(args, "screening", finish, show, plot if args.plot else None, sketch if args.plot else None)
 
 
 def score_main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +271,7 @@ def score_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--labels", default="lung", help="label set (heart, lung, sound, ...)")
     args = parser.parse_args(argv)
 
-    def show(path: str, clip: AudioClip, result: ScoreResult) -> None:
+    def show(path: str, result: ScoreResult) -> None:
         if result.probabilities is None:
             print(f"{path}: not scored ({_describe(result.problems)})")
         else:
@@ -115,5 +279,10 @@ def score_main(argv: Sequence[str] | None = None) -> int:
             note = f" ({_describe(result.problems)})" if result.problems else ""
             print(f"{path}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked) + note)
 
-    return _each_file(args, lambda model, clip: model.score(clip.samples, clip.sample_rate_hz, args.labels),
-                      show)
+    def finish(model: Model) -> Finish:
+        if args.labels not in model.label_sets:
+            raise SystemExit(f"acula score: label set {args.labels!r} is not in this bundle; it offers "
+                             f"{sorted(model.label_sets)}")
+        return lambda stream, windows, blocks: score_result(model, stream, windows, blocks, args.labels)
+
+    return _each_file(args, "scoring", finish, show)
