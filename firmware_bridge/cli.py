@@ -13,11 +13,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from firmware_bridge.decoder import FrameDecoder
 from firmware_bridge.protocol import MAX_PAYLOAD, SAMPLE_RATES_HZ, Codec
+from sdk.cli import HelpFormatter
 
 CODECS = {"pcm16": Codec.PCM16, "mulaw": Codec.MU_LAW, "adpcm": Codec.IMA_ADPCM}
 #: largest frame each codec fits in MAX_PAYLOAD (ADPCM: 4-byte block header, two samples a byte)
@@ -73,26 +74,23 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=prog, description=description,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-
-
-def simulate(argv: Sequence[str]) -> int:
-    parser = _parser("acula bridge simulate", "Play a recording as a stethoscope.")
-    parser.add_argument("file")
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="recording to play (any audio file the SDK reads)")
     parser.add_argument("--port", help="serial port (e.g. a pty) to write to")
     parser.add_argument("--tcp", type=_hostport, help="HOST:PORT to connect to")
     parser.add_argument("--out", help="write the byte stream to a capture file")
-    parser.add_argument("--codec", choices=sorted(CODECS), default="adpcm")
+    parser.add_argument("--codec", choices=sorted(CODECS), default="adpcm", help="audio codec of the frames")
     parser.add_argument("--frame-samples", type=_positive_int, default=256, help="samples per frame")
     parser.add_argument("--rate", type=int, choices=SAMPLE_RATES_HZ, default=16000, metavar="HZ",
                         help=f"device sample rate, one of {', '.join(map(str, SAMPLE_RATES_HZ))}")
     parser.add_argument("--loss", type=_fraction, default=0.0, help="fraction of frames dropped")
     parser.add_argument("--corrupt", type=_fraction, default=0.0, help="fraction of frames with a flipped byte")
     parser.add_argument("--realtime", action="store_true", help="pace frames at the audio rate")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated loss and corruption")
+
+
+def simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Play a recording as a stethoscope."""
     if args.frame_samples > MAX_FRAME_SAMPLES[args.codec]:
         parser.error(f"--frame-samples {args.frame_samples} does not fit one {args.codec} frame "
                      f"(at most {MAX_FRAME_SAMPLES[args.codec]} samples in MAX_PAYLOAD={MAX_PAYLOAD} bytes)")
@@ -185,19 +183,22 @@ class _Screening:
             self.stream = None
 
 
-def listen(argv: Sequence[str]) -> int:
-    parser = _parser("acula bridge listen", "Decode a stethoscope stream, screen it.")
+def _listen_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--port", help="serial port")
     src.add_argument("--tcp", type=_hostport, help="HOST:PORT to listen on (accepts one device)")
     src.add_argument("--udp", type=_port, help="UDP port on 127.0.0.1")
-    src.add_argument("--replay", help="capture file")
-    parser.add_argument("--bundle", default="default")
+    src.add_argument("--replay", help="capture file written by 'acula bridge simulate --out'")
+    parser.add_argument("--bundle", default="default", help="packaged bundle name, directory or zip")
+    parser.add_argument("--threads", type=_positive_int, default=1, help="inference threads")
     parser.add_argument("--no-screen", action="store_true", help="decode only")
     parser.add_argument("--idle-timeout", type=_seconds, default=None, metavar="S",
                         help="live sources: stop after S seconds without data (default: wait for the device's END "
                              "frame or Ctrl-C)")
-    args = parser.parse_args(argv)
+
+
+def listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Decode a stethoscope stream, screen it."""
     screening = None
     n_mels = 64
     if not args.no_screen:
@@ -205,7 +206,7 @@ def listen(argv: Sequence[str]) -> int:
         from sdk.bundle import BundleError
 
         try:
-            model = sdk.load(args.bundle)
+            model = sdk.load(args.bundle, n_threads=args.threads)
         except BundleError as exc:
             raise CommandError(str(exc)) from exc
         screening = _Screening(model)
@@ -266,11 +267,13 @@ def _write(path: str, data: bytes | str) -> None:
         raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def header(argv: Sequence[str]) -> int:
-    parser = _parser("acula bridge header", "Write the firmware C header.")
+def _header_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", help="take the front end from this bundle (default: FrontendConfig defaults)")
-    parser.add_argument("-o", "--out", default="acula_bridge.h")
-    args = parser.parse_args(argv)
+    parser.add_argument("-o", "--out", default="acula_bridge.h", help="C header to write")
+
+
+def header(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Write the firmware C header."""
     from firmware_bridge.header import render_header
     from sdk.frontend_config import FrontendConfig
 
@@ -289,21 +292,38 @@ def header(argv: Sequence[str]) -> int:
     return 0
 
 
+#: subcommand -> (add its arguments, run it, one-line help)
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace, argparse.ArgumentParser], int], str]] = {
+    "simulate": (_simulate_arguments, simulate, "play a recording as a stethoscope (port, TCP or capture file)"),
+    "listen": (_listen_arguments, listen, "decode a stethoscope stream (port, TCP, UDP or capture file), screen it"),
+    "header": (_header_arguments, header, "write the firmware C header of the front end"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="acula bridge", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    parsers = {}
+    for name, (add_arguments, run, help_) in COMMANDS.items():
+        parsers[name] = sub.add_parser(name, help=help_, description=run.__doc__,
+                                       formatter_class=HelpFormatter)
+        add_arguments(parsers[name])
+    return parser, parsers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"simulate": simulate, "listen": listen, "header": header}
-    if not args or args[0] not in commands:
-        print(__doc__, file=sys.stderr)
-        return 1
+    parser, parsers = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return commands[args[0]](args[1:])
+        return COMMANDS[args.command][1](args, parsers[args.command])
     except CommandError as exc:
-        print(f"acula bridge {args[0]}: {exc}", file=sys.stderr)
+        print(f"acula bridge {args.command}: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # the reader went away (`acula bridge ... | head -c 10`): say so once, and keep the interpreter's
         # final flush of stdout from raising again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"acula bridge {args[0]}: output pipe closed before the result was written", file=sys.stderr)
+        print(f"acula bridge {args.command}: output pipe closed before the result was written", file=sys.stderr)
         return 1
-

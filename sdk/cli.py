@@ -13,6 +13,7 @@ closed stdout (``acula screen ... | head``).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -38,6 +39,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-mcu": ("export.mcu", "firmware kit: C99 front end + int8 model for TFLite Micro (needs [tflite], [mcu])"),
     "eval": ("aligner.evaluate", "linear-probe and zero-shot AUROC on the task table (needs [train])"),
 }
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every subcommand's help formatter: adds "(default: X)" once, and only where there is a default to tell
+    (not None or False) and the help text does not already say what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action) or text
 
 
 def _usage() -> str:

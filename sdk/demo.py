@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sdk.cli import HelpFormatter
 from sdk.frontend import LogMelFrontend
 from sdk.synth import synth_recording
 
@@ -66,7 +67,7 @@ def plot(path: str, samples: np.ndarray, result: object, truth: list) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula demo", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--duration-s", type=float, default=10.0, help="length of the generated recording")
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--bundle", default="default", help="bundle to screen with")

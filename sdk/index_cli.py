@@ -16,19 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.audio import AudioError, load_audio
+from sdk.audio import AudioError, iter_audio_blocks
 from sdk.model import Model
-from sdk.screen_cli import _common, _load
+from sdk.screen_cli import AUDIO_SUFFIXES, Progress, _common, _load, stream_file
 from sdk.search import HNSW_MIN_ITEMS, CaseIndex
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
-
-def clip_embedding(model: Model, path: Path) -> np.ndarray:
-    clip = load_audio(path, model.sample_rate_hz)
-    emb = model.embed(clip.samples, clip.sample_rate_hz).embeddings
-    if emb.shape[0] == 0:
+def clip_embedding(model: Model, path: Path, block_s: float = 10.0) -> np.ndarray:
+    """Mean of the unit-normalised window embeddings of a file, streamed from disk in blocks.  AudioError for a
+    file too short for one window or silent throughout (nothing to match it by)."""
+    blocks = iter_audio_blocks(path, block_s)
+    stream, windows = stream_file(model, blocks)
+    quality = stream.quality()
+    if quality is not None and quality.silent:
+        raise AudioError(f"{path} is digital silence throughout (nothing to index)")
+    if not windows:
         raise AudioError(f"{path} is too short for one analysis window")
+    emb = np.stack([w.embedding for w in windows])
     e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     return np.asarray(e.mean(0))
 
@@ -36,10 +40,11 @@ def clip_embedding(model: Model, path: Path) -> np.ndarray:
 def _build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="reference recordings (labels from labels.csv beside them, if present)")
     parser.add_argument("--out", required=True, help="index file to write")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing index file at --out")
     parser.add_argument("--kind", default="auto", choices=["auto", "flat", "hnsw"],
                         help=f"faiss index type (auto: exact flat search below {HNSW_MIN_ITEMS:,} recordings, HNSW "
                              "from there)")
-    _common(parser)
+    _common(parser, json_help="print the summary as one JSON object on stdout")
 
 
 def build_main(argv: Sequence[str]) -> int:
@@ -52,6 +57,9 @@ def _build(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         print(f"acula index build: {folder} is not a folder of recordings", file=sys.stderr)
+        return 1
+    if Path(args.out).exists() and not args.force:
+        print(f"acula index build: {args.out} exists; pass --force to overwrite it", file=sys.stderr)
         return 1
     model = _load(args)
     if model is None:
@@ -67,15 +75,22 @@ def _build(args: argparse.Namespace) -> int:
             return 1
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     embs, items, skipped = [], [], []
+    progress = Progress(len(files), "indexing")
     for path in files:
         rel = path.relative_to(folder).as_posix()
+        progress.show(rel)
         try:
             embs.append(clip_embedding(model, path))
         except AudioError as exc:
-            skipped.append(f"{rel}: {exc}")
+            skipped.append({"file": rel, "reason": str(exc)})
             continue
+        finally:
+            progress.advance()
         items.append({"file": rel, **{k: v for k, v in labels.get(rel, {}).items() if k != "file"}})
+    progress.close()
     if not items:
+        for skip in skipped:
+            print(f"  skipped {skip['file']}: {skip['reason']}", file=sys.stderr)
         print(f"acula index build: no usable audio under {folder}", file=sys.stderr)
         return 1
     index = CaseIndex(len(embs[0]), args.kind, len(items))
@@ -85,9 +100,12 @@ def _build(args: argparse.Namespace) -> int:
     except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
         print(f"acula index build: cannot write {args.out}: {exc}", file=sys.stderr)
         return 1
-    print(f"indexed {len(items)} recordings ({index.kind}) into {args.out}; skipped {len(skipped)}")
-    for line in skipped:
-        print(f"  skipped {line}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"out": args.out, "kind": index.kind, "n_indexed": len(items), "skipped": skipped}))
+    else:
+        print(f"indexed {len(items)} recordings ({index.kind}) into {args.out}; skipped {len(skipped)}")
+    for skip in skipped:
+        print(f"  skipped {skip['file']}: {skip['reason']}", file=sys.stderr)
     return 0
 
 

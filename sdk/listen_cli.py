@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sdk.cli import HelpFormatter
 from sdk.screen_cli import _common, _load
 from sdk.store import EventStore, StoreError
 
 
 def listen_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula listen", description="Screen live audio from the default input.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to listen")
     parser.add_argument("--db", default="acula_events.sqlite", help="SQLite event store")
     parser.add_argument("--device", default=None, help="sounddevice input device (name or index)")

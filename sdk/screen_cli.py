@@ -20,6 +20,7 @@ import numpy as np
 
 from sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
 from sdk.bundle import BundleError
+from sdk.cli import HelpFormatter
 from sdk.model import Model, ScoreResult, ScreenResult, Stream, WindowResult, _result_problems, load
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
@@ -157,7 +158,7 @@ def _describe(problems: Sequence[str]) -> str:
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files (WAV, FLAC, OGG, ...), folders of them, or quoted globs")
     parser.add_argument("--block-s", type=float, default=10.0, help="seconds of audio read from disk at a time")
@@ -194,7 +195,7 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
             n_blocks = max(1, -(-blocks.n_frames // blocks.block_frames))
 
             def on_block(block: np.ndarray, blocks: AudioBlocks = blocks, drawing: Any = drawing,
-                         path: str = path) -> None:
+                         path: str = path, n_blocks: int = n_blocks) -> None:
                 progress.show(path, min(1.0, blocks.n_samples / blocks.block_frames / n_blocks))
                 if drawing is not None:
                     drawing.add(block)

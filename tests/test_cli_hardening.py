@@ -20,8 +20,6 @@ from sdk.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ADD_PARSER = argparse._SubParsersAction.add_parser
-#: commands whose module another branch owns and has not yet given an argparse --help
-NOT_YET_ARGPARSE = {"bridge": "firmware_bridge/cli.py dispatches by hand: 'acula bridge --help' exits 1 (issue #28)"}
 
 
 def no_traceback(capsys) -> str:
@@ -44,8 +42,7 @@ def help_of(argv: list[str], capsys, monkeypatch) -> tuple[int, str, list[str]]:
     return code, out.out + out.err, nested
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET_ARGPARSE[n], strict=False))
-                                  if n in NOT_YET_ARGPARSE else n for n in COMMANDS])
+@pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_command_and_subcommand_prints_help_and_exits_0(name: str, capsys, monkeypatch):
     code, text, nested = help_of([name], capsys, monkeypatch)
     if code == 1 and "Install the extra it needs" in text:
