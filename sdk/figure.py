@@ -112,7 +112,7 @@ def screening_figure(sketch: SignalSketch, result: ScreenResult, threshold: floa
     cols = np.arange(sketch.n_cols)
     xs = LEFT_PX + cols * WIDTH_PX / sketch.n_cols
     col_w = max(1.0, WIDTH_PX / sketch.n_cols)
-    for x, lo, hi in zip(xs, sketch.lo, sketch.hi, strict=True):
+    for x, lo, hi in zip(xs.tolist(), sketch.lo.tolist(), sketch.hi.tolist(), strict=True):
         if np.isfinite(lo):
             canvas.rect(x, mid - hi / peak * h / 2 - 0.5, x + col_w, mid - lo / peak * h / 2 + 0.5, (70, 70, 70))
     canvas.text(LEFT_PX - 6, top, f"{_fmt(peak)}", GREY, anchor="right")
@@ -165,10 +165,10 @@ def screening_figure(sketch: SignalSketch, result: ScreenResult, threshold: floa
         canvas.vline(LEFT_PX + WIDTH_PX, t - 1, t + hh + 1, BLACK)
     axis_y = tops[-1] + heights[-1]
     step = _tick_step(duration)
-    for t in np.arange(0.0, duration + 1e-9, step):
-        x = float(x_of(t))
+    for tick_s in np.arange(0.0, duration + 1e-9, step).tolist():
+        x = float(x_of(tick_s))
         canvas.vline(x, axis_y, axis_y + 4, BLACK)
-        canvas.text(x, axis_y + 8, _fmt(round(float(t), 3)), anchor="centre")
+        canvas.text(x, axis_y + 8, _fmt(round(tick_s, 3)), anchor="centre")
     canvas.text(LEFT_PX + WIDTH_PX / 2, axis_y + 24, "time (s)", anchor="centre")
     return canvas
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,45 +15,87 @@ from sdk.screen_cli import _common, _load
 from sdk.store import EventStore, StoreError
 
 
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def listen_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acula listen", description="Screen live audio from the default input.",
+    parser = argparse.ArgumentParser(prog="acula listen", description="Screen live audio from the default input "
+                                     "(or a file played through the same live path) into an event store.",
                                      formatter_class=HelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long to listen")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="how long to listen (default: 30 s from a device, the whole file with --replay)")
     parser.add_argument("--db", default="acula_events.sqlite", help="SQLite event store")
-    parser.add_argument("--device", default=None, help="sounddevice input device (name or index)")
-    parser.add_argument("--rate", type=int, default=16000)
-    _common(parser)
+    parser.add_argument("--input-device", default=None, help="sounddevice input device (name or index)")
+    parser.add_argument("--device", dest="old_device", default=None, help=argparse.SUPPRESS)  # before 0.2
+    parser.add_argument("--rate", type=int, default=16000, help="capture sample rate in Hz (input device)")
+    parser.add_argument("--replay", metavar="FILE", help="play this file through the live path instead of a device")
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=_speed, default=1.0, help="with --replay: times real time")
+    pace.add_argument("--fast", action="store_true", help="with --replay: as fast as the model runs, no drops")
+    _common(parser, json_help="JSON on stdout: one object per window, then a summary object")
     args = parser.parse_args(argv)
-    if args.seconds <= 0:
+    if args.old_device is not None:
+        print("acula listen: --device is deprecated, use --input-device", file=sys.stderr)
+        args.input_device = args.input_device or args.old_device
+    if args.seconds is not None and not args.seconds > 0:
         print(f"acula listen: --seconds must be positive, got {args.seconds}", file=sys.stderr)
         return 1
-    problem = input_device_problem(args.device, args.rate)
-    if problem:  # before the store is opened: a failed start leaves no empty database behind
-        print(f"acula listen: {problem}", file=sys.stderr)
-        return 1
+    if args.replay is None and (args.fast or args.speed != 1.0):
+        parser.error("--speed and --fast pace a --replay FILE")
+    if args.replay is None:
+        problem = input_device_problem(args.input_device, args.rate)
+        if problem:  # before the store is opened: a failed start leaves no empty database behind
+            print(f"acula listen: {problem}", file=sys.stderr)
+            return 1
     model = _load(args)
     if model is None:
         return 1
+    from sdk.audio import AudioError
     from sdk.capture import LiveCapture
 
+    try:  # the replayed file's header is checked before the store exists
+        cap = LiveCapture(model, args.rate, device=args.input_device, replay=args.replay,
+                          speed=None if args.fast else args.speed)
+    except (ImportError, AudioError) as exc:
+        print(f"acula listen: {exc}", file=sys.stderr)
+        return 1
+    seconds = args.seconds if args.seconds is not None or args.replay else 30.0
     try:
-        store = EventStore(args.db)
+        cap.store = store = EventStore(args.db)
     except StoreError as exc:
         print(f"acula listen: {exc}", file=sys.stderr)
         return 1
+
+    def show(w: Any) -> None:
+        if args.json:
+            print(json.dumps(w.to_dict()), flush=True)
+        else:
+            p = f"{w.cough_probability:.2f}" if w.cough_probability is not None else "gated"
+            print(f"{w.start_s:7.2f} s  cough p={p} {' '.join(w.problems)}", flush=True)
+
     try:
-        cap = LiveCapture(model, args.rate, device=args.device, store=store)
-        stats = cap.run(args.seconds, on_window=lambda w: print(
-            f"{w.start_s:7.2f} s  cough p={w.cough_probability if w.cough_probability is not None else 'gated'}"
-            f" {' '.join(w.problems)}") if not args.json else None)
-    except (ImportError, StoreError) as exc:
+        stats = cap.run(seconds, on_window=show)
+    except (ImportError, StoreError, AudioError) as exc:
         print(f"acula listen: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()
-    print(f"listened {args.seconds:.0f} s: {stats.windows} windows, {len(stats.events)} cough events, "
-          f"{stats.blocks_dropped} blocks dropped ({stats.samples_dropped} samples), "
-          f"{stats.input_overflows} input overflows; stored in {args.db}")
+    summary = {"source": cap.source, "db": args.db, "windows": stats.windows,
+               "events": [e.to_dict() for e in stats.events], "blocks_dropped": stats.blocks_dropped,
+               "samples_dropped": stats.samples_dropped, "input_overflows": stats.input_overflows}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"listened to {cap.source}: {stats.windows} windows, {len(stats.events)} cough events, "
+              f"{stats.blocks_dropped} blocks dropped ({stats.samples_dropped} samples), "
+              f"{stats.input_overflows} input overflows; stored in {args.db}")
     return 0
 
 
@@ -69,12 +113,14 @@ def input_device_problem(device: str | None, rate_hz: int) -> str | None:
     except (sounddevice.PortAudioError, ValueError) as exc:
         which = f"input device {device!r}" if device is not None else "the default input device"
         return (f"cannot open {which} at {rate_hz} Hz ({exc}); list devices with "
-                "python -m sounddevice, then pass --device NAME_OR_INDEX")
+                "python -m sounddevice, then pass --input-device NAME_OR_INDEX, or try the live path on a file "
+                "with --replay FILE")
     return None
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acula report", description="Events over time and counts per hour, as PNG.")
+    parser = argparse.ArgumentParser(prog="acula report", description="Events over time and counts per hour, as PNG.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("db", help="event store written by 'acula listen'")
     parser.add_argument("--out", default="acula_report.png", help="image to write (PNG; the suffix picks the format)")
     args = parser.parse_args(argv)
