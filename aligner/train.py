@@ -213,19 +213,30 @@ def _ddp_terms(ddp_model: torch.nn.Module, feats: torch.Tensor, text: torch.Tens
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acula align", description=__doc__,
+    from aligner.config import PRESETS
+
+    presets = "\n".join(f"  {name:<17} {c.encoder} encoder, {c.pooling} pooling, loss weights cka {c.w_cka:g} "
+                         f"nce {c.w_nce:g} mask {c.w_mask:g} sup {c.w_sup:g}, {c.max_steps} steps, batch "
+                         f"{c.batch_size}{', amp' if c.amp else ''}" for name, c in PRESETS.items())
+    parser = argparse.ArgumentParser(prog="acula align", description=__doc__, epilog=f"presets:\n{presets}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="default-cpu",
-                        help="preset name, or a JSON file of fields over the preset it names as \"preset\" "
-                             "(default-cpu when it names none); unknown fields are refused (default: default-cpu)")
+    parser.add_argument("--config", default=None,
+                        help=f"preset name ({', '.join(PRESETS)}; listed below), or a JSON file of fields over the "
+                             "preset it names as \"preset\" (default-cpu when it names none); unknown fields are "
+                             "refused (default: default-cpu)")
     parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--weights", default=None, help="pretrained weights folder (default $ACULA_WEIGHTS or "
                                                         "../shared/weights)")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device to train on (default: cuda when available, else cpu)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
+    if args.config is None:
+        args.config = "default-cpu"
+        print("acula align: no --config given: using preset default-cpu (see 'acula align --help' for the others)",
+              file=sys.stderr)
     out = Path(args.out)
     try:
         cfg = resolve_config(args.config)

@@ -213,18 +213,25 @@ def cough_head_weights(bank: FeatureBank, chosen: np.ndarray, crops: np.ndarray,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acula distill", description=__doc__,
+    presets = "\n".join(f"  {name:<12} student channels {list(c.student.channels)}, {c.max_steps} steps, "
+                         f"batch {c.batch_size}" for name, c in PRESETS.items())
+    parser = argparse.ArgumentParser(prog="acula distill", description=__doc__, epilog=f"presets:\n{presets}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", required=True, help="acula align run directory or checkpoint")
-    parser.add_argument("--corpus", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--config", default="default-cpu",
-                        help="preset name, or a JSON file of fields over the preset it names as \"preset\" "
-                             "(the dataclass defaults, the narrow student, when it names none, as "
-                             "configs/distill/*.json); unknown fields are refused (default: default-cpu)")
-    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
+    parser.add_argument("--config", default=None,
+                        help=f"preset name ({', '.join(PRESETS)}; listed below), or a JSON file of fields over the "
+                             "preset it names as \"preset\" (the dataclass defaults, the narrow student, when it "
+                             "names none, as configs/distill/*.json); unknown fields are refused (default: "
+                             "default-cpu)")
+    parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
+    if args.config is None:
+        args.config = "default-cpu"
+        print("acula distill: no --config given: using preset default-cpu (see 'acula distill --help' for the "
+              "others)", file=sys.stderr)
     try:
         cfg = resolve(args.config)
         if args.max_steps:
