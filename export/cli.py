@@ -330,6 +330,26 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     return parity
 
 
+def _not_replaceable(out: Path) -> str | None:
+    """Why ``--force`` must not write over ``out`` (the write removes files the new bundle lacks), or None when
+    ``out`` holds nothing but a bundle's own files: its manifest, signature and the files the manifest lists."""
+    import zipfile
+
+    if out.is_file():
+        if zipfile.is_zipfile(out):
+            with zipfile.ZipFile(out) as zf:
+                if "manifest.json" in zf.namelist():
+                    return None
+        return f"{out} is a file but not a bundle zip"
+    try:
+        listed = set(json.loads((out / "manifest.json").read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{out} holds no readable bundle manifest.json"
+    others = sorted(p.name for p in out.iterdir()
+                    if p.is_file() and p.name not in listed | {"manifest.json", "manifest.sig"})
+    return f"{out} also holds {', '.join(others)}; move them out first" if others else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -343,11 +363,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "inside the graph (about 4 MB more: the DFT kernels)")
     parser.add_argument("--sign-key", help="Ed25519 private key (PEM, unencrypted) to sign the manifest with: "
                                            "writes manifest.sig (needs: pip install cryptography)")
-    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing bundle")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="replace an existing bundle at --out (only the files its manifest lists are removed)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists() and not args.force:
-        print(f"acula export: {out} exists; use -f to overwrite", file=sys.stderr)
+        print(f"acula export: {out} exists; pass --force to replace the bundle there", file=sys.stderr)
+        return 1
+    problem = _not_replaceable(out) if out.exists() else None
+    if problem:
+        print(f"acula export: --force replaces only a bundle this command wrote: {problem}", file=sys.stderr)
         return 1
     key = None
     if args.sign_key:
