@@ -400,6 +400,13 @@ def fingerprint_of(system: Any, spec: dict[str, str]) -> str:
     src = spec.get(system.name, "")
     h = hashlib.sha256(system.name.encode())
     p = Path(src.split(":")[0]) if src else None
+    if p is not None and not p.is_dir():
+        from sdk.model import available_models
+
+        if str(p) in available_models():  # a packaged bundle: fingerprint its files
+            from sdk.model import _resolve
+
+            p = _resolve(str(p))
     if p is not None and p.is_dir():
         for f in sorted(p.glob("*")):
             if f.suffix in (".safetensors", ".onnx", ".tflite", ".json", ".npy") and f.is_file():
@@ -419,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundle", action="append", default=[], help="NAME=BUNDLE[:backend:precision]")
     parser.add_argument("--weights", default=default_weights_dir(), help="weights folder (mn04, YAMNet)")
     parser.add_argument("--transforms", nargs="*", default=[], help="invariance transforms (names or 'all')")
-    parser.add_argument("--invariance-systems", nargs="*", default=[], help="systems scored under every transform")
+    parser.add_argument("--invariance-systems", nargs="*", default=[],
+                        help="systems scored under the transforms: NAME (every --transforms) or NAME=t1,t2 (a subset)")
     parser.add_argument("--baseline", default="mn04 AudioSet", help="system every other is paired against")
     parser.add_argument("--control", default="", help="the supervised control's name (paired against too)")
     parser.add_argument("--cache", default="runs/eval_cache", help="per-record output cache ('' for none)")
@@ -456,6 +464,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         noise = NoiseBank.from_esc10(str(Path(args.data or corpus.data_root) / "esc10"))
     rows: dict[str, dict[str, Any]] = {}
     invariance: dict[str, dict[str, dict[str, Any]]] = {}
+    inv_sets: dict[str, list[str]] = {}
+    for entry in args.invariance_systems:
+        name, _, subset = entry.partition("=")
+        inv_sets[name] = [t for t in subset.split(",") if t] if subset else transforms
+        unknown = set(inv_sets[name]) - set(transforms)
+        if unknown:
+            parser.error(f"--invariance-systems {name}: {sorted(unknown)} are not among --transforms")
     for system in systems:
         fp = fingerprint_of(system, spec)
         clean = run_system(system, corpus, needed, "none", cache, fp)
@@ -469,9 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows[system.name][t["name"]] = r
             print(f"{system.name:32s} {t['name']:20s} probe {_ci(r['probe'])}  native {_ci(r.get('native'))}",
                   file=sys.stderr)
-        if system.name in args.invariance_systems and transforms:
+        if inv_sets.get(system.name):
             invariance[system.name] = {t["name"]: {} for t in tasks if t.get("invariance")}
-            for name in transforms:
+            for name in inv_sets[system.name]:
                 moved_out = run_system(system, corpus, scored_idx, name, cache, fp, noise)
                 merged = {**clean, **moved_out}
                 for t in tasks:
