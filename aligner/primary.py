@@ -112,7 +112,7 @@ def run_system(system: Any, corpus: Corpus, indices: list[int], transform: str, 
 class TaskData:
     """A task's units (records, or ICBHI recordings) with labels, groups, splits and per-unit metadata."""
 
-    def __init__(self, corpus: Corpus, task: dict[str, Any]) -> None:
+    def __init__(self, corpus: Corpus, task: dict[str, Any], scored: Sequence[str] = SCORED) -> None:
         self.task = task
         rows = [(i, r) for i, r in enumerate(corpus.rows)
                 if r["dataset"] in task["datasets"] and _value(r, task["field"]) is not None]
@@ -134,7 +134,7 @@ class TaskData:
         self.by = (np.asarray([str(_value(first[u], task["by"])) for u in self.units]) if task.get("by") else None)
         self.recording = np.asarray([recording_of(first[u]) for u in self.units])
         self.train = self.split == "train"
-        self.scored = np.isin(self.split, SCORED)
+        self.scored = np.isin(self.split, list(scored))
 
     def pool(self, outputs: dict[int, SystemOutput], question: str | None, attr: str = "native"
              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -262,7 +262,8 @@ def to_markdown(res: dict[str, Any]) -> str:
     systems, tasks = res["systems"], res["tasks"]
     by = res["rows"]
     L = [f"# Primary evaluation\n\nCommand: `{res['command']}`\n",
-         f"Scored: val + test records (never trained on); probe fit on the training split.  Intervals: 95 % "
+         f"Scored: {' + '.join(res.get('scored', SCORED))} records (never trained on); probe fit on the training "
+         "split.  Intervals: 95 % "
          f"patient/participant bootstrap ({P.N_BOOT} resamples).  Wall time {res['wall_s'] / 60:.1f} min.\n"]
     L += ["## Linear probe (fit on the training split), AUROC [95 % CI]\n",
           "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
@@ -428,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--transforms", nargs="*", default=[], help="invariance transforms (names or 'all')")
     parser.add_argument("--invariance-systems", nargs="*", default=[],
                         help="systems scored under the transforms: NAME (every --transforms) or NAME=t1,t2 (a subset)")
+    parser.add_argument("--scored", nargs="*", default=list(SCORED), choices=["val", "test"],
+                        help="the splits that are scored (choices are made on val alone, then test is scored)")
     parser.add_argument("--baseline", default="mn04 AudioSet", help="system every other is paired against")
     parser.add_argument("--control", default="", help="the supervised control's name (paired against too)")
     parser.add_argument("--cache", default="runs/eval_cache", help="per-record output cache ('' for none)")
@@ -445,10 +448,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     corpus = load_corpus(args.corpus)
     tasks = task_table()
-    datas = {t["name"]: TaskData(corpus, t) for t in tasks}
+    datas = {t["name"]: TaskData(corpus, t, args.scored) for t in tasks}
     needed = sorted({i for d in datas.values() for i in d.record_idx})
     scored_idx = sorted({i for d in datas.values() if d.task.get("invariance") for i in d.record_idx
-                         if corpus.rows[i]["split"] in SCORED})
+                         if corpus.rows[i]["split"] in args.scored})
     systems = build_systems(args)
     spec = {s.partition("=")[0]: s.partition("=")[2] for s in args.run + args.bundle}
     cache = Path(args.cache) if args.cache else None
@@ -527,7 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in [k for k in r if k.startswith("_")]:
                 r.pop(k)
     res = {"command": "python -m aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows, "paired": paired,
+           "scored": list(args.scored), "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows,
+           "paired": paired,
            "invariance": invariance, "wall_s": time.perf_counter() - t0}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
