@@ -57,7 +57,9 @@ def _resolve(bundle: str | Path) -> Path:
 
 def load(bundle: str | Path = "default", backend: str = "onnxruntime", precision: str = "int8",
          n_threads: int = 1, sha256: str | None = None, public_key: Any = None) -> Model:
-    """Load and verify a bundle (a packaged name or a path) on one backend and precision.  ``sha256``: the
+    """Load and verify a bundle (a packaged name or a path) on one backend and precision (``"fp32"``,
+    ``"int8"`` or ``"auto"``: the faster of the two on this device, measured once and cached; see
+    :mod:`sdk.precision`).  ``sha256``: the
     manifest digest the bundle must have (``acula info`` prints it; packaged bundles are pinned anyway);
     ``public_key``: an Ed25519 public key its ``manifest.sig`` must verify against (needs cryptography)."""
     return Model(read_bundle(_resolve(bundle), sha256, public_key), backend, precision, n_threads)
@@ -68,9 +70,14 @@ class Model:
                  n_threads: int = 1) -> None:
         self.bundle = bundle
         m = bundle.manifest
+        built = None
+        if precision == "auto":  # measured once per device and bundle, then cached (sdk/precision.py)
+            from sdk.precision import choose_precision
+
+            precision, built = choose_precision(bundle, backend, n_threads)
         name, _ = bundle.model_file(backend, precision)
         self.backend_name, self.precision = backend, precision
-        self.backend = make_backend(backend, bundle.files[name], n_threads)
+        self.backend = built or make_backend(backend, bundle.files[name], n_threads)
         # an onnxruntime session may be run from many threads at once; a TFLite interpreter may not
         self._backend_lock: contextlib.AbstractContextManager[Any] = (
             contextlib.nullcontext() if backend == "onnxruntime" else threading.Lock())

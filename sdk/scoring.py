@@ -38,7 +38,8 @@ class LabelScorer:
 
     def __init__(self, prompts: np.ndarray, groups: dict[str, list[np.ndarray]], logit_scale: float,
                  temperature: dict[str, float]) -> None:
-        columns, self.slices = [], {}
+        columns: list[np.ndarray] = []
+        self.slices: dict[str, slice] = {}
         for name, label_groups in groups.items():
             first = len(columns)
             for idx in label_groups:
