@@ -41,6 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from sdk.bench import LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
 
+    if args.precision == "auto":  # what load(precision="auto") picks on this device (measured once, cached)
+        from sdk.model import load
+
+        args.precision = load(args.bundle, args.backend, "auto").precision
+
     # Rounds alternate the SDK and YAMNet so that a slow phase of a shared machine hits both; one pass of
     # each swung the ratio between 0.20 and 0.39 here.  Hop percentiles pool every round; the per-second
     # figures and the ratio are medians over rounds.
