@@ -294,7 +294,7 @@ class Stream:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.detector = EventDetector(model.screening)
+        self.detector = EventDetector(model.screening, sample_rate_hz=model.sample_rate_hz)
         self._busy = threading.Lock()
         self.reset()
 
@@ -366,6 +366,7 @@ class Stream:
 
     def _feed(self, x: np.ndarray) -> list[WindowResult]:
         self.n_samples_16k += x.size
+        self.detector.accept_samples(x)  # the energy envelope that splits an event into single coughs
         frames = self._fe.accept(x)
         if frames.shape[0]:
             self._frames = np.concatenate([self._frames, frames])
