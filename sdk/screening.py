@@ -40,11 +40,17 @@ class ScreeningConfig:
     peak_below_loudest_db: float = 20.0
     min_gap_s: float = 0.15
     min_burst_s: float = 0.05
+    #: coughs in a bout follow without a gap: inside a run, a rise of ``onset_db`` within ``onset_s`` (the
+    #: explosive phase) at least ``min_cough_s`` after the current cough's onset starts the next cough
+    onset_db: float = 18.0
+    onset_s: float = 0.05
+    min_cough_s: float = 0.2
 
     @classmethod
     def from_manifest(cls, data: dict[str, Any]) -> ScreeningConfig:
         split = {k: data[k] for k in ("split_coughs", "frame_s", "floor_percentile", "edge_db", "range_db", "rise_db",
-                                      "peak_below_loudest_db", "min_gap_s", "min_burst_s") if k in data}
+                                      "peak_below_loudest_db", "min_gap_s", "min_burst_s", "onset_db", "onset_s",
+                                      "min_cough_s") if k in data}
         return cls(on=data["cough_on"], off=data["cough_off"], min_duration_s=data["min_duration_s"],
                    refractory_s=data["refractory_s"], smoothing_windows=data.get("smoothing_windows", 1), **split)
 
@@ -84,7 +90,33 @@ def split_bursts(level_db: np.ndarray, cfg: ScreeningConfig) -> list[tuple[int, 
             merged.append(run)
     min_len = round(cfg.min_burst_s / cfg.frame_s)
     need = max(floor + cfg.rise_db, loudest - cfg.peak_below_loudest_db)
-    return [(a, b) for a, b in merged if b - a >= min_len and float(level_db[a:b].max()) >= need]
+    out: list[tuple[int, int]] = []
+    for a, b in merged:
+        if b - a >= min_len and float(level_db[a:b].max()) >= need:
+            out += _split_bout(level_db, a, b, need, cfg)
+    return out
+
+
+def _split_bout(level_db: np.ndarray, a: int, b: int, need: float, cfg: ScreeningConfig) -> list[tuple[int, int]]:
+    """Split the run [a, b) at sharp onsets (a valley followed by a rise of ``onset_db`` within ``onset_s``);
+    a piece whose peak does not reach ``need`` stays with the cough before it."""
+    k = max(1, round(cfg.onset_s / cfg.frame_s))
+    min_cough = round(cfg.min_cough_s / cfg.frame_s)
+    starts = [a]
+    i = a + 1
+    while i < b:
+        lo = max(a, i - k) + int(np.argmin(level_db[max(a, i - k) : i]))
+        if level_db[i] - level_db[lo] >= cfg.onset_db and lo - starts[-1] >= min_cough:
+            starts.append(lo)
+        i += 1
+    pieces = [[s, e] for s, e in zip(starts, starts[1:] + [b], strict=True)]
+    kept: list[list[int]] = []
+    for piece in pieces:
+        if kept and float(level_db[piece[0] : piece[1]].max()) < need:
+            kept[-1][1] = piece[1]
+        else:
+            kept.append(piece)
+    return [(s, e) for s, e in kept]
 
 
 class EventDetector:
