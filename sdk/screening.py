@@ -42,7 +42,7 @@ class ScreeningConfig:
     min_burst_s: float = 0.05
     #: coughs in a bout follow without a gap: inside a run, a rise of ``onset_db`` within ``onset_s`` (the
     #: explosive phase) at least ``min_cough_s`` after the current cough's onset starts the next cough
-    onset_db: float = 18.0
+    onset_db: float = 22.0
     onset_s: float = 0.05
     min_cough_s: float = 0.2
 
