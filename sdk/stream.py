@@ -98,7 +98,7 @@ class Stream:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.detector = EventDetector(model.screening)
+        self.detector = EventDetector(model.screening, sample_rate_hz=model.sample_rate_hz)
         self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames)
         self.gate = WindowGate()
         self._busy = threading.Lock()
@@ -205,6 +205,7 @@ class Stream:
 
     def _feed(self, x: np.ndarray) -> None:
         self.n_samples_16k += x.size
+        self.detector.accept_samples(x)  # the energy envelope that splits an event into single coughs
         self.windower.append(self._fe.accept(x))
 
     def _pending(self) -> Pending:
