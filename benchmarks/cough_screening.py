@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     yamnet = None
     if args.yamnet and Path(args.yamnet).is_file():
-        from aligner.peers import YAMNET_CLASSES, YAMNet
+        from sdk.yamnet import YAMNET_CLASSES, YAMNet
 
         yamnet = YAMNet(args.yamnet, max_patches=None)
 
