@@ -65,7 +65,7 @@ def preset_of(data: dict[str, Any], presets: dict[str, Any], default: str, path:
 @dataclass(frozen=True)
 class AlignConfig:
     name: str = "default-cpu"
-    encoder: str = "mn04"  # mn04 | tiny | vit
+    encoder: str = "mn04"  # a name of aligner.encoders.ENCODERS
     encoder_weights: str | None = "mn04_as_mAP_432.pt"  # file name under --weights, or a path; None = random init
     tiny_norm: str = "batch"
     pooling: str = "freq"  # freq: pool over time, keep frequency; gap: global average
@@ -94,8 +94,10 @@ class AlignConfig:
     ckpt_every: int = 100
 
     def __post_init__(self) -> None:
-        if self.encoder not in ("mn04", "tiny", "vit"):
-            raise ValueError(f"encoder must be mn04, tiny or vit, got {self.encoder!r}")
+        from aligner.encoders import ENCODERS  # the registry's names; no torch imported
+
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if self.pooling not in ("freq", "gap"):
             raise ValueError(f"pooling must be 'freq' or 'gap', got {self.pooling!r}")
         weights = (self.w_cka, self.w_nce, self.w_mask, self.w_sup)
