@@ -143,17 +143,28 @@ PRESETS: dict[str, AlignConfig] = {
 }
 
 
-def resolve_config(name_or_file: str) -> AlignConfig:
-    if name_or_file in PRESETS:
-        return PRESETS[name_or_file]
+def resolve(name_or_file: str, cls: Any, presets: dict[str, Any], nested: tuple[str, ...] = ()) -> Any:
+    """The one config resolution of every command: a preset name, or a JSON file of ``cls`` fields over a base.
+    The base is the preset the file names under ``"preset"``, else the dataclass defaults (``AlignConfig()`` is
+    the default-cpu preset; ``DistillConfig()`` is the first, narrow student of configs/distill/*.json).  The
+    nested configs named in ``nested`` (e.g. a student) are changed field by field, not replaced."""
+    if name_or_file in presets:
+        return presets[name_or_file]
     path = Path(name_or_file)
     if not path.is_file():
-        raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+        raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(presets)}) nor a JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
         raise ValueError(f"{path} is not a readable JSON config: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object of AlignConfig fields, got a {type(data).__name__}")
-    base = preset_of(data, PRESETS, "default-cpu", path)
-    return dataclasses.replace(base, **AlignConfig.from_dict({**base.to_dict(), **data}).to_dict())
+        raise ValueError(f"{path} must hold a JSON object of {cls.__name__} fields, got a {type(data).__name__}")
+    base = (preset_of(data, presets, "", path) if "preset" in data else cls()).to_dict()
+    for part in nested:
+        data[part] = {**base[part], **data.get(part, {})}
+    return cls.from_dict({**base, **data})
+
+
+def resolve_config(name_or_file: str) -> AlignConfig:
+    config: AlignConfig = resolve(name_or_file, AlignConfig, PRESETS)
+    return config
