@@ -5,7 +5,7 @@
 Same conventions as ``acula align``: a named preset or JSON config, seeded
 batches, the same device-robustness augmentations, safetensors checkpoints with
 their config, resume from the last checkpoint, a progress bar and metrics.jsonl.
-The prompt bank (every label set of aligner/tasks.json and the SDK label sets)
+The prompt bank (every label set of sdk/label_sets.json)
 is embedded once with the teacher and saved beside the checkpoint.
 """
 

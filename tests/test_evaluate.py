@@ -257,3 +257,12 @@ def test_zero_shot_only_rows_have_no_probe_and_render():
     rows = [{"system": "S", "task": "t", "n": 10, "n_pos": 5, "zero_shot_auroc": 0.7}]
     md = to_markdown(rows, "# h")
     assert "Linear probe" not in md and "| S | 0.700 | 0.700 |" in md
+
+
+def test_threads_and_zero_shot_only_are_options():
+    from aligner.evaluate import parse_args
+
+    args, _ = parse_args(["--corpus", "c"])
+    assert args.threads == 2 and not args.no_probe
+    args, _ = parse_args(["--corpus", "c", "--threads", "8", "--no-probe"])
+    assert args.threads == 8 and args.no_probe
