@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -113,14 +112,13 @@ def calibrate_screening(window_frames: int, hop_frames: int, val: ValOutputs) ->
 def sdk_label_logits(embeddings: np.ndarray, prompts: np.ndarray, logit_scale: float,
                      sets: dict[str, dict[str, list[int]]]) -> dict[str, np.ndarray]:
     """{label set: (n_windows, n_labels)} window logits at temperature 1, by the SDK's own scoring
-    (``sdk.model.Model._label_logits`` on the bundle's prompt bank), labels in ``sets`` order."""
-    from sdk.model import Model
+    (``sdk.scoring.LabelScorer`` on the bundle's prompt bank), labels in ``sets`` order."""
+    from sdk.scoring import LabelScorer
 
-    bank = SimpleNamespace(prompts=np.asarray(prompts, dtype=np.float32), logit_scale=float(logit_scale),
-                           temperature=dict.fromkeys(sets, 1.0),
-                           _prompt_index={k: [np.asarray(v) for v in labels.values()] for k, labels in sets.items()})
-    logits: dict[str, np.ndarray] = Model._label_logits(bank, np.asarray(embeddings, dtype=np.float32))  # type: ignore[arg-type]
-    return logits
+    scorer = LabelScorer(np.asarray(prompts, dtype=np.float32),
+                         {k: [np.asarray(v) for v in labels.values()] for k, labels in sets.items()},
+                         float(logit_scale), dict.fromkeys(sets, 1.0))
+    return scorer(np.asarray(embeddings, dtype=np.float32))
 
 
 def nll(logits: np.ndarray, y: np.ndarray, t: float) -> float:
