@@ -65,7 +65,7 @@ def preset_of(data: dict[str, Any], presets: dict[str, Any], default: str, path:
 @dataclass(frozen=True)
 class AlignConfig:
     name: str = "default-cpu"
-    encoder: str = "mn04"  # mn04 | tiny | vit
+    encoder: str = "mn04"  # a name of aligner.encoders.ENCODERS
     encoder_weights: str | None = "mn04_as_mAP_432.pt"  # file name under --weights, or a path; None = random init
     tiny_norm: str = "batch"
     pooling: str = "freq"  # freq: pool over time, keep frequency; gap: global average
@@ -94,8 +94,10 @@ class AlignConfig:
     ckpt_every: int = 100
 
     def __post_init__(self) -> None:
-        if self.encoder not in ("mn04", "tiny", "vit"):
-            raise ValueError(f"encoder must be mn04, tiny or vit, got {self.encoder!r}")
+        from aligner.encoders import ENCODERS  # the registry's names; no torch imported
+
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if self.pooling not in ("freq", "gap"):
             raise ValueError(f"pooling must be 'freq' or 'gap', got {self.pooling!r}")
         weights = (self.w_cka, self.w_nce, self.w_mask, self.w_sup)
@@ -141,17 +143,28 @@ PRESETS: dict[str, AlignConfig] = {
 }
 
 
-def resolve_config(name_or_file: str) -> AlignConfig:
-    if name_or_file in PRESETS:
-        return PRESETS[name_or_file]
+def resolve(name_or_file: str, cls: Any, presets: dict[str, Any], nested: tuple[str, ...] = ()) -> Any:
+    """The one config resolution of every command: a preset name, or a JSON file of ``cls`` fields over a base.
+    The base is the preset the file names under ``"preset"``, else the dataclass defaults (``AlignConfig()`` is
+    the default-cpu preset; ``DistillConfig()`` is the first, narrow student of configs/distill/*.json).  The
+    nested configs named in ``nested`` (e.g. a student) are changed field by field, not replaced."""
+    if name_or_file in presets:
+        return presets[name_or_file]
     path = Path(name_or_file)
     if not path.is_file():
-        raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+        raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(presets)}) nor a JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not JSON
         raise ValueError(f"{path} is not a readable JSON config: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object of AlignConfig fields, got a {type(data).__name__}")
-    base = preset_of(data, PRESETS, "default-cpu", path)
-    return dataclasses.replace(base, **AlignConfig.from_dict({**base.to_dict(), **data}).to_dict())
+        raise ValueError(f"{path} must hold a JSON object of {cls.__name__} fields, got a {type(data).__name__}")
+    base = (preset_of(data, presets, "", path) if "preset" in data else cls()).to_dict()
+    for part in nested:
+        data[part] = {**base[part], **data.get(part, {})}
+    return cls.from_dict({**base, **data})
+
+
+def resolve_config(name_or_file: str) -> AlignConfig:
+    config: AlignConfig = resolve(name_or_file, AlignConfig, PRESETS)
+    return config

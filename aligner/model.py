@@ -11,22 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from aligner.config import AlignConfig
-from aligner.encoders.mobilenet import MobileNetAudio, load_mn04
-from aligner.encoders.tiny_cnn import TinyCNN
-from aligner.encoders.vit_mae import ViTMAE, load_vit
+from aligner.encoders import AudioEncoder, MaskedAutoencoder, build_encoder
 
-
-def build_encoder(cfg: AlignConfig, weights_dir: str | Path | None = None) -> nn.Module:
-    """The configured encoder; ``encoder_weights`` (relative to ``weights_dir`` unless absolute) initialises
-    mn04 (the AudioSet checkpoint, sha256-checked) or the ViT (an OPERA-GT-layout checkpoint)."""
-    if cfg.encoder == "tiny":
-        return TinyCNN(norm=cfg.tiny_norm)
-    if cfg.encoder_weights is None:
-        return MobileNetAudio(width_mult=0.4) if cfg.encoder == "mn04" else ViTMAE(n_frames=cfg.crop_frames)
-    path = Path(cfg.encoder_weights)
-    if not path.is_absolute() and weights_dir is not None:
-        path = Path(weights_dir) / path
-    return load_mn04(path) if cfg.encoder == "mn04" else load_vit(path, n_frames=cfg.crop_frames)
+__all__ = ["AcuLaModel", "build_encoder"]
 
 
 class AcuLaModel(nn.Module):
@@ -34,8 +21,8 @@ class AcuLaModel(nn.Module):
                  weights_dir: str | Path | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = build_encoder(cfg, weights_dir)
-        channels = int(self.encoder.out_channels)  # type: ignore[arg-type]
+        self.encoder: AudioEncoder = build_encoder(cfg, weights_dir)
+        channels = int(self.encoder.out_channels)
         pooled_dim = channels * cfg.n_freq_bins if cfg.pooling == "freq" else channels
         self.pooled_dim = pooled_dim
         self.audio_proj = nn.Sequential(nn.LayerNorm(pooled_dim), nn.Linear(pooled_dim, cfg.embed_dim))
@@ -50,7 +37,7 @@ class AcuLaModel(nn.Module):
         # Masked-patch decoder for CNN encoders: each feature-map cell predicts its input patch.
         self.n_mels = n_mels
         self.decoder: nn.Module | None = None
-        if cfg.encoder != "vit":
+        if not isinstance(self.encoder, MaskedAutoencoder):  # it reconstructs itself
             with torch.no_grad():
                 fmap = self.encoder(torch.zeros(1, cfg.crop_frames, n_mels)).shape
             self.grid = (int(fmap[2]), int(fmap[3]))
@@ -77,7 +64,7 @@ class AcuLaModel(nn.Module):
     def patch_mask(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(batch, n_frames, n_mels) with 1 on hidden cells of the encoder's output grid (the ViT: on hidden
         patches, the same number in every row, as MAE draws them)."""
-        if isinstance(self.encoder, ViTMAE):
+        if isinstance(self.encoder, MaskedAutoencoder):
             return self.encoder.random_mask(batch, self.cfg.mask_ratio, generator)
         grid = torch.rand(batch, 1, self.grid[1], self.grid[0], generator=generator) < self.cfg.mask_ratio
         return F.interpolate(grid.float(), scale_factor=(self.cell[1], self.cell[0]), mode="nearest")[:, 0]
@@ -90,7 +77,7 @@ class AcuLaModel(nn.Module):
         only and its decoder fills in the rest, so the alignment terms get a second pass over the whole input."""
         if mask is None:
             return self.encoder(feats), None
-        if isinstance(self.encoder, ViTMAE):
+        if isinstance(self.encoder, MaskedAutoencoder):
             return self.encoder(feats), self.encoder.reconstruct(feats, mask)
         fmap = self.encoder(feats * (1 - mask))
         return fmap, self.reconstruct(fmap)

@@ -112,7 +112,7 @@ def run_system(system: Any, corpus: Corpus, indices: list[int], transform: str, 
 class TaskData:
     """A task's units (records, or ICBHI recordings) with labels, groups, splits and per-unit metadata."""
 
-    def __init__(self, corpus: Corpus, task: dict[str, Any]) -> None:
+    def __init__(self, corpus: Corpus, task: dict[str, Any], scored: Sequence[str] = SCORED) -> None:
         self.task = task
         rows = [(i, r) for i, r in enumerate(corpus.rows)
                 if r["dataset"] in task["datasets"] and _value(r, task["field"]) is not None]
@@ -134,7 +134,7 @@ class TaskData:
         self.by = (np.asarray([str(_value(first[u], task["by"])) for u in self.units]) if task.get("by") else None)
         self.recording = np.asarray([recording_of(first[u]) for u in self.units])
         self.train = self.split == "train"
-        self.scored = np.isin(self.split, SCORED)
+        self.scored = np.isin(self.split, list(scored))
 
     def pool(self, outputs: dict[int, SystemOutput], question: str | None, attr: str = "native"
              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -262,7 +262,8 @@ def to_markdown(res: dict[str, Any]) -> str:
     systems, tasks = res["systems"], res["tasks"]
     by = res["rows"]
     L = [f"# Primary evaluation\n\nCommand: `{res['command']}`\n",
-         f"Scored: val + test records (never trained on); probe fit on the training split.  Intervals: 95 % "
+         f"Scored: {' + '.join(res.get('scored', SCORED))} records (never trained on); probe fit on the training "
+         "split.  Intervals: 95 % "
          f"patient/participant bootstrap ({P.N_BOOT} resamples).  Wall time {res['wall_s'] / 60:.1f} min.\n"]
     L += ["## Linear probe (fit on the training split), AUROC [95 % CI]\n",
           "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
@@ -400,6 +401,13 @@ def fingerprint_of(system: Any, spec: dict[str, str]) -> str:
     src = spec.get(system.name, "")
     h = hashlib.sha256(system.name.encode())
     p = Path(src.split(":")[0]) if src else None
+    if p is not None and not p.is_dir():
+        from sdk.model import available_models
+
+        if str(p) in available_models():  # a packaged bundle: fingerprint its files
+            from sdk.model import _resolve
+
+            p = _resolve(str(p))
     if p is not None and p.is_dir():
         for f in sorted(p.glob("*")):
             if f.suffix in (".safetensors", ".onnx", ".tflite", ".json", ".npy") and f.is_file():
@@ -419,7 +427,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundle", action="append", default=[], help="NAME=BUNDLE[:backend:precision]")
     parser.add_argument("--weights", default=default_weights_dir(), help="weights folder (mn04, YAMNet)")
     parser.add_argument("--transforms", nargs="*", default=[], help="invariance transforms (names or 'all')")
-    parser.add_argument("--invariance-systems", nargs="*", default=[], help="systems scored under every transform")
+    parser.add_argument("--invariance-systems", nargs="*", default=[],
+                        help="systems scored under the transforms: NAME (every --transforms) or NAME=t1,t2 (a subset)")
+    parser.add_argument("--scored", nargs="*", default=list(SCORED), choices=["val", "test"],
+                        help="the splits that are scored (choices are made on val alone, then test is scored)")
     parser.add_argument("--baseline", default="mn04 AudioSet", help="system every other is paired against")
     parser.add_argument("--control", default="", help="the supervised control's name (paired against too)")
     parser.add_argument("--cache", default="runs/eval_cache", help="per-record output cache ('' for none)")
@@ -437,10 +448,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     corpus = load_corpus(args.corpus)
     tasks = task_table()
-    datas = {t["name"]: TaskData(corpus, t) for t in tasks}
+    datas = {t["name"]: TaskData(corpus, t, args.scored) for t in tasks}
     needed = sorted({i for d in datas.values() for i in d.record_idx})
     scored_idx = sorted({i for d in datas.values() if d.task.get("invariance") for i in d.record_idx
-                         if corpus.rows[i]["split"] in SCORED})
+                         if corpus.rows[i]["split"] in args.scored})
     systems = build_systems(args)
     spec = {s.partition("=")[0]: s.partition("=")[2] for s in args.run + args.bundle}
     cache = Path(args.cache) if args.cache else None
@@ -456,6 +467,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         noise = NoiseBank.from_esc10(str(Path(args.data or corpus.data_root) / "esc10"))
     rows: dict[str, dict[str, Any]] = {}
     invariance: dict[str, dict[str, dict[str, Any]]] = {}
+    inv_sets: dict[str, list[str]] = {}
+    for entry in args.invariance_systems:
+        name, _, subset = entry.partition("=")
+        inv_sets[name] = [t for t in subset.split(",") if t] if subset else transforms
+        unknown = set(inv_sets[name]) - set(transforms)
+        if unknown:
+            parser.error(f"--invariance-systems {name}: {sorted(unknown)} are not among --transforms")
     for system in systems:
         fp = fingerprint_of(system, spec)
         clean = run_system(system, corpus, needed, "none", cache, fp)
@@ -469,9 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows[system.name][t["name"]] = r
             print(f"{system.name:32s} {t['name']:20s} probe {_ci(r['probe'])}  native {_ci(r.get('native'))}",
                   file=sys.stderr)
-        if system.name in args.invariance_systems and transforms:
+        if inv_sets.get(system.name):
             invariance[system.name] = {t["name"]: {} for t in tasks if t.get("invariance")}
-            for name in transforms:
+            for name in inv_sets[system.name]:
                 moved_out = run_system(system, corpus, scored_idx, name, cache, fp, noise)
                 merged = {**clean, **moved_out}
                 for t in tasks:
@@ -512,7 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in [k for k in r if k.startswith("_")]:
                 r.pop(k)
     res = {"command": "python -m aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows, "paired": paired,
+           "scored": list(args.scored), "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows,
+           "paired": paired,
            "invariance": invariance, "wall_s": time.perf_counter() - t0}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

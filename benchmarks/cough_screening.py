@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aligner.protocol import _resamples, auroc, group_bootstrap
 
 GROUPS = {"cough (phone)": lambda r: r["modality"] == "cough",
           "breathing + speech (phone)": lambda r: r["modality"] in ("breathing", "speech"),
@@ -45,46 +46,21 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-#: draws and seed of ``participant_bootstrap`` (the model card quotes them)
+#: draws and seed of every interval here (the model card quotes them)
 BOOTSTRAP_DRAWS, BOOTSTRAP_SEED = 2000, 0
 
 
-def participant_bootstrap(trials: list[tuple[str, Any]], n: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED,
-                          statistic: Callable[[list[Any]], float] | None = None) -> tuple[float, float]:
-    """95 % interval of a statistic from resampling whole participants with replacement: the recordings of one
-    participant are correlated, which widens it where the flagged recordings cluster in a few participants.
-    ``trials``: (participant, value) per recording; ``statistic`` maps the drawn values to a number (default:
-    the fraction of true values, i.e. flagged; a draw where it is nan, such as an AUROC with one class, is
-    dropped)."""
+def participant_bootstrap(trials: list[tuple[str, bool]], n: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
+                          ) -> tuple[float, float]:
+    """95 % interval of the fraction of flagged recordings from resampling whole participants with replacement
+    (``aligner.protocol``'s resampler): the recordings of one participant are correlated, which widens it where
+    the flagged recordings cluster in a few participants.  ``trials``: (participant, flagged) per recording."""
     if not trials:
         return float("nan"), float("nan")
-    by: dict[str, list[Any]] = {}
-    for person, value in trials:
-        by.setdefault(person, []).append(value)
-    stat = statistic or (lambda values: sum(values) / len(values))
-    people = list(by.values())
-    rng = random.Random(seed)
-    draws = []
-    for _ in range(n):
-        value = stat([v for _ in people for v in people[rng.randrange(len(people))]])
-        if not math.isnan(value):
-            draws.append(value)
-    if not draws:
-        return float("nan"), float("nan")
-    draws.sort()
-    return draws[int(0.025 * (len(draws) - 1))], draws[int(0.975 * (len(draws) - 1))]
-
-
-def auroc(pairs: list[tuple[bool, float]]) -> float:
-    """AUROC of (is positive, score) pairs by the rank-sum statistic, ties counted half; nan with one class."""
-    from scipy.stats import rankdata
-
-    labels = np.array([p for p, _ in pairs], bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = rankdata([s for _, s in pairs])
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    people = np.asarray([person for person, _ in trials])
+    flagged = np.asarray([bool(v) for _, v in trials], dtype=float)
+    draws = [float(flagged[i].mean()) for i in _resamples(people, n, seed)]
+    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
 
 
 #: non-cough groups each AUROC row scores against the cough recordings: the task table's cough_vs_noncough
@@ -122,18 +98,21 @@ def table(data: dict[str, Any]) -> list[str]:
 
 def auroc_rows(scores: dict[str, list[tuple[str, str, float]]]) -> list[dict[str, Any]]:
     """Recording-level AUROC of cough against each ``AUROC_NEGATIVES`` population, per scorer, with a 95 %
-    participant-bootstrap interval.  ``scores``: scorer -> (group, participant, score) per recording."""
+    participant-bootstrap interval (``aligner.protocol``'s AUROC and group bootstrap).  ``scores``: scorer ->
+    (group, participant, score) per recording."""
     rows = []
     for population, negatives in AUROC_NEGATIVES.items():
         for scorer, recs in scores.items():
             trials = [(person, (group == "cough (phone)", score)) for group, person, score in recs
                       if group == "cough (phone)" or group in negatives]
-            pairs = [pair for _, pair in trials]
-            if len({positive for positive, _ in pairs}) < 2:
+            y = np.asarray([positive for _, (positive, _) in trials])
+            score = np.asarray([sc for _, (_, sc) in trials])
+            if len(set(y.tolist())) < 2:
                 continue
-            rows.append({"population": population, "scorer": scorer, "n_cough": sum(p for p, _ in pairs),
-                         "n_noncough": sum(not p for p, _ in pairs), "auroc": auroc(pairs),
-                         "ci95": list(participant_bootstrap(trials, statistic=auroc))})
+            people = np.asarray([person for person, _ in trials])
+            rows.append({"population": population, "scorer": scorer, "n_cough": int(y.sum()),
+                         "n_noncough": int((~y).sum()), "auroc": auroc(y, score),
+                         "ci95": list(group_bootstrap(y, score, people, BOOTSTRAP_DRAWS, BOOTSTRAP_SEED))})
     return rows
 
 
@@ -156,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     yamnet = None
     if args.yamnet and Path(args.yamnet).is_file():
-        from aligner.peers import YAMNET_CLASSES, YAMNet
+        from sdk.yamnet import YAMNET_CLASSES, YAMNet
 
         yamnet = YAMNet(args.yamnet, max_patches=None)
 

@@ -8,7 +8,9 @@ student on onnxruntime-web, one WASM thread) and through ``sdk.load(bundle, prec
 one thread).  Parity: the same windows, quality gate and cough events, embedding cosine >= 0.99 per window,
 cough probabilities and clip scores within 2e-3.  Fixtures: a synthetic recording at 16 kHz and one at
 44.1 kHz (always) and, when ``../shared/data`` (or ``$ACULA_DATA``) holds them, the nine smith2006 coughs as
-recorded (each shorter than a window) and each placed in 6 s of noise at -50 dBFS.
+recorded (each shorter than a window), each placed in 6 s of noise at -50 dBFS, and the six Coswara
+``cough-heavy`` bouts counted by hand (``benchmarks.cough_events.HAND_COUNTS``; resampled in the page), where
+the detector splits window-level events into single coughs.
 Latency: the page times each hop of a ``--seconds`` synthetic recording as it streams it; the SDK's figure is
 ``sdk.bench.time_hops`` on the same samples (fp32 and int8).  ``--json`` with no path writes
 ``benchmarks/results/web.json`` and ``web.md``, and the screenshot ``benchmarks/results/web_page.png``.
@@ -54,6 +56,12 @@ def fixtures(folder: Path, data: Path | None) -> dict[str, Path]:
     for path in coughs:
         out[f"{path.stem} in 6 s of noise"] = harness.write_wav(folder / f"{path.stem}_noise.wav",
                                                                 harness.cough_in_noise(path))
+    from benchmarks.cough_events import HAND_COUNTS
+
+    for pid, n in HAND_COUNTS.items():
+        bout = data / "coswara" / "audio" / pid / "cough-heavy.flac" if data else None
+        if bout is not None and bout.is_file():
+            out[f"Coswara {pid[:8]} cough-heavy ({n} coughs by hand)"] = bout
     return out
 
 

@@ -49,6 +49,14 @@ class StudentConfig:
     norm: str = "batch"
     heads: tuple[str, ...] = ("cough",)
     max_params: int = 300_000
+    #: level invariance by design: each window is shifted so its loudest cell is 0 and floored this many dB
+    #: below it, inside the graph (ReduceMax, Sub, Clip: every runtime and TFLite Micro has them).  A gain
+    #: change then moves no input cell as long as the window's peak stays this far above the front end's
+    #: amin floor (-100 dB; body-sound windows peak near +10..+25 dB, so down to about -40 dB of gain at
+    #: 60 dB).  Per window, so streaming stays exact.  None: the fixed affine map alone (level-sensitive).
+    level_norm_db: float | None = None
+    #: the front end's norm_std_db, to turn level_norm_db into the normalised feature scale
+    norm_std_db: float = 36.8
 
     def __post_init__(self) -> None:
         if self.activation in REFUSED_ACTIVATIONS:
@@ -64,6 +72,8 @@ class StudentConfig:
         if self.embed_rank is not None and not 0 < self.embed_rank < self.embed_dim:
             raise ValueError(f"embed_rank must be between 1 and embed_dim - 1 ({self.embed_dim - 1}), "
                              f"got {self.embed_rank}")
+        if self.level_norm_db is not None and not 10.0 <= self.level_norm_db <= 100.0:
+            raise ValueError(f"level_norm_db must be in [10, 100] dB or None, got {self.level_norm_db}")
         if self.window_frames * 0.032 > 2.0 + 1e-9 or self.hop_frames * 0.032 > 0.5 + 1e-9:
             raise ValueError("the analysis window must be <= 2 s and the hop <= 0.5 s (at 32 ms a frame)")
 
@@ -111,6 +121,9 @@ class StreamingStudent(nn.Module):
                              "reduce channels or embed_dim")
 
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cfg.level_norm_db is not None:
+            peak = logmel.amax(dim=(1, 2), keepdim=True)
+            logmel = torch.clamp(logmel - peak, min=-self.cfg.level_norm_db / self.cfg.norm_std_db)
         x = self.features(logmel.transpose(1, 2).unsqueeze(1))
         pooled = self.pool(x).flatten(1)
         return self.embed(pooled), self.heads(pooled)

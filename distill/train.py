@@ -5,7 +5,7 @@
 Same conventions as ``acula align``: a named preset or JSON config, seeded
 batches, the same device-robustness augmentations, safetensors checkpoints with
 their config, resume from the last checkpoint, a progress bar and metrics.jsonl.
-The prompt bank (every label set of aligner/tasks.json and the SDK label sets)
+The prompt bank (every label set of sdk/label_sets.json)
 is embedded once with the teacher and saved beside the checkpoint.
 """
 
@@ -26,7 +26,8 @@ import torch
 
 from aligner.augment import augment_logmel
 from aligner.checkpoint import check_resumable, load_checkpoint, resume_from, save_checkpoint
-from aligner.config import AlignConfig, known_fields, preset_of
+from aligner.config import AlignConfig, known_fields
+from aligner.config import resolve as resolve_config
 from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
 from aligner.model import AcuLaModel
@@ -94,18 +95,10 @@ PRESETS = {
 
 
 def resolve(name_or_file: str) -> DistillConfig:
-    if name_or_file in PRESETS:
-        return PRESETS[name_or_file]
-    path = Path(name_or_file)
-    if not path.is_file():
-        raise ValueError(f"{name_or_file!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
-    data = json.loads(path.read_text())
-    if "preset" not in data:  # fields left out take the dataclass defaults (the first, narrow student)
-        return DistillConfig.from_dict(data)
-    base = preset_of(data, PRESETS, "default-cpu", path).to_dict()
-    for part in ("student", "weights"):  # a preset's student and loss weights are changed field by field
-        data[part] = {**base[part], **data.get(part, {})}
-    return DistillConfig.from_dict({**base, **data})
+    """A preset or JSON config (``aligner.config.resolve``): without a "preset", fields left out take the
+    dataclass defaults (the first, narrow student); a preset's student and loss weights change field by field."""
+    config: DistillConfig = resolve_config(name_or_file, DistillConfig, PRESETS, nested=("student", "weights"))
+    return config
 
 
 def load_teacher(run: str | Path) -> tuple[AcuLaModel, dict[str, Any]]:

@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,14 @@ import torch
 from aligner.checkpoint import load_checkpoint
 from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, record_features, sample_batch, windows
-from distill.prompts import label_sets
 from distill.student import StreamingStudent, StudentConfig
 from export.bundle import bundle_digest, npy_bytes, write_bundle
+from export.calibration import ValOutputs, calibrate_screening, calibrate_temperatures
 from export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
 from sdk.frontend import LogMelFrontend
 from sdk.frontend_config import FrontendConfig
+from sdk.label_sets import label_sets
+from sdk.runtimes import make_backend
 
 LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
            "2016 (ODC-By) and ICBHI 2017 (research use); initialised from EfficientAT mn04 (MIT). "
@@ -53,32 +55,46 @@ def calibration_windows(corpus_dir: Path, window_frames: int, n: int = 256, seed
     return crops.astype(np.float32)
 
 
-def run_onnx(path: Path, windows: np.ndarray, input_name: str = INPUT_NAME) -> np.ndarray:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.asarray(sess.run([OUTPUT_NAMES[0]], {input_name: windows})[0])
+def run_model(path: Path, backend: str, windows: np.ndarray) -> np.ndarray:
+    """Embeddings of an exported graph on ``windows``, through the SDK's runtime for ``backend``."""
+    return make_backend(backend, path.read_bytes(), 1)(windows)[0]
 
 
-def run_tflite(path: Path, windows: np.ndarray) -> np.ndarray:
-    from sdk.runtimes import TFLiteBackend
+def run_onnx(path: Path, windows: np.ndarray) -> np.ndarray:
+    return run_model(path, "onnxruntime", windows)
 
-    backend = TFLiteBackend(path.read_bytes(), n_threads=1)
-    return np.concatenate([backend(w[None])[0] for w in windows])
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """One model file of a bundle: its name, the ``sdk.runtimes`` backend that runs it, its precision, and how it
+    is written (student, path, int8 calibration windows, the files written so far by name) -> path."""
+
+    file: str
+    backend: str
+    precision: str
+    write: Callable[[StreamingStudent, Path, np.ndarray, dict[str, Path]], Path]
+
+    @property
+    def parity_key(self) -> str:
+        """fp32: max abs difference to torch; int8: min cosine to ONNX fp32 (the manifest's parity keys)."""
+        prefix = "onnx" if self.backend == "onnxruntime" else self.backend
+        return f"{prefix}_{self.precision}_" + ("max_abs_diff" if self.precision == "fp32" else "min_cosine")
+
+
+#: the model files ``acula export`` writes, in order (a target may read a file written before it)
+EXPORT_TARGETS = (
+    ExportTarget("student_fp32.onnx", "onnxruntime", "fp32", lambda s, p, calib, made: export_onnx_fp32(s, p)),
+    ExportTarget("student_int8.onnx", "onnxruntime", "int8",
+                 lambda s, p, calib, made: export_onnx_int8(made["student_fp32.onnx"], p, calib)),
+    ExportTarget("student_fp32.tflite", "tflite", "fp32", lambda s, p, calib, made: export_tflite(s, p)),
+    ExportTarget("student_int8.tflite", "tflite", "int8", lambda s, p, calib, made: export_tflite(s, p, calib)),
+)
+#: the graph the SDK loads by default, whose cough probabilities the operating point is chosen on
+DEFAULT_MODEL = "student_int8.onnx"
 
 
 def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
-
-
-@dataclass
-class ValOutputs:
-    """The student's outputs on every validation record, computed once for both calibrations."""
-
-    rows: list[dict[str, Any]]  # corpus manifest rows of the validation records
-    n_frames: list[int]
-    embeddings: list[np.ndarray]  # per record (n_windows, embed_dim)
-    cough_probs: list[np.ndarray]  # per record (n_windows,)
 
 
 def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model: Path | None = None) -> ValOutputs:
@@ -111,129 +127,6 @@ def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model:
             out.embeddings.append(emb.numpy())
             out.cough_probs.append(1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
     return out
-
-
-#: recording groups of the cough operating point, and the most of each group's validation recordings that may
-#: carry a cough event (the shipped detector's targets: <= 3 % of non-cough phone recordings, <= 1 % of
-#: stethoscope recordings)
-SCREENING_TARGETS: dict[str, float] = {"phone non-cough": 0.03, "stethoscope": 0.01}
-
-
-def screening_group(row: dict[str, Any]) -> str:
-    modality = row["modality"]
-    if modality == "cough":
-        return "cough"
-    if modality in ("breathing", "speech"):
-        return "phone non-cough"
-    return "stethoscope" if modality in ("heart", "lung") else "other"
-
-
-def choose_operating_point(sequences: dict[str, list[np.ndarray]], noncough_hours: float, window_s: float,
-                           hop_s: float, targets: dict[str, float] | None = None,
-                           candidates: Sequence[float] | None = None) -> dict[str, Any]:
-    """The lowest 'on' threshold at which, for every group in ``targets``, at most that fraction of its
-    recordings carries a cough event, with the SDK's own event logic (hysteresis off = 0.8 on, minimum
-    duration 0.25 s, refractory 1 s).  ``sequences``: per group, each recording's per-window cough
-    probabilities (NaN: gated out).  The lowest such threshold keeps the most recall.  When no candidate
-    meets the targets, the highest is taken and ``targets_met`` says so."""
-    from sdk.screening import EventDetector, ScreeningConfig
-
-    targets = SCREENING_TARGETS if targets is None else targets
-    grid = sorted({round(float(t), 4) for t in (candidates if candidates is not None
-                                                 else np.linspace(0.5, 0.995, 100))})
-
-    def n_events(seq: np.ndarray, on: float) -> int:
-        det = EventDetector(ScreeningConfig(on=on, off=round(0.8 * on, 4), min_duration_s=0.25, refractory_s=1.0))
-        n = sum(len(det.update(k * hop_s, k * hop_s + window_s, None if np.isnan(p) else float(p)))
-                for k, p in enumerate(seq))
-        return n + len(det.flush())
-
-    def flagged(group: str, on: float) -> float:
-        seqs = sequences.get(group, [])
-        return float(np.mean([n_events(q, on) > 0 for q in seqs])) if seqs else 0.0
-
-    chosen, met = grid[-1], False
-    for on in grid:
-        if all(flagged(g, on) <= limit for g, limit in targets.items()):
-            chosen, met = on, True
-            break
-    events = sum(n_events(q, chosen) for g, seqs in sequences.items() if g != "cough" for q in seqs)
-    return {"cough_on": chosen, "cough_off": round(0.8 * chosen, 4), "min_duration_s": 0.25, "refractory_s": 1.0,
-            "smoothing_windows": 1, "calibrated_on": "val split", "targets": dict(targets), "targets_met": met,
-            "val_fraction_flagged": {g: flagged(g, chosen) for g in sorted(sequences)},
-            "val_cough_recording_recall": flagged("cough", chosen) if sequences.get("cough") else None,
-            "val_false_alarms_per_hour": events / max(noncough_hours, 1e-9),
-            "val_noncough_hours": round(noncough_hours, 3),
-            "n_val_recordings": {g: len(v) for g, v in sorted(sequences.items())}}
-
-
-def calibrate_screening(student: StreamingStudent, val: ValOutputs) -> dict[str, Any]:
-    """Cough operating point from the validation split (never trained on); see ``choose_operating_point``."""
-    W, H = student.cfg.window_frames, student.cfg.hop_frames
-    sequences: dict[str, list[np.ndarray]] = {}
-    hours = 0.0
-    for row, n_frames, probs in zip(val.rows, val.n_frames, val.cough_probs, strict=True):
-        group = screening_group(row)
-        sequences.setdefault(group, []).append(probs)
-        if group != "cough":
-            hours += n_frames * 0.032 / 3600
-    return choose_operating_point(sequences, hours, W * 0.032, H * 0.032)
-
-
-#: how a corpus record maps to a label of each label set, for temperature calibration (None: not used)
-def _label_for(row: dict[str, Any], label_set: str) -> str | None:
-    m, modality = row["metadata"], row["modality"]
-    if label_set == "heart" and modality == "heart":
-        return {"normal": "normal", "abnormal": "abnormal"}.get(str(m.get("outcome")))
-    if label_set == "lung" and modality == "lung":
-        c, w = int(m.get("crackles", 0)), int(m.get("wheezes", 0))
-        return "normal" if not (c or w) else "crackles" if c and not w else "wheezes" if w and not c else None
-    if label_set == "sound":
-        return {"cough": "cough", "breathing": "breathing", "speech": "speech", "environment": "other"}.get(modality)
-    return None
-
-
-def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: float,
-                           sets: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
-    """One temperature per label set, fitted on the validation split by the negative log-likelihood of the
-    clip-level softmax (mean of window logits, first 40 windows of a record), as the SDK computes it.
-    Reports ECE before and after."""
-    p = prompts / np.linalg.norm(prompts, axis=1, keepdims=True)
-    clip_emb = [e[:40] / np.linalg.norm(e[:40], axis=1, keepdims=True) for e in val.embeddings]
-    temps, report = {}, {}
-    grid = np.exp(np.linspace(np.log(0.05), np.log(200.0), 161))
-    for name, labels in sets.items():
-        order = sorted(labels)
-        xs, ys = [], []
-        for row, e in zip(val.rows, clip_emb, strict=True):
-            lab = _label_for(row, name)
-            if lab is None or lab not in labels:
-                continue
-            sims = e @ p.T * logit_scale
-            xs.append(np.stack([sims[:, labels[lab_]].mean(1) for lab_ in order], 1).mean(0))
-            ys.append(order.index(lab))
-        if len(set(ys)) < 2:
-            continue
-        logits, y = np.stack(xs), np.asarray(ys)
-
-        def nll(t: float, logits: np.ndarray = logits, y: np.ndarray = y) -> float:
-            z = logits / t
-            z = z - z.max(1, keepdims=True)
-            return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean())
-
-        def ece(t: float, logits: np.ndarray = logits, y: np.ndarray = y) -> float:
-            z = np.exp(logits / t - (logits / t).max(1, keepdims=True))
-            prob = z / z.sum(1, keepdims=True)
-            conf, pred = prob.max(1), prob.argmax(1)
-            bins = np.minimum((conf * 10).astype(int), 9)
-            return float(sum(abs(np.mean(pred[bins == b] == y[bins == b]) - conf[bins == b].mean()) * np.mean(bins == b)
-                             for b in range(10) if np.any(bins == b)))
-
-        best = float(min(grid, key=nll))
-        temps[name] = round(best, 4)
-        report[name] = {"n_val_clips": len(y), "nll_before": nll(1.0), "nll_after": nll(best),
-                        "ece_before": ece(1.0), "ece_after": ece(best)}
-    return {"temperature": temps, "fitted_on": "val split", "report": report}
 
 
 def data_provenance(corpus_dir: Path) -> dict[str, Any]:
@@ -271,22 +164,21 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                           {"name": "heads", "shape": [1, max(1, len(cfg.heads))]}]}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        onnx32 = export_onnx_fp32(student, tmp / "student_fp32.onnx")
-        onnx8 = export_onnx_int8(onnx32, tmp / "student_int8.onnx", calib)
-        val = validation_outputs(student, corpus_dir, cough_model=onnx8)
-        fp32 = run_onnx(onnx32, check)
-        parity["onnx_fp32_max_abs_diff"] = float(np.max(np.abs(fp32 - ref)))
-        parity["onnx_int8_min_cosine"] = cosine_min(run_onnx(onnx8, check), fp32)
-        made = [(onnx32, "onnxruntime", "fp32"), (onnx8, "onnxruntime", "int8")]
-        if tflite:
-            tfl32 = export_tflite(student, tmp / "student_fp32.tflite")
-            tfl8 = export_tflite(student, tmp / "student_int8.tflite", calib)
-            parity["tflite_fp32_max_abs_diff"] = float(np.max(np.abs(run_tflite(tfl32, check) - ref)))
-            parity["tflite_int8_min_cosine"] = cosine_min(run_tflite(tfl8, check), fp32)
-            made += [(tfl32, "tflite", "fp32"), (tfl8, "tflite", "int8")]
-        for path, backend, precision in made:
-            files[path.name] = (path.read_bytes(), {"role": "student", "backend": backend, "precision": precision,
-                                                    **io_sig})
+        made: dict[str, Path] = {}
+        fp32 = None
+        for target in EXPORT_TARGETS:
+            if target.backend == "tflite" and not tflite:
+                continue
+            path = made[target.file] = target.write(student, tmp / target.file, calib, made)
+            out_check = run_model(path, target.backend, check)
+            if target.precision == "fp32":
+                fp32 = out_check if fp32 is None else fp32  # the first fp32 graph (ONNX): the int8 reference
+                parity[target.parity_key] = float(np.max(np.abs(out_check - ref)))
+            else:
+                parity[target.parity_key] = cosine_min(out_check, fp32)
+            files[target.file] = (path.read_bytes(), {"role": "student", "backend": target.backend,
+                                                      "precision": target.precision, **io_sig})
+        val = validation_outputs(student, corpus_dir, cough_model=made[DEFAULT_MODEL])
         if waveform_graph:
             from export.waveform import INPUT_NAME as WAVE_INPUT
             from export.waveform import check_windows, export_waveform_onnx
@@ -296,8 +188,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
             waves, logmel = check_windows(front, cfg.window_frames, cfg.hop_frames)
             with torch.no_grad():
                 wref = student(torch.from_numpy(logmel))[0].numpy()
-            parity["waveform_onnx_fp32_max_abs_diff"] = float(np.max(np.abs(run_onnx(wpath, waves, WAVE_INPUT)
-                                                                            - wref)))
+            parity["waveform_onnx_fp32_max_abs_diff"] = float(np.max(np.abs(run_onnx(wpath, waves) - wref)))
             files[wpath.name] = (wpath.read_bytes(), {
                 "role": "waveform_student", "backend": "onnxruntime", "precision": "fp32",
                 "inputs": [{"name": WAVE_INPUT, "shape": [1, int(waves.shape[1])], "dtype": "float32"}],
@@ -316,7 +207,8 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         "heads": {name: {"index": i} for i, name in enumerate(cfg.heads)},
         "calibration": {"logit_scale": float(meta.get("logit_scale", 14.3)),
                         **calibrate_temperatures(val, prompts, float(meta.get("logit_scale", 14.3)), sets)},
-        "screening": {**calibrate_screening(student, val), "probabilities_from": onnx8.name},
+        "screening": {**calibrate_screening(cfg.window_frames, cfg.hop_frames, val),
+                      "probabilities_from": DEFAULT_MODEL},
         "provenance": {"student_run": str(run), "teacher_run": meta.get("teacher_run"),
                        "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),
                        "student_config": cfg.to_dict(), "distill_config": meta.get("distill_config"),

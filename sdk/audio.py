@@ -23,14 +23,35 @@ import math
 import numbers
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from sdk.quality import (
+    CLIP_LEVEL,
+    CLIP_MIN_RUN,
+    CLIP_TOLERANCE,
+    CLIPPED_FRACTION,
+    INACTIVE_BELOW_LOUDEST_DB,
+    LOW_LEVEL_RMS_DBFS,
+    LSB16,
+    SILENCE_PEAK,
+    QualityFlags,
+    QualityMeter,
+    assess_quality,
+)
 from sdk.wav_header import PCM_FORMAT_TAGS, UNSET_DATA_SIZES, WavLayout, wav_layout
 
-__all__ = [
+__all__ = [  # the quality names are re-exported from sdk.quality, where they now live
+    "CLIPPED_FRACTION",
+    "CLIP_LEVEL",
+    "CLIP_MIN_RUN",
+    "CLIP_TOLERANCE",
+    "INACTIVE_BELOW_LOUDEST_DB",
+    "LOW_LEVEL_RMS_DBFS",
+    "LSB16",
+    "SILENCE_PEAK",
     "AudioClip",
     "AudioError",
     "AudioTypeError",
@@ -49,25 +70,6 @@ __all__ = [
     "validate_samples",
 ]
 
-LSB16 = 1.0 / 32768.0
-#: A peak under two 16-bit steps is digital silence (dither of +-1 step included).
-SILENCE_PEAK = 2 * LSB16
-#: Clipping = flat tops: runs of at least CLIP_MIN_RUN samples at or above CLIP_LEVEL in magnitude whose
-#: neighbours differ by at most CLIP_TOLERANCE.  (A smooth low-frequency wave near full scale changes by more
-#: than that from sample to sample, so clean heart and lung sounds are not flagged; the test is local, so a
-#: stream fed in chunks counts exactly what one call on the whole recording counts.)
-CLIP_LEVEL = 0.95
-CLIP_TOLERANCE = 4 * LSB16
-CLIP_MIN_RUN = 3
-#: A recording (or window) is ``clipped`` when at least 0.5 % of its samples (5 ms a second) sit on flat
-#: tops: a cough whose peaks touch full scale a few times is still scored, a recording held against the rails
-#: is not.  (It was 0.1 %: 32 samples in a 2 s window, a single clipped cough peak, gated the window.)
-CLIPPED_FRACTION = 0.005
-#: ``low_level``: RMS under -60 dBFS.  On a recording it is a warning (the windows are still scored); a window
-#: is gated only when it is that quiet *and* ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far,
-#: so a quiet but valid recording keeps its score and the pauses of a normal one are still gated.
-LOW_LEVEL_RMS_DBFS = -60.0
-INACTIVE_BELOW_LOUDEST_DB = 30.0
 #: Sample rates outside this range are refused: below it there is no body sound to hear (and a rate field
 #: patched to 1 Hz turns a 160 KB file into 22 hours); above it is no recorder's rate.
 MIN_SAMPLE_RATE_HZ = 1_000
@@ -108,34 +110,6 @@ class NonFiniteAudioError(AudioError):
 
 
 @dataclass(frozen=True)
-class QualityFlags:
-    """Signal quality of a recording or a window.  ``peak_dbfs`` / ``rms_dbfs`` are -inf for digital zero
-    (``to_dict`` writes them as None, so JSON stays strict)."""
-
-    silent: bool
-    clipped: bool
-    low_level: bool
-    peak_dbfs: float
-    rms_dbfs: float
-    clipped_fraction: float
-    truncated: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    @property
-    def problems(self) -> tuple[str, ...]:
-        return tuple(n for n in ("silent", "clipped", "low_level", "truncated") if getattr(self, n))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for key in ("peak_dbfs", "rms_dbfs"):
-            d[key] = d[key] if math.isfinite(d[key]) else None
-        return d
-
-
-@dataclass(frozen=True)
 class AudioClip:
     """Mono float32 samples at ``sample_rate_hz``, shape (n_samples,)."""
 
@@ -160,84 +134,6 @@ class AudioClip:
             "duration_s": self.duration_s,
             "quality": self.quality.to_dict(),
         }
-
-
-def _dbfs(value: float) -> float:
-    return 20.0 * math.log10(value) if value > 0 else -math.inf
-
-
-class QualityMeter:
-    """Silence, level and clipping of mono samples in [-1, 1] fed in chunks of any length; :meth:`flags`
-    equals :func:`assess_quality` on everything fed so far."""
-
-    _BLOCK = 1 << 20  # bounds the temporaries of one update
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.n_samples = 0
-        self.n_clipped = 0
-        self._peak = 0.0
-        self._sum = 0.0
-        self._sumsq = 0.0
-        self._last: float | None = None
-        self._run = 0  # length of the flat-top run ending at the last sample
-
-    def update(self, samples: np.ndarray) -> None:
-        """Add samples of shape (n,)."""
-        x = np.asarray(samples, dtype=np.float64).reshape(-1)
-        for i in range(0, x.shape[0], self._BLOCK):
-            self._update(x[i : i + self._BLOCK])
-
-    def _update(self, x: np.ndarray) -> None:
-        if not x.size:
-            return
-        self.n_samples += x.shape[0]
-        mag = np.abs(x)
-        self._peak = max(self._peak, float(mag.max()))
-        self._sum += float(x.sum())
-        self._sumsq += float(np.dot(x, x))
-        high = mag >= CLIP_LEVEL
-        if not high.any():  # the usual case: nothing near full scale, no run to follow
-            self._run, self._last = 0, float(x[-1])
-            return
-        prev = np.concatenate(([np.nan if self._last is None else self._last], x[:-1]))
-        # link[i]: sample i continues the flat top that sample i - 1 is on
-        link = high & (np.abs(prev) >= CLIP_LEVEL) & (np.abs(x - prev) <= CLIP_TOLERANCE)
-        idx = np.arange(x.shape[0])
-        last_break = np.maximum.accumulate(np.where(link, -1, idx))
-        run = np.where(last_break >= 0, idx - last_break + 1, self._run + idx + 1)
-        run[~high] = 0
-        # a run counts all its samples once it reaches CLIP_MIN_RUN: MIN_RUN at that sample, then one each
-        self.n_clipped += CLIP_MIN_RUN * int(np.count_nonzero(run == CLIP_MIN_RUN))
-        self.n_clipped += int(np.count_nonzero(run > CLIP_MIN_RUN))
-        self._run, self._last = int(run[-1]), float(x[-1])
-
-    @property
-    def rms(self) -> float:
-        """RMS around the mean (a DC offset is not level)."""
-        if not self.n_samples:
-            return 0.0
-        mean = self._sum / self.n_samples
-        return math.sqrt(max(0.0, self._sumsq / self.n_samples - mean * mean))
-
-    def flags(self, truncated: bool = False) -> QualityFlags:
-        if not self.n_samples:
-            raise EmptyAudioError("audio holds no samples")
-        silent = self._peak < SILENCE_PEAK
-        fraction = self.n_clipped / self.n_samples
-        return QualityFlags(silent=silent, clipped=fraction >= CLIPPED_FRACTION,
-                            low_level=(not silent) and _dbfs(self.rms) < LOW_LEVEL_RMS_DBFS,
-                            peak_dbfs=_dbfs(self._peak), rms_dbfs=_dbfs(self.rms), clipped_fraction=fraction,
-                            truncated=truncated)
-
-
-def assess_quality(samples: np.ndarray, truncated: bool = False) -> QualityFlags:
-    """Silence, clipping and level of mono samples in [-1, 1], shape (n_samples,)."""
-    meter = QualityMeter()
-    meter.update(samples)
-    return meter.flags(truncated)
 
 
 def check_sample_rate(sample_rate_hz: Any, what: str = "sample rate") -> int:

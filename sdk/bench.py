@@ -114,22 +114,18 @@ def peak_rss_mb(bundle: str) -> float:
 
 
 def yamnet_ms_per_audio_s(path: str, seconds: float, threads: int) -> float | None:
-    from sdk.runtimes import _tflite_interpreter
     from sdk.synth import synth_recording
+    from sdk.yamnet import YAMNet
 
     if not Path(path).is_file():
         return None
-    it = _tflite_interpreter()(path, num_threads=threads)
-    it.allocate_tensors()
-    idx = it.get_input_details()[0]["index"]
+    yam = YAMNet(path, max_patches=None, check_sha256=False, n_threads=threads, embedding=False)
     x, _ = synth_recording(seconds, seed=4)
-    patches = [x[s : s + 15600] for s in range(0, x.size - 15600 + 1, 7680)]
-    it.set_tensor(idx, patches[0])
-    it.invoke()
+    patches = yam.patches(x)
+    yam.invoke(patches[0])
     t0 = time.perf_counter()
     for p in patches:
-        it.set_tensor(idx, p)
-        it.invoke()
+        yam.invoke(p)
     return (time.perf_counter() - t0) * 1e3 / seconds
 
 

@@ -7,13 +7,22 @@ that says what to install.  Graphs hold no hidden state.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
 
 class BackendUnavailable(ImportError):
     pass
+
+
+class Backend(Protocol):
+    """The runtime contract: ``backend(windows) -> (embeddings, heads)``, shapes as in the module docstring."""
+
+    name: str
+
+    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class OnnxBackend:
@@ -92,11 +101,12 @@ class TFLiteBackend:
         return np.concatenate(embs), np.concatenate(heads)
 
 
-BACKENDS: dict[str, type[OnnxBackend] | type[TFLiteBackend]] = {"onnxruntime": OnnxBackend,
-                                                                 "tflite": TFLiteBackend}
+#: runtime name (a bundle file's "backend") -> (model bytes, n_threads) -> Backend.  A new runtime is one class
+#: here and one entry; it raises BackendUnavailable, naming the package to install, when that is missing.
+BACKENDS: dict[str, Callable[[bytes, int], Backend]] = {"onnxruntime": OnnxBackend, "tflite": TFLiteBackend}
 
 
-def make_backend(name: str, model: bytes, n_threads: int = 1) -> OnnxBackend | TFLiteBackend:
+def make_backend(name: str, model: bytes, n_threads: int = 1) -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {name!r}")
     try:

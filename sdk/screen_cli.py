@@ -8,6 +8,7 @@ recording of any length is screened in the memory of one block, with results ide
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import glob
 import json
@@ -21,7 +22,9 @@ import numpy as np
 from sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
 from sdk.bundle import BundleError
 from sdk.cli import HelpFormatter
-from sdk.model import Model, ScoreResult, ScreenResult, Stream, WindowResult, _result_problems, load
+from sdk.model import Model, load
+from sdk.results import ScoreResult, ScreenResult, WindowResult
+from sdk.stream import Stream
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 #: What each result problem means, for the text output (the JSON carries the names).
@@ -110,35 +113,25 @@ def stream_file(model: Model, blocks: AudioBlocks, on_block: Callable[[np.ndarra
     return stream, windows
 
 
+def _finished(model: Model, stream: Stream, windows: list[WindowResult]) -> Model:
+    """A shallow copy of ``model`` whose whole-clip run returns this finished stream, so :meth:`Model.screen`
+    and :meth:`Model.score` build the results of streamed blocks with their own code (one definition of pooling,
+    problems and rates); the weights and runtime are shared, not copied."""
+    done = copy.copy(model)
+    setattr(done, "_whole", lambda audio, sample_rate_hz: (stream, windows, stream.events))  # noqa: B010
+    return done
+
+
 def screen_result(model: Model, stream: Stream, windows: list[WindowResult], blocks: AudioBlocks) -> ScreenResult:
     """:meth:`Model.screen`'s result from a finished stream, with the file's ``truncated`` flag."""
-    duration = stream.n_samples_16k / model.sample_rate_hz
-    result = ScreenResult(duration, list(stream.events), windows, stream.quality(),
-                          len(stream.events) / duration * 3600.0 if duration > 0 else 0.0)
+    result = _finished(model, stream, windows).screen(np.zeros(0, np.float32), blocks.sample_rate_hz)
     return _with_file_flags(result, blocks)
 
 
 def score_result(model: Model, stream: Stream, windows: list[WindowResult], blocks: AudioBlocks,
                  label_set: str) -> ScoreResult:
-    """:meth:`Model.score`'s result from a finished stream (clip probabilities: softmax of the mean logits of the
-    windows the quality gate passed), with the file's ``truncated`` flag."""
-    labels = model.label_sets[label_set]
-    quality = stream.quality()
-    problems = _result_problems(quality, windows)
-    usable = [w for w in windows if not w.problems]
-    if not usable:
-        gated = tuple(sorted({p for w in windows for p in w.problems} - set(problems)))
-        result = ScoreResult(label_set, labels, None, np.zeros((0, len(labels))), len(windows), problems + gated,
-                             quality)
-        return _with_file_flags(result, blocks)
-    logits = np.stack([w.label_logits[label_set] for w in usable])
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    pooled = logits.mean(0)
-    clip = np.exp(pooled - pooled.max())
-    clip /= clip.sum()
-    result = ScoreResult(label_set, labels, {lab: float(p) for lab, p in zip(labels, clip, strict=True)}, probs,
-                         len(windows), problems, quality)
+    """:meth:`Model.score`'s result from a finished stream, with the file's ``truncated`` flag."""
+    result = _finished(model, stream, windows).score(np.zeros(0, np.float32), blocks.sample_rate_hz, label_set)
     return _with_file_flags(result, blocks)
 
 

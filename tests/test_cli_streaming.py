@@ -73,12 +73,8 @@ def test_screen_and_score_on_blocks_equal_the_whole_file(model, recordings, name
     assert [w.embedding.tobytes() for w in streamed.windows] == [w.embedding.tobytes() for w in whole.windows]
     for label_set in sorted(model.label_sets):
         whole_score = _with_file_flags(model.score(clip.samples, clip.sample_rate_hz, label_set), blocks)
-        got = score_result(model, stream, windows, blocks, label_set).to_dict()
-        want = whole_score.to_dict()
-        # Stream computes label logits with one matmul per accept()'s batch of windows, and BLAS rounds a batch
-        # differently from another (sdk/model.py _label_logits): equal to float32 rounding, not bit for bit
-        assert got.pop("probabilities") == pytest.approx(want.pop("probabilities"), rel=1e-5, abs=1e-7)
-        assert got == want
+        assert json.dumps(score_result(model, stream, windows, blocks, label_set).to_dict()) == \
+            json.dumps(whole_score.to_dict())
     if name == "mono16k":
         assert len(whole.events) >= 1  # the comparison covers events, not only their absence
 

@@ -128,3 +128,25 @@ def test_tiny_cnn_refuses_unknown_norm():
     assert TinyCNN(norm="group")(torch.zeros(1, 32, 64)).shape == (1, 64, 4, 2)
     with pytest.raises(ValueError, match="norm"):
         TinyCNN(norm="layer")
+
+
+def test_every_registered_encoder_builds_and_meets_the_contract():
+    import dataclasses
+
+    from aligner.config import PRESETS
+    from aligner.encoders import ENCODERS, MaskedAutoencoder, build_encoder
+
+    base = dataclasses.replace(PRESETS["tiny-test"], encoder_weights=None, crop_frames=32)
+    for name in ENCODERS:
+        enc = build_encoder(dataclasses.replace(base, encoder=name))
+        with torch.no_grad():
+            fmap = enc(torch.zeros(2, 32, 64))
+        assert fmap.ndim == 4 and fmap.shape[:2] == (2, enc.out_channels)
+        assert isinstance(enc, MaskedAutoencoder) == (name == "vit")
+
+
+def test_an_unregistered_encoder_is_refused_with_the_registry_names():
+    from aligner.config import AlignConfig
+
+    with pytest.raises(ValueError, match="encoder must be one of mn04, tiny, vit"):
+        AlignConfig(encoder="resnet")

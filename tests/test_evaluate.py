@@ -57,8 +57,9 @@ def grouped(n_groups: int = 40, signal: float = 2.0, seed: int = 0):
 
 def test_probe_separates_a_real_signal_and_not_noise():
     x, y, g = grouped()
-    high, _, (lo, hi) = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
-    noise, _, _ = probe_auroc(x[:, 1:], y, g, "group_kfold", [{}] * len(y))
+    r = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
+    high, (lo, hi) = r.auroc, r.ci95
+    noise = probe_auroc(x[:, 1:], y, g, "group_kfold", [{}] * len(y)).auroc
     assert high > 0.9 and 0.3 < noise < 0.7
     assert lo <= high <= hi and hi - lo < 0.2
 
@@ -66,15 +67,12 @@ def test_probe_separates_a_real_signal_and_not_noise():
 def test_leave_one_out_scheme_uses_every_held_out_value():
     x, y, g = grouped(signal=3.0)
     meta = [{"database": "abc"[i % 3]} for i in range(len(y))]
-    mean, std, _ = probe_auroc(x, y, g, "leave_one_out:database", meta)
-    assert mean > 0.9 and std >= 0
-    from aligner.evaluate import LAST_FOLDS
-
-    assert [f["value"] for f in LAST_FOLDS] == ["a", "b", "c"]
-    assert sum(f["n"] for f in LAST_FOLDS) == len(y)
-    assert np.isclose(np.mean([f["auroc"] for f in LAST_FOLDS]), mean)
-    probe_auroc(x, y, g, "group_kfold", meta)  # a later k-fold probe leaves no stale folds behind
-    assert LAST_FOLDS == []
+    r = probe_auroc(x, y, g, "leave_one_out:database", meta)
+    assert r.auroc > 0.9 and r.std >= 0
+    assert [f["value"] for f in r.folds] == ["a", "b", "c"]
+    assert sum(f["n"] for f in r.folds) == len(y)
+    assert np.isclose(np.mean([f["auroc"] for f in r.folds]), r.auroc)
+    assert probe_auroc(x, y, g, "group_kfold", meta).folds == []  # folds only under leave-one-value-out
 
 
 def test_markdown_lists_leave_one_out_folds_per_system():
@@ -111,12 +109,12 @@ def test_markdown_shows_the_sdk_zero_shot_table_only_when_present():
 
 def test_extra_training_records_are_fit_but_never_scored():
     x, y, g = grouped(signal=3.0)
-    alone, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
+    alone = probe_auroc(x, y, g, "group_kfold", [{}] * len(y)).auroc
     # many extra records whose labels contradict the scored ones: the probe follows them
     ex, ey, eg = grouped(n_groups=200, signal=3.0, seed=1)
     eg = np.char.add("extra-", eg)
-    flipped, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, 1 - ey, [{}] * len(ey), eg))
-    agreeing, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, ey, [{}] * len(ey), eg))
+    flipped = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, 1 - ey, [{}] * len(ey), eg)).auroc
+    agreeing = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, ey, [{}] * len(ey), eg)).auroc
     assert alone > 0.9 and agreeing > 0.9 and flipped < 0.2
 
 
@@ -126,8 +124,8 @@ def test_leave_one_out_drops_extra_records_of_the_held_out_value():
     ex, ey, eg = grouped(n_groups=200, signal=3.0, seed=1)
     eg = np.char.add("extra-", eg)
     # contradicting extra records, all from database "a": they may train the probe for "b" only
-    mean, std, _ = probe_auroc(x, y, g, "leave_one_out:database", meta, (ex, 1 - ey, [{"database": "a"}] * len(ey), eg))
-    assert std > 0.3  # one held-out database scored well (extra dropped), the other inverted
+    r = probe_auroc(x, y, g, "leave_one_out:database", meta, (ex, 1 - ey, [{"database": "a"}] * len(ey), eg))
+    assert r.std > 0.3  # one held-out database scored well (extra dropped), the other inverted
 
 
 def test_probe_training_splits_must_not_overlap_the_scored_ones():
@@ -182,19 +180,18 @@ def test_one_standard_error_rule():
 
 
 def test_probe_records_the_chosen_c_per_fold():
-    from aligner.evaluate import LAST_C, LAST_FOLDS, PROBE_C_GRID
+    from aligner.evaluate import PROBE_C_GRID
 
     x, y, g = grouped(signal=3.0)
     meta = [{"database": "abc"[i % 3]} for i in range(len(y))]
-    probe_auroc(x, y, g, "leave_one_out:database", meta)
-    assert len(LAST_C) == 3 and all(c in PROBE_C_GRID for c in LAST_C)
-    assert [f["c"] for f in LAST_FOLDS] == LAST_C
-    probe_auroc(x, y, g, "group_kfold", meta)
-    assert len(LAST_C) == 5  # seed 0's five folds
+    r = probe_auroc(x, y, g, "leave_one_out:database", meta)
+    assert len(r.c) == 3 and all(c in PROBE_C_GRID for c in r.c)
+    assert [f["c"] for f in r.folds] == r.c
+    assert len(probe_auroc(x, y, g, "group_kfold", meta).c) == 5  # seed 0's five folds
     # with training-split records, C is chosen on them alone: one choice shared by every fold
     ex, ey, eg = grouped(n_groups=60, signal=3.0, seed=2)
-    probe_auroc(x, y, g, "group_kfold", meta, (ex, ey, [{}] * len(ey), np.char.add("extra-", eg)))
-    assert len(LAST_C) == 5 and len(set(LAST_C)) == 1
+    c = probe_auroc(x, y, g, "group_kfold", meta, (ex, ey, [{}] * len(ey), np.char.add("extra-", eg))).c
+    assert len(c) == 5 and len(set(c)) == 1
 
 
 def test_zero_shot_is_also_scored_on_each_split_alone():
@@ -220,13 +217,52 @@ def test_zero_shot_is_also_scored_on_each_split_alone():
         # the zero-shot score separates the classes on val and inverts them on test
         return rng.normal(size=4), (1.0 if positive else 0.0) * (1 if r["split"] == "val" else -1)
 
-    results = evaluate(corpus, {"S": system}, {"S": lambda outs, task: np.asarray(outs)}, ["val", "test"])
+    results = evaluate(corpus, {"S": system}, {"S": lambda outs, task: np.asarray(outs)}, ["val", "test"],
+                       probe=False)  # zero-shot only: the probe is tested above
     crackles = next(r for r in results if r["task"] == "crackles")
     assert crackles["zero_shot_by_split"] == {"val": 1.0, "test": 0.0}
     assert 0.4 < crackles["zero_shot_auroc"] < 0.6  # pooled, the two halves cancel
     md = to_markdown(results, "# h")
     assert "on each scored split alone" in md and "| S | val | 1.000 | 1.000 | 1.000 | 1.000 |" in md
     assert "| S | test | 0.000 |" in md
-    single = evaluate(corpus, {"S": system}, {"S": lambda outs, task: np.asarray(outs)}, ["val"])
+    single = evaluate(corpus, {"S": system}, {"S": lambda outs, task: np.asarray(outs)}, ["val"], probe=False)
     assert all("zero_shot_by_split" not in r for r in single)
     assert "on each scored split alone" not in to_markdown(single, "# h")
+
+
+def test_the_default_prompt_banks_come_from_the_label_set_table():
+    from sdk.label_sets import expand, label_sets
+
+    lung = label_sets()["lung"]
+    assert build_prompt_bank("crackles") == {"positive": lung["crackles"], "negative": lung["normal"]}
+    assert build_prompt_bank("heart") == {"positive": label_sets()["heart"]["abnormal"],
+                                          "negative": label_sets()["heart"]["normal"]}
+    cough = build_prompt_bank("cough")
+    assert cough["positive"] == label_sets()["sound"]["cough"]
+    assert cough["negative"] == expand(["breathing", "speech", "an environmental sound", "a heart sound",
+                                        "counting aloud"])
+
+
+def test_every_task_names_labels_of_a_label_set():
+    from sdk.label_sets import descriptions
+
+    sets = descriptions()
+    for task in task_table()["tasks"]:
+        zs = task["zero_shot"]
+        assert zs["positive"] in sets[zs["label_set"]]
+        assert all(label in sets[zs["label_set"]] for label in zs.get("negative", []))
+
+
+def test_zero_shot_only_rows_have_no_probe_and_render():
+    rows = [{"system": "S", "task": "t", "n": 10, "n_pos": 5, "zero_shot_auroc": 0.7}]
+    md = to_markdown(rows, "# h")
+    assert "Linear probe" not in md and "| S | 0.700 | 0.700 |" in md
+
+
+def test_threads_and_zero_shot_only_are_options():
+    from aligner.evaluate import parse_args
+
+    args, _ = parse_args(["--corpus", "c"])
+    assert args.threads == 2 and not args.no_probe
+    args, _ = parse_args(["--corpus", "c", "--threads", "8", "--no-probe"])
+    assert args.threads == 8 and args.no_probe

@@ -195,8 +195,8 @@ def test_per_label_set_temperature_from_the_manifest_scales_the_logits(tmp_path:
     hot = sdk.load(bundle, precision="fp32")
     x, _ = synth_recording(3.0)
     a, b = base.embed(x, 16000), hot.embed(x, 16000)
-    la = base._label_logits(a.embeddings)
-    lb = hot._label_logits(b.embeddings)
+    la = base.scorer(a.embeddings)
+    lb = hot.scorer(b.embeddings)
     np.testing.assert_allclose(lb["lung"] * 4.0, la["lung"], rtol=1e-5)
     np.testing.assert_allclose(lb["heart"], la["heart"], rtol=1e-6)
 

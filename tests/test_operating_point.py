@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-
-from export.cli import choose_operating_point, screening_group  # noqa: E402
+from export.calibration import choose_operating_point, screening_group
 
 
 def burst(peak: float, n: int = 12) -> np.ndarray:

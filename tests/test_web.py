@@ -6,6 +6,7 @@ the page skips with the reason when one is missing.  `bash scripts/install.sh --
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import sdk
 from sdk.bench import time_hops
 from sdk.frontend import mel_filterbank
+from sdk.quality import INACTIVE_BELOW_LOUDEST_DB
 from sdk.web import build, harness
 from tests.conftest import shared_data_dir
 
@@ -62,7 +64,9 @@ def test_build_writes_the_bundles_tables(model_dir: Path, sdk_model: sdk.Model) 
     prompts = np.fromfile(model_dir / "prompts.f32", dtype="<f4").reshape(desc["prompts"]["shape"])
     np.testing.assert_array_equal(prompts, sdk_model.prompts)
     assert (model_dir / desc["student"]["file"]).read_bytes() == sdk_model.bundle.files[desc["student"]["file"]]
-    assert desc["screening"]["on"] == sdk_model.screening.on
+    assert desc["screening"] == dataclasses.asdict(sdk_model.screening)  # the split parameters included
+    assert desc["screening"]["split_coughs"] is True
+    assert desc["quality"]["inactive_below_loudest_db"] == INACTIVE_BELOW_LOUDEST_DB
     assert desc["temperature"] == sdk_model.temperature
 
 
@@ -126,6 +130,38 @@ def test_page_matches_the_sdk_on_a_recorded_cough(page, sdk_model: sdk.Model, tm
     print(f"parity, {path.name}:", report)
     assert report["ok"], report
     assert browser["events"], "the recorded cough raises an event in the SDK and so must in the page"
+
+
+@needs_browser
+def test_page_splits_coughs_and_gates_quiet_windows_as_the_sdk_does(browser, model_dir: Path, sdk_model: sdk.Model,
+                                                                    tmp_path: Path) -> None:
+    # every scored window is "cough" (on = off = 0 in both), so the split into single coughs alone decides the
+    # events: a bout of three coughs 400 ms apart and a single one, in noise at -65 dBFS.  The quiet windows
+    # before the first cough are scored (nothing louder seen yet); those after it are gated low_level.
+    from tests.test_cough_events import burst
+
+    rate = 16000
+    x = (10 ** (-65 / 20) * np.random.default_rng(3).standard_normal(12 * rate)).astype(np.float32)
+    for onset_s, part in [(3.0 + 0.4 * k, burst(0.3, 0.08, k)) for k in range(3)] + [(6.0, burst(0.5, 0.15, 7))]:
+        x[int(onset_s * rate) : int(onset_s * rate) + part.size] += part
+    path = harness.write_wav(tmp_path / "bout.wav", x)
+    split_dir = tmp_path / "model"
+    shutil.copytree(model_dir, split_dir)
+    desc = json.loads((split_dir / "model.json").read_text())
+    desc["screening"].update(on=0.0, off=0.0)
+    (split_dir / "model.json").write_text(json.dumps(desc))
+    model = sdk.load("default", precision="fp32")
+    model.screening = dataclasses.replace(model.screening, on=0.0, off=0.0)
+    reference = harness.sdk_result(model, path)
+    with harness.open_page(browser, split_dir) as page:
+        result = harness.analyse(page, path)
+    report = harness.parity(result, reference)
+    print("parity, bout:", report, [(e["start_s"], e["end_s"]) for e in result["events"]])
+    assert report["ok"], report
+    assert [round(e["start_s"], 1) for e in reference["events"] if 2.5 < e["start_s"] < 5.0] == [3.0, 3.4, 3.8]
+    assert any(round(e["start_s"], 1) == 6.0 for e in reference["events"])
+    problems = [w["problems"] for w in reference["windows"]]
+    assert problems[0] == [] and ["low_level"] in problems
 
 
 @needs_browser

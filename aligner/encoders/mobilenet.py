@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -141,3 +142,8 @@ def load_mn04(path: str | Path, expected_sha256: str = MN04_SHA256, **kwargs: ob
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model
+
+
+def build(cfg: Any, weights: Path | None) -> MobileNetAudio:
+    """The registry's builder (``aligner.encoders.ENCODERS``): mn04, from the AudioSet checkpoint when given."""
+    return MobileNetAudio(width_mult=0.4) if weights is None else load_mn04(weights)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -26,3 +29,8 @@ class TinyCNN(nn.Module):
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         return self.features(logmel.transpose(1, 2).unsqueeze(1))
+
+
+def build(cfg: Any, weights: Path | None) -> TinyCNN:
+    """The registry's builder (``aligner.encoders.ENCODERS``); the tiny CNN has no pretrained weights."""
+    return TinyCNN(norm=cfg.tiny_norm)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -215,3 +216,9 @@ def load_vit(path: str | Path, n_frames: int = 256) -> ViTMAE:
           f"decoder {'kept fresh' if fresh else 'loaded'}; {len(ignored)} other tensors ignored"
           + (f" ({', '.join(ignored[:3])}{' ...' if len(ignored) > 3 else ''})" if ignored else ""), file=sys.stderr)
     return model
+
+
+def build(cfg: Any, weights: Path | None) -> ViTMAE:
+    """The registry's builder (``aligner.encoders.ENCODERS``): ``cfg.crop_frames`` long, from an OPERA-GT-layout
+    checkpoint when given."""
+    return ViTMAE(n_frames=cfg.crop_frames) if weights is None else load_vit(weights, n_frames=cfg.crop_frames)

@@ -1,5 +1,6 @@
-// AcuLa Edge in the browser: the SDK's device path (sdk/frontend.py, sdk/model.py, sdk/screening.py,
-// sdk/audio.assess_quality) in JavaScript, with the student graph on onnxruntime-web (WASM).
+// AcuLa Edge in the browser: the SDK's device path (sdk/frontend.py, sdk/stream.py, sdk/quality.py's
+// WindowGate, sdk/scoring.py, sdk/screening.py's EventDetector with its split into single coughs) in
+// JavaScript, with the student graph on onnxruntime-web (WASM).
 //
 //   const model = await loadModel("model/");          // model.json + student ONNX + prompt bank, sha256-checked
 //   const stream = model.stream();                    // one per session; accept() takes any chunk length
@@ -12,7 +13,7 @@
 
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 
-export const WEB_FORMAT_VERSION = 1;
+export const WEB_FORMAT_VERSION = 2;
 
 async function sha256Hex(buffer) {
   if (!globalThis.crypto || !crypto.subtle) {
@@ -152,59 +153,233 @@ class SampleBuffer {
   view(a, b) { return this.data.subarray(Math.max(0, a), Math.min(this.n, Math.max(0, b))); }
 }
 
-/** sdk.audio.assess_quality(...).problems on one window's samples. */
-export function qualityProblems(x, q) {
-  let peak = 0, sum = 0;
-  for (let i = 0; i < x.length; i++) { const a = Math.abs(x[i]); if (a > peak) peak = a; sum += x[i]; }
-  const mean = sum / x.length;
-  let sq = 0;
-  for (let i = 0; i < x.length; i++) { const c = x[i] - mean; sq += c * c; }
-  const rms = Math.sqrt(sq / x.length);
-  const silent = peak < q.silence_peak;
-  let clippedFraction = 0;
-  if (peak >= q.clip_level) {
-    let run = 0, inRuns = 0;
-    for (let i = 0; i <= x.length; i++) {
-      if (i < x.length && Math.abs(x[i]) >= peak - q.clip_tolerance) { run++; continue; }
-      if (run >= q.clip_min_run) inRuns += run;
-      run = 0;
-    }
-    clippedFraction = inRuns / x.length;
+/** sdk.quality.assess_quality on one window's samples: {silent, clipped, low_level, rms_dbfs}.  Clipping is
+ * flat tops (runs of >= clip_min_run samples at or above clip_level whose neighbours differ by at most
+ * clip_tolerance), RMS is taken around the mean as sqrt(sumsq / n - mean^2), as QualityMeter computes it. */
+export function windowQuality(x, q) {
+  const n = x.length;
+  let peak = 0, sum = 0, sumsq = 0;
+  for (let i = 0; i < n; i++) {
+    const v = x[i], a = Math.abs(v);
+    if (a > peak) peak = a;
+    sum += v; sumsq += v * v;
   }
-  const dbfs = (v) => (v > 0 ? 20 * Math.log10(v) : -Infinity);
-  const problems = [];
-  if (silent) problems.push("silent");
-  if (clippedFraction >= q.clipped_fraction) problems.push("clipped");
-  if (!silent && dbfs(rms) < q.low_level_rms_dbfs) problems.push("low_level");
-  return problems;
+  let nClipped = 0;
+  if (peak >= q.clip_level) {  // flat tops to count (rare)
+    let run = 0;
+    for (let i = 0; i < n; i++) {
+      const high = Math.abs(x[i]) >= q.clip_level;
+      if (!high) { run = 0; continue; }
+      const link = i > 0 && Math.abs(x[i - 1]) >= q.clip_level && Math.abs(x[i] - x[i - 1]) <= q.clip_tolerance;
+      run = link ? run + 1 : 1;
+      if (run === q.clip_min_run) nClipped += q.clip_min_run;
+      else if (run > q.clip_min_run) nClipped += 1;
+    }
+  }
+  const mean = sum / n;
+  const rms = Math.sqrt(Math.max(0, sumsq / n - mean * mean));
+  const rmsDbfs = rms > 0 ? 20 * Math.log10(rms) : -Infinity;
+  const silent = peak < q.silence_peak;
+  return { silent, clipped: nClipped / n >= q.clipped_fraction, low_level: !silent && rmsDbfs < q.low_level_rms_dbfs,
+    rms_dbfs: rmsDbfs };
+}
+
+/** sdk.quality.WindowGate.problems: silence and clipping are absolute; low_level gates a window only when it is
+ * quiet *and* inactive_below_loudest_db under the loudest window this stream has seen so far. */
+export class WindowGate {
+  constructor(q) { this.q = q; this.reset(); }
+  reset() { this.loudestDbfs = -Infinity; }
+  problems(seg) {
+    if (!seg.length) return ["too_short"];
+    const w = windowQuality(seg, this.q);
+    this.loudestDbfs = Math.max(this.loudestDbfs, w.rms_dbfs);
+    const inactive = w.low_level && w.rms_dbfs < this.loudestDbfs - this.q.inactive_below_loudest_db;
+    return [["silent", w.silent], ["clipped", w.clipped], ["low_level", inactive]].filter(([, on]) => on)
+      .map(([p]) => p);
+  }
 }
 
 const round = (x, digits) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** sdk.screening.EventDetector: smoothing, hysteresis, minimum duration, refractory period. */
+/** Python's round() to an integer: halves go to the even neighbour. */
+function pyRound(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** numpy.percentile(a, pct) with the default linear method (numpy's _lerp, its t >= 0.5 branch included). */
+function percentile(a, pct) {
+  const sorted = Float64Array.from(a).sort();
+  const pos = (pct / 100) * (sorted.length - 1);
+  const lo = Math.floor(pos), hi = Math.min(lo + 1, sorted.length - 1), t = pos - lo;
+  const x = sorted[lo], y = sorted[hi], d = y - x;
+  return t >= 0.5 ? y - d * (1 - t) : x + d * t;
+}
+
+/** sdk.screening.split_bursts: single coughs in one event's envelope (dB per frame); [first, end) frame ranges,
+ * in order, or [] when no burst stands out of the floor. */
+export function splitBursts(levelDb, cfg) {
+  const n = levelDb.length;
+  if (n < 3) return [];
+  const floor = percentile(levelDb, cfg.floor_percentile);
+  let loudest = -Infinity;
+  for (let i = 0; i < n; i++) if (levelDb[i] > loudest) loudest = levelDb[i];
+  const edge = Math.max(floor + cfg.edge_db, loudest - cfg.range_db);
+  const runs = [];
+  for (let i = 0; i < n;) {
+    if (levelDb[i] < edge) { i++; continue; }
+    let j = i;
+    while (j < n && levelDb[j] >= edge) j++;
+    runs.push([i, j]);
+    i = j;
+  }
+  const minGap = pyRound(cfg.min_gap_s / cfg.frame_s);
+  const merged = [];
+  for (const run of runs) {
+    if (merged.length && run[0] - merged[merged.length - 1][1] < minGap) merged[merged.length - 1][1] = run[1];
+    else merged.push(run);
+  }
+  const minLen = pyRound(cfg.min_burst_s / cfg.frame_s);
+  const need = Math.max(floor + cfg.rise_db, loudest - cfg.peak_below_loudest_db);
+  const out = [];
+  for (const [a, b] of merged) {
+    if (b - a >= minLen && maxOf(levelDb, a, b) >= need) out.push(...splitBout(levelDb, a, b, need, cfg));
+  }
+  return out;
+}
+
+function maxOf(x, a, b) {
+  let m = -Infinity;
+  for (let i = a; i < b; i++) if (x[i] > m) m = x[i];
+  return m;
+}
+
+/** sdk.screening._split_bout: split the run [a, b) at sharp onsets; a piece whose peak does not reach `need`
+ * stays with the cough before it. */
+function splitBout(levelDb, a, b, need, cfg) {
+  const k = Math.max(1, pyRound(cfg.onset_s / cfg.frame_s));
+  const minCough = pyRound(cfg.min_cough_s / cfg.frame_s);
+  const starts = [a];
+  for (let i = a + 1; i < b; i++) {
+    let lo = Math.max(a, i - k);
+    for (let j = lo + 1; j < i; j++) if (levelDb[j] < levelDb[lo]) lo = j;  // first minimum, as argmin
+    if (levelDb[i] - levelDb[lo] >= cfg.onset_db && lo - starts[starts.length - 1] >= minCough) starts.push(lo);
+  }
+  const kept = [];
+  starts.forEach((s, i) => {
+    const e = i + 1 < starts.length ? starts[i + 1] : b;
+    if (kept.length && maxOf(levelDb, s, e) < need) kept[kept.length - 1][1] = e;
+    else kept.push([s, e]);
+  });
+  return kept;
+}
+
+/** sdk.screening.EventDetector: window probabilities (update) and the 16 kHz samples (acceptSamples, fed before
+ * the windows they complete) -> closed cough events.  Window level: smoothing, hysteresis, minimum duration,
+ * refractory period; then each closed event is split into single coughs on the 10 ms energy envelope. */
 export class EventDetector {
-  constructor(cfg, kind = "cough") { this.cfg = cfg; this.kind = kind; this.reset(); }
-  reset() { this.recent = []; this.open = null; this.lastEnd = -1e9; }
+  constructor(cfg, kind = "cough", sampleRateHz = 16000) {
+    this.cfg = { split_coughs: false, ...cfg };  // a model.json without the split fields: one event per span
+    this.kind = kind;
+    this.sampleRateHz = sampleRateHz;
+    this.frameSamples = Math.max(1, pyRound((this.cfg.frame_s ?? 0.01) * sampleRateHz));
+    this.reset();
+  }
+
+  reset() {
+    this.recent = []; this.open = null; this.windows = []; this.lastEnd = -1e9;
+    this.tail = new Float64Array(this.frameSamples); this.nTail = 0;  // samples after the last whole frame
+    this.power = []; this.powerBase = 0;  // mean-square power per frame, from frame powerBase on
+  }
+
+  /** Samples at sampleRateHz, any chunk length: extends the energy envelope on a fixed frame grid. */
+  acceptSamples(x) {
+    if (!this.cfg.split_coughs || !x.length) return;
+    const fs = this.frameSamples;
+    let i = 0;
+    if (this.nTail) {  // complete the frame the last chunk left open
+      while (this.nTail < fs && i < x.length) this.tail[this.nTail++] = x[i++];
+      if (this.nTail < fs) return;
+      let acc = 0;
+      for (let j = 0; j < fs; j++) acc += this.tail[j] * this.tail[j];
+      this.power.push(acc / fs);
+      this.nTail = 0;
+    }
+    for (; i + fs <= x.length; i += fs) {
+      let acc = 0;
+      for (let j = i; j < i + fs; j++) acc += x[j] * x[j];
+      this.power.push(acc / fs);
+    }
+    for (; i < x.length; i++) this.tail[this.nTail++] = x[i];
+  }
+
+  frameOf(tS) { return Math.floor(pyRound(tS * this.sampleRateHz) / this.frameSamples); }
+
+  trim(beforeS) {
+    const drop = Math.min(this.frameOf(beforeS) - this.powerBase, this.power.length);
+    if (drop > 0) { this.power.splice(0, drop); this.powerBase += drop; }
+  }
+
+  event(start, end, confidence) {
+    return { kind: this.kind, start_s: round(start, 3), end_s: round(end, 3), confidence: round(confidence, 4) };
+  }
+
+  /** Single coughs inside [start, end]: whole frames inside the span, all seen before it closed. */
+  split(start, end, peak) {
+    const whole = [this.event(start, end, peak)];
+    if (!this.cfg.split_coughs) return whole;
+    const a = Math.ceil(pyRound(start * this.sampleRateHz) / this.frameSamples) - this.powerBase;
+    const b = Math.floor(pyRound(end * this.sampleRateHz) / this.frameSamples) - this.powerBase;
+    if (a < 0 || b > this.power.length) return whole;  // no samples for this span
+    const levelDb = this.power.slice(a, Math.max(a, b)).map((p) => 10 * Math.log10(Math.max(p, 1e-12)));
+    const bursts = splitBursts(levelDb, this.cfg);
+    if (!bursts.length) return whole;
+    const frameS = this.frameSamples / this.sampleRateHz;
+    return bursts.map(([first, last]) => {
+      const s = (a + this.powerBase + first) * frameS, e = (a + this.powerBase + last) * frameS;
+      let conf = -Infinity;
+      for (const [ws, we, p] of this.windows) if (ws < e && we > s && p > conf) conf = p;
+      return this.event(s, e, conf === -Infinity ? peak : conf);
+    });
+  }
+
   close() {
     if (this.open === null) return [];
     const [start, end, peak] = this.open;
     this.open = null;
-    if (end - start < this.cfg.min_duration_s) return [];
-    this.lastEnd = end;
-    return [{ kind: this.kind, start_s: round(start, 3), end_s: round(end, 3), confidence: round(peak, 4) }];
+    const events = end - start < this.cfg.min_duration_s ? [] : this.split(start, end, peak);
+    if (events.length) this.lastEnd = end;
+    this.windows = [];
+    return events;
   }
+
+  /** One window (probability null = gated out by signal quality); returns the events it closes. */
   update(startS, endS, probability) {
+    const events = this.step(startS, endS, probability);
+    if (this.open === null) this.trim(startS);  // the next event starts at a later window
+    return events;
+  }
+
+  step(startS, endS, probability) {
     if (probability === null) return this.close();
     this.recent.push(probability);
     if (this.recent.length > Math.max(1, this.cfg.smoothing_windows)) this.recent.shift();
-    const p = this.recent.reduce((a, b) => a + b, 0) / this.recent.length;
+    const p = this.recent.reduce((x, y) => x + y, 0) / this.recent.length;
     if (this.open !== null) {
-      if (p >= this.cfg.off) { this.open = [this.open[0], endS, Math.max(this.open[2], p)]; return []; }
+      if (p >= this.cfg.off) {
+        this.open = [this.open[0], endS, Math.max(this.open[2], p)];
+        this.windows.push([startS, endS, p]);
+        return [];
+      }
       return this.close();
     }
-    if (p >= this.cfg.on && startS >= this.lastEnd + this.cfg.refractory_s) this.open = [startS, endS, p];
+    if (p >= this.cfg.on && startS >= this.lastEnd + this.cfg.refractory_s) {
+      this.open = [startS, endS, p];
+      this.windows = [[startS, endS, p]];
+    }
     return [];
   }
+
   flush() { return this.close(); }
 }
 
@@ -258,7 +433,12 @@ export class Model {
 
 /** One session, like sdk.Stream: accept() takes 16 kHz samples of any length and returns the new windows. */
 export class Stream {
-  constructor(model) { this.model = model; this.detector = new EventDetector(model.desc.screening); this.reset(); }
+  constructor(model) {
+    this.model = model;
+    this.detector = new EventDetector(model.desc.screening, "cough", model.sampleRateHz);
+    this.gate = new WindowGate(model.desc.quality);
+    this.reset();
+  }
 
   reset() {
     this.feBuffer = new SampleBuffer();   // samples not yet turned into frames
@@ -270,6 +450,7 @@ export class Stream {
     this.nWindows = 0;
     this.events = [];
     this.detector.reset();
+    this.gate.reset();
   }
 
   windowSpan(k) {
@@ -285,6 +466,7 @@ export class Stream {
     }
     this.nSamples += x.length;
     this.samples.push(x);
+    this.detector.acceptSamples(x);  // the energy envelope that splits an event into single coughs
     this.feBuffer.push(x);
     const fe = this.model.frontend;
     const n = fe.nFrames(this.feBuffer.n);
@@ -322,7 +504,7 @@ export class Stream {
     frames.forEach((f, i) => logmel.set(f, i * nMels));
     const { embedding, heads } = await model.runWindow(logmel);
     const seg = this.samples.view(s - this.sampleBase, e - this.sampleBase);
-    const problems = seg.length ? qualityProblems(seg, model.desc.quality) : ["too_short"];
+    const problems = this.gate.problems(seg);
     const head = model.desc.cough_head;
     const p = head !== null && head !== undefined && problems.length === 0 ? 1 / (1 + Math.exp(-heads[head])) : null;
     const rate = model.sampleRateHz;

@@ -23,19 +23,21 @@ import hashlib
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sdk import audio
+from sdk import quality
 from sdk.frontend import mel_filterbank
 from sdk.model import Model, load
 from sdk.screening import ScreeningConfig
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "model"
-#: bumped when model.json changes shape; the page refuses another version
-WEB_FORMAT_VERSION = 1
+#: bumped when model.json changes shape; the page refuses another version (2: the screening config's
+#: cough-splitting fields and the gate's ``inactive_below_loudest_db``)
+WEB_FORMAT_VERSION = 2
 
 
 def sparse_filterbank(fb: np.ndarray) -> list[dict[str, Any]]:
@@ -73,11 +75,13 @@ def web_model(model: Model) -> dict[str, Any]:
                                                                         for idx in groups.values()]}
                        for name, groups in bank["label_sets"].items()},
         "cough_head": model.cough_head,
-        "screening": {"on": screening.on, "off": screening.off, "min_duration_s": screening.min_duration_s,
-                      "refractory_s": screening.refractory_s, "smoothing_windows": screening.smoothing_windows},
-        "quality": {"silence_peak": audio.SILENCE_PEAK, "clip_level": audio.CLIP_LEVEL,
-                    "clip_tolerance": audio.CLIP_TOLERANCE, "clip_min_run": audio.CLIP_MIN_RUN,
-                    "clipped_fraction": audio.CLIPPED_FRACTION, "low_level_rms_dbfs": audio.LOW_LEVEL_RMS_DBFS},
+        # every field: hysteresis, duration, refractory, smoothing and the split into single coughs
+        "screening": asdict(screening),
+        "quality": {"silence_peak": quality.SILENCE_PEAK, "clip_level": quality.CLIP_LEVEL,
+                    "clip_tolerance": quality.CLIP_TOLERANCE, "clip_min_run": quality.CLIP_MIN_RUN,
+                    "clipped_fraction": quality.CLIPPED_FRACTION,
+                    "low_level_rms_dbfs": quality.LOW_LEVEL_RMS_DBFS,
+                    "inactive_below_loudest_db": quality.INACTIVE_BELOW_LOUDEST_DB},
     }
 
 

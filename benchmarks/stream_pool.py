@@ -1,0 +1,107 @@
+"""Streams served in real time per core: one thread, N streams fed one hop each per step.
+
+    python -m benchmarks.stream_pool [--streams 1 8 64 512] [--precision int8] [--steps 8] [--json [OUT]]
+
+For each N, two ways in the same run: ``separate`` (each stream's own ``accept``, one runtime call per
+window) and ``pool`` (:class:`sdk.pool.StreamPool`, one runtime call for the windows of all N).  Reported per
+N and way: CPU seconds per second of audio per stream, streams served in real time by one core
+(= audio seconds / CPU seconds), the step's wall time p50 / p99 (what a stream waits for its window when
+the gateway serves all N in turn: the per-stream latency cost), and the model-only share (the same windows
+through ``Model.run_batch`` alone), for the roofline goal end-to-end <= 4x model-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._util import ensure_single_thread, machine_line
+
+
+def serve(model, pool, n: int, audio: np.ndarray, hop: int, warm: int, steps: int, pooled: bool) -> dict:
+    streams = [model.stream() for _ in range(n)]
+    offsets = (np.arange(n) * 997 * 16) % (audio.size - hop * (warm + steps))
+    walls, cpu = [], 0.0
+    for k in range(warm + steps):
+        chunks = [(s, audio[o + k * hop : o + (k + 1) * hop], 16000) for s, o in zip(streams, offsets, strict=True)]
+        c0, t0 = time.process_time(), time.perf_counter()
+        if pooled:
+            pool.accept(chunks)
+        else:
+            for s, x, rate in chunks:
+                s.accept(x, rate)
+        if k >= warm:
+            walls.append(time.perf_counter() - t0)
+            cpu += time.process_time() - c0
+    audio_s = n * steps * hop / 16000
+    return {"cpu_ms_per_audio_s": cpu / audio_s * 1e3, "streams_per_core": audio_s / cpu if cpu else float("inf"),
+            "step_p50_ms": float(np.percentile(walls, 50)) * 1e3, "step_p99_ms": float(np.percentile(walls, 99)) * 1e3}
+
+
+def model_only_ms_per_audio_s(model, n: int, hop_s: float, repeats: int = 5) -> float:
+    """Runtime alone on the N windows one step yields (one batch), per second of audio."""
+    batch = np.zeros((n, model.window_frames, model.frontend.config.n_mels), dtype=np.float32)
+    model.run_batch(batch)
+    c0 = time.process_time()
+    for _ in range(repeats):
+        model.run_batch(batch)
+    return (time.process_time() - c0) / repeats / (n * hop_s) * 1e3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ensure_single_thread("benchmarks.stream_pool", argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stream_pool", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default="default")
+    parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 64, 512])
+    parser.add_argument("--steps", type=int, default=8, help="timed steps (hops) per stream (default 8)")
+    parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
+    args = parser.parse_args(argv)
+    import sdk
+    from sdk.pool import StreamPool
+    from sdk.synth import synth_recording
+
+    model = sdk.load(args.bundle, args.backend, args.precision)
+    pool = StreamPool(model)
+    hop = model.hop_frames * model.frontend.config.hop_length
+    warm = -(-model.window_frames // model.hop_frames)  # steps until the first window
+    audio, _ = synth_recording(60.0, seed=4)
+    rows = []
+    for n in args.streams:
+        row: dict[str, object] = {"streams": n}
+        for way in ("separate", "pool"):
+            row[way] = serve(model, pool, n, audio, hop, warm, args.steps, way == "pool")
+        row["model_only_ms_per_audio_s"] = model_only_ms_per_audio_s(model, n, hop / 16000)
+        for way in ("separate", "pool"):
+            row[way]["over_model_only"] = row[way]["cpu_ms_per_audio_s"] / row["model_only_ms_per_audio_s"]  # type: ignore
+        rows.append(row)
+    res = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend, "precision": model.precision,
+           "hop_ms": hop / 16, "steps": args.steps, "rows": rows}
+    print(f"streams in real time per core, {res['machine']}; {args.backend} {model.precision}, hop {hop / 16:.0f} ms",
+          file=sys.stderr)
+    print("| streams | way | CPU ms / audio s | streams per core | step p50 ms | step p99 ms | x model-only |",
+          file=sys.stderr)
+    print("|---|---|---|---|---|---|---|", file=sys.stderr)
+    for row in rows:
+        for way in ("separate", "pool"):
+            r = row[way]
+            print(f"| {row['streams']} | {way} | {r['cpu_ms_per_audio_s']:.2f} | {r['streams_per_core']:.0f} | "  # type: ignore
+                  f"{r['step_p50_ms']:.2f} | {r['step_p99_ms']:.2f} | {r['over_model_only']:.1f} |", file=sys.stderr)  # type: ignore
+    if args.json == "-":
+        print(json.dumps(res, indent=2))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Many streams, one model, one thread: a gateway serving many stethoscopes.
+
+    pool = StreamPool(model)
+    streams = [model.stream() for _ in range(n)]
+    results = pool.accept([(s, chunk, 16000) for s, chunk in zip(streams, chunks)])  # one list per stream
+
+Each :meth:`StreamPool.accept` runs every stream's own front end, then scores all the windows that became
+ready, across streams, with one runtime call per ``max_batch`` windows.  A batched call rounds differently
+from one window at a time (``Model.run_windows``, which a single stream uses so that its results are
+bit-identical whatever the chunking): embeddings and probabilities agree within ``POOL_TOLERANCE``
+(tests/test_pool.py), quality gating and events are the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from sdk.audio import AudioError
+from sdk.model import Model
+from sdk.results import WindowResult
+from sdk.stream import Pending, Stream
+
+__all__ = ["POOL_TOLERANCE", "StreamPool"]
+
+#: relative difference, batched against one window at a time, that tests/test_pool.py allows on
+#: embeddings (and, as absolute difference, on probabilities)
+POOL_TOLERANCE = 1e-5
+
+
+class StreamPool:
+    """Batches the ready windows of many :class:`Stream` of one model into one runtime call per step.  One
+    pool serves one thread (it keeps one batch buffer); the model may be shared with other pools."""
+
+    def __init__(self, model: Model, max_batch: int = 256) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.model, self.max_batch = model, max_batch
+        self._batch = np.empty((0, model.window_frames, model.frontend.config.n_mels), dtype=np.float32)
+
+    def stream(self) -> Stream:
+        return self.model.stream()
+
+    def accept(self, chunks: Sequence[tuple[Stream, np.ndarray, int]]
+               ) -> list[list[WindowResult] | AudioError]:
+        """``(stream, chunk, sample_rate_hz)`` per stream, each stream at most once; returns, in order, each
+        stream's new windows, or the :class:`AudioError` its chunk raised (the other streams are still
+        served, and the failed stream's state is as before the chunk)."""
+        return self._step([s for s, _, _ in chunks],
+                          lambda i: chunks[i][0]._prepare(chunks[i][1], chunks[i][2]))
+
+    def flush(self, streams: Sequence[Stream]) -> list[list[WindowResult] | AudioError]:
+        """End of input for each of ``streams`` (as :meth:`Stream.flush`)."""
+        out = self._step(list(streams), lambda i: streams[i]._prepare_flush())
+        for s in streams:
+            s.events += s.detector.flush()
+        return out
+
+    def _step(self, streams: list[Stream], prepare: Callable[[int], Pending]
+              ) -> list[list[WindowResult] | AudioError]:
+        if len({id(s) for s in streams}) != len(streams):
+            raise ValueError("a stream appears twice in one pool step; give each stream at most one chunk a step")
+        with contextlib.ExitStack() as held:
+            for s in streams:
+                held.enter_context(s._exclusive())
+            pendings: list[Pending | AudioError] = []
+            for i in range(len(streams)):
+                try:
+                    pendings.append(prepare(i))
+                except AudioError as exc:
+                    pendings.append(exc)
+            ready = [p for p in pendings if isinstance(p, Pending) and p.windows]
+            emb, heads = self._run([w for p in ready for w in p.windows])
+            out: list[list[WindowResult] | AudioError] = []
+            a = 0
+            for s, p in zip(streams, pendings, strict=True):
+                if isinstance(p, AudioError) or not p.windows:
+                    out.append(p if isinstance(p, AudioError) else [])
+                    continue
+                b = a + len(p.windows)
+                out.append(s._complete(p, emb[a:b], heads[a:b]))
+                a = b
+            return out
+
+    def _run(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        n = len(windows)
+        if not n:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        if self._batch.shape[0] < min(n, self.max_batch):
+            self._batch = np.empty((min(n, self.max_batch), *self._batch.shape[1:]), dtype=np.float32)
+        embs, heads = [], []
+        for start in range(0, n, self.max_batch):
+            part = windows[start : start + self.max_batch]
+            batch = self._batch[: len(part)]
+            for j, w in enumerate(part):
+                batch[j] = w
+            e, h = self.model.run_batch(batch)
+            embs.append(e)
+            heads.append(h)
+        if len(embs) == 1:
+            return embs[0], heads[0]
+        return np.concatenate(embs), np.concatenate(heads)

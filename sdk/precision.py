@@ -1,0 +1,106 @@
+"""``precision="auto"``: pick a bundle's fp32 or int8 model by timing both on this device, once.
+
+int8 is smaller and is what integer-only targets run; on x86 it was measured 1.7-1.8x slower than fp32 with
+both runtimes.  So ``auto`` times one window on each at load and keeps the faster, int8 unless fp32 is faster
+by more than ``FP32_MARGIN`` (integer-friendly cores keep int8).  The choice is cached in a small JSON file
+keyed by CPU model, backend, thread count and bundle digest, in ``$ACULA_CACHE_DIR`` or the user cache dir
+(``$XDG_CACHE_HOME/acula-edge``, else ``~/.cache/acula-edge``), so later loads skip the measurement.
+``ACULA_PRECISION=int8`` (or fp32) overrides the choice, e.g. on an integer-only target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FP32_MARGIN", "cache_path", "choose_precision", "cpu_model"]
+
+#: fp32 is chosen only when its median window time is below (1 - FP32_MARGIN) x int8's
+FP32_MARGIN = 0.10
+N_WARMUP, N_TIMED = 3, 15
+CACHE_FILE = "precision.json"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cache_path() -> Path:
+    root = os.environ.get("ACULA_CACHE_DIR")
+    if root:
+        return Path(root) / CACHE_FILE
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "acula-edge" / CACHE_FILE
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    try:  # a read-only home is no reason to fail a load: the next load measures again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _median_ms(backend: Any, window: np.ndarray) -> float:
+    for _ in range(N_WARMUP):
+        backend(window)
+    times = []
+    for _ in range(N_TIMED):
+        t0 = time.perf_counter()
+        backend(window)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def choose_precision(bundle: Any, backend_name: str, n_threads: int = 1) -> tuple[str, Any]:
+    """(precision, a backend built for it or None) for ``bundle`` on ``backend_name``: from the cache, or by
+    timing each precision the bundle offers on one zero window (the runtime's cost does not depend on the
+    values).  The backend comes back when the measurement built it, so the load does not build it twice."""
+    from sdk.runtimes import make_backend
+
+    offered = sorted({info["precision"] for info in bundle.manifest["files"].values()
+                      if info.get("role") == "student" and info.get("backend") == backend_name})
+    forced = os.environ.get("ACULA_PRECISION")
+    if forced in offered:
+        return str(forced), None
+    if len(offered) < 2:
+        return (offered[0] if offered else "int8"), None
+    key = f"{cpu_model()}|{backend_name}|threads={n_threads}|{bundle.sha256}"
+    path = cache_path()
+    cache = _read_cache(path)
+    hit = cache.get(key)
+    if isinstance(hit, dict) and hit.get("precision") in offered:
+        return str(hit["precision"]), None
+    m = bundle.manifest
+    window = np.zeros((1, int(m["window_frames"]), int(bundle.frontend.n_mels)), dtype=np.float32)
+    built, ms = {}, {}
+    for precision in ("int8", "fp32"):
+        name, _ = bundle.model_file(backend_name, precision)
+        built[precision] = make_backend(backend_name, bundle.files[name], n_threads)
+        ms[precision] = _median_ms(built[precision], window)
+    choice = "fp32" if ms["fp32"] < (1.0 - FP32_MARGIN) * ms["int8"] else "int8"
+    cache[key] = {"precision": choice, "window_ms": ms, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _write_cache(path, cache)
+    return choice, built[choice]

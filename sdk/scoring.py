@@ -1,0 +1,58 @@
+"""Zero-shot scoring: embeddings -> per-label-set logits, softmax and the cough head's sigmoid.
+
+The label logits of a label set are the mean, over each label's prompts, of the scaled cosine similarity
+between the audio embedding and the prompt embedding, divided by the label set's temperature.  A mean of
+dot products is a dot product with the mean, so :class:`LabelScorer` folds the prompt bank, the prompt
+groups, ``logit_scale`` and the temperatures into one matrix at load: scoring a window is one
+(1, embed_dim) @ (embed_dim, n_labels_total) product instead of one ``np.mean`` per label.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LabelScorer", "sigmoid", "softmax"]
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along ``axis``; same shape and dtype as ``logits``."""
+    z = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    z /= z.sum(axis=axis, keepdims=True)
+    return z
+
+
+def sigmoid(x: Any) -> Any:
+    """Logistic function, elementwise; a float32 input keeps float32 arithmetic."""
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class LabelScorer:
+    """Label logits of every label set from embeddings.
+
+    ``prompts``: the prompt bank, shape (n_prompts, embed_dim), float32; ``groups``: per label set, per label,
+    the prompt indices; ``temperature``: per label set.  The fused matrix has shape (embed_dim, n_labels_total),
+    float32, and each label set owns a column slice of it.
+    """
+
+    def __init__(self, prompts: np.ndarray, groups: dict[str, list[np.ndarray]], logit_scale: float,
+                 temperature: dict[str, float]) -> None:
+        columns: list[np.ndarray] = []
+        self.slices: dict[str, slice] = {}
+        for name, label_groups in groups.items():
+            first = len(columns)
+            for idx in label_groups:
+                w = np.zeros(prompts.shape[0], dtype=np.float64)
+                w[np.asarray(idx)] = 1.0 / len(idx)
+                columns.append(w * logit_scale / temperature[name])
+            self.slices[name] = slice(first, len(columns))
+        averaging = np.stack(columns, 1)  # (n_prompts, n_labels_total)
+        self.matrix = np.ascontiguousarray(prompts.astype(np.float64).T @ averaging, dtype=np.float32)
+
+    def __call__(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+        """(n, embed_dim) -> {label set: (n, n_labels)}, float32.  Each row is its own (1 x d) @ (d x L)
+        product, so a window's logits never depend on how many windows share the call."""
+        e = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-12)
+        all_logits = np.matmul(e[:, None, :], self.matrix)[:, 0, :]
+        return {name: all_logits[:, s] for name, s in self.slices.items()}

@@ -1,0 +1,250 @@
+"""One streaming session: validate -> resample -> log-mel -> windows -> quality gate -> scores -> events.
+
+Each stage is its own object, testable alone: :func:`sdk.audio.validate_samples`,
+:class:`sdk.resample.StreamingResampler`, :class:`sdk.frontend.StreamingFrontend`, :class:`Windower`,
+:class:`sdk.quality.WindowGate` and :class:`sdk.quality.QualityMeter`, the model's runtime and
+:class:`sdk.scoring.LabelScorer`, :class:`sdk.screening.EventDetector`.  :class:`Stream` wires them together
+and holds the session's state; the :class:`sdk.model.Model` it scores with is shared and stateless.
+
+A hop is split in two so that :class:`sdk.pool.StreamPool` can batch many streams' windows into one runtime
+call: :meth:`Stream._prepare` takes samples and returns the ready windows, :meth:`Stream._complete` scores
+them from the runtime's outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sdk.audio import AudioError, NonFiniteAudioError, validate_samples
+from sdk.fifo import Fifo
+from sdk.quality import QualityFlags, QualityMeter, WindowGate
+from sdk.resample import StreamingResampler
+from sdk.results import WindowResult
+from sdk.scoring import sigmoid
+from sdk.screening import Event, EventDetector
+
+if TYPE_CHECKING:
+    from sdk.model import Model
+
+__all__ = ["Stream", "Windower"]
+
+
+class Windower:
+    """Log-mel frames in, analysis windows out: window k covers frames [k * hop_frames, k * hop_frames +
+    window_frames).  Windows are views of one frame buffer, shape (window_frames, n_mels), float32."""
+
+    def __init__(self, n_mels: int, window_frames: int, hop_frames: int) -> None:
+        self.window_frames, self.hop_frames = window_frames, hop_frames
+        self.frames = Fifo((n_mels,), np.float32, 4 * window_frames)
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames.reset()
+        self.n_windows = 0  # windows handed out so far
+
+    def append(self, frames: np.ndarray) -> None:
+        if frames.shape[0]:
+            self.frames.append(frames)
+
+    def ready(self) -> list[np.ndarray]:
+        """The complete windows not handed out yet (views valid until the next append)."""
+        out = []
+        k = self.n_windows
+        while k * self.hop_frames + self.window_frames <= self.frames.end:
+            out.append(self.frames.view(k * self.hop_frames, k * self.hop_frames + self.window_frames))
+            k += 1
+        self.n_windows = k
+        return out
+
+    def tiled(self) -> np.ndarray | None:
+        """For a recording shorter than one window (none handed out): its frames tiled to one window."""
+        held = self.frames.held()
+        if self.n_windows or not held.shape[0]:
+            return None
+        self.n_windows = 1
+        return np.tile(held, (-(-self.window_frames // held.shape[0]), 1))[: self.window_frames]
+
+    def release(self) -> None:
+        """Drop the frames no future window needs."""
+        self.frames.drop_before(self.n_windows * self.hop_frames)
+
+
+@dataclass
+class Pending:
+    """Windows of one stream waiting for the runtime: (window_frames, n_mels) arrays and their 16 kHz spans."""
+
+    windows: list[np.ndarray] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    padded: bool = False
+
+
+class Stream:
+    """One session: ``accept(chunk, sample_rate_hz)`` takes any length and returns the new windows.
+
+    Threading model: a :class:`Model` holds read-only weights and may be shared by any number of threads; a
+    Stream holds one session's state (buffers, window count, open event) and takes one caller at a time.  Give
+    each thread its own ``model.stream()``.  A Stream entered while another thread is inside it raises
+    RuntimeError rather than interleaving two callers' samples into misordered windows.
+
+    Chunks follow :func:`sdk.audio.validate_samples`; the first non-empty chunk fixes the rate and the
+    channel count.  Signal quality is measured on the samples as given, before resampling smears clipping.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.detector = EventDetector(model.screening, sample_rate_hz=model.sample_rate_hz)
+        self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames)
+        self.gate = WindowGate()
+        self._busy = threading.Lock()
+        self.reset()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("this Stream is in use by another thread; a Stream holds one session's state and "
+                               "takes one caller at a time: give each thread its own model.stream()")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def reset(self) -> None:
+        with self._exclusive():
+            self._rate: int | None = None
+            self._n_channels: int | None = None
+            self._resampler: StreamingResampler | None = None
+            self._fe = self.model.frontend.stream()
+            self.windower.reset()
+            self.gate.reset()
+            self._meter = QualityMeter()
+            self.n_samples_16k = 0
+            self.n_windows = 0
+            self.events: list[Event] = []
+            self.detector.reset()
+            self._features_only = False
+
+    @property
+    def n_channels(self) -> int | None:
+        return self._n_channels
+
+    def accept(self, chunk: np.ndarray, sample_rate_hz: int) -> list[WindowResult]:
+        with self._exclusive():
+            return self._score(self._prepare(chunk, sample_rate_hz))
+
+    def accept_features(self, frames: np.ndarray) -> list[WindowResult]:
+        """Feature mode: log-mel frames computed on the device (shape (n, n_mels), normalised), e.g. from the
+        firmware bridge.  There are no samples, so the signal-quality gate cannot run: windows are marked
+        ``features_only`` and still scored."""
+        with self._exclusive():
+            frames = np.asarray(frames, dtype=np.float32)
+            n_mels = self.model.frontend.config.n_mels
+            if frames.ndim != 2 or frames.shape[1] != n_mels:
+                raise AudioError(f"features must have shape (n_frames, {n_mels}), got {frames.shape}")
+            if not np.all(np.isfinite(frames)):
+                raise NonFiniteAudioError("features hold NaN or infinite values")
+            self._features_only = True
+            self.n_samples_16k += frames.shape[0] * self.model.frontend.config.hop_length
+            self.windower.append(frames)
+            return self._score(self._pending())
+
+    def flush(self) -> list[WindowResult]:
+        """End of input: emit what the resampler holds, a tiled window for a clip shorter than one
+        window, and any open event."""
+        with self._exclusive():
+            out = self._score(self._prepare_flush())
+            self.events += self.detector.flush()
+            return out
+
+    def quality(self) -> QualityFlags | None:
+        """Quality of every sample accepted so far (silence, clipping, level); None before the first sample and
+        in feature mode, where there are no samples to measure."""
+        with self._exclusive():
+            return self._meter.flags() if self._meter.n_samples else None
+
+    # -- the two halves of a hop (StreamPool calls them directly, holding _exclusive) --
+
+    def _validate(self, chunk: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        mono, rate, n_channels = validate_samples(chunk, sample_rate_hz, self._n_channels)
+        if self._rate is None:
+            self._rate = rate
+            if rate != self.model.sample_rate_hz:
+                self._resampler = StreamingResampler(rate, self.model.sample_rate_hz)
+        elif rate != self._rate:
+            raise AudioError(f"this stream runs at {self._rate} Hz; got a chunk at {rate} Hz "
+                             "(start a new stream for a new rate)")
+        if mono.size and self._n_channels is None:
+            self._n_channels = n_channels
+        return mono
+
+    def _prepare(self, chunk: np.ndarray, sample_rate_hz: int) -> Pending:
+        """Validate, measure and buffer a chunk; return the windows it completes."""
+        x = self._validate(chunk, sample_rate_hz)
+        if x.size:
+            self._meter.update(self.gate.samples.append(x))  # the float64 copy the gate keeps anyway
+        if self._resampler is not None:
+            x = self._resampler.accept(x)
+        self._feed(x)
+        return self._pending()
+
+    def _prepare_flush(self) -> Pending:
+        if self._resampler is not None:
+            self._feed(self._resampler.flush())
+        pending = self._pending()
+        tiled = self.windower.tiled()
+        if tiled is not None:
+            pending.windows.append(tiled)
+            pending.spans.append((0, self.n_samples_16k))
+            pending.padded = True
+        return pending
+
+    def _feed(self, x: np.ndarray) -> None:
+        self.n_samples_16k += x.size
+        self.detector.accept_samples(x)  # the energy envelope that splits an event into single coughs
+        self.windower.append(self._fe.accept(x))
+
+    def _pending(self) -> Pending:
+        first = self.windower.n_windows
+        windows = self.windower.ready()
+        return Pending(windows, [self._window_span(k) for k in range(first, first + len(windows))])
+
+    def _window_span(self, k: int) -> tuple[int, int]:
+        cfg = self.model.frontend.config
+        start = k * self.model.hop_frames * cfg.hop_length
+        end = (k * self.model.hop_frames + self.model.window_frames - 1) * cfg.hop_length + cfg.n_fft
+        return start, end
+
+    def _to_source(self, n_16k: int, round_up: bool = False) -> int:
+        """Source-rate sample index of a 16 kHz one (the resampler is delay-compensated)."""
+        rate, model_rate = self._rate or self.model.sample_rate_hz, self.model.sample_rate_hz
+        return -(-n_16k * rate // model_rate) if round_up else n_16k * rate // model_rate
+
+    def _score(self, pending: Pending) -> list[WindowResult]:
+        if not pending.windows:
+            return []
+        emb, heads = self.model.run_windows(pending.windows)
+        return self._complete(pending, emb, heads)
+
+    def _complete(self, pending: Pending, emb: np.ndarray, heads: np.ndarray) -> list[WindowResult]:
+        """Gate, score and detect events for the pending windows given the runtime's outputs, shapes
+        (n_windows, embed_dim) and (n_windows, n_heads); then drop what no future window needs."""
+        logits = self.model.scorer(emb) if len(pending.windows) else {}
+        rate, cough = self.model.sample_rate_hz, self.model.cough_head
+        out = []
+        for i, (s, e) in enumerate(pending.spans):
+            problems = () if self._features_only else self.gate.problems(self._to_source(s),
+                                                                         self._to_source(e, round_up=True))
+            p = None if cough is None or problems else float(sigmoid(heads[i, cough]))
+            w = WindowResult(self.n_windows, round(s / rate, 4), round(e / rate, 4), emb[i], p,
+                             {k: v[i] for k, v in logits.items()}, problems, pending.padded)
+            self.n_windows += 1
+            self.events += self.detector.update(w.start_s, w.end_s, p)
+            out.append(w)
+        self.windower.release()
+        self.gate.samples.drop_before(self._to_source(self._window_span(self.windower.n_windows)[0]))
+        return out

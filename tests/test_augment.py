@@ -1,0 +1,67 @@
+"""Device-robustness augmentations on normalised log-mel batches: seeded, shape-keeping, doing what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from aligner.augment import CUTOFFS_HZ, augment_logmel, band_centres_hz  # noqa: E402
+from sdk.frontend_config import FrontendConfig  # noqa: E402
+
+CFG = FrontendConfig()
+
+
+def batch(seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).normal(0.0, 0.3, (4, 20, CFG.n_mels)).astype(np.float32))
+
+
+def test_band_centres_rise_between_the_front_end_limits():
+    c = band_centres_hz(CFG)
+    assert c.shape == (CFG.n_mels,) and bool(torch.all(torch.diff(c) > 0))
+    assert CFG.f_min_hz < float(c[0]) and float(c[-1]) < CFG.f_max_hz
+
+
+def test_augmentation_keeps_the_shape_and_is_seeded():
+    x = batch()
+    a = augment_logmel(x, CFG, torch.Generator().manual_seed(3))
+    b = augment_logmel(x, CFG, torch.Generator().manual_seed(3))
+    c = augment_logmel(x, CFG, torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_with_everything_off_it_is_the_identity():
+    x = batch()
+    out = augment_logmel(x, CFG, torch.Generator().manual_seed(0), p_band_limit=0.0, gain_db=0.0, eq_db=0.0,
+                         p_noise=0.0)
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+def test_gain_alone_shifts_every_band_of_a_clip_by_the_same_decibels():
+    x = batch()
+    out = augment_logmel(x, CFG, torch.Generator().manual_seed(1), p_band_limit=0.0, gain_db=6.0, eq_db=0.0,
+                         p_noise=0.0)
+    shift_db = (out - x) * CFG.norm_std_db
+    per_clip = shift_db.reshape(4, -1)
+    assert torch.allclose(per_clip, per_clip[:, :1].expand_as(per_clip), atol=1e-3)
+    assert float(per_clip.abs().max()) <= 6.0 + 1e-3
+
+
+def test_band_limiting_cuts_only_above_the_cutoff():
+    x = batch()
+    out = augment_logmel(x, CFG, torch.Generator().manual_seed(2), p_band_limit=1.0, gain_db=0.0, eq_db=0.0,
+                         p_noise=0.0)
+    drop_db = ((x - out) * CFG.norm_std_db).mean(1)  # (batch, n_mels), >= 0
+    centres = band_centres_hz(CFG)
+    assert float(drop_db.min()) > -1e-3
+    below = centres < min(CUTOFFS_HZ)
+    assert float(drop_db[:, below].abs().max()) < 1e-3  # bands under every cutoff pass untouched
+    assert float(drop_db[:, -1].min()) > 10.0  # the top band (near 8 kHz) is at least 1 octave above any cutoff
+
+
+def test_noise_only_adds_power():
+    x = batch() - 1.0  # quiet clips, so the added noise shows
+    out = augment_logmel(x, CFG, torch.Generator().manual_seed(5), p_band_limit=0.0, gain_db=0.0, eq_db=0.0,
+                         p_noise=1.0)
+    assert bool(torch.all(out >= x - 1e-5)) and float((out - x).max()) > 0.0

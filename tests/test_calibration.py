@@ -1,0 +1,75 @@
+"""Temperature calibration: labels from the label-set table, the SDK's own scoring, a fitted temperature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from export.calibration import ValOutputs, calibrate_temperatures, ece, nll, sdk_label_logits
+from sdk.label_sets import label_sets, record_label
+
+SETS = {"lung": {"normal": [0, 1], "crackles": [2], "wheezes": [3]}}
+
+
+def row(modality: str, **meta: object) -> dict[str, object]:
+    return {"modality": modality, "metadata": dict(meta)}
+
+
+def test_records_map_to_labels_as_the_table_says():
+    assert record_label(row("heart", outcome="abnormal"), "heart") == "abnormal"
+    assert record_label(row("heart", outcome="unknown"), "heart") is None
+    assert record_label(row("lung", outcome="abnormal"), "heart") is None
+    assert record_label(row("lung", crackles=1, wheezes=0), "lung") == "crackles"
+    assert record_label(row("lung", crackles="0", wheezes="1"), "lung") == "wheezes"
+    assert record_label(row("lung"), "lung") == "normal"  # a missing finding counts as absent
+    assert record_label(row("lung", crackles=1, wheezes=1), "lung") is None  # both: neither label
+    assert record_label(row("environment"), "sound") == "other"
+    assert record_label(row("heart"), "sound") is None
+
+
+def test_a_label_set_without_a_calibration_rule_is_an_error():
+    val = ValOutputs([row("lung")], [10], [np.ones((3, 4), np.float32)], [np.zeros(3)])
+    with pytest.raises(KeyError, match="record_label"):
+        calibrate_temperatures(val, np.eye(4, dtype=np.float32), 10.0, {"mystery": {"a": [0], "b": [1]}})
+
+
+def test_every_shipped_label_set_can_be_calibrated():
+    for name in label_sets():
+        record_label(row("lung"), name)  # raises for a set without a rule
+
+
+def test_scoring_is_the_sdks_own():
+    rng = np.random.default_rng(0)
+    prompts = rng.normal(size=(4, 8)).astype(np.float32)
+    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
+    emb = rng.normal(size=(5, 8)).astype(np.float32)
+    got = sdk_label_logits(emb, prompts, 14.3, SETS)["lung"]
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sims = e @ prompts.T * 14.3
+    expected = np.stack([sims[:, [0, 1]].mean(1), sims[:, 2], sims[:, 3]], 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_fitted_temperature_undoes_an_overconfident_scale():
+    rng = np.random.default_rng(1)
+    n, labels = 2000, ["normal", "crackles", "wheezes"]
+    z = rng.normal(size=(n, 3)) * 1.5  # calibrated logits: each label is drawn from softmax(z)
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=q) for q in p])
+    # unit embeddings whose similarity to prompt k is z_k / 20: at logit_scale 60 the logits are 3 z, three
+    # times too sharp, so the fitted temperature should be near 3
+    sims = z / 10.0
+    emb = np.concatenate([sims, np.sqrt(4 - (sims ** 2).sum(1))[:, None]], 1).astype(np.float32) / 2.0
+    rows = [row("lung", crackles=int(labels[k] == "crackles"), wheezes=int(labels[k] == "wheezes")) for k in y]
+    val = ValOutputs(rows, [10] * n, [e[None] for e in emb], [np.zeros(1)] * n)
+    out = calibrate_temperatures(val, np.eye(3, 4, dtype=np.float32), 60.0,
+                                 {"lung": {"normal": [0], "crackles": [1], "wheezes": [2]}})
+    assert 2.5 < out["temperature"]["lung"] < 3.6
+    rep = out["report"]["lung"]
+    assert rep["n_val_clips"] == n and rep["nll_after"] < rep["nll_before"] and rep["ece_after"] < rep["ece_before"]
+
+
+def test_nll_and_ece_of_a_perfect_confident_classifier_are_near_zero():
+    logits = np.array([[20.0, 0.0], [0.0, 20.0]])
+    y = np.array([0, 1])
+    assert nll(logits, y, 1.0) < 1e-6 and ece(logits, y, 1.0) < 1e-6

@@ -1,0 +1,93 @@
+"""StreamPool: many streams batched into one runtime call give each stream's own results within tolerance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+import sdk  # noqa: E402
+from sdk.audio import AudioError  # noqa: E402
+from sdk.pool import POOL_TOLERANCE, StreamPool  # noqa: E402
+from sdk.synth import synth_recording  # noqa: E402
+from tests.toy_bundle import make_toy_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> sdk.Model:
+    return sdk.load(make_toy_bundle(tmp_path_factory.mktemp("toy") / "bundle"), precision="fp32")
+
+
+def serve(pool: StreamPool, xs: list[np.ndarray], rates: list[int], chunk: int) -> tuple[list, list]:
+    streams = [pool.stream() for _ in xs]
+    got: list[list] = [[] for _ in xs]
+    for i in range(0, max(x.size for x in xs), chunk):
+        step = pool.accept([(s, x[i : i + chunk], rate) for s, x, rate in zip(streams, xs, rates, strict=True)])
+        for g, r in zip(got, step, strict=True):
+            assert not isinstance(r, AudioError)
+            g += r
+    for g, r in zip(got, pool.flush(streams), strict=True):
+        assert not isinstance(r, AudioError)
+        g += r
+    return got, streams
+
+
+@pytest.mark.parametrize("max_batch", [1, 3, 256])
+def test_pool_results_equal_per_stream_results_within_tolerance(model: sdk.Model, max_batch: int):
+    xs = [synth_recording(d, seed=i)[0] for i, d in enumerate([6.0, 4.0, 1.0, 5.0])]
+    xs[1] = xs[1] * 1e-5  # quiet: gated windows take the same path in the pool
+    got, streams = serve(StreamPool(model, max_batch), xs, [16000] * 4, 5000)
+    for x, g, s in zip(xs, got, streams, strict=True):
+        ref = model.screen(x, 16000)
+        assert [(w.index, w.start_s, w.end_s, w.problems, w.padded) for w in g] == \
+               [(w.index, w.start_s, w.end_s, w.problems, w.padded) for w in ref.windows]
+        e, e_ref = np.stack([w.embedding for w in g]), np.stack([w.embedding for w in ref.windows])
+        assert np.abs(e - e_ref).max() <= POOL_TOLERANCE * np.abs(e_ref).max()
+        p = [w.cough_probability for w in g]
+        p_ref = [w.cough_probability for w in ref.windows]
+        assert [v is None for v in p] == [v is None for v in p_ref]
+        np.testing.assert_allclose([v for v in p if v is not None], [v for v in p_ref if v is not None],
+                                   atol=POOL_TOLERANCE)
+        assert s.events == ref.events
+
+
+def test_pool_serves_streams_at_different_rates(model: sdk.Model):
+    x, _ = synth_recording(3.0, seed=3)
+    x44 = np.interp(np.arange(int(x.size * 44100 / 16000)) * 16000 / 44100, np.arange(x.size), x)
+    got, _ = serve(StreamPool(model), [x, x44.astype(np.float32)], [16000, 44100], 4410)
+    assert len(got[0]) == len(model.screen(x, 16000).windows)
+    assert len(got[1]) == len(model.screen(x44, 44100).windows)
+
+
+def test_pool_returns_a_bad_chunk_error_and_serves_the_other_streams(model: sdk.Model):
+    pool = StreamPool(model)
+    a, b = pool.stream(), pool.stream()
+    x, _ = synth_recording(3.0, seed=1)
+    bad = x.copy()
+    bad[5] = np.nan
+    out = pool.accept([(a, bad, 16000), (b, x, 16000)])
+    assert isinstance(out[0], AudioError) and not isinstance(out[1], AudioError) and out[1]
+    assert len(a.accept(x, 16000)) == len(out[1])  # the failed stream kept no part of the bad chunk
+
+
+def test_pool_refuses_a_stream_twice_in_one_step(model: sdk.Model):
+    pool = StreamPool(model)
+    s = pool.stream()
+    with pytest.raises(ValueError, match="twice"):
+        pool.accept([(s, np.zeros(100, np.float32), 16000), (s, np.zeros(100, np.float32), 16000)])
+
+
+def test_pool_on_the_packaged_default_within_tolerance():
+    if "default" not in sdk.available_models():
+        pytest.skip("no packaged default bundle")
+    for precision in ("fp32", "int8"):
+        m = sdk.load("default", precision=precision)
+        xs = [synth_recording(4.0, seed=10 + i)[0] for i in range(3)]
+        got, _ = serve(StreamPool(m), xs, [16000] * 3, 7680)
+        for x, g in zip(xs, got, strict=True):
+            ref = m.screen(x, 16000).windows
+            e, e_ref = np.stack([w.embedding for w in g]), np.stack([w.embedding for w in ref])
+            assert np.abs(e - e_ref).max() <= POOL_TOLERANCE * np.abs(e_ref).max()
+
+

@@ -1,0 +1,112 @@
+"""precision="auto": measured once, cached per device and bundle, overridable; and the cough operating
+point gives the same decisions on the packaged default's fp32 and int8 models on real recordings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+import sdk  # noqa: E402
+from sdk import precision as prec  # noqa: E402
+from tests.toy_bundle import make_toy_bundle  # noqa: E402
+
+DATA = Path(os.environ.get("ACULA_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.fixture()
+def bundle(tmp_path: Path) -> Path:
+    return make_toy_bundle(tmp_path / "bundle")
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("ACULA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ACULA_PRECISION", raising=False)
+    return tmp_path / "cache"
+
+
+def fake_timer(monkeypatch, ms: dict[str, float]) -> list[str]:
+    """Make the micro-benchmark report ``ms`` per precision; returns the log of what it timed."""
+    timed: list[str] = []
+    order = iter(["int8", "fp32"] * 10)
+
+    def median_ms(backend, window) -> float:
+        name = next(order)
+        timed.append(name)
+        return ms[name]
+
+    monkeypatch.setattr(prec, "_median_ms", median_ms)
+    return timed
+
+
+@pytest.mark.parametrize("int8_ms,fp32_ms,want", [(0.12, 0.06, "fp32"), (0.06, 0.12, "int8"), (0.10, 0.095, "int8")])
+def test_auto_picks_the_faster_and_keeps_int8_unless_fp32_is_clearly_faster(bundle, monkeypatch, int8_ms, fp32_ms,
+                                                                            want):
+    fake_timer(monkeypatch, {"int8": int8_ms, "fp32": fp32_ms})
+    assert sdk.load(bundle, precision="auto").precision == want
+
+
+def test_auto_caches_its_choice_per_cpu_backend_and_bundle(bundle, monkeypatch, cache_dir: Path):
+    timed = fake_timer(monkeypatch, {"int8": 0.2, "fp32": 0.1})
+    first = sdk.load(bundle, precision="auto")
+    assert first.precision == "fp32" and timed == ["int8", "fp32"]
+    cache = json.loads((cache_dir / "precision.json").read_text())
+    (key, entry), = cache.items()
+    assert first.bundle.sha256 in key and prec.cpu_model() in key and "onnxruntime" in key
+    assert entry["precision"] == "fp32" and set(entry["window_ms"]) == {"int8", "fp32"}
+    assert sdk.load(bundle, precision="auto").precision == "fp32"
+    assert timed == ["int8", "fp32"]  # the second load read the cache instead of measuring
+
+
+def test_auto_measures_again_when_the_cache_is_unreadable(bundle, monkeypatch, cache_dir: Path):
+    cache_dir.mkdir(parents=True)
+    (cache_dir / "precision.json").write_text("{not json")
+    timed = fake_timer(monkeypatch, {"int8": 0.1, "fp32": 0.2})
+    assert sdk.load(bundle, precision="auto").precision == "int8" and len(timed) == 2
+
+
+def test_acula_precision_overrides_auto_for_integer_only_targets(bundle, monkeypatch):
+    timed = fake_timer(monkeypatch, {"int8": 0.2, "fp32": 0.1})
+    monkeypatch.setenv("ACULA_PRECISION", "int8")
+    assert sdk.load(bundle, precision="auto").precision == "int8" and timed == []
+
+
+def test_auto_really_measures_the_toy_bundle(bundle, cache_dir: Path):
+    m = sdk.load(bundle, precision="auto")
+    assert m.precision in ("fp32", "int8")
+    assert (cache_dir / "precision.json").is_file()
+    m.screen(np.zeros(40000, np.float32) + 0.01, 16000)
+
+
+def recordings() -> list[Path]:
+    files = sorted((DATA / "smith2006_cough" / "audio").glob("*.flac"))
+    files += sorted((DATA / "coswara").rglob("cough-heavy*.flac"))[:8]
+    files += sorted((DATA / "esc10").rglob("*.ogg"))[::80]
+    return files
+
+
+def test_cough_operating_point_decides_the_same_on_fp32_and_int8():
+    if not DATA.is_dir():
+        pytest.skip(f"real recordings not found at {DATA} (set ACULA_DATA)")
+    if "default" not in sdk.available_models():
+        pytest.skip("no packaged default bundle")
+    fp32, int8 = sdk.load("default", precision="fp32"), sdk.load("default", precision="int8")
+    on = fp32.screening.on
+    n = 0
+    for path in recordings():
+        try:
+            clip = sdk.load_audio(path, target_rate_hz=None)
+        except sdk.AudioError:
+            continue
+        a, b = fp32.screen(clip.samples, clip.sample_rate_hz), int8.screen(clip.samples, clip.sample_rate_hz)
+        assert [(e.start_s, e.end_s) for e in a.events] == [(e.start_s, e.end_s) for e in b.events], path
+        assert [w.cough_probability is not None and w.cough_probability >= on for w in a.windows] == \
+               [w.cough_probability is not None and w.cough_probability >= on for w in b.windows], path
+        n += 1
+    assert n >= 10

@@ -1,0 +1,96 @@
+"""The parts of a Stream, each alone: Fifo, Windower, WindowGate (quality gate) and LabelScorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdk.fifo import Fifo
+from sdk.quality import CLIP_LEVEL, WindowGate, assess_quality
+from sdk.scoring import LabelScorer, softmax
+from sdk.stream import Windower
+
+
+def test_fifo_keeps_order_across_compaction_and_growth():
+    f = Fifo((2,), np.float32, capacity=8)
+    rows = np.arange(200, dtype=np.float32).reshape(100, 2)
+    for i in range(0, 100, 7):
+        f.append(rows[i : i + 7])
+        f.drop_before(max(0, f.end - 11))
+        np.testing.assert_array_equal(f.held(), rows[f.base : f.end])
+    np.testing.assert_array_equal(f.view(f.end - 3, f.end + 5), rows[-3:])  # clipped to what is held
+
+
+def test_windower_hands_out_each_window_once_as_views_of_the_frames():
+    w = Windower(n_mels=3, window_frames=5, hop_frames=2)
+    frames = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    got = []
+    for i in range(0, 20, 3):
+        w.append(frames[i : i + 3])
+        got += [x.copy() for x in w.ready()]
+        w.release()
+    assert len(got) == (20 - 5) // 2 + 1
+    for k, x in enumerate(got):
+        np.testing.assert_array_equal(x, frames[2 * k : 2 * k + 5])
+    assert w.tiled() is None  # windows were handed out: nothing to tile
+
+
+def test_windower_tiles_a_recording_shorter_than_one_window():
+    w = Windower(n_mels=2, window_frames=7, hop_frames=2)
+    w.append(np.arange(6, dtype=np.float32).reshape(3, 2))
+    assert w.ready() == []
+    tiled = w.tiled()
+    assert tiled is not None and tiled.shape == (7, 2)
+    np.testing.assert_array_equal(tiled[3:6], tiled[:3])
+
+
+@pytest.mark.parametrize("kind", ["speech", "quiet", "silent", "clipped"])
+def test_window_gate_equals_assess_quality_on_the_window(kind: str):
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.1, 48000)
+    if kind == "quiet":
+        x[16000:] *= 1e-4
+    elif kind == "silent":
+        x[:] = 0.0
+    elif kind == "clipped":
+        x = np.clip(x * 30, -1, 1)
+    gate = WindowGate()
+    for i in range(0, x.size, 4000):
+        gate.samples.append(x[i : i + 4000].astype(np.float32))
+    loudest = -np.inf
+    for start in range(0, 48000 - 16000, 4000):
+        seg = x[start : start + 16000].astype(np.float32).astype(np.float64)
+        q = assess_quality(seg)
+        loudest = max(loudest, q.rms_dbfs)
+        want = tuple(p for p, on in (("silent", q.silent), ("clipped", q.clipped),
+                                     ("low_level", q.low_level and q.rms_dbfs < loudest - 30.0)) if on)
+        assert gate.problems(start, start + 16000) == want
+    assert (kind == "clipped") == (np.abs(x).max() >= CLIP_LEVEL)
+
+
+def test_window_gate_says_too_short_for_samples_it_no_longer_holds():
+    gate = WindowGate()
+    gate.samples.append(np.ones(100, np.float32) * 0.1)
+    gate.samples.drop_before(100)
+    assert gate.problems(0, 50) == ("too_short",)
+
+
+def test_label_scorer_equals_the_mean_of_prompt_similarities():
+    rng = np.random.default_rng(2)
+    prompts = rng.normal(size=(7, 16)).astype(np.float32)
+    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
+    groups = {"a": [np.array([0, 1]), np.array([2])], "b": [np.array([3, 4, 5]), np.array([6]), np.array([0])]}
+    scorer = LabelScorer(prompts, groups, 14.0, {"a": 2.0, "b": 1.0})
+    emb = rng.normal(size=(5, 16)).astype(np.float32)
+    got = scorer(emb)
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sims = e @ prompts.T * 14.0
+    for name, temp in (("a", 2.0), ("b", 1.0)):
+        want = np.stack([sims[:, idx].mean(1) for idx in groups[name]], 1) / temp
+        np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(scorer(emb[2:3])["a"][0], got["a"][2])  # a row does not depend on the batch
+
+
+def test_softmax_is_stable_and_sums_to_one():
+    p = softmax(np.array([[1000.0, 1000.0], [0.0, np.log(3.0)]]), axis=1)
+    np.testing.assert_allclose(p, [[0.5, 0.5], [0.25, 0.75]])
