@@ -111,3 +111,40 @@ def test_capture_counts_overflow_instead_of_losing_it():
     cap.queue.get_nowait()
     cap._callback(block, 160, None, None)
     assert cap.queue.get_nowait() == 320  # the gap is delivered as a count of missing samples, in order
+
+
+@pytest.mark.parametrize("speed", [None, 20.0])
+def test_replay_through_the_live_path_gives_the_offline_windows(tmp_path: Path, speed):
+    import soundfile as sf
+
+    from sdk.capture import LiveCapture
+    from sdk.model import load
+
+    x, _ = synth_recording(3.0, sample_rate_hz=22050, seed=2)
+    sf.write(tmp_path / "r.wav", x, 22050)
+    model = load("default")
+    store = EventStore(tmp_path / "e.sqlite")
+    got = []
+    cap = LiveCapture(model, block_s=0.05, queue_blocks=400, store=store, replay=str(tmp_path / "r.wav"),
+                      speed=speed)
+    stats = cap.run(on_window=got.append)
+    from sdk.audio import load_audio
+
+    offline = model.screen(load_audio(tmp_path / "r.wav", None).samples, 22050).windows  # the file is 16-bit
+    assert stats.blocks_dropped == 0 and cap.rate == 22050
+    assert [(w.start_s, w.cough_probability) for w in got] == [(w.start_s, w.cough_probability) for w in offline]
+    assert store.sessions()[0]["source"] == f"replay:{tmp_path / 'r.wav'}"
+    store.close()
+
+
+def test_replay_stops_after_the_seconds_asked_for(tmp_path: Path):
+    import soundfile as sf
+
+    from sdk.capture import LiveCapture
+    from sdk.model import load
+
+    x, _ = synth_recording(6.0, seed=2)
+    sf.write(tmp_path / "r.wav", x, 16000)
+    cap = LiveCapture(load("default"), replay=str(tmp_path / "r.wav"), speed=None)
+    stats = cap.run(2.5)
+    assert stats.windows == len(load("default").screen(np.zeros(40000, np.float32) + 0.01, 16000).windows)
