@@ -86,6 +86,7 @@ def _build(args: argparse.Namespace) -> int:
             continue
         finally:
             progress.advance()
+            progress.show(rel, 0.0)
         items.append({"file": rel, **{k: v for k, v in labels.get(rel, {}).items() if k != "file"}})
     progress.close()
     if not items:

@@ -92,9 +92,9 @@ class Progress:
 
     def advance(self) -> None:
         self.done += 1
-        self.show()
 
     def close(self) -> None:
+        """Erase the bar (before a result line is printed, and at the end)."""
         if self.on:
             self.out.write("\r" + " " * (self.width + len(self.what) + 56) + "\r")
             self.out.flush()
@@ -198,10 +198,12 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
         except (AudioError, ValueError, OSError) as exc:
             failed += 1
             progress.advance()
+            progress.close()
             print(json.dumps({"path": path, "error": type(exc).__name__, "message": str(exc)}) if args.json
                   else f"{path}: {type(exc).__name__}: {exc}", file=sys.stdout if args.json else sys.stderr)
             continue
         progress.advance()
+        progress.close()
         if args.json:
             print(line, flush=True)
         else:
