@@ -50,17 +50,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     b.add_argument("--data", default=os.environ.get("ACULA_DATA", "../shared/data"), help="data root")
     b.add_argument("--out", required=True, help="corpus directory to write")
-    b.add_argument("--datasets", nargs="*", help="only these data-set folders (default: all found)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--datasets", nargs="*", help="only these data-set folders (all found when not given)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the group-disjoint split")
     b.add_argument("--icbhi-split", choices=["grouped", "official"], default="grouped",
                    help="official = the ICBHI 2017 split with its two leaking patients repaired")
-    b.add_argument("--teacher", help="local Hugging Face model directory (default: all-MiniLM-L6-v2)")
+    b.add_argument("--teacher", help="local Hugging Face model directory (all-MiniLM-L6-v2 when not given)")
     b.add_argument("--llm-url", help="OpenAI-compatible base URL; reports are then written by that model")
     b.add_argument("--llm-model", help="model name for --llm-url")
-    b.add_argument("--llm-concurrency", type=int, default=4)
+    b.add_argument("--llm-concurrency", type=int, default=4, help="parallel requests to --llm-url")
     b.add_argument("-f", "--force", action="store_true", help="overwrite an existing corpus")
     s = sub.add_parser("stats", help="counts per modality, label and split; report lengths and duplicates")
-    s.add_argument("dir")
+    s.add_argument("dir", help="corpus directory")
     args = parser.parse_args(argv)
 
     if args.cmd == "stats":

@@ -322,7 +322,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, argparse
                         help="NAME=BUNDLE[:backend:precision] evaluated through the SDK (default onnxruntime int8)")
     parser.add_argument("--prompt-run", help="acula align run whose text projection also scores the bundles' "
                         "zero-shot with the task prompts, the rule used for --run systems (retention tables)")
-    parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS),
+                        help="peer systems evaluated beside the runs and bundles")
     parser.add_argument("--weights", default=None, help="weights folder (default $ACULA_WEIGHTS or ../shared/weights)")
     parser.add_argument("--splits", nargs="*", default=["val", "test"], help="the records that are scored")
     parser.add_argument("--probe-train-splits", nargs="*", default=[],

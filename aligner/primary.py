@@ -422,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aligner.primary", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
-    parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"])
+    parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"],
+                        help="peer systems (MFCC statistics, YAMNet TFLite, the unaligned AudioSet mn04)")
     parser.add_argument("--run", action="append", default=[], help="NAME=RUN_DIR of an acula align run")
     parser.add_argument("--bundle", action="append", default=[], help="NAME=BUNDLE[:backend:precision]")
     parser.add_argument("--weights", default=default_weights_dir(), help="weights folder (mn04, YAMNet)")
@@ -435,8 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--control", default="", help="the supervised control's name (paired against too)")
     parser.add_argument("--cache", default="runs/eval_cache", help="per-record output cache ('' for none)")
     parser.add_argument("--data", default=None, help="data root for the ESC-10 noise bank (default: the corpus')")
-    parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--name", default="primary")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for NAME.md and NAME.json")
+    parser.add_argument("--name", default="primary", help="file stem of the results")
     parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export.cli", "write the student as ONNX/TFLite fp32+int8 into a hashed bundle (needs [export])"),
     "export-mcu": ("export.mcu", "firmware kit: C99 front end + int8 model for TFLite Micro (needs [tflite], [mcu])"),
     "eval": ("aligner.evaluate", "linear-probe and zero-shot AUROC on the task table (needs [train])"),
+    "eval-primary": ("aligner.primary", "primary evaluation: paired CIs, worst groups, invariance (needs [train])"),
 }
 
 

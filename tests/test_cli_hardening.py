@@ -204,9 +204,6 @@ def test_path_errors_that_reach_the_top_end_in_one_line(capsys, monkeypatch):
 #: commands whose module another branch owns and that break a convention still: xfail until it is fixed there
 CONVENTION_GAPS = {
     "bench": "sdk/bench.py: --json is a file path, --bundle/--threads/--yamnet have no help (issue #28)",
-    "corpus": "aligner/corpus_cli.py: --seed, --llm-concurrency and 'stats dir' have no help, --datasets and "
-              "--teacher print their default twice (issue #28)",
-    "eval": "aligner/evaluate.py: --peers has no help (issue #28)",
 }
 #: commands that run a model, so take --threads
 INFERENCE = {"screen", "score", "listen", "index build", "search", "demo", "bridge listen", "bench"}
