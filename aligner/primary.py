@@ -346,10 +346,13 @@ def to_markdown(res: dict[str, Any]) -> str:
               "one) / records that lost their score.\n"]
         for s, per_t in res["invariance"].items():
             L += [f"### {s}\n", "| transform | " + " | ".join(inv_tasks) + " |", "|---" * (len(inv_tasks) + 1) + "|"]
-            for name in per_t[inv_tasks[0]]:
+            for name in dict.fromkeys(n for t in inv_tasks for n in per_t[t]):
                 cells = []
                 for t in inv_tasks:
-                    r = per_t[t][name]
+                    r = per_t[t].get(name)
+                    if r is None:
+                        cells.append("-")
+                        continue
                     shift = ((r["native_shift_mean"], r["native_shift_max"]) if "native_shift_mean" in r
                              else (r["probe_shift_mean"], r["probe_shift_max"]))
                     nat = _f(r.get("native_auroc")) + " " if "native_auroc" in r else ""
@@ -491,10 +494,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if inv_sets.get(system.name):
             invariance[system.name] = {t["name"]: {} for t in tasks if t.get("invariance")}
             for name in inv_sets[system.name]:
-                moved_out = run_system(system, corpus, scored_idx, name, cache, fp, noise)
+                from aligner.invariance import TRANSFORMS
+
+                covered = TRANSFORMS[name].datasets
+                idx = [i for i in scored_idx if covered is None or corpus.rows[i]["dataset"] in covered]
+                moved_out = run_system(system, corpus, idx, name, cache, fp, noise)
                 merged = {**clean, **moved_out}
                 for t in tasks:
-                    if not t.get("invariance"):
+                    if not t.get("invariance") or (covered is not None and not set(t["datasets"]) <= set(covered)):
                         continue
                     td = datas[t["name"]]
                     probe, (f0, n0, _) = probes[t["name"]]
