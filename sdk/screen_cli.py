@@ -12,6 +12,7 @@ from typing import Any
 from sdk.audio import AudioClip, AudioError, load_audio
 from sdk.bundle import BundleError
 from sdk.model import Model, ScoreResult, ScreenResult, load
+from sdk.text import prompt_problem
 
 #: What each result problem means, for the text output (the JSON carries the names).
 PROBLEM_TEXT = {
@@ -105,7 +106,14 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
 def score_main(argv: Sequence[str] | None = None) -> int:
     parser = _parser("acula score", "Zero-shot clip probabilities for a label set.")
     parser.add_argument("--labels", default="lung", help="label set (heart, lung, sound, ...)")
+    parser.add_argument("--prompt", action="append", metavar="TEXT", help="custom label, embedded on the device; "
+                        "repeat (two or more), replaces --labels; needs a text bundle (acula export-text)")
+    parser.add_argument("--text-bundle", help="text bundle for --prompt (default: $ACULA_TEXT_BUNDLE)")
     args = parser.parse_args(argv)
+    if args.prompt and (problem := prompt_problem(args.prompt, args.text_bundle)):
+        print(f"acula score: {problem}", file=sys.stderr)
+        return 1
+    custom = {p: [p] for p in args.prompt} if args.prompt else None
 
     def show(path: str, clip: AudioClip, result: ScoreResult) -> None:
         if result.probabilities is None:
@@ -115,5 +123,5 @@ def score_main(argv: Sequence[str] | None = None) -> int:
             note = f" ({_describe(result.problems)})" if result.problems else ""
             print(f"{path}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked) + note)
 
-    return _each_file(args, lambda model, clip: model.score(clip.samples, clip.sample_rate_hz, args.labels),
-                      show)
+    return _each_file(args, lambda model, clip: model.score(clip.samples, clip.sample_rate_hz, args.labels, custom,
+                                                            args.text_bundle), show)
