@@ -135,12 +135,17 @@ def _manifest(teacher: TextTeacher, encoder_bytes: bytes, tokenizer_bytes: bytes
     return manifest, {name: data for name, (data, _) in files.items()}
 
 
-def encoder_parity(path: Path, tokenizer_bytes: bytes, teacher: TextTeacher, texts: Sequence[str]) -> np.ndarray:
-    """Per-text cosine between an ONNX text encoder (run as the SDK runs it) and the torch teacher."""
-    manifest, files = _manifest(teacher, path.read_bytes(), tokenizer_bytes, "fp32", {}, None)
+def device_encoder(encoder_bytes: bytes, tokenizer_bytes: bytes, teacher: TextTeacher) -> TextEncoder:
+    """An ONNX text encoder run as the SDK runs it."""
     from sdk.text import TextBundle
 
-    encoder = TextEncoder(TextBundle(manifest, files, str(path)))
+    manifest, files = _manifest(teacher, encoder_bytes, tokenizer_bytes, "fp32", {}, None)
+    return TextEncoder(TextBundle(manifest, files, "(export)"))
+
+
+def encoder_parity(path: Path, tokenizer_bytes: bytes, teacher: TextTeacher, texts: Sequence[str]) -> np.ndarray:
+    """Per-text cosine between an ONNX text encoder (run as the SDK runs it) and the torch teacher."""
+    encoder = device_encoder(path.read_bytes(), tokenizer_bytes, teacher)
     return np.sum(encoder(texts) * teacher.encode(list(texts)), axis=1)
 
 
@@ -221,7 +226,8 @@ def export_text(out: Path, bundle: str | None = "default", teacher_run: Path | N
             raise BundleError(f"{bundle}'s prompts come from {audio_id}, not {teacher.teacher_id}")
         bank = audio.manifest["prompt_bank"]
         target = audio.array(bank["file"]).astype(np.float32)
-        raw = teacher.encode(bank["texts"])
+        # fitted on what the device computes (the shipped encoder's embeddings), not on the torch teacher's
+        raw = device_encoder(encoder_bytes, tokenizer_bytes, teacher)(bank["texts"])
         matrix, report = (run_projection(teacher_run, raw, target) if teacher_run is not None
                           else fit_bundle_projection(raw, target, bank["texts"]))
         report["audio_bundle"] = str(audio.manifest.get("name", bundle))
