@@ -169,7 +169,7 @@ def test_without_a_stored_projection_one_is_fitted_from_the_bundles_prompts(text
     bank = model.bundle.manifest["prompt_bank"]["texts"]
     assert np.sum(fitted(bank) * model.prompts, axis=1).min() >= 0.99
     # new texts fall partly outside the span of the bank's 88: there the two fits agree only as far as
-    # they chose the same ridge (the export picks it by held-out cosine, the fallback uses DEFAULT_RIDGE)
+    # they chose the same ridge (the export picks it by held-out cosine, the fallback takes DEFAULT_RIDGE)
     texts = ["A recording of stridor.", "A recording of a pleural rub."]
     assert np.sum(fitted(texts) * stored(texts), axis=1).min() >= 0.95
 
@@ -227,3 +227,11 @@ def test_acula_score_refuses_prompts_without_a_text_bundle(tmp_path: Path, capsy
 
     assert main(["score", str(tmp_path / "any.wav"), "--prompt", "stridor", "--prompt", "pleural rub"]) == 1
     assert "acula export-text" in capsys.readouterr().err
+
+
+def test_export_text_refuses_to_overwrite_without_force(tmp_path: Path, capsys):
+    pytest.importorskip("transformers")
+    from export.text import main
+
+    assert main(["--out", str(tmp_path)]) == 1
+    assert "--force" in capsys.readouterr().err
