@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
     "distill": ("distill.train", "distil an aligned teacher into the streaming student (needs [train])"),
     "export": ("export.cli", "write the student as ONNX/TFLite fp32+int8 into a hashed bundle (needs [export])"),
+    "export-text": ("export.text", "the text teacher as an ONNX text bundle, for custom prompts on the device"),
     "export-mcu": ("export.mcu", "firmware kit: C99 front end + int8 model for TFLite Micro (needs [tflite], [mcu])"),
     "eval": ("aligner.evaluate", "linear-probe and zero-shot AUROC on the task table (needs [train])"),
     "eval-primary": ("aligner.primary", "primary evaluation: paired CIs, worst groups, invariance (needs [train])"),

@@ -28,6 +28,7 @@ from sdk.runtimes import make_backend
 from sdk.scoring import LabelScorer, softmax
 from sdk.screening import Event, ScreeningConfig
 from sdk.stream import Stream
+from sdk.text import CustomLabels, joint_text
 
 __all__ = ["Model", "Stream", "WindowResult", "ScreenResult", "ScoreResult", "EmbedResult", "load",
            "available_models"]
@@ -117,13 +118,11 @@ class Model:
             query = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).mean(0)
         return list(index.search(query, k))
 
-    def embed_text(self, prompts: list[str]) -> np.ndarray:
-        """Custom text prompts need the bundle's optional text encoder."""
-        if not any(i.get("role") == "text_encoder" for i in self.bundle.manifest["files"].values()):
-            raise NotImplementedError(
-                "this bundle carries no text encoder, so custom prompts cannot be embedded on the device; use the "
-                f"label sets it ships ({', '.join(sorted(self.label_sets))}) or export a bundle with a text encoder")
-        raise NotImplementedError("text-encoder bundles are not supported by this SDK version yet")
+    def embed_text(self, prompts: list[str], text_bundle: str | Path | None = None) -> np.ndarray:
+        """Prompts -> (n, embed_dim) unit rows in this bundle's joint space, on the device (torch-free): the text
+        encoder of a text bundle (``acula export-text``; ``text_bundle`` or ``$ACULA_TEXT_BUNDLE``), then its
+        projection for this bundle (see :mod:`sdk.text`)."""
+        return joint_text(self.bundle, text_bundle)(prompts)
 
     def run_windows(self, windows: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Windows of shape (window_frames, n_mels) -> embeddings (n, embed_dim) and heads (n, n_heads).  One
@@ -154,22 +153,29 @@ class Model:
         return EmbedResult(np.array([[w.start_s, w.end_s] for w in windows]).reshape(-1, 2),
                            np.stack([w.embedding for w in windows]) if windows else np.zeros((0, d), np.float32))
 
-    def score(self, audio: np.ndarray, sample_rate_hz: int, label_set: str = "lung") -> ScoreResult:
-        if label_set not in self.label_sets:
+    def score(self, audio: np.ndarray, sample_rate_hz: int, label_set: str = "lung",
+              labels: dict[str, list[str]] | None = None, text_bundle: str | Path | None = None) -> ScoreResult:
+        """Clip probabilities over a packaged label set, or over custom ``labels`` ({label: [prompt, ...]}, at
+        least two labels; embedded by :meth:`embed_text`, uncalibrated: temperature 1; ``label_set`` "custom")."""
+        custom = None if labels is None else CustomLabels.build(labels, lambda t: self.embed_text(t, text_bundle))
+        if custom is not None:
+            label_set = "custom"
+        elif label_set not in self.label_sets:
             raise ValueError(f"label set {label_set!r} is not in this bundle; it offers {sorted(self.label_sets)}")
         stream, windows, _ = self._whole(audio, sample_rate_hz)
         usable = [w for w in windows if not w.problems]
-        labels = self.label_sets[label_set]
+        names = custom.names if custom is not None else self.label_sets[label_set]
         quality = stream.quality()
         problems = result_problems(quality, windows)
         if not usable:
             gated = tuple(sorted({p for w in windows for p in w.problems} - set(problems)))
-            return ScoreResult(label_set, labels, None, np.zeros((0, len(labels))), len(windows),
+            return ScoreResult(label_set, names, None, np.zeros((0, len(names))), len(windows),
                                problems + gated, quality)
-        logits = np.stack([w.label_logits[label_set] for w in usable])
+        logits = (np.stack([w.label_logits[label_set] for w in usable]) if custom is None
+                  else custom.logits(np.stack([w.embedding for w in usable]), self.logit_scale))
         probs = softmax(logits, axis=1)
         clip = softmax(logits.mean(0))
-        return ScoreResult(label_set, labels, {lab: float(p) for lab, p in zip(labels, clip, strict=True)}, probs,
+        return ScoreResult(label_set, names, {lab: float(p) for lab, p in zip(names, clip, strict=True)}, probs,
                            len(windows), problems, quality)
 
     def screen(self, audio: np.ndarray, sample_rate_hz: int) -> ScreenResult:

@@ -25,6 +25,7 @@ from sdk.cli import HelpFormatter
 from sdk.model import Model, load
 from sdk.results import ScoreResult, ScreenResult, WindowResult
 from sdk.stream import Stream
+from sdk.text import prompt_problem
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 #: What each result problem means, for the text output (the JSON carries the names).
@@ -129,9 +130,12 @@ def screen_result(model: Model, stream: Stream, windows: list[WindowResult], blo
 
 
 def score_result(model: Model, stream: Stream, windows: list[WindowResult], blocks: AudioBlocks,
-                 label_set: str) -> ScoreResult:
-    """:meth:`Model.score`'s result from a finished stream, with the file's ``truncated`` flag."""
-    result = _finished(model, stream, windows).score(np.zeros(0, np.float32), blocks.sample_rate_hz, label_set)
+                 label_set: str, labels: dict[str, list[str]] | None = None, text_bundle: str | None = None
+                 ) -> ScoreResult:
+    """:meth:`Model.score`'s result from a finished stream, with the file's ``truncated`` flag; ``labels``:
+    custom labels embedded on the device (see :meth:`Model.score`)."""
+    result = _finished(model, stream, windows).score(np.zeros(0, np.float32), blocks.sample_rate_hz, label_set,
+                                                     labels, text_bundle)
     return _with_file_flags(result, blocks)
 
 
@@ -265,7 +269,14 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
 def score_main(argv: Sequence[str] | None = None) -> int:
     parser = _parser("acula score", "Zero-shot clip probabilities for a label set.")
     parser.add_argument("--labels", default="lung", help="label set (heart, lung, sound, ...)")
+    parser.add_argument("--prompt", action="append", metavar="TEXT", help="custom label, embedded on the device; "
+                        "repeat (two or more), replaces --labels; needs a text bundle (acula export-text)")
+    parser.add_argument("--text-bundle", help="text bundle for --prompt (default: $ACULA_TEXT_BUNDLE)")
     args = parser.parse_args(argv)
+    if args.prompt and (problem := prompt_problem(args.prompt, args.text_bundle)):
+        print(f"acula score: {problem}", file=sys.stderr)
+        return 1
+    custom = {p: [p] for p in args.prompt} if args.prompt else None
 
     def show(path: str, result: ScoreResult) -> None:
         if result.probabilities is None:
@@ -276,9 +287,10 @@ def score_main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked) + note)
 
     def finish(model: Model) -> Finish:
-        if args.labels not in model.label_sets:
+        if custom is None and args.labels not in model.label_sets:
             raise SystemExit(f"acula score: label set {args.labels!r} is not in this bundle; it offers "
                              f"{sorted(model.label_sets)}")
-        return lambda stream, windows, blocks: score_result(model, stream, windows, blocks, args.labels)
+        return lambda stream, windows, blocks: score_result(model, stream, windows, blocks, args.labels, custom,
+                                                            args.text_bundle)
 
     return _each_file(args, "scoring", finish, show)
