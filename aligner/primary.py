@@ -80,13 +80,14 @@ def run_system(system: Any, corpus: Corpus, indices: list[int], transform: str, 
     have: dict[int, SystemOutput] = {}
     ids = {corpus.rows[i]["record_id"]: i for i in indices}
     if path is not None and path.is_file():
-        z = np.load(path, allow_pickle=False)
-        if str(z["fingerprint"]) == fingerprint:
-            meta = json.loads(str(z["meta"]))
-            for k, rid in enumerate(meta["ids"]):
-                if rid in ids:
-                    have[ids[rid]] = SystemOutput(z["features"][k], meta["native"][k], meta["probability"][k],
-                                                  bool(meta["scored"][k]))
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["fingerprint"]) == fingerprint:
+                meta = json.loads(str(z["meta"]))
+                features = z["features"]  # read once: indexing the NpzFile re-reads the whole array each time
+                for k, rid in enumerate(meta["ids"]):
+                    if rid in ids:
+                        have[ids[rid]] = SystemOutput(features[k], meta["native"][k], meta["probability"][k],
+                                                      bool(meta["scored"][k]))
     todo = [i for i in indices if i not in have]
     for i in tqdm(todo, desc=f"{system.name} [{transform}]", unit="rec", disable=not progress or not todo):
         r = corpus.records[i]
