@@ -28,10 +28,19 @@ def test_auroc_table_means_and_the_train_split_column():
     assert "| B | 0.700 / 0.500 | 0.800 / 0.600 | 0.750 | 0.750 | 0.550 |" in both
 
 
-def test_render_reads_the_alignment_results_file(tmp_path: Path):
-    (tmp_path / "align_eval.json").write_text(json.dumps(rows(True)))
-    text = render(tmp_path)
-    assert "**Alignment**" in text and "| A | 0.600 | 0.700 | 0.650 | 0.650 | n/a |" in text
+def test_render_results_reads_the_primary_results_file(tmp_path: Path):
+    from benchmarks.readme import render_results
+
+    assert "No primary.json yet" in render_results(tmp_path)
+    ci = {"auroc": 0.9, "ci95": [0.8, 0.95], "n": 10, "n_pos": 4}
+    row = {"probe": ci, "native": dict(ci, auroc=0.7), "probe_logo": {"a": {"auroc": 0.6, "n": 5, "n_pos": 2},
+                                                                      "f": {"auroc": 0.4, "n": 5, "n_pos": 2}}}
+    res = {"systems": ["S"], "tasks": ["cough", "heart_abnormal"], "rows": {"S": {"cough": row, "heart_abnormal": row}},
+           "paired": [], "invariance": {}}
+    (tmp_path / "primary.json").write_text(json.dumps(res))
+    text = render_results(tmp_path)
+    assert "| S | 0.900 (0.80-0.95) / 0.700 (0.80-0.95) | 0.900 (0.80-0.95) / 0.700 (0.80-0.95) |" in text
+    assert "| S | 0.400 (f) |" in text  # the worst database, named
 
 
 def screening(with_yamnet: bool) -> dict:
