@@ -125,6 +125,35 @@ def _student_line(prov: dict) -> str:
             f"`{recipe.get('name')}`, zero-shot KD weight {recipe.get('weights', {}).get('kd')}, {per_set}).")
 
 
+def primary_section(results: Path) -> list[str]:
+    """The primary protocol's headline tables and the student's full invariance table (``primary.json``)."""
+    from benchmarks.readme import primary_summary
+
+    path = results / "primary.json"
+    if not path.is_file():
+        return ["_No primary evaluation yet: `bash scripts/eval_primary.sh`._", ""]
+    res = json.loads(path.read_text())
+    lines = ["### Primary protocol", ""] + primary_summary(res) + [""]
+    student = next((s for s in res.get("invariance", {}) if s.startswith("student")), None)
+    if student:
+        per_t = res["invariance"][student]
+        tasks = list(per_t)
+        lines += [f"Invariance of {student} per task: own-score AUROC under the transform / mean shift / max "
+                  "shift of the SDK probability / records unscored (clean AUROC in the header):", "",
+                  "| transform | " + " | ".join(f"{t} ({res['rows'][student][t].get('native', {}).get('auroc', 0):.3f})"
+                                                 for t in tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+        for name in dict.fromkeys(n for t in tasks for n in per_t[t]):
+            cells = []
+            for t in tasks:
+                r = per_t[t].get(name)
+                cells.append("-" if r is None else
+                             f"{r.get('native_auroc', float('nan')):.3f} / {r.get('native_shift_mean', float('nan')):.3f}"
+                             f" / {r.get('native_shift_max', float('nan')):.3f} / {r.get('n_lost', 0)}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def render(bundle: Path, results: Path) -> str:
     manifest = json.loads((bundle / "manifest.json").read_text())
     prov, screening = manifest["provenance"], manifest["screening"]
@@ -146,9 +175,11 @@ def render(bundle: Path, results: Path) -> str:
              f"Trained on the group-disjoint train split; the validation split set the cough operating point; the "
              f"test split and validation split are the evaluation population. Records by split: "
              f"`{json.dumps(prov.get('data', {}).get('records_by_split', {}))}`.", "", "## Metrics", ""]
+    lines += primary_section(results)
     rows = _rows(results, "retention.json")
     if rows:
-        lines += ["AUROC on held-out recordings (val + test), linear probe (mean of 5 seeds, 95 % group-bootstrap "
+        lines += ["### Older protocol: distillation retention", "",
+                  "AUROC on held-out recordings (val + test), linear probe (mean of 5 seeds, 95 % group-bootstrap "
                   "interval); zero-shot with the task table's prompts through the teacher's text projection (the same "
                   "rule for teacher and student), and through the SDK (the bundle's label sets, what `acula score` "
                   "returns). For heart_abnormal_lodo the linear probe is the mean of the five leave-one-database-out "
