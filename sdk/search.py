@@ -86,6 +86,8 @@ class CaseIndex:
                    ) -> tuple[np.ndarray, np.ndarray]:
         """queries: (n, dim) -> (cosine similarities, item positions), each shape (n, k), best first; position -1
         (similarity -inf) where fewer than k were found.  ``ef_search`` overrides the index's for this call."""
+        if ef_search is not None and ef_search < 1:
+            raise ValueError(f"ef_search must be >= 1, got {ef_search}")
         q = _normalise(queries)
         k = min(k, len(self.items))
         if self.kind == "hnsw":
