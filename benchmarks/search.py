@@ -2,6 +2,9 @@
 
     python -m benchmarks.search [--sizes 100000 1000000] [--queries 500] [--json benchmarks/results/search.json]
 
+Indexes: :class:`sdk.search.CaseIndex` HNSW at several M (the smallest size) and efSearch; for memory-bound
+devices IVF-PQ (64 or 128 code bytes a vector against 2048) and HNSW over 8-bit scalar-quantised vectors.
+
 Reference vectors are synthetic with the structure of the student's clip embeddings: 512-d vectors that are
 a fixed linear map of a 112-d latent (the student's bottleneck), drawn around 1,000 cluster centres (recording
 types, devices, participants) with a power-law spread inside each cluster in its own random orientation,
@@ -132,34 +135,36 @@ def bench_hnsw(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, m: int, ef
     return rows
 
 
-def bench_ivfpq(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, n_list: int, pq_bytes: int,
-                nprobes: Sequence[int]) -> list[dict[str, Any]]:
+def bench_factory(x: np.ndarray, queries: np.ndarray, truth: np.ndarray, factory: str, sweep: str,
+                  values: Sequence[int], n_train: int) -> list[dict[str, Any]]:
+    """A compressed faiss index (``factory``: "IVF256,PQ64x8np", "HNSW32,SQ8") trained on ``n_train`` of the
+    vectors, searched at each of ``values`` of ``sweep`` ("nprobe" or "ef_search")."""
     import faiss
 
     def make(v: np.ndarray) -> Any:
-        index = faiss.index_factory(DIM, f"IVF{n_list},PQ{pq_bytes}x8", faiss.METRIC_INNER_PRODUCT)
-        train = v[np.random.default_rng(0).choice(len(v), min(len(v), 40 * n_list), replace=False)]
-        index.train(train)
+        index = faiss.index_factory(DIM, factory, faiss.METRIC_INNER_PRODUCT)
+        index.train(v[np.random.default_rng(0).choice(len(v), min(len(v), n_train), replace=False)])
         index.add(v)
         return index
 
     index, build_s, build_mb = _build(make, x)
     index_mb = faiss.serialize_index(index).nbytes / 2**20
     rows = []
-    for nprobe in nprobes:
-        params = faiss.SearchParametersIVF(nprobe=nprobe)
+    for value in values:
+        params = (faiss.SearchParametersIVF(nprobe=value) if sweep == "nprobe" else
+                  faiss.SearchParametersHNSW(efSearch=value))
         _, ids = index.search(queries, K, params=params)
         p50, p99 = _latency_ms(lambda q, p=params: index.search(q[None], K, params=p), queries)
-        rows.append({"index": "ivfpq", "n": len(x), "n_list": n_list, "pq_bytes": pq_bytes, "nprobe": nprobe,
-                     "recall_at_5": recall_at_k(ids, truth), "query_p50_ms": p50, "query_p99_ms": p99,
-                     "build_s": build_s, "build_peak_mb": build_mb, "index_mb": index_mb})
+        rows.append({"index": factory, "n": len(x), sweep: value, "recall_at_5": recall_at_k(ids, truth),
+                     "query_p50_ms": p50, "query_p99_ms": p99, "build_s": build_s, "build_peak_mb": build_mb,
+                     "index_mb": index_mb})
         print(_row_line(rows[-1]), flush=True)
     return rows
 
 
 def _row_line(r: dict[str, Any]) -> str:
-    setting = (f"HNSW M={r['m']} efSearch={r['ef_search']}" if r["index"] == "hnsw" else
-               f"IVF{r['n_list']},PQ{r['pq_bytes']} nprobe={r['nprobe']}")
+    index = f"HNSW M={r['m']}" if r["index"] == "hnsw" else r["index"]
+    setting = f"{index} " + (f"efSearch={r['ef_search']}" if "ef_search" in r else f"nprobe={r['nprobe']}")
     return (f"| {r['n']:,} | {setting} | {r['recall_at_5']:.3f} | {r['query_p50_ms']:.3f} | "
             f"{r['query_p99_ms']:.3f} | {r['build_s']:.0f} | {r['build_peak_mb']:.0f} | {r['index_mb']:.0f} |")
 
@@ -168,20 +173,31 @@ HEADER = ("| n | index | recall@5 | query p50 ms | query p99 ms | build s | buil
           "|---|---|---|---|---|---|---|---|")
 
 
+def to_markdown(report: dict[str, Any]) -> str:
+    """The report's table with the conditions it was measured under."""
+    return "\n".join([f"Case search (`python -m benchmarks.search`), {report['machine']}, faiss {report['faiss']}: "
+                      f"{report['queries']} queries, {report['data']}; build on {report['build_threads']} "
+                      f"thread(s), queries one at a time on {report['query_threads']}.", "", HEADER,
+                      *(_row_line(r) for r in report["rows"])]) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--m", type=int, nargs="+", default=[16, 32, 48], help="HNSW M values at the smallest size")
+    parser.add_argument("--m", type=int, nargs="*", default=[16, 32, 48], help="HNSW M values at the smallest size")
     parser.add_argument("--large-m", type=int, nargs="+", default=[32],
                         help="HNSW M values at the other sizes (a 1M build takes minutes a value)")
     parser.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 32])
-    parser.add_argument("--pq-bytes", type=int, nargs="+", default=[64, 128],
+    parser.add_argument("--pq-bytes", type=int, nargs="*", default=[64, 128],
                         help="IVF-PQ code bytes a vector (a 512-d float32 vector takes 2048)")
-    parser.add_argument("--no-ivfpq", action="store_true")
+    parser.add_argument("--sq8-m", type=int, nargs="*", default=[32],
+                        help="HNSW M values with 8-bit scalar-quantised storage (a quarter of the memory)")
+    parser.add_argument("--no-compressed", action="store_true", help="skip IVF-PQ and HNSW-SQ8")
     parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--markdown", help="write the table here")
     args = parser.parse_args(argv)
     # a shared machine preempts OpenMP workers; spinning at barriers then costs minutes instead of seconds
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -204,13 +220,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for m in args.m if i == 0 else args.large_m:
                 report["rows"] += bench_hnsw(x, queries, truth, m, args.ef_search, Path(tmp))
-        if not args.no_ivfpq:
+        if not args.no_compressed:
             n_list = 2 ** round(np.log2(np.sqrt(n)))  # about sqrt(n) lists, trained on 40 vectors a list
             for pq_bytes in args.pq_bytes:
-                report["rows"] += bench_ivfpq(x, queries, truth, n_list, pq_bytes, args.nprobe)
+                # "np": no polysemous training, which only the Hamming pre-filter uses and which takes minutes
+                report["rows"] += bench_factory(x, queries, truth, f"IVF{n_list},PQ{pq_bytes}x8np", "nprobe",
+                                                args.nprobe, 40 * n_list)
+            for m in args.sq8_m:
+                report["rows"] += bench_factory(x, queries, truth, f"HNSW{m},SQ8", "ef_search", args.ef_search,
+                                                20_000)
         del x
         if args.json:  # after every size: a 1M run takes long enough to want the 100k rows first
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        if args.markdown:
+            Path(args.markdown).write_text(to_markdown(report))
     return 0
 
 

@@ -19,6 +19,16 @@ from aligner.evaluate import (  # noqa: E402
 )
 
 
+@pytest.fixture(autouse=True)
+def two_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two k-fold seeds instead of the harness's five: a grouped k-fold probe refits its C grid in every inner
+    fold of every outer fold of every seed (5 x 5 x 3 x 6 fits), which made these tests minutes long.  Two
+    still exercise averaging over seeds and keeping the first seed's folds (test_probe_records_...)."""
+    import aligner.evaluate as ev
+
+    monkeypatch.setattr(ev, "N_SEEDS", 2)
+
+
 def test_task_table_is_data_with_the_four_tasks():
     names = [t["name"] for t in task_table()["tasks"]]
     assert names == ["cough_vs_noncough", "heart_abnormal_lodo", "crackles", "wheezes"]
