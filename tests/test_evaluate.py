@@ -122,8 +122,9 @@ def test_markdown_shows_the_sdk_zero_shot_table_only_when_present():
 def test_extra_training_records_are_fit_but_never_scored():
     x, y, g = grouped(signal=3.0)
     alone, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y))
-    # many extra records whose labels contradict the scored ones: the probe follows them
-    ex, ey, eg = grouped(n_groups=200, signal=3.0, seed=1)
+    # more extra records (500) than scored training records in any fold (160), with labels that contradict the
+    # scored ones: the probe follows them
+    ex, ey, eg = grouped(n_groups=100, signal=3.0, seed=1)
     eg = np.char.add("extra-", eg)
     flipped, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, 1 - ey, [{}] * len(ey), eg))
     agreeing, _, _ = probe_auroc(x, y, g, "group_kfold", [{}] * len(y), (ex, ey, [{}] * len(ey), eg))
