@@ -11,11 +11,19 @@ from pathlib import Path
 
 
 def build_tiny_corpus(base: Path) -> Path:
+    """``acula corpus build`` on the replicas of every data-set layout; what it printed is kept beside the
+    corpus in ``build.out`` for the tests of that command."""
+    import contextlib
+    import io
+
     from aligner.corpus_cli import main as corpus_main
     from tests.replicas import make_data_root
 
     data = make_data_root(base / "data")
-    assert corpus_main(["build", "--data", str(data), "--out", str(base / "corpus")]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert corpus_main(["build", "--data", str(data), "--out", str(base / "corpus")]) == 0
+    (base / "build.out").write_text(printed.getvalue())
     return base / "corpus"
 
 
