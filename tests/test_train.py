@@ -44,10 +44,8 @@ def test_the_vit_trains_as_a_masked_autoencoder_with_the_alignment_terms(tiny_co
     from aligner.evaluate import AlignedEncoder
 
     cfg = tmp_path / "vit.json"
-    # the smallest ViT input (4 patches of 4 frames) and batch that CKA and InfoNCE still score: ViT-S is 47M
-    # parameters with its decoder, whatever the input
     cfg.write_text(json.dumps({"preset": "tiny-test", "name": "vit-test", "encoder": "vit", "w_nce": 0.5,
-                               "mask_ratio": 0.75, "max_steps": 2, "crop_frames": 16, "batch_size": 4}))
+                               "mask_ratio": 0.75, "max_steps": 2}))
     out = tmp_path / "run"
     assert align_main(["--config", str(cfg), "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
     rows = metrics(out)
