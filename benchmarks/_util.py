@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
+
+from sdk.bench import machine_line
+
+__all__ = ["ensure_single_thread", "machine_line", "median_ms", "time_call"]
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -40,6 +43,3 @@ def time_call(fn: Callable[[], object], repeats: int = 30, warmup: int = 3) -> l
 def median_ms(times_s: list[float]) -> float:
     return statistics.median(times_s) * 1e3
 
-
-def machine_line() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -28,23 +28,79 @@ import numpy as np
 LAST_LATENCIES_MS: dict[tuple[str, str], np.ndarray] = {}
 
 
-def fingerprint(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
+#: /proc/cpuinfo flags (x86 "flags", Arm "Features") that decide which kernels a runtime can use -> the name
+#: reported; Arm's "asimd" is NEON
+VECTOR_FLAGS = {"sse4_2": "sse4.2", "avx": "avx", "avx2": "avx2", "fma": "fma", "f16c": "f16c", "avx512f": "avx512f",
+                "avx512bw": "avx512bw", "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni",
+                "avx512_bf16": "avx512_bf16", "amx_tile": "amx", "amx_int8": "amx_int8", "amx_bf16": "amx_bf16",
+                "neon": "neon", "asimd": "neon", "asimdhp": "fp16", "asimddp": "dotprod", "i8mm": "i8mm",
+                "bf16": "bf16", "sve": "sve", "sve2": "sve2", "sme": "sme"}
+#: Arm "CPU part" of implementer 0x41 -> core name (the kernel gives Arm cores no model name)
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+             "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2",
+             "0xd49": "Neoverse-N2", "0xd4d": "Cortex-A715", "0xd4e": "Cortex-X3", "0xd4f": "Neoverse-V2"}
+
+
+def _sysctl(*names: str) -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+        return subprocess.run(["sysctl", "-n", *names], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_description(cpuinfo: str | None = None) -> tuple[str, list[str]]:
+    """(CPU model, vector extensions present), from ``/proc/cpuinfo`` (or the text given), sysctl on macOS.
+
+    Virtual machines often mask the model name ("AMD EPYC"), so the x86 family / model / stepping, which name
+    the generation, follow it; Arm cores are named from their part number.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    first: dict[str, str] = {}
+    for line in cpuinfo.splitlines():  # the first processor's values; Arm puts "Hardware" after the last one
+        key, _, value = line.partition(":")
+        first.setdefault(key.strip().lower(), value.strip())
+    words = (first.get("flags") or first.get("features") or "").split()
+    if not words and platform.system() == "Darwin":
+        words = _sysctl("machdep.cpu.features", "machdep.cpu.leaf7_features").lower().replace(".", "_").split()
+        if platform.machine() == "arm64":
+            words += ["asimd", *(f for f in ("asimddp", "i8mm", "bf16", "sme") if _sysctl(
+                f"hw.optional.arm.FEAT_{f.upper().replace('ASIMDDP', 'DotProd')}").strip() == "1")]
+    extensions = list(dict.fromkeys(VECTOR_FLAGS[w] for w in words if w in VECTOR_FLAGS))
+    model = first.get("model name") or first.get("cpu model") or _sysctl("machdep.cpu.brand_string").strip()
+    if first.get("cpu family") and first.get("model"):
+        detail = f"family {first['cpu family']} model {first['model']}" + (
+            f" stepping {first['stepping']}" if first.get("stepping") else "")
+        model = f"{model} ({detail})" if model else detail
+    elif first.get("cpu part"):
+        part = first["cpu part"]
+        core = ARM_PARTS.get(part, f"part {part}") if first.get("cpu implementer") == "0x41" else f"part {part}"
+        model = f"{model or first.get('model') or first.get('hardware') or 'Arm'} ({core})"
+    return model or platform.processor() or platform.machine(), extensions
+
+
+def fingerprint(threads: int) -> dict[str, Any]:
+    cpu, extensions = cpu_description()
     versions = {}
     for mod in ("numpy", "numba", "onnxruntime", "ai_edge_litert", "tflite_runtime"):
         try:
             versions[mod] = __import__(mod).__version__
         except (ImportError, AttributeError):
             continue
-    return {"cpu": cpu, "cores": os.cpu_count(), "arch": platform.machine(), "os": platform.platform(),
-            "python": platform.python_version(), "threads": threads, "runtimes": versions}
+    return {"cpu": cpu, "vector_extensions": extensions, "cores": os.cpu_count(), "arch": platform.machine(),
+            "os": platform.platform(), "python": platform.python_version(), "threads": threads, "runtimes": versions}
+
+
+def machine_line() -> str:
+    """One line naming the CPU model, its vector extensions, core count and Python, for benchmark reports."""
+    cpu, extensions = cpu_description()
+    return (f"{cpu} [{' '.join(extensions) or 'no vector extensions found'}], {os.cpu_count()} cores "
+            f"({platform.machine()}), Python {platform.python_version()}")
 
 
 def time_hops(model: Any, samples: np.ndarray) -> tuple[int, float, np.ndarray]:
@@ -131,7 +187,8 @@ def yamnet_ms_per_audio_s(path: str, seconds: float, threads: int) -> float | No
 
 def to_markdown(report: dict[str, Any]) -> str:
     fp = report["device"]
-    lines = [f"Device: {fp['cpu']}, {fp['cores']} cores ({fp['arch']}), {fp['os']}, Python {fp['python']}, "
+    lines = [f"Device: {fp['cpu']} [{' '.join(fp.get('vector_extensions', []))}], {fp['cores']} cores "
+             f"({fp['arch']}), {fp['os']}, Python {fp['python']}, "
              f"{fp['threads']} thread(s); runtimes {fp['runtimes']}", "",
              "| backend | precision | model KB | p50 ms | p95 ms | p99 ms | max ms | ms per s audio | vs YAMNet |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -115,6 +115,8 @@ def search_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("file", help="audio file to match")
     parser.add_argument("--index", required=True, help="index written by 'acula index build'")
     parser.add_argument("-k", type=int, default=5, help="how many matches")
+    parser.add_argument("--ef-search", type=int, help="HNSW candidates visited per search (more: higher recall, "
+                                                      "slower; default: the one stored with the index)")
     _common(parser)
     args = parser.parse_args(argv)
     model = _load(args)
@@ -122,7 +124,7 @@ def search_main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         index = CaseIndex.load(args.index)
-        matches = index.search(clip_embedding(model, Path(args.file)), args.k)
+        matches = index.search(clip_embedding(model, Path(args.file)), args.k, args.ef_search)
     except (AudioError, FileNotFoundError, ValueError) as exc:
         print(f"acula search: {exc}", file=sys.stderr)
         return 1

@@ -36,3 +36,34 @@ def noise_16k() -> np.ndarray:
     t = np.arange(48000) / 16000
     x = 0.1 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 3100 * t)
     return x.astype(np.float32)
+
+
+# The tiny pipeline, each step built once a session and shared (read only) by the tests that need it.
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.pipeline import build_tiny_corpus
+
+    return build_tiny_corpus(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_corpus: Path) -> Path:
+    """An ``acula align --config tiny-test`` run on :func:`tiny_corpus`."""
+    from tests.pipeline import align_tiny
+
+    return align_tiny(tiny_corpus, tiny_corpus.parent / "align")
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tiny_teacher: Path, tiny_corpus: Path) -> Path:
+    from tests.pipeline import distill_tiny
+
+    return distill_tiny(tiny_teacher, tiny_corpus, tiny_corpus.parent / "distill")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_student: Path, tiny_corpus: Path) -> Path:
+    """The bundle with all four student files (ONNX and TFLite, fp32 and int8)."""
+    from tests.pipeline import export_tiny
+
+    return export_tiny(tiny_student, tiny_corpus, tiny_corpus.parent / "bundle")

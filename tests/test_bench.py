@@ -37,3 +37,37 @@ def test_multiply_adds_are_counted_per_window_with_groups_and_a_symbolic_batch(t
                       dynamic_axes={"x": {0: "batch"}}, opset_version=17, dynamo=False)
     # 64 positions: 4 x 9 (full 3x3), 4 x 9 (depthwise: one input channel each), 8 x 4 (1x1); then 5 x 512
     assert count_macs(path.read_bytes()) == 64 * (4 * 9 + 4 * 9 + 8 * 4) + 5 * 512
+
+
+RASPBERRY_PI_5 = """processor\t: 0
+BogoMIPS\t: 108.00
+Features\t: fp asimd evtstrm crc32 cpuid asimdhp asimddp
+CPU implementer\t: 0x41
+CPU part\t: 0xd0b
+
+processor\t: 1
+Features\t: fp asimd evtstrm crc32 cpuid asimdhp asimddp
+
+Model\t: Raspberry Pi 5 Model B Rev 1.0
+"""
+MASKED_EPYC = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16
+"""
+
+
+def test_fingerprint_names_the_cpu_model_and_its_vector_extensions():
+    from sdk.bench import cpu_description, fingerprint, machine_line
+
+    assert cpu_description(RASPBERRY_PI_5) == ("Raspberry Pi 5 Model B Rev 1.0 (Cortex-A76)",
+                                              ["neon", "fp16", "dotprod"])
+    cpu, extensions = cpu_description(MASKED_EPYC)
+    assert cpu == "AMD EPYC (family 25 model 17 stepping 1)"
+    assert extensions == ["sse4.2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
+    here = fingerprint(1)
+    assert here["cpu"] and isinstance(here["vector_extensions"], list)
+    assert machine_line().startswith(here["cpu"] + " [")

@@ -14,18 +14,17 @@ pytest.importorskip("transformers")
 
 from aligner.corpus import load_corpus  # noqa: E402
 from aligner.corpus_cli import main  # noqa: E402
-from tests.replicas import make_data_root  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_build_writes_manifest_rejects_and_embeddings(tmp_path: Path, capsys):
-    data = make_data_root(tmp_path / "data")
-    out = tmp_path / "corpus"
-    assert main(["build", "--data", str(data), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+def test_build_writes_manifest_rejects_and_embeddings(tiny_corpus: Path, capsys):
+    # tiny_corpus (conftest.py): acula corpus build on tests.replicas.make_data_root, shared with the training
+    # and pipeline tests; its stdout is in build.out
+    data, out = tiny_corpus.parent / "data", tiny_corpus
+    printed = (tiny_corpus.parent / "build.out").read_text()
     assert "embedded the corpus' reports in" in printed
     rows, rejects = read_jsonl(out / "manifest.jsonl"), read_jsonl(out / "rejects.jsonl")
     assert {(r["record_id"], r["reason"]) for r in rejects} == {("coswara/p3/vowel-a", "silent"),

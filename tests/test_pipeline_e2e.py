@@ -14,12 +14,12 @@ pytest.importorskip("litert_torch")
 import sdk  # noqa: E402
 from sdk.model import load  # noqa: E402
 from sdk.synth import synth_recording  # noqa: E402
-from tests.pipeline import build_tiny_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    return build_tiny_bundle(tmp_path_factory.mktemp("e2e"))
+def bundle(tiny_bundle: Path) -> Path:
+    """replica data -> corpus -> align -> distill -> export, each through its main([...]) (conftest.py)."""
+    return tiny_bundle
 
 
 def test_bundle_holds_four_models_and_parity_figures(bundle: Path):

@@ -61,6 +61,49 @@ def test_index_build_and_search_cli_on_a_toy_bundle(tmp_path: Path, capsys):
     assert main(["index", "build", str(refs), "--out", str(tmp_path / "idx"), "--bundle", str(bundle)]) == 0
     assert "skipped broken.wav" in capsys.readouterr().err
     assert main(["search", str(refs / "r0.wav"), "--index", str(tmp_path / "idx"), "--bundle", str(bundle),
-                 "-k", "2", "--json"]) == 0
+                 "-k", "2", "--ef-search", "32", "--json"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert '"file": "r0.wav"' in first and '"label": "normal"' in first
+
+
+def gaussian_clusters(n: int, dim: int, seed: int) -> np.ndarray:
+    """Points around 50 fixed centres with as much spread inside a cluster as between centres: neighbours are
+    found inside crowded clusters, where a graph search with too few candidates misses some."""
+    centres = np.random.default_rng(0).standard_normal((50, dim))
+    rng = np.random.default_rng(seed)
+    return (centres[rng.integers(0, 50, n)] + 0.7 * rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def test_hnsw_default_ef_search_meets_recall_at_5_and_a_search_may_override_it(tmp_path: Path):
+    import faiss
+
+    x, queries = gaussian_clusters(5000, 64, seed=1), gaussian_clusters(200, 64, seed=2)
+    index = CaseIndex(64, "hnsw")
+    index.add(x, [{"i": i} for i in range(len(x))])
+    exact = CaseIndex(64, "flat")
+    exact.add(x, index.items)
+    truth = exact.search_ids(queries, 5)[1]
+
+    def recall(ids: np.ndarray) -> float:
+        return float(np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ids, truth, strict=True)]))
+
+    assert recall(index.search_ids(queries, 5)[1]) >= 0.95
+    visited = []
+    for ef in (5, 200):
+        faiss.cvar.hnsw_stats.reset()
+        index.search_ids(queries, 5, ef_search=ef)
+        visited.append(faiss.cvar.hnsw_stats.ndis)
+    assert visited[1] > 3 * visited[0]  # the override reaches faiss
+    loaded = CaseIndex.load(index.save(tmp_path / "idx"))
+    assert loaded.ef_search == index.ef_search
+    assert np.array_equal(loaded.search_ids(queries, 5)[1], index.search_ids(queries, 5)[1])
+    assert loaded.search(queries[0], 3, ef_search=64)[0].item == index.items[truth[0, 0]]
+
+
+def test_hnsw_parameters_are_checked():
+    with pytest.raises(ValueError, match="ef_search"):
+        CaseIndex(8, "hnsw", ef_search=0)
+    index = CaseIndex(8, "hnsw")
+    index.add(np.eye(8, dtype=np.float32), [{}] * 8)
+    with pytest.raises(ValueError, match="ef_search must be >= 1"):
+        index.search(np.ones(8), ef_search=0)

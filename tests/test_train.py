@@ -15,28 +15,19 @@ pytest.importorskip("transformers")
 
 from aligner.checkpoint import load_checkpoint  # noqa: E402
 from aligner.config import PRESETS, resolve_config  # noqa: E402
-from aligner.corpus_cli import main as corpus_main  # noqa: E402
 from aligner.train import main as align_main  # noqa: E402
-from tests.replicas import make_data_root  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("align")
-    data = make_data_root(base / "data")
-    assert corpus_main(["build", "--data", str(data), "--out", str(base / "corpus")]) == 0
-    return base / "corpus"
+# tiny_corpus and tiny_teacher (an acula align --config tiny-test run on it) are session fixtures (conftest.py)
 
 
 def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_tiny_run_writes_safetensors_config_and_metrics(tiny_corpus: Path, tmp_path: Path):
-    out = tmp_path / "run"
-    assert align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
+def test_tiny_run_writes_safetensors_config_and_metrics(tiny_teacher: Path):
+    out = tiny_teacher  # the session's acula align --config tiny-test run
     state, meta = load_checkpoint(out)
     assert meta["step"] == PRESETS["tiny-test"].max_steps and meta["align_config"]["name"] == "tiny-test"
     assert any(k.startswith("encoder.") for k in state) and "text_proj.weight" in state
@@ -130,12 +121,12 @@ def test_two_process_torchrun_matches_one_process_on_the_same_global_batch(tiny_
             assert x[key] == pytest.approx(y[key], rel=1e-4, abs=1e-5), (key, x, y)
 
 
-def test_distillation_resumes_where_it_stopped_and_matches_an_uninterrupted_run(tiny_corpus: Path, tmp_path: Path,
-                                                                                  capsys):
+def test_distillation_resumes_where_it_stopped_and_matches_an_uninterrupted_run(tiny_corpus: Path,
+                                                                                  tiny_teacher: Path,
+                                                                                  tmp_path: Path, capsys):
     from distill.train import main as distill_main
 
-    teacher = tmp_path / "teacher"
-    assert align_main(["--config", "tiny-test", "--corpus", str(tiny_corpus), "--out", str(teacher)]) == 0
+    teacher = tiny_teacher
     a, b = tmp_path / "a", tmp_path / "b"
     common = ["--teacher", str(teacher), "--corpus", str(tiny_corpus), "--config", "tiny-test"]
     assert distill_main([*common, "--out", str(a)]) == 0

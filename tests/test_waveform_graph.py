@@ -82,15 +82,14 @@ def test_a_student_with_other_mels_is_refused() -> None:
         WaveformStudent(student, FrontendConfig())
 
 
-def test_bundle_with_waveform_graph_loads_and_records_parity(tmp_path: Path) -> None:
+def test_bundle_with_waveform_graph_loads_and_records_parity(tiny_student: Path, tiny_corpus: Path,
+                                                            tmp_path: Path) -> None:
     pytest.importorskip("litert_torch")
     from export.cli import main as export_main
     from sdk.model import load
-    from tests.pipeline import build_tiny_bundle
 
-    first = build_tiny_bundle(tmp_path / "p", tflite=False)
     out = tmp_path / "wave_bundle"
-    assert export_main(["--student", str(first.parent / "distill"), "--corpus", str(first.parent / "corpus"),
+    assert export_main(["--student", str(tiny_student), "--corpus", str(tiny_corpus),
                         "--out", str(out), "--no-tflite", "--waveform-graph"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     info = manifest["files"]["student_waveform_fp32.onnx"]

@@ -1,0 +1,83 @@
+"""Ratio checks for the micro-benchmarks: each subject's time over a fixed reference workload timed in the same
+run, compared with the ratio stored in ``benchmarks/baselines/micro_ratios.json``.
+
+A ratio, not an absolute time, so a baseline stored on one CPU still means something on another and a busy
+shared machine slows both sides alike.  ``--micro-save-ratios`` rewrites the stored ratios from this run;
+``--micro-tolerance`` (default 3) is how many times the stored ratio a subject may reach before it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+RATIOS = Path(__file__).resolve().parents[1] / "baselines" / "micro_ratios.json"
+_REFERENCE_INPUT = np.random.default_rng(0).standard_normal(2**16)
+_MEASURED: dict[str, float] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("micro", "micro-benchmark ratio checks")
+    group.addoption("--micro-save-ratios", action="store_true",
+                    help=f"store this run's subject / reference ratios in {RATIOS.name}")
+    group.addoption("--micro-tolerance", type=float, default=3.0,
+                    help="fail when a ratio exceeds the stored one times this (default 3)")
+
+
+def reference_s(repeats: int = 20) -> float:
+    """Fastest of ``repeats`` runs of a fixed single-threaded workload (a 65,536-point real FFT), after one
+    untimed run.  Single-threaded on purpose: a BLAS matmul would scale with the thread pool, not the core."""
+    np.fft.rfft(_REFERENCE_INPUT)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.fft.rfft(_REFERENCE_INPUT)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@pytest.fixture
+def against_reference(request: pytest.FixtureRequest, benchmark: Any) -> Iterator[Callable[..., Any]]:
+    """``against_reference(fn, *args)``: warm ``fn`` up, benchmark it for about ``budget_s`` (7 rounds at
+    least), then check its fastest round over the reference's fastest run (timed before and after, the faster
+    kept) against the stored ratio."""
+    name = request.node.name
+    stored = json.loads(RATIOS.read_text()) if RATIOS.is_file() else {}
+
+    def run(fn: Callable[..., Any], *args: Any, warmup: int = 3, budget_s: float = 0.2) -> Any:
+        t0 = time.perf_counter()
+        for _ in range(warmup):
+            fn(*args)
+        call_s = (time.perf_counter() - t0) / warmup
+        # fixed rounds, not pytest-benchmark's time budget: CI's --benchmark-max-time=0.01 would leave a
+        # millisecond subject one round, and one preempted round reads as a regression
+        iterations = max(1, int(20e-6 / max(call_s, 1e-9)))
+        rounds = int(np.clip(budget_s / max(call_s * iterations, 1e-9), 7, 500))
+        before = reference_s()
+        result = benchmark.pedantic(fn, args=args, rounds=rounds, iterations=iterations)
+        ref = min(before, reference_s())
+        ratio = benchmark.stats.stats.min / ref
+        _MEASURED[name] = ratio
+        benchmark.extra_info.update({"reference_s": ref, "ratio_to_reference": ratio})
+        if not request.config.getoption("--micro-save-ratios"):
+            if name not in stored:
+                pytest.fail(f"no stored ratio for {name} in {RATIOS}; store one with --micro-save-ratios")
+            limit = stored[name] * request.config.getoption("--micro-tolerance")
+            assert ratio <= limit, (f"{name}: {ratio:.2f} x the reference workload, stored {stored[name]:.2f} "
+                                    f"(limit {limit:.2f}): a regression, or rerun on a quieter machine")
+        return result
+
+    yield run
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.getoption("--micro-save-ratios", default=False) and _MEASURED:
+        stored = json.loads(RATIOS.read_text()) if RATIOS.is_file() else {}
+        stored.update({k: round(v, 3) for k, v in sorted(_MEASURED.items())})
+        RATIOS.write_text(json.dumps(dict(sorted(stored.items())), indent=2) + "\n")
