@@ -39,6 +39,7 @@ from aligner.eval_report import plot_rocs, to_markdown
 from aligner.probe import PROBE_C_GRID, ProbeResult, bootstrap_ci, choose_c, one_se_choice, probe_auroc
 from aligner.protocol import auroc
 from sdk.label_sets import descriptions, templates
+from sdk.scoring import clip_embedding
 
 __all__ = ["PROBE_C_GRID", "AlignedEncoder", "ProbeResult", "build_prompt_bank", "bundle_system", "choose_c",
            "evaluate", "main", "one_se_choice", "probe_auroc", "spread", "task_table", "to_markdown",
@@ -227,7 +228,7 @@ def bundle_system(spec: str, corpus: Corpus, task_prompts: Callable[[dict[str, A
         windows = stream.accept(clip.samples, clip.sample_rate_hz) + stream.flush()
         windows = [windows[k] for k in spread(len(windows))]
         emb = np.stack([w.embedding for w in windows])
-        clip_emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).mean(0)
+        clip_emb = clip_embedding(emb)
         logits = {k: np.mean([w.label_logits[k] for w in windows], 0) for k in model.label_sets}
         return clip_emb, (clip_emb, logits)
 

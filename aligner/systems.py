@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from sdk.scoring import clip_embedding
+
 #: the questions a system may answer natively; each task of the primary table names one
 NATIVE_KEYS = ("cough", "heart_abnormal", "crackles", "wheezes", "copd")
 
@@ -139,7 +141,7 @@ class BundleSystem:
         wins = stream.accept(samples, 16000) + stream.flush()
         sel = [wins[k] for k in _spread(len(wins))]
         emb = np.stack([w.embedding for w in sel])
-        feats = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).mean(0).astype(np.float32)
+        feats = clip_embedding(emb).astype(np.float32)
         usable = [w for w in wins if not w.problems]
         if not usable:
             return SystemOutput(feats, {}, {}, scored=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sdk import scoring
 from sdk.audio import AudioError, iter_audio_blocks
 from sdk.model import Model
 from sdk.screen_cli import AUDIO_SUFFIXES, Progress, _common, _load, stream_file
@@ -32,9 +33,7 @@ def clip_embedding(model: Model, path: Path, block_s: float = 10.0) -> np.ndarra
         raise AudioError(f"{path} is digital silence throughout (nothing to index)")
     if not windows:
         raise AudioError(f"{path} is too short for one analysis window")
-    emb = np.stack([w.embedding for w in windows])
-    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    return np.asarray(e.mean(0))
+    return np.asarray(scoring.clip_embedding(np.stack([w.embedding for w in windows])))
 
 
 def _build_arguments(parser: argparse.ArgumentParser) -> None:

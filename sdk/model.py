@@ -25,7 +25,7 @@ from sdk.bundle import Bundle, BundleError, read_bundle
 from sdk.frontend import LogMelFrontend
 from sdk.results import EmbedResult, ScoreResult, ScreenResult, WindowResult, result_problems
 from sdk.runtimes import make_backend
-from sdk.scoring import LabelScorer, softmax
+from sdk.scoring import LabelScorer, clip_embedding, softmax
 from sdk.screening import Event, ScreeningConfig
 from sdk.stream import Stream
 from sdk.text import CustomLabels, joint_text
@@ -115,7 +115,7 @@ class Model:
             emb = self.embed(x, sample_rate_hz).embeddings
             if emb.shape[0] == 0:
                 raise AudioError("the recording is too short for one analysis window")
-            query = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).mean(0)
+            query = clip_embedding(emb)
         return list(index.search(query, k))
 
     def embed_text(self, prompts: list[str], text_bundle: str | Path | None = None) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LabelScorer", "sigmoid", "softmax"]
+__all__ = ["LabelScorer", "clip_embedding", "sigmoid", "softmax"]
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -21,6 +21,13 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     z = np.exp(logits - logits.max(axis=axis, keepdims=True))
     z /= z.sum(axis=axis, keepdims=True)
     return z
+
+
+def clip_embedding(embeddings: np.ndarray) -> np.ndarray:
+    """A recording's embedding from its windows': the mean of the unit-normalised window embeddings, shape
+    (embed_dim,) from (n_windows, embed_dim).  The one rule for search, the case index and the evaluation."""
+    e = np.asarray(embeddings)
+    return (e / np.linalg.norm(e, axis=1, keepdims=True)).mean(0)
 
 
 def sigmoid(x: Any) -> Any:
