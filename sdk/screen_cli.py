@@ -288,8 +288,11 @@ def score_main(argv: Sequence[str] | None = None) -> int:
 
     def finish(model: Model) -> Finish:
         if custom is None and args.labels not in model.label_sets:
-            raise SystemExit(f"acula score: label set {args.labels!r} is not in this bundle; it offers "
-                             f"{sorted(model.label_sets)}")
+            message = f"label set {args.labels!r} is not in this bundle; it offers {sorted(model.label_sets)}"
+            if args.json:  # --json: the error is a JSON object on stdout too
+                print(json.dumps({"error": "ValueError", "message": message}))
+                raise SystemExit(1)
+            raise SystemExit(f"acula score: {message}")
         return lambda stream, windows, blocks: score_result(model, stream, windows, blocks, args.labels, custom,
                                                             args.text_bundle)
 
