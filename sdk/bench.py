@@ -260,12 +260,14 @@ def compare(a_path: str, b_path: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", default="default")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bundle", default="default", help="packaged bundle name, directory or zip")
+    parser.add_argument("--threads", type=int, default=1, help="inference threads")
     parser.add_argument("--pin-cpu", type=int, help="pin the process to this CPU (Linux)")
     parser.add_argument("--seconds", type=float, default=30.0, help="audio per measurement")
-    parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
-    parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite",
+                        help="YAMNet TFLite file timed in the same run as the reference")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout (no table)")
+    parser.add_argument("--out", help="also write the JSON report to this file (for 'acula bench compare')")
     sub = parser.add_subparsers(dest="cmd", metavar="{compare}")
     cmp = sub.add_parser("compare", help="ratios of two reports (B over A): acula bench --json, or "
                                          "python -m benchmarks.sdk_latency --json",
@@ -303,9 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "bundle_kb": sum(i["bytes"] for i in bundle.manifest["files"].values()) / 1024,
               "cold_start_s": warm, "first_start_s": first, "peak_rss_mb": peak_rss_mb(args.bundle),
               "yamnet_ms_per_audio_s": yamnet_ms_per_audio_s(args.yamnet, args.seconds, args.threads)}
-    print(to_markdown(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report) if args.json else to_markdown(report))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
     return 0
 
 

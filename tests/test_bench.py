@@ -14,7 +14,7 @@ from sdk.model import available_models
 @pytest.mark.skipif("default" not in available_models(), reason="no packaged default bundle")
 def test_acula_bench_prints_a_table_and_valid_json(tmp_path: Path, capsys):
     out = tmp_path / "a.json"
-    assert main(["bench", "--seconds", "2", "--json", str(out)]) == 0
+    assert main(["bench", "--seconds", "2", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert {(r["backend"], r["precision"]) for r in report["runs"]} >= {("onnxruntime", "int8"),
                                                                          ("onnxruntime", "fp32")}
