@@ -1,6 +1,6 @@
 """``acula bench``: latency, real-time factor, cold start, memory and sizes on this device.
 
-    acula bench [--bundle default] [--threads 1] [--pin-cpu 0] [--seconds 30] [--yamnet PATH] [--json OUT]
+    acula bench [--bundle default] [--threads 1] [--pin-cpu 0] [--seconds 30] [--yamnet PATH] [--json] [--out FILE]
     acula bench compare A.json B.json
 
 Measures every installed backend and precision of the bundle (onnxruntime and
@@ -211,7 +211,7 @@ REPORT_KEYS = ("cold_start_s", "peak_rss_mb")
 
 
 def load_report(path: str) -> dict[str, Any]:
-    """A latency report as ``{"runs": [...], "cold_start_s": ..., ...}``: what ``acula bench --json`` writes, or
+    """A latency report as ``{"runs": [...], "cold_start_s": ..., ...}``: what ``acula bench --out`` writes, or
     the flat one-run report of ``python -m benchmarks.sdk_latency``.  ValueError with a sentence otherwise."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -225,7 +225,7 @@ def load_report(path: str) -> dict[str, Any]:
         run = {"backend": data["backend"], "precision": data["precision"],
                **{k: data[flat] for k, flat in RUN_KEYS.items() if flat in data}}
         return {**{k: data[k] for k in REPORT_KEYS if k in data}, "runs": [run]}
-    raise ValueError(f"{path} is not a latency report: expected 'runs' (acula bench --json) or 'backend', "
+    raise ValueError(f"{path} is not a latency report: expected 'runs' (acula bench --out) or 'backend', "
                      "'precision' and hop latencies (python -m benchmarks.sdk_latency)")
 
 
