@@ -129,7 +129,7 @@ def test_custom_labels_made_of_a_label_sets_prompts_score_as_that_label_set(text
     emb = model.embed(x, 16000).embeddings
     custom = CustomLabels.build(lung, lambda t: model.embed_text(t, text_bundle))
     # the label set's logits are divided by its calibrated temperature; custom labels are uncalibrated
-    expected = model._label_logits(emb)["lung"] * model.temperature["lung"]
+    expected = model.scorer(emb)["lung"] * model.temperature["lung"]
     got = custom.logits(emb, model.logit_scale)
     # the int8 encoder and the fitted projection reproduce the bank's prompts to cosine >= 0.99, so a label's
     # mean cosine moves by well under 0.01, and no window changes its ranking of the labels
