@@ -225,7 +225,7 @@ def invariance_row(td: TaskData, probe: Any, clean: tuple[np.ndarray, np.ndarray
     is (features, native scores, user-facing probabilities) per unit; the shift is measured on the system's own
     probability when it has one (SDK, supervised heads, YAMNet), else on the clean-trained probe's."""
     m = td.scored
-    y, g = td.y[m], td.groups[m]
+    y = td.y[m]
     p0 = probe.predict_proba(clean[0][m])[:, 1]
     p1 = probe.predict_proba(moved[0][m])[:, 1]
     d = np.abs(p1 - p0)
@@ -242,7 +242,6 @@ def invariance_row(td: TaskData, probe: Any, clean: tuple[np.ndarray, np.ndarray
             dn = np.abs(q1[both] - q0[both])
             row["native_shift_mean"] = float(dn.mean()) if dn.size else float("nan")
             row["native_shift_max"] = float(dn.max()) if dn.size else float("nan")
-    del g
     return row
 
 

@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aligner.protocol import auroc, group_bootstrap
+from aligner.protocol import auroc, group_bootstrap, one_se_choice
 
 N_SEEDS = 5
 #: inverse regularisation strengths the probe chooses from; chosen per fold on its training side only.  Six decades:
@@ -71,15 +71,6 @@ def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, values: np.ndarra
             clf.set_params(C=c)
             scores[f, k] = auroc(y[te], clf.fit(xtr, y[tr]).decision_function(xte))
     return float(grid[one_se_choice(scores)])
-
-
-def one_se_choice(scores: np.ndarray) -> int:
-    """Index of the first column (strongest regularisation) of an inner-fold x grid score table whose mean is
-    within one standard error of the best mean (the best column's fold spread; no spread from one fold)."""
-    mean = scores.mean(0)
-    best = int(np.argmax(mean))
-    se = scores[:, best].std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else 0.0
-    return int(np.flatnonzero(mean >= mean[best] - se)[0])
 
 
 @dataclass

@@ -171,10 +171,16 @@ def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, grid: Sequence[fl
         xtr, xte = scaler.transform(x[tr]), scaler.transform(x[te])
         for k, c in enumerate(grid):
             table[f, k] = auroc(y[te], _logreg(c).fit(xtr, y[tr]).decision_function(xte))
-    mean = table.mean(0)
+    return float(grid[one_se_choice(table)])
+
+
+def one_se_choice(scores: np.ndarray) -> int:
+    """Index of the first column (strongest regularisation) of an inner-fold x grid score table whose mean is
+    within one standard error of the best mean (the best column's fold spread; no spread from one fold)."""
+    mean = scores.mean(0)
     best = int(np.argmax(mean))
-    se = table[:, best].std(ddof=1) / np.sqrt(len(folds)) if len(folds) > 1 else 0.0
-    return float(grid[int(np.flatnonzero(mean >= mean[best] - se)[0])])
+    se = scores[:, best].std(ddof=1) / np.sqrt(len(scores)) if len(scores) > 1 else 0.0
+    return int(np.flatnonzero(mean >= mean[best] - se)[0])
 
 
 def fit_probe(x_train: np.ndarray, y_train: np.ndarray, groups_train: np.ndarray) -> Any:
