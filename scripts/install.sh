@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 extras=""
 if [ "${1:-}" = "--all" ]; then
-  extras="[train,export,text,tflite,mcu,audio,search,plot,serial,web,dev]"
+  extras="[train,export,text,tflite,mcu,audio,search,plot,serial,sign,web,dev]"
 fi
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
