@@ -61,7 +61,8 @@ def export_onnx_int8(fp32_path: Path, path: Path, calibration: np.ndarray, perce
     method = CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile
     extra = {} if percentile is None else {"CalibPercentile": percentile}
     quantize_static(str(prepped), str(path), _Calibration(calibration), quant_format=QuantFormat.QDQ,
-                    per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                    per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
+                    activation_type=QuantType.QUInt8,
                     calibrate_method=method, extra_options=extra)
     prepped.unlink()
     return path

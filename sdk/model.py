@@ -1,6 +1,6 @@
 """The on-device model: a verified bundle, a runtime backend, and per-session streams.
 
-    model = sdk.load("path/to/bundle", backend="onnxruntime", precision="int8")
+    model = sdk.load("path/to/bundle", backend="onnxruntime", precision="auto")
     result = model.screen(samples, sample_rate_hz=16000)      # events, window scores, quality flags
     stream = model.stream(); stream.accept(chunk, 16000)       # same results, chunk by chunk
 
@@ -56,7 +56,7 @@ def _resolve(bundle: str | Path) -> Path:
     return path
 
 
-def load(bundle: str | Path = "default", backend: str = "onnxruntime", precision: str = "int8",
+def load(bundle: str | Path = "default", backend: str = "onnxruntime", precision: str = "auto",
          n_threads: int = 1, sha256: str | None = None, public_key: Any = None) -> Model:
     """Load and verify a bundle (a packaged name or a path) on one backend and precision (``"fp32"``,
     ``"int8"`` or ``"auto"``: the faster of the two on this device, measured once and cached; see
@@ -67,7 +67,7 @@ def load(bundle: str | Path = "default", backend: str = "onnxruntime", precision
 
 
 class Model:
-    def __init__(self, bundle: Bundle, backend: str = "onnxruntime", precision: str = "int8",
+    def __init__(self, bundle: Bundle, backend: str = "onnxruntime", precision: str = "auto",
                  n_threads: int = 1) -> None:
         self.bundle = bundle
         m = bundle.manifest

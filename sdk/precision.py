@@ -6,6 +6,12 @@ by more than ``FP32_MARGIN`` (integer-friendly cores keep int8).  The choice is 
 keyed by CPU model, backend, thread count and bundle digest, in ``$ACULA_CACHE_DIR`` or the user cache dir
 (``$XDG_CACHE_HOME/acula-edge``, else ``~/.cache/acula-edge``), so later loads skip the measurement.
 ``ACULA_PRECISION=int8`` (or fp32) overrides the choice, e.g. on an integer-only target.
+
+Speed is not enough: on x86 CPUs without VNNI (AVX2 only) onnxruntime's u8 x s8 int8 kernels can saturate
+their 16-bit sums, and the int8 student then answers something else than fp32 (measured on an AVX2-only AMD
+EPYC: embedding cosine 0.39 to fp32 on a real cough, cough probability 0.002 instead of 0.73).  So ``auto``
+also runs both models on a few deterministic windows (seeded noise bursts through the bundle's own front
+end) and keeps int8 only when its embeddings agree with fp32's (cosine >= ``INT8_MIN_COSINE``).
 """
 
 from __future__ import annotations
@@ -19,12 +25,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FP32_MARGIN", "cache_path", "choose_precision", "cpu_model"]
+__all__ = ["FP32_MARGIN", "INT8_MIN_COSINE", "cache_path", "choose_precision", "cpu_model", "int8_agreement"]
 
 #: fp32 is chosen only when its median window time is below (1 - FP32_MARGIN) x int8's
 FP32_MARGIN = 0.10
 N_WARMUP, N_TIMED = 3, 15
 CACHE_FILE = "precision.json"
+#: int8 is usable on this device only if its embeddings agree with fp32's this well on the probe windows
+#: (a sound int8 export measures >= 0.999 on real windows; a saturating kernel measured 0.39)
+INT8_MIN_COSINE = 0.98
+#: bumped when the choice rule changes, so choices cached by an older rule are made again
+RULE = "v2"
 
 
 def cpu_model() -> str:
@@ -74,6 +85,37 @@ def _median_ms(backend: Any, window: np.ndarray) -> float:
     return float(np.median(times)) * 1e3
 
 
+def probe_windows(bundle: Any, n: int = 3, seed: int = 0) -> np.ndarray:
+    """``n`` deterministic windows of realistic features: seeded noise bursts of different levels and
+    spectral tilts through the bundle's own front end (no recording needs to ship for this)."""
+    from sdk.frontend import LogMelFrontend
+
+    m, fe = bundle.manifest, LogMelFrontend(bundle.frontend)
+    frames = int(m["window_frames"])
+    rate, hop, n_fft = fe.config.sample_rate_hz, fe.config.hop_length, fe.config.n_fft
+    n_samples = (frames - 1) * hop + n_fft
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_samples) / rate
+    out = []
+    for i in range(n):
+        noise = np.cumsum(rng.standard_normal(n_samples)) if i % 2 else rng.standard_normal(n_samples)
+        noise -= noise.mean()
+        burst = np.exp(-0.5 * ((t - t[-1] * (i + 1) / (n + 1)) / 0.08) ** 2)  # a cough-like burst
+        x = (0.02 + burst) * noise / (np.abs(noise).max() + 1e-9) * 10 ** (-6 * i / 20)
+        out.append(fe(x.astype(np.float32))[:frames])
+    return np.stack(out).astype(np.float32)
+
+
+def int8_agreement(int8: Any, fp32: Any, windows: np.ndarray) -> float:
+    """The lowest cosine between the int8 and fp32 models' embeddings over ``windows``."""
+    worst = 1.0
+    for w in windows:
+        a, b = (np.asarray(backend(w[None])[0], np.float64).ravel() for backend in (int8, fp32))
+        cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+        worst = min(worst, cos)
+    return worst
+
+
 def choose_precision(bundle: Any, backend_name: str, n_threads: int = 1) -> tuple[str, Any]:
     """(precision, a backend built for it or None) for ``bundle`` on ``backend_name``: from the cache, or by
     timing each precision the bundle offers on one zero window (the runtime's cost does not depend on the
@@ -87,7 +129,7 @@ def choose_precision(bundle: Any, backend_name: str, n_threads: int = 1) -> tupl
         return str(forced), None
     if len(offered) < 2:
         return (offered[0] if offered else "int8"), None
-    key = f"{cpu_model()}|{backend_name}|threads={n_threads}|{bundle.sha256}"
+    key = f"{cpu_model()}|{backend_name}|threads={n_threads}|{bundle.sha256}|{RULE}"
     path = cache_path()
     cache = _read_cache(path)
     hit = cache.get(key)
@@ -100,7 +142,14 @@ def choose_precision(bundle: Any, backend_name: str, n_threads: int = 1) -> tupl
         name, _ = bundle.model_file(backend_name, precision)
         built[precision] = make_backend(backend_name, bundle.files[name], n_threads)
         ms[precision] = _median_ms(built[precision], window)
-    choice = "fp32" if ms["fp32"] < (1.0 - FP32_MARGIN) * ms["int8"] else "int8"
-    cache[key] = {"precision": choice, "window_ms": ms, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    agreement = int8_agreement(built["int8"], built["fp32"], probe_windows(bundle))
+    if agreement < INT8_MIN_COSINE:
+        choice, reason = "fp32", f"int8 disagrees with fp32 on this CPU (embedding cosine {agreement:.3f})"
+    elif ms["fp32"] < (1.0 - FP32_MARGIN) * ms["int8"]:
+        choice, reason = "fp32", "fp32 is faster"
+    else:
+        choice, reason = "int8", "int8 agrees with fp32 and is not slower"
+    cache[key] = {"precision": choice, "reason": reason, "window_ms": ms, "int8_cosine": round(agreement, 5),
+                  "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
     _write_cache(path, cache)
     return choice, built[choice]

@@ -44,7 +44,9 @@ def _common(parser: argparse.ArgumentParser, json_help: str = "JSON on stdout, o
     parser.add_argument("--bundle", default="default", help="packaged bundle name, directory or zip")
     parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tflite"],
                         help="runtime (tflite: ai-edge-litert or tflite-runtime)")
-    parser.add_argument("--precision", default="int8", choices=["int8", "fp32"], help="model file precision")
+    parser.add_argument("--precision", default="auto", choices=["auto", "int8", "fp32"],
+                        help="model file precision (auto: int8 where it agrees with fp32 and is not slower on "
+                             "this CPU; measured once and cached)")
     parser.add_argument("--threads", type=int, default=1, help="inference threads")
     parser.add_argument("--json", action="store_true", help=json_help)
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # precision="auto" caches its per-device choice; the suite (and the CLIs it starts) keep theirs out of $HOME
+    os.environ.setdefault("ACULA_CACHE_DIR", tempfile.mkdtemp(prefix="acula-test-cache-"))
 
 
 def shared_data_dir() -> Path | None:

@@ -78,7 +78,8 @@ def test_bench_compare_reads_the_readme_results_file(capsys):
     flat = json.loads(Path(path).read_text())
     assert main(["bench", "compare", path, path]) == 0
     out = capsys.readouterr().out
-    assert f"{flat['backend']} {flat['precision']}: p50_ms 1.00, p99_ms 1.00, ms_per_audio_s 1.00" in out and "cold_start_s: 1.00" in out
+    assert f"{flat['backend']} {flat['precision']}: p50_ms 1.00, p99_ms 1.00, ms_per_audio_s 1.00" in out
+    assert "cold_start_s: 1.00" in out
 
 
 def test_bench_compare_matches_an_acula_bench_report_with_a_flat_one(tmp_path: Path, capsys):

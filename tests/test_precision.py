@@ -71,6 +71,23 @@ def test_auto_measures_again_when_the_cache_is_unreadable(bundle, monkeypatch, c
     assert sdk.load(bundle, precision="auto").precision == "int8" and len(timed) == 2
 
 
+def test_auto_refuses_an_int8_model_that_disagrees_with_fp32(bundle, monkeypatch, cache_dir: Path):
+    fake_timer(monkeypatch, {"int8": 0.05, "fp32": 0.2})  # int8 much faster, as a saturating kernel can be
+    monkeypatch.setattr(prec, "int8_agreement", lambda int8, fp32, windows: 0.39)
+    assert sdk.load(bundle, precision="auto").precision == "fp32"
+    (entry,) = json.loads((cache_dir / "precision.json").read_text()).values()
+    assert "disagrees" in entry["reason"] and entry["int8_cosine"] == 0.39
+
+
+def test_probe_windows_are_deterministic_and_int8_agreement_is_measured(bundle):
+    m = sdk.load(bundle, precision="fp32")
+    a, b = prec.probe_windows(m.bundle), prec.probe_windows(m.bundle)
+    assert a.shape == (3, m.window_frames, m.frontend.config.n_mels) and np.array_equal(a, b)
+    assert prec.int8_agreement(m.backend, m.backend, a) == pytest.approx(1.0)
+    flipped = lambda w: tuple(-o for o in m.backend(w))  # noqa: E731  (an "int8" that answers the opposite)
+    assert prec.int8_agreement(flipped, m.backend, a) == pytest.approx(-1.0)
+
+
 def test_acula_precision_overrides_auto_for_integer_only_targets(bundle, monkeypatch):
     timed = fake_timer(monkeypatch, {"int8": 0.2, "fp32": 0.1})
     monkeypatch.setenv("ACULA_PRECISION", "int8")
@@ -91,22 +108,43 @@ def recordings() -> list[Path]:
     return files
 
 
+def usable_int8_backends() -> list[str]:
+    """Backends whose int8 student agrees with fp32 on this CPU (onnxruntime's saturates on AVX2-only x86)."""
+    from sdk.runtimes import BackendUnavailable, make_backend
+
+    bundle = sdk.load("default", precision="fp32").bundle
+    usable = []
+    for name in ("onnxruntime", "tflite"):
+        try:
+            built = {p: make_backend(name, bundle.files[bundle.model_file(name, p)[0]]) for p in ("int8", "fp32")}
+        except (BackendUnavailable, KeyError):
+            continue
+        if prec.int8_agreement(built["int8"], built["fp32"], prec.probe_windows(bundle)) >= prec.INT8_MIN_COSINE:
+            usable.append(name)
+    return usable
+
+
 def test_cough_operating_point_decides_the_same_on_fp32_and_int8():
     if not DATA.is_dir():
         pytest.skip(f"real recordings not found at {DATA} (set ACULA_DATA)")
     if "default" not in sdk.available_models():
         pytest.skip("no packaged default bundle")
-    fp32, int8 = sdk.load("default", precision="fp32"), sdk.load("default", precision="int8")
-    on = fp32.screening.on
-    n = 0
-    for path in recordings():
-        try:
-            clip = sdk.load_audio(path, target_rate_hz=None)
-        except sdk.AudioError:
-            continue
-        a, b = fp32.screen(clip.samples, clip.sample_rate_hz), int8.screen(clip.samples, clip.sample_rate_hz)
-        assert [(e.start_s, e.end_s) for e in a.events] == [(e.start_s, e.end_s) for e in b.events], path
-        assert [w.cough_probability is not None and w.cough_probability >= on for w in a.windows] == \
-               [w.cough_probability is not None and w.cough_probability >= on for w in b.windows], path
-        n += 1
-    assert n >= 10
+    backends = usable_int8_backends()
+    if not backends:
+        pytest.skip("no runtime here runs the int8 student in agreement with fp32")
+    for backend in backends:
+        fp32 = sdk.load("default", backend=backend, precision="fp32")
+        int8 = sdk.load("default", backend=backend, precision="int8")
+        on = fp32.screening.on
+        n = 0
+        for path in recordings():
+            try:
+                clip = sdk.load_audio(path, target_rate_hz=None)
+            except sdk.AudioError:
+                continue
+            a, b = fp32.screen(clip.samples, clip.sample_rate_hz), int8.screen(clip.samples, clip.sample_rate_hz)
+            assert [(e.start_s, e.end_s) for e in a.events] == [(e.start_s, e.end_s) for e in b.events], path
+            assert [w.cough_probability is not None and w.cough_probability >= on for w in a.windows] == \
+                   [w.cough_probability is not None and w.cough_probability >= on for w in b.windows], path
+            n += 1
+        assert n >= 10
