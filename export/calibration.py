@@ -3,8 +3,9 @@
 * The cough operating point (``calibrate_screening``): the lowest 'on' threshold at which each recording
   group's share of validation recordings with a cough event stays within ``SCREENING_TARGETS``, run through
   the SDK's own event logic.
-* One temperature per label set (``calibrate_temperatures``): the negative log-likelihood of the clip-level
-  softmax the SDK computes (``sdk.model.Model``'s label logits, mean over windows), with ECE before and after.
+* A temperature and a per-label bias per label set (``calibrate_temperatures``, vector scaling): the negative
+  log-likelihood of the clip-level softmax the SDK computes (``sdk.model.Model``'s label logits, mean over
+  windows), with ECE before, with the temperature alone, and after.
   A record's label comes from ``sdk/label_sets.json``'s ``record_label``; a label set without one is an error.
 
 Torch-free: the student's outputs arrive as a :class:`ValOutputs`.
@@ -121,33 +122,80 @@ def sdk_label_logits(embeddings: np.ndarray, prompts: np.ndarray, logit_scale: f
     return scorer(np.asarray(embeddings, dtype=np.float32))
 
 
-def nll(logits: np.ndarray, y: np.ndarray, t: float) -> float:
-    """Mean negative log-likelihood of labels ``y`` under softmax(logits / t); logits (n, n_labels)."""
-    z = logits / t
+def nll(logits: np.ndarray, y: np.ndarray, t: float, bias: np.ndarray | None = None) -> float:
+    """Mean negative log-likelihood of labels ``y`` under softmax(logits / t + bias); logits (n, n_labels)."""
+    z = logits / t + (0.0 if bias is None else bias)
     z = z - z.max(1, keepdims=True)
     return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean())
 
 
-def ece(logits: np.ndarray, y: np.ndarray, t: float, n_bins: int = 10) -> float:
-    """Expected calibration error of softmax(logits / t): confidence bins of width 1 / n_bins, weighted."""
-    z = np.exp(logits / t - (logits / t).max(1, keepdims=True))
-    prob = z / z.sum(1, keepdims=True)
+def softmax_probs(logits: np.ndarray, t: float, bias: np.ndarray | None = None) -> np.ndarray:
+    z = logits / t + (0.0 if bias is None else bias)
+    z = np.exp(z - z.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def ece(logits: np.ndarray, y: np.ndarray, t: float, n_bins: int = 10, bias: np.ndarray | None = None) -> float:
+    """Expected calibration error of softmax(logits / t + bias): confidence bins of width 1 / n_bins, weighted."""
+    prob = softmax_probs(logits, t, bias)
     conf, pred = prob.max(1), prob.argmax(1)
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
     return float(sum(abs(np.mean(pred[bins == b] == y[bins == b]) - conf[bins == b].mean()) * np.mean(bins == b)
                      for b in range(n_bins) if np.any(bins == b)))
 
 
+def fit_vector_scaling(logits: np.ndarray, y: np.ndarray, t0: float) -> tuple[float, np.ndarray]:
+    """Temperature and per-label bias (the first label's fixed at 0) minimising the NLL of
+    softmax(logits / t + bias), from (t0, 0).  A temperature alone cannot move probability mass between labels,
+    so a set whose validation labels are far from uniform (lung: mostly normal cycles) stays miscalibrated with
+    it; the bias is the labels' log prior ratio the scores do not already carry."""
+    from scipy.optimize import minimize
+
+    n_labels = logits.shape[1]
+
+    def loss(theta: np.ndarray) -> float:
+        return nll(logits, y, float(np.exp(theta[0])), np.concatenate([[0.0], theta[1:]]))
+
+    start = np.concatenate([[np.log(t0)], np.zeros(n_labels - 1)])
+    bounds = [(np.log(TEMPERATURE_GRID[0]), np.log(TEMPERATURE_GRID[-1]))] + [(-20.0, 20.0)] * (n_labels - 1)
+    res = minimize(loss, start, method="L-BFGS-B", bounds=bounds)
+    theta = res.x if res.fun <= loss(start) else start
+    return float(np.exp(theta[0])), np.concatenate([[0.0], theta[1:]])
+
+
+#: folds of the out-of-fold comparison that decides whether a label set gets a bias
+BIAS_FOLDS = 5
+
+
+def out_of_fold_nll(logits: np.ndarray, y: np.ndarray, with_bias: bool, seed: int = 0) -> float:
+    """Mean NLL of each validation clip under a calibration fitted on the other folds (temperature grid, then
+    vector scaling when ``with_bias``): an honest comparison of the two, since in-sample the bias never loses."""
+    folds = np.random.default_rng(seed).permutation(len(y)) % BIAS_FOLDS
+    total = 0.0
+    for f in range(BIAS_FOLDS):
+        fit, held = folds != f, folds == f
+        t = float(min(TEMPERATURE_GRID, key=lambda t: nll(logits[fit], y[fit], t)))
+        bias = None
+        if with_bias:
+            t, bias = fit_vector_scaling(logits[fit], y[fit], t)
+        total += nll(logits[held], y[held], t, bias) * held.sum()
+    return total / len(y)
+
+
 def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: float,
                            sets: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
-    """One temperature per label set, fitted on the validation split by the negative log-likelihood of the
-    clip-level softmax (mean of window logits, first ``TEMPERATURE_WINDOWS`` windows of a record), as the SDK
-    computes it.  Reports ECE before and after.  A set with fewer than two labels among the validation records
-    keeps temperature 1 (absent from the result); a set without a ``record_label`` rule raises KeyError."""
+    """Per label set, a temperature and a per-label bias (vector scaling), fitted on the validation split by the
+    negative log-likelihood of the clip-level softmax (mean of window logits, first ``TEMPERATURE_WINDOWS``
+    windows of a record), as the SDK computes it.  Reports NLL and ECE before, with the temperature alone and
+    with the bias, and the spread of each label's calibrated probability (5th to 95th percentile over the
+    validation clips: a set whose probabilities do not move says so).  The bias is kept only where it lowers the
+    out-of-fold NLL on the validation split (``out_of_fold_nll``), decided there, before any test score.  A set
+    with fewer than two labels among the validation records keeps temperature 1 (absent from the result); a set
+    without a ``record_label`` rule raises KeyError."""
     for name in sets:
         record_label_rule(name)  # KeyError before any work when a set cannot be calibrated
     clip_logits = [sdk_label_logits(e[:TEMPERATURE_WINDOWS], prompts, logit_scale, sets) for e in val.embeddings]
-    temps, report = {}, {}
+    temps, biases, report = {}, {}, {}
     for name, labels in sets.items():
         order = list(labels)
         xs, ys = [], []
@@ -160,8 +208,23 @@ def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: fl
         if len(set(ys)) < 2:
             continue
         logits, y = np.stack(xs).astype(np.float64), np.asarray(ys)
-        best = float(min(TEMPERATURE_GRID, key=lambda t: nll(logits, y, t)))
-        temps[name] = round(best, 4)
-        report[name] = {"n_val_clips": len(y), "nll_before": nll(logits, y, 1.0), "nll_after": nll(logits, y, best),
-                        "ece_before": ece(logits, y, 1.0), "ece_after": ece(logits, y, best)}
-    return {"temperature": temps, "fitted_on": "val split", "report": report}
+        grid_t = float(min(TEMPERATURE_GRID, key=lambda t: nll(logits, y, t)))
+        oof = {"temperature": out_of_fold_nll(logits, y, False),
+               "temperature_and_bias": out_of_fold_nll(logits, y, True)}
+        if oof["temperature_and_bias"] < oof["temperature"]:
+            t, bias = fit_vector_scaling(logits, y, grid_t)
+            t, bias = round(t, 4), np.round(bias, 4)
+            biases[name] = [float(b) for b in bias]
+        else:
+            t, bias = round(grid_t, 4), np.zeros(len(order))
+        temps[name] = t
+        prob = softmax_probs(logits, t, bias)
+        report[name] = {"n_val_clips": len(y), "nll_before": nll(logits, y, 1.0),
+                        "nll_temperature_only": nll(logits, y, grid_t), "nll_after": nll(logits, y, t, bias),
+                        "ece_before": ece(logits, y, 1.0), "ece_temperature_only": ece(logits, y, grid_t),
+                        "temperature_only": round(grid_t, 4), "ece_after": ece(logits, y, t, bias=bias),
+                        "out_of_fold_nll": oof, "bias_kept": name in biases,
+                        "spread_p5_p95": {lab: [float(np.percentile(prob[:, j], 5)),
+                                                float(np.percentile(prob[:, j], 95))]
+                                          for j, lab in enumerate(order)}}
+    return {"temperature": temps, "bias": biases, "fitted_on": "val split", "report": report}

@@ -48,7 +48,7 @@ SIGNED_PREFIX = b"acula-bundle manifest sha256 "
 
 #: manifest digest of each bundle packaged in sdk/models, checked whenever that folder is read.
 #: Re-exporting sdk/models/default prints the new digest; put it here (tests/test_bundle_hardening.py checks).
-PINNED_SHA256 = {"default": "4704f4755a07932fb3076bd614be9cc39a6f4bc8c39164fe65a774a0c7909373"}
+PINNED_SHA256 = {"default": "7c05bf2cadc7a4e92b654c9ad8887bcf4da1c5e6a53ad33de3ccfa315d7d5c5a"}
 
 # limits on what a bundle may hold, checked before anything is read or inflated
 MAX_FILES = 64

@@ -243,7 +243,8 @@ def _files(value: Any, m: dict[str, Any], n_mels: int) -> None:
                 raise _fail(f"heads.{head}.index", f"must be below the {n_heads} heads of {name}", h["index"])
 
 
-def _prompt_bank(value: Any, files: dict[str, Any]) -> set[str]:
+def _prompt_bank(value: Any, files: dict[str, Any]) -> dict[str, int]:
+    """Validates the bank; returns each label set's number of labels."""
     bank = _obj(value, "prompt_bank", ("file", "texts", "label_sets"))
     name = _str(bank["file"], "prompt_bank.file", max_len=200)
     if files.get(name, {}).get("role") != "prompt_bank":
@@ -264,11 +265,11 @@ def _prompt_bank(value: Any, files: dict[str, Any]) -> set[str]:
             _str(label, f"{f}.{label}", max_len=200)
             for j, k in enumerate(_list(idx, f"{f}.{label}", 1, len(texts))):
                 _int(k, f"{f}.{label}[{j}]", 0, len(texts) - 1)
-    return set(sets)
+    return {k: len(v) for k, v in sets.items()}
 
 
-def _calibration(value: Any, label_sets: set[str]) -> None:
-    cal = _obj(value, "calibration", (), ("logit_scale", "temperature", "fitted_on", "report"))
+def _calibration(value: Any, label_sets: dict[str, int]) -> None:
+    cal = _obj(value, "calibration", (), ("logit_scale", "temperature", "bias", "fitted_on", "report"))
     if "logit_scale" in cal:
         _num(cal["logit_scale"], "calibration.logit_scale", 0.0, 1000.0, lo_open=True)
     temperature = cal.get("temperature", 1.0)
@@ -279,6 +280,13 @@ def _calibration(value: Any, label_sets: set[str]) -> None:
             _num(t, f"calibration.temperature.{k}", 0.0, 1000.0, lo_open=True)
     else:
         _num(temperature, "calibration.temperature", 0.0, 1000.0, lo_open=True)
+    for k, b in _obj(cal.get("bias", {}), "calibration.bias", optional=None).items():
+        if k not in label_sets:
+            raise _fail(f"calibration.bias.{k}", f"names no label set (the bundle has {sorted(label_sets)})")
+        if len(_list(b, f"calibration.bias.{k}", 1, 1000)) != label_sets[k]:
+            raise _fail(f"calibration.bias.{k}", f"needs one value per label ({label_sets[k]})", b)
+        for j, v in enumerate(b):
+            _num(v, f"calibration.bias.{k}[{j}]", -100.0, 100.0)
     if "fitted_on" in cal:
         _str(cal["fitted_on"], "calibration.fitted_on")
     if "report" in cal:

@@ -94,7 +94,9 @@ class Model:
         #: per label set: divides the clip- and window-level logits (fitted on held-out data at export)
         self.temperature = {k: float(temperature.get(k, 1.0) if isinstance(temperature, dict) else temperature)
                             for k in self.label_sets}
-        self.scorer = LabelScorer(self.prompts, self._prompt_index, self.logit_scale, self.temperature)
+        #: per label set, per label: added to the calibrated logits (fitted with the temperature; absent: 0)
+        self.bias: dict[str, list[float]] = {k: [float(v) for v in b] for k, b in cal.get("bias", {}).items()}
+        self.scorer = LabelScorer(self.prompts, self._prompt_index, self.logit_scale, self.temperature, self.bias)
         self.cough_head = m.get("heads", {}).get("cough", {}).get("index")
         self.screening = ScreeningConfig.from_manifest(m["screening"]) if "screening" in m else ScreeningConfig()
 

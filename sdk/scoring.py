@@ -44,8 +44,9 @@ class LabelScorer:
     """
 
     def __init__(self, prompts: np.ndarray, groups: dict[str, list[np.ndarray]], logit_scale: float,
-                 temperature: dict[str, float]) -> None:
+                 temperature: dict[str, float], bias: dict[str, list[float]] | None = None) -> None:
         columns: list[np.ndarray] = []
+        offsets: list[float] = []
         self.slices: dict[str, slice] = {}
         for name, label_groups in groups.items():
             first = len(columns)
@@ -53,13 +54,18 @@ class LabelScorer:
                 w = np.zeros(prompts.shape[0], dtype=np.float64)
                 w[np.asarray(idx)] = 1.0 / len(idx)
                 columns.append(w * logit_scale / temperature[name])
+            b = (bias or {}).get(name)
+            offsets += [float(v) for v in b] if b is not None else [0.0] * len(label_groups)
             self.slices[name] = slice(first, len(columns))
         averaging = np.stack(columns, 1)  # (n_prompts, n_labels_total)
         self.matrix = np.ascontiguousarray(prompts.astype(np.float64).T @ averaging, dtype=np.float32)
+        #: per label, added after the temperature (vector scaling; zero where a set has no fitted bias)
+        self.offset = np.asarray(offsets, dtype=np.float32)
 
     def __call__(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
         """(n, embed_dim) -> {label set: (n, n_labels)}, float32.  Each row is its own (1 x d) @ (d x L)
         product, so a window's logits never depend on how many windows share the call."""
         e = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-12)
         all_logits = np.matmul(e[:, None, :], self.matrix)[:, 0, :]
+        all_logits += self.offset
         return {name: all_logits[:, s] for name, s in self.slices.items()}

@@ -85,9 +85,10 @@ def test_a_copy_of_the_default_loads_only_with_its_digest(shipped_copy: Path, tm
     bundle = tmp_path / "b"
     shutil.copytree(shipped_copy, bundle)
     text = SHIPPED.decode()
+    lung_t = json.loads(text)["calibration"]["temperature"]["lung"]
     text = {"cough_on 0.66 -> 1.66": text.replace('"cough_on": 0.66', '"cough_on": 1.66'),
             "cough_on 0.66 -> 0.67": text.replace('"cough_on": 0.66', '"cough_on": 0.67'),
-            "lung temperature": text.replace('"lung": 20.4392', '"lung": 21.4392'),
+            "lung temperature": text.replace(f'"lung": {lung_t}', f'"lung": {lung_t + 1}'),
             "a prompt text": text.replace('"a cough",', '"a couch",'),
             "whitespace only": json.dumps(json.loads(text), separators=(",", ":"))}[edit]
     assert text != SHIPPED.decode()
@@ -442,7 +443,8 @@ def test_every_single_byte_flip_of_the_shipped_manifest_is_refused_or_harmless(s
             continue
         assert bundle.manifest == base and canonical_json(bundle.manifest) == canonical_json(base), i
         harmless += 1
-    assert harmless < 10
+    # the harmless ones: digits past double precision in the calibration report's long floats
+    assert harmless < 50
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -464,3 +466,12 @@ def test_any_byte_written_anywhere_in_the_shipped_manifest(shipped_copy: Path, p
                 assert bundle.manifest == parse_manifest(SHIPPED)
     finally:
         (shipped_copy / MANIFEST).write_bytes(SHIPPED)
+
+
+@pytest.mark.parametrize("bias", [[0.0, 1.0], [0.0, "x", 1.0], [0.0, 1e9, 0.0]])
+def test_a_calibration_bias_of_the_wrong_length_or_value_is_refused_by_name(shipped_copy: Path, bias: list):
+    manifest = json.loads(SHIPPED)
+    manifest["calibration"]["bias"]["lung"] = bias
+    (shipped_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="calibration.bias.lung"):
+        read_bundle(shipped_copy)

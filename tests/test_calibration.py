@@ -73,3 +73,49 @@ def test_nll_and_ece_of_a_perfect_confident_classifier_are_near_zero():
     logits = np.array([[20.0, 0.0], [0.0, 20.0]])
     y = np.array([0, 1])
     assert nll(logits, y, 1.0) < 1e-6 and ece(logits, y, 1.0) < 1e-6
+
+
+def skewed_lung_val(n: int = 1500, seed: int = 0) -> ValOutputs:
+    """Clips whose labels are mostly 'normal' (prior 0.8 / 0.12 / 0.08) while the zero-shot logits carry a
+    weak, prior-free signal: a temperature alone cannot put the mass where the labels are."""
+    rng = np.random.default_rng(seed)
+    labels = ["normal", "crackles", "wheezes"]
+    y = rng.choice(3, size=n, p=[0.8, 0.12, 0.08])
+    sims = rng.normal(size=(n, 3)) * 0.05
+    sims[np.arange(n), y] += 0.08
+    emb = np.concatenate([sims, np.sqrt(1 - (sims ** 2).sum(1))[:, None]], 1).astype(np.float32)
+    rows = [row("lung", crackles=int(labels[k] == "crackles"), wheezes=int(labels[k] == "wheezes")) for k in y]
+    return ValOutputs(rows, [10] * n, [e[None] for e in emb], [np.zeros(1)] * n)
+
+
+def test_a_bias_per_label_calibrates_a_skewed_prior_that_a_temperature_cannot():
+    out = calibrate_temperatures(skewed_lung_val(), np.eye(3, 4, dtype=np.float32), 10.0,
+                                 {"lung": {"normal": [0], "crackles": [1], "wheezes": [2]}})
+    rep = out["report"]["lung"]
+    assert rep["bias_kept"] and len(out["bias"]["lung"]) == 3 and out["bias"]["lung"][0] == 0.0
+    assert rep["out_of_fold_nll"]["temperature_and_bias"] < rep["out_of_fold_nll"]["temperature"]
+    assert rep["ece_after"] < 0.05 and rep["nll_after"] < rep["nll_temperature_only"]
+    low, high = rep["spread_p5_p95"]["normal"]
+    assert 0.0 <= low < high <= 1.0
+
+
+def test_no_bias_is_kept_where_the_labels_are_balanced_and_the_scores_uninformative():
+    rng = np.random.default_rng(3)
+    n = 600
+    y = rng.integers(0, 2, n)
+    emb = np.concatenate([rng.normal(size=(n, 2)) * 0.01, np.ones((n, 1))], 1).astype(np.float32)
+    rows = [row("heart", outcome=["normal", "abnormal"][k]) for k in y]
+    val = ValOutputs(rows, [10] * n, [e[None] for e in emb], [np.zeros(1)] * n)
+    out = calibrate_temperatures(val, np.eye(2, 3, dtype=np.float32), 10.0, {"heart": {"normal": [0], "abnormal": [1]}})
+    assert "heart" not in out["bias"] and not out["report"]["heart"]["bias_kept"]
+
+
+def test_the_sdk_adds_the_fitted_bias_after_the_temperature():
+    from sdk.scoring import LabelScorer
+
+    prompts = np.eye(3, 4, dtype=np.float32)
+    groups = {"lung": [np.array([0]), np.array([1]), np.array([2])]}
+    emb = np.array([[0.6, 0.3, 0.1, 0.7]], np.float32)
+    plain = LabelScorer(prompts, groups, 10.0, {"lung": 2.0})(emb)["lung"]
+    biased = LabelScorer(prompts, groups, 10.0, {"lung": 2.0}, {"lung": [0.0, 1.5, -0.5]})(emb)["lung"]
+    np.testing.assert_allclose(biased - plain, [[0.0, 1.5, -0.5]], atol=1e-6)

@@ -148,3 +148,15 @@ def test_cough_operating_point_decides_the_same_on_fp32_and_int8():
                    [w.cough_probability is not None and w.cough_probability >= on for w in b.windows], path
             n += 1
         assert n >= 10
+
+
+def test_the_packaged_int8_onnx_agrees_with_fp32_on_this_cpu():
+    # the default's int8 ONNX before reduce_range: cosine 0.16-0.58 here (onnxruntime saturating on AVX2)
+    if "default" not in sdk.available_models():
+        pytest.skip("no packaged default bundle")
+    from sdk.runtimes import make_backend
+
+    bundle = sdk.load("default", precision="fp32").bundle
+    built = {p: make_backend("onnxruntime", bundle.files[bundle.model_file("onnxruntime", p)[0]])
+             for p in ("int8", "fp32")}
+    assert prec.int8_agreement(built["int8"], built["fp32"], prec.probe_windows(bundle)) >= 0.99

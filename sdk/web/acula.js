@@ -425,7 +425,9 @@ export class Model {
     const out = {};
     for (const [name, set] of Object.entries(this.desc.label_sets)) {
       const t = this.desc.temperature[name] ?? 1.0;
-      out[name] = set.prompt_indices.map((idx) => idx.reduce((a, i) => a + sims[i], 0) / idx.length / t);
+      const b = (this.desc.bias ?? {})[name];
+      out[name] = set.prompt_indices.map((idx, j) => idx.reduce((a, i) => a + sims[i], 0) / idx.length / t
+        + (b ? b[j] : 0));
     }
     return out;
   }

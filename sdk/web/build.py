@@ -71,6 +71,7 @@ def web_model(model: Model) -> dict[str, Any]:
         "embed_dim": int(m["embed_dim"]),
         "logit_scale": model.logit_scale,
         "temperature": cal_temperature,
+        "bias": model.bias,
         "label_sets": {name: {"labels": list(groups), "prompt_indices": [list(map(int, idx))
                                                                         for idx in groups.values()]}
                        for name, groups in bank["label_sets"].items()},
