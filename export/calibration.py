@@ -182,6 +182,28 @@ def out_of_fold_nll(logits: np.ndarray, y: np.ndarray, with_bias: bool, seed: in
     return total / len(y)
 
 
+def clip_logits_and_labels(val: ValOutputs, prompts: np.ndarray, logit_scale: float,
+                           sets: dict[str, dict[str, list[int]]]
+                           ) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+    """Per label set: the clip-level logits at temperature 1 (mean of the first ``TEMPERATURE_WINDOWS`` window
+    logits, as the SDK scores a clip), the label index of each record that has one, and the label order."""
+    for name in sets:
+        record_label_rule(name)  # KeyError before any work when a set cannot be calibrated
+    clip_logits = [sdk_label_logits(e[:TEMPERATURE_WINDOWS], prompts, logit_scale, sets) for e in val.embeddings]
+    out = {}
+    for name, labels in sets.items():
+        order = list(labels)
+        xs, ys = [], []
+        for row, logits_of in zip(val.rows, clip_logits, strict=True):
+            lab = record_label(row, name)
+            if lab is None or lab not in labels:
+                continue
+            xs.append(logits_of[name].mean(0))
+            ys.append(order.index(lab))
+        out[name] = (np.stack(xs).astype(np.float64) if xs else np.zeros((0, len(order))), np.asarray(ys, int), order)
+    return out
+
+
 def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: float,
                            sets: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
     """Per label set, a temperature and a per-label bias (vector scaling), fitted on the validation split by the
@@ -192,22 +214,10 @@ def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: fl
     out-of-fold NLL on the validation split (``out_of_fold_nll``), decided there, before any test score.  A set
     with fewer than two labels among the validation records keeps temperature 1 (absent from the result); a set
     without a ``record_label`` rule raises KeyError."""
-    for name in sets:
-        record_label_rule(name)  # KeyError before any work when a set cannot be calibrated
-    clip_logits = [sdk_label_logits(e[:TEMPERATURE_WINDOWS], prompts, logit_scale, sets) for e in val.embeddings]
     temps, biases, report = {}, {}, {}
-    for name, labels in sets.items():
-        order = list(labels)
-        xs, ys = [], []
-        for row, logits_of in zip(val.rows, clip_logits, strict=True):
-            lab = record_label(row, name)
-            if lab is None or lab not in labels:
-                continue
-            xs.append(logits_of[name].mean(0))
-            ys.append(order.index(lab))
-        if len(set(ys)) < 2:
+    for name, (logits, y, order) in clip_logits_and_labels(val, prompts, logit_scale, sets).items():
+        if len(set(y.tolist())) < 2:
             continue
-        logits, y = np.stack(xs).astype(np.float64), np.asarray(ys)
         grid_t = float(min(TEMPERATURE_GRID, key=lambda t: nll(logits, y, t)))
         oof = {"temperature": out_of_fold_nll(logits, y, False),
                "temperature_and_bias": out_of_fold_nll(logits, y, True)}

@@ -34,9 +34,9 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
 
 
-def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path) -> Any:
-    """``export.calibration.ValOutputs`` on the validation split, features as the SDK computes them: cough
-    probabilities from ``cough_model``, embeddings (the first ``TEMPERATURE_WINDOWS`` windows) from the
+def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str = "val") -> Any:
+    """``export.calibration.ValOutputs`` on ``split``, features as the SDK computes them: cough probabilities
+    from ``cough_model``, embeddings (the first ``TEMPERATURE_WINDOWS`` windows) from the
     bundle's fp32 ONNX graph."""
     from aligner.corpus import load_corpus
     from aligner.data import record_features, windows
@@ -51,7 +51,7 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path) -> Any:
     head = int(bundle.manifest["heads"]["cough"]["index"])
     wf, hf = int(bundle.manifest["window_frames"]), int(bundle.manifest["hop_frames"])
     out = ValOutputs([], [], [], [])
-    for i in corpus.indices("val"):
+    for i in corpus.indices(split):
         feats = record_features(corpus, i, frontend)
         crops = windows(feats, wf, hf).astype(np.float32)
         logits = np.concatenate([backend(w[None])[1][:, head] for w in crops])
