@@ -67,7 +67,8 @@ def render(report: dict[str, Any]) -> str:
              "Fitted on val (temperature and per-label bias, `export.calibration`); test was not used for any "
              "choice. ECE: 10 confidence bins, 95 % bootstrap interval over clips "
              f"({N_BOOT} resamples). 'temperature only' drops the shipped bias and keeps the shipped temperature "
-             "(fitted jointly with the bias, so it is not the temperature-only fit).", "",
+             "(fitted jointly with the bias, so it is not the temperature-only fit). ECE is biased upward under "
+             "resampling, so a very small point estimate can sit below its bootstrap interval.", "",
              "| split | label set | clips | ECE shipped [95 %] | ECE temperature only | ECE uncalibrated | NLL shipped "
              "| probability p5-p95 |", "|---|---|---|---|---|---|---|---|"]
     for split, sets in report["splits"].items():
