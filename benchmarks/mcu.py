@@ -7,9 +7,10 @@ Writes the kit (``export.mcu``) to a temporary folder, builds its C front end wi
 
 * front end: C vs the SDK's float32 numpy engine and its float64 numba engine (max abs, normalised log-mel);
 * TFLite Micro vs LiteRT on the same int8 windows (cosine per window, cough-head difference);
-* end to end: C front end -> TFLM vs ``sdk.load(bundle)`` (onnxruntime int8, the SDK default) on coughs and
-  non-coughs: embedding cosine per window, cough probability, and the per-recording cough decision (any event
-  from the bundle's detector, with the SDK's per-window signal-quality gate applied to both).
+* end to end: C front end -> TFLM vs ``sdk.load(bundle, backend="tflite", precision="int8")`` (the same int8
+  graph on LiteRT; onnxruntime's int8 kernels saturate on x86 CPUs without VNNI) on coughs and non-coughs:
+  embedding cosine per window, cough probability, and the per-recording cough decision (any event from the
+  bundle's detector, with the SDK's per-window signal-quality gate applied to both).
 
 Measured: arena (TFLM on this host), model bytes, MACs (from the graph), front-end code and table size
 (``size`` on the x86-64 object), parity.  Estimated: cycles per target, from the assumptions in :data:`TARGETS`.
@@ -46,10 +47,11 @@ LOG10_FLOPS = 40  # a log10f call counted as this many float ops
 
 
 def frontend_flops_per_frame(n_fft: int, n_mels: int, n_weights: int) -> int:
-    """Float ops of one frame in acula_frontend.c: window, radix-2 FFT of n_fft/2 points (10 per butterfly),
-    split step (about 20 per bin), power, sparse mel sums (2 per weight), log10 and the affine map."""
+    """Float ops of one frame in acula_frontend.c, two passes (the windowed frame and its second difference,
+    6 ops per sample with energies), each a radix-2 FFT of n_fft/2 points (10 per butterfly) and the split step
+    with power (about 20 per bin); then sparse mel sums (2 per weight), log10 and the affine map."""
     half = n_fft // 2
-    return (n_fft + 10 * (half // 2) * int(np.log2(half)) + 20 * half + 2 * n_weights
+    return (2 * (6 * n_fft + 10 * (half // 2) * int(np.log2(half)) + 20 * half) + 2 * n_weights
             + n_mels * (LOG10_FLOPS + 2))
 
 
@@ -195,7 +197,7 @@ def run(bundle_name: str, data: Path | None) -> dict[str, Any]:
         out: dict[str, Any] = {"bundle": bundle_name, "kit": {k: v for k, v in kit.items() if k != "files"},
                                "macs_per_window": info.macs, "frontend_sizes": sizes, "frontend_state_bytes": state,
                                "frontend_parity": frontend_parity(builds, groups, bundle.frontend)}
-        model = sdk.load(path)
+        model = sdk.load(path, backend="tflite", precision="int8")
         if groups:
             wins = [c_windows(builds["float32"], sdk.load_audio(p).samples) for g in ("heart", "lung", "cough")
                     for p in groups[g]]
@@ -243,10 +245,14 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines += _table(r["frontend_parity"], ["group", "file", "n_frames", "c_float32_vs_numpy", "c_float32_vs_numba",
                                            "c_double_vs_numba", "numpy_vs_numba"])
     lines += ["", "`numpy` is the SDK's default float32 engine, `numba` its float64 engine.  On heart and lung "
-              "recordings (resampled from 2 and 4 kHz) the upper mel bands hold almost no energy and float32 FFT "
-              "rounding noise sets their level: the float32 C front end and the SDK's float32 engine then differ by "
-              "a few 1e-3, as much as the SDK's two engines differ from each other.  `-DACULA_FE_DOUBLE` "
-              "(double-precision FPU, e.g. Cortex-M7) matches the float64 engine to ~1e-7 everywhere.", ""]
+              "recordings (resampled from 2 and 8 kHz) the upper mel bands hold almost no energy, 100 dB and more "
+              "below the frame's loudest band; a plain float32 FFT's rounding noise, which lands in every bin in "
+              "proportion to the frame's energy, set their level (a few 1e-3 here before).  The C front end "
+              "therefore takes each bin's power from two float32 FFTs, of the windowed frame and of its circular "
+              "second difference (exact in float for smooth signals, orders of magnitude less energy when low "
+              "frequencies dominate, divided back by |1 - W^k|^4), keeping per bin the one with the smaller error "
+              "bound.  `-DACULA_FE_DOUBLE` (double-precision FPU, e.g. Cortex-M7) matches the float64 engine to "
+              "~1e-7.", ""]
     t = r["tflm_vs_litert"]
     lines += ["### TFLite Micro vs LiteRT (same int8 windows)", "",
               f"{t['n_windows']} windows: embedding cosine min {t['cosine_min']:.6f} (mean {t['cosine_mean']:.6f}), "
@@ -255,7 +261,8 @@ def render_markdown(r: dict[str, Any]) -> str:
     if "end_to_end" in r:
         e2e = r["end_to_end"]
         agree = sum(row["agree"] for row in e2e)
-        lines += ["### End to end: C front end -> TFLM vs sdk.load() screen (onnxruntime int8)", ""]
+        lines += ["### End to end: C front end -> TFLM vs sdk.load(backend=\"tflite\", precision=\"int8\") screen "
+                  "(LiteRT int8)", ""]
         lines += _table(e2e, ["group", "file", "n_windows", "cosine_min", "cough_p_max_abs_diff", "sdk_cough",
                               "mcu_cough", "agree"])
         lines += ["", f"Cough decisions agree on {agree} of {len(e2e)} recordings; embedding cosine min "

@@ -198,6 +198,9 @@ def render_fe_tables(cfg: FrontendConfig, window_frames: int, hop_frames: int, i
     angles = 2.0 * np.pi * np.arange(half) / cfg.n_fft
     bits = int(np.log2(half))
     bitrev = [str(int(format(i, f"0{bits}b")[::-1], 2)) for i in range(half)]
+    # |1 - exp(-2 pi i k / n_fft)|^-4 = 1 / (16 sin^4(pi k / n_fft)): power of a frame's bin from that of the
+    # frame's circular second difference (acula_frontend.c, pass 2)
+    diff2_gain = [0.0] + [1.0 / (16.0 * np.sin(np.pi * k / cfg.n_fft) ** 4) for k in range(1, half + 1)]
     defines = {
         "ACULA_SAMPLE_RATE_HZ": f"{cfg.sample_rate_hz}u", "ACULA_N_FFT": f"{cfg.n_fft}u",
         "ACULA_HOP": f"{cfg.hop_length}u", "ACULA_N_MELS": f"{cfg.n_mels}u", "ACULA_N_FREQS": f"{cfg.n_freqs}u",
@@ -218,6 +221,8 @@ def render_fe_tables(cfg: FrontendConfig, window_frames: int, hop_frames: int, i
               "/* cos / sin of 2 pi k / ACULA_N_FFT, k < ACULA_N_FFT / 2 */",
               _array(real, "ACULA_FFT_COS", [_f64(v) for v in np.cos(angles)]),
               _array(real, "ACULA_FFT_SIN", [_f64(v) for v in np.sin(angles)]),
+              "/* 1 / |1 - exp(-2 pi i k / ACULA_N_FFT)|^4, k <= ACULA_N_FFT / 2 (k = 0 unused) */",
+              _array(real, "ACULA_FE_DIFF2_GAIN", [_f64(v) for v in diff2_gain]),
               "/* bit reversal of the ACULA_N_FFT / 2-point complex FFT */",
               _array("uint16_t", "ACULA_FFT_BITREV", bitrev, 16),
               "/* HTK mel filterbank, sparse: filter m spans bins [START[m], START[m] + WIDTH[m]) */",

@@ -125,12 +125,10 @@ def test_c_frontend_matches_the_sdk_on_real_recordings(builds: dict, data_dir: P
     groups = pick_files(data_dir)
     rows = frontend_parity(builds, {g: groups[g][:2] for g in ("heart", "lung", "cough")}, read_bundle(BUNDLE).frontend)
     for row in rows:
-        # double: the SDK's float64 engine everywhere
+        # double: the SDK's float64 engine; float32: the SDK's float32 engine, also in the near-empty upper bands
+        # of heart and lung audio upsampled from 2 and 8 kHz (measured ~1e-5 there)
         assert row["c_double_vs_numba"] <= 1e-3, row
-        # float32: the SDK's float32 engine on full-band audio; on heart and lung audio (upsampled from 2-4 kHz)
-        # float32 FFT noise sets the near-empty upper bands, where the SDK's own engines differ by ~5e-3
-        limit = 1e-3 if row["group"] in ("synthetic", "cough") else 1.5e-2
-        assert row["c_float32_vs_numpy"] <= limit, row
+        assert row["c_float32_vs_numpy"] <= 1e-3, row
 
 
 @pytest.mark.shared_data
@@ -142,7 +140,8 @@ def test_c_frontend_and_tflm_agree_with_the_sdk_on_coughs_and_non_coughs(builds:
 
     groups = pick_files(data_dir)
     tflite = read_bundle(BUNDLE).files["student_int8.tflite"]
-    rows = end_to_end(builds["float32"], tflite, sdk.load(BUNDLE), groups)
+    # the SDK on the same int8 graph (LiteRT): onnxruntime's int8 kernels saturate on CPUs without VNNI
+    rows = end_to_end(builds["float32"], tflite, sdk.load(BUNDLE, backend="tflite", precision="int8"), groups)
     assert len(rows) == len(groups["e2e_cough"]) + len(groups["e2e_noncough"])
     assert min(r["cosine_min"] for r in rows) >= 0.99
     assert all(r["agree"] for r in rows), [r for r in rows if not r["agree"]]
