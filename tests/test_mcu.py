@@ -16,6 +16,7 @@ from sdk.frontend import LogMelFrontend
 pytest.importorskip("ai_edge_litert", reason="the kit reads the int8 graph with LiteRT (the [tflite] extra)")
 
 from export.mcu import KIT_FORMAT, STATIC_SOURCES, inspect_graph, resolve_bundle, write_kit  # noqa: E402
+from export.mcu_graph import check_same_outputs, fold_pads  # noqa: E402
 from export.mcu_host import (  # noqa: E402
     GCC_FLAGS,
     TFLMBackend,
@@ -59,7 +60,8 @@ def test_export_writes_the_kit_tied_to_the_bundle(kit: tuple[Path, dict]) -> Non
     for name, info in on_disk["files"].items():
         assert sha256_of(out / name) == info["sha256"], name
     data = (out / "acula_model_data.c").read_text()
-    assert data.count("0x") == on_disk["bundle"]["model_bytes"]
+    assert data.count("0x") == on_disk["graph"]["bytes"]
+    assert on_disk["graph"]["sha256"] in data
     assert "acula_fe_push" in (out / "README.md").read_text()
 
 
@@ -113,8 +115,43 @@ def test_tflm_matches_litert_on_int8_windows() -> None:
     tflite = read_bundle(BUNDLE).files["student_int8.tflite"]
     info = inspect_graph(tflite)
     windows = quantise_windows(np.random.default_rng(0).standard_normal((4, 62, 64)), info)
-    result = tflm_vs_litert(tflite, windows)
+    result = tflm_vs_litert(fold_pads(tflite), tflite, windows)
     assert result["cosine_min"] >= 0.999
+
+
+@needs_tflm
+def test_folded_graph_gives_the_bundle_graphs_outputs_bit_for_bit() -> None:
+    tflite = read_bundle(BUNDLE).files["student_int8.tflite"]
+    folded = fold_pads(tflite)
+    ops = inspect_graph(folded).op_names
+    assert "GATHER" in ops and [op.name for op in inspect_graph(folded).ops].count("PAD") == 3  # 4 in the bundle's
+    windows = quantise_windows(np.random.default_rng(1).standard_normal((3, 62, 64)), inspect_graph(tflite))
+    for a, b in zip(TFLMBackend(tflite)(windows), TFLMBackend(folded)(windows), strict=True):
+        np.testing.assert_array_equal(a, b)
+    check_same_outputs(tflite, folded, 62)  # LiteRT, also what write_kit runs
+
+
+def test_check_same_outputs_refuses_a_different_graph() -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    tflite = read_bundle(BUNDLE).files["student_int8.tflite"]
+    interpreter = Interpreter(model_content=tflite)
+    interpreter.allocate_tensors()
+    (kernel,) = [t for t in interpreter.get_tensor_details() if tuple(t["shape"]) == (1, 3, 3, 32)][:1]
+    at = tflite.find(interpreter.get_tensor(kernel["index"]).tobytes())  # the first convolution's weights
+    assert at > 0
+    changed = bytearray(tflite)
+    changed[at + 4] ^= 0x40
+    with pytest.raises(ValueError, match="differ"):
+        check_same_outputs(tflite, bytes(changed), 62)
+
+
+@needs_tflm
+def test_kit_meets_the_arena_and_flash_goals(kit: tuple[Path, dict]) -> None:
+    manifest = kit[1]
+    assert manifest["tflm_arena_bytes_measured"] <= 64 * 1024  # 85,611 B for the bundle's graph as converted
+    assert manifest["arena_bytes_reserved"] <= 64 * 1024  # with 4 KiB for CMSIS-NN scratch
+    assert manifest["graph"]["bytes"] <= 256 * 1024
 
 
 @pytest.mark.shared_data
@@ -141,7 +178,8 @@ def test_c_frontend_and_tflm_agree_with_the_sdk_on_coughs_and_non_coughs(builds:
     groups = pick_files(data_dir)
     tflite = read_bundle(BUNDLE).files["student_int8.tflite"]
     # the SDK on the same int8 graph (LiteRT): onnxruntime's int8 kernels saturate on CPUs without VNNI
-    rows = end_to_end(builds["float32"], tflite, sdk.load(BUNDLE, backend="tflite", precision="int8"), groups)
+    model = sdk.load(BUNDLE, backend="tflite", precision="int8")
+    rows = end_to_end(builds["float32"], fold_pads(tflite), model, groups)
     assert len(rows) == len(groups["e2e_cough"]) + len(groups["e2e_noncough"])
     assert min(r["cosine_min"] for r in rows) >= 0.99
     assert all(r["agree"] for r in rows), [r for r in rows if not r["agree"]]
