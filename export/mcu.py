@@ -34,7 +34,8 @@ from sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
 from sdk.frontend import hann_window, mel_filterbank
 from sdk.frontend_config import FrontendConfig
 
-KIT_FORMAT, KIT_FORMAT_VERSION = "acula-mcu-kit", 1
+#: version 2: acula_model_data.c holds the bundle's graph rewritten by export.mcu_graph.fold_pads (kit.json "graph")
+KIT_FORMAT, KIT_FORMAT_VERSION = "acula-mcu-kit", 2
 #: copied verbatim from export/mcu_kit/
 STATIC_SOURCES = ("acula_frontend.h", "acula_frontend.c", "acula_model_runner.h", "acula_model_runner.cc", "main.c")
 GENERATED = ("acula_fe_tables.h", "acula_model_config.h", "acula_model_data.h", "acula_model_data.c", "README.md")
