@@ -2,7 +2,8 @@
 
     acula export-mcu --bundle default --out kit/        (or: python -m export.mcu ...)
 
-The kit holds the bundle's int8 student as a C array, the streaming log-mel
+The kit holds the bundle's int8 student as a C array (rewritten by :mod:`export.mcu_graph` so that TFLite
+Micro's arena fits 64 KB; outputs bit-identical, checked at export), the streaming log-mel
 front end in portable C99 (``export/mcu_kit/``) with its tables generated here
 from the bundle's :class:`FrontendConfig` and the int8 model's input
 quantisation, a header with the TFLite Micro op list, arena size and output
@@ -28,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from export.mcu_graph import check_same_outputs, fold_pads
 from sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
 from sdk.frontend import hann_window, mel_filterbank
 from sdk.frontend_config import FrontendConfig
 
-KIT_FORMAT, KIT_FORMAT_VERSION = "acula-mcu-kit", 1
+#: version 2: acula_model_data.c holds the bundle's graph rewritten by export.mcu_graph.fold_pads (kit.json "graph")
+KIT_FORMAT, KIT_FORMAT_VERSION = "acula-mcu-kit", 2
 #: copied verbatim from export/mcu_kit/
 STATIC_SOURCES = ("acula_frontend.h", "acula_frontend.c", "acula_model_runner.h", "acula_model_runner.cc", "main.c")
 GENERATED = ("acula_fe_tables.h", "acula_model_config.h", "acula_model_data.h", "acula_model_data.c", "README.md")
@@ -40,9 +43,9 @@ GENERATED = ("acula_fe_tables.h", "acula_model_config.h", "acula_model_data.h", 
 TFLM_RESOLVER = {
     "ADD": "AddAdd", "AVERAGE_POOL_2D": "AddAveragePool2D", "CONCATENATION": "AddConcatenation",
     "CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize",
-    "FULLY_CONNECTED": "AddFullyConnected", "HARD_SWISH": "AddHardSwish", "LOGISTIC": "AddLogistic",
-    "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean", "MUL": "AddMul", "PAD": "AddPad", "PADV2": "AddPadV2",
-    "QUANTIZE": "AddQuantize", "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
+    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "HARD_SWISH": "AddHardSwish",
+    "LOGISTIC": "AddLogistic", "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean", "MUL": "AddMul", "PAD": "AddPad",
+    "PADV2": "AddPadV2", "QUANTIZE": "AddQuantize", "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
     "SOFTMAX": "AddSoftmax", "SQUEEZE": "AddSqueeze", "STRIDED_SLICE": "AddStridedSlice", "TRANSPOSE": "AddTranspose",
 }
 #: ops with an optimised CMSIS-NN kernel in TFLM (the rest run TFLM's portable reference kernels)
@@ -198,6 +201,9 @@ def render_fe_tables(cfg: FrontendConfig, window_frames: int, hop_frames: int, i
     angles = 2.0 * np.pi * np.arange(half) / cfg.n_fft
     bits = int(np.log2(half))
     bitrev = [str(int(format(i, f"0{bits}b")[::-1], 2)) for i in range(half)]
+    # |1 - exp(-2 pi i k / n_fft)|^-4 = 1 / (16 sin^4(pi k / n_fft)): power of a frame's bin from that of the
+    # frame's circular second difference (acula_frontend.c, pass 2)
+    diff2_gain = [0.0] + [1.0 / (16.0 * np.sin(np.pi * k / cfg.n_fft) ** 4) for k in range(1, half + 1)]
     defines = {
         "ACULA_SAMPLE_RATE_HZ": f"{cfg.sample_rate_hz}u", "ACULA_N_FFT": f"{cfg.n_fft}u",
         "ACULA_HOP": f"{cfg.hop_length}u", "ACULA_N_MELS": f"{cfg.n_mels}u", "ACULA_N_FREQS": f"{cfg.n_freqs}u",
@@ -218,6 +224,8 @@ def render_fe_tables(cfg: FrontendConfig, window_frames: int, hop_frames: int, i
               "/* cos / sin of 2 pi k / ACULA_N_FFT, k < ACULA_N_FFT / 2 */",
               _array(real, "ACULA_FFT_COS", [_f64(v) for v in np.cos(angles)]),
               _array(real, "ACULA_FFT_SIN", [_f64(v) for v in np.sin(angles)]),
+              "/* 1 / |1 - exp(-2 pi i k / ACULA_N_FFT)|^4, k <= ACULA_N_FFT / 2 (k = 0 unused) */",
+              _array(real, "ACULA_FE_DIFF2_GAIN", [_f64(v) for v in diff2_gain]),
               "/* bit reversal of the ACULA_N_FFT / 2-point complex FFT */",
               _array("uint16_t", "ACULA_FFT_BITREV", bitrev, 16),
               "/* HTK mel filterbank, sparse: filter m spans bins [START[m], START[m] + WIDTH[m]) */",
@@ -300,8 +308,8 @@ def render_readme(template: str, kit: dict[str, Any], info: GraphInfo, manifest:
     arena = kit["tflm_arena_bytes_measured"]
     return string.Template(template).substitute(
         bundle_name=manifest.get("name") or kit["bundle"]["source"], model_file=kit["bundle"]["model_file"],
-        model_sha256=kit["bundle"]["model_sha256"], model_bytes=kit["bundle"]["model_bytes"],
-        model_kb=f"{kit['bundle']['model_bytes'] / 1000:.0f}", n_fft=cfg.n_fft, hop=cfg.hop_length,
+        model_sha256=kit["bundle"]["model_sha256"], model_bytes=kit["graph"]["bytes"],
+        model_kb=f"{kit['graph']['bytes'] / 1000:.0f}", n_fft=cfg.n_fft, hop=cfg.hop_length,
         hop_ms=f"{1000 * cfg.hop_s:g}", rate=cfg.sample_rate_hz, n_mels=cfg.n_mels, f_min=f"{cfg.f_min_hz:g}",
         f_max=f"{cfg.f_max_hz:g}", amin=f"{cfg.amin_power:g}", norm_std=cfg.norm_std_db,
         norm_mean=f"- {cfg.norm_mean_db:g}" if cfg.norm_mean_db >= 0 else f"+ {-cfg.norm_mean_db:g}",
@@ -331,14 +339,16 @@ def write_kit(bundle: Bundle, bundle_path: Path, out: Path, measure_arena: bool 
     m = bundle.manifest
     name, _ = bundle.model_file("tflite", "int8")
     tflite = bundle.files[name]
+    graph = fold_pads(tflite)  # what the kit runs
+    check_same_outputs(tflite, graph, int(m["window_frames"]))
     cfg = bundle.frontend
-    info = inspect_graph(tflite)
+    info = inspect_graph(graph)
     window_frames, hop_frames = int(m["window_frames"]), int(m["hop_frames"])
     if info.input_shape[-2:] != (window_frames, cfg.n_mels):
         raise ValueError(f"the int8 graph takes {info.input_shape}, the manifest says ({window_frames}, {cfg.n_mels})")
-    arena = tflm_arena_bytes(tflite) if measure_arena else None
+    arena = tflm_arena_bytes(graph) if measure_arena else None
     source = f"{bundle_path.name}/{name}"
-    data_h, data_c = render_model_data(tflite, source)
+    data_h, data_c = render_model_data(graph, f"{source} (export.mcu_graph.fold_pads)")
     texts = {"acula_fe_tables.h": render_fe_tables(cfg, window_frames, hop_frames, info.input_quant, source),
              "acula_model_config.h": render_model_config(info, m, arena),
              "acula_model_data.h": data_h, "acula_model_data.c": data_c}
@@ -350,6 +360,8 @@ def write_kit(bundle: Bundle, bundle_path: Path, out: Path, measure_arena: bool 
         "bundle": {"source": str(bundle_path), "name": m.get("name"),
                    "manifest_sha256": sha256_bytes(manifest_bytes) if manifest_bytes is not None else None,
                    "model_file": name, "model_sha256": sha256_bytes(tflite), "model_bytes": len(tflite)},
+        # the graph in acula_model_data.c: the bundle's, PADs folded (export.mcu_graph), bit-identical outputs
+        "graph": {"sha256": sha256_bytes(graph), "bytes": len(graph), "rewrite": "export.mcu_graph.fold_pads"},
         "frontend": cfg.to_dict(), "window_frames": window_frames, "hop_frames": hop_frames,
         "input_quantisation": asdict(info.input_quant), "ops": info.op_names,
         "macs_per_window": info.macs, "tflm_arena_bytes_measured": arena,

@@ -4,7 +4,10 @@
  * Per frame: periodic Hann window, a real FFT of ACULA_N_FFT points computed as
  * an ACULA_N_FFT/2-point complex radix-2 FFT plus the split step, power,
  * sparse HTK mel filterbank, 10*log10(max(mel, amin)) and the fixed affine
- * normalisation; the same computation as sdk.frontend.LogMelFrontend.
+ * normalisation; the same computation as sdk.frontend.LogMelFrontend.  The
+ * power spectrum takes two FFTs, of the windowed frame and of its second
+ * difference, so that float32 rounding stays far below the content of
+ * near-empty bands (acula_fe_compute_frame).
  */
 #include "acula_frontend.h"
 
@@ -60,27 +63,57 @@ static void fft_half(real *re, real *im) {
     }
 }
 
+/* Power |X[k]|^2 of bin k (0 <= k <= HALF) of the real frame whose half-size FFT Z is in re/im:
+ * X[k] = E[k] + W^k O[k], E = (Z[k] + conj Z[H-k]) / 2, O = (Z[k] - conj Z[H-k]) / 2i. */
+static real bin_power(const real *re, const real *im, uint32_t k) {
+    real zr, zi, cr, ci, er, ei, o_r, o_i, wr, wi, xr, xi;
+    if (k == 0u) return (re[0] + im[0]) * (re[0] + im[0]);
+    if (k == HALF) return (re[0] - im[0]) * (re[0] - im[0]);
+    zr = re[k], zi = im[k], cr = re[HALF - k], ci = -im[HALF - k];
+    er = (real)0.5 * (zr + cr), ei = (real)0.5 * (zi + ci);
+    o_r = (real)0.5 * (zi - ci), o_i = (real)-0.5 * (zr - cr);
+    wr = ACULA_FFT_COS[k], wi = -ACULA_FFT_SIN[k];
+    xr = er + (o_r * wr - o_i * wi);
+    xi = ei + (o_r * wi + o_i * wr);
+    return xr * xr + xi * xi;
+}
+
 void acula_fe_compute_frame(acula_fe_t *fe, const float *frame_samples, float *out_mels) {
     real *re = fe->fft_re, *im = fe->fft_im, *power = fe->power;
+    const float *s = frame_samples;
+    real energy_x = 0, energy_y = 0;
     uint32_t n, k, m, idx = 0;
-    /* pack even samples as real, odd samples as imaginary parts */
+    /* pass 1, the windowed frame x: even samples as real, odd samples as imaginary parts */
     for (n = 0; n < HALF; ++n) {
-        re[n] = (real)frame_samples[2 * n] * ACULA_FE_WINDOW[2 * n];
-        im[n] = (real)frame_samples[2 * n + 1] * ACULA_FE_WINDOW[2 * n + 1];
+        re[n] = (real)s[2 * n] * ACULA_FE_WINDOW[2 * n];
+        im[n] = (real)s[2 * n + 1] * ACULA_FE_WINDOW[2 * n + 1];
+        energy_x += re[n] * re[n] + im[n] * im[n];
     }
     fft_half(re, im);
-    /* split: X[k] = E[k] + W^k O[k], E = (Z[k] + conj Z[H-k]) / 2, O = (Z[k] - conj Z[H-k]) / 2i */
-    power[0] = (re[0] + im[0]) * (re[0] + im[0]);
-    power[HALF] = (re[0] - im[0]) * (re[0] - im[0]);
-    for (k = 1; k < HALF; ++k) {
-        real zr = re[k], zi = im[k], cr = re[HALF - k], ci = -im[HALF - k];
-        real er = (real)0.5 * (zr + cr), ei = (real)0.5 * (zi + ci);
-        real dr = zr - cr, di = zi - ci;                   /* Z[k] - conj Z[H-k] */
-        real o_r = (real)0.5 * di, o_i = (real)-0.5 * dr;  /* divided by 2i */
-        real wr = ACULA_FFT_COS[k], wi = -ACULA_FFT_SIN[k];
-        real xr = er + (o_r * wr - o_i * wi);
-        real xi = ei + (o_r * wi + o_i * wr);
-        power[k] = xr * xr + xi * xi;
+    for (k = 0; k <= HALF; ++k) power[k] = bin_power(re, im, k);
+    /* pass 2, its circular second difference y[n] = x[n] - 2 x[n-1] + x[n-2]: Y[k] = (1 - W^k)^2 X[k]
+     * exactly, so |X[k]|^2 = |Y[k]|^2 * ACULA_FE_DIFF2_GAIN[k].  A float32 FFT's rounding error lands in
+     * every bin in proportion to the energy of its input; when low frequencies dominate (heart and lung
+     * sounds, audio upsampled from 2-8 kHz) y holds orders of magnitude less energy than x, so its
+     * near-empty upper bins come out far cleaner.  y costs almost no rounding: neighbouring samples of such
+     * a signal are close, and the difference of two floats within a factor of 2 is exact.  x is recomputed
+     * with the same float products as pass 1; each bin keeps the pass with the smaller error bound. */
+    {
+        real x1 = (real)s[ACULA_N_FFT - 1] * ACULA_FE_WINDOW[ACULA_N_FFT - 1]; /* x[n-1], circular */
+        real d1 = x1 - (real)s[ACULA_N_FFT - 2] * ACULA_FE_WINDOW[ACULA_N_FFT - 2]; /* x[n-1] - x[n-2] */
+        for (n = 0; n < HALF; ++n) {
+            real a = (real)s[2 * n] * ACULA_FE_WINDOW[2 * n], b = (real)s[2 * n + 1] * ACULA_FE_WINDOW[2 * n + 1];
+            real da = a - x1, db = b - a;
+            re[n] = da - d1;
+            im[n] = db - da;
+            x1 = b;
+            d1 = db;
+            energy_y += re[n] * re[n] + im[n] * im[n];
+        }
+    }
+    fft_half(re, im);
+    for (k = 1; k <= HALF; ++k) { /* error bounds: pass 1 ~ sqrt(energy_x), pass 2 ~ sqrt(energy_y * gain) */
+        if (energy_y * ACULA_FE_DIFF2_GAIN[k] < energy_x) power[k] = bin_power(re, im, k) * ACULA_FE_DIFF2_GAIN[k];
     }
     for (m = 0; m < ACULA_N_MELS; ++m) {
         uint32_t start = ACULA_FE_MEL_START[m], width = ACULA_FE_MEL_WIDTH[m];

@@ -26,9 +26,9 @@
 #include <stdint.h>
 
 /* The arithmetic type of the FFT, power spectrum and mel sums.  float (default) suits a single-precision
- * FPU (Cortex-M4F, ESP32-S3).  Define ACULA_FE_DOUBLE on a core with a double-precision FPU (Cortex-M7
- * FPv5-D16) to follow the SDK's float64 reference to ~1e-6 also in near-empty mel bands, where float32
- * rounding noise of the FFT sits 120-140 dB below the frame's loudest bin (see benchmarks/results/mcu.md). */
+ * FPU (Cortex-M4F, ESP32-S3) and follows the SDK's float32 engine to ~1e-5 on heart, lung and cough
+ * recordings (see benchmarks/results/mcu.md).  Define ACULA_FE_DOUBLE on a core with a double-precision FPU
+ * (Cortex-M7 FPv5-D16) to follow the SDK's float64 engine to ~1e-7. */
 #ifdef ACULA_FE_DOUBLE
 typedef double acula_fe_real_t;
 #else
