@@ -51,11 +51,14 @@ class DistillTask(nn.Module):
         return self
 
     def forward(self, logmel: torch.Tensor, head_targets: torch.Tensor,
-                head_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``head_weights`` (same shape as the targets, optional): 0 leaves a window out of the head loss."""
+                head_weights: torch.Tensor | None = None, teacher_logmel: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        """``head_weights`` (same shape as the targets, optional): 0 leaves a window out of the head loss.
+        ``teacher_logmel``: the teacher's input when it differs from the student's (same crops, e.g. without
+        the student-only level change)."""
         w = self.weights
         with torch.no_grad():
-            target = self.teacher.embed_audio(logmel)
+            target = self.teacher.embed_audio(logmel if teacher_logmel is None else teacher_logmel)
         student, heads = self.student(logmel)
         terms = {"cos": 1 - F.cosine_similarity(student, target, dim=-1).mean(),
                  "cka": 1 - linear_cka(student, target)}

@@ -53,6 +53,9 @@ class DistillConfig:
     gain_db: float = 6.0
     eq_db: float = 3.0
     p_noise: float = 0.3
+    #: a further level change of +-``student_gain_db`` applied to the student's input only: the teacher's target
+    #: comes from the crop without it, so the student learns to give the teacher's answer at any level (0: off)
+    student_gain_db: float = 0.0
     #: a crop of a cough recording is a cough-head positive only if its loudest frame is within this many dB of
     #: the recording's loudest frame (coughs are the recording's bursts); quieter crops (the gaps between
     #: coughs) are left out of the head loss instead of being taught as coughs.  None: every crop is positive.
@@ -166,12 +169,13 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
             feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
                                    cfg.p_noise)
+            student_feats = feats if cfg.student_gain_db <= 0 else shift_level(feats, front, gen, cfg.student_gain_db)
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, sched)
-            terms = task(feats, targets, head_w)
+            terms = task(student_feats, targets, head_w, teacher_logmel=feats)
             loss = task.total(terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -184,6 +188,13 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             if (step + 1) % cfg.ckpt_every == 0 or step == cfg.max_steps - 1:
                 save_checkpoint(out, student, {**meta_base, "step": step + 1, "last_metrics": last}, optimizer)
     return last
+
+
+def shift_level(x: torch.Tensor, front: FrontendConfig, generator: torch.Generator, gain_db: float) -> torch.Tensor:
+    """A uniform level change of +-``gain_db`` per crop on normalised log-mel, floored as the front end floors."""
+    shift = (torch.rand(x.shape[0], 1, 1, generator=generator) * 2 - 1) * gain_db
+    floor = (10 * float(np.log10(front.amin_power)) - front.norm_mean_db) / front.norm_std_db
+    return (x + shift / front.norm_std_db).clamp_min(floor)
 
 
 def cough_head_weights(bank: FeatureBank, chosen: np.ndarray, crops: np.ndarray, is_cough: np.ndarray,

@@ -61,6 +61,11 @@ def test_masked_head_loss_ignores_weighted_out_windows() -> None:
     pair = task(x[:2], y[:2])["head"]
     assert torch.allclose(masked, pair, atol=1e-6)
     assert not torch.allclose(masked, full)
+    # the teacher's target from its own input: the student's terms change, the head term (student only) does not
+    moved = task(x, y, teacher_logmel=x + 1.0)
+    same = task(x, y, teacher_logmel=x)
+    assert torch.allclose(same["cos"], task(x, y)["cos"]) and not torch.allclose(moved["cos"], same["cos"])
+    assert torch.allclose(moved["head"], full)
 
 
 def test_a_vit_teacher_sees_the_students_window_tiled_to_its_input_length() -> None:
@@ -183,3 +188,20 @@ def test_a_json_config_names_a_preset_or_overrides_the_defaults_and_misspelt_key
     assert distill_main(["--teacher", "t", "--corpus", "c", "--out", str(tmp_path / "o"),
                          "--config", cfg({"max_step": 10})]) == 1
     assert "acula distill: unknown DistillConfig fields" in capsys.readouterr().err
+
+
+def test_the_student_only_level_change_shifts_every_cell_alike_and_keeps_the_floor():
+    import numpy as np
+    import torch
+
+    from distill.train import shift_level
+    from sdk.frontend_config import FrontendConfig
+
+    front = FrontendConfig()
+    floor = (10 * float(np.log10(front.amin_power)) - front.norm_mean_db) / front.norm_std_db
+    x = torch.full((4, 10, front.n_mels), 0.5)
+    x[0, 0, 0] = floor
+    y = shift_level(x, front, torch.Generator().manual_seed(0), 24.0)
+    d = (y - x)[1:] * front.norm_std_db  # dB
+    assert torch.allclose(d, d[:, :1, :1].expand_as(d)) and float(d.abs().max()) <= 24.0 + 1e-4
+    assert float(y.min()) >= floor - 1e-6 and not torch.equal(y, x)
