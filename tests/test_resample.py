@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,11 +16,11 @@ from sdk.resample import StreamingResampler
 
 
 @functools.cache
-def _direct_kernel():  # type: ignore[no-untyped-def]
+def _direct_kernel() -> Any:
     numba = pytest.importorskip("numba")
 
     @numba.njit(cache=False)
-    def kernel(x, h, up, down, delay, m0, out):  # type: ignore[no-untyped-def]
+    def kernel(x, h, up, down, delay, m0, out):  # numba infers the types
         for i in range(out.shape[0]):
             p = (m0 + i) * down + delay
             acc = 0.0
