@@ -3,7 +3,8 @@ Every result has ``to_dict()`` (JSON-ready: no NaN or infinity)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -50,6 +51,9 @@ class WindowResult:
 
 #: The problems a window can carry, in the order :class:`sdk.quality.WindowGate` reports them.
 WINDOW_PROBLEMS = ("silent", "clipped", "low_level", "too_short")
+#: bit set -> problems tuple, in WINDOW_PROBLEMS order
+_PROBLEMS = [tuple(name for k, name in enumerate(WINDOW_PROBLEMS) if bits >> k & 1)
+             for bits in range(1 << len(WINDOW_PROBLEMS))]
 _NO_EMBEDDING = np.zeros(0, np.float32)
 _NO_EMBEDDING.flags.writeable = False
 
@@ -71,7 +75,7 @@ class WindowLog(Sequence[WindowResult]):
 
     def append(self, w: WindowResult) -> None:
         bits = sum(1 << WINDOW_PROBLEMS.index(p) for p in w.problems if p in WINDOW_PROBLEMS)
-        if tuple(p for i, p in enumerate(WINDOW_PROBLEMS) if bits >> i & 1) != tuple(w.problems):
+        if _PROBLEMS[bits] != tuple(w.problems):
             raise ValueError(f"window problems {w.problems} are not a subset of {WINDOW_PROBLEMS} in that order")
         if self._n == self._index.shape[0]:  # grow by doubling: amortised O(1), no per-window objects
             for name in ("_index", "_span_s", "_p", "_problems", "_padded"):
@@ -102,10 +106,22 @@ class WindowLog(Sequence[WindowResult]):
         if not -self._n <= i < self._n:
             raise IndexError(f"window {i} of {self._n}")
         i %= self._n
-        p, bits = float(self._p[i]), int(self._problems[i])
-        return WindowResult(int(self._index[i]), float(self._span_s[i, 0]), float(self._span_s[i, 1]),
-                            _NO_EMBEDDING, None if np.isnan(p) else p, {},
-                            tuple(n for k, n in enumerate(WINDOW_PROBLEMS) if bits >> k & 1), bool(self._padded[i]))
+        return self._item(int(self._index[i]), float(self._span_s[i, 0]), float(self._span_s[i, 1]),
+                          float(self._p[i]), int(self._problems[i]), bool(self._padded[i]))
+
+    def __iter__(self) -> Iterator[WindowResult]:
+        # columns to Python scalars a slice at a time: fast, and never a list per window of the whole recording
+        for a in range(0, self._n, 1024):
+            b = min(self._n, a + 1024)
+            for args in zip(self._index[a:b].tolist(), self._span_s[a:b, 0].tolist(), self._span_s[a:b, 1].tolist(),
+                            self._p[a:b].tolist(), self._problems[a:b].tolist(), self._padded[a:b].tolist(),
+                            strict=True):
+                yield self._item(*args)
+
+    @staticmethod
+    def _item(index: int, start_s: float, end_s: float, p: float, bits: int, padded: bool) -> WindowResult:
+        return WindowResult(index, start_s, end_s, _NO_EMBEDDING, None if math.isnan(p) else p, {},
+                            _PROBLEMS[bits], padded)
 
 
 @dataclass

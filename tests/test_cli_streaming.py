@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from benchmarks.screen_scaling import write_recording
 from sdk.audio import EmptyAudioError, UnreadableAudioError, iter_audio_blocks, load_audio
 from sdk.model import load
 from sdk.results import ScreenResult, WindowLog, WindowResult
@@ -106,16 +107,16 @@ def _window(i: int, p: float | None, problems: tuple[str, ...] = (), padded: boo
 
 def test_window_log_keeps_every_field_screening_reports():
     windows = [_window(i, None if i % 5 == 0 else i / 1000, (("silent", "clipped", "low_level", "too_short")[i % 4],)
-                       if i % 5 == 0 else (), padded=i == 3) for i in range(700)]
-    windows.append(_window(700, None, ("silent", "clipped")))
+                       if i % 5 == 0 else (), padded=i == 3) for i in range(1500)]
+    windows.append(_window(1500, None, ("silent", "clipped")))
     log = WindowLog(windows)
-    assert len(log) == 701 and [w.to_dict() for w in log] == [w.to_dict() for w in windows]
+    assert len(log) == 1501 and [w.to_dict() for w in log] == [w.to_dict() for w in windows]
     assert log[-1].problems == ("silent", "clipped") and log[3].padded and log[5].cough_probability is None
-    assert [w.index for w in log[698:]] == [698, 699, 700] and log[1].embedding.shape == (0,)
+    assert [w.index for w in log[1498:]] == [1498, 1499, 1500] and log[1].embedding.shape == (0,)
     with pytest.raises(IndexError):
-        log[701]
+        log[1501]
     with pytest.raises(ValueError, match="not a subset"):
-        log.append(_window(701, None, ("clipped", "silent")))
+        log.append(_window(1501, None, ("clipped", "silent")))
 
 
 @pytest.mark.parametrize("n_windows", [0, 1, 3])
@@ -126,30 +127,11 @@ def test_screen_json_line_in_pieces_equals_the_whole_line(n_windows: int):
     assert "".join(screen_json_line("a.wav", result)) == "".join(json_line("a.wav", result))
 
 
-def _long_recording(path: Path, duration_s: float, rate: int, n_channels: int, cough_at_s: tuple[float, ...] = ()
-                    ) -> Path:
-    """Breathing and heart sounds with real coughs pasted in, written block by block (never whole in memory)."""
-    from sdk.demo import shipped_cough
-
-    cough = load_audio(shipped_cough(), target_rate_hz=rate).samples
-    base, _ = synth_recording(10.0, sample_rate_hz=rate, seed=5, cough_onsets_s=())
-    with sf.SoundFile(path, "w", rate, n_channels, subtype="PCM_16") as f:
-        for start in range(0, int(duration_s * rate), base.shape[0]):
-            x = 0.2 * base[: min(base.shape[0], int(duration_s * rate) - start)].copy()
-            for t in cough_at_s:
-                a = int(t * rate) - start
-                if -cough.shape[0] < a < x.shape[0]:
-                    seg = cough[max(0, -a) : x.shape[0] - a]
-                    x[max(0, a) : max(0, a) + seg.shape[0]] += seg
-            f.write(np.repeat(x[:, None], n_channels, 1) if n_channels > 1 else x)
-    return path
-
-
 def test_acula_screen_json_of_a_long_file_equals_the_whole_clip(model, tmp_path: Path, capsys):
     """Blocks from disk, a WindowLog and a JSON line written in pieces give the text of the whole-clip call."""
     from sdk.cli import main
 
-    path = _long_recording(tmp_path / "long.wav", 90.0, 44100, 2, cough_at_s=(12.0, 47.5, 81.0))
+    path = write_recording(tmp_path / "long.wav", 90.0, 44100, 2, cough_at_s=(12.0, 47.5, 81.0))
     assert main(["screen", str(path), "--json"]) == 0
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
     whole = json.dumps({"path": str(path), **model.screen(samples, rate).to_dict()}, allow_nan=False) + "\n"
@@ -171,7 +153,7 @@ def test_screen_traced_memory_does_not_grow_with_the_recording(model, tmp_path: 
     monkeypatch.setattr(sdk.screen_cli, "load", lambda *args, **kwargs: model)
     peaks = []
     for duration_s in (60.0, 600.0):
-        path = _long_recording(tmp_path / f"{duration_s:.0f}.wav", duration_s, 16000, 1)
+        path = write_recording(tmp_path / f"{duration_s:.0f}.wav", duration_s, 16000, 1)
         with open(os.devnull, "w") as null:
             monkeypatch.setattr("sys.stdout", null)
             tracemalloc.start()
@@ -199,6 +181,6 @@ def _peak_rss_kb(path: Path) -> int:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 def test_screen_peak_rss_does_not_grow_with_the_recording(tmp_path: Path):
     """A 10 min 44.1 kHz stereo file (106 MB as PCM) peaks within 10 MB of a 1 min one: it streams, whole."""
-    short = _peak_rss_kb(_long_recording(tmp_path / "1min.wav", 60.0, 44100, 2))
-    long = _peak_rss_kb(_long_recording(tmp_path / "10min.wav", 600.0, 44100, 2))
+    short = _peak_rss_kb(write_recording(tmp_path / "1min.wav", 60.0, 44100, 2))
+    long = _peak_rss_kb(write_recording(tmp_path / "10min.wav", 600.0, 44100, 2))
     assert long - short < 10_000, (short, long)
