@@ -215,11 +215,11 @@ def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None =
     axis = _channel_axis(x.shape, n_channels)
     x = _as_float(x)
     if x.size and x.dtype.kind == "f":
-        finite = np.isfinite(x)
-        if not finite.all():
-            raise NonFiniteAudioError(f"audio holds {int(x.size - np.count_nonzero(finite))} NaN or infinite "
-                                      "samples")
-        peak = float(np.max(np.abs(x)))
+        # max and -min: the peak in two passes without temporaries; NaN or infinity anywhere makes it non-finite
+        peak = max(float(x.max()), -float(x.min()))
+        if not math.isfinite(peak):
+            raise NonFiniteAudioError(f"audio holds {int(x.size - np.count_nonzero(np.isfinite(x)))} NaN or "
+                                      "infinite samples")
         if peak > MAX_FLOAT_PEAK:
             raise AudioError(f"float samples must be full scale at +-1; their peak is {peak:g} (PCM counts "
                              "passed as floats? divide int16 counts by 32768)")
