@@ -408,12 +408,18 @@ class AudioBlocks:
         return self._meter.flags(self.truncated)
 
 
-def iter_audio_blocks(path: str | os.PathLike[str], block_s: float = 10.0) -> AudioBlocks:
+def iter_audio_blocks(path: str | os.PathLike[str], block_s: float = 10.0, max_block_samples: int | None = None
+                      ) -> AudioBlocks:
     """Read a file of any length in blocks of ``block_s`` seconds, at its own rate, mixed to mono: memory stays
-    at one block whatever the length.  The header is checked first, as :func:`load_audio` checks it; feed the
-    blocks to a :class:`sdk.Stream` for results identical to the whole file's."""
+    at one block whatever the length.  ``max_block_samples`` caps a block's frames x channels, so a
+    high-rate, many-channel file costs no more memory a block than a common one.  The header is checked first,
+    as :func:`load_audio` checks it; feed the blocks to a :class:`sdk.Stream` for results identical to the whole
+    file's."""
     if not (isinstance(block_s, numbers.Real) and math.isfinite(block_s) and block_s > 0):
         raise AudioError(f"block_s must be a positive number of seconds, got {block_s!r}")
     path_str = os.fspath(path)
     info, rate, truncated = _checked_header(path_str)
-    return AudioBlocks(path_str, rate, info.channels, info.frames, max(1, int(block_s * rate)), truncated)
+    frames = int(block_s * rate)
+    if max_block_samples is not None:
+        frames = min(frames, max_block_samples // info.channels)
+    return AudioBlocks(path_str, rate, info.channels, info.frames, max(1, frames), truncated)

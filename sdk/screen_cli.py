@@ -34,6 +34,9 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 #: resampler, its FFT frames) are most of the peak memory; 10 s blocks measured 25 MB more than 2 s ones on a
 #: 44.1 kHz stereo file, for 3 % less CPU.
 BLOCK_S = 2.0
+#: ... and at most this many samples (frames x channels): 2 s of 48 kHz stereo.  2 s of 192 kHz 8-channel
+#: audio measured 138 MB peak.
+MAX_BLOCK_SAMPLES = 192_000
 #: What each result problem means, for the text output (the JSON carries the names).
 PROBLEM_TEXT = {
     "silent": "digital silence",
@@ -171,7 +174,9 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files (WAV, FLAC, OGG, ...), folders of them, or quoted globs")
-    parser.add_argument("--block-s", type=float, default=BLOCK_S, help="seconds of audio read from disk at a time")
+    parser.add_argument("--block-s", type=float, default=BLOCK_S,
+                        help=f"seconds of audio read from disk at a time (at most {MAX_BLOCK_SAMPLES} samples over all "
+                             "channels)")
     _common(parser)
     return parser
 
@@ -218,7 +223,7 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
     for path in paths:
         progress.show(path)
         try:
-            blocks = iter_audio_blocks(path, args.block_s)
+            blocks = iter_audio_blocks(path, args.block_s, MAX_BLOCK_SAMPLES)
             drawing = sketch(blocks) if sketch is not None else None
             n_blocks = max(1, -(-blocks.n_frames // blocks.block_frames))
 

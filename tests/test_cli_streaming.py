@@ -52,6 +52,13 @@ def test_blocks_hold_the_samples_and_flags_load_audio_gives(recordings, name: st
         list(blocks)
 
 
+def test_block_reader_caps_a_block_at_max_block_samples_over_all_channels(recordings):
+    blocks = iter_audio_blocks(recordings["stereo44k"], 10.0, max_block_samples=1001)
+    parts = list(blocks)
+    assert blocks.block_frames == 500 and max(p.shape[0] for p in parts) == 500
+    assert np.array_equal(np.concatenate(parts), load_audio(recordings["stereo44k"], target_rate_hz=None).samples)
+
+
 def test_block_reader_checks_the_header_before_reading(tmp_path: Path):
     (tmp_path / "junk.wav").write_bytes(b"junk")
     with pytest.raises(UnreadableAudioError):
