@@ -68,6 +68,19 @@ def render(results: Path) -> str:
                   f"| {sl['hop_p50_ms']:.2f} ms | {sl['hop_p99_ms']:.2f} ms | {sl['ms_per_audio_s']:.2f} | "
                   f"{sl.get('yamnet_ms_per_audio_s', float('nan')):.2f} | {sl.get('ratio_to_yamnet', float('nan')):.3f}"
                   f" | {sl['cold_start_s']:.2f} s | {sl['peak_rss_mb']:.0f} MB |", ""]
+    sc = _load(results, "screen_scaling.json")
+    if isinstance(sc, dict):
+        def fmt_name(fmt: str) -> str:  # "44100x2" -> "44.1 kHz stereo"
+            rate, n = (int(v) for v in fmt.split("x"))
+            return f"{rate / 1000:g} kHz " + {1: "mono", 2: "stereo"}.get(n, f"{n} channels")
+
+        spans = "; ".join(f"{fmt_name(fmt)}: {f['min_peak_rss_mb']:.0f}-{f['max_peak_rss_mb']:.0f} MB, "
+                          f"{f['marginal_cpu_ms_per_audio_s']:.1f} ms CPU per further second of audio"
+                          for fmt, f in sc["formats"].items())
+        longest = max(r["duration_s"] for r in sc["rows"])
+        lines += [f"**`acula screen` against length** (`python -m benchmarks.screen_scaling --json`; "
+                  f"{sc['machine']}, {sc['backend']} {sc['precision']}): peak RSS over 1 s to "
+                  f"{longest / 3600:g} h files, {spans} (table: `benchmarks/results/screen_scaling.md`).", ""]
     br = _load(results, "bridge_decoder.json")
     if isinstance(br, dict):
         lines += [f"**Bridge decoder** (`python -m benchmarks.bridge_decoder --json "

@@ -215,11 +215,11 @@ def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None =
     axis = _channel_axis(x.shape, n_channels)
     x = _as_float(x)
     if x.size and x.dtype.kind == "f":
-        finite = np.isfinite(x)
-        if not finite.all():
-            raise NonFiniteAudioError(f"audio holds {int(x.size - np.count_nonzero(finite))} NaN or infinite "
-                                      "samples")
-        peak = float(np.max(np.abs(x)))
+        # max and -min: the peak in two passes without temporaries; NaN or infinity anywhere makes it non-finite
+        peak = max(float(x.max()), -float(x.min()))
+        if not math.isfinite(peak):
+            raise NonFiniteAudioError(f"audio holds {int(x.size - np.count_nonzero(np.isfinite(x)))} NaN or "
+                                      "infinite samples")
         if peak > MAX_FLOAT_PEAK:
             raise AudioError(f"float samples must be full scale at +-1; their peak is {peak:g} (PCM counts "
                              "passed as floats? divide int16 counts by 32768)")
@@ -408,12 +408,18 @@ class AudioBlocks:
         return self._meter.flags(self.truncated)
 
 
-def iter_audio_blocks(path: str | os.PathLike[str], block_s: float = 10.0) -> AudioBlocks:
+def iter_audio_blocks(path: str | os.PathLike[str], block_s: float = 10.0, max_block_samples: int | None = None
+                      ) -> AudioBlocks:
     """Read a file of any length in blocks of ``block_s`` seconds, at its own rate, mixed to mono: memory stays
-    at one block whatever the length.  The header is checked first, as :func:`load_audio` checks it; feed the
-    blocks to a :class:`sdk.Stream` for results identical to the whole file's."""
+    at one block whatever the length.  ``max_block_samples`` caps a block's frames x channels, so a
+    high-rate, many-channel file costs no more memory a block than a common one.  The header is checked first,
+    as :func:`load_audio` checks it; feed the blocks to a :class:`sdk.Stream` for results identical to the whole
+    file's."""
     if not (isinstance(block_s, numbers.Real) and math.isfinite(block_s) and block_s > 0):
         raise AudioError(f"block_s must be a positive number of seconds, got {block_s!r}")
     path_str = os.fspath(path)
     info, rate, truncated = _checked_header(path_str)
-    return AudioBlocks(path_str, rate, info.channels, info.frames, max(1, int(block_s * rate)), truncated)
+    frames = int(block_s * rate)
+    if max_block_samples is not None:
+        frames = min(frames, max_block_samples // info.channels)
+    return AudioBlocks(path_str, rate, info.channels, info.frames, max(1, frames), truncated)

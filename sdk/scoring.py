@@ -65,7 +65,8 @@ class LabelScorer:
     def __call__(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
         """(n, embed_dim) -> {label set: (n, n_labels)}, float32.  Each row is its own (1 x d) @ (d x L)
         product, so a window's logits never depend on how many windows share the call."""
-        e = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-12)
+        # np.linalg.norm's own formula for real rows, without its Python-level dispatch (6 us of a 35 us hop)
+        e = embeddings / (np.sqrt(np.add.reduce(embeddings * embeddings, axis=1, keepdims=True)) + 1e-12)
         all_logits = np.matmul(e[:, None, :], self.matrix)[:, 0, :]
         all_logits += self.offset
         return {name: all_logits[:, s] for name, s in self.slices.items()}

@@ -3,6 +3,8 @@
 A PATH is a file, a folder (every audio file under it) or a glob (quote it: ``'visits/*.flac'``).  Files
 stream from disk in blocks (:func:`sdk.audio.iter_audio_blocks`) through one :class:`sdk.Stream` each, so a
 recording of any length is screened in the memory of one block, with results identical to the whole file's.
+Screening keeps 26 bytes a window (:class:`sdk.results.WindowLog`) and writes its JSON windows one at a time,
+so peak memory does not grow with the recording's length (benchmarks/screen_scaling.py measures it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 import glob
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,11 +25,18 @@ from sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
 from sdk.bundle import BundleError
 from sdk.cli import HelpFormatter
 from sdk.model import Model, load
-from sdk.results import ScoreResult, ScreenResult, WindowResult
+from sdk.results import ScoreResult, ScreenResult, WindowLog, WindowResult
 from sdk.stream import Stream
 from sdk.text import prompt_problem
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+#: Seconds read from disk at a time: a block's temporaries (its float64 copies for the quality gate and the
+#: resampler, its FFT frames) are most of the peak memory; 10 s blocks measured 25 MB more than 2 s ones on a
+#: 44.1 kHz stereo file, for 3 % less CPU.
+BLOCK_S = 2.0
+#: ... and at most this many samples (frames x channels): 2 s of 48 kHz stereo.  2 s of 192 kHz 8-channel
+#: audio measured 138 MB peak.
+MAX_BLOCK_SAMPLES = 192_000
 #: What each result problem means, for the text output (the JSON carries the names).
 PROBLEM_TEXT = {
     "silent": "digital silence",
@@ -103,20 +112,24 @@ class Progress:
             self.out.flush()
 
 
+Windows = MutableSequence[WindowResult]
+
+
 def stream_file(model: Model, blocks: AudioBlocks, on_block: Callable[[np.ndarray], None] | None = None,
-                ) -> tuple[Stream, list[WindowResult]]:
-    """Feed a file's blocks through one new Stream: its windows, as one ``accept`` of the whole file gives."""
+                windows: Windows | WindowLog | None = None) -> tuple[Stream, Sequence[WindowResult]]:
+    """Feed a file's blocks through one new Stream: its windows, as one ``accept`` of the whole file gives,
+    appended to ``windows`` (default: a new list; a :class:`WindowLog` keeps only what screening reports)."""
     stream = model.stream()
-    windows: list[WindowResult] = []
+    kept: Windows | WindowLog = [] if windows is None else windows
     for block in blocks:
         if on_block is not None:
             on_block(block)
-        windows += stream.accept(block, blocks.sample_rate_hz)
-    windows += stream.flush()
-    return stream, windows
+        kept.extend(stream.accept(block, blocks.sample_rate_hz))
+    kept.extend(stream.flush())
+    return stream, kept
 
 
-def _finished(model: Model, stream: Stream, windows: list[WindowResult]) -> Model:
+def _finished(model: Model, stream: Stream, windows: Sequence[WindowResult]) -> Model:
     """A shallow copy of ``model`` whose whole-clip run returns this finished stream, so :meth:`Model.screen`
     and :meth:`Model.score` build the results of streamed blocks with their own code (one definition of pooling,
     problems and rates); the weights and runtime are shared, not copied."""
@@ -125,13 +138,14 @@ def _finished(model: Model, stream: Stream, windows: list[WindowResult]) -> Mode
     return done
 
 
-def screen_result(model: Model, stream: Stream, windows: list[WindowResult], blocks: AudioBlocks) -> ScreenResult:
+def screen_result(model: Model, stream: Stream, windows: Sequence[WindowResult], blocks: AudioBlocks
+                  ) -> ScreenResult:
     """:meth:`Model.screen`'s result from a finished stream, with the file's ``truncated`` flag."""
     result = _finished(model, stream, windows).screen(np.zeros(0, np.float32), blocks.sample_rate_hz)
     return _with_file_flags(result, blocks)
 
 
-def score_result(model: Model, stream: Stream, windows: list[WindowResult], blocks: AudioBlocks,
+def score_result(model: Model, stream: Stream, windows: Sequence[WindowResult], blocks: AudioBlocks,
                  label_set: str, labels: dict[str, list[str]] | None = None, text_bundle: str | None = None
                  ) -> ScoreResult:
     """:meth:`Model.score`'s result from a finished stream, with the file's ``truncated`` flag; ``labels``:
@@ -160,19 +174,39 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files (WAV, FLAC, OGG, ...), folders of them, or quoted globs")
-    parser.add_argument("--block-s", type=float, default=10.0, help="seconds of audio read from disk at a time")
+    parser.add_argument("--block-s", type=float, default=BLOCK_S,
+                        help=f"seconds of audio read from disk at a time (at most {MAX_BLOCK_SAMPLES} samples over all "
+                             "channels)")
     _common(parser)
     return parser
 
 
-Finish = Callable[[Stream, list[WindowResult], AudioBlocks], Any]
+Finish = Callable[[Stream, Sequence[WindowResult], AudioBlocks], Any]
+
+
+def json_line(path: str, result: Any) -> Iterator[str]:
+    """One JSON object per file: ``{"path": ..., **result.to_dict()}``."""
+    yield json.dumps({"path": path, **result.to_dict()}, allow_nan=False) + "\n"
+
+
+def screen_json_line(path: str, result: ScreenResult) -> Iterator[str]:
+    """:func:`json_line` of a screening, text for text, in pieces: the windows one at a time, so the line of a
+    long recording is never held whole (its windows are the last key of :meth:`ScreenResult.to_dict`)."""
+    head = json.dumps({"path": path, **result.to_dict(with_windows=False)}, allow_nan=False)
+    yield head[:-1] + ', "windows": ['
+    for i, w in enumerate(result.windows):
+        yield (", " if i else "") + json.dumps(w.to_dict(), allow_nan=False)
+    yield "]}\n"
 
 
 def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Finish],
                show: Callable[[str, Any], None], plot: Callable[[Model, str, Any, Any], None] | None = None,
-               sketch: Callable[[AudioBlocks], Any] | None = None) -> int:
+               sketch: Callable[[AudioBlocks], Any] | None = None,
+               keep: Callable[[], Windows | WindowLog] = list,
+               to_json: Callable[[str, Any], Iterable[str]] = json_line) -> int:
     """Load the bundle, then stream every file; a file that cannot be read or scored is reported (a JSON error
     object with --json) and the others still run.  Exit status 1 when the bundle or any file failed.
+    ``keep`` makes the container a file's windows go to, ``to_json`` the pieces of its JSON line.
 
     Files are passed to the model at their own rate, so quality (clipping above all) is measured before
     resampling, and text and JSON report the same flags: the result's, plus ``truncated`` from the file."""
@@ -189,7 +223,7 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
     for path in paths:
         progress.show(path)
         try:
-            blocks = iter_audio_blocks(path, args.block_s)
+            blocks = iter_audio_blocks(path, args.block_s, MAX_BLOCK_SAMPLES)
             drawing = sketch(blocks) if sketch is not None else None
             n_blocks = max(1, -(-blocks.n_frames // blocks.block_frames))
 
@@ -199,8 +233,7 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
                 if drawing is not None:
                     drawing.add(block)
 
-            result = done(*stream_file(model, blocks, on_block), blocks)
-            line = json.dumps({"path": path, **result.to_dict()}, allow_nan=False) if args.json else ""
+            result = done(*stream_file(model, blocks, on_block, keep()), blocks)
         except (AudioError, ValueError, OSError) as exc:
             failed += 1
             progress.advance()
@@ -211,7 +244,8 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
         progress.advance()
         progress.close()
         if args.json:
-            print(line, flush=True)
+            sys.stdout.writelines(to_json(path, result))
+            sys.stdout.flush()
         else:
             show(path, result)
         if plot is not None and drawing is not None:
@@ -265,7 +299,8 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
     def finish(model: Model) -> Finish:
         return lambda stream, windows, blocks: screen_result(model, stream, windows, blocks)
 
-    return _each_file(args, "screening", finish, show, plot if args.plot else None, sketch if args.plot else None)
+    return _each_file(args, "screening", finish, show, plot if args.plot else None, sketch if args.plot else None,
+                      keep=WindowLog, to_json=screen_json_line)
 
 
 def score_main(argv: Sequence[str] | None = None) -> int:

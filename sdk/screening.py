@@ -141,11 +141,12 @@ class EventDetector:
         """Samples at ``sample_rate_hz``, any chunk length: extends the energy envelope on a fixed frame grid."""
         if not self.cfg.split_coughs or not len(x):
             return
-        buf = np.concatenate([self._tail, np.asarray(x, dtype=np.float64)])
+        x = np.asarray(x, dtype=np.float64)
+        buf = np.concatenate([self._tail, x]) if self._tail.size else x  # a hop of whole frames leaves no tail
         n = buf.size // self.frame_samples * self.frame_samples
         if n:
             self._power.extend(np.mean(np.square(buf[:n].reshape(-1, self.frame_samples)), axis=1).tolist())
-        self._tail = buf[n:]
+        self._tail = buf[n:].copy()  # never a view of the caller's array
 
     def _frame(self, t_s: float) -> int:
         return round(t_s * self.sample_rate_hz) // self.frame_samples

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from benchmarks.screen_scaling import write_recording
 from sdk.audio import EmptyAudioError, UnreadableAudioError, iter_audio_blocks, load_audio
 from sdk.model import load
+from sdk.results import ScreenResult, WindowLog, WindowResult
 from sdk.screen_cli import score_result, screen_result, stream_file
 from sdk.synth import synth_recording
 
@@ -48,6 +50,13 @@ def test_blocks_hold_the_samples_and_flags_load_audio_gives(recordings, name: st
     assert blocks.quality() == clip.quality and blocks.truncated is (name == "cut")
     with pytest.raises(RuntimeError, match="already read"):
         list(blocks)
+
+
+def test_block_reader_caps_a_block_at_max_block_samples_over_all_channels(recordings):
+    blocks = iter_audio_blocks(recordings["stereo44k"], 10.0, max_block_samples=1001)
+    parts = list(blocks)
+    assert blocks.block_frames == 500 and max(p.shape[0] for p in parts) == 500
+    assert np.array_equal(np.concatenate(parts), load_audio(recordings["stereo44k"], target_rate_hz=None).samples)
 
 
 def test_block_reader_checks_the_header_before_reading(tmp_path: Path):
@@ -96,3 +105,89 @@ def test_acula_screen_output_does_not_depend_on_the_block_length(recordings, cap
         assert main(["screen", str(recordings["mono16k"]), "--json", "--block-s", block_s]) == 0
         outs.append(capsys.readouterr().out)
     assert outs[0] == outs[1] and json.loads(outs[0])["n_events"] >= 1
+
+
+def _window(i: int, p: float | None, problems: tuple[str, ...] = (), padded: bool = False) -> WindowResult:
+    return WindowResult(i, round(0.48 * i, 4), round(0.48 * i + 1.984, 4), np.ones(8, np.float32), p,
+                        {"lung": np.zeros(3)}, problems, padded)
+
+
+def test_window_log_keeps_every_field_screening_reports():
+    windows = [_window(i, None if i % 5 == 0 else i / 1000, (("silent", "clipped", "low_level", "too_short")[i % 4],)
+                       if i % 5 == 0 else (), padded=i == 3) for i in range(1500)]
+    windows.append(_window(1500, None, ("silent", "clipped")))
+    log = WindowLog(windows)
+    assert len(log) == 1501 and [w.to_dict() for w in log] == [w.to_dict() for w in windows]
+    assert log[-1].problems == ("silent", "clipped") and log[3].padded and log[5].cough_probability is None
+    assert [w.index for w in log[1498:]] == [1498, 1499, 1500] and log[1].embedding.shape == (0,)
+    with pytest.raises(IndexError):
+        log[1501]
+    with pytest.raises(ValueError, match="not a subset"):
+        log.append(_window(1501, None, ("clipped", "silent")))
+
+
+@pytest.mark.parametrize("n_windows", [0, 1, 3])
+def test_screen_json_line_in_pieces_equals_the_whole_line(n_windows: int):
+    from sdk.screen_cli import json_line, screen_json_line
+
+    result = ScreenResult(9.0, [], WindowLog(_window(i, 0.5) for i in range(n_windows)), None, 0.0)
+    assert "".join(screen_json_line("a.wav", result)) == "".join(json_line("a.wav", result))
+
+
+def test_acula_screen_json_of_a_long_file_equals_the_whole_clip(model, tmp_path: Path, capsys):
+    """Blocks from disk, a WindowLog and a JSON line written in pieces give the text of the whole-clip call."""
+    from sdk.cli import main
+
+    path = write_recording(tmp_path / "long.wav", 90.0, 44100, 2, cough_at_s=(12.0, 47.5, 81.0))
+    assert main(["screen", str(path), "--json"]) == 0
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    whole = json.dumps({"path": str(path), **model.screen(samples, rate).to_dict()}, allow_nan=False) + "\n"
+    out = capsys.readouterr().out
+    assert out == whole
+    assert json.loads(out)["n_events"] >= 3 and json.loads(out)["n_windows"] > 150
+
+
+@pytest.mark.slow
+def test_screen_traced_memory_does_not_grow_with_the_recording(model, tmp_path: Path, monkeypatch):
+    """Python and numpy allocations of one ``acula screen --json`` (model loaded before): a 10 min file peaks
+    within 0.5 MB of a 1 min one (a list of WindowResults kept 2.5 KB a window: 2.8 MB more)."""
+    import os
+    import tracemalloc
+
+    import sdk.screen_cli
+    from sdk.cli import main
+
+    monkeypatch.setattr(sdk.screen_cli, "load", lambda *args, **kwargs: model)
+    peaks = []
+    for duration_s in (60.0, 600.0):
+        path = write_recording(tmp_path / f"{duration_s:.0f}.wav", duration_s, 16000, 1)
+        with open(os.devnull, "w") as null:
+            monkeypatch.setattr("sys.stdout", null)
+            tracemalloc.start()
+            try:
+                assert main(["screen", str(path), "--json"]) == 0
+                peaks.append(tracemalloc.get_traced_memory()[1])
+            finally:
+                tracemalloc.stop()
+    assert peaks[1] - peaks[0] < 0.5e6, peaks
+
+
+def _peak_rss_kb(path: Path) -> int:
+    """VmHWM of a fresh ``acula screen --json`` process on ``path`` (Linux)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from sdk.cli import main; rc = main(['screen', sys.argv[1], '--json']); "
+            "sys.stderr.write([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    return int(out.stderr.strip().splitlines()[-1].split()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_screen_peak_rss_does_not_grow_with_the_recording(tmp_path: Path):
+    """A 10 min 44.1 kHz stereo file (106 MB as PCM) peaks within 10 MB of a 1 min one: it streams, whole."""
+    short = _peak_rss_kb(write_recording(tmp_path / "1min.wav", 60.0, 44100, 2))
+    long = _peak_rss_kb(write_recording(tmp_path / "10min.wav", 600.0, 44100, 2))
+    assert long - short < 10_000, (short, long)
