@@ -114,8 +114,7 @@ def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, t
     rng = np.random.default_rng([cfg.seed, step])
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, cfg.crop_frames, rng)
-    feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
-                           cfg.p_noise)
+    feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
     text = torch.from_numpy(corpus.embeddings[chosen])
     mask = model.patch_mask(cfg.batch_size, gen) if cfg.w_mask else None
     sup = None

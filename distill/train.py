@@ -26,7 +26,7 @@ import torch
 
 from aligner.augment import augment_logmel
 from aligner.checkpoint import check_resumable, load_checkpoint, resume_from, save_checkpoint
-from aligner.config import AlignConfig, known_fields
+from aligner.config import AlignConfig, AugmentFields, known_fields
 from aligner.config import resolve as resolve_config
 from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -39,7 +39,7 @@ from sdk.frontend_config import FrontendConfig
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(AugmentFields):
     name: str = "default-cpu"
     student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
     weights: DistillWeights = dataclasses.field(default_factory=DistillWeights)
@@ -49,10 +49,6 @@ class DistillConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 50
     grad_clip: float = 1.0
-    p_band_limit: float = 0.5
-    gain_db: float = 6.0
-    eq_db: float = 3.0
-    p_noise: float = 0.3
     #: a crop of a cough recording is a cough-head positive only if its loudest frame is within this many dB of
     #: the recording's loudest frame (coughs are the recording's bursts); quieter crops (the gaps between
     #: coughs) are left out of the head loss instead of being taught as coughs.  None: every crop is positive.
@@ -65,6 +61,9 @@ class DistillConfig:
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
+
+    def __post_init__(self) -> None:
+        self.check_augment()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,8 +163,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             rng = np.random.default_rng([cfg.seed, step])
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
-            feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
-                                   cfg.p_noise)
+            feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]
