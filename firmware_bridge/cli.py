@@ -18,7 +18,7 @@ from typing import Any
 
 from firmware_bridge.decoder import FrameDecoder
 from firmware_bridge.protocol import MAX_PAYLOAD, SAMPLE_RATES_HZ, Codec
-from sdk.cli import HelpFormatter
+from sdk.cli import HelpFormatter, checked_type
 
 CODECS = {"pcm16": Codec.PCM16, "mulaw": Codec.MU_LAW, "adpcm": Codec.IMA_ADPCM}
 #: largest frame each codec fits in MAX_PAYLOAD (ADPCM: 4-byte block header, two samples a byte)
@@ -44,34 +44,9 @@ def _port(text: str) -> int:
     return _hostport(f":{text}")[1]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+_positive_int = checked_type(int, lambda v: v > 0, "a positive whole number")
+_fraction = checked_type(float, lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1")
+_seconds = checked_type(float, lambda v: v > 0, "a positive number of seconds")
 
 
 def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
