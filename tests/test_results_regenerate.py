@@ -24,10 +24,22 @@ def _renderer(module: str, name: str) -> Callable[[Any], str]:
     return getattr(importlib.import_module(module), name)
 
 
+def _stored(stem: str) -> Any:
+    return json.loads((RESULTS / f"{stem}.json").read_text())
+
+
+def _tables(kind: type) -> list[str]:
+    """Stems of the results files that hold a ``kind`` (dict or list) and have a table beside them."""
+    return sorted(p.stem for p in RESULTS.glob("*.json")
+                  if p.with_suffix(".md").is_file() and isinstance(_stored(p.stem), kind))
+
+
+#: results files written by ``python -m aligner.primary`` (primary.json, the selections on val, ...)
+PRIMARY = [s for s in _tables(dict) if str(_stored(s).get("command", "")).startswith("python -m aligner.primary")]
+
 #: results file -> the function its .md is rendered with
 RENDERED = {
-    "primary": ("aligner.primary_report", "to_markdown"),
-    "selection_levelnorm_val": ("aligner.primary_report", "to_markdown"),
+    **{stem: ("aligner.primary_report", "to_markdown") for stem in PRIMARY},
     "cough_events": ("benchmarks.cough_events", "markdown"),
     "mcu": ("benchmarks.mcu", "render_markdown"),
     "search": ("benchmarks.search", "to_markdown"),
@@ -36,18 +48,17 @@ RENDERED = {
 }
 
 #: results files of ``python -m aligner.evaluate`` (a list of rows per system and task)
-EVALUATIONS = sorted(p.stem for p in RESULTS.glob("*.json")
-                     if p.with_suffix(".md").is_file() and isinstance(json.loads(p.read_text()), list))
+EVALUATIONS = _tables(list)
 
 
 @pytest.mark.parametrize("stem", sorted(RENDERED))
 def test_each_benchmark_table_renders_from_its_json_to_the_same_bytes(stem: str):
     render = _renderer(*RENDERED[stem])
-    stored = json.loads((RESULTS / f"{stem}.json").read_text())
-    assert render(stored) == (RESULTS / f"{stem}.md").read_text()
+    assert render(_stored(stem)) == (RESULTS / f"{stem}.md").read_text()
 
 
-def test_the_evaluation_tables_are_found():
+def test_the_results_files_are_found():
+    assert {"primary", "selection_levelnorm_val"} <= set(PRIMARY)
     assert {"align_eval", "distill_experiments", "retention"} <= set(EVALUATIONS)
 
 
@@ -57,7 +68,7 @@ def test_each_evaluation_table_renders_from_its_json_below_its_command_line(stem
 
     stored = (RESULTS / f"{stem}.md").read_text()
     header = "\n".join(stored.split("\n")[:3])  # title, blank line, command: not in the JSON
-    rows = json.loads((RESULTS / f"{stem}.json").read_text())
+    rows = _stored(stem)
     text = to_markdown(rows, header)
     tasks = dict.fromkeys(r["task"] for r in rows)  # plot_rocs draws one figure a task, in this order
     plots = [f"{stem}_roc_{t}.png" for t in tasks if (RESULTS / f"{stem}_roc_{t}.png").is_file()]
