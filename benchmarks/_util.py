@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sdk.bench import machine_line
+from sdk.runtimes import BACKENDS
 
 __all__ = ["add_model_options", "command_parser", "ensure_single_thread", "machine_line", "median_ms", "time_call"]
 
@@ -45,7 +46,7 @@ def add_model_options(parser: argparse.ArgumentParser, backend: bool = True) -> 
     """``--bundle``, ``--backend`` and ``--precision`` of the commands that load one bundle through ``sdk.load``."""
     parser.add_argument("--bundle", default="default")
     if backend:
-        parser.add_argument("--backend", default="onnxruntime")
+        parser.add_argument("--backend", default="onnxruntime", choices=sorted(BACKENDS))
     parser.add_argument("--precision", default="int8")
 
 
