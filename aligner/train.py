@@ -28,7 +28,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import check_resumable, resume_from, save_checkpoint
+from aligner.checkpoint import resume_from, run_config, save_checkpoint
 from aligner.config import AlignConfig, resolve_config
 from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -232,19 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="torch device to train on (default: cuda when available, else cpu)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
-    if args.config is None:
-        args.config = "default-cpu"
-        print("acula align: no --config given: using preset default-cpu (see 'acula align --help' for the others)",
-              file=sys.stderr)
     out = Path(args.out)
     try:
-        cfg = resolve_config(args.config)
-        if args.max_steps:
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
-        if not args.fresh:
-            check_resumable(out, "align_config", cfg)
+        cfg = run_config("acula align", resolve_config, args.config, args.max_steps, out, "align_config", args.fresh)
     except ValueError as exc:
         print(f"acula align: {exc}", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import check_resumable, load_checkpoint, resume_from, save_checkpoint
+from aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
 from aligner.config import AlignConfig, AugmentFields, known_fields
 from aligner.config import resolve as resolve_config
 from aligner.corpus import load_corpus
@@ -219,16 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
-    if args.config is None:
-        args.config = "default-cpu"
-        print("acula distill: no --config given: using preset default-cpu (see 'acula distill --help' for the "
-              "others)", file=sys.stderr)
     try:
-        cfg = resolve(args.config)
-        if args.max_steps:
-            cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
-        if not args.fresh:
-            check_resumable(Path(args.out), "distill_config", cfg)
+        cfg = run_config("acula distill", resolve, args.config, args.max_steps, Path(args.out), "distill_config",
+                         args.fresh)
     except ValueError as exc:
         print(f"acula distill: {exc}", file=sys.stderr)
         return 1
