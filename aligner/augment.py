@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from aligner.config import AugmentFields
 from sdk.frontend import mel_to_hz
 from sdk.frontend_config import FrontendConfig
 
 CUTOFFS_HZ = (1000.0, 2000.0, 4000.0)
+_DEFAULT = AugmentFields()
 
 
 def band_centres_hz(cfg: FrontendConfig) -> torch.Tensor:
@@ -30,9 +32,11 @@ def band_centres_hz(cfg: FrontendConfig) -> torch.Tensor:
     return torch.from_numpy(mel_to_hz(mels)).float()
 
 
-def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p_band_limit: float = 0.5,
-                   gain_db: float = 6.0, eq_db: float = 3.0, p_noise: float = 0.3) -> torch.Tensor:
-    """x: (batch, n_frames, n_mels) normalised log-mel -> augmented copy, same shape."""
+def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator,
+                   p_band_limit: float = _DEFAULT.p_band_limit, gain_db: float = _DEFAULT.gain_db,
+                   eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise) -> torch.Tensor:
+    """x: (batch, n_frames, n_mels) normalised log-mel -> augmented copy, same shape.  The defaults are
+    ``aligner.config.AugmentFields``'; a config passes its own with ``**cfg.augment_options()``."""
     b = x.shape[0]
     scale = cfg.norm_std_db
     db = x * scale + cfg.norm_mean_db

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -78,6 +81,26 @@ def check_resumable(out: Path, key: str, current: Any) -> None:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, config {now.get(k)!r}" for k in changed)
         raise ValueError(f"{ckpt} was trained with a different config ({detail}); "
                          "pass --fresh to start over or choose another --out")
+
+
+C = TypeVar("C")
+
+
+def run_config(command: str, resolve: Callable[[str], C], name: str | None, max_steps: int | None, out: Path,
+               key: str, fresh: bool) -> C:
+    """The config of an ``acula align`` / ``acula distill`` run from its command line: the preset or JSON file
+    ``name`` (default-cpu, said on stderr, when none is given), ``max_steps`` overriding the config's, and
+    refused (ValueError) when it differs from the checkpoint it would resume (``check_resumable``)."""
+    if name is None:
+        name = "default-cpu"
+        print(f"{command}: no --config given: using preset default-cpu (see '{command} --help' for the others)",
+              file=sys.stderr)
+    cfg = resolve(name)
+    if max_steps:
+        cfg = dataclasses.replace(cfg, max_steps=max_steps)  # type: ignore[type-var]
+    if not fresh:
+        check_resumable(out, key, cfg)
+    return cfg
 
 
 def load_optimizer_state(path: Path, meta: dict[str, Any]) -> dict[str, Any] | None:

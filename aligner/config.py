@@ -63,7 +63,30 @@ def preset_of(data: dict[str, Any], presets: dict[str, Any], default: str, path:
 
 
 @dataclass(frozen=True)
-class AlignConfig:
+class AugmentFields:
+    """The device-robustness augmentations (``aligner.augment.augment_logmel``): the one place their defaults and
+    bounds live.  Alignment and distillation configs inherit these fields, flat, so a stored config keeps its
+    keys."""
+
+    p_band_limit: float = 0.5
+    gain_db: float = 6.0
+    eq_db: float = 3.0
+    p_noise: float = 0.3
+
+    def augment_options(self) -> dict[str, float]:
+        """The keyword arguments of ``augment_logmel``."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(AugmentFields)}
+
+    def check_augment(self) -> None:
+        for name in ("p_band_limit", "p_noise"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.gain_db < 0 or self.eq_db < 0:
+            raise ValueError(f"gain_db and eq_db must be non-negative, got {self.gain_db!r} and {self.eq_db!r}")
+
+
+@dataclass(frozen=True)
+class AlignConfig(AugmentFields):
     name: str = "default-cpu"
     encoder: str = "mn04"  # a name of aligner.encoders.ENCODERS
     encoder_weights: str | None = "mn04_as_mAP_432.pt"  # file name under --weights, or a path; None = random init
@@ -84,10 +107,6 @@ class AlignConfig:
     w_mask: float = 0.5
     w_sup: float = 0.0  # supervised heads (aligner.supervised): the control, or an extra loss beside alignment
     mask_ratio: float = 0.3
-    p_band_limit: float = 0.5
-    gain_db: float = 6.0
-    eq_db: float = 3.0
-    p_noise: float = 0.3
     seed: int = 0
     amp: bool = False
     log_every: int = 10
@@ -108,10 +127,9 @@ class AlignConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if min(self.lr, self.encoder_lr) <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ValueError("lr and encoder_lr must be positive, weight_decay and warmup_steps non-negative")
-        for name in ("mask_ratio", "p_band_limit", "p_noise"):
-            if not 0.0 <= getattr(self, name) < 1.0 + (name != "mask_ratio"):
-                raise ValueError(f"{name} must be in [0, 1{')' if name == 'mask_ratio' else ']'}, got "
-                                 f"{getattr(self, name)!r}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio!r}")
+        self.check_augment()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

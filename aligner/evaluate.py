@@ -36,8 +36,8 @@ from tqdm import tqdm
 from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, windows
 from aligner.eval_report import plot_rocs, to_markdown
-from aligner.probe import PROBE_C_GRID, ProbeResult, bootstrap_ci, choose_c, one_se_choice, probe_auroc
-from aligner.protocol import auroc
+from aligner.probe import PROBE_C_GRID, ProbeResult, bootstrap_ci, choose_c, probe_auroc
+from aligner.protocol import auroc, one_se_choice
 from sdk.label_sets import descriptions, templates
 from sdk.scoring import clip_embedding
 

@@ -5,6 +5,8 @@
 Averages the dB values (before normalisation) over every frame of a seeded sample
 of recordings, each data set weighted equally, and prints norm_mean_db and
 norm_std_db.  The defaults in sdk/frontend_config.py came from this command.
+The data sets and their files are those of the corpus adapters
+(``aligner.corpora.ADAPTERS``) whose folders exist under ``--data``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from aligner.corpora import ADAPTERS
 from sdk.audio import AudioError, load_audio
 from sdk.frontend import LogMelFrontend
 from sdk.frontend_config import FrontendConfig
 
-PATTERNS = {"coswara": "audio/*/*.flac", "esc10": "*/*.ogg", "physionet2016": "audio/*.flac",
-            "icbhi_cycles": "audio/*.flac"}
+
+def recordings(data_root: Path) -> dict[str, list[Path]]:
+    """{data set: its audio files, sorted} for every registered data set present under ``data_root``."""
+    return {name: sorted({data_root / r.path for r in adapter(data_root / name)})
+            for name, adapter in ADAPTERS.items() if (data_root / name).is_dir()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,8 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = FrontendConfig(norm_mean_db=0.0, norm_std_db=1.0)  # identity normalisation -> dB
     frontend = LogMelFrontend(raw)
     means, second = [], []
-    for name, pattern in PATTERNS.items():
-        files = sorted(Path(args.data, name).glob(pattern))
+    for name, files in recordings(Path(args.data)).items():
         random.Random(args.seed).shuffle(files)
         frames = []
         for path in files[: args.per_set]:

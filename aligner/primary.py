@@ -27,7 +27,6 @@ Per-record outputs are cached per system and transform under ``--cache`` so reru
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -40,9 +39,13 @@ import numpy as np
 
 from aligner import protocol as P
 from aligner.corpus import Corpus, load_corpus
+from aligner.primary_report import ci_cell, to_markdown
+from aligner.protocol import SCORED
+from aligner.system_cache import fingerprint_of, run_system
 from aligner.systems import SystemOutput
 
-SCORED = ("val", "test")
+__all__ = ["SCORED", "TaskData", "fingerprint_of", "invariance_row", "main", "recording_of", "run_system",
+           "score_task", "task_table", "to_markdown"]
 
 
 def task_table() -> list[dict[str, Any]]:
@@ -57,54 +60,6 @@ def recording_of(row: dict[str, Any]) -> str:
     """An ICBHI cycle's recording (its record id without the cycle); any other record is its own recording."""
     rid = row["record_id"]
     return rid.rsplit("/", 1)[0] if row["dataset"] == "icbhi" else rid
-
-
-# ------------------------------------------------------------------------------------------------ caching
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).strip("_")[:60] + "-" + hashlib.sha1(
-        name.encode()).hexdigest()[:6]
-
-
-def run_system(system: Any, corpus: Corpus, indices: list[int], transform: str, cache: Path | None,
-               fingerprint: str, noise: Any = None, progress: bool = True) -> dict[int, SystemOutput]:
-    """Outputs of ``system`` for corpus records ``indices`` under ``transform``, read from / written to the
-    cache (one .npz per system and transform, keyed by record id and the system's fingerprint)."""
-    from tqdm import tqdm
-
-    from aligner.invariance import apply_transform
-    from sdk.audio import load_audio
-
-    path = None if cache is None else cache / _slug(system.name) / f"{transform}.npz"
-    have: dict[int, SystemOutput] = {}
-    ids = {corpus.rows[i]["record_id"]: i for i in indices}
-    if path is not None and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["fingerprint"]) == fingerprint:
-                meta = json.loads(str(z["meta"]))
-                features = z["features"]  # read once: indexing the NpzFile re-reads the whole array each time
-                for k, rid in enumerate(meta["ids"]):
-                    if rid in ids:
-                        have[ids[rid]] = SystemOutput(features[k], meta["native"][k], meta["probability"][k],
-                                                      bool(meta["scored"][k]))
-    todo = [i for i in indices if i not in have]
-    for i in tqdm(todo, desc=f"{system.name} [{transform}]", unit="rec", disable=not progress or not todo):
-        r = corpus.records[i]
-        samples = load_audio(corpus.audio_path(i), 16000, r.start_s, r.end_s).samples
-        row = corpus.rows[i]
-        exclude = row["metadata"].get("sound_class") if row["dataset"] == "esc10" else None
-        x = apply_transform(transform, samples, 16000, seed=[0, i], noise=noise,
-                            exclude=None if exclude is None else exclude.replace(" ", "_"))
-        have[i] = system(x)
-    if path is not None and todo:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        order = sorted(have)
-        meta = {"ids": [corpus.rows[i]["record_id"] for i in order], "native": [have[i].native for i in order],
-                "probability": [have[i].probability for i in order], "scored": [have[i].scored for i in order]}
-        np.savez(path, features=np.stack([have[i].features for i in order]), meta=json.dumps(meta),
-                 fingerprint=fingerprint)
-    return have
 
 
 # ------------------------------------------------------------------------------------------------ one task
@@ -245,125 +200,6 @@ def invariance_row(td: TaskData, probe: Any, clean: tuple[np.ndarray, np.ndarray
     return row
 
 
-# ------------------------------------------------------------------------------------------------ tables
-
-
-def _f(v: Any, nd: int = 3) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and v != v) else f"{v:.{nd}f}"
-
-
-def _ci(r: dict[str, Any] | None) -> str:
-    if not r:
-        return "n/a"
-    return f"{_f(r['auroc'])} [{_f(r['ci95'][0], 2)}, {_f(r['ci95'][1], 2)}]"
-
-
-def to_markdown(res: dict[str, Any]) -> str:
-    systems, tasks = res["systems"], res["tasks"]
-    by = res["rows"]
-    L = [f"# Primary evaluation\n\nCommand: `{res['command']}`\n",
-         f"Scored: {' + '.join(res.get('scored', SCORED))} records (never trained on); probe fit on the training "
-         "split.  Intervals: 95 % "
-         f"patient/participant bootstrap ({P.N_BOOT} resamples).  Wall time {res['wall_s'] / 60:.1f} min.\n"]
-    L += ["## Linear probe (fit on the training split), AUROC [95 % CI]\n",
-          "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
-    for s in systems:
-        vals = [by[s][t]["probe"]["auroc"] for t in tasks]
-        L.append(f"| {s} | " + " | ".join(_ci(by[s][t]["probe"]) for t in tasks) + f" | {_f(np.mean(vals))} |")
-    L += ["", "## Native scores (zero-shot for aligned encoders and the student, heads for the supervised control, "
-          "class scores for YAMNet), AUROC [95 % CI]\n",
-          "| system | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-    for s in systems:
-        if any("native" in by[s][t] for t in tasks):
-            L.append(f"| {s} | " + " | ".join(_ci(by[s][t].get("native")) for t in tasks) + " |")
-    heart = "heart_abnormal"
-    if heart in tasks:
-        dbs = sorted(next(iter(by.values()))[heart]["probe_by"])
-        L += ["", "## Heart: per database, worst database, database prior, within-database standardised\n",
-              "Probe fit on the training split of every database (row 1 per system) and leave-one-database-out "
-              "(the probe never saw the database it scores; row 2).  `prior`: a score that only knows each "
-              "database's training abnormal rate.  `within`: scores z-scored inside each database.\n",
-              "| system | score | " + " | ".join(dbs) + " | worst | within | pooled |",
-              "|---" * (len(dbs) + 5) + "|"]
-        for s in systems:
-            r = by[s][heart]
-            for label, per, within, pooled in (
-                    ("probe", r["probe_by"], r.get("probe_within_by"), r["probe"]["auroc"]),
-                    ("probe LODO", r.get("probe_logo", {}), None, None),
-                    ("native", r.get("native_by"), r.get("native_within_by"), (r.get("native") or {}).get("auroc"))):
-                if not per:
-                    continue
-                cells = [_f(per[d]["auroc"]) if d in per else "n/a" for d in dbs]
-                L.append(f"| {s} | {label} | " + " | ".join(cells) +
-                         f" | {_f(P.worst_group(per)[1])} | {_f(within)} | {_f(pooled)} |")
-        prior = next(iter(by.values()))[heart].get("prior")
-        if prior:
-            L.append("| database prior | - | " + " | ".join("0.500" for _ in dbs) + f" | - | 0.500 | {_ci(prior)} |")
-        n = next(iter(by.values()))[heart]["probe_by"]
-        L.append("\nRecords (abnormal) per database: " + ", ".join(f"{d} {n[d]['n']} ({n[d]['n_pos']})" for d in dbs))
-    for lung in ("crackles", "wheezes"):
-        if lung not in tasks:
-            continue
-        devs = sorted(next(iter(by.values()))[lung]["probe_by"])
-        L += ["", f"## {lung.capitalize()} (cycles): per device, leave-one-device-out, within recording\n",
-              "| system | " + " | ".join(f"probe {d}" for d in devs) + " | " +
-              " | ".join(f"LODO {d}" for d in devs) + " | probe within rec. | native within rec. |",
-              "|---" * (2 * len(devs) + 3) + "|"]
-        for s in systems:
-            r = by[s][lung]
-            L.append(f"| {s} | " + " | ".join(_f(r["probe_by"].get(d, {}).get("auroc")) for d in devs) + " | " +
-                     " | ".join(_f(r["probe_logo"].get(d, {}).get("auroc")) for d in devs) +
-                     f" | {_f(r.get('probe_within_recording'))} | {_f(r.get('native_within_recording'))} |")
-        n = next(iter(by.values()))[lung]["probe_by"]
-        L.append("\nCycles (positive) per device: " + ", ".join(f"{d} {n[d]['n']} ({n[d]['n_pos']})" for d in devs))
-    frozen = [s for s in systems if any("nested_cv" in by[s][t] for t in tasks)]
-    if frozen:
-        L += ["", "## Frozen encoders: nested grouped 5-fold CV over every patient (train + val + test), "
-              "AUROC [95 % CI]\n", "| system | " + " | ".join(tasks) + " | mean |", "|---" * (len(tasks) + 2) + "|"]
-        for s in frozen:
-            vals = [by[s][t]["nested_cv"]["auroc"] for t in tasks]
-            L.append(f"| {s} | " + " | ".join(_ci(by[s][t]["nested_cv"]) for t in tasks) +
-                     f" | {_f(np.mean(vals))} |")
-    if res.get("paired"):
-        L += ["", "## Paired differences (AUROC of A minus B on the same records; 95 % paired bootstrap interval; "
-              "P(A>B) over resamples)\n", "| A | B | score | " + " | ".join(tasks) + " |",
-              "|---" * (len(tasks) + 3) + "|"]
-        for p in res["paired"]:
-            cells = []
-            for t in tasks:
-                d = p["tasks"].get(t)
-                cells.append("n/a" if d is None else
-                             f"{d['diff']:+.3f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['p_a_better']:.2f})")
-            L.append(f"| {p['a']} | {p['b']} | {p['score']} | " + " | ".join(cells) + " |")
-    if res.get("invariance"):
-        from aligner.invariance import TRANSFORMS
-
-        inv_tasks = [t for t in tasks if any(t in v for v in res["invariance"].values())]
-        L += ["", "## Invariance: each transform applied to the scored records; the clean-trained probe and the "
-              "system's native score on them\n",
-              "Cells: native AUROC (probe AUROC) / mean | max shift of the user-facing probability against the "
-              "clean record (the SDK's calibrated probability for the student; the probe's for encoders without "
-              "one) / records that lost their score.\n"]
-        for s, per_t in res["invariance"].items():
-            L += [f"### {s}\n", "| transform | " + " | ".join(inv_tasks) + " |", "|---" * (len(inv_tasks) + 1) + "|"]
-            for name in dict.fromkeys(n for t in inv_tasks for n in per_t[t]):
-                cells = []
-                for t in inv_tasks:
-                    r = per_t[t].get(name)
-                    if r is None:
-                        cells.append("-")
-                        continue
-                    shift = ((r["native_shift_mean"], r["native_shift_max"]) if "native_shift_mean" in r
-                             else (r["probe_shift_mean"], r["probe_shift_max"]))
-                    nat = _f(r.get("native_auroc")) + " " if "native_auroc" in r else ""
-                    cells.append(f"{nat}({_f(r['probe_auroc'])}) / {_f(shift[0])} \\| {_f(shift[1])} / "
-                                 f"{r.get('n_lost', 0)}")
-                L.append(f"| {name} | " + " | ".join(cells) + " |")
-            L.append("")
-        L += ["Transforms: " + "; ".join(f"`{k}`: {v.spec}" for k, v in TRANSFORMS.items())]
-    return "\n".join(L) + "\n"
-
-
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -398,25 +234,6 @@ def build_systems(args: argparse.Namespace) -> list[Any]:
         path, backend, precision = (rest.split(":") + ["onnxruntime", "int8"])[:3]
         out.append(S.BundleSystem(name, path, backend, precision))
     return out
-
-
-def fingerprint_of(system: Any, spec: dict[str, str]) -> str:
-    src = spec.get(system.name, "")
-    h = hashlib.sha256(system.name.encode())
-    p = Path(src.split(":")[0]) if src else None
-    if p is not None and not p.is_dir():
-        from sdk.model import available_models
-
-        if str(p) in available_models():  # a packaged bundle: fingerprint its files
-            from sdk.model import _resolve
-
-            p = _resolve(str(p))
-    if p is not None and p.is_dir():
-        for f in sorted(p.glob("*")):
-            if f.suffix in (".safetensors", ".onnx", ".tflite", ".json", ".npy") and f.is_file():
-                h.update(f.name.encode() + str(f.stat().st_size).encode() + str(int(f.stat().st_mtime)).encode())
-    h.update(src.encode())
-    return h.hexdigest()[:16]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -489,8 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             r = score_task(td, feats, native, system.kind == "frozen")
             probes[t["name"]] = (r.pop("_probe"), (feats, native, None))
             rows[system.name][t["name"]] = r
-            print(f"{system.name:32s} {t['name']:20s} probe {_ci(r['probe'])}  native {_ci(r.get('native'))}",
-                  file=sys.stderr)
+            print(f"{system.name:32s} {t['name']:20s} probe {ci_cell(r['probe'])}  "
+                  f"native {ci_cell(r.get('native'))}", file=sys.stderr)
         if inv_sets.get(system.name):
             invariance[system.name] = {t["name"]: {} for t in tasks if t.get("invariance")}
             for name in inv_sets[system.name]:

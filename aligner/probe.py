@@ -18,7 +18,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aligner.protocol import auroc, group_bootstrap, one_se_choice
+from aligner.protocol import auroc, group_bootstrap
+from aligner.protocol import choose_c as choose_c_on
 
 N_SEEDS = 5
 #: inverse regularisation strengths the probe chooses from; chosen per fold on its training side only.  Six decades:
@@ -52,25 +53,7 @@ def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, values: np.ndarra
     folds) of the best score: the one-standard-error rule.  Plain argmax jumped between the grid's ends on
     near-flat curves (C = 1e-5 for one embedding and 1.0 for its int8 copy, cosine >= 0.999, on the same task).
     Too few groups or values to split: the middle of the grid."""
-    grid = sorted(grid)
-    if values is not None:
-        splits = [(np.flatnonzero(values != v), np.flatnonzero(values == v)) for v in sorted(set(values))]
-    elif len(np.unique(groups)) >= INNER_FOLDS and min(np.bincount(y, minlength=2)) >= INNER_FOLDS:
-        splits = list(StratifiedGroupKFold(INNER_FOLDS, shuffle=True, random_state=0).split(x, y, groups))
-    else:
-        splits = []
-    splits = [(tr, te) for tr, te in splits if len(set(y[tr])) == 2 and len(set(y[te])) == 2]
-    if not splits:
-        return float(grid[len(grid) // 2])
-    scores = np.zeros((len(splits), len(grid)))
-    for f, (tr, te) in enumerate(splits):
-        scaler = StandardScaler().fit(x[tr])
-        xtr, xte = scaler.transform(x[tr]), scaler.transform(x[te])
-        clf = _logreg(grid[0])
-        for k, c in enumerate(grid):
-            clf.set_params(C=c)
-            scores[f, k] = auroc(y[te], clf.fit(xtr, y[tr]).decision_function(xte))
-    return float(grid[one_se_choice(scores)])
+    return choose_c_on(x, y, groups, grid, INNER_FOLDS, values=values, warm_start=True, max_iter=3000)
 
 
 @dataclass

@@ -22,6 +22,8 @@ import numpy as np
 
 #: bootstrap resamples behind every interval (percentile interval, 95 %)
 N_BOOT = 1000
+#: the splits whose records are scored (choices are made on the training split, or on val alone)
+SCORED = ("val", "test")
 #: inverse regularisation strengths of the probe; chosen on training records only (one-standard-error rule)
 PROBE_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
@@ -144,33 +146,45 @@ def aggregate(scores: np.ndarray, ids: np.ndarray, y: np.ndarray | None = None, 
 # ----------------------------------------------------------------------------------------------------- probes
 
 
-def _logreg(c: float) -> Any:
+def _logreg(c: float, max_iter: int = 2000, warm_start: bool = False) -> Any:
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+    return LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced", warm_start=warm_start)
 
 
 def choose_c(x: np.ndarray, y: np.ndarray, groups: np.ndarray, grid: Sequence[float] = PROBE_C_GRID,
-             n_folds: int = 3) -> float:
-    """C by grouped inner cross-validation on training records only: the strongest regularisation whose mean
-    inner AUROC is within one standard error of the best (too few groups: the middle of the grid)."""
+             n_folds: int = 3, values: np.ndarray | None = None, warm_start: bool = False,
+             max_iter: int = 2000) -> float:
+    """C by inner cross-validation on training records only: the strongest regularisation whose mean inner
+    AUROC is within one standard error of the best (``one_se_choice``).
+
+    The inner split is grouped ``n_folds``-fold, or leave-one-value-out over ``values`` when given (C chosen for
+    transfer to an unseen database).  Each inner fold standardises once; with ``warm_start`` one classifier
+    walks the grid from the strongest regularisation up, each fit starting from the previous one.  Too few
+    groups or values to split: the middle of the grid.  The one owner of this choice: ``fit_probe`` here and
+    the evaluation harness' probe (``aligner.probe.choose_c``, its own grid and warm starts) both call it."""
     from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.preprocessing import StandardScaler
 
     grid = sorted(grid)
     y = np.asarray(y).astype(int)
-    if len(np.unique(groups)) < n_folds or min(np.bincount(y, minlength=2)) < n_folds:
+    if values is not None:
+        splits = [(np.flatnonzero(values != v), np.flatnonzero(values == v)) for v in sorted(set(values))]
+    elif len(np.unique(groups)) >= n_folds and min(np.bincount(y, minlength=2)) >= n_folds:
+        splits = list(StratifiedGroupKFold(n_folds, shuffle=True, random_state=0).split(x, y, groups))
+    else:
+        splits = []
+    splits = [(tr, te) for tr, te in splits if len(set(y[tr])) == 2 and len(set(y[te])) == 2]
+    if not splits:
         return float(grid[len(grid) // 2])
-    folds = [(tr, te) for tr, te in StratifiedGroupKFold(n_folds, shuffle=True, random_state=0).split(x, y, groups)
-             if len(set(y[tr])) == 2 and len(set(y[te])) == 2]
-    if not folds:
-        return float(grid[len(grid) // 2])
-    table = np.zeros((len(folds), len(grid)))
-    for f, (tr, te) in enumerate(folds):
+    table = np.zeros((len(splits), len(grid)))
+    for f, (tr, te) in enumerate(splits):
         scaler = StandardScaler().fit(x[tr])
         xtr, xte = scaler.transform(x[tr]), scaler.transform(x[te])
+        clf = _logreg(grid[0], max_iter, warm_start)
         for k, c in enumerate(grid):
-            table[f, k] = auroc(y[te], _logreg(c).fit(xtr, y[tr]).decision_function(xte))
+            clf.set_params(C=c)
+            table[f, k] = auroc(y[te], clf.fit(xtr, y[tr]).decision_function(xte))
     return float(grid[one_se_choice(table)])
 
 

@@ -28,7 +28,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import check_resumable, resume_from, save_checkpoint
+from aligner.checkpoint import resume_from, run_config, save_checkpoint
 from aligner.config import AlignConfig, resolve_config
 from aligner.corpus import Corpus, load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -114,8 +114,7 @@ def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, t
     rng = np.random.default_rng([cfg.seed, step])
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, cfg.crop_frames, rng)
-    feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
-                           cfg.p_noise)
+    feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
     text = torch.from_numpy(corpus.embeddings[chosen])
     mask = model.patch_mask(cfg.batch_size, gen) if cfg.w_mask else None
     sup = None
@@ -233,19 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="torch device to train on (default: cuda when available, else cpu)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
-    if args.config is None:
-        args.config = "default-cpu"
-        print("acula align: no --config given: using preset default-cpu (see 'acula align --help' for the others)",
-              file=sys.stderr)
     out = Path(args.out)
     try:
-        cfg = resolve_config(args.config)
-        if args.max_steps:
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
-        if not args.fresh:
-            check_resumable(out, "align_config", cfg)
+        cfg = run_config("acula align", resolve_config, args.config, args.max_steps, out, "align_config", args.fresh)
     except ValueError as exc:
         print(f"acula align: {exc}", file=sys.stderr)
         return 1

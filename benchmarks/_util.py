@@ -1,16 +1,18 @@
-"""Helpers shared by the benchmark commands: single-thread runs and robust timing."""
+"""Helpers shared by the benchmark commands: their command line, single-thread runs and robust timing."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sdk.bench import machine_line
+from sdk.runtimes import BACKENDS
 
-__all__ = ["ensure_single_thread", "machine_line", "median_ms", "time_call"]
+__all__ = ["add_model_options", "command_parser", "ensure_single_thread", "machine_line", "median_ms", "time_call"]
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -26,6 +28,26 @@ def ensure_single_thread(module: str, argv: list[str]) -> None:
         return
     env = dict(os.environ, **{v: "1" for v in THREAD_VARS})
     os.execve(sys.executable, [sys.executable, "-m", module, *argv], env)
+
+
+def command_parser(module: str, doc: str | None, argv: Sequence[str] | None, single_thread: bool = True
+                   ) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser of ``python -m module`` (its docstring as the description) and the arguments it will parse
+    (``argv``, else the process's); with ``single_thread`` the process first re-runs itself single-threaded."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if single_thread:
+        ensure_single_thread(module, args)
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser, args
+
+
+def add_model_options(parser: argparse.ArgumentParser, backend: bool = True) -> None:
+    """``--bundle``, ``--backend`` and ``--precision`` of the commands that load one bundle through ``sdk.load``."""
+    parser.add_argument("--bundle", default="default")
+    if backend:
+        parser.add_argument("--backend", default="onnxruntime", choices=sorted(BACKENDS))
+    parser.add_argument("--precision", default="int8")
 
 
 def time_call(fn: Callable[[], object], repeats: int = 30, warmup: int = 3) -> list[float]:

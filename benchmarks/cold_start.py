@@ -13,7 +13,6 @@ Target (issue 26): SDK in-process cold start <= 0.2 s.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._util import machine_line
+from benchmarks._util import add_model_options, command_parser, machine_line
 
 TARGET_S = 0.2
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +53,8 @@ def time_child(code: str, pythonpath: str) -> tuple[float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cold_start", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", default="default")
-    parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--precision", default="int8")
+    parser, argv = command_parser("benchmarks.cold_start", __doc__, argv, single_thread=False)
+    add_model_options(parser)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
     parser.add_argument("--baseline", help="another checkout of the SDK to time in the same rounds")

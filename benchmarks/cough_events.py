@@ -2,6 +2,8 @@
 
     python -m benchmarks.cough_events --corpus ../main/runs/corpus [--splits test] [--stethoscope] [--json [OUT]]
 
+``--json OUT`` writes OUT and the tables beside it (OUT with ``.md``).
+
 Per group of recordings and channel: the fraction with at least one cough event (recall on coughs, false flags
 elsewhere, 95 % Wilson interval), the fraction the quality gate leaves unscored, and the events per flagged
 recording before (one per window-level event) and after the split into single coughs.  Groups: Coswara
@@ -143,7 +145,15 @@ def table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """``cough_events.md``: the command that measured it and both tables, from the results file alone."""
+    title = (f"# Cough events ({result['command']}, {', '.join(result['splits'])} split; {result['bundle']} bundle "
+             f"{result['precision']})")
+    return "\n".join([title, "", *table(result)]) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cough_events", description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--precision", default="int8")
@@ -176,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured = measure(model, chosen, data, log)
         groups[name] = summarise(measured, name in COUGH_GROUPS)
         per_record[name] = measured
-    result = {"bundle": args.bundle, "precision": args.precision, "splits": sorted(splits),
+    result = {"command": " ".join(["python -m benchmarks.cough_events", *argv]), "bundle": args.bundle,
+              "precision": args.precision, "splits": sorted(splits),
               "operating_point": {k: v for k, v in vars(model.screening).items()},
               "groups": groups, "hand_counts": hand_count_check(model, data)}
     print("\n".join(table(result)), file=sys.stderr if args.json == "-" else sys.stdout)
@@ -186,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
         else:
             Path(args.json).write_text(text)
+            Path(args.json).with_suffix(".md").write_text(markdown(result))
     return 0
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from aligner.protocol import _resamples, auroc, group_bootstrap
+from sdk.runtimes import BACKENDS
 
 GROUPS = {"cough (phone)": lambda r: r["modality"] == "cough",
           "breathing + speech (phone)": lambda r: r["modality"] in ("breathing", "speech"),
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cough_screening", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="default")
-    parser.add_argument("--backend", default="onnxruntime", help="onnxruntime or tflite (default onnxruntime)")
+    parser.add_argument("--backend", default="onnxruntime", choices=sorted(BACKENDS), help="(default onnxruntime)")
     parser.add_argument("--precision", default="int8", help="int8 (what the operating point was chosen on) or fp32")
     parser.add_argument("--corpus", required=True, help="corpus directory (manifest.jsonl) naming the recordings")
     parser.add_argument("--data", help="data root (default: the corpus' own)")

@@ -10,22 +10,18 @@ engine (its own FFT, no per-call array overhead).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks._util import ensure_single_thread, machine_line, median_ms, time_call
+from benchmarks._util import command_parser, machine_line, median_ms, time_call
 
 STREAM_TARGET_X = 1000.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.frontend", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.frontend", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser, argv = command_parser("benchmarks.frontend", __doc__, argv)
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
     parser.add_argument("--repeats", type=int, default=50, help="timed repeats (default 50)")
     parser.add_argument("--json", help="also write the figures to this JSON file")

@@ -11,7 +11,6 @@ run.  (Issue 6's: cold start, process start to first result with warm caches, <=
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,19 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._util import ensure_single_thread, machine_line
+from benchmarks._util import add_model_options, command_parser, machine_line
 
 TARGETS = {"hop_p99_ms": 0.5, "ratio_to_yamnet": 0.15, "cold_start_s": 1.0, "peak_rss_mb": 150.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.sdk_latency", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sdk_latency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", default="default")
-    parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--precision", default="int8")
+    parser, argv = command_parser("benchmarks.sdk_latency", __doc__, argv)
+    add_model_options(parser)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
     parser.add_argument("--rounds", type=int, default=7, help="alternating SDK / YAMNet rounds (default 7)")

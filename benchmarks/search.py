@@ -174,11 +174,12 @@ HEADER = ("| n | index | recall@5 | query p50 ms | query p99 ms | build s | buil
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    """The report's table with the conditions it was measured under."""
+    """The report's table with the conditions it was measured under (and its ``note``, where a run has one)."""
+    note = ["", report["note"]] if report.get("note") else []
     return "\n".join([f"Case search (`python -m benchmarks.search`), {report['machine']}, faiss {report['faiss']}: "
                       f"{report['queries']} queries, {report['data']}; build on {report['build_threads']} "
                       f"thread(s), queries one at a time on {report['query_threads']}.", "", HEADER,
-                      *(_row_line(r) for r in report["rows"])]) + "\n"
+                      *(_row_line(r) for r in report["rows"]), *note]) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

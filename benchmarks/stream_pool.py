@@ -12,7 +12,6 @@ through ``Model.run_batch`` alone), for the roofline goal end-to-end <= 4x model
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._util import ensure_single_thread, machine_line
+from benchmarks._util import add_model_options, command_parser, machine_line
 
 
 def serve(model, pool, n: int, audio: np.ndarray, hop: int, warm: int, steps: int, pooled: bool) -> dict:
@@ -55,13 +54,8 @@ def model_only_ms_per_audio_s(model, n: int, hop_s: float, repeats: int = 5) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.stream_pool", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.stream_pool", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", default="default")
-    parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--precision", default="int8")
+    parser, argv = command_parser("benchmarks.stream_pool", __doc__, argv)
+    add_model_options(parser)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 64, 512])
     parser.add_argument("--steps", type=int, default=8, help="timed steps (hops) per stream (default 8)")
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")

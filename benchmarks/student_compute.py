@@ -10,7 +10,6 @@ alternated in blocks inside one process so that a slow phase of a shared machine
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._util import ensure_single_thread, machine_line
+from benchmarks._util import command_parser, machine_line
 
 
 def count_macs(model_bytes: bytes) -> int:
@@ -51,10 +50,7 @@ def count_macs(model_bytes: bytes) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.student_compute", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.student_compute", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser, argv = command_parser("benchmarks.student_compute", __doc__, argv)
     parser.add_argument("--bundle", action="append", required=True, help="bundle name or path (repeat to compare)")
     parser.add_argument("--rounds", type=int, default=40, help="alternating blocks of 50 windows per graph")
     parser.add_argument("--json")

@@ -12,7 +12,6 @@ benchmarks/results/text_encoder.json and a .md table beside it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._util import ensure_single_thread, machine_line
+from benchmarks._util import command_parser, machine_line
 
 DEFAULT_JSON = "benchmarks/results/text_encoder.json"
 
@@ -150,10 +149,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.text_encoder", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.text_encoder", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser, argv = command_parser("benchmarks.text_encoder", __doc__, argv)
     parser.add_argument("--text-bundle", default=os.environ.get("ACULA_TEXT_BUNDLE"),
                         help="text bundle (default: $ACULA_TEXT_BUNDLE, else export one to a temporary folder)")
     parser.add_argument("--reference-run", help="an align run whose trained text_proj the shipped projection is "

@@ -19,7 +19,6 @@ Exit status 2 when a parity check fails.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._util import ensure_single_thread, machine_line
+from benchmarks._util import command_parser, machine_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -140,10 +139,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.web", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.web", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser, argv = command_parser("benchmarks.web", __doc__, argv)
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--seconds", type=float, default=60.0, help="synthetic recording timed hop by hop")
     parser.add_argument("--rounds", type=int, default=3, help="times each side streams it")

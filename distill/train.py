@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from aligner.augment import augment_logmel
-from aligner.checkpoint import check_resumable, load_checkpoint, resume_from, save_checkpoint
-from aligner.config import AlignConfig, known_fields
+from aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
+from aligner.config import AlignConfig, AugmentFields, known_fields
 from aligner.config import resolve as resolve_config
 from aligner.corpus import load_corpus
 from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
@@ -39,7 +39,7 @@ from sdk.frontend_config import FrontendConfig
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(AugmentFields):
     name: str = "default-cpu"
     student: StudentConfig = dataclasses.field(default_factory=StudentConfig)
     weights: DistillWeights = dataclasses.field(default_factory=DistillWeights)
@@ -49,10 +49,6 @@ class DistillConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 50
     grad_clip: float = 1.0
-    p_band_limit: float = 0.5
-    gain_db: float = 6.0
-    eq_db: float = 3.0
-    p_noise: float = 0.3
     #: a further level change of +-``student_gain_db`` applied to the student's input only: the teacher's target
     #: comes from the crop without it, so the student learns to give the teacher's answer at any level (0: off)
     student_gain_db: float = 0.0
@@ -68,6 +64,9 @@ class DistillConfig:
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
+
+    def __post_init__(self) -> None:
+        self.check_augment()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,8 +166,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             rng = np.random.default_rng([cfg.seed, step])
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
-            feats = augment_logmel(torch.from_numpy(crops), front, gen, cfg.p_band_limit, cfg.gain_db, cfg.eq_db,
-                                   cfg.p_noise)
+            feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
             student_feats = feats if cfg.student_gain_db <= 0 else shift_level(feats, front, gen, cfg.student_gain_db)
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
@@ -232,16 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
-    if args.config is None:
-        args.config = "default-cpu"
-        print("acula distill: no --config given: using preset default-cpu (see 'acula distill --help' for the "
-              "others)", file=sys.stderr)
     try:
-        cfg = resolve(args.config)
-        if args.max_steps:
-            cfg = dataclasses.replace(cfg, max_steps=args.max_steps)
-        if not args.fresh:
-            check_resumable(Path(args.out), "distill_config", cfg)
+        cfg = run_config("acula distill", resolve, args.config, args.max_steps, Path(args.out), "distill_config",
+                         args.fresh)
     except ValueError as exc:
         print(f"acula distill: {exc}", file=sys.stderr)
         return 1

@@ -16,13 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from firmware_bridge.codecs import AUDIO_CODECS
 from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.protocol import MAX_PAYLOAD, SAMPLE_RATES_HZ, Codec
-from sdk.cli import HelpFormatter
-
-CODECS = {"pcm16": Codec.PCM16, "mulaw": Codec.MU_LAW, "adpcm": Codec.IMA_ADPCM}
-#: largest frame each codec fits in MAX_PAYLOAD (ADPCM: 4-byte block header, two samples a byte)
-MAX_FRAME_SAMPLES = {"pcm16": MAX_PAYLOAD // 2, "mulaw": MAX_PAYLOAD, "adpcm": 2 * (MAX_PAYLOAD - 4)}
+from firmware_bridge.protocol import MAX_PAYLOAD, SAMPLE_RATES_HZ
+from sdk.cli import HelpFormatter, checked_type
 
 
 class CommandError(Exception):
@@ -44,34 +41,9 @@ def _port(text: str) -> int:
     return _hostport(f":{text}")[1]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+_positive_int = checked_type(int, lambda v: v > 0, "a positive whole number")
+_fraction = checked_type(float, lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1")
+_seconds = checked_type(float, lambda v: v > 0, "a positive number of seconds")
 
 
 def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +51,7 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", help="serial port (e.g. a pty) to write to")
     parser.add_argument("--tcp", type=_hostport, help="HOST:PORT to connect to")
     parser.add_argument("--out", help="write the byte stream to a capture file")
-    parser.add_argument("--codec", choices=sorted(CODECS), default="adpcm", help="audio codec of the frames")
+    parser.add_argument("--codec", choices=sorted(AUDIO_CODECS), default="adpcm", help="audio codec of the frames")
     parser.add_argument("--frame-samples", type=_positive_int, default=256, help="samples per frame")
     parser.add_argument("--rate", type=int, choices=SAMPLE_RATES_HZ, default=16000, metavar="HZ",
                         help=f"device sample rate, one of {', '.join(map(str, SAMPLE_RATES_HZ))}")
@@ -91,9 +63,10 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Play a recording as a stethoscope."""
-    if args.frame_samples > MAX_FRAME_SAMPLES[args.codec]:
+    codec = AUDIO_CODECS[args.codec]
+    if args.frame_samples > codec.max_frame_samples:
         parser.error(f"--frame-samples {args.frame_samples} does not fit one {args.codec} frame "
-                     f"(at most {MAX_FRAME_SAMPLES[args.codec]} samples in MAX_PAYLOAD={MAX_PAYLOAD} bytes)")
+                     f"(at most {codec.max_frame_samples} samples in MAX_PAYLOAD={MAX_PAYLOAD} bytes)")
     from firmware_bridge.simulate import stethoscope_frames
     from sdk.audio import AudioError, load_audio
 
@@ -101,7 +74,7 @@ def simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         clip = load_audio(args.file, args.rate)
     except AudioError as exc:
         raise CommandError(str(exc)) from exc
-    frames, stats = stethoscope_frames(clip.samples, args.rate, CODECS[args.codec], args.frame_samples, args.loss,
+    frames, stats = stethoscope_frames(clip.samples, args.rate, codec.codec, args.frame_samples, args.loss,
                                        args.corrupt, args.seed)
     data = b"".join(frames)
     if args.out:

@@ -1,13 +1,20 @@
-"""Audio codecs of the wire protocol: PCM16, G.711 mu-law and IMA-ADPCM (per-frame blocks)."""
+"""Audio codecs of the wire protocol: PCM16, G.711 mu-law and IMA-ADPCM (per-frame blocks).
+
+``AUDIO_CODECS`` is the one table of them, by command-line name: a new codec is its functions here, one row
+there, and its value in ``protocol.Codec`` (with the wire specification's line).  The bridge command, the
+simulated stethoscope, the decoder and the benchmarks all read the table.
+"""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import accumulate
 
 import numpy as np
 
-from firmware_bridge.protocol import Codec, ProtocolError
+from firmware_bridge.protocol import MAX_PAYLOAD, Codec, ProtocolError
 
 IMA_STEPS = np.array([
     7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45, 50, 55, 60, 66, 73, 80, 88, 97,
@@ -147,24 +154,50 @@ def _adpcm_decode_clamped(codes: bytes, pred: int, index: int) -> list[int]:
     return out
 
 
+def pcm16_encode(pcm: np.ndarray) -> bytes:
+    return np.asarray(pcm, dtype=np.int16).astype("<i2").tobytes()
+
+
+def pcm16_decode(payload: bytes) -> np.ndarray:
+    if len(payload) % 2:
+        raise ProtocolError(f"PCM16 payload has an odd number of bytes ({len(payload)})", "payload")
+    return np.frombuffer(payload, dtype="<i2").astype(np.int16)
+
+
+@dataclass(frozen=True)
+class AudioCodec:
+    """One audio codec of the wire: its ``Codec`` value, the most samples a frame's payload holds, how a
+    payload decodes to int16 samples, and ``encoder()``: a new per-stream encode function (int16 samples ->
+    payload; IMA-ADPCM's step size carries from frame to frame, as a device's encoder does)."""
+
+    codec: Codec
+    max_frame_samples: int
+    decode: Callable[[bytes], np.ndarray]
+    encoder: Callable[[], Callable[[np.ndarray], bytes]]
+
+
+#: command-line name -> codec (ADPCM: a 4-byte block header, then two samples a byte)
+AUDIO_CODECS: dict[str, AudioCodec] = {
+    "pcm16": AudioCodec(Codec.PCM16, MAX_PAYLOAD // 2, pcm16_decode, lambda: pcm16_encode),
+    "mulaw": AudioCodec(Codec.MU_LAW, MAX_PAYLOAD, mulaw_decode, lambda: mulaw_encode),
+    "adpcm": AudioCodec(Codec.IMA_ADPCM, 2 * (MAX_PAYLOAD - ADPCM_BLOCK.size), adpcm_decode,
+                        lambda: AdpcmEncoder().encode),
+}
+_BY_VALUE = {c.codec: c for c in AUDIO_CODECS.values()}
+
+
+def audio_codec(codec: Codec) -> AudioCodec:
+    """The table's row for ``codec``; ProtocolError for a codec that carries no audio samples (features)."""
+    if codec not in _BY_VALUE:
+        raise ProtocolError(f"codec {codec!r} does not carry audio samples", "codec")
+    return _BY_VALUE[codec]
+
+
 def encode(codec: Codec, pcm: np.ndarray) -> bytes:
-    pcm = np.asarray(pcm, dtype=np.int16)
-    if codec == Codec.PCM16:
-        return pcm.astype("<i2").tobytes()
-    if codec == Codec.MU_LAW:
-        return mulaw_encode(pcm)
-    if codec == Codec.IMA_ADPCM:
-        return adpcm_encode(pcm)[0]
-    raise ProtocolError(f"codec {codec!r} does not carry audio samples", "codec")
+    """int16 samples -> one payload, from a fresh encoder (a stream of frames keeps one: ``encoder()``)."""
+    return audio_codec(codec).encoder()(np.asarray(pcm, dtype=np.int16))
+
 
 def decode(codec: Codec, payload: bytes) -> np.ndarray:
     """Payload -> int16 samples."""
-    if codec == Codec.PCM16:
-        if len(payload) % 2:
-            raise ProtocolError(f"PCM16 payload has an odd number of bytes ({len(payload)})", "payload")
-        return np.frombuffer(payload, dtype="<i2").astype(np.int16)
-    if codec == Codec.MU_LAW:
-        return mulaw_decode(payload)
-    if codec == Codec.IMA_ADPCM:
-        return adpcm_decode(payload)
-    raise ProtocolError(f"codec {codec!r} does not carry audio samples", "codec")
+    return audio_codec(codec).decode(payload)

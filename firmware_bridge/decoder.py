@@ -64,8 +64,16 @@ LATE_HORIZON = 256  # frames remembered behind the stream; a frame further behin
 # out, a candidate is only checked if a plausible header follows it, until a debt of _MAX_CRC_CREDIT.
 _CRC_CREDIT_PER_BYTE = 4
 _MAX_CRC_CREDIT = 8 * (HEADER_SIZE + MAX_PAYLOAD + CRC.size)
-_PLAUSIBLE_HEADER = re.compile(  # magic, version 1, flags, seq, timestamp, codec 0-3, rate 0-6, ..., length <= 4096
-    re.escape(MAGIC) + rb"\x01[\x00-\xff]{7}[\x00-\x03][\x00-\x06][\x00-\xff]{2}(?:[\x00-\xff][\x00-\x0f]|\x00\x10)")
+
+
+def _below(n: int) -> bytes:
+    """A regex class of one byte in 0..n-1."""
+    return b"[\\x00-" + f"\\x{n - 1:02x}".encode() + b"]"
+
+
+_PLAUSIBLE_HEADER = re.compile(  # magic, version, flags, seq, timestamp, a known codec and rate, ..., length <= 4096
+    re.escape(MAGIC) + re.escape(bytes([VERSION])) + rb"[\x00-\xff]{7}" + _below(len(Codec))
+    + _below(len(SAMPLE_RATES_HZ)) + rb"[\x00-\xff]{2}(?:[\x00-\xff][\x00-\x0f]|\x00\x10)")
 
 
 @dataclass

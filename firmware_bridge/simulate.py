@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_bridge.codecs import AdpcmEncoder, encode
+from firmware_bridge.codecs import audio_codec
 from firmware_bridge.protocol import Codec, Flags, Frame
 
 
@@ -14,12 +14,12 @@ def stethoscope_frames(samples: np.ndarray, sample_rate_hz: int, codec: Codec = 
     """samples: float in [-1, 1].  Returns the frames as sent on the wire and what was done to them."""
     rng = np.random.default_rng(seed)
     pcm = np.clip(np.round(np.asarray(samples) * 32767), -32768, 32767).astype(np.int16)
-    adpcm = AdpcmEncoder()
+    encode = audio_codec(codec).encoder()  # one encoder a stream: ADPCM adapts across frames
     out, stats = [], {"frames": 0, "dropped": 0, "corrupted": 0}
     starts = range(0, pcm.size, frame_samples)
     for seq, start in enumerate(starts):
         block = pcm[start : start + frame_samples]
-        payload = adpcm.encode(block) if codec == Codec.IMA_ADPCM else encode(codec, block)
+        payload = encode(block)
         last = start + frame_samples >= pcm.size
         wire = Frame(seq & 0xFFFF, int(start * 1e6 / sample_rate_hz), codec, sample_rate_hz, payload,
                      flags=Flags.END if last else 0).pack()

@@ -197,6 +197,26 @@ def _verify_signature(where: str, digest: str, signature: bytes | None, public_k
                           "(tampered, or signed by someone else)") from exc
 
 
+def check_files(listed: dict[str, dict[str, Any]], raw: dict[str, bytes], source: str,
+                beside: tuple[str, ...] = (MANIFEST, SIGNATURE)) -> None:
+    """Refuse unless ``raw`` (name -> bytes) holds exactly the files the manifest lists besides ``beside``, each
+    with its listed sha256 and size: the one check of an audio and a text bundle's files."""
+    names = {_safe_name(name) for name in listed}
+    present = set(raw) - set(beside)
+    if missing := sorted(names - present):
+        raise BundleError(f"{source} is missing files listed in its manifest: {missing}")
+    if extra := sorted(present - names):
+        raise BundleError(f"{source} holds files its manifest does not list: {extra}")
+    for name, info in listed.items():
+        file_digest = sha256_bytes(raw[name])
+        if file_digest != info["sha256"]:
+            raise BundleError(f"{source}/{name}: sha256 {file_digest} does not match the manifest's {info['sha256']}"
+                              " (corrupt or tampered)")
+        if len(raw[name]) != info["bytes"]:
+            raise BundleError(f"{source}: manifest field files[{name!r}].bytes says {info['bytes']}, the file has "
+                              f"{len(raw[name])}")
+
+
 def verify_bundle(raw: dict[str, bytes], source: str, sha256: str | None = None, public_key: Any = None,
                   pinned: str | None = None) -> Bundle:
     """Verify a bundle's files held in memory (name -> bytes), in this order: manifest parse, digest against
@@ -230,20 +250,7 @@ def verify_bundle(raw: dict[str, bytes], source: str, sha256: str | None = None,
         validate_manifest(manifest)
     except BundleError as exc:
         raise BundleError(f"{source}: {exc}") from exc
-    listed = {_safe_name(name) for name in manifest["files"]}
-    present = set(raw) - {MANIFEST, SIGNATURE}
-    if missing := sorted(listed - present):
-        raise BundleError(f"{source} is missing files listed in its manifest: {missing}")
-    if extra := sorted(present - listed):
-        raise BundleError(f"{source} holds files its manifest does not list: {extra}")
-    for name, info in manifest["files"].items():
-        file_digest = sha256_bytes(raw[name])
-        if file_digest != info["sha256"]:
-            raise BundleError(f"{source}/{name}: sha256 {file_digest} does not match the manifest's {info['sha256']}"
-                              " (corrupt or tampered)")
-        if len(raw[name]) != info["bytes"]:
-            raise BundleError(f"{source}: manifest field files[{name!r}].bytes says {info['bytes']}, the file has "
-                              f"{len(raw[name])}")
+    check_files(manifest["files"], raw, source)
     bundle = Bundle(manifest, {k: v for k, v in raw.items() if k != MANIFEST}, source, digest, trust)
     bank = manifest["prompt_bank"]
     try:

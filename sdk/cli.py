@@ -17,7 +17,8 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 #: name -> (module holding main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -52,6 +53,22 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
             return text
         return super()._get_help_string(action) or text
+
+
+def checked_type(convert: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
+    """An argparse ``type`` that converts a value and refuses one outside its range with a sentence naming what
+    it expected ("expected a positive number, got 'x'") instead of argparse's bare "invalid value"."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _usage() -> str:

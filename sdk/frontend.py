@@ -20,7 +20,8 @@ import numpy as np
 
 from sdk.frontend_config import FrontendConfig
 
-__all__ = ["LogMelFrontend", "StreamingFrontend", "mel_filterbank", "hann_window", "logmel_reference"]
+__all__ = ["LogMelFrontend", "StreamingFrontend", "mel_filterbank", "sparse_filterbank", "hann_window",
+           "logmel_reference"]
 
 
 _RFFT: Any = None
@@ -59,6 +60,18 @@ def mel_filterbank(config: FrontendConfig) -> np.ndarray:
     down = -slopes[:, :-2] / f_diff[:-1]
     up = slopes[:, 2:] / f_diff[1:]
     return np.maximum(0.0, np.minimum(down, up))
+
+
+def sparse_filterbank(config: FrontendConfig) -> list[tuple[int, np.ndarray]]:
+    """Each mel filter as (its first FFT bin, its weights up to its last non-zero bin), float64: the form a C
+    front end loops over (the bridge header's and the MCU kit's tables).  An all-zero filter is (0, empty)."""
+    fb = mel_filterbank(config)
+    out = []
+    for m in range(config.n_mels):
+        nz = np.flatnonzero(fb[:, m] > 0)
+        start, end = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+        out.append((start, fb[start:end, m]))
+    return out
 
 
 def hann_window(n_fft: int) -> np.ndarray:

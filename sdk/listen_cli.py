@@ -10,19 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sdk.cli import HelpFormatter
+from sdk.cli import HelpFormatter, checked_type
 from sdk.screen_cli import _common, _load
 from sdk.store import EventStore, StoreError
 
-
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+_speed = checked_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
 
 def listen_main(argv: Sequence[str] | None = None) -> int:

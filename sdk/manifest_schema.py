@@ -19,13 +19,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from sdk.frontend_config import FrontendConfig
+from sdk.runtimes import BACKENDS as _RUNTIMES
 
 MAX_MANIFEST_BYTES = 1 << 20  # the shipped one is 13 kB
 MAX_DEPTH = 32  # nesting of JSON objects and arrays (the shipped manifest nests 6 deep)
 
 ROLES = ("student", "waveform_student", "prompt_bank", "text_encoder")
 MODEL_ROLES = ("student", "waveform_student")
-BACKENDS = ("onnxruntime", "tflite")
+BACKENDS = tuple(_RUNTIMES)  # a model file names a runtime the SDK has (sdk.runtimes, the one owner)
 PRECISIONS = ("fp32", "fp16", "int8")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

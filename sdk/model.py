@@ -79,9 +79,9 @@ class Model:
         name, _ = bundle.model_file(backend, precision)
         self.backend_name, self.precision = backend, precision
         self.backend = built or make_backend(backend, bundle.files[name], n_threads)
-        # an onnxruntime session may be run from many threads at once; a TFLite interpreter may not
+        # serialise calls unless the runtime says one instance may serve many threads (sdk.runtimes)
         self._backend_lock: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if backend == "onnxruntime" else threading.Lock())
+            contextlib.nullcontext() if getattr(self.backend, "thread_safe", False) else threading.Lock())
         self.frontend = LogMelFrontend(bundle.frontend)
         self.window_frames, self.hop_frames = int(m["window_frames"]), int(m["hop_frames"])
         bank = m["prompt_bank"]

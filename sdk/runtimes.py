@@ -18,15 +18,18 @@ class BackendUnavailable(ImportError):
 
 
 class Backend(Protocol):
-    """The runtime contract: ``backend(windows) -> (embeddings, heads)``, shapes as in the module docstring."""
+    """The runtime contract: ``backend(windows) -> (embeddings, heads)``, shapes as in the module docstring.
+    ``thread_safe``: one instance may be called from many threads at once (else the model serialises calls)."""
 
     name: str
+    thread_safe: bool
 
     def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class OnnxBackend:
     name = "onnxruntime"
+    thread_safe = True  # an InferenceSession may be run from many threads at once
 
     def __init__(self, model: bytes, n_threads: int = 1) -> None:
         try:
@@ -66,6 +69,7 @@ class TFLiteBackend:
     """ai-edge-litert or tflite-runtime; int8 graphs get their inputs quantised and outputs dequantised."""
 
     name = "tflite"
+    thread_safe = False  # an interpreter holds its tensors: one call at a time
 
     def __init__(self, model: bytes, n_threads: int = 1) -> None:
         interpreter = _tflite_interpreter()

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.bundle import MANIFEST, Bundle, BundleError, _read_source, sha256_bytes
+from sdk.bundle import MANIFEST, Bundle, BundleError, _read_source, check_files
 from sdk.manifest_schema import _safe_name, manifest_digest, parse_manifest
 
 __all__ = ["TEXT_FORMAT", "TEXT_FORMAT_VERSION", "TEXT_BUNDLE_ENV", "TextBundle", "TextEncoder", "JointText",
@@ -125,14 +125,7 @@ def read_text_bundle(path: str | Path, sha256: str | None = None) -> TextBundle:
         raise BundleError(f"{path}: manifest sha256 {digest} does not match the expected sha256 {sha256} "
                           "(corrupt, tampered, or a different text bundle)")
     _check_manifest(manifest, str(path))
-    listed, present = set(manifest["files"]), set(raw) - {MANIFEST}
-    if missing := sorted(listed - present):
-        raise BundleError(f"{path} is missing files listed in its manifest: {missing}")
-    if extra := sorted(present - listed):
-        raise BundleError(f"{path} holds files its manifest does not list: {extra}")
-    for name, info in manifest["files"].items():
-        if sha256_bytes(raw[name]) != info["sha256"] or len(raw[name]) != info["bytes"]:
-            raise BundleError(f"{path}/{name}: sha256 or size does not match the manifest (corrupt or tampered)")
+    check_files(manifest["files"], raw, str(path), beside=(MANIFEST,))  # a text bundle is never signed
     return TextBundle(manifest, {k: v for k, v in raw.items() if k != MANIFEST}, str(path), digest)
 
 

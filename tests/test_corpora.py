@@ -83,3 +83,12 @@ def test_unknown_data_set_name_is_refused(replica: Path):
 def test_real_data_adapters_find_every_file(data_dir: Path):
     counts = Counter(r.dataset for r in discover(data_dir))
     assert counts == {"coswara": 456, "physionet2016": 1099, "icbhi": 1969, "esc10": 400}
+
+
+def test_frontend_statistics_sample_every_registered_data_set_present(replica: Path):
+    from aligner.frontend_stats import recordings
+
+    files = recordings(replica)
+    assert set(files) == {name for name in ADAPTERS if (replica / name).is_dir()}
+    for name, paths in files.items():
+        assert paths == sorted(set(paths)) and all(p.is_file() for p in paths), name

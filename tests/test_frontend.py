@@ -132,3 +132,13 @@ def test_torchaudio_melspectrogram_agrees_with_reference(noise_16k):
     power = mel.double()(torch.from_numpy(noise_16k).double()).T.numpy()
     normalised = (10 * np.log10(np.maximum(power, cfg.amin_power)) - cfg.norm_mean_db) / cfg.norm_std_db
     assert np.max(np.abs(normalised - logmel_reference(noise_16k, cfg))) <= TOL
+
+
+def test_the_sparse_filterbank_holds_every_non_zero_weight_of_each_filter():
+    from sdk.frontend import mel_filterbank, sparse_filterbank
+
+    cfg = FrontendConfig()
+    dense = np.zeros((cfg.n_freqs, cfg.n_mels))
+    for m, (start, weights) in enumerate(sparse_filterbank(cfg)):
+        dense[start : start + len(weights), m] = weights
+    assert np.array_equal(dense, mel_filterbank(cfg))

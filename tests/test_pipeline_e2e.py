@@ -12,6 +12,8 @@ pytest.importorskip("torch")
 pytest.importorskip("litert_torch")
 
 import sdk  # noqa: E402
+from export.cli import EXPORT_TARGETS  # noqa: E402
+from sdk.label_sets import descriptions  # noqa: E402
 from sdk.model import load  # noqa: E402
 from sdk.synth import synth_recording  # noqa: E402
 
@@ -22,14 +24,14 @@ def bundle(tiny_bundle: Path) -> Path:
     return tiny_bundle
 
 
-def test_bundle_holds_four_models_and_parity_figures(bundle: Path):
+def test_bundle_holds_every_export_target_and_parity_figures(bundle: Path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     kinds = {(f["backend"], f["precision"]) for f in manifest["files"].values() if f.get("role") == "student"}
-    assert kinds == {("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("tflite", "fp32"), ("tflite", "int8")}
+    assert kinds == {(t.backend, t.precision) for t in EXPORT_TARGETS}  # ONNX and TFLite, fp32 and int8
     parity = manifest["provenance"]["parity"]
     assert parity["onnx_fp32_max_abs_diff"] <= 1e-4 and parity["tflite_fp32_max_abs_diff"] <= 1e-4
     assert parity["onnx_int8_min_cosine"] >= 0.99 and parity["tflite_int8_min_cosine"] >= 0.99
-    assert set(manifest["prompt_bank"]["label_sets"]) == {"heart", "lung", "sound"}
+    assert set(manifest["prompt_bank"]["label_sets"]) == set(descriptions())  # every set of sdk/label_sets.json
     from distill.student import StreamingStudent, StudentConfig
 
     built = StreamingStudent(StudentConfig.from_dict(manifest["provenance"]["student_config"]))
@@ -39,7 +41,7 @@ def test_bundle_holds_four_models_and_parity_figures(bundle: Path):
 def test_every_backend_and_precision_agrees_with_onnx_fp32(bundle: Path):
     x, _ = synth_recording(6.0, seed=3)
     ref = load(bundle, "onnxruntime", "fp32").embed(x, 16000).embeddings
-    for backend, precision in (("tflite", "fp32"), ("onnxruntime", "int8"), ("tflite", "int8")):
+    for backend, precision in {(t.backend, t.precision) for t in EXPORT_TARGETS} - {("onnxruntime", "fp32")}:
         got = load(bundle, backend, precision).embed(x, 16000).embeddings
         assert got.shape == ref.shape
         if precision == "fp32":

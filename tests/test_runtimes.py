@@ -52,3 +52,9 @@ def test_a_missing_runtime_says_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
     with pytest.raises(BackendUnavailable, match="pip install onnxruntime"):
         make_backend("onnxruntime", b"")
+
+
+def test_each_runtime_says_whether_one_instance_serves_many_threads():
+    from sdk.runtimes import BACKENDS
+
+    assert {name: cls.thread_safe for name, cls in BACKENDS.items()} == {"onnxruntime": True, "tflite": False}

@@ -1,0 +1,95 @@
+"""Every results table rendered from a stored results file renders again to the same bytes.
+
+The tables are pure functions of the JSON beside them (no model, no data, no training), so a change that
+claims to leave behaviour alone can prove it here: README.md's generated sections, MODEL_CARD.md, the primary
+tables (``aligner.primary_report``), the older evaluation tables (``aligner.eval_report``; their title and command
+lines are not in the JSON and are taken from the file) and each benchmark's ``.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _renderer(module: str, name: str) -> Callable[[Any], str]:
+    return getattr(importlib.import_module(module), name)
+
+
+def _stored(stem: str) -> Any:
+    return json.loads((RESULTS / f"{stem}.json").read_text())
+
+
+def _tables(kind: type) -> list[str]:
+    """Stems of the results files that hold a ``kind`` (dict or list) and have a table beside them."""
+    return sorted(p.stem for p in RESULTS.glob("*.json")
+                  if p.with_suffix(".md").is_file() and isinstance(_stored(p.stem), kind))
+
+
+#: results files written by ``python -m aligner.primary`` (primary.json, the selections on val, ...)
+PRIMARY = [s for s in _tables(dict) if str(_stored(s).get("command", "")).startswith("python -m aligner.primary")]
+
+#: results file -> the function its .md is rendered with
+RENDERED = {
+    **{stem: ("aligner.primary_report", "to_markdown") for stem in PRIMARY},
+    "cough_events": ("benchmarks.cough_events", "markdown"),
+    "mcu": ("benchmarks.mcu", "render_markdown"),
+    "search": ("benchmarks.search", "to_markdown"),
+    "text_encoder": ("benchmarks.text_encoder", "markdown"),
+    "web": ("benchmarks.web", "markdown"),
+}
+
+#: results files of ``python -m aligner.evaluate`` (a list of rows per system and task)
+EVALUATIONS = _tables(list)
+
+
+@pytest.mark.parametrize("stem", sorted(RENDERED))
+def test_each_benchmark_table_renders_from_its_json_to_the_same_bytes(stem: str):
+    render = _renderer(*RENDERED[stem])
+    assert render(_stored(stem)) == (RESULTS / f"{stem}.md").read_text()
+
+
+def test_the_results_files_are_found():
+    assert {"primary", "selection_levelnorm_val"} <= set(PRIMARY)
+    assert {"align_eval", "distill_experiments", "retention"} <= set(EVALUATIONS)
+
+
+@pytest.mark.parametrize("stem", EVALUATIONS)
+def test_each_evaluation_table_renders_from_its_json_below_its_command_line(stem: str):
+    from aligner.eval_report import to_markdown
+
+    stored = (RESULTS / f"{stem}.md").read_text()
+    header = "\n".join(stored.split("\n")[:3])  # title, blank line, command: not in the JSON
+    rows = _stored(stem)
+    text = to_markdown(rows, header)
+    tasks = dict.fromkeys(r["task"] for r in rows)  # plot_rocs draws one figure a task, in this order
+    plots = [f"{stem}_roc_{t}.png" for t in tasks if (RESULTS / f"{stem}_roc_{t}.png").is_file()]
+    if plots:
+        text += "\nROC curves: " + ", ".join(f"`{p}`" for p in plots) + "\n"
+    assert text == stored
+
+
+def test_the_readme_regenerates_byte_for_byte(tmp_path: Path):
+    from benchmarks.readme import main
+
+    copy = tmp_path / "README.md"
+    copy.write_bytes((ROOT / "README.md").read_bytes())
+    assert main(["--results", str(RESULTS), "--readme", str(copy)]) == 0
+    assert copy.read_bytes() == (ROOT / "README.md").read_bytes()
+
+
+def test_the_model_card_regenerates_byte_for_byte(tmp_path: Path):
+    from benchmarks.model_card import main
+
+    out = tmp_path / "MODEL_CARD.md"
+    assert main(["--bundle", str(ROOT / "sdk" / "models" / "default"), "--results", str(RESULTS),
+                 "--out", str(out)]) == 0
+    assert out.read_bytes() == (ROOT / "MODEL_CARD.md").read_bytes()
