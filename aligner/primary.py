@@ -1,7 +1,7 @@
 """The primary evaluation: one protocol for every system, with paired differences, worst groups and the
 invariance suite as a dimension of the table.
 
-    python -m aligner.primary --corpus runs/corpus --out benchmarks/results --name primary \\
+    python -m acula.aligner.primary --corpus runs/corpus --out benchmarks/results --name primary \\
         --peers mfcc yamnet mn04 --run "(iii) CKA+InfoNCE+mask=runs/align-cka-nce-mask-cpu" \\
         --run "supervised control=runs/align-supervised-cpu" --bundle "student int8 ONNX=default" \\
         --transforms all --invariance-systems "student int8 ONNX" YAMNet "mn04 AudioSet"
@@ -37,16 +37,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from aligner import protocol as P
-from aligner.corpus import Corpus, load_corpus
-from aligner.systems import SystemOutput
+from acula.aligner import protocol as P
+from acula.aligner.corpus import Corpus, load_corpus
+from acula.aligner.systems import SystemOutput
 
 SCORED = ("val", "test")
 
 
 def task_table() -> list[dict[str, Any]]:
-    return json.loads(resources.files("aligner").joinpath("primary_tasks.json").read_text())["tasks"]
+    return json.loads(resources.files("acula.aligner").joinpath("primary_tasks.json").read_text())["tasks"]
 
 
 def _value(row: dict[str, Any], field: str) -> Any:
@@ -71,10 +70,9 @@ def run_system(system: Any, corpus: Corpus, indices: list[int], transform: str, 
                fingerprint: str, noise: Any = None, progress: bool = True) -> dict[int, SystemOutput]:
     """Outputs of ``system`` for corpus records ``indices`` under ``transform``, read from / written to the
     cache (one .npz per system and transform, keyed by record id and the system's fingerprint)."""
+    from acula.aligner.invariance import apply_transform
+    from acula.sdk.audio import load_audio
     from tqdm import tqdm
-
-    from aligner.invariance import apply_transform
-    from sdk.audio import load_audio
 
     path = None if cache is None else cache / _slug(system.name) / f"{transform}.npz"
     have: dict[int, SystemOutput] = {}
@@ -336,7 +334,7 @@ def to_markdown(res: dict[str, Any]) -> str:
                              f"{d['diff']:+.3f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['p_a_better']:.2f})")
             L.append(f"| {p['a']} | {p['b']} | {p['score']} | " + " | ".join(cells) + " |")
     if res.get("invariance"):
-        from aligner.invariance import TRANSFORMS
+        from acula.aligner.invariance import TRANSFORMS
 
         inv_tasks = [t for t in tasks if any(t in v for v in res["invariance"].values())]
         L += ["", "## Invariance: each transform applied to the scored records; the clean-trained probe and the "
@@ -368,7 +366,7 @@ def to_markdown(res: dict[str, Any]) -> str:
 
 
 def build_systems(args: argparse.Namespace) -> list[Any]:
-    from aligner import systems as S
+    from acula.aligner import systems as S
 
     weights = Path(args.weights)
     out: list[Any] = []
@@ -383,8 +381,8 @@ def build_systems(args: argparse.Namespace) -> list[Any]:
 
     def prompts(enc: Any) -> dict[str, dict[str, np.ndarray]]:
         nonlocal teacher
-        from aligner.evaluate import build_prompt_bank
-        from aligner.teacher import TextTeacher
+        from acula.aligner.evaluate import build_prompt_bank
+        from acula.aligner.teacher import TextTeacher
 
         teacher = teacher or TextTeacher()
         return {q: {k: enc.text(teacher.encode(v)) for k, v in build_prompt_bank(name).items()}
@@ -405,10 +403,10 @@ def fingerprint_of(system: Any, spec: dict[str, str]) -> str:
     h = hashlib.sha256(system.name.encode())
     p = Path(src.split(":")[0]) if src else None
     if p is not None and not p.is_dir():
-        from sdk.model import available_models
+        from acula.sdk.model import available_models
 
         if str(p) in available_models():  # a packaged bundle: fingerprint its files
-            from sdk.model import _resolve
+            from acula.sdk.model import _resolve
 
             p = _resolve(str(p))
     if p is not None and p.is_dir():
@@ -420,9 +418,9 @@ def fingerprint_of(system: Any, spec: dict[str, str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from aligner.train import default_weights_dir
+    from acula.aligner.train import default_weights_dir
 
-    parser = argparse.ArgumentParser(prog="python -m aligner.primary", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m acula.aligner.primary", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
     parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"],
@@ -461,12 +459,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = Path(args.cache) if args.cache else None
     transforms = args.transforms
     if transforms == ["all"]:
-        from aligner.invariance import TRANSFORMS
+        from acula.aligner.invariance import TRANSFORMS
 
         transforms = list(TRANSFORMS)
     noise = None
     if any(t.startswith("noise") for t in transforms):
-        from aligner.invariance import NoiseBank
+        from acula.aligner.invariance import NoiseBank
 
         noise = NoiseBank.from_esc10(str(Path(args.data or corpus.data_root) / "esc10"))
     rows: dict[str, dict[str, Any]] = {}
@@ -494,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if inv_sets.get(system.name):
             invariance[system.name] = {t["name"]: {} for t in tasks if t.get("invariance")}
             for name in inv_sets[system.name]:
-                from aligner.invariance import TRANSFORMS
+                from acula.aligner.invariance import TRANSFORMS
 
                 covered = TRANSFORMS[name].datasets
                 idx = [i for i in scored_idx if covered is None or corpus.rows[i]["dataset"] in covered]
@@ -537,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in s.values():
             for k in [k for k in r if k.startswith("_")]:
                 r.pop(k)
-    res = {"command": "python -m aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res = {"command": "python -m acula.aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
            "scored": list(args.scored), "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows,
            "paired": paired,
            "invariance": invariance, "wall_s": time.perf_counter() - t0}

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from sdk.bench import machine_line
+from acula.sdk.bench import machine_line
 
 __all__ = ["ensure_single_thread", "machine_line", "median_ms", "time_call"]
 

@@ -1,6 +1,6 @@
 """Streams served in real time per core: one thread, N streams fed one hop each per step.
 
-    python -m benchmarks.stream_pool [--streams 1 8 64 512] [--precision int8] [--steps 8] [--json [OUT]]
+    python -m acula.benchmarks.stream_pool [--streams 1 8 64 512] [--precision int8] [--steps 8] [--json [OUT]]
 
 For each N, two ways in the same run: ``separate`` (each stream's own ``accept``, one runtime call per
 window) and ``pool`` (:class:`sdk.pool.StreamPool`, one runtime call for the windows of all N).  Reported per
@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from benchmarks._util import ensure_single_thread, machine_line
+from acula.benchmarks._util import ensure_single_thread, machine_line
 
 
 def serve(model, pool, n: int, audio: np.ndarray, hop: int, warm: int, steps: int, pooled: bool) -> dict:
@@ -56,8 +55,8 @@ def model_only_ms_per_audio_s(model, n: int, hop_s: float, repeats: int = 5) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.stream_pool", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.stream_pool", description=__doc__,
+    ensure_single_thread("acula.benchmarks.stream_pool", argv)
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.stream_pool", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--backend", default="onnxruntime")
@@ -66,9 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=8, help="timed steps (hops) per stream (default 8)")
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     args = parser.parse_args(argv)
-    import sdk
-    from sdk.pool import StreamPool
-    from sdk.synth import synth_recording
+    from acula.sdk.pool import StreamPool
+    from acula.sdk.synth import synth_recording
+
+    from acula import sdk
 
     model = sdk.load(args.bundle, args.backend, args.precision)
     pool = StreamPool(model)

@@ -1,6 +1,6 @@
 """``acula export-mcu``: the firmware kit for a microcontroller stethoscope (C99 front end + TFLite Micro).
 
-    acula export-mcu --bundle default --out kit/        (or: python -m export.mcu ...)
+    acula export-mcu --bundle default --out kit/        (or: python -m acula.export.mcu ...)
 
 The kit holds the bundle's int8 student as a C array, the streaming log-mel
 front end in portable C99 (``export/mcu_kit/``) with its tables generated here
@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
-from sdk.frontend import hann_window, mel_filterbank
-from sdk.frontend_config import FrontendConfig
+from acula.sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
+from acula.sdk.frontend import hann_window, mel_filterbank
+from acula.sdk.frontend_config import FrontendConfig
 
 KIT_FORMAT, KIT_FORMAT_VERSION = "acula-mcu-kit", 1
 #: copied verbatim from export/mcu_kit/
@@ -319,10 +318,10 @@ def render_readme(template: str, kit: dict[str, Any], info: GraphInfo, manifest:
 
 def resolve_bundle(bundle: str | Path) -> Path:
     """A packaged bundle name (e.g. ``default``) or a path."""
-    from sdk.model import available_models
+    from acula.sdk.model import available_models
 
     if str(bundle) in available_models():
-        return Path(str(resources.files("sdk.models").joinpath(str(bundle))))
+        return Path(str(resources.files("acula.sdk.models").joinpath(str(bundle))))
     return Path(bundle)
 
 
@@ -342,7 +341,7 @@ def write_kit(bundle: Bundle, bundle_path: Path, out: Path, measure_arena: bool 
     texts = {"acula_fe_tables.h": render_fe_tables(cfg, window_frames, hop_frames, info.input_quant, source),
              "acula_model_config.h": render_model_config(info, m, arena),
              "acula_model_data.h": data_h, "acula_model_data.c": data_c}
-    kit_dir = resources.files("export").joinpath("mcu_kit")
+    kit_dir = resources.files("acula.export").joinpath("mcu_kit")
     texts |= {f: kit_dir.joinpath(f).read_text() for f in STATIC_SOURCES}
     manifest_bytes = (bundle_path / MANIFEST).read_bytes() if bundle_path.is_dir() else None
     kit: dict[str, Any] = {

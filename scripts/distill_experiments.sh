@@ -12,16 +12,16 @@ bundles=(--bundle "shipped default (wide, bottleneck 112, kd 2 per label set, 60
 for cfg in configs/distill/*.json; do
   name=$(basename "$cfg" .json)
   work=runs/distill-exp/$name
-  $py -m sdk distill --teacher "$teacher" --corpus "$corpus" --config "$cfg" --out "$work/distill"
-  $py -m sdk export --student "$work/distill" --corpus "$corpus" --out "$work/bundle" -f > "$work/export.log" 2>&1
+  $py -m acula distill --teacher "$teacher" --corpus "$corpus" --config "$cfg" --out "$work/distill"
+  $py -m acula export --student "$work/distill" --corpus "$corpus" --out "$work/bundle" -f > "$work/export.log" 2>&1
   bundles+=(--bundle "$name=$work/bundle:onnxruntime:fp32")
 done
-$py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" "${bundles[@]}" \
+$py -m acula.aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" "${bundles[@]}" \
   --out benchmarks/results --name distill_experiments
 # Selection on the validation split alone (test records never consulted): the narrow student that was the
 # default before, two 6,000-step variants (the wide one is now the default-cpu preset) and the teacher.  Written to
 # benchmarks/results/distill_selection_val.{md,json}.
-$py -m aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" --run "teacher (iii)=$teacher" \
+$py -m acula.aligner.evaluate --corpus "$corpus" --peers --prompt-run "$teacher" --run "teacher (iii)=$teacher" \
   --bundle "narrow-kd1-3000 (previous default)=runs/distill-exp/narrow-kd1-3000/bundle:onnxruntime:fp32" \
   --bundle "kd2-6000=runs/distill-exp/kd2-6000/bundle:onnxruntime:fp32" \
   --bundle "wide-r112-kd2-6000=runs/distill-exp/wide-r112-kd2-6000/bundle:onnxruntime:fp32" \

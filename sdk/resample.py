@@ -46,7 +46,7 @@ class StreamingResampler:
         n_out = max(0, limit_m - self._m)
         out = np.empty(n_out, dtype=np.float64)
         if n_out:
-            from sdk._resample_numba import _resample_kernel
+            from acula.sdk._resample_numba import _resample_kernel
 
             _resample_kernel(self._buf, self._base, self._n_in, self.h, self.up, self.down, self.delay, self._m,
                              n_out, out)

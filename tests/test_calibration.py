@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from export.calibration import ValOutputs, calibrate_temperatures, ece, nll, sdk_label_logits
-from sdk.label_sets import label_sets, record_label
+from acula.export.calibration import ValOutputs, calibrate_temperatures, ece, nll, sdk_label_logits
+from acula.sdk.label_sets import label_sets, record_label
 
 SETS = {"lung": {"normal": [0, 1], "crackles": [2], "wheezes": [3]}}
 

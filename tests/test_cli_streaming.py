@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from sdk.audio import EmptyAudioError, UnreadableAudioError, iter_audio_blocks, load_audio
-from sdk.model import load
-from sdk.screen_cli import score_result, screen_result, stream_file
-from sdk.synth import synth_recording
+from acula.sdk.audio import EmptyAudioError, UnreadableAudioError, iter_audio_blocks, load_audio
+from acula.sdk.model import load
+from acula.sdk.screen_cli import score_result, screen_result, stream_file
+from acula.sdk.synth import synth_recording
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def model():
 def recordings(tmp_path_factory) -> dict[str, Path]:
     """A 16 kHz mono recording with a real cough between synthetic breathing, a 44.1 kHz stereo one, and a WAV
     cut short of its header."""
-    from sdk.demo import shipped_cough
+    from acula.sdk.demo import shipped_cough
 
     root = tmp_path_factory.mktemp("rec")
     x, _ = synth_recording(4.0, seed=3, cough_onsets_s=())
@@ -62,7 +61,7 @@ def test_block_reader_checks_the_header_before_reading(tmp_path: Path):
 @pytest.mark.parametrize("name", ["mono16k", "stereo44k", "cut"])
 @pytest.mark.parametrize("block_s", [0.37, 3.0, 60.0])
 def test_screen_and_score_on_blocks_equal_the_whole_file(model, recordings, name: str, block_s: float):
-    from sdk.screen_cli import _with_file_flags
+    from acula.sdk.screen_cli import _with_file_flags
 
     clip = load_audio(recordings[name], target_rate_hz=None)
     blocks = iter_audio_blocks(recordings[name], block_s)
@@ -80,7 +79,7 @@ def test_screen_and_score_on_blocks_equal_the_whole_file(model, recordings, name
 
 
 def test_index_embedding_on_blocks_equals_the_whole_file_at_the_model_rate(model, recordings):
-    from sdk.index_cli import clip_embedding
+    from acula.sdk.index_cli import clip_embedding
 
     clip = load_audio(recordings["stereo44k"], model.sample_rate_hz)
     emb = model.embed(clip.samples, clip.sample_rate_hz).embeddings
@@ -89,7 +88,7 @@ def test_index_embedding_on_blocks_equals_the_whole_file_at_the_model_rate(model
 
 
 def test_acula_screen_output_does_not_depend_on_the_block_length(recordings, capsys):
-    from sdk.cli import main
+    from acula.sdk.cli import main
 
     outs = []
     for block_s in ("0.25", "30"):

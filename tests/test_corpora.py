@@ -6,9 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from acula.aligner.corpora import ADAPTERS, discover, from_csv_manifest, icbhi_recording_metadata
+from acula.aligner.records import Record
 
-from aligner.corpora import ADAPTERS, discover, from_csv_manifest, icbhi_recording_metadata
-from aligner.records import Record
 from tests.replicas import make_data_root
 
 

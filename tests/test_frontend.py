@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sdk.frontend import LogMelFrontend, logmel_reference, mel_filterbank
-from sdk.frontend_config import FrontendConfig
+from acula.sdk.frontend import LogMelFrontend, logmel_reference, mel_filterbank
+from acula.sdk.frontend_config import FrontendConfig
 
 TOL = 1e-4
 
@@ -110,7 +109,7 @@ def test_filterbank_has_no_empty_band():
 
 def test_torch_frontend_matches_reference(noise_16k):
     torch = pytest.importorskip("torch")
-    from aligner.frontend_torch import TorchLogMel
+    from acula.aligner.frontend_torch import TorchLogMel
 
     module = TorchLogMel()
     batch = torch.from_numpy(np.stack([noise_16k, noise_16k[::-1].copy()]))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from acula.sdk.resample import StreamingResampler
 from scipy.signal import resample_poly
-
-from sdk.resample import StreamingResampler
 
 
 @pytest.mark.parametrize("source,target", [(44100, 16000), (48000, 16000), (8000, 16000), (2000, 16000),
@@ -35,9 +34,8 @@ def test_same_rate_passes_through():
 
 
 def test_kaiser_lowpass_equals_scipy_firwin():
+    from acula.sdk.resample import kaiser_lowpass
     from scipy.signal import firwin
-
-    from sdk.resample import kaiser_lowpass
 
     np.testing.assert_allclose(kaiser_lowpass(8821, 1 / 441, 5.0), firwin(8821, 1 / 441, window=("kaiser", 5.0)),
                                atol=1e-12)

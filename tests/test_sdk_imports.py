@@ -31,8 +31,8 @@ def test_blocker_really_blocks_torch():
 def test_sdk_imports_and_computes_features_with_torch_blocked():
     result = run_blocked(
         """
-        import numpy as np, sdk, sdk.cli, sdk.demo, sdk.check, sdk.synth
-        from sdk.frontend import LogMelFrontend
+        import numpy as np, acula.sdk as sdk, acula.sdk.cli, acula.sdk.demo, acula.sdk.check, acula.sdk.synth
+        from acula.sdk.frontend import LogMelFrontend
         assert LogMelFrontend()(np.zeros(16000, dtype=np.float32)).shape == (30, 64)
         assert not any(m.split(".")[0] in {"torch", "transformers"} for m in sys.modules)
         print("ok")
@@ -44,10 +44,10 @@ def test_sdk_imports_and_computes_features_with_torch_blocked():
 
 def test_acula_demo_runs_with_torch_blocked(tmp_path):
     plot = tmp_path / "demo.png"
-    result = run_blocked(f"from sdk.cli import main; raise SystemExit(main(['demo', '--duration-s', '3', "
+    result = run_blocked(f"from acula.sdk.cli import main; raise SystemExit(main(['demo', '--duration-s', '3', "
                          f"'--plot', {str(plot)!r}]))")
     assert result.returncode == 0, result.stderr
-    from sdk.model import available_models
+    from acula.sdk.model import available_models
 
     if "default" in available_models():
         assert "cough events:" in result.stdout and "latency per hop" in result.stdout
