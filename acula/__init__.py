@@ -15,13 +15,12 @@ it, reached through ``__path__``.
 from pathlib import Path
 
 
-def _checkout_root() -> Path | None:
-    """The source checkout this file sits in, or None where the subpackages were installed inside acula/.
+def _checkout_root(here: Path) -> Path | None:
+    """The source checkout whose acula/ folder is ``here``, or None where the subpackages lie inside it (a wheel).
 
     Only a folder holding this project's pyproject.toml and sdk/ qualifies, so an installed acula never
     reaches into site-packages, where another distribution's top-level ``sdk`` may live.
     """
-    here = Path(__file__).resolve().parent
     if (here / "sdk").is_dir():
         return None
     root = here.parent
@@ -31,7 +30,7 @@ def _checkout_root() -> Path | None:
     return root if 'name = "acula-edge"' in pyproject.read_text(encoding="utf-8") else None
 
 
-_root = _checkout_root()
+_root = _checkout_root(Path(__file__).resolve().parent)
 if _root is not None and str(_root) not in __path__:
     __path__.append(str(_root))
 

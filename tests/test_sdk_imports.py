@@ -42,6 +42,21 @@ def test_sdk_imports_and_computes_features_with_torch_blocked():
     assert result.stdout.strip() == "ok"
 
 
+def test_import_acula_brings_the_sdk_api_and_nothing_of_the_server_side_with_torch_blocked():
+    result = run_blocked(
+        """
+        import acula
+        assert acula.load is acula.sdk.load and acula.Stream is acula.sdk.Stream
+        assert not any(m.split(".")[0] in {"torch", "torchaudio", "transformers"} for m in sys.modules)
+        assert not any(m.split(".")[:2] in (["acula", "aligner"], ["acula", "distill"], ["acula", "export"])
+                       for m in sys.modules)
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_acula_demo_runs_with_torch_blocked(tmp_path):
     plot = tmp_path / "demo.png"
     result = run_blocked(f"from acula.sdk.cli import main; raise SystemExit(main(['demo', '--duration-s', '3', "
