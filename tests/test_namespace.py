@@ -33,12 +33,19 @@ def test_a_checkout_finds_each_folder_under_acula(folder):
     assert spec is not None and spec.origin == str(ROOT / folder / "__init__.py")
 
 
-def test_pyproject_installs_every_python_folder_inside_acula_and_nothing_else():
+def package_name(folder: Path) -> str:
+    return "acula." + ".".join(folder.relative_to(ROOT).parts)
+
+
+def test_pyproject_installs_every_python_and_data_folder_inside_acula_and_nothing_else():
     tool = pyproject()["tool"]["setuptools"]
     assert tool["package-dir"] == {f"acula.{f}": f for f in FOLDERS}
-    folders = {p.parent for f in FOLDERS for p in (ROOT / f).rglob("*.py")
-               if not any(p.is_relative_to(skip) for skip in NOT_PACKAGES)}
-    expected = {"acula"} | {"acula." + ".".join(d.relative_to(ROOT).parts) for d in folders}
+    code = {p.parent for f in FOLDERS for p in (ROOT / f).rglob("*.py")
+            if not any(p.is_relative_to(skip) for skip in NOT_PACKAGES)}
+    data = {p.parent for key, globs in tool["package-data"].items() for g in globs
+            for p in (ROOT / Path(*key.split(".")[1:])).glob(g)}
+    assert data, "package data: none found"
+    expected = {"acula"} | {package_name(d) for d in code | data}
     assert set(tool["packages"]) == expected, "pyproject.toml [tool.setuptools] packages: add or remove these"
     assert all(key.startswith("acula.") for key in tool["package-data"])
     assert pyproject()["project"]["scripts"] == {"acula": "acula.sdk.cli:main"}
