@@ -43,7 +43,7 @@ def test_pyproject_installs_every_python_and_data_folder_inside_acula_and_nothin
     code = {p.parent for f in FOLDERS for p in (ROOT / f).rglob("*.py")
             if not any(p.is_relative_to(skip) for skip in NOT_PACKAGES)}
     data = {p.parent for key, globs in tool["package-data"].items() for g in globs
-            for p in (ROOT / Path(*key.split(".")[1:])).glob(g)}
+            for p in (ROOT / Path(*key.split(".")[1:])).glob(g) if "__pycache__" not in p.parts}
     assert data, "package data: none found"
     expected = {"acula"} | {package_name(d) for d in code | data}
     assert set(tool["packages"]) == expected, "pyproject.toml [tool.setuptools] packages: add or remove these"
