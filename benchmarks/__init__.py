@@ -1,5 +1,5 @@
-"""Latency, memory and accuracy harnesses that use only public APIs and exported files."""
+"""Latency, memory and accuracy harnesses that use only public APIs and exported files.
 
-if __name__ != "acula.benchmarks":  # a second name would load a second copy of every module, with its own state
-    raise ImportError(f"{__name__} installs as acula.benchmarks: import it by that name, "
-                      "run the command line as python -m acula; scripts/namespace_imports.py rewrites old imports")
+Installed as acula.benchmarks (``python -m acula.benchmarks.readme``).  Unlike the other folders this one does
+not refuse its folder name: pytest imports it as ``benchmarks`` to collect benchmarks/micro, and it holds no state.
+"""

@@ -70,7 +70,7 @@ def test_an_installed_acula_never_reaches_beside_itself(tmp_path):
     assert acula._checkout_root(ROOT / "acula") == ROOT
 
 
-@pytest.mark.parametrize("code", ["import sdk", "import aligner.train", "from benchmarks import readme"])
+@pytest.mark.parametrize("code", ["import sdk", "import aligner.train", "from distill import train"])
 def test_old_top_level_names_refuse_to_import_with_a_sentence(code):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0
