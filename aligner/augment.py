@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from aligner.config import AugmentFields
-from sdk.frontend import mel_to_hz
-from sdk.frontend_config import FrontendConfig
+from acula.aligner.config import AugmentFields
+from acula.sdk.frontend import mel_to_hz
+from acula.sdk.frontend_config import FrontendConfig
 
 CUTOFFS_HZ = (1000.0, 2000.0, 4000.0)
 _DEFAULT = AugmentFields()
 
 
 def band_centres_hz(cfg: FrontendConfig) -> torch.Tensor:
-    from sdk.frontend import hz_to_mel
+    from acula.sdk.frontend import hz_to_mel
 
     mels = np.linspace(hz_to_mel(cfg.f_min_hz), hz_to_mel(cfg.f_max_hz), cfg.n_mels + 2)[1:-1]
     return torch.from_numpy(mel_to_hz(mels)).float()

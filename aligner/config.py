@@ -113,7 +113,7 @@ class AlignConfig(AugmentFields):
     ckpt_every: int = 100
 
     def __post_init__(self) -> None:
-        from aligner.encoders import ENCODERS  # the registry's names; no torch imported
+        from acula.aligner.encoders import ENCODERS  # the registry's names; no torch imported
 
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")

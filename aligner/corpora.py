@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from aligner.records import Record
+from acula.aligner.records import Record
 
 ICBHI_LOCATIONS = {"Tc": "trachea", "Al": "anterior left chest", "Ar": "anterior right chest",
                    "Pl": "posterior left chest", "Pr": "posterior right chest", "Ll": "lateral left chest",

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from acula.aligner.corpora import discover
+from acula.aligner.records import Record
+from acula.aligner.reports import write_template_report
+from acula.aligner.splits import check_group_disjoint, official_icbhi_split, split_groups
+from acula.sdk.audio import AudioError, load_audio
 from tqdm import tqdm
-
-from aligner.corpora import discover
-from aligner.records import Record
-from aligner.reports import write_template_report
-from aligner.splits import check_group_disjoint, official_icbhi_split, split_groups
-from sdk.audio import AudioError, load_audio
 
 
 @dataclass
@@ -87,7 +86,7 @@ def build_corpus(data_root: Path, out: Path, datasets: Sequence[str] | None = No
     else:
         reports = [(write_template_report(r, seed), "template") for r in good]
     t_embed = time.perf_counter()
-    from aligner.teacher import TextTeacher
+    from acula.aligner.teacher import TextTeacher
 
     teacher = TextTeacher(teacher_dir, cache_path=out / "teacher_cache.sqlite")
     embeddings = teacher.encode([text for text, _ in reports], progress=progress)

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(stats(Path(args.dir)))
         return 0
 
-    from aligner.corpus import build_corpus
+    from acula.aligner.corpus import build_corpus
 
     out, data = Path(args.out), Path(args.data)
     if (out / "manifest.jsonl").exists() and not args.force:
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     llm = None
     if args.llm_url:
-        from aligner.llm_writer import LLMConfig, LLMReportWriter
+        from acula.aligner.llm_writer import LLMConfig, LLMReportWriter
 
         if not args.llm_model:
             print("acula corpus build: --llm-url needs --llm-model", file=sys.stderr)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+from acula.aligner.corpus import Corpus
+from acula.sdk.audio import load_audio
+from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.frontend_config import FrontendConfig
 from tqdm import tqdm
-
-from aligner.corpus import Corpus
-from sdk.audio import load_audio
-from sdk.frontend import LogMelFrontend
-from sdk.frontend_config import FrontendConfig
 
 
 def record_features(corpus: Corpus, i: int, frontend: LogMelFrontend) -> np.ndarray:

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from aligner.fold_table import fold_table
-from aligner.probe import PROBE_C_GRID
+from acula.aligner.fold_table import fold_table
+from acula.aligner.probe import PROBE_C_GRID
 
 
 def plot_rocs(results: list[dict[str, Any]], out: Path, stem: str) -> list[Path]:

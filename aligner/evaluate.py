@@ -1,6 +1,6 @@
 """Evaluation harness: one function over a task table (``tasks.json``), no per-data-set code.
 
-    python -m aligner.evaluate --corpus runs/corpus --run aligned=runs/align-default --peers mfcc yamnet mn04
+    python -m acula.aligner.evaluate --corpus runs/corpus --run aligned=runs/align-default --peers mfcc yamnet mn04
 
 Population: the corpus records in ``--splits`` (default val + test), which the
 aligner never trained on.  Linear probe (``aligner.probe``): standardised features,
@@ -31,15 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from acula.aligner.corpus import Corpus, load_corpus
+from acula.aligner.data import FeatureBank, windows
+from acula.aligner.eval_report import plot_rocs, to_markdown
+from acula.aligner.probe import PROBE_C_GRID, ProbeResult, bootstrap_ci, choose_c, probe_auroc
+from acula.aligner.protocol import auroc, one_se_choice
+from acula.sdk.label_sets import descriptions, templates
+from acula.sdk.scoring import clip_embedding
 from tqdm import tqdm
-
-from aligner.corpus import Corpus, load_corpus
-from aligner.data import FeatureBank, windows
-from aligner.eval_report import plot_rocs, to_markdown
-from aligner.probe import PROBE_C_GRID, ProbeResult, bootstrap_ci, choose_c, probe_auroc
-from aligner.protocol import auroc, one_se_choice
-from sdk.label_sets import descriptions, templates
-from sdk.scoring import clip_embedding
 
 __all__ = ["PROBE_C_GRID", "AlignedEncoder", "ProbeResult", "build_prompt_bank", "bundle_system", "choose_c",
            "evaluate", "main", "one_se_choice", "probe_auroc", "spread", "task_table", "to_markdown",
@@ -62,7 +61,7 @@ def spread(n: int, most: int = MAX_WINDOWS) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def task_table() -> dict[str, Any]:
-    return json.loads(resources.files("aligner").joinpath("tasks.json").read_text())
+    return json.loads(resources.files("acula.aligner").joinpath("tasks.json").read_text())
 
 
 def default_prompt_table() -> dict[str, Any]:
@@ -102,10 +101,10 @@ class AlignedEncoder:
     def __init__(self, run: str | None, weights_dir: str | None = None, pooling: str = "freq") -> None:
         import dataclasses
 
-        from aligner.checkpoint import load_checkpoint
-        from aligner.config import AlignConfig
-        from aligner.model import AcuLaModel
-        from aligner.train import default_weights_dir
+        from acula.aligner.checkpoint import load_checkpoint
+        from acula.aligner.config import AlignConfig
+        from acula.aligner.model import AcuLaModel
+        from acula.aligner.train import default_weights_dir
 
         if run is None:  # the AudioSet encoder without alignment
             cfg = dataclasses.replace(AlignConfig(), pooling=pooling)
@@ -214,8 +213,8 @@ def bundle_system(spec: str, corpus: Corpus, task_prompts: Callable[[dict[str, A
     Zero-shot: the SDK's label-set probability (``zero_shot_sdk``); with ``task_prompts`` (task -> projected
     prompt embeddings of the teacher the bundle was distilled from) also the teacher's own rule on the
     bundle's embeddings (``zero_shot``), so teacher and student are compared with identical scoring."""
-    from sdk.audio import load_audio
-    from sdk.model import load
+    from acula.sdk.audio import load_audio
+    from acula.sdk.model import load
 
     name, _, rest = spec.partition("=")
     path, backend, precision = (rest.split(":") + ["onnxruntime", "int8"])[:3]
@@ -255,14 +254,14 @@ def _prompt_table(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
 
 
 def _clip_samples(corpus: Corpus, i: int) -> np.ndarray:
-    from sdk.audio import load_audio
+    from acula.sdk.audio import load_audio
 
     r = corpus.records[i]
     return load_audio(corpus.audio_path(i), 16000, r.start_s, r.end_s).samples
 
 
 def _yamnet_zero(scores: list[np.ndarray], task: dict[str, Any]) -> np.ndarray | None:
-    from sdk.yamnet import YAMNET_CLASSES
+    from acula.sdk.yamnet import YAMNET_CLASSES
 
     names = task.get("yamnet_classes")
     return None if names is None else np.stack(scores)[:, [YAMNET_CLASSES[n] for n in names]].max(1)
@@ -271,7 +270,7 @@ def _yamnet_zero(scores: list[np.ndarray], task: dict[str, Any]) -> np.ndarray |
 def build_systems(args: argparse.Namespace, corpus: Corpus, bank: FeatureBank, weights: Path,
                   prompt_table: dict[str, Any] | None) -> tuple[dict[str, System], dict[str, ZeroShot]]:
     """The systems the command line names (bundles, peers, aligned runs), each with its zero-shot rule."""
-    from aligner.teacher import TextTeacher
+    from acula.aligner.teacher import TextTeacher
 
     systems: dict[str, System] = {}
     zero: dict[str, ZeroShot] = {}
@@ -290,12 +289,12 @@ def build_systems(args: argparse.Namespace, corpus: Corpus, bank: FeatureBank, w
         name, embed_fn, zero_fn = bundle_system(spec, corpus, task_prompts)
         systems[name], zero[name] = embed_fn, zero_fn
     if "mfcc" in args.peers:
-        from aligner.peers import MFCCStats
+        from acula.aligner.peers import MFCCStats
 
         mfcc = MFCCStats()
         systems["MFCC stats"] = lambda i: (mfcc(_clip_samples(corpus, i)), None)
     if "yamnet" in args.peers and (weights / "yamnet.tflite").is_file():
-        from sdk.yamnet import YAMNet
+        from acula.sdk.yamnet import YAMNet
 
         yam = YAMNet(weights / "yamnet.tflite")
         systems["YAMNet"] = lambda i: yam.run(_clip_samples(corpus, i))
@@ -343,12 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, parser = parse_args(argv)
     prompt_table = _prompt_table(args.prompts, parser) if args.prompts else None
     torch.set_num_threads(args.threads)
-    from aligner.train import default_weights_dir
+    from acula.aligner.train import default_weights_dir
 
     if args.corpus is None:
         if args.data is None:
             parser.error("give --corpus DIR or --data DIR")
-        from aligner.corpus import build_corpus
+        from acula.aligner.corpus import build_corpus
 
         args.corpus = str(Path(args.work) / "corpus")
         if not (Path(args.corpus) / "manifest.jsonl").is_file():
@@ -361,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     header = (f"# Alignment evaluation ({', '.join(args.splits)} records of {args.corpus}, never seen in alignment)"
-              f"\n\nCommand: `python -m aligner.evaluate {' '.join(argv if argv is not None else sys.argv[1:])}`")
+              f"\n\nCommand: `python -m acula.aligner.evaluate {' '.join(argv if argv is not None else sys.argv[1:])}`")
     md = to_markdown(results, header)
     plots = plot_rocs(results, out, args.name)
     if plots:

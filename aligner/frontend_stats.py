@@ -1,6 +1,6 @@
 """Measure the log-mel statistics that FrontendConfig's fixed normalisation uses.
 
-    python -m aligner.frontend_stats --data ../shared/data
+    python -m acula.aligner.frontend_stats --data ../shared/data
 
 Averages the dB values (before normalisation) over every frame of a seeded sample
 of recordings, each data set weighted equally, and prints norm_mean_db and
@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from aligner.corpora import ADAPTERS
-from sdk.audio import AudioError, load_audio
-from sdk.frontend import LogMelFrontend
-from sdk.frontend_config import FrontendConfig
+from acula.aligner.corpora import ADAPTERS
+from acula.sdk.audio import AudioError, load_audio
+from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.frontend_config import FrontendConfig
 
 
 def recordings(data_root: Path) -> dict[str, list[Path]]:

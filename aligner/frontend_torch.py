@@ -8,10 +8,9 @@ against that reference and against ``torchaudio.transforms.MelSpectrogram``.
 from __future__ import annotations
 
 import torch
+from acula.sdk.frontend import hann_window, mel_filterbank
+from acula.sdk.frontend_config import FrontendConfig
 from torch import nn
-
-from sdk.frontend import hann_window, mel_filterbank
-from sdk.frontend_config import FrontendConfig
 
 
 class TorchLogMel(nn.Module):

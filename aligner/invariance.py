@@ -127,7 +127,7 @@ class NoiseBank:
     def from_esc10(cls, root: str, rate: int = 16000, per_class: int = 4) -> NoiseBank:
         from pathlib import Path
 
-        from sdk.audio import load_audio
+        from acula.sdk.audio import load_audio
 
         clips = []
         for folder in sorted(Path(root).iterdir()):

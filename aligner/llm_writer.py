@@ -35,8 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from aligner.records import Record
-from aligner.reports import unfaithful_findings, write_template_report
+from acula.aligner.records import Record
+from acula.aligner.reports import unfaithful_findings, write_template_report
 
 SYSTEM_PROMPT = (
     "You are a clinician writing brief auscultation reports. Use only the facts given; never add a finding, "

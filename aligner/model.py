@@ -8,10 +8,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from acula.aligner.config import AlignConfig
+from acula.aligner.encoders import AudioEncoder, MaskedAutoencoder, build_encoder
 from torch import nn
-
-from aligner.config import AlignConfig
-from aligner.encoders import AudioEncoder, MaskedAutoencoder, build_encoder
 
 __all__ = ["AcuLaModel", "build_encoder"]
 
@@ -31,7 +30,7 @@ class AcuLaModel(nn.Module):
         # Supervised heads (the control, or an extra loss): one logit per aligner.supervised head
         self.sup_head: nn.Module | None = None
         if cfg.w_sup > 0:
-            from aligner.supervised import SUPERVISED_HEADS
+            from acula.aligner.supervised import SUPERVISED_HEADS
 
             self.sup_head = nn.Sequential(nn.LayerNorm(pooled_dim), nn.Linear(pooled_dim, len(SUPERVISED_HEADS)))
         # Masked-patch decoder for CNN encoders: each feature-map cell predicts its input patch.

@@ -8,9 +8,8 @@ table compares them with our encoders on the same records and splits.
 from __future__ import annotations
 
 import numpy as np
-
-from sdk.frontend import LogMelFrontend
-from sdk.yamnet import YAMNET_CLASSES, YAMNET_HOP, YAMNET_PATCH, YAMNET_SHA256, YAMNet
+from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.yamnet import YAMNET_CLASSES, YAMNET_HOP, YAMNET_PATCH, YAMNET_SHA256, YAMNet
 
 __all__ = ["YAMNET_CLASSES", "YAMNET_HOP", "YAMNET_PATCH", "YAMNET_SHA256", "MFCCStats", "YAMNet", "dct_matrix"]
 

@@ -1,7 +1,7 @@
 """The primary evaluation: one protocol for every system, with paired differences, worst groups and the
 invariance suite as a dimension of the table.
 
-    python -m aligner.primary --corpus runs/corpus --out benchmarks/results --name primary \\
+    python -m acula.aligner.primary --corpus runs/corpus --out benchmarks/results --name primary \\
         --peers mfcc yamnet mn04 --run "(iii) CKA+InfoNCE+mask=runs/align-cka-nce-mask-cpu" \\
         --run "supervised control=runs/align-supervised-cpu" --bundle "student int8 ONNX=default" \\
         --transforms all --invariance-systems "student int8 ONNX" YAMNet "mn04 AudioSet"
@@ -36,20 +36,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from aligner import protocol as P
-from aligner.corpus import Corpus, load_corpus
-from aligner.primary_report import ci_cell, to_markdown
-from aligner.protocol import SCORED
-from aligner.system_cache import fingerprint_of, run_system
-from aligner.systems import SystemOutput
+from acula.aligner import protocol as P
+from acula.aligner.corpus import Corpus, load_corpus
+from acula.aligner.primary_report import ci_cell, to_markdown
+from acula.aligner.protocol import SCORED
+from acula.aligner.system_cache import fingerprint_of, run_system
+from acula.aligner.systems import SystemOutput
 
 __all__ = ["SCORED", "TaskData", "fingerprint_of", "invariance_row", "main", "recording_of", "run_system",
            "score_task", "task_table", "to_markdown"]
 
 
 def task_table() -> list[dict[str, Any]]:
-    return json.loads(resources.files("aligner").joinpath("primary_tasks.json").read_text())["tasks"]
+    return json.loads(resources.files("acula.aligner").joinpath("primary_tasks.json").read_text())["tasks"]
 
 
 def _value(row: dict[str, Any], field: str) -> Any:
@@ -204,7 +203,7 @@ def invariance_row(td: TaskData, probe: Any, clean: tuple[np.ndarray, np.ndarray
 
 
 def build_systems(args: argparse.Namespace) -> list[Any]:
-    from aligner import systems as S
+    from acula.aligner import systems as S
 
     weights = Path(args.weights)
     out: list[Any] = []
@@ -219,8 +218,8 @@ def build_systems(args: argparse.Namespace) -> list[Any]:
 
     def prompts(enc: Any) -> dict[str, dict[str, np.ndarray]]:
         nonlocal teacher
-        from aligner.evaluate import build_prompt_bank
-        from aligner.teacher import TextTeacher
+        from acula.aligner.evaluate import build_prompt_bank
+        from acula.aligner.teacher import TextTeacher
 
         teacher = teacher or TextTeacher()
         return {q: {k: enc.text(teacher.encode(v)) for k, v in build_prompt_bank(name).items()}
@@ -237,9 +236,9 @@ def build_systems(args: argparse.Namespace) -> list[Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from aligner.train import default_weights_dir
+    from acula.aligner.train import default_weights_dir
 
-    parser = argparse.ArgumentParser(prog="python -m aligner.primary", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m acula.aligner.primary", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
     parser.add_argument("--peers", nargs="*", default=["mfcc", "yamnet", "mn04"], choices=["mfcc", "yamnet", "mn04"],
@@ -278,12 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = Path(args.cache) if args.cache else None
     transforms = args.transforms
     if transforms == ["all"]:
-        from aligner.invariance import TRANSFORMS
+        from acula.aligner.invariance import TRANSFORMS
 
         transforms = list(TRANSFORMS)
     noise = None
     if any(t.startswith("noise") for t in transforms):
-        from aligner.invariance import NoiseBank
+        from acula.aligner.invariance import NoiseBank
 
         noise = NoiseBank.from_esc10(str(Path(args.data or corpus.data_root) / "esc10"))
     rows: dict[str, dict[str, Any]] = {}
@@ -311,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if inv_sets.get(system.name):
             invariance[system.name] = {t["name"]: {} for t in tasks if t.get("invariance")}
             for name in inv_sets[system.name]:
-                from aligner.invariance import TRANSFORMS
+                from acula.aligner.invariance import TRANSFORMS
 
                 covered = TRANSFORMS[name].datasets
                 idx = [i for i in scored_idx if covered is None or corpus.rows[i]["dataset"] in covered]
@@ -354,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in s.values():
             for k in [k for k in r if k.startswith("_")]:
                 r.pop(k)
-    res = {"command": "python -m aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res = {"command": "python -m acula.aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
            "scored": list(args.scored), "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows,
            "paired": paired,
            "invariance": invariance, "wall_s": time.perf_counter() - t0}

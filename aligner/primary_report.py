@@ -1,6 +1,6 @@
 """The primary evaluation's tables: ``primary.json`` -> ``primary.md`` (pure formatting, no model, no torch).
 
-``python -m aligner.primary`` writes both files from one run; ``to_markdown`` renders the stored JSON again to
+``python -m acula.aligner.primary`` writes both files from one run; ``to_markdown`` renders the stored JSON again to
 the same bytes (``tests/test_results_regenerate.py``).
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from aligner import protocol as P
+from acula.aligner import protocol as P
 
 
 def _f(v: Any, nd: int = 3) -> str:
@@ -102,7 +101,7 @@ def to_markdown(res: dict[str, Any]) -> str:
                              f"{d['diff']:+.3f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['p_a_better']:.2f})")
             L.append(f"| {p['a']} | {p['b']} | {p['score']} | " + " | ".join(cells) + " |")
     if res.get("invariance"):
-        from aligner.invariance import TRANSFORMS
+        from acula.aligner.invariance import TRANSFORMS
 
         inv_tasks = [t for t in tasks if any(t in v for v in res["invariance"].values())]
         L += ["", "## Invariance: each transform applied to the scored records; the clean-trained probe and the "

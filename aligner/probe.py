@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from acula.aligner.protocol import auroc, group_bootstrap
+from acula.aligner.protocol import choose_c as choose_c_on
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from aligner.protocol import auroc, group_bootstrap
-from aligner.protocol import choose_c as choose_c_on
 
 N_SEEDS = 5
 #: inverse regularisation strengths the probe chooses from; chosen per fold on its training side only.  Six decades:

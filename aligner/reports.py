@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from aligner.records import Record
+from acula.aligner.records import Record
 
 COVID_PHRASES = {
     "healthy": "The participant reported no COVID-19 infection and no respiratory illness.",
@@ -61,7 +61,7 @@ class LexiconTerm:
 @lru_cache(maxsize=1)
 def load_lexicon() -> tuple[LexiconTerm, ...]:
     """The clinical terms a report may state or deny only with the metadata's support (package data)."""
-    text = resources.files("aligner").joinpath("clinical_lexicon.json").read_text(encoding="utf-8")
+    text = resources.files("acula.aligner").joinpath("clinical_lexicon.json").read_text(encoding="utf-8")
     return tuple(LexiconTerm(t["term"], t["kind"], re.compile("|".join(f"(?:{p})" for p in t["patterns"])),
                              {f: frozenset(v.lower() for v in vals) for f, vals in t["supported_by"].items()})
                  for t in json.loads(text)["terms"])
@@ -69,7 +69,7 @@ def load_lexicon() -> tuple[LexiconTerm, ...]:
 
 @lru_cache(maxsize=1)
 def load_templates() -> dict[str, Any]:
-    text = resources.files("aligner").joinpath("report_templates.json").read_text(encoding="utf-8")
+    text = resources.files("acula.aligner").joinpath("report_templates.json").read_text(encoding="utf-8")
     return {k: v for k, v in json.loads(text).items() if not k.startswith("_")}
 
 
@@ -176,14 +176,14 @@ def negation_table(teacher: Any) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m aligner.reports", description="Report-writer diagnostics.")
+    parser = argparse.ArgumentParser(prog="python -m acula.aligner.reports", description="Report-writer diagnostics.")
     parser.add_argument("--negation", action="store_true", help="how the text teacher embeds negated findings")
     parser.add_argument("--teacher", help="local Hugging Face model directory (default: all-MiniLM-L6-v2)")
     args = parser.parse_args(argv)
     if not args.negation:
         parser.print_help()
         return 0
-    from aligner.teacher import TextTeacher
+    from acula.aligner.teacher import TextTeacher
 
     print("| mention | cos to affirmed | cos to negated | affirmed vs negated |\n|---|---|---|---|")
     for r in negation_table(TextTeacher(args.teacher)):

@@ -6,7 +6,7 @@ import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
-from aligner.records import Record
+from acula.aligner.records import Record
 
 SPLITS = ("train", "val", "test")
 

@@ -2,7 +2,7 @@
 
 One ``.npz`` per system and transform under the cache folder, keyed by record id and the system's fingerprint
 (its name, the files it was loaded from with their sizes and times, and its command-line spec), so a rerun of
-``python -m aligner.primary`` scores only what changed.
+``python -m acula.aligner.primary`` scores only what changed.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from aligner.corpus import Corpus
-from aligner.systems import SystemOutput
+from acula.aligner.corpus import Corpus
+from acula.aligner.systems import SystemOutput
 
 
 def _slug(name: str) -> str:
@@ -27,10 +26,9 @@ def run_system(system: Any, corpus: Corpus, indices: list[int], transform: str, 
                fingerprint: str, noise: Any = None, progress: bool = True) -> dict[int, SystemOutput]:
     """Outputs of ``system`` for corpus records ``indices`` under ``transform``, read from / written to the
     cache (one .npz per system and transform, keyed by record id and the system's fingerprint)."""
+    from acula.aligner.invariance import apply_transform
+    from acula.sdk.audio import load_audio
     from tqdm import tqdm
-
-    from aligner.invariance import apply_transform
-    from sdk.audio import load_audio
 
     path = None if cache is None else cache / _slug(system.name) / f"{transform}.npz"
     have: dict[int, SystemOutput] = {}
@@ -68,10 +66,10 @@ def fingerprint_of(system: Any, spec: dict[str, str]) -> str:
     h = hashlib.sha256(system.name.encode())
     p = Path(src.split(":")[0]) if src else None
     if p is not None and not p.is_dir():
-        from sdk.model import available_models
+        from acula.sdk.model import available_models
 
         if str(p) in available_models():  # a packaged bundle: fingerprint its files
-            from sdk.model import _resolve
+            from acula.sdk.model import _resolve
 
             p = _resolve(str(p))
     if p is not None and p.is_dir():

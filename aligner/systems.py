@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-
-from sdk.scoring import clip_embedding
+from acula.sdk.scoring import clip_embedding
 
 #: the questions a system may answer natively; each task of the primary table names one
 NATIVE_KEYS = ("cough", "heart_abnormal", "crackles", "wheezes", "copd")
@@ -44,7 +43,7 @@ class MFCCSystem:
     kind = "frozen"
 
     def __init__(self, name: str = "MFCC stats") -> None:
-        from aligner.peers import MFCCStats
+        from acula.aligner.peers import MFCCStats
 
         self.name, self.mfcc = name, MFCCStats()
 
@@ -58,12 +57,12 @@ class YAMNetSystem:
     CLASSES = {"cough": ["cough"], "heart_abnormal": ["heart_murmur"], "wheezes": ["wheeze"]}
 
     def __init__(self, path: str, name: str = "YAMNet") -> None:
-        from aligner.peers import YAMNet
+        from acula.aligner.peers import YAMNet
 
         self.name, self.yam = name, YAMNet(path)
 
     def __call__(self, samples: np.ndarray) -> SystemOutput:
-        from aligner.peers import YAMNET_CLASSES
+        from acula.aligner.peers import YAMNET_CLASSES
 
         emb, scores = self.yam.run(samples)
         native = {q: float(max(scores[YAMNET_CLASSES[c]] for c in cs)) for q, cs in self.CLASSES.items()}
@@ -78,9 +77,8 @@ class EncoderSystem:
     def __init__(self, name: str, run: str | None, weights_dir: str | None = None,
                  prompts: Callable[[Any], dict[str, dict[str, np.ndarray]]] | None = None) -> None:
         import torch
-
-        from aligner.evaluate import AlignedEncoder
-        from sdk.frontend import LogMelFrontend
+        from acula.aligner.evaluate import AlignedEncoder
+        from acula.sdk.frontend import LogMelFrontend
 
         self.name, self.torch = name, torch
         self.enc = AlignedEncoder(run, weights_dir)
@@ -88,13 +86,13 @@ class EncoderSystem:
         self.frontend = LogMelFrontend()
         self.heads: list[str] = []
         if self.enc.model.sup_head is not None:
-            from aligner.supervised import SUPERVISED_HEADS
+            from acula.aligner.supervised import SUPERVISED_HEADS
 
             self.heads = [{"heart_abnormal": "heart_abnormal"}.get(h, h) for h in SUPERVISED_HEADS]
         self.prompts = prompts(self.enc) if (prompts is not None and run is not None and not self.heads) else {}
 
     def __call__(self, samples: np.ndarray) -> SystemOutput:
-        from aligner.data import windows
+        from acula.aligner.data import windows
 
         torch = self.torch
         x = np.pad(samples, (0, max(0, self.frontend.config.n_fft - samples.size)))
@@ -131,7 +129,7 @@ class BundleSystem:
 
     def __init__(self, name: str, bundle: str = "default", backend: str = "onnxruntime",
                  precision: str = "int8") -> None:
-        from sdk.model import load
+        from acula.sdk.model import load
 
         self.name = name
         self.model = load(bundle, backend, precision)

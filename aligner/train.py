@@ -1,7 +1,7 @@
 """``acula align``: post-train an audio encoder to align with a frozen text teacher (AcuLa).
 
     acula align --config default-cpu --corpus runs/corpus --out runs/align
-    torchrun --nproc-per-node 2 -m aligner.train --config default-cpu --corpus ... --out ...
+    torchrun --nproc-per-node 2 -m acula.aligner.train --config default-cpu --corpus ... --out ...
 
 Loss = w_cka (1 - linear CKA) + w_nce InfoNCE + w_mask masked-patch MSE.  Under
 torchrun every rank draws the same seeded global batch and trains on its own
@@ -26,15 +26,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-
-from aligner.augment import augment_logmel
-from aligner.checkpoint import resume_from, run_config, save_checkpoint
-from aligner.config import AlignConfig, resolve_config
-from aligner.corpus import Corpus, load_corpus
-from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
-from aligner.losses import cka_loss, info_nce
-from aligner.model import AcuLaModel
-from sdk.frontend_config import FrontendConfig
+from acula.aligner.augment import augment_logmel
+from acula.aligner.checkpoint import resume_from, run_config, save_checkpoint
+from acula.aligner.config import AlignConfig, resolve_config
+from acula.aligner.corpus import Corpus, load_corpus
+from acula.aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
+from acula.aligner.losses import cka_loss, info_nce
+from acula.aligner.model import AcuLaModel
+from acula.sdk.frontend_config import FrontendConfig
 
 
 def default_weights_dir() -> str:
@@ -119,7 +118,7 @@ def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, t
     mask = model.patch_mask(cfg.batch_size, gen) if cfg.w_mask else None
     sup = None
     if cfg.w_sup:
-        from aligner.supervised import head_labels
+        from acula.aligner.supervised import head_labels
 
         labels, known = head_labels([corpus.rows[int(i)] for i in chosen])
         sup = (torch.from_numpy(labels), torch.from_numpy(known))
@@ -212,7 +211,7 @@ def _ddp_terms(ddp_model: torch.nn.Module, feats: torch.Tensor, text: torch.Tens
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from aligner.config import PRESETS
+    from acula.aligner.config import PRESETS
 
     presets = "\n".join(f"  {name:<17} {c.encoder} encoder, {c.pooling} pooling, loss weights cka {c.w_cka:g} "
                          f"nce {c.w_nce:g} mask {c.w_mask:g} sup {c.w_sup:g}, {c.max_steps} steps, batch "

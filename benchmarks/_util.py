@@ -9,8 +9,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from sdk.bench import machine_line
-from sdk.runtimes import BACKENDS
+from acula.sdk.bench import machine_line
+from acula.sdk.runtimes import BACKENDS
 
 __all__ = ["add_model_options", "command_parser", "ensure_single_thread", "machine_line", "median_ms", "time_call"]
 

@@ -1,6 +1,6 @@
 """Bridge decoder throughput: frames per second and multiple of one 16 kHz stream's real time.
 
-    python -m benchmarks.bridge_decoder [--seconds 60] [--codec adpcm] [--repeats 3]
+    python -m acula.benchmarks.bridge_decoder [--seconds 60] [--codec adpcm] [--repeats 3]
 
 One untimed warm-up pass (imports, first-call costs), then ``--repeats`` timed passes
 with a fresh decoder each; the figures are the median pass (the cold pass is reported
@@ -14,23 +14,23 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks._util import ensure_single_thread, machine_line
+from acula.benchmarks._util import ensure_single_thread, machine_line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.bridge_decoder", argv)
-    from firmware_bridge.codecs import AUDIO_CODECS  # numpy after the re-run: its thread pools read the variables
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bridge_decoder", description=__doc__)
+    ensure_single_thread("acula.benchmarks.bridge_decoder", argv)
+    from acula.firmware_bridge.codecs import AUDIO_CODECS  # numpy after the re-run: its thread pools read the variables
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.bridge_decoder", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--codec", default="adpcm", choices=sorted(AUDIO_CODECS))
     parser.add_argument("--piece", type=int, default=244, help="bytes per read (a BLE notification is ~244)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes after the warm-up; the median is reported")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    from firmware_bridge.decoder import FrameDecoder
-    from firmware_bridge.simulate import stethoscope_frames
-    from sdk.synth import synth_recording
+    from acula.firmware_bridge.decoder import FrameDecoder
+    from acula.firmware_bridge.simulate import stethoscope_frames
+    from acula.sdk.synth import synth_recording
 
     x, _ = synth_recording(args.seconds, seed=0)
     frames, _ = stethoscope_frames(x, 16000, AUDIO_CODECS[args.codec].codec)

@@ -1,9 +1,9 @@
 """Calibration of a bundle's zero-shot probabilities on the split it was fitted on and on the held-out one.
 
-    python -m benchmarks.calibration --corpus runs/corpus [--bundle default] [--json]
+    python -m acula.benchmarks.calibration --corpus runs/corpus [--bundle default] [--json]
 
 The bundle's temperature and per-label bias were fitted on the validation split (``acula export`` or
-``python -m export.refit``); this scores the clip-level softmax the SDK computes, with them, on ``val`` and on
+``python -m acula.export.refit``); this scores the clip-level softmax the SDK computes, with them, on ``val`` and on
 ``test``: expected calibration error (10 bins) with a 95 % bootstrap interval over clips, NLL, the 5th-95th
 percentile of each label's probability, and, for comparison, the same with the temperature alone (the bias
 dropped) and uncalibrated.  Writes ``benchmarks/results/calibration.{json,md}``.
@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks._util import machine_line
+from acula.benchmarks._util import machine_line
 
 N_BOOT = 1000
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -26,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def ece_interval(logits: np.ndarray, y: np.ndarray, t: float, bias: np.ndarray | None, seed: int = 0
                  ) -> tuple[float, float, float]:
-    from export.calibration import ece
+    from acula.export.calibration import ece
 
     rng = np.random.default_rng(seed)
     draws = [ece(logits[idx], y[idx], t, bias=bias) for idx in rng.integers(0, len(y), (N_BOOT, len(y)))]
@@ -34,8 +33,8 @@ def ece_interval(logits: np.ndarray, y: np.ndarray, t: float, bias: np.ndarray |
 
 
 def score_split(bundle: Any, corpus: Path, split: str) -> dict[str, Any]:
-    from export.calibration import clip_logits_and_labels, nll, softmax_probs
-    from export.refit import INT8_FILE, val_outputs
+    from acula.export.calibration import clip_logits_and_labels, nll, softmax_probs
+    from acula.export.refit import INT8_FILE, val_outputs
 
     m = bundle.manifest
     cal = m["calibration"]
@@ -82,9 +81,10 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sdk
+    from acula import sdk
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.calibration", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.calibration",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="corpus from 'acula corpus build'")
     parser.add_argument("--bundle", default="default", help="bundle name or path")
     parser.add_argument("--splits", nargs="+", default=["val", "test"], choices=["val", "test"])

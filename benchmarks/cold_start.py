@@ -1,6 +1,6 @@
 """Cold start: import + load + first hop of the SDK, against YAMNet's import + load + first patch, same run.
 
-    python -m benchmarks.cold_start [--precision int8] [--rounds 7] [--baseline DIR] [--json [OUT]]
+    python -m acula.benchmarks.cold_start [--precision int8] [--rounds 7] [--baseline DIR] [--json [OUT]]
 
 Each measurement is a fresh ``python -c`` process (warm file caches: the first, discarded round fills them).
 ``in_process_s`` is timed inside the child from before the first import to the first result (the issue's
@@ -22,21 +22,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from benchmarks._util import add_model_options, command_parser, machine_line
+from acula.benchmarks._util import add_model_options, command_parser, machine_line
 
 TARGET_S = 0.2
 ROOT = Path(__file__).resolve().parents[1]
 
 SDK_CODE = """import time; t0 = time.perf_counter()
-import numpy as np, sdk
+import numpy as np, acula.sdk as sdk
 m = sdk.load({bundle!r}, {backend!r}, {precision!r})
 s = m.stream(); s.accept(np.full(m.window_frames * 512 + 512, 0.01, np.float32), 16000)
 print(time.perf_counter() - t0)"""
 
 YAMNET_CODE = """import time; t0 = time.perf_counter()
 import numpy as np
-from sdk.runtimes import _tflite_interpreter
+from acula.sdk.runtimes import _tflite_interpreter
 it = _tflite_interpreter()({path!r}, num_threads=1); it.allocate_tensors()
 it.set_tensor(it.get_input_details()[0]["index"], np.full(15600, 0.01, np.float32)); it.invoke()
 print(time.perf_counter() - t0)"""
@@ -53,7 +52,7 @@ def time_child(code: str, pythonpath: str) -> tuple[float, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, argv = command_parser("benchmarks.cold_start", __doc__, argv, single_thread=False)
+    parser, argv = command_parser("acula.benchmarks.cold_start", __doc__, argv, single_thread=False)
     add_model_options(parser)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")

@@ -1,6 +1,6 @@
 """Cough events on real recordings, as recorded, over an 8 kHz mu-law phone channel and 24 dB quieter (SDK only).
 
-    python -m benchmarks.cough_events --corpus ../main/runs/corpus [--splits test] [--stethoscope] [--json [OUT]]
+    python -m acula.benchmarks.cough_events --corpus ../main/runs/corpus [--splits test] [--stethoscope] [--json [OUT]]
 
 ``--json OUT`` writes OUT and the tables beside it (OUT with ``.md``).
 
@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks.cough_screening import wilson
+from acula.benchmarks.cough_screening import wilson
 
 CHANNELS = {"recorded": "none", "8 kHz mu-law": "mulaw8k", "-24 dB": "gain-24"}
 
@@ -56,7 +55,7 @@ def smith2006_rows(data: Path) -> list[dict[str, Any]]:
 
 def window_events(model: Any, windows: list[Any]) -> int:
     """Window-level events (the detector without the split) on already-scored windows."""
-    from sdk.screening import EventDetector
+    from acula.sdk.screening import EventDetector
 
     det = EventDetector(replace(model.screening, split_coughs=False))
     events = []
@@ -66,8 +65,9 @@ def window_events(model: Any, windows: list[Any]) -> int:
 
 
 def measure(model: Any, rows: list[dict[str, Any]], data: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    import sdk
-    from aligner.invariance import apply_transform
+    from acula.aligner.invariance import apply_transform
+
+    from acula import sdk
 
     out = []
     for i, r in enumerate(rows):
@@ -109,8 +109,9 @@ def summarise(rows: list[dict[str, Any]], cough: bool) -> dict[str, Any]:
 
 
 def hand_count_check(model: Any, data: Path) -> list[dict[str, Any]]:
-    import sdk
-    from sdk.screening import envelope_db, split_bursts
+    from acula.sdk.screening import envelope_db, split_bursts
+
+    from acula import sdk
 
     out = []
     for pid, n in HAND_COUNTS.items():
@@ -154,7 +155,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cough_events", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.cough_events", description=__doc__.split("\n")[0])
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--corpus", required=True, help="corpus directory (manifest.jsonl: paths, labels, splits)")
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", nargs="?", const="-", help="write the full result as JSON (to OUT, or stdout)")
     args = parser.parse_args(argv)
 
-    import sdk
+    from acula import sdk
 
     data = Path(args.data)
     model = sdk.load(args.bundle, precision=args.precision)
@@ -186,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured = measure(model, chosen, data, log)
         groups[name] = summarise(measured, name in COUGH_GROUPS)
         per_record[name] = measured
-    result = {"command": " ".join(["python -m benchmarks.cough_events", *argv]), "bundle": args.bundle,
+    result = {"command": " ".join(["python -m acula.benchmarks.cough_events", *argv]), "bundle": args.bundle,
               "precision": args.precision, "splits": sorted(splits),
               "operating_point": {k: v for k, v in vars(model.screening).items()},
               "groups": groups, "hand_counts": hand_count_check(model, data)}

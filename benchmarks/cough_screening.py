@@ -1,6 +1,6 @@
 """Cough screening at the bundle's operating point on held-out real recordings (SDK only).
 
-    python -m benchmarks.cough_screening --bundle default --corpus runs/corpus [--splits test] [--json OUT]
+    python -m acula.benchmarks.cough_screening --bundle default --corpus runs/corpus [--splits test] [--json OUT]
 
 Reports, per group of recordings: the fraction with at least one cough event,
 false alarms per hour on non-cough audio, and recall on cough recordings.  The
@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from aligner.protocol import _resamples, auroc, group_bootstrap
-from sdk.runtimes import BACKENDS
+from acula.aligner.protocol import _resamples, auroc, group_bootstrap
+from acula.sdk.runtimes import BACKENDS
 
 GROUPS = {"cough (phone)": lambda r: r["modality"] == "cough",
           "breathing + speech (phone)": lambda r: r["modality"] in ("breathing", "speech"),
@@ -118,7 +117,7 @@ def auroc_rows(scores: dict[str, list[tuple[str, str, float]]]) -> list[dict[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cough_screening", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.cough_screening", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--backend", default="onnxruntime", choices=sorted(BACKENDS), help="(default onnxruntime)")
@@ -132,11 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--yamnet-threshold", type=float, default=0.5)
     args = parser.parse_args(argv)
 
-    import sdk
+    from acula import sdk
 
     yamnet = None
     if args.yamnet and Path(args.yamnet).is_file():
-        from sdk.yamnet import YAMNET_CLASSES, YAMNet
+        from acula.sdk.yamnet import YAMNET_CLASSES, YAMNet
 
         yamnet = YAMNet(args.yamnet, max_patches=None)
 

@@ -1,6 +1,6 @@
 """Front-end benchmark, one thread: whole-clip log-mel vs librosa, streaming real-time factor.
 
-    python -m benchmarks.frontend [--seconds 10] [--json OUT.json]
+    python -m acula.benchmarks.frontend [--seconds 10] [--json OUT.json]
 
 Targets (issue 2): whole clip not slower than librosa.feature.melspectrogram with
 the same settings; streaming in 512-sample chunks >= 1000x real time.  Whole clips
@@ -15,21 +15,21 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks._util import command_parser, machine_line, median_ms, time_call
+from acula.benchmarks._util import command_parser, machine_line, median_ms, time_call
 
 STREAM_TARGET_X = 1000.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, argv = command_parser("benchmarks.frontend", __doc__, argv)
+    parser, argv = command_parser("acula.benchmarks.frontend", __doc__, argv)
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
     parser.add_argument("--repeats", type=int, default=50, help="timed repeats (default 50)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
 
-    from sdk.frontend import LogMelFrontend, logmel_reference
-    from sdk.synth import synth_recording
+    from acula.sdk.frontend import LogMelFrontend, logmel_reference
+    from acula.sdk.synth import synth_recording
 
     x, _ = synth_recording(duration_s=args.seconds, seed=0)
     frontend = LogMelFrontend(engine="numpy")

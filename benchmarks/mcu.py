@@ -1,6 +1,6 @@
 """The microcontroller target: parity of the firmware kit with the SDK, and a budget per MCU.
 
-    python -m benchmarks.mcu [--bundle default] [--data ../shared/data] [--json]
+    python -m acula.benchmarks.mcu [--bundle default] [--data ../shared/data] [--json]
 
 Writes the kit (``export.mcu``) to a temporary folder, builds its C front end with gcc (float32 and
 ``-DACULA_FE_DOUBLE``) and checks, on real recordings at 16 kHz after the SDK's resampling:
@@ -80,9 +80,10 @@ def pick_files(data: Path) -> dict[str, list[Path]]:
 
 def frontend_parity(builds: dict[str, Any], groups: dict[str, list[Path]], config: Any) -> list[dict[str, Any]]:
     """Max abs difference of normalised log-mel frames per recording (plus synthetic noise and tones)."""
-    import sdk
-    from export.mcu_host import c_frames
-    from sdk.frontend import LogMelFrontend
+    from acula.export.mcu_host import c_frames
+    from acula.sdk.frontend import LogMelFrontend
+
+    from acula import sdk
 
     engines = {"numpy": LogMelFrontend(config), "numba": LogMelFrontend(config, engine="numba")}
     rng = np.random.default_rng(0)
@@ -110,8 +111,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def tflm_vs_litert(kit_graph: bytes, bundle_graph: bytes, windows_int8: np.ndarray) -> dict[str, float]:
     """The same int8 windows through TFLite Micro (the kit's graph) and LiteRT (the bundle's), dequantised."""
-    from export.mcu_host import TFLMBackend
-    from sdk.runtimes import TFLiteBackend
+    from acula.export.mcu_host import TFLMBackend
+    from acula.sdk.runtimes import TFLiteBackend
 
     tflm = TFLMBackend(kit_graph)
     emb_m, heads_m = tflm(windows_int8)
@@ -126,9 +127,10 @@ def tflm_vs_litert(kit_graph: bytes, bundle_graph: bytes, windows_int8: np.ndarr
 
 def end_to_end(build: Any, kit_graph: bytes, model: Any, groups: dict[str, list[Path]]) -> list[dict[str, Any]]:
     """C front end -> TFLM (the kit's graph) vs the SDK's screen(), per recording."""
-    import sdk
-    from export.mcu_host import TFLMBackend, c_windows
-    from sdk.screening import EventDetector
+    from acula.export.mcu_host import TFLMBackend, c_windows
+    from acula.sdk.screening import EventDetector
+
+    from acula import sdk
 
     tflm = TFLMBackend(kit_graph)
     rows = []
@@ -159,7 +161,7 @@ def end_to_end(build: Any, kit_graph: bytes, model: Any, groups: dict[str, list[
 
 
 def budget(kit: dict[str, Any], info: Any, fe_sizes: dict[str, int], fe_state: int, n_weights: int) -> list[dict]:
-    from sdk.frontend_config import FrontendConfig
+    from acula.sdk.frontend_config import FrontendConfig
 
     cfg = FrontendConfig.from_dict(kit["frontend"])
     hop_s = kit["hop_frames"] * cfg.hop_s
@@ -181,11 +183,18 @@ def budget(kit: dict[str, Any], info: Any, fe_sizes: dict[str, int], fe_state: i
 
 
 def run(bundle_name: str, data: Path | None) -> dict[str, Any]:
-    import sdk
-    from export.mcu import inspect_graph, resolve_bundle, tflm_arena_bytes, write_kit
-    from export.mcu_graph import fold_pads
-    from export.mcu_host import build_frontend, c_windows, fe_state_bytes_measured, quantise_windows, section_sizes
-    from sdk.bundle import read_bundle
+    from acula.export.mcu import inspect_graph, resolve_bundle, tflm_arena_bytes, write_kit
+    from acula.export.mcu_graph import fold_pads
+    from acula.export.mcu_host import (
+        build_frontend,
+        c_windows,
+        fe_state_bytes_measured,
+        quantise_windows,
+        section_sizes,
+    )
+    from acula.sdk.bundle import read_bundle
+
+    from acula import sdk
 
     path = resolve_bundle(bundle_name)
     bundle = read_bundle(path)
@@ -237,7 +246,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     arena = kit["tflm_arena_bytes_measured"]
     lines = ["# MCU target: TFLite Micro + C99 front end", "",
              f"Bundle `{r['bundle']}`, model `{kit['bundle']['model_file']}` ({kit['bundle']['model_bytes']} bytes, "
-             f"sha256 `{kit['bundle']['model_sha256'][:16]}...`).  `python -m benchmarks.mcu --json`.", "",
+             f"sha256 `{kit['bundle']['model_sha256'][:16]}...`).  `python -m acula.benchmarks.mcu --json`.", "",
              "## Measured", "",
              f"* Ops (all with TFLM kernels; the graph allocates and runs in TFLM): {', '.join(kit['ops'])}.",
              f"* Multiply-adds per window (Conv2D, DepthwiseConv2D, FullyConnected, from the graph): "
@@ -307,7 +316,7 @@ def render_markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.mcu", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.mcu", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default="default")
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"

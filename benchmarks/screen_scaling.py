@@ -1,6 +1,6 @@
 """``acula screen`` against the recording's length: wall and CPU time and peak memory of one process per file.
 
-    python -m benchmarks.screen_scaling [--durations 1 10 60 600 3600] [--formats 44100x2 16000x1]
+    python -m acula.benchmarks.screen_scaling [--durations 1 10 60 600 3600] [--formats 44100x2 16000x1]
                                         [--precision auto] [--baseline DIR] [--tmp DIR] [--json [OUT.json]]
 
 Each file is generated into a temporary folder block by block (breathing and heart sounds from
@@ -11,7 +11,7 @@ from ``RUSAGE_CHILDREN``) and peak resident memory (the child's own VmHWM: ``ru_
 parent's peak, which Linux keeps across fork and execve).  ``marginal_cpu_ms_per_audio_s`` is the CPU a
 further second of audio costs (longest file minus shortest over their length difference), set against
 YAMNet TFLite's compute per second of audio measured in the same run (the model alone: no file reading,
-resampling or quality gate), as ``python -m benchmarks.sdk_latency`` measures it.  ``--baseline`` screens
+resampling or quality gate), as ``python -m acula.benchmarks.sdk_latency`` measures it.  ``--baseline`` screens
 each file with another checkout of the SDK too (e.g. ``git archive main sdk | tar -x -C /tmp/base``), right
 after this one, so a change is measured on the same files in the same run.
 
@@ -34,15 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks._util import ensure_single_thread, machine_line
+from acula.benchmarks._util import ensure_single_thread, machine_line
 
 DEFAULT_JSON = "benchmarks/results/screen_scaling.json"
 TARGET_PEAK_RSS_MB = 150.0
 COUGH_EVERY_S = 30.0
 ROOT = Path(__file__).resolve().parents[1]
 
-CHILD = ("import sys; from sdk.cli import main; rc = main(sys.argv[1:]); "
+CHILD = ("import sys; from acula.sdk.cli import main; rc = main(sys.argv[1:]); "
          "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')] if sys.platform == 'linux' else []; "
          "import resource; sys.stderr.write('\\nVmHWM_kB %d\\n' % (int(hwm[0].split()[1]) if hwm else "
          "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); sys.exit(rc)")
@@ -54,10 +53,9 @@ def write_recording(path: Path, duration_s: float, sample_rate_hz: int, n_channe
     of synthetic breathing and heart sounds, repeated, with the shipped real cough pasted in at ``cough_at_s``
     (default: every ``COUGH_EVERY_S`` seconds from 12 s)."""
     import soundfile as sf
-
-    from sdk.audio import load_audio
-    from sdk.demo import shipped_cough
-    from sdk.synth import synth_recording
+    from acula.sdk.audio import load_audio
+    from acula.sdk.demo import shipped_cough
+    from acula.sdk.synth import synth_recording
 
     if cough_at_s is None:
         cough_at_s = list(np.arange(12.0, duration_s, COUGH_EVERY_S))
@@ -130,8 +128,8 @@ def _length(seconds: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ensure_single_thread("benchmarks.screen_scaling", argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.screen_scaling", description=__doc__,
+    ensure_single_thread("acula.benchmarks.screen_scaling", argv)
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.screen_scaling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--durations", type=float, nargs="+", default=[1, 10, 60, 600, 3600], help="seconds")
     parser.add_argument("--formats", nargs="+", default=["44100x2", "16000x1"], help="RATExCHANNELS")
@@ -145,9 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", nargs="?", const=DEFAULT_JSON, help=f"write the figures (default {DEFAULT_JSON})"
                         " and a .md table beside them")
     args = parser.parse_args(argv)
-    from sdk.bench import yamnet_ms_per_audio_s
-    from sdk.model import load
-    from sdk.screen_cli import BLOCK_S
+    from acula.sdk.bench import yamnet_ms_per_audio_s
+    from acula.sdk.model import load
+    from acula.sdk.screen_cli import BLOCK_S
 
     precision = load(args.bundle, args.backend, args.precision).precision  # also fills the auto cache
     options = ["--bundle", args.bundle, "--backend", args.backend, "--precision", args.precision]

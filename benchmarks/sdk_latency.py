@@ -1,11 +1,11 @@
 """SDK latency on one thread against the issue's targets, using ``sdk.bench``'s measurements.
 
-    python -m benchmarks.sdk_latency [--bundle default] [--backend onnxruntime] [--precision int8|fp32|auto]
+    python -m acula.benchmarks.sdk_latency [--bundle default] [--backend onnxruntime] [--precision int8|fp32|auto]
                                      [--json [OUT]]
 
 Targets (issue 26): per-hop p99 <= 0.5 ms; compute per second of audio <= 0.15x YAMNet's in the same
 run.  (Issue 6's: cold start, process start to first result with warm caches, <= 1 s; peak RSS of
-`acula screen` <= 150 MB.  ``python -m benchmarks.cold_start`` times import + load + first hop alone.)
+`acula screen` <= 150 MB.  ``python -m acula.benchmarks.cold_start`` times import + load + first hop alone.)
 ``--json`` without a path prints the JSON report to stdout.
 """
 
@@ -18,14 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from benchmarks._util import add_model_options, command_parser, machine_line
+from acula.benchmarks._util import add_model_options, command_parser, machine_line
 
 TARGETS = {"hop_p99_ms": 0.5, "ratio_to_yamnet": 0.15, "cold_start_s": 1.0, "peak_rss_mb": 150.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, argv = command_parser("benchmarks.sdk_latency", __doc__, argv)
+    parser, argv = command_parser("acula.benchmarks.sdk_latency", __doc__, argv)
     add_model_options(parser)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite")
@@ -33,10 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     parser.add_argument("--histogram", help="write a PNG histogram of the per-hop latencies here")
     args = parser.parse_args(argv)
-    from sdk.bench import LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
+    from acula.sdk.bench import LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
 
     if args.precision == "auto":  # what load(precision="auto") picks on this device (measured once, cached)
-        from sdk.model import load
+        from acula.sdk.model import load
 
         args.precision = load(args.bundle, args.backend, "auto").precision
 

@@ -1,6 +1,6 @@
 """Case search: recall@5, query latency, build time and memory of faiss indexes at 100k and 1M references.
 
-    python -m benchmarks.search [--sizes 100000 1000000] [--queries 500] [--json benchmarks/results/search.json]
+    python -m acula.benchmarks.search [--sizes 100000 1000000] [--queries 500] [--json benchmarks/results/search.json]
 
 Indexes: :class:`sdk.search.CaseIndex` HNSW at several M (the smallest size) and efSearch; for memory-bound
 devices IVF-PQ (64 or 128 code bytes a vector against 2048) and HNSW over 8-bit scalar-quantised vectors.
@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks._util import machine_line
-from sdk.search import HNSW_EF_CONSTRUCTION, CaseIndex
+from acula.benchmarks._util import machine_line
+from acula.sdk.search import HNSW_EF_CONSTRUCTION, CaseIndex
 
 DIM, LATENT_DIM, N_CLUSTERS = 512, 112, 1000
 K = 5
@@ -176,14 +175,15 @@ HEADER = ("| n | index | recall@5 | query p50 ms | query p99 ms | build s | buil
 def to_markdown(report: dict[str, Any]) -> str:
     """The report's table with the conditions it was measured under (and its ``note``, where a run has one)."""
     note = ["", report["note"]] if report.get("note") else []
-    return "\n".join([f"Case search (`python -m benchmarks.search`), {report['machine']}, faiss {report['faiss']}: "
+    return "\n".join([f"Case search (`python -m acula.benchmarks.search`), {report['machine']}, "
+                      f"faiss {report['faiss']}: "
                       f"{report['queries']} queries, {report['data']}; build on {report['build_threads']} "
                       f"thread(s), queries one at a time on {report['query_threads']}.", "", HEADER,
                       *(_row_line(r) for r in report["rows"]), *note]) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=500)
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import faiss
     except ImportError:
-        print("benchmarks.search needs: pip install faiss-cpu", file=sys.stderr)
+        print("acula.benchmarks.search needs: pip install faiss-cpu", file=sys.stderr)
         return 1
     report: dict[str, Any] = {"machine": machine_line(), "faiss": faiss.__version__, "build_threads": os.cpu_count(),
                               "query_threads": 1, "dim": DIM, "k": K, "queries": args.queries,

@@ -1,6 +1,6 @@
 """Streams served in real time per core: one thread, N streams fed one hop each per step.
 
-    python -m benchmarks.stream_pool [--streams 1 8 64 512] [--precision int8] [--steps 8] [--json [OUT]]
+    python -m acula.benchmarks.stream_pool [--streams 1 8 64 512] [--precision int8] [--steps 8] [--json [OUT]]
 
 For each N, two ways in the same run: ``separate`` (each stream's own ``accept``, one runtime call per
 window) and ``pool`` (:class:`sdk.pool.StreamPool`, one runtime call for the windows of all N).  Reported per
@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from benchmarks._util import add_model_options, command_parser, machine_line
+from acula.benchmarks._util import add_model_options, command_parser, machine_line
 
 
 def serve(model, pool, n: int, audio: np.ndarray, hop: int, warm: int, steps: int, pooled: bool) -> dict:
@@ -54,15 +53,16 @@ def model_only_ms_per_audio_s(model, n: int, hop_s: float, repeats: int = 5) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, argv = command_parser("benchmarks.stream_pool", __doc__, argv)
+    parser, argv = command_parser("acula.benchmarks.stream_pool", __doc__, argv)
     add_model_options(parser)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 64, 512])
     parser.add_argument("--steps", type=int, default=8, help="timed steps (hops) per stream (default 8)")
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     args = parser.parse_args(argv)
-    import sdk
-    from sdk.pool import StreamPool
-    from sdk.synth import synth_recording
+    from acula.sdk.pool import StreamPool
+    from acula.sdk.synth import synth_recording
+
+    from acula import sdk
 
     model = sdk.load(args.bundle, args.backend, args.precision)
     pool = StreamPool(model)

@@ -4,7 +4,7 @@ Multiply-adds are counted from each bundle's fp32 ONNX graph (convolutions and m
 shape inference); inference time is measured on the int8 and fp32 ONNX graphs, one thread, with the bundles
 alternated in blocks inside one process so that a slow phase of a shared machine hits every graph alike.
 
-    python -m benchmarks.student_compute --bundle default --bundle runs/distill-exp/narrow-kd1-3000/bundle \
+    python -m acula.benchmarks.student_compute --bundle default --bundle runs/distill-exp/narrow-kd1-3000/bundle \
         [--rounds 40] [--json OUT]
 """
 
@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from benchmarks._util import command_parser, machine_line
+from acula.benchmarks._util import command_parser, machine_line
 
 
 def count_macs(model_bytes: bytes) -> int:
@@ -50,15 +49,14 @@ def count_macs(model_bytes: bytes) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, argv = command_parser("benchmarks.student_compute", __doc__, argv)
+    parser, argv = command_parser("acula.benchmarks.student_compute", __doc__, argv)
     parser.add_argument("--bundle", action="append", required=True, help="bundle name or path (repeat to compare)")
     parser.add_argument("--rounds", type=int, default=40, help="alternating blocks of 50 windows per graph")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     import onnxruntime as ort
-
-    from sdk.bundle import read_bundle
-    from sdk.model import _resolve
+    from acula.sdk.bundle import read_bundle
+    from acula.sdk.model import _resolve
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1

@@ -1,6 +1,6 @@
 """Text encoder benchmark, one thread: size, latency per prompt, parity with the torch teacher, projection fit.
 
-    python -m benchmarks.text_encoder [--text-bundle DIR] [--reference-run RUN] [--json [OUT.json]]
+    python -m acula.benchmarks.text_encoder [--text-bundle DIR] [--reference-run RUN] [--json [OUT.json]]
 
 Times ``model.embed_text([prompt])`` (tokenizer + ONNX encoder + projection) for each of the export's
 clinical parity prompts, one prompt per call, after a warm-up.  Parity is the cosine between the text
@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks._util import command_parser, machine_line
+from acula.benchmarks._util import command_parser, machine_line
 
 DEFAULT_JSON = "benchmarks/results/text_encoder.json"
 
@@ -35,8 +34,8 @@ def reference_agreement(run: Path, joint: Any, bank_raw: np.ndarray, new_raw: np
 
     The default bundle's own teacher run is not in a checkout; a sibling run that reproduces the bundle's
     prompts nearly as well is the closest available stand-in for the true projection."""
-    from distill.train import load_teacher
-    from sdk.text import project
+    from acula.distill.train import load_teacher
+    from acula.sdk.text import project
 
     model, _ = load_teacher(run)
     ref = np.concatenate([model.text_proj.weight.detach().numpy().T, model.text_proj.bias.detach().numpy()[None]])
@@ -49,9 +48,10 @@ def reference_agreement(run: Path, joint: Any, bank_raw: np.ndarray, new_raw: np
 
 
 def measure(text_bundle: Path, repeats: int, reference_run: Path | None = None) -> dict[str, Any]:
-    import sdk
-    from export.text import PARITY_PROMPTS
-    from sdk.text import TextEncoder, joint_text, read_text_bundle
+    from acula.export.text import PARITY_PROMPTS
+    from acula.sdk.text import TextEncoder, joint_text, read_text_bundle
+
+    from acula import sdk
 
     text = read_text_bundle(text_bundle)
     m = text.manifest
@@ -86,7 +86,7 @@ def measure(text_bundle: Path, repeats: int, reference_run: Path | None = None) 
         "projection_source": joint.source,
     }
     try:
-        from aligner.teacher import TextTeacher
+        from acula.aligner.teacher import TextTeacher
     except ImportError:
         return out
     teacher = TextTeacher()
@@ -106,7 +106,7 @@ def measure(text_bundle: Path, repeats: int, reference_run: Path | None = None) 
 def markdown(r: dict[str, Any]) -> str:
     p, proj = r["export_parity"], r.get("projection") or {}
     lines = [f"# Text encoder ({r['teacher_id']})", "",
-             f"`python -m benchmarks.text_encoder --json`; {r['machine']}, {r['threads']} thread.", "",
+             f"`python -m acula.benchmarks.text_encoder --json`; {r['machine']}, {r['threads']} thread.", "",
              "| measure | value |", "|---|---|",
              f"| shipped encoder | {r['precision']} ({p.get('chosen', '?')}), {r['encoder_mb']:.1f} MB |",
              f"| text bundle (encoder + tokenizer + projection) | {r['text_bundle_mb']:.1f} MB |",
@@ -149,7 +149,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, argv = command_parser("benchmarks.text_encoder", __doc__, argv)
+    parser, argv = command_parser("acula.benchmarks.text_encoder", __doc__, argv)
     parser.add_argument("--text-bundle", default=os.environ.get("ACULA_TEXT_BUNDLE"),
                         help="text bundle (default: $ACULA_TEXT_BUNDLE, else export one to a temporary folder)")
     parser.add_argument("--reference-run", help="an align run whose trained text_proj the shipped projection is "
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(args.text_bundle) if args.text_bundle else Path(tmp) / "text"
         if not args.text_bundle:
-            from export.text import export_text
+            from acula.export.text import export_text
 
             export_text(where)
         results = measure(where, args.repeats, Path(args.reference_run) if args.reference_run else None)

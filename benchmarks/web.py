@@ -1,6 +1,6 @@
 """The browser page (sdk/web) against the SDK: parity of results and per-hop latency, in headless Chromium.
 
-    python -m benchmarks.web [--bundle default] [--seconds 60] [--rounds 3] [--json [OUT]] [--screenshot PNG]
+    python -m acula.benchmarks.web [--bundle default] [--seconds 60] [--rounds 3] [--json [OUT]] [--screenshot PNG]
 
 Every recording goes through the page's own file input (decoded; resampled to 16 kHz with the SDK's
 polyphase filter when it is not; streamed hop by hop in the page, the log-mel front end in JavaScript, the
@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks._util import command_parser, machine_line
+from acula.benchmarks._util import command_parser, machine_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,8 +41,8 @@ def _latency(ms: np.ndarray, audio_s: float) -> dict[str, float]:
 
 def fixtures(folder: Path, data: Path | None) -> dict[str, Path]:
     """Recordings written into ``folder``, by name: the synthetic one and the smith2006 coughs when present."""
-    from sdk.synth import synth_recording
-    from sdk.web import harness
+    from acula.sdk.synth import synth_recording
+    from acula.sdk.web import harness
 
     x44, _ = synth_recording(6.0, sample_rate_hz=44100, seed=7)
     out = {"synthetic 10 s": harness.write_wav(folder / "synthetic.wav", harness.synthetic_recording(10.0)),
@@ -55,7 +54,7 @@ def fixtures(folder: Path, data: Path | None) -> dict[str, Path]:
     for path in coughs:
         out[f"{path.stem} in 6 s of noise"] = harness.write_wav(folder / f"{path.stem}_noise.wav",
                                                                 harness.cough_in_noise(path))
-    from benchmarks.cough_events import HAND_COUNTS
+    from acula.benchmarks.cough_events import HAND_COUNTS
 
     for pid, n in HAND_COUNTS.items():
         bout = data / "coswara" / "audio" / pid / "cough-heavy.flac" if data else None
@@ -65,9 +64,10 @@ def fixtures(folder: Path, data: Path | None) -> dict[str, Path]:
 
 
 def run(bundle: str, seconds: float, rounds: int, screenshot: Path | None, data: Path | None) -> dict[str, Any]:
-    import sdk
-    from sdk.bench import time_hops
-    from sdk.web import build, harness
+    from acula.sdk.bench import time_hops
+    from acula.sdk.web import build, harness
+
+    from acula import sdk
 
     model = sdk.load(bundle, precision="fp32")
     int8 = sdk.load(bundle, precision="int8")
@@ -109,7 +109,7 @@ def run(bundle: str, seconds: float, rounds: int, screenshot: Path | None, data:
 
 def markdown(res: dict[str, Any]) -> str:
     lat = res["latency"]
-    lines = ["# Browser page (sdk/web) against the SDK: `python -m benchmarks.web --json`", "",
+    lines = ["# Browser page (sdk/web) against the SDK: `python -m acula.benchmarks.web --json`", "",
              f"{res['machine']}; Chromium {res['chromium']} headless, onnxruntime-web {res['onnxruntime_web']} "
              f"(WASM, one thread); SDK: onnxruntime, one thread; bundle `{res['bundle']}`, {res['student']}.", "",
              "## Parity (the page's file input against `sdk.load(bundle, precision=\"fp32\")`)", "",
@@ -139,7 +139,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, argv = command_parser("benchmarks.web", __doc__, argv)
+    parser, argv = command_parser("acula.benchmarks.web", __doc__, argv)
     parser.add_argument("--bundle", default="default")
     parser.add_argument("--seconds", type=float, default=60.0, help="synthetic recording timed hop by hop")
     parser.add_argument("--rounds", type=int, default=3, help="times each side streams it")
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--screenshot", type=Path,
                         help="PNG of the page (default with --json: web_page.png beside the JSON)")
     args = parser.parse_args(argv)
-    from sdk.web import harness
+    from acula.sdk.web import harness
 
     reason = harness.missing()
     if reason:

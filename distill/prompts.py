@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from sdk.label_sets import label_sets, templates
+from acula.sdk.label_sets import label_sets, templates
 
 __all__ = ["label_sets", "templates"]

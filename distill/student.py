@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from acula.aligner.config import known_fields
 from torch import nn
-
-from aligner.config import known_fields
 
 ALLOWED_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 REFUSED_ACTIVATIONS = {

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from acula.aligner.losses import linear_cka
+from acula.aligner.model import AcuLaModel
+from acula.distill.student import StreamingStudent
 from torch import nn
-
-from aligner.losses import linear_cka
-from aligner.model import AcuLaModel
-from distill.student import StreamingStudent
 
 
 @dataclass(frozen=True)

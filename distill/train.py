@@ -23,19 +23,18 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from aligner.augment import augment_logmel
-from aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
-from aligner.config import AlignConfig, AugmentFields, known_fields
-from aligner.config import resolve as resolve_config
-from aligner.corpus import load_corpus
-from aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
-from aligner.model import AcuLaModel
-from aligner.train import lr_factor
-from distill.prompts import label_sets
-from distill.student import StreamingStudent, StudentConfig
-from distill.task import DistillTask, DistillWeights
-from sdk.frontend_config import FrontendConfig
+from acula.aligner.augment import augment_logmel
+from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
+from acula.aligner.config import AlignConfig, AugmentFields, known_fields
+from acula.aligner.config import resolve as resolve_config
+from acula.aligner.corpus import load_corpus
+from acula.aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
+from acula.aligner.model import AcuLaModel
+from acula.aligner.train import lr_factor
+from acula.distill.prompts import label_sets
+from acula.distill.student import StreamingStudent, StudentConfig
+from acula.distill.task import DistillTask, DistillWeights
+from acula.sdk.frontend_config import FrontendConfig
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def prompt_groups(texts: list[str]) -> list[list[int]]:
 
 def embed_prompt_bank(teacher: AcuLaModel, teacher_dir: str | None = None) -> tuple[list[str], np.ndarray]:
     """Every prompt of every label set, through the text teacher and the teacher's text projection."""
-    from aligner.teacher import TextTeacher
+    from acula.aligner.teacher import TextTeacher
 
     texts = sorted({p for labels in label_sets().values() for prompts in labels.values() for p in prompts})
     raw = TextTeacher(teacher_dir).encode(texts)

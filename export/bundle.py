@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sdk.bundle import FORMAT, FORMAT_VERSION, MANIFEST, SIGNATURE, sha256_bytes, sign_digest
-from sdk.manifest_schema import manifest_digest, parse_manifest, validate_manifest
+from acula.sdk.bundle import FORMAT, FORMAT_VERSION, MANIFEST, SIGNATURE, sha256_bytes, sign_digest
+from acula.sdk.manifest_schema import manifest_digest, parse_manifest, validate_manifest
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from sdk.label_sets import record_label, record_label_rule
+from acula.sdk.label_sets import record_label, record_label_rule
 
 #: seconds per feature frame (hop 512 at 16 kHz)
 FRAME_S = 0.032
@@ -64,7 +63,7 @@ def choose_operating_point(sequences: dict[str, list[np.ndarray]], noncough_hour
     duration 0.25 s, refractory 1 s).  ``sequences``: per group, each recording's per-window cough
     probabilities (NaN: gated out).  The lowest such threshold keeps the most recall.  When no candidate
     meets the targets, the highest is taken and ``targets_met`` says so."""
-    from sdk.screening import EventDetector, ScreeningConfig
+    from acula.sdk.screening import EventDetector, ScreeningConfig
 
     targets = SCREENING_TARGETS if targets is None else targets
     grid = sorted({round(float(t), 4) for t in (candidates if candidates is not None
@@ -114,7 +113,7 @@ def sdk_label_logits(embeddings: np.ndarray, prompts: np.ndarray, logit_scale: f
                      sets: dict[str, dict[str, list[int]]]) -> dict[str, np.ndarray]:
     """{label set: (n_windows, n_labels)} window logits at temperature 1, by the SDK's own scoring
     (``sdk.scoring.LabelScorer`` on the bundle's prompt bank), labels in ``sets`` order."""
-    from sdk.scoring import LabelScorer
+    from acula.sdk.scoring import LabelScorer
 
     scorer = LabelScorer(np.asarray(prompts, dtype=np.float32),
                          {k: [np.asarray(v) for v in labels.values()] for k, labels in sets.items()},

@@ -21,18 +21,17 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from aligner.checkpoint import load_checkpoint
-from aligner.corpus import load_corpus
-from aligner.data import FeatureBank, dataset_balanced_weights, record_features, sample_batch, windows
-from distill.student import StreamingStudent, StudentConfig
-from export.bundle import bundle_digest, npy_bytes, write_bundle
-from export.calibration import ValOutputs, calibrate_screening, calibrate_temperatures
-from export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
-from sdk.frontend import LogMelFrontend
-from sdk.frontend_config import FrontendConfig
-from sdk.label_sets import label_sets
-from sdk.runtimes import make_backend
+from acula.aligner.checkpoint import load_checkpoint
+from acula.aligner.corpus import load_corpus
+from acula.aligner.data import FeatureBank, dataset_balanced_weights, record_features, sample_batch, windows
+from acula.distill.student import StreamingStudent, StudentConfig
+from acula.export.bundle import bundle_digest, npy_bytes, write_bundle
+from acula.export.calibration import ValOutputs, calibrate_screening, calibrate_temperatures
+from acula.export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
+from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.frontend_config import FrontendConfig
+from acula.sdk.label_sets import label_sets
+from acula.sdk.runtimes import make_backend
 
 LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
            "2016 (ODC-By) and ICBHI 2017 (research use); initialised from EfficientAT mn04 (MIT). "
@@ -180,8 +179,8 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                                                       "precision": target.precision, **io_sig})
         val = validation_outputs(student, corpus_dir, cough_model=made[DEFAULT_MODEL])
         if waveform_graph:
-            from export.waveform import INPUT_NAME as WAVE_INPUT
-            from export.waveform import check_windows, export_waveform_onnx
+            from acula.export.waveform import INPUT_NAME as WAVE_INPUT
+            from acula.export.waveform import check_windows, export_waveform_onnx
 
             front = FrontendConfig.from_dict(meta["frontend"])
             wpath = export_waveform_onnx(student, front, tmp / "student_waveform_fp32.onnx")

@@ -1,6 +1,6 @@
 """``acula export-mcu``: the firmware kit for a microcontroller stethoscope (C99 front end + TFLite Micro).
 
-    acula export-mcu --bundle default --out kit/        (or: python -m export.mcu ...)
+    acula export-mcu --bundle default --out kit/        (or: python -m acula.export.mcu ...)
 
 The kit holds the bundle's int8 student as a C array (rewritten by :mod:`export.mcu_graph` so that TFLite
 Micro's arena fits 64 KB; outputs bit-identical, checked at export), the streaming log-mel
@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from export.mcu_graph import check_same_outputs, fold_pads
-from sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
-from sdk.frontend import hann_window, mel_filterbank
-from sdk.frontend_config import FrontendConfig
+from acula.export.mcu_graph import check_same_outputs, fold_pads
+from acula.sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
+from acula.sdk.frontend import hann_window, mel_filterbank
+from acula.sdk.frontend_config import FrontendConfig
 
 #: version 2: acula_model_data.c holds the bundle's graph rewritten by export.mcu_graph.fold_pads (kit.json "graph")
 KIT_FORMAT, KIT_FORMAT_VERSION = "acula-mcu-kit", 2
@@ -327,10 +326,10 @@ def render_readme(template: str, kit: dict[str, Any], info: GraphInfo, manifest:
 
 def resolve_bundle(bundle: str | Path) -> Path:
     """A packaged bundle name (e.g. ``default``) or a path."""
-    from sdk.model import available_models
+    from acula.sdk.model import available_models
 
     if str(bundle) in available_models():
-        return Path(str(resources.files("sdk.models").joinpath(str(bundle))))
+        return Path(str(resources.files("acula.sdk.models").joinpath(str(bundle))))
     return Path(bundle)
 
 
@@ -352,7 +351,7 @@ def write_kit(bundle: Bundle, bundle_path: Path, out: Path, measure_arena: bool 
     texts = {"acula_fe_tables.h": render_fe_tables(cfg, window_frames, hop_frames, info.input_quant, source),
              "acula_model_config.h": render_model_config(info, m, arena),
              "acula_model_data.h": data_h, "acula_model_data.c": data_c}
-    kit_dir = resources.files("export").joinpath("mcu_kit")
+    kit_dir = resources.files("acula.export").joinpath("mcu_kit")
     texts |= {f: kit_dir.joinpath(f).read_text() for f in STATIC_SOURCES}
     manifest_bytes = (bundle_path / MANIFEST).read_bytes() if bundle_path.is_dir() else None
     kit: dict[str, Any] = {
@@ -361,7 +360,7 @@ def write_kit(bundle: Bundle, bundle_path: Path, out: Path, measure_arena: bool 
                    "manifest_sha256": sha256_bytes(manifest_bytes) if manifest_bytes is not None else None,
                    "model_file": name, "model_sha256": sha256_bytes(tflite), "model_bytes": len(tflite)},
         # the graph in acula_model_data.c: the bundle's, PADs folded (export.mcu_graph), bit-identical outputs
-        "graph": {"sha256": sha256_bytes(graph), "bytes": len(graph), "rewrite": "export.mcu_graph.fold_pads"},
+        "graph": {"sha256": sha256_bytes(graph), "bytes": len(graph), "rewrite": "acula.export.mcu_graph.fold_pads"},
         "frontend": cfg.to_dict(), "window_frames": window_frames, "hop_frames": hop_frames,
         "input_quantisation": asdict(info.input_quant), "ops": info.op_names,
         "macs_per_window": info.macs, "tflm_arena_bytes_measured": arena,

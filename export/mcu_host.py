@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from export.mcu import GraphInfo, inspect_graph
+from acula.export.mcu import GraphInfo, inspect_graph
 
 GCC_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
 

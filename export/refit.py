@@ -1,6 +1,6 @@
 """Re-quantise and re-calibrate a bundle from its own graphs, without the torch checkpoint.
 
-    python -m export.refit sdk/models/default --corpus runs/corpus [--out DIR]
+    python -m acula.export.refit sdk/models/default --corpus runs/corpus [--out DIR]
 
 Why: the int8 ONNX of bundles exported before ``reduce_range`` was used (see ``export.writers``) uses full
 8-bit weights, and onnxruntime's u8 x s8 kernels on x86 CPUs without VNNI (AVX2 only) saturate their 16-bit
@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from export.bundle import write_bundle
-from sdk.bundle import Bundle, manifest_digest, read_bundle
+from acula.export.bundle import write_bundle
+from acula.sdk.bundle import Bundle, manifest_digest, read_bundle
 
 INT8_FILE, FP32_FILE = "student_int8.onnx", "student_fp32.onnx"
 
@@ -38,11 +37,11 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str
     """``export.calibration.ValOutputs`` on ``split``, features as the SDK computes them: cough probabilities
     from ``cough_model``, embeddings (the first ``TEMPERATURE_WINDOWS`` windows) from the
     bundle's fp32 ONNX graph."""
-    from aligner.corpus import load_corpus
-    from aligner.data import record_features, windows
-    from export.calibration import TEMPERATURE_WINDOWS, ValOutputs
-    from sdk.frontend import LogMelFrontend
-    from sdk.runtimes import make_backend
+    from acula.aligner.corpus import load_corpus
+    from acula.aligner.data import record_features, windows
+    from acula.export.calibration import TEMPERATURE_WINDOWS, ValOutputs
+    from acula.sdk.frontend import LogMelFrontend
+    from acula.sdk.runtimes import make_backend
 
     corpus = load_corpus(corpus_dir)
     frontend = LogMelFrontend(bundle.frontend)
@@ -63,10 +62,10 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str
 
 
 def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
-    from export.calibration import calibrate_screening, calibrate_temperatures
-    from export.cli import calibration_windows
-    from export.writers import export_onnx_int8
-    from sdk.runtimes import make_backend
+    from acula.export.calibration import calibrate_screening, calibrate_temperatures
+    from acula.export.cli import calibration_windows
+    from acula.export.writers import export_onnx_int8
+    from acula.sdk.runtimes import make_backend
 
     bundle = read_bundle(src)
     m = bundle.manifest
@@ -82,7 +81,7 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
     manifest = {k: v for k, v in m.items() if k not in ("format", "format_version", "files")}
     manifest["provenance"] = {**m["provenance"], "parity": {**m["provenance"]["parity"],
                                                             "onnx_int8_min_cosine": after},
-                              "int8_onnx_requantized": "reduce_range (python -m export.refit)"}
+                              "int8_onnx_requantized": "reduce_range (python -m acula.export.refit)"}
     val = val_outputs(bundle, int8, corpus_dir)
     cal = m["calibration"]
     sets = m["prompt_bank"]["label_sets"]
@@ -111,7 +110,7 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export.refit", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m acula.export.refit", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", type=Path, help="bundle directory to read")
     parser.add_argument("--corpus", type=Path, required=True, help="corpus of the int8 calibration windows")
     parser.add_argument("--out", type=Path, help="where to write (default: over the bundle)")

@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from aligner.teacher import TextTeacher, pool_hidden
-from export.bundle import bundle_digest, npy_bytes
-from sdk.bundle import BundleError, read_bundle, sha256_bytes
-from sdk.manifest_schema import parse_manifest
-from sdk.model import _resolve
-from sdk.text import (
+from acula.aligner.teacher import TextTeacher, pool_hidden
+from acula.export.bundle import bundle_digest, npy_bytes
+from acula.sdk.bundle import BundleError, read_bundle, sha256_bytes
+from acula.sdk.manifest_schema import parse_manifest
+from acula.sdk.model import _resolve
+from acula.sdk.text import (
     INPUT_NAMES,
     OUTPUT_NAME,
     TEXT_FORMAT,
@@ -137,7 +136,7 @@ def _manifest(teacher: TextTeacher, encoder_bytes: bytes, tokenizer_bytes: bytes
 
 def device_encoder(encoder_bytes: bytes, tokenizer_bytes: bytes, teacher: TextTeacher) -> TextEncoder:
     """An ONNX text encoder run as the SDK runs it."""
-    from sdk.text import TextBundle
+    from acula.sdk.text import TextBundle
 
     manifest, files = _manifest(teacher, encoder_bytes, tokenizer_bytes, "fp32", {}, None)
     return TextEncoder(TextBundle(manifest, files, "(export)"))
@@ -152,7 +151,7 @@ def encoder_parity(path: Path, tokenizer_bytes: bytes, teacher: TextTeacher, tex
 def description_groups(texts: Sequence[str]) -> np.ndarray:
     """Each prompt's label description (sdk/label_sets.json), so a fit can be scored on descriptions it never saw;
     a text from no known description is its own group."""
-    from sdk.label_sets import descriptions, templates
+    from acula.sdk.label_sets import descriptions, templates
 
     of = {t.format(d): d for labels in descriptions().values() for descs in labels.values() for d in descs
           for t in templates()}
@@ -187,7 +186,7 @@ def fit_bundle_projection(raw: np.ndarray, target: np.ndarray, texts: Sequence[s
 
 def run_projection(run: Path, raw: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """The exact text projection of an align run; refused unless it reproduces the bundle's prompts."""
-    from distill.train import load_teacher
+    from acula.distill.train import load_teacher
 
     model, _ = load_teacher(run)
     weight = model.text_proj.weight.detach().numpy().T

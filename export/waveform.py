@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from acula.aligner.frontend_torch import TorchLogMel
+from acula.distill.student import StreamingStudent
+from acula.export.writers import export_onnx
+from acula.sdk.frontend import hann_window
+from acula.sdk.frontend_config import FrontendConfig
 from torch import nn
-
-from aligner.frontend_torch import TorchLogMel
-from distill.student import StreamingStudent
-from export.writers import export_onnx
-from sdk.frontend import hann_window
-from sdk.frontend_config import FrontendConfig
 
 INPUT_NAME = "waveform"
 
@@ -76,9 +75,9 @@ def export_waveform_onnx(student: StreamingStudent, config: FrontendConfig, path
 def check_windows(config: FrontendConfig, window_frames: int, hop_frames: int, seconds: float = 8.0
                   ) -> tuple[np.ndarray, np.ndarray]:
     """(waveform windows, the SDK front end's log-mel windows) of one synthetic recording, aligned."""
-    from aligner.data import windows
-    from sdk.frontend import LogMelFrontend
-    from sdk.synth import synth_recording
+    from acula.aligner.data import windows
+    from acula.sdk.frontend import LogMelFrontend
+    from acula.sdk.synth import synth_recording
 
     x = synth_recording(seconds, config.sample_rate_hz, seed=7)[0].astype(np.float32)
     logmel = windows(LogMelFrontend(config)(x), window_frames, hop_frames)

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from distill.student import StreamingStudent
+from acula.distill.student import StreamingStudent
 
 INPUT_NAME = "logmel"
 OUTPUT_NAMES = ("embedding", "heads")

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from firmware_bridge.codecs import AUDIO_CODECS
-from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.protocol import MAX_PAYLOAD, SAMPLE_RATES_HZ
-from sdk.cli import HelpFormatter, checked_type
+from acula.firmware_bridge.codecs import AUDIO_CODECS
+from acula.firmware_bridge.decoder import FrameDecoder
+from acula.firmware_bridge.protocol import MAX_PAYLOAD, SAMPLE_RATES_HZ
+from acula.sdk.cli import HelpFormatter, checked_type
 
 
 class CommandError(Exception):
@@ -67,8 +67,8 @@ def simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.frame_samples > codec.max_frame_samples:
         parser.error(f"--frame-samples {args.frame_samples} does not fit one {args.codec} frame "
                      f"(at most {codec.max_frame_samples} samples in MAX_PAYLOAD={MAX_PAYLOAD} bytes)")
-    from firmware_bridge.simulate import stethoscope_frames
-    from sdk.audio import AudioError, load_audio
+    from acula.firmware_bridge.simulate import stethoscope_frames
+    from acula.sdk.audio import AudioError, load_audio
 
     try:
         clip = load_audio(args.file, args.rate)
@@ -82,11 +82,11 @@ def simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sink: Any = None
     try:
         if args.port:
-            from firmware_bridge.transports import SerialTransport
+            from acula.firmware_bridge.transports import SerialTransport
 
             sink = SerialTransport(args.port)
         elif args.tcp:
-            from firmware_bridge.transports import TCPTransport
+            from acula.firmware_bridge.transports import TCPTransport
 
             sink = TCPTransport(*args.tcp)
         if sink is not None:
@@ -104,13 +104,13 @@ def simulate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 def _open_source(args: argparse.Namespace) -> Any:
     try:
         if args.port:
-            from firmware_bridge.transports import SerialTransport
+            from acula.firmware_bridge.transports import SerialTransport
 
             return SerialTransport(args.port)
         if args.tcp:
             import socket
 
-            from firmware_bridge.transports import TCPTransport
+            from acula.firmware_bridge.transports import TCPTransport
 
             with socket.create_server(args.tcp) as server:
                 server.settimeout(args.idle_timeout)
@@ -121,10 +121,10 @@ def _open_source(args: argparse.Namespace) -> Any:
                                        f"within --idle-timeout {args.idle_timeout} s") from exc
             return TCPTransport("", 0, timeout_s=args.idle_timeout, sock=conn)
         if args.udp is not None:
-            from firmware_bridge.transports import UDPTransport
+            from acula.firmware_bridge.transports import UDPTransport
 
             return UDPTransport(("127.0.0.1", args.udp), timeout_s=args.idle_timeout)
-        from firmware_bridge.transports import ReplayTransport
+        from acula.firmware_bridge.transports import ReplayTransport
 
         return ReplayTransport(args.replay)
     except OSError as exc:
@@ -175,8 +175,9 @@ def listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     screening = None
     n_mels = 64
     if not args.no_screen:
-        import sdk
-        from sdk.bundle import BundleError
+        from acula.sdk.bundle import BundleError
+
+        from acula import sdk
 
         try:
             model = sdk.load(args.bundle, n_threads=args.threads)
@@ -189,7 +190,7 @@ def listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     n_samples = 0
     rates: list[int] = []
     live = not args.replay
-    from sdk.audio import AudioError
+    from acula.sdk.audio import AudioError
 
     def consume(chunks: list[Any]) -> bool:
         nonlocal n_samples
@@ -247,13 +248,13 @@ def _header_arguments(parser: argparse.ArgumentParser) -> None:
 
 def header(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Write the firmware C header."""
-    from firmware_bridge.header import render_header
-    from sdk.frontend_config import FrontendConfig
+    from acula.firmware_bridge.header import render_header
+    from acula.sdk.frontend_config import FrontendConfig
 
     cfg, source = FrontendConfig(), "default FrontendConfig"
     if args.bundle:
-        from sdk.bundle import BundleError, read_bundle
-        from sdk.model import _resolve
+        from acula.sdk.bundle import BundleError, read_bundle
+        from acula.sdk.model import _resolve
 
         try:
             b = read_bundle(_resolve(args.bundle))

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 import numpy as np
-
-from firmware_bridge.protocol import MAX_PAYLOAD, Codec, ProtocolError
+from acula.firmware_bridge.protocol import MAX_PAYLOAD, Codec, ProtocolError
 
 IMA_STEPS = np.array([
     7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45, 50, 55, 60, 66, 73, 80, 88, 97,

@@ -38,9 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from firmware_bridge.codecs import decode
-from firmware_bridge.protocol import (
+from acula.firmware_bridge.codecs import decode
+from acula.firmware_bridge.protocol import (
     CRC,
     FEATURE_SCALE,
     HEADER,

@@ -9,10 +9,9 @@ quantisation scale, so a device in feature mode computes the same features.
 from __future__ import annotations
 
 import numpy as np
-
-from firmware_bridge import protocol as p
-from sdk.frontend import hann_window, sparse_filterbank
-from sdk.frontend_config import FrontendConfig
+from acula.firmware_bridge import protocol as p
+from acula.sdk.frontend import hann_window, sparse_filterbank
+from acula.sdk.frontend_config import FrontendConfig
 
 
 def q15(values: np.ndarray) -> list[int]:

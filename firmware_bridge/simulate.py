@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from firmware_bridge.codecs import audio_codec
-from firmware_bridge.protocol import Codec, Flags, Frame
+from acula.firmware_bridge.codecs import audio_codec
+from acula.firmware_bridge.protocol import Codec, Flags, Frame
 
 
 def stethoscope_frames(samples: np.ndarray, sample_rate_hz: int, codec: Codec = Codec.IMA_ADPCM,
@@ -41,8 +40,8 @@ def feature_frames(samples: np.ndarray, sample_rate_hz: int = 16000, frames_per_
     """Feature mode: the device computes the project front end and sends int8 log-mel frames.
 
     Returns the wire frames and the exact (unquantised) features, shape (n_frames, n_mels)."""
-    from firmware_bridge.protocol import FEATURE_SCALE
-    from sdk.frontend import LogMelFrontend
+    from acula.firmware_bridge.protocol import FEATURE_SCALE
+    from acula.sdk.frontend import LogMelFrontend
 
     feats = LogMelFrontend()(np.asarray(samples, dtype=np.float32))
     q = np.clip(np.round(feats / FEATURE_SCALE), -127, 127).astype(np.int8)

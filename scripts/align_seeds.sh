@@ -9,14 +9,14 @@ cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 work=${2:-runs}
 py=.venv/bin/python
-[ -f "$work/corpus/manifest.jsonl" ] || $py -m sdk corpus build --data "$data" --out "$work/corpus"
+[ -f "$work/corpus/manifest.jsonl" ] || $py -m acula corpus build --data "$data" --out "$work/corpus"
 [ -f "$work/align-cka-nce-mask-cpu/last.json" ] || \
-  $py -m sdk align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align-cka-nce-mask-cpu"
+  $py -m acula align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align-cka-nce-mask-cpu"
 for seed in 1 2; do
-  $py -m sdk align --config configs/align/cka-nce-mask-seed$seed.json --corpus "$work/corpus" \
+  $py -m acula align --config configs/align/cka-nce-mask-seed$seed.json --corpus "$work/corpus" \
     --out "$work/align-cka-nce-mask-seed$seed"
 done
-$py -m aligner.evaluate --corpus "$work/corpus" --peers \
+$py -m acula.aligner.evaluate --corpus "$work/corpus" --peers \
   --run "(iii) seed 0 (preset)=$work/align-cka-nce-mask-cpu" \
   --run "(iii) seed 1=$work/align-cka-nce-mask-seed1" \
   --run "(iii) seed 2=$work/align-cka-nce-mask-seed2" \

@@ -7,20 +7,20 @@ cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
 py=.venv/bin/python
 res=benchmarks/results
-$py -m aligner.evaluate --corpus "$corpus" --peers mfcc yamnet mn04 --prompt-run runs/default/align \
+$py -m acula.aligner.evaluate --corpus "$corpus" --peers mfcc yamnet mn04 --prompt-run runs/default/align \
   --run "teacher (iii) CKA+InfoNCE+mask=runs/default/align" \
   --bundle "student fp32 (ONNX)=sdk/models/default:onnxruntime:fp32" \
   --bundle "student int8 (ONNX)=sdk/models/default:onnxruntime:int8" \
   --bundle "student int8 (TFLite)=sdk/models/default:tflite:int8" \
   --probe-train-splits train --out "$res" --name retention 2>&1 | grep -v "clip/s\]"
-$py -m benchmarks.cough_screening --corpus "$corpus" --json "$res/cough_screening.json"
-$py -m benchmarks.cough_screening --corpus "$corpus" --splits val --json "$res/cough_screening_val.json"
+$py -m acula.benchmarks.cough_screening --corpus "$corpus" --json "$res/cough_screening.json"
+$py -m acula.benchmarks.cough_screening --corpus "$corpus" --splits val --json "$res/cough_screening_val.json"
 # the same test recordings through the fp32 graph (the operating point was chosen on int8 probabilities)
-$py -m benchmarks.cough_screening --corpus "$corpus" --precision fp32 --json "$res/cough_screening_fp32.json"
+$py -m acula.benchmarks.cough_screening --corpus "$corpus" --precision fp32 --json "$res/cough_screening_fp32.json"
 # all of the shared data, training split included (the model saw those recordings): false alarms per hour
-$py -m benchmarks.cough_screening --corpus "$corpus" --splits train val test --json "$res/cough_screening_all_splits.json"
-$py -m benchmarks.sdk_latency --json "$res/sdk_latency.json" --histogram "$res/sdk_latency_hist.png" || true
-$py -m benchmarks.frontend --json "$res/frontend.json" || true
-$py -m benchmarks.bridge_decoder --json "$res/bridge_decoder.json"
-$py -m benchmarks.readme
-$py -m benchmarks.model_card
+$py -m acula.benchmarks.cough_screening --corpus "$corpus" --splits train val test --json "$res/cough_screening_all_splits.json"
+$py -m acula.benchmarks.sdk_latency --json "$res/sdk_latency.json" --histogram "$res/sdk_latency_hist.png" || true
+$py -m acula.benchmarks.frontend --json "$res/frontend.json" || true
+$py -m acula.benchmarks.bridge_decoder --json "$res/bridge_decoder.json"
+$py -m acula.benchmarks.readme
+$py -m acula.benchmarks.model_card

@@ -23,10 +23,10 @@ bundles=(--bundle "$shipped=default:onnxruntime:int8")
 for cfg in configs/distill/*.json; do
   name=$(basename "$cfg" .json)
   work=$runs/distill-exp/$name
-  $py -m sdk distill --teacher "$teacher" --corpus "$corpus" --config "$cfg" --out "$work/distill"
-  $py -m sdk export --student "$work/distill" --corpus "$corpus" --out "$work/bundle" -f > "$work/export.log" 2>&1
+  $py -m acula distill --teacher "$teacher" --corpus "$corpus" --config "$cfg" --out "$work/distill"
+  $py -m acula export --student "$work/distill" --corpus "$corpus" --out "$work/bundle" -f > "$work/export.log" 2>&1
   bundles+=(--bundle "$name int8 ONNX=$work/bundle:onnxruntime:int8")
 done
-$py -m aligner.primary --corpus "$corpus" --cache "$runs/eval_cache" --scored val --peers \
+$py -m acula.aligner.primary --corpus "$corpus" --cache "$runs/eval_cache" --scored val --peers \
   --run "teacher (iii) CKA+InfoNCE+mask=$teacher" "${bundles[@]}" --baseline "$shipped" \
   --out benchmarks/results --name distill_selection_primary_val

@@ -13,7 +13,7 @@ runs=${2:-runs}
 # one BLAS / OpenMP thread a process: threads that spin on a busy core cost more than they bring here
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 sub=gain-24,gain-40,peak-1,mulaw8k,lp1k,noise10,bell
-.venv/bin/python -m aligner.primary --corpus "$corpus" --cache "$runs/eval_cache" \
+.venv/bin/python -m acula.aligner.primary --corpus "$corpus" --cache "$runs/eval_cache" \
   --peers mfcc yamnet mn04 \
   --run "(ii) AcuLa CKA+mask=$runs/align-default-cpu" \
   --run "(iii) CKA+InfoNCE+mask=$runs/align-cka-nce-mask-cpu" \

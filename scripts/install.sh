@@ -9,7 +9,7 @@
 # firmware bridge's reference encoder is compiled by the tests); with --all also
 # chromium (the web page's tests drive it headless) and, when npm is missing, nodejs and npm.
 # --all then installs the web page's pinned onnxruntime-web (npm ci in sdk/web) and writes its
-# model files (python -m sdk.web.build).
+# model files (python -m acula.sdk.web.build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,9 +34,9 @@ python3 -m venv .venv
 if [ -n "$extras" ]; then
   if command -v npm >/dev/null 2>&1; then
     (cd sdk/web && npm ci --no-audit --no-fund --loglevel=error)
-    .venv/bin/python -m sdk.web.build --force
+    .venv/bin/python -m acula.sdk.web.build --force
   else
     echo "npm not found: the web page (sdk/web) is not installed and tests/test_web.py will skip" >&2
   fi
 fi
-echo "installed into .venv: $(.venv/bin/python -c 'import sdk; print("acula-edge", sdk.__version__)')"
+echo "installed into .venv: $(.venv/bin/python -c 'from acula import sdk; print("acula-edge", sdk.__version__)')"

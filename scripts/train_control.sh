@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
 runs=${2:-runs}
-[ -f "$corpus/manifest.jsonl" ] || .venv/bin/python -m sdk corpus build --data ../shared/data --out "$corpus"
-.venv/bin/python -m sdk align --config supervised-cpu --corpus "$corpus" --out "$runs/align-supervised-cpu"
+[ -f "$corpus/manifest.jsonl" ] || .venv/bin/python -m acula corpus build --data ../shared/data --out "$corpus"
+.venv/bin/python -m acula align --config supervised-cpu --corpus "$corpus" --out "$runs/align-supervised-cpu"

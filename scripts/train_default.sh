@@ -18,16 +18,16 @@ step() { echo "== $1 ($(date -u +%H:%M:%S))"; }
 quiet() { tr '\r' '\n' | grep -vE "[0-9]+%\||[0-9]+[a-z]* \[[0-9]+:[0-9]+" || true; }
 step corpus
 if [ ! -f "$work/corpus/manifest.jsonl" ]; then
-  $py -m sdk corpus build --data "$data" --out "$work/corpus" 2>&1 | quiet | tee "$work/logs/corpus.log"
+  $py -m acula corpus build --data "$data" --out "$work/corpus" 2>&1 | quiet | tee "$work/logs/corpus.log"
 fi
 step align
-$py -m sdk align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align" 2>&1 \
+$py -m acula align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align" 2>&1 \
   | quiet | tee "$work/logs/align.log"
 step distill
-$py -m sdk distill --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
+$py -m acula distill --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
   | quiet | tee "$work/logs/distill.log"
 step export
-$py -m sdk export --student "$work/distill" --corpus "$work/corpus" --out sdk/models/default -f 2>&1 \
+$py -m acula export --student "$work/distill" --corpus "$work/corpus" --out sdk/models/default -f 2>&1 \
   | grep -vE "^I0000|^W0000|WARNING|absl|oneDNN" | tee "$work/logs/export.log"
 step done
-$py -m sdk info sdk/models/default
+$py -m acula info sdk/models/default

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-
-from sdk.frontend_config import FrontendConfig
+from acula.sdk.frontend_config import FrontendConfig
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)

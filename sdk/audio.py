@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from sdk.quality import (
+from acula.sdk.quality import (
     CLIP_LEVEL,
     CLIP_MIN_RUN,
     CLIP_TOLERANCE,
@@ -41,7 +40,7 @@ from sdk.quality import (
     QualityMeter,
     assess_quality,
 )
-from sdk.wav_header import PCM_FORMAT_TAGS, UNSET_DATA_SIZES, WavLayout, wav_layout
+from acula.sdk.wav_header import PCM_FORMAT_TAGS, UNSET_DATA_SIZES, WavLayout, wav_layout
 
 __all__ = [  # the quality names are re-exported from sdk.quality, where they now live
     "CLIPPED_FRACTION",
@@ -233,7 +232,7 @@ def resample(samples: np.ndarray, source_rate_hz: int, target_rate_hz: int) -> n
     source, target = check_sample_rate(source_rate_hz), check_sample_rate(target_rate_hz, "target rate")
     if source == target:
         return np.asarray(samples, dtype=np.float32)
-    from sdk.resample import StreamingResampler  # equals scipy.signal.resample_poly (tests/test_resample.py)
+    from acula.sdk.resample import StreamingResampler  # equals scipy.signal.resample_poly (tests/test_resample.py)
 
     r = StreamingResampler(source, target)
     return np.concatenate([r.accept(np.asarray(samples, dtype=np.float64)), r.flush()])

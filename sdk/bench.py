@@ -121,8 +121,8 @@ def time_hops(model: Any, samples: np.ndarray) -> tuple[int, float, np.ndarray]:
 
 
 def measure(bundle: str, backend: str, precision: str, threads: int, seconds: float) -> dict[str, Any]:
-    from sdk.model import load
-    from sdk.synth import synth_recording
+    from acula.sdk.model import load
+    from acula.sdk.synth import synth_recording
 
     model = load(bundle, backend, precision, n_threads=threads)
     name, info = model.bundle.model_file(backend, precision)
@@ -137,7 +137,7 @@ def measure(bundle: str, backend: str, precision: str, threads: int, seconds: fl
 
 def cold_start(bundle: str, backend: str, precision: str) -> tuple[float, float]:
     """(first start, warm-cache start) in seconds: process start to the first screening result."""
-    code = (f"import numpy as np, sdk; m = sdk.load({bundle!r}, {backend!r}, {precision!r}); "
+    code = (f"import numpy as np, acula.sdk as sdk; m = sdk.load({bundle!r}, {backend!r}, {precision!r}); "
             "m.screen(np.zeros(32000, dtype=np.float32) + 0.01, 16000)")
     times = []
     for _ in range(3):
@@ -152,15 +152,14 @@ def peak_rss_mb(bundle: str) -> float:
     import tempfile
 
     import soundfile as sf
-
-    from sdk.synth import synth_recording
+    from acula.sdk.synth import synth_recording
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "r.wav"
         sf.write(wav, synth_recording(30.0)[0], 16000)
         # VmHWM belongs to this process image; ru_maxrss would carry over the (larger) parent's peak,
         # which Linux keeps across fork and execve
-        code = ("import resource, sys, sdk.cli; sdk.cli.main(sys.argv[1:]); hwm = [l for l in "
+        code = ("import resource, sys; from acula.sdk.cli import main; main(sys.argv[1:]); hwm = [l for l in "
                 "open('/proc/self/status').read().splitlines() if l.startswith('VmHWM')] if "
                 "sys.platform == 'linux' else []; print(int(hwm[0].split()[1]) if hwm else "
                 "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
@@ -170,8 +169,8 @@ def peak_rss_mb(bundle: str) -> float:
 
 
 def yamnet_ms_per_audio_s(path: str, seconds: float, threads: int) -> float | None:
-    from sdk.synth import synth_recording
-    from sdk.yamnet import YAMNet
+    from acula.sdk.synth import synth_recording
+    from acula.sdk.yamnet import YAMNet
 
     if not Path(path).is_file():
         return None
@@ -205,14 +204,14 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-#: per-run keys compared, and what ``python -m benchmarks.sdk_latency`` calls them in its flat report
+#: per-run keys compared, and what ``python -m acula.benchmarks.sdk_latency`` calls them in its flat report
 RUN_KEYS = {"p50_ms": "hop_p50_ms", "p99_ms": "hop_p99_ms", "ms_per_audio_s": "ms_per_audio_s"}
 REPORT_KEYS = ("cold_start_s", "peak_rss_mb")
 
 
 def load_report(path: str) -> dict[str, Any]:
     """A latency report as ``{"runs": [...], "cold_start_s": ..., ...}``: what ``acula bench --out`` writes, or
-    the flat one-run report of ``python -m benchmarks.sdk_latency``.  ValueError with a sentence otherwise."""
+    the flat one-run report of ``python -m acula.benchmarks.sdk_latency``.  ValueError with a sentence otherwise."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -226,7 +225,7 @@ def load_report(path: str) -> dict[str, Any]:
                **{k: data[flat] for k, flat in RUN_KEYS.items() if flat in data}}
         return {**{k: data[k] for k in REPORT_KEYS if k in data}, "runs": [run]}
     raise ValueError(f"{path} is not a latency report: expected 'runs' (acula bench --out) or 'backend', "
-                     "'precision' and hop latencies (python -m benchmarks.sdk_latency)")
+                     "'precision' and hop latencies (python -m acula.benchmarks.sdk_latency)")
 
 
 def _ratio(b: Any, a: Any) -> str:
@@ -270,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the JSON report to this file (for 'acula bench compare')")
     sub = parser.add_subparsers(dest="cmd", metavar="{compare}")
     cmp = sub.add_parser("compare", help="ratios of two reports (B over A): acula bench --json, or "
-                                         "python -m benchmarks.sdk_latency --json",
+                                         "python -m acula.benchmarks.sdk_latency --json",
                          description="Ratios B/A of per-hop latency, cost per second of audio, cold start and "
                                      "peak memory of two latency reports.")
     cmp.add_argument("a", help="baseline report (JSON)")
@@ -280,9 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return compare(args.a, args.b)
     if args.pin_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.pin_cpu})
-    from sdk.bundle import BundleError, read_bundle
-    from sdk.model import _resolve
-    from sdk.runtimes import BackendUnavailable
+    from acula.sdk.bundle import BundleError, read_bundle
+    from acula.sdk.model import _resolve
+    from acula.sdk.runtimes import BackendUnavailable
 
     try:
         bundle = read_bundle(_resolve(args.bundle))

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sdk.frontend_config import FrontendConfig
-from sdk.manifest_schema import BundleError, _safe_name, manifest_digest, parse_manifest, validate_manifest
+from acula.sdk.frontend_config import FrontendConfig
+from acula.sdk.manifest_schema import BundleError, _safe_name, manifest_digest, parse_manifest, validate_manifest
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "SIGNATURE", "PINNED_SHA256", "Bundle", "BundleError",
            "read_bundle", "verify_bundle", "describe", "manifest_digest", "sign_digest", "sha256_bytes",
@@ -152,7 +151,7 @@ def _read_source(path: Path) -> dict[str, bytes]:
 def _pinned_name(path: Path) -> str | None:
     """The packaged name when ``path`` is one of the bundles in sdk/models."""
     try:
-        root = Path(str(resources.files("sdk.models")))
+        root = Path(str(resources.files("acula.sdk.models")))
         resolved = path.resolve()
     except (ModuleNotFoundError, OSError, TypeError):
         return None

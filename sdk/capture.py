@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from sdk.model import Model, WindowResult
-from sdk.screening import Event
-from sdk.store import EventStore
+from acula.sdk.model import Model, WindowResult
+from acula.sdk.screening import Event
+from acula.sdk.store import EventStore
 
 
 @dataclass
@@ -62,7 +61,7 @@ class LiveCapture:
         else:
             if speed is not None and not speed > 0:
                 raise ValueError(f"replay speed must be positive, got {speed}")
-            from sdk.audio import iter_audio_blocks
+            from acula.sdk.audio import iter_audio_blocks
 
             self._blocks = iter_audio_blocks(replay, block_s)  # the header is checked here, before any session
             sample_rate_hz = self._blocks.sample_rate_hz

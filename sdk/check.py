@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from sdk.audio import AudioError, load_audio
+from acula.sdk.audio import AudioError, load_audio
 
 
 def main(argv: Sequence[str] | None = None) -> int:

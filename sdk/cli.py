@@ -22,25 +22,28 @@ from typing import Any
 
 #: name -> (module holding main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("sdk.demo", "synthesise a recording, screen and score it with the packaged model, plot it"),
-    "check": ("sdk.check", "load audio files and report rate, length and quality flags"),
-    "info": ("sdk.info", "verify a model bundle and describe it"),
-    "bench": ("sdk.bench", "latency, real-time factor, cold start, memory on this device; 'bench compare A B'"),
-    "screen": ("sdk.screen_cli:screen_main", "cough events and signal quality for audio files"),
-    "score": ("sdk.screen_cli:score_main", "zero-shot clip probabilities for a label set (heart, lung, sound)"),
-    "listen": ("sdk.listen_cli:listen_main", "screen live audio from the default input into an event store"),
-    "report": ("sdk.listen_cli:report_main", "draw stored events over time and counts per hour to a PNG"),
-    "index": ("sdk.index_cli", "build a similar-case index from a folder of recordings"),
-    "search": ("sdk.index_cli:search_main", "find the most similar reference recordings to a file"),
-    "bridge": ("firmware_bridge.cli", "stethoscope bridge: simulate a device, decode and screen, write the C header"),
-    "corpus": ("aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
-    "align": ("aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
-    "distill": ("distill.train", "distil an aligned teacher into the streaming student (needs [train])"),
-    "export": ("export.cli", "write the student as ONNX/TFLite fp32+int8 into a hashed bundle (needs [export])"),
-    "export-text": ("export.text", "the text teacher as an ONNX text bundle, for custom prompts on the device"),
-    "export-mcu": ("export.mcu", "firmware kit: C99 front end + int8 model for TFLite Micro (needs [tflite], [mcu])"),
-    "eval": ("aligner.evaluate", "linear-probe and zero-shot AUROC on the task table (needs [train])"),
-    "eval-primary": ("aligner.primary", "primary evaluation: paired CIs, worst groups, invariance (needs [train])"),
+    "demo": ("acula.sdk.demo", "synthesise a recording, screen and score it with the packaged model, plot it"),
+    "check": ("acula.sdk.check", "load audio files and report rate, length and quality flags"),
+    "info": ("acula.sdk.info", "verify a model bundle and describe it"),
+    "bench": ("acula.sdk.bench", "latency, real-time factor, cold start, memory on this device; 'bench compare A B'"),
+    "screen": ("acula.sdk.screen_cli:screen_main", "cough events and signal quality for audio files"),
+    "score": ("acula.sdk.screen_cli:score_main", "zero-shot clip probabilities for a label set (heart, lung, sound)"),
+    "listen": ("acula.sdk.listen_cli:listen_main", "screen live audio from the default input into an event store"),
+    "report": ("acula.sdk.listen_cli:report_main", "draw stored events over time and counts per hour to a PNG"),
+    "index": ("acula.sdk.index_cli", "build a similar-case index from a folder of recordings"),
+    "search": ("acula.sdk.index_cli:search_main", "find the most similar reference recordings to a file"),
+    "bridge": ("acula.firmware_bridge.cli",
+               "stethoscope bridge: simulate a device, decode and screen, write the C header"),
+    "corpus": ("acula.aligner.corpus_cli", "build or inspect a training corpus (needs [train])"),
+    "align": ("acula.aligner.train", "post-train an audio encoder against the text teacher (needs [train])"),
+    "distill": ("acula.distill.train", "distil an aligned teacher into the streaming student (needs [train])"),
+    "export": ("acula.export.cli", "write the student as ONNX/TFLite fp32+int8 into a hashed bundle (needs [export])"),
+    "export-text": ("acula.export.text", "the text teacher as an ONNX text bundle, for custom prompts on the device"),
+    "export-mcu": ("acula.export.mcu",
+                   "firmware kit: C99 front end + int8 model for TFLite Micro (needs [tflite], [mcu])"),
+    "eval": ("acula.aligner.evaluate", "linear-probe and zero-shot AUROC on the task table (needs [train])"),
+    "eval-primary": ("acula.aligner.primary",
+                     "primary evaluation: paired CIs, worst groups, invariance (needs [train])"),
 }
 
 
@@ -80,7 +83,7 @@ def _usage() -> str:
 
 
 def version() -> str:
-    from sdk import __version__
+    from acula.sdk import __version__
 
     return __version__
 

@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from sdk.cli import HelpFormatter
-from sdk.frontend import LogMelFrontend
-from sdk.synth import synth_recording
+from acula.sdk.cli import HelpFormatter
+from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.synth import synth_recording
 
 if TYPE_CHECKING:
-    from sdk.model import Model, ScreenResult
+    from acula.sdk.model import Model, ScreenResult
 
 
 def frontend_only(samples: np.ndarray, duration_s: float) -> None:
@@ -55,11 +54,11 @@ def shipped_cough() -> str:
     """Path of the real cough shipped as package data (CC BY 2.0, Smith et al. 2006)."""
     from importlib import resources
 
-    return str(resources.files("sdk").joinpath("data", CC_BY_COUGH))
+    return str(resources.files("acula.sdk").joinpath("data", CC_BY_COUGH))
 
 
 def _report(model: Model, result: ScreenResult) -> None:
-    from sdk.screen_cli import _describe
+    from acula.sdk.screen_cli import _describe
 
     peak = result.peak_window()
     detail = f"on threshold {model.screening.on:.2f}"
@@ -85,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.duration_s > 0:
         parser.error(f"--duration-s must be positive, got {args.duration_s}")
     samples, events = synth_recording(duration_s=args.duration_s, seed=args.seed, cough_onsets_s=())
-    from sdk.bundle import BundleError
-    from sdk.model import load
+    from acula.sdk.bundle import BundleError
+    from acula.sdk.model import load
 
     try:
         t0 = time.perf_counter()
@@ -98,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         frontend_only(samples, args.duration_s)
         return 0
     print(f"bundle {model.bundle.source} ({model.backend_name} {model.precision}), loaded in {t_load * 1e3:.0f} ms")
-    from sdk.audio import iter_audio_blocks
-    from sdk.figure import SignalSketch, screening_figure, stack
-    from sdk.screen_cli import screen_result, stream_file
+    from acula.sdk.audio import iter_audio_blocks
+    from acula.sdk.figure import SignalSketch, screening_figure, stack
+    from acula.sdk.screen_cli import screen_result, stream_file
 
     path = shipped_cough()
     blocks = iter_audio_blocks(path)
@@ -117,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         probs = model.score(samples, 16000, label_set).probabilities or {}
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
         print(f"  {label_set:6s}: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
-    from sdk.bench import time_hops
+    from acula.sdk.bench import time_hops
 
     hop, warm_up_ms, lat = time_hops(model, samples)
     print(f"latency per hop ({hop / 16000 * 1e3:.0f} ms of audio): p50 {np.percentile(lat, 50):.2f} ms, "

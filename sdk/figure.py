@@ -8,9 +8,8 @@ envelope and one spectrum per pixel column), so a file of any length is drawn in
 from __future__ import annotations
 
 import numpy as np
-
-from sdk.model import ScreenResult
-from sdk.png import BLACK, GREY, LIGHT, RED, Canvas, colour_map
+from acula.sdk.model import ScreenResult
+from acula.sdk.png import BLACK, GREY, LIGHT, RED, Canvas, colour_map
 
 WIDTH_PX = 900  # plot area
 LEFT_PX, RIGHT_PX, TOP_PX = 80, 20, 28

@@ -17,8 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from sdk.frontend_config import FrontendConfig
+from acula.sdk.frontend_config import FrontendConfig
 
 __all__ = ["LogMelFrontend", "StreamingFrontend", "mel_filterbank", "sparse_filterbank", "hann_window",
            "logmel_reference"]
@@ -118,7 +117,7 @@ class LogMelFrontend:
         self._shift = np.float32(cfg.norm_mean_db / cfg.norm_std_db)
         self._numba = None
         if engine == "numba":
-            from sdk._logmel_numba import NumbaTables
+            from acula.sdk._logmel_numba import NumbaTables
 
             self._numba = NumbaTables(cfg, hann_window(cfg.n_fft), fb)
 

@@ -34,7 +34,7 @@ class FrontendConfig:
     f_max_hz: float = 8000.0
     amin_power: float = 1e-10
     # Measured on the shared data, every data set weighted equally:
-    # `python -m aligner.frontend_stats --data ../shared/data`.
+    # `python -m acula.aligner.frontend_stats --data ../shared/data`.
     norm_mean_db: float = -38.7
     norm_std_db: float = 36.8
 

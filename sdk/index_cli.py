@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from sdk import scoring
-from sdk.audio import AudioError, iter_audio_blocks
-from sdk.model import Model
-from sdk.screen_cli import AUDIO_SUFFIXES, Progress, _common, _load, stream_file
-from sdk.search import HNSW_MIN_ITEMS, CaseIndex
+from acula.sdk import scoring
+from acula.sdk.audio import AudioError, iter_audio_blocks
+from acula.sdk.model import Model
+from acula.sdk.screen_cli import AUDIO_SUFFIXES, Progress, _common, _load, stream_file
+from acula.sdk.search import HNSW_MIN_ITEMS, CaseIndex
 
 
 def clip_embedding(model: Model, path: Path, block_s: float = 10.0) -> np.ndarray:

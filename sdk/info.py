@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sdk.bundle import BundleError, describe, read_bundle
+from acula.sdk.bundle import BundleError, describe, read_bundle
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--public-key", help="Ed25519 public key (PEM or 32 raw bytes) its manifest.sig must "
                                              "verify against (needs: pip install cryptography)")
     args = parser.parse_args(argv)
-    from sdk.model import _resolve
+    from acula.sdk.model import _resolve
 
     try:
         bundle = read_bundle(_resolve(args.bundle), args.sha256, args.public_key)

@@ -16,7 +16,8 @@ from typing import Any
 @lru_cache(maxsize=1)
 def table() -> dict[str, Any]:
     """The whole table: {"templates": [...], "label_sets": {set: {"labels": ..., "record_label": ...}}}."""
-    data: dict[str, Any] = json.loads(resources.files("sdk").joinpath("label_sets.json").read_text(encoding="utf-8"))
+    text = resources.files("acula.sdk").joinpath("label_sets.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
     return data
 
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sdk.cli import HelpFormatter, checked_type
-from sdk.screen_cli import _common, _load
-from sdk.store import EventStore, StoreError
+from acula.sdk.cli import HelpFormatter, checked_type
+from acula.sdk.screen_cli import _common, _load
+from acula.sdk.store import EventStore, StoreError
 
 _speed = checked_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
@@ -49,8 +49,8 @@ def listen_main(argv: Sequence[str] | None = None) -> int:
     model = _load(args)
     if model is None:
         return 1
-    from sdk.audio import AudioError
-    from sdk.capture import LiveCapture
+    from acula.sdk.audio import AudioError
+    from acula.sdk.capture import LiveCapture
 
     try:  # the replayed file's header is checked before the store exists
         cap = LiveCapture(model, args.rate, device=args.input_device, replay=args.replay,

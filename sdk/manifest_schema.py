@@ -18,8 +18,8 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from sdk.frontend_config import FrontendConfig
-from sdk.runtimes import BACKENDS as _RUNTIMES
+from acula.sdk.frontend_config import FrontendConfig
+from acula.sdk.runtimes import BACKENDS as _RUNTIMES
 
 MAX_MANIFEST_BYTES = 1 << 20  # the shipped one is 13 kB
 MAX_DEPTH = 32  # nesting of JSON objects and arrays (the shipped manifest nests 6 deep)

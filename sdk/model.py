@@ -19,21 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sdk.audio import AudioError
-from sdk.bundle import Bundle, BundleError, read_bundle
-from sdk.frontend import LogMelFrontend
-from sdk.results import EmbedResult, ScoreResult, ScreenResult, WindowResult, result_problems
-from sdk.runtimes import make_backend
-from sdk.scoring import LabelScorer, clip_embedding, softmax
-from sdk.screening import Event, ScreeningConfig
-from sdk.stream import Stream
-from sdk.text import CustomLabels, joint_text
+from acula.sdk.audio import AudioError
+from acula.sdk.bundle import Bundle, BundleError, read_bundle
+from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.results import EmbedResult, ScoreResult, ScreenResult, WindowResult, result_problems
+from acula.sdk.runtimes import make_backend
+from acula.sdk.scoring import LabelScorer, clip_embedding, softmax
+from acula.sdk.screening import Event, ScreeningConfig
+from acula.sdk.stream import Stream
+from acula.sdk.text import CustomLabels, joint_text
 
 __all__ = ["Model", "Stream", "WindowResult", "ScreenResult", "ScoreResult", "EmbedResult", "load",
            "available_models"]
 
-PACKAGE_MODELS = "sdk.models"
+PACKAGE_MODELS = "acula.sdk.models"
 
 
 def available_models() -> list[str]:
@@ -73,7 +72,7 @@ class Model:
         m = bundle.manifest
         built = None
         if precision == "auto":  # measured once per device and bundle, then cached (sdk/precision.py)
-            from sdk.precision import choose_precision
+            from acula.sdk.precision import choose_precision
 
             precision, built = choose_precision(bundle, backend, n_threads)
         name, _ = bundle.model_file(backend, precision)

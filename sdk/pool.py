@@ -17,11 +17,10 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from sdk.audio import AudioError
-from sdk.model import Model
-from sdk.results import WindowResult
-from sdk.stream import Pending, Stream
+from acula.sdk.audio import AudioError
+from acula.sdk.model import Model
+from acula.sdk.results import WindowResult
+from acula.sdk.stream import Pending, Stream
 
 __all__ = ["POOL_TOLERANCE", "StreamPool"]
 

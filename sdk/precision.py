@@ -88,7 +88,7 @@ def _median_ms(backend: Any, window: np.ndarray) -> float:
 def probe_windows(bundle: Any, n: int = 3, seed: int = 0) -> np.ndarray:
     """``n`` deterministic windows of realistic features: seeded noise bursts of different levels and
     spectral tilts through the bundle's own front end (no recording needs to ship for this)."""
-    from sdk.frontend import LogMelFrontend
+    from acula.sdk.frontend import LogMelFrontend
 
     m, fe = bundle.manifest, LogMelFrontend(bundle.frontend)
     frames = int(m["window_frames"])
@@ -120,7 +120,7 @@ def choose_precision(bundle: Any, backend_name: str, n_threads: int = 1) -> tupl
     """(precision, a backend built for it or None) for ``bundle`` on ``backend_name``: from the cache, or by
     timing each precision the bundle offers on one zero window (the runtime's cost does not depend on the
     values).  The backend comes back when the measurement built it, so the load does not build it twice."""
-    from sdk.runtimes import make_backend
+    from acula.sdk.runtimes import make_backend
 
     offered = sorted({info["precision"] for info in bundle.manifest["files"].values()
                       if info.get("role") == "student" and info.get("backend") == backend_name})

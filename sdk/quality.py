@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-
-from sdk.fifo import Fifo
+from acula.sdk.fifo import Fifo
 
 __all__ = ["QualityFlags", "QualityMeter", "WindowGate", "assess_quality"]
 
@@ -135,7 +134,7 @@ class QualityMeter:
 
     def flags(self, truncated: bool = False) -> QualityFlags:
         if not self.n_samples:
-            from sdk.audio import EmptyAudioError  # sdk.audio imports this module
+            from acula.sdk.audio import EmptyAudioError  # sdk.audio imports this module
 
             raise EmptyAudioError("audio holds no samples")
         silent = self._peak < SILENCE_PEAK

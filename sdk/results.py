@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
-
-from sdk.quality import QualityFlags
-from sdk.screening import Event
+from acula.sdk.quality import QualityFlags
+from acula.sdk.screening import Event
 
 __all__ = ["EmbedResult", "ScoreResult", "ScreenResult", "WindowLog", "WindowResult", "result_problems"]
 

@@ -118,6 +118,6 @@ def make_backend(name: str, model: bytes, n_threads: int = 1) -> Backend:
     except BackendUnavailable:
         raise
     except Exception as exc:  # the runtimes raise their own types (onnxruntime's InvalidProtobuf, Fail, ...)
-        from sdk.bundle import BundleError
+        from acula.sdk.bundle import BundleError
 
         raise BundleError(f"the {name} runtime cannot load the bundle's model: {type(exc).__name__}: {exc}") from exc

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-
-from sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
-from sdk.bundle import BundleError
-from sdk.cli import HelpFormatter
-from sdk.model import Model, load
-from sdk.results import ScoreResult, ScreenResult, WindowLog, WindowResult
-from sdk.stream import Stream
-from sdk.text import prompt_problem
+from acula.sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
+from acula.sdk.bundle import BundleError
+from acula.sdk.cli import HelpFormatter
+from acula.sdk.model import Model, load
+from acula.sdk.results import ScoreResult, ScreenResult, WindowLog, WindowResult
+from acula.sdk.stream import Stream
+from acula.sdk.text import prompt_problem
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 #: Seconds read from disk at a time: a block's temporaries (its float64 copies for the quality gate and the
@@ -280,7 +279,7 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
     n_files = len(list(expand_paths(args.paths)))
 
     def plot(model: Model, path: str, result: ScreenResult, drawing: Any) -> None:
-        from sdk.figure import screening_figure
+        from acula.sdk.figure import screening_figure
 
         target = _plot_path(args.out, path, n_files)
         try:
@@ -292,7 +291,7 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {target}", file=sys.stderr if args.json else sys.stdout)
 
     def sketch(blocks: AudioBlocks) -> Any:
-        from sdk.figure import SignalSketch
+        from acula.sdk.figure import SignalSketch
 
         return SignalSketch(blocks.sample_rate_hz, blocks.n_frames)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 HNSW_MIN_ITEMS = 10_000
-# HNSW defaults, from ``python -m benchmarks.search`` (benchmarks/results/search.md: 512-d clustered vectors,
+# HNSW defaults, from ``python -m acula.benchmarks.search`` (benchmarks/results/search.md: 512-d clustered vectors,
 # 500 held-out queries).  recall@5 at efSearch 16 / 32 / 64 / 128 / 256 with M = 32: 0.954 / 0.974 / 0.990 /
 # 0.994 / 0.996 at 100k references and 0.928 / 0.937 / 0.941 / 0.952 / 0.962 at 1M; faiss's default of 16
 # misses the 0.95 target at 1M and 128 meets it only within the 500 queries' sampling error, so 256, at

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sdk.screening import Event
+from acula.sdk.screening import Event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (

@@ -20,17 +20,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from sdk.audio import AudioError, NonFiniteAudioError, validate_samples
-from sdk.fifo import Fifo
-from sdk.quality import QualityFlags, QualityMeter, WindowGate
-from sdk.resample import StreamingResampler
-from sdk.results import WindowResult
-from sdk.scoring import sigmoid
-from sdk.screening import Event, EventDetector
+from acula.sdk.audio import AudioError, NonFiniteAudioError, validate_samples
+from acula.sdk.fifo import Fifo
+from acula.sdk.quality import QualityFlags, QualityMeter, WindowGate
+from acula.sdk.resample import StreamingResampler
+from acula.sdk.results import WindowResult
+from acula.sdk.scoring import sigmoid
+from acula.sdk.screening import Event, EventDetector
 
 if TYPE_CHECKING:
-    from sdk.model import Model
+    from acula.sdk.model import Model
 
 __all__ = ["Stream", "Windower"]
 

@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sdk.bundle import MANIFEST, Bundle, BundleError, _read_source, check_files
-from sdk.manifest_schema import _safe_name, manifest_digest, parse_manifest
+from acula.sdk.bundle import MANIFEST, Bundle, BundleError, _read_source, check_files
+from acula.sdk.manifest_schema import _safe_name, manifest_digest, parse_manifest
 
 __all__ = ["TEXT_FORMAT", "TEXT_FORMAT_VERSION", "TEXT_BUNDLE_ENV", "TextBundle", "TextEncoder", "JointText",
            "CustomLabels", "prompt_problem", "read_text_bundle", "fit_projection", "project", "joint_text"]

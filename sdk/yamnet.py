@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from sdk.bundle import sha256_of
-from sdk.runtimes import _tflite_interpreter
+from acula.sdk.bundle import sha256_of
+from acula.sdk.runtimes import _tflite_interpreter
 
 YAMNET_SHA256 = "687f226c147a2caab4706fbbab5e9cecb14b9a368264bf61108078b1fddf68f5"
 YAMNET_PATCH = 15600  # 0.975 s

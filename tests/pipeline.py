@@ -16,7 +16,8 @@ def build_tiny_corpus(base: Path) -> Path:
     import contextlib
     import io
 
-    from aligner.corpus_cli import main as corpus_main
+    from acula.aligner.corpus_cli import main as corpus_main
+
     from tests.replicas import make_data_root
 
     data = make_data_root(base / "data")
@@ -28,14 +29,14 @@ def build_tiny_corpus(base: Path) -> Path:
 
 
 def align_tiny(corpus: Path, out: Path) -> Path:
-    from aligner.train import main as align_main
+    from acula.aligner.train import main as align_main
 
     assert align_main(["--config", "tiny-test", "--corpus", str(corpus), "--out", str(out)]) == 0
     return out
 
 
 def distill_tiny(teacher: Path, corpus: Path, out: Path) -> Path:
-    from distill.train import main as distill_main
+    from acula.distill.train import main as distill_main
 
     assert distill_main(["--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out),
                          "--config", "tiny-test"]) == 0
@@ -43,7 +44,7 @@ def distill_tiny(teacher: Path, corpus: Path, out: Path) -> Path:
 
 
 def export_tiny(student: Path, corpus: Path, out: Path, tflite: bool = True) -> Path:
-    from export.cli import main as export_main
+    from acula.export.cli import main as export_main
 
     args = ["--student", str(student), "--corpus", str(corpus), "--out", str(out)]
     assert export_main(args + ([] if tflite else ["--no-tflite"])) == 0

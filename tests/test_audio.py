@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from sdk.audio import (
+from acula.sdk.audio import (
     AudioError,
     EmptyAudioError,
     NonFiniteAudioError,

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from aligner.augment import CUTOFFS_HZ, augment_logmel, band_centres_hz  # noqa: E402
-from sdk.frontend_config import FrontendConfig  # noqa: E402
+from acula.aligner.augment import CUTOFFS_HZ, augment_logmel, band_centres_hz  # noqa: E402
+from acula.sdk.frontend_config import FrontendConfig  # noqa: E402
 
 CFG = FrontendConfig()
 

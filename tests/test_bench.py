@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from sdk.cli import main
-from sdk.model import available_models
+from acula.sdk.cli import main
+from acula.sdk.model import available_models
 
 
 @pytest.mark.skipif("default" not in available_models(), reason="no packaged default bundle")
@@ -28,7 +27,7 @@ def test_acula_bench_prints_a_table_and_valid_json(tmp_path: Path, capsys):
 def test_multiply_adds_are_counted_per_window_with_groups_and_a_symbolic_batch(tmp_path: Path):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from benchmarks.student_compute import count_macs
+    from acula.benchmarks.student_compute import count_macs
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Conv2d(4, 4, 3, padding=1, groups=4),
                               torch.nn.Conv2d(4, 8, 1), torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 5))
@@ -61,7 +60,7 @@ flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512_vnni avx512_bf16
 
 
 def test_fingerprint_names_the_cpu_model_and_its_vector_extensions():
-    from sdk.bench import cpu_description, fingerprint, machine_line
+    from acula.sdk.bench import cpu_description, fingerprint, machine_line
 
     assert cpu_description(RASPBERRY_PI_5) == ("Raspberry Pi 5 Model B Rev 1.0 (Cortex-A76)",
                                               ["neon", "fp16", "dotprod"])

@@ -14,14 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from firmware_bridge import decoder as decoder_module
-from firmware_bridge import protocol
-from firmware_bridge.codecs import IMA_INDEX, IMA_STEPS, AdpcmEncoder, adpcm_decode, encode
-from firmware_bridge.decoder import MAX_GAP_FRAMES, MAX_GAP_S, Chunk, FrameDecoder
-from firmware_bridge.protocol import (
+from acula.firmware_bridge import decoder as decoder_module
+from acula.firmware_bridge import protocol
+from acula.firmware_bridge.codecs import IMA_INDEX, IMA_STEPS, AdpcmEncoder, adpcm_decode, encode
+from acula.firmware_bridge.decoder import MAX_GAP_FRAMES, MAX_GAP_S, Chunk, FrameDecoder
+from acula.firmware_bridge.protocol import (
     HEADER,
     MAGIC,
     Codec,
@@ -32,6 +29,8 @@ from firmware_bridge.protocol import (
     device_info,
     parse_device_info,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 160  # samples per frame
@@ -99,8 +98,8 @@ def test_adpcm_table_decoder_matches_the_reference_on_any_block(pred, index, cod
 
 def test_firmware_bridge_imports_neither_numba_nor_torch():
     code = ("import sys; sys.modules['numba'] = None; sys.modules['torch'] = None\n"
-            "import firmware_bridge.protocol, firmware_bridge.codecs, firmware_bridge.decoder, "
-            "firmware_bridge.transports, firmware_bridge.simulate, firmware_bridge.cli\n"
+            "import acula.firmware_bridge.protocol, acula.firmware_bridge.codecs, acula.firmware_bridge.decoder, "
+            "acula.firmware_bridge.transports, acula.firmware_bridge.simulate, acula.firmware_bridge.cli\n"
             "assert 'numba' not in [m for m in sys.modules if sys.modules[m] is not None]")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -310,7 +309,7 @@ def test_a_rate_change_opens_a_new_segment_and_is_counted():
 # ---- acula bridge ... ------------------------------------------------------------------------------------------
 
 def bridge(*args: str) -> int:
-    from firmware_bridge.cli import main
+    from acula.firmware_bridge.cli import main
 
     return main(list(args))
 
@@ -326,7 +325,7 @@ def toy_bundle(tmp_path: Path) -> Path:
 def test_listen_screens_across_a_sample_rate_change(tmp_path: Path, toy_bundle: Path, capsys):
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(16000 * 3) * 0.1).astype(np.float32)
-    from firmware_bridge.simulate import stethoscope_frames
+    from acula.firmware_bridge.simulate import stethoscope_frames
 
     a, _ = stethoscope_frames(x, 16000, Codec.PCM16)
     b, _ = stethoscope_frames(x[::2], 8000, Codec.PCM16)
@@ -344,7 +343,7 @@ def protocol_payload(frame: bytes) -> bytes:
 
 
 def test_listen_scores_feature_frames_and_says_so_without_a_model(tmp_path: Path, toy_bundle: Path, capsys):
-    from firmware_bridge.simulate import feature_frames
+    from acula.firmware_bridge.simulate import feature_frames
 
     x = (np.random.default_rng(1).standard_normal(16000 * 3) * 0.1).astype(np.float32)
     frames, _ = feature_frames(x)
@@ -431,7 +430,7 @@ def test_cli_bad_values_are_refused_with_usage_not_a_traceback(capsys, args):
 
 def test_a_closed_output_pipe_is_one_line_and_exit_1(tmp_path: Path):
     out = tmp_path / "acula_bridge.h"
-    proc = subprocess.Popen([sys.executable, "-m", "sdk.cli", "bridge", "header", "-o", str(out)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "acula.sdk.cli", "bridge", "header", "-o", str(out)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     proc.stdout.close()  # the reader is gone before the command prints

@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from sdk.bundle import BundleError, describe, read_bundle  # noqa: E402
-from sdk.cli import main  # noqa: E402
+from acula.sdk.bundle import BundleError, describe, read_bundle  # noqa: E402
+from acula.sdk.cli import main  # noqa: E402
+
 from tests.toy_bundle import make_toy_bundle  # noqa: E402
 
 
@@ -94,7 +95,7 @@ def test_acula_info_prints_the_manifest_and_fails_on_tampering(tmp_path: Path, c
 
 
 def test_the_shipped_default_bundle_is_complete_and_within_2_mb():
-    from sdk.model import _resolve
+    from acula.sdk.model import _resolve
 
     # the model the SDK ships as data (found as sdk.load("default") finds it): int8 and fp32, ONNX and TFLite,
     # within 2 MB (issue 9)

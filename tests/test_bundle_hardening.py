@@ -27,12 +27,13 @@ from hypothesis import strategies as st
 
 pytest.importorskip("onnx")
 
-import sdk  # noqa: E402
-from export.bundle import bundle_digest, write_bundle  # noqa: E402
-from sdk.bundle import MANIFEST, PINNED_SHA256, SIGNATURE, BundleError, read_bundle, verify_bundle  # noqa: E402
-from sdk.cli import main as cli  # noqa: E402
-from sdk.manifest_schema import canonical_json, manifest_digest, parse_manifest  # noqa: E402
-from sdk.model import _resolve  # noqa: E402
+from acula.export.bundle import bundle_digest, write_bundle  # noqa: E402
+from acula.sdk.bundle import MANIFEST, PINNED_SHA256, SIGNATURE, BundleError, read_bundle, verify_bundle  # noqa: E402
+from acula.sdk.cli import main as cli  # noqa: E402
+from acula.sdk.manifest_schema import canonical_json, manifest_digest, parse_manifest  # noqa: E402
+from acula.sdk.model import _resolve  # noqa: E402
+
+from acula import sdk  # noqa: E402
 from tests.toy_bundle import make_toy_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ def shipped_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_packaged_default_is_pinned_to_its_manifest_digest(capsys):
     assert manifest_digest(parse_manifest(SHIPPED)) == PINNED_SHA256["default"], (
         "sdk/models/default was re-exported: put the digest 'acula info default' prints into "
-        "sdk.bundle.PINNED_SHA256")
+        "acula.sdk.bundle.PINNED_SHA256")
     model = sdk.load("default")
     assert model.bundle.sha256 == PINNED_SHA256["default"] and model.bundle.trust == "pinned"
     assert cli(["info", "default"]) == 0
@@ -293,7 +294,7 @@ def test_a_hash_valid_but_broken_onnx_model_is_a_bundle_error(tmp_path: Path):
 
 
 def test_a_hash_valid_but_broken_tflite_model_is_a_bundle_error(tmp_path: Path):
-    from sdk.runtimes import BackendUnavailable, _tflite_interpreter
+    from acula.sdk.runtimes import BackendUnavailable, _tflite_interpreter
 
     try:
         _tflite_interpreter()
@@ -317,7 +318,7 @@ def test_a_hash_valid_but_broken_prompt_bank_is_a_bundle_error(tmp_path: Path, b
 
 
 def test_a_prompt_bank_of_the_wrong_shape_is_refused(tmp_path: Path):
-    from export.bundle import npy_bytes
+    from acula.export.bundle import npy_bytes
 
     with pytest.raises(BundleError, match=r"must hold \(6, 8\) finite floats"):
         read_bundle(_toy_with(tmp_path, {"prompts.npy": npy_bytes(np.zeros((5, 8), np.float32))}))
@@ -395,7 +396,7 @@ def test_a_member_larger_than_its_directory_says_is_read_bounded(toy: Path, tmp_
 
 BOMB_CHILD = textwrap.dedent("""
     import resource, sys
-    from sdk.bundle import BundleError, read_bundle
+    from acula.sdk.bundle import BundleError, read_bundle
     vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize"))
     cap = vm + (384 << 20)  # what the process maps now, plus 384 MiB
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from export.calibration import ValOutputs, calibrate_temperatures, ece, nll, sdk_label_logits
-from sdk.label_sets import label_sets, record_label
+from acula.export.calibration import ValOutputs, calibrate_temperatures, ece, nll, sdk_label_logits
+from acula.sdk.label_sets import label_sets, record_label
 
 SETS = {"lung": {"normal": [0, 1], "crackles": [2], "wheezes": [3]}}
 
@@ -111,7 +110,7 @@ def test_no_bias_is_kept_where_the_labels_are_balanced_and_the_scores_uninformat
 
 
 def test_the_sdk_adds_the_fitted_bias_after_the_temperature():
-    from sdk.scoring import LabelScorer
+    from acula.sdk.scoring import LabelScorer
 
     prompts = np.eye(3, 4, dtype=np.float32)
     groups = {"lung": [np.array([0]), np.array([1]), np.array([2])]}

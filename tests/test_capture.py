@@ -13,9 +13,10 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from sdk.screening import Event  # noqa: E402
-from sdk.store import EventStore  # noqa: E402
-from sdk.synth import synth_recording  # noqa: E402
+from acula.sdk.screening import Event  # noqa: E402
+from acula.sdk.store import EventStore  # noqa: E402
+from acula.sdk.synth import synth_recording  # noqa: E402
+
 from tests.toy_bundle import make_toy_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def test_event_store_survives_reopen_and_counts(tmp_path: Path):
 
 def test_report_draws_a_png(tmp_path: Path):
     pytest.importorskip("matplotlib")
-    from sdk.cli import main
+    from acula.sdk.cli import main
 
     store = EventStore(tmp_path / "e.sqlite")
     sid = store.start_session("test", "toy", 16000)
@@ -66,9 +67,9 @@ def test_live_capture_reads_the_alsa_file_device_into_stream_and_store(tmp_path:
     (tmp_path / ".asoundrc").write_text(ASOUNDRC.format(infile=tmp_path / "in.raw"))
     bundle = make_toy_bundle(tmp_path / "bundle")
     code = textwrap.dedent(f"""
-        import json, numpy as np, sdk
-        from sdk.capture import LiveCapture
-        from sdk.store import EventStore
+        import json, numpy as np, acula.sdk as sdk
+        from acula.sdk.capture import LiveCapture
+        from acula.sdk.store import EventStore
         model = sdk.load({str(bundle)!r})
         got = []
         store = EventStore({str(tmp_path / 'events.sqlite')!r})
@@ -92,7 +93,7 @@ def test_live_capture_reads_the_alsa_file_device_into_stream_and_store(tmp_path:
 
 def test_capture_counts_overflow_instead_of_losing_it():
     pytest.importorskip("sounddevice")
-    from sdk.capture import LiveCapture
+    from acula.sdk.capture import LiveCapture
 
     class Status:
         input_overflow = True
@@ -100,7 +101,7 @@ def test_capture_counts_overflow_instead_of_losing_it():
     cap = LiveCapture.__new__(LiveCapture)
     import queue
 
-    from sdk.capture import CaptureStats
+    from acula.sdk.capture import CaptureStats
 
     cap.queue, cap.stats, cap._pending_gap = queue.Queue(maxsize=1), CaptureStats(), 0
     block = np.zeros((160, 1), dtype=np.int16)
@@ -116,9 +117,8 @@ def test_capture_counts_overflow_instead_of_losing_it():
 @pytest.mark.parametrize("speed", [None, 20.0])
 def test_replay_through_the_live_path_gives_the_offline_windows(tmp_path: Path, speed):
     import soundfile as sf
-
-    from sdk.capture import LiveCapture
-    from sdk.model import load
+    from acula.sdk.capture import LiveCapture
+    from acula.sdk.model import load
 
     x, _ = synth_recording(3.0, sample_rate_hz=22050, seed=2)
     sf.write(tmp_path / "r.wav", x, 22050)
@@ -128,7 +128,7 @@ def test_replay_through_the_live_path_gives_the_offline_windows(tmp_path: Path, 
     cap = LiveCapture(model, block_s=0.05, queue_blocks=400, store=store, replay=str(tmp_path / "r.wav"),
                       speed=speed)
     stats = cap.run(on_window=got.append)
-    from sdk.audio import load_audio
+    from acula.sdk.audio import load_audio
 
     offline = model.screen(load_audio(tmp_path / "r.wav", None).samples, 22050).windows  # the file is 16-bit
     assert stats.blocks_dropped == 0 and cap.rate == 22050
@@ -139,9 +139,8 @@ def test_replay_through_the_live_path_gives_the_offline_windows(tmp_path: Path, 
 
 def test_replay_stops_after_the_seconds_asked_for(tmp_path: Path):
     import soundfile as sf
-
-    from sdk.capture import LiveCapture
-    from sdk.model import load
+    from acula.sdk.capture import LiveCapture
+    from acula.sdk.model import load
 
     x, _ = synth_recording(6.0, seed=2)
     sf.write(tmp_path / "r.wav", x, 16000)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-from sdk.cli import main
+from acula.sdk.cli import main
 
 
 def test_help_lists_every_command(capsys):
@@ -25,7 +24,7 @@ def test_unknown_command_exits_1_with_usage_on_stderr(capsys):
 
 
 def test_python_dash_m_sdk_runs_the_same_cli():
-    result = subprocess.run([sys.executable, "-m", "sdk", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "acula", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "usage: acula" in result.stdout
 
 
@@ -47,7 +46,7 @@ def test_check_reports_flags_and_errors_as_json(tmp_path: Path, capsys):
 
 
 def test_demo_with_the_default_bundle_prints_events_scores_and_latency(capsys, tmp_path):
-    from sdk.model import available_models
+    from acula.sdk.model import available_models
 
     if "default" not in available_models():
         import pytest

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from sdk.cli import COMMANDS, main
-from sdk.screening import Event
-from sdk.store import EventStore
+from acula.sdk.cli import COMMANDS, main
+from acula.sdk.screening import Event
+from acula.sdk.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ADD_PARSER = argparse._SubParsersAction.add_parser
@@ -54,7 +53,7 @@ def test_every_command_and_subcommand_prints_help_and_exits_0(name: str, capsys,
 
 
 def test_version_is_printed_and_matches_the_package(capsys):
-    import sdk
+    from acula import sdk
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"acula {sdk.__version__}"
@@ -66,7 +65,7 @@ def test_a_closed_pipe_ends_quietly(argv: list[str]):
     read_fd, write_fd = os.pipe()
     os.close(read_fd)  # like `acula ... | head` after head has exited
     try:
-        result = subprocess.run([sys.executable, "-m", "sdk", *argv], stdout=write_fd, stderr=subprocess.PIPE,
+        result = subprocess.run([sys.executable, "-m", "acula", *argv], stdout=write_fd, stderr=subprocess.PIPE,
                                 text=True, cwd=ROOT, timeout=120)
     finally:
         os.close(write_fd)
@@ -188,12 +187,12 @@ def test_missing_paths_end_in_one_line_not_a_traceback(tmp_path: Path, capsys, a
 
 
 def test_path_errors_that_reach_the_top_end_in_one_line(capsys, monkeypatch):
-    import sdk.check
+    from acula.sdk import check
 
     def raises(_argv):
         raise FileNotFoundError(2, "No such file or directory", "labels.csv")
 
-    monkeypatch.setattr(sdk.check, "main", raises)
+    monkeypatch.setattr(check, "main", raises)
     assert main(["check", "x"]) == 1
     assert no_traceback(capsys).startswith("acula check: [Errno 2] No such file or directory: 'labels.csv'")
     monkeypatch.setenv("ACULA_DEBUG", "1")
@@ -289,7 +288,7 @@ JSON_RUNS = {
 
 
 def test_json_means_json_on_stdout_for_every_command_that_has_it(tmp_path: Path, capsys, monkeypatch):
-    from sdk.demo import shipped_cough
+    from acula.sdk.demo import shipped_cough
 
     with_json = set()
     for name in COMMANDS:
@@ -359,7 +358,7 @@ def test_screen_plot_draws_the_users_file_and_says_where(tmp_path: Path, capsys,
 
 
 def test_listen_replay_at_fast_speed_writes_the_events_to_its_store(tmp_path: Path, capsys):
-    from sdk.demo import shipped_cough
+    from acula.sdk.demo import shipped_cough
 
     db = tmp_path / "e.sqlite"
     assert main(["listen", "--replay", shipped_cough(), "--fast", "--db", str(db)]) == 0
@@ -402,7 +401,7 @@ def test_index_build_skips_silent_files_with_a_reason_and_needs_force_to_overwri
 
 def test_export_force_replaces_only_a_bundle_it_wrote(tmp_path: Path):
     pytest.importorskip("torch")
-    from export.cli import _not_replaceable
+    from acula.export.cli import _not_replaceable
 
     bundle = tmp_path / "b"
     bundle.mkdir()

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from benchmarks.screen_scaling import write_recording
-from sdk.audio import EmptyAudioError, UnreadableAudioError, iter_audio_blocks, load_audio
-from sdk.model import load
-from sdk.results import ScreenResult, WindowLog, WindowResult
-from sdk.screen_cli import score_result, screen_result, stream_file
-from sdk.synth import synth_recording
+from acula.benchmarks.screen_scaling import write_recording
+from acula.sdk.audio import EmptyAudioError, UnreadableAudioError, iter_audio_blocks, load_audio
+from acula.sdk.model import load
+from acula.sdk.results import ScreenResult, WindowLog, WindowResult
+from acula.sdk.screen_cli import score_result, screen_result, stream_file
+from acula.sdk.synth import synth_recording
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def model():
 def recordings(tmp_path_factory) -> dict[str, Path]:
     """A 16 kHz mono recording with a real cough between synthetic breathing, a 44.1 kHz stereo one, and a WAV
     cut short of its header."""
-    from sdk.demo import shipped_cough
+    from acula.sdk.demo import shipped_cough
 
     root = tmp_path_factory.mktemp("rec")
     x, _ = synth_recording(4.0, seed=3, cough_onsets_s=())
@@ -71,7 +70,7 @@ def test_block_reader_checks_the_header_before_reading(tmp_path: Path):
 @pytest.mark.parametrize("name", ["mono16k", "stereo44k", "cut"])
 @pytest.mark.parametrize("block_s", [0.37, 3.0, 60.0])
 def test_screen_and_score_on_blocks_equal_the_whole_file(model, recordings, name: str, block_s: float):
-    from sdk.screen_cli import _with_file_flags
+    from acula.sdk.screen_cli import _with_file_flags
 
     clip = load_audio(recordings[name], target_rate_hz=None)
     blocks = iter_audio_blocks(recordings[name], block_s)
@@ -89,7 +88,7 @@ def test_screen_and_score_on_blocks_equal_the_whole_file(model, recordings, name
 
 
 def test_index_embedding_on_blocks_equals_the_whole_file_at_the_model_rate(model, recordings):
-    from sdk.index_cli import clip_embedding
+    from acula.sdk.index_cli import clip_embedding
 
     clip = load_audio(recordings["stereo44k"], model.sample_rate_hz)
     emb = model.embed(clip.samples, clip.sample_rate_hz).embeddings
@@ -98,7 +97,7 @@ def test_index_embedding_on_blocks_equals_the_whole_file_at_the_model_rate(model
 
 
 def test_acula_screen_output_does_not_depend_on_the_block_length(recordings, capsys):
-    from sdk.cli import main
+    from acula.sdk.cli import main
 
     outs = []
     for block_s in ("0.25", "30"):
@@ -128,7 +127,7 @@ def test_window_log_keeps_every_field_screening_reports():
 
 @pytest.mark.parametrize("n_windows", [0, 1, 3])
 def test_screen_json_line_in_pieces_equals_the_whole_line(n_windows: int):
-    from sdk.screen_cli import json_line, screen_json_line
+    from acula.sdk.screen_cli import json_line, screen_json_line
 
     result = ScreenResult(9.0, [], WindowLog(_window(i, 0.5) for i in range(n_windows)), None, 0.0)
     assert "".join(screen_json_line("a.wav", result)) == "".join(json_line("a.wav", result))
@@ -136,7 +135,7 @@ def test_screen_json_line_in_pieces_equals_the_whole_line(n_windows: int):
 
 def test_acula_screen_json_of_a_long_file_equals_the_whole_clip(model, tmp_path: Path, capsys):
     """Blocks from disk, a WindowLog and a JSON line written in pieces give the text of the whole-clip call."""
-    from sdk.cli import main
+    from acula.sdk.cli import main
 
     path = write_recording(tmp_path / "long.wav", 90.0, 44100, 2, cough_at_s=(12.0, 47.5, 81.0))
     assert main(["screen", str(path), "--json"]) == 0
@@ -154,10 +153,10 @@ def test_screen_traced_memory_does_not_grow_with_the_recording(model, tmp_path: 
     import os
     import tracemalloc
 
-    import sdk.screen_cli
-    from sdk.cli import main
+    from acula.sdk import screen_cli
+    from acula.sdk.cli import main
 
-    monkeypatch.setattr(sdk.screen_cli, "load", lambda *args, **kwargs: model)
+    monkeypatch.setattr(screen_cli, "load", lambda *args, **kwargs: model)
     peaks = []
     for duration_s in (60.0, 600.0):
         path = write_recording(tmp_path / f"{duration_s:.0f}.wav", duration_s, 16000, 1)
@@ -177,7 +176,7 @@ def _peak_rss_kb(path: Path) -> int:
     import subprocess
     import sys
 
-    code = ("import sys; from sdk.cli import main; rc = main(['screen', sys.argv[1], '--json']); "
+    code = ("import sys; from acula.sdk.cli import main; rc = main(['screen', sys.argv[1], '--json']); "
             "sys.stderr.write([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])

@@ -6,9 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from acula.aligner.corpora import ADAPTERS, discover, from_csv_manifest, icbhi_recording_metadata
+from acula.aligner.records import Record
 
-from aligner.corpora import ADAPTERS, discover, from_csv_manifest, icbhi_recording_metadata
-from aligner.records import Record
 from tests.replicas import make_data_root
 
 
@@ -86,7 +86,7 @@ def test_real_data_adapters_find_every_file(data_dir: Path):
 
 
 def test_frontend_statistics_sample_every_registered_data_set_present(replica: Path):
-    from aligner.frontend_stats import recordings
+    from acula.aligner.frontend_stats import recordings
 
     files = recordings(replica)
     assert set(files) == {name for name in ADAPTERS if (replica / name).is_dir()}

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from aligner.corpus import load_corpus  # noqa: E402
-from aligner.corpus_cli import main  # noqa: E402
+from acula.aligner.corpus import load_corpus  # noqa: E402
+from acula.aligner.corpus_cli import main  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sdk.screening import Event, EventDetector, ScreeningConfig
+from acula.sdk.screening import Event, EventDetector, ScreeningConfig
 
 RATE = 16000
 HOP_S, WINDOW_S = 0.48, 1.98
@@ -94,7 +93,7 @@ def test_without_samples_the_window_level_event_is_kept_whole():
 
 def test_a_stream_splits_coughs_whatever_the_chunking(tmp_path: Path):
     pytest.importorskip("onnx")
-    import sdk
+    from acula import sdk
     from tests.toy_bundle import make_toy_bundle
 
     model = sdk.load(make_toy_bundle(tmp_path / "bundle"), precision="fp32")
@@ -117,8 +116,9 @@ def test_a_stream_splits_coughs_whatever_the_chunking(tmp_path: Path):
 @pytest.mark.shared_data
 @pytest.mark.parametrize("channel", ["none", "mulaw8k"])
 def test_each_smith2006_recording_is_exactly_one_cough(data_dir: Path, channel: str):
-    import sdk
-    from aligner.invariance import apply_transform
+    from acula.aligner.invariance import apply_transform
+
+    from acula import sdk
 
     files = sorted((data_dir / "smith2006_cough" / "audio").glob("*.flac"))
     if not files:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("soundfile")
 
-from aligner.data import (  # noqa: E402
+from acula.aligner.data import (  # noqa: E402
     FeatureBank,
     crop_or_tile,
     dataset_balanced_weights,
@@ -18,7 +18,7 @@ from aligner.data import (  # noqa: E402
     sample_batch,
     windows,
 )
-from sdk.frontend import LogMelFrontend  # noqa: E402
+from acula.sdk.frontend import LogMelFrontend  # noqa: E402
 
 
 def feats(n: int) -> np.ndarray:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sdk.cli import main
-from sdk.demo import shipped_cough
+from acula.sdk.cli import main
+from acula.sdk.demo import shipped_cough
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -48,7 +47,7 @@ def test_demo_detects_the_real_cough_and_writes_a_png_without_matplotlib(tmp_pat
 
 
 def test_png_writer_round_trips_its_pixels(tmp_path: Path):
-    from sdk.png import Canvas
+    from acula.sdk.png import Canvas
 
     canvas = Canvas(7, 3)
     canvas.rect(1, 1, 3, 2, (10, 20, 30))
@@ -63,7 +62,7 @@ def test_png_writer_round_trips_its_pixels(tmp_path: Path):
 
 
 def test_figure_draws_a_long_file_in_bounded_memory():
-    from sdk.figure import SignalSketch
+    from acula.sdk.figure import SignalSketch
 
     sketch = SignalSketch(16000, 16000 * 600)
     rng = np.random.default_rng(0)

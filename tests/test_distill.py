@@ -10,11 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from aligner.checkpoint import check_resumable  # noqa: E402
-from distill.student import StreamingStudent, StudentConfig  # noqa: E402
-from distill.task import DistillWeights  # noqa: E402
-from distill.train import DEFAULT_STUDENT, PRESETS, DistillConfig, cough_head_weights, resolve  # noqa: E402
-from sdk.frontend_config import FrontendConfig  # noqa: E402
+from acula.aligner.checkpoint import check_resumable  # noqa: E402
+from acula.distill.student import StreamingStudent, StudentConfig  # noqa: E402
+from acula.distill.task import DistillWeights  # noqa: E402
+from acula.distill.train import DEFAULT_STUDENT, PRESETS, DistillConfig, cough_head_weights, resolve  # noqa: E402
+from acula.sdk.frontend_config import FrontendConfig  # noqa: E402
 
 
 class _Bank:
@@ -45,9 +45,9 @@ def test_quiet_crops_of_cough_recordings_leave_the_head_loss() -> None:
 
 
 def test_masked_head_loss_ignores_weighted_out_windows() -> None:
-    from aligner.config import PRESETS
-    from aligner.model import AcuLaModel
-    from distill.task import DistillTask
+    from acula.aligner.config import PRESETS
+    from acula.aligner.model import AcuLaModel
+    from acula.distill.task import DistillTask
 
     torch.manual_seed(0)
     teacher = AcuLaModel(PRESETS["tiny-test"], 8)
@@ -69,9 +69,9 @@ def test_masked_head_loss_ignores_weighted_out_windows() -> None:
 
 
 def test_a_vit_teacher_sees_the_students_window_tiled_to_its_input_length() -> None:
-    from aligner.config import PRESETS
-    from aligner.model import AcuLaModel
-    from distill.task import DistillTask
+    from acula.aligner.config import PRESETS
+    from acula.aligner.model import AcuLaModel
+    from acula.distill.task import DistillTask
 
     torch.manual_seed(0)
     cfg = dataclasses.replace(PRESETS["tiny-test"], encoder="vit", crop_frames=64)
@@ -90,8 +90,8 @@ def test_a_vit_teacher_sees_the_students_window_tiled_to_its_input_length() -> N
 
 
 def test_prompt_groups_cover_each_label_set() -> None:
-    from distill.prompts import label_sets
-    from distill.train import prompt_groups
+    from acula.distill.prompts import label_sets
+    from acula.distill.train import prompt_groups
 
     sets = label_sets()
     texts = sorted({p for labels in sets.values() for prompts in labels.values() for p in prompts})
@@ -102,9 +102,9 @@ def test_prompt_groups_cover_each_label_set() -> None:
 
 
 def test_kd_per_label_set_differs_from_one_softmax() -> None:
-    from aligner.config import PRESETS
-    from aligner.model import AcuLaModel
-    from distill.task import DistillTask
+    from acula.aligner.config import PRESETS
+    from acula.aligner.model import AcuLaModel
+    from acula.distill.task import DistillTask
 
     torch.manual_seed(0)
     teacher = AcuLaModel(PRESETS["tiny-test"], 8)
@@ -134,8 +134,8 @@ def test_the_parameter_budget_is_enforced() -> None:
 
 
 def test_an_embedding_bottleneck_spends_parameters_on_the_trunk_and_exports(tmp_path) -> None:
-    from export.cli import run_onnx
-    from export.writers import export_onnx_fp32
+    from acula.export.cli import run_onnx
+    from acula.export.writers import export_onnx_fp32
 
     torch.manual_seed(0)
     flat = StreamingStudent(StudentConfig(channels=(16, 32), strides=(2, 2)))
@@ -165,7 +165,7 @@ def test_a_run_resumes_only_under_its_own_config(tmp_path) -> None:
 
 def test_a_json_config_names_a_preset_or_overrides_the_defaults_and_misspelt_keys_are_refused(tmp_path,
                                                                                             capsys) -> None:
-    from distill.train import main as distill_main
+    from acula.distill.train import main as distill_main
 
     def cfg(data: dict) -> str:
         path = tmp_path / "cfg.json"
@@ -193,9 +193,8 @@ def test_a_json_config_names_a_preset_or_overrides_the_defaults_and_misspelt_key
 def test_the_student_only_level_change_shifts_every_cell_alike_and_keeps_the_floor():
     import numpy as np
     import torch
-
-    from distill.train import shift_level
-    from sdk.frontend_config import FrontendConfig
+    from acula.distill.train import shift_level
+    from acula.sdk.frontend_config import FrontendConfig
 
     front = FrontendConfig()
     floor = (10 * float(np.log10(front.amin_power)) - front.norm_mean_db) / front.norm_std_db

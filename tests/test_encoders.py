@@ -8,9 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from aligner.encoders.mobilenet import INPUT_SCALE, INPUT_SHIFT, MobileNetAudio, load_mn04  # noqa: E402
-from aligner.encoders.tiny_cnn import TinyCNN  # noqa: E402
-from aligner.encoders.vit_mae import ViTMAE, load_vit  # noqa: E402
+from acula.aligner.encoders.mobilenet import INPUT_SCALE, INPUT_SHIFT, MobileNetAudio, load_mn04  # noqa: E402
+from acula.aligner.encoders.tiny_cnn import TinyCNN  # noqa: E402
+from acula.aligner.encoders.vit_mae import ViTMAE, load_vit  # noqa: E402
+
 from tests.conftest import shared_weights_dir  # noqa: E402
 
 
@@ -98,8 +99,8 @@ def test_vit_mae_mask_hides_whole_patches_and_the_encoder_sees_only_the_visible_
 def test_an_opera_style_checkpoint_initialises_the_vit_and_a_mismatch_is_refused(tmp_path: Path, capsys):
     import dataclasses
 
-    from aligner.config import PRESETS
-    from aligner.model import build_encoder
+    from acula.aligner.config import PRESETS
+    from acula.aligner.model import build_encoder
 
     src = ViTMAE(n_frames=32)
     encoder = {k: v for k, v in src.state_dict().items() if not k.startswith("decoder_") and k != "mask_token"}
@@ -133,8 +134,8 @@ def test_tiny_cnn_refuses_unknown_norm():
 def test_every_registered_encoder_builds_and_meets_the_contract():
     import dataclasses
 
-    from aligner.config import PRESETS
-    from aligner.encoders import ENCODERS, MaskedAutoencoder, build_encoder
+    from acula.aligner.config import PRESETS
+    from acula.aligner.encoders import ENCODERS, MaskedAutoencoder, build_encoder
 
     base = dataclasses.replace(PRESETS["tiny-test"], encoder_weights=None, crop_frames=32)
     for name in ENCODERS:
@@ -146,7 +147,7 @@ def test_every_registered_encoder_builds_and_meets_the_contract():
 
 
 def test_an_unregistered_encoder_is_refused_with_the_registry_names():
-    from aligner.config import AlignConfig
+    from acula.aligner.config import AlignConfig
 
     with pytest.raises(ValueError, match="encoder must be one of mn04, tiny, vit"):
         AlignConfig(encoder="resnet")

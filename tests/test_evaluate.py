@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("torch")
 
-from aligner.evaluate import (  # noqa: E402
+from acula.aligner.evaluate import (  # noqa: E402
     build_prompt_bank,
     evaluate,
     probe_auroc,
@@ -24,7 +24,7 @@ def two_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two k-fold seeds instead of the harness's five: a grouped k-fold probe refits its C grid in every inner
     fold of every outer fold of every seed (5 x 5 x 3 x 6 fits), which made these tests minutes long.  Two
     still exercise averaging over seeds and keeping the first seed's folds (test_probe_records_...)."""
-    import aligner.probe as probe
+    import acula.aligner.probe as probe
 
     monkeypatch.setattr(probe, "N_SEEDS", 2)
 
@@ -44,7 +44,7 @@ def test_an_other_prompt_table_replaces_the_task_tables_and_is_checked(tmp_path)
     import json
     from pathlib import Path
 
-    import aligner.evaluate as ev
+    import acula.aligner.evaluate as ev
 
     old = Path(__file__).resolve().parents[1] / "configs" / "prompts" / "negated-findings.json"
     table = {k: v for k, v in json.loads(old.read_text()).items() if not k.startswith("_")}
@@ -159,7 +159,7 @@ def test_window_selection_spans_the_whole_recording():
 
 
 def test_choose_c_follows_the_training_side():
-    from aligner.evaluate import PROBE_C_GRID, choose_c
+    from acula.aligner.evaluate import PROBE_C_GRID, choose_c
 
     rng = np.random.default_rng(0)
     # the label lives in the difference of two strongly correlated features: only a weakly regularised
@@ -180,7 +180,7 @@ def test_choose_c_follows_the_training_side():
 
 
 def test_one_standard_error_rule():
-    from aligner.evaluate import one_se_choice
+    from acula.aligner.evaluate import one_se_choice
 
     # best mean 0.92 (column 3) with fold spread 0.02 / sqrt(3): column 2 (0.915) is within it, column 1 is not
     scores = np.array([[0.80, 0.88, 0.90, 0.90], [0.80, 0.88, 0.92, 0.92], [0.80, 0.88, 0.925, 0.94]])
@@ -191,7 +191,7 @@ def test_one_standard_error_rule():
 
 
 def test_probe_records_the_chosen_c_per_fold():
-    from aligner.evaluate import PROBE_C_GRID
+    from acula.aligner.evaluate import PROBE_C_GRID
 
     x, y, g = grouped(signal=3.0)
     meta = [{"database": "abc"[i % 3]} for i in range(len(y))]
@@ -242,7 +242,7 @@ def test_zero_shot_is_also_scored_on_each_split_alone():
 
 
 def test_the_default_prompt_banks_come_from_the_label_set_table():
-    from sdk.label_sets import expand, label_sets
+    from acula.sdk.label_sets import expand, label_sets
 
     lung = label_sets()["lung"]
     assert build_prompt_bank("crackles") == {"positive": lung["crackles"], "negative": lung["normal"]}
@@ -255,7 +255,7 @@ def test_the_default_prompt_banks_come_from_the_label_set_table():
 
 
 def test_every_task_names_labels_of_a_label_set():
-    from sdk.label_sets import descriptions
+    from acula.sdk.label_sets import descriptions
 
     sets = descriptions()
     for task in task_table()["tasks"]:
@@ -271,7 +271,7 @@ def test_zero_shot_only_rows_have_no_probe_and_render():
 
 
 def test_threads_and_zero_shot_only_are_options():
-    from aligner.evaluate import parse_args
+    from acula.aligner.evaluate import parse_args
 
     args, _ = parse_args(["--corpus", "c"])
     assert args.threads == 2 and not args.no_probe

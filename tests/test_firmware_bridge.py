@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from firmware_bridge.codecs import AdpcmEncoder
-from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.header import render_header
-from firmware_bridge.protocol import Codec
-from firmware_bridge.simulate import stethoscope_frames
-from firmware_bridge.transports import ReplayTransport, TCPTransport, UDPTransport
-from sdk.frontend_config import FrontendConfig
-from sdk.synth import synth_recording
+from acula.firmware_bridge.codecs import AdpcmEncoder
+from acula.firmware_bridge.decoder import FrameDecoder
+from acula.firmware_bridge.header import render_header
+from acula.firmware_bridge.protocol import Codec
+from acula.firmware_bridge.simulate import stethoscope_frames
+from acula.firmware_bridge.transports import ReplayTransport, TCPTransport, UDPTransport
+from acula.sdk.frontend_config import FrontendConfig
+from acula.sdk.synth import synth_recording
 
 C_SOURCE = Path(__file__).resolve().parents[1] / "firmware_bridge" / "c" / "acula_encoder.c"
 
@@ -41,7 +40,7 @@ def expected_pcm(x: np.ndarray) -> np.ndarray:
 
 def test_serial_over_a_pty_pair_delivers_the_stream():
     pytest.importorskip("serial")
-    from firmware_bridge.transports import SerialTransport
+    from acula.firmware_bridge.transports import SerialTransport
 
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -92,7 +91,7 @@ def test_udp_datagrams_reordered_are_put_back_in_order():
     rx.close()
     tx.close()
     assert dec.counters.frames_ok == len(frames) and dec.counters.frames_lost == 0
-    from firmware_bridge.codecs import mulaw_decode, mulaw_encode
+    from acula.firmware_bridge.codecs import mulaw_decode, mulaw_encode
 
     np.testing.assert_array_equal(got, mulaw_decode(mulaw_encode(expected_pcm(audio(1.0)))))
 
@@ -101,8 +100,7 @@ def test_replay_and_cli_simulate_listen(tmp_path: Path, capsys):
     import json
 
     import soundfile as sf
-
-    from sdk.cli import main
+    from acula.sdk.cli import main
 
     sf.write(tmp_path / "r.wav", audio(), 16000)
     assert main(["bridge", "simulate", str(tmp_path / "r.wav"), "--out", str(tmp_path / "cap.bin"),
@@ -138,8 +136,9 @@ def test_header_carries_protocol_and_fixed_point_front_end(tmp_path: Path):
 
 def test_feature_mode_frames_decode_to_the_front_end_within_quantisation(tmp_path: Path):
     pytest.importorskip("onnx")
-    from firmware_bridge.protocol import FEATURE_SCALE
-    from firmware_bridge.simulate import feature_frames
+    from acula.firmware_bridge.protocol import FEATURE_SCALE
+    from acula.firmware_bridge.simulate import feature_frames
+
     from tests.toy_bundle import make_toy_bundle
 
     x = audio(3.0)
@@ -154,7 +153,7 @@ def test_feature_mode_frames_decode_to_the_front_end_within_quantisation(tmp_pat
     ok = np.ones(len(got), bool)
     ok[20:24] = False
     assert np.max(np.abs(got[ok] - exact[ok])) <= FEATURE_SCALE / 2 + 1e-6
-    import sdk
+    from acula import sdk
 
     model = sdk.load(make_toy_bundle(tmp_path / "b"))
     stream = model.stream()

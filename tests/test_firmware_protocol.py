@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from firmware_bridge.codecs import AdpcmEncoder, adpcm_decode, decode, encode, mulaw_decode, mulaw_encode
-from firmware_bridge.decoder import FrameDecoder
-from firmware_bridge.protocol import (
+from acula.firmware_bridge.codecs import AdpcmEncoder, adpcm_decode, decode, encode, mulaw_decode, mulaw_encode
+from acula.firmware_bridge.decoder import FrameDecoder
+from acula.firmware_bridge.protocol import (
     HEADER_SIZE,
     Codec,
     Command,
@@ -22,6 +19,8 @@ from firmware_bridge.protocol import (
     parse_device_info,
     unpack,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 N = 160  # samples per frame in the property tests
 

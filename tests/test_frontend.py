@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sdk.frontend import LogMelFrontend, logmel_reference, mel_filterbank
-from sdk.frontend_config import FrontendConfig
+from acula.sdk.frontend import LogMelFrontend, logmel_reference, mel_filterbank
+from acula.sdk.frontend_config import FrontendConfig
 
 TOL = 1e-4
 
@@ -110,7 +109,7 @@ def test_filterbank_has_no_empty_band():
 
 def test_torch_frontend_matches_reference(noise_16k):
     torch = pytest.importorskip("torch")
-    from aligner.frontend_torch import TorchLogMel
+    from acula.aligner.frontend_torch import TorchLogMel
 
     module = TorchLogMel()
     batch = torch.from_numpy(np.stack([noise_16k, noise_16k[::-1].copy()]))
@@ -135,7 +134,7 @@ def test_torchaudio_melspectrogram_agrees_with_reference(noise_16k):
 
 
 def test_the_sparse_filterbank_holds_every_non_zero_weight_of_each_filter():
-    from sdk.frontend import mel_filterbank, sparse_filterbank
+    from acula.sdk.frontend import mel_filterbank, sparse_filterbank
 
     cfg = FrontendConfig()
     dense = np.zeros((cfg.n_freqs, cfg.n_mels))

@@ -18,8 +18,7 @@ import pytest
 
 pytest.importorskip("onnx")
 
-import sdk  # noqa: E402
-from sdk.audio import (  # noqa: E402
+from acula.sdk.audio import (  # noqa: E402
     CLIPPED_FRACTION,
     MAX_SAMPLE_RATE_HZ,
     MIN_SAMPLE_RATE_HZ,
@@ -33,8 +32,10 @@ from sdk.audio import (  # noqa: E402
     prepare_audio,
     validate_samples,
 )
-from sdk.cli import main  # noqa: E402
-from sdk.synth import synth_recording  # noqa: E402
+from acula.sdk.cli import main  # noqa: E402
+from acula.sdk.synth import synth_recording  # noqa: E402
+
+from acula import sdk  # noqa: E402
 from tests.toy_bundle import make_toy_bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def test_wav_with_a_rate_field_out_of_range_is_refused_before_any_allocation(tmp
     good = write_wav(tmp_path / "good.wav", speech_like(5.0))  # 160 KB
     bad = patch_rate(good, rate_hz, tmp_path / "bad.wav")
     result = run_capped(
-        "import sdk.audio as a\n"
+        "import acula.sdk.audio as a\n"
         f"try:\n    a.load_audio({str(bad)!r})\n"
         "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
         "else:\n    print('accepted')\n")
@@ -152,7 +153,7 @@ def test_one_bad_header_in_a_batch_is_a_per_file_error_and_the_others_run(tmp_pa
     b = write_wav(tmp_path / "b.wav", speech_like(3.0, seed=2))
     bad = patch_rate(write_wav(tmp_path / "x.wav", speech_like(5.0)), 1, tmp_path / "one_hz.wav")
     result = run_capped(
-        "import sys\nfrom sdk.cli import main\n"
+        "import sys\nfrom acula.sdk.cli import main\n"
         f"sys.exit(main(['screen', '--bundle', {str(bundle)!r}, '--json', {str(a)!r}, {str(bad)!r}, {str(b)!r}]))\n")
     assert result.returncode == 1, result.stderr[-2000:]
     rows = [strict_json(line) for line in result.stdout.splitlines()]
@@ -168,7 +169,7 @@ def test_out_of_range_and_fractional_rates_are_refused_by_every_entry_point(bund
     """Rate 1 Hz upsampled a 3 s clip to 48 s x 16000 and was OOM-killed; now each call is refused at once."""
     cases = "[1, 1e9, 16000.5, float('nan'), 0, -16000, 999, 384001]"
     result = run_capped(
-        "import numpy as np, sdk\nfrom sdk.audio import prepare_audio\n"
+        "import numpy as np, acula.sdk as sdk\nfrom acula.sdk.audio import prepare_audio\n"
         f"m = sdk.load({str(bundle)!r}, precision='fp32')\n"
         "x = np.full(48000, 0.1, np.float32)\n"
         "calls = {'screen': lambda r: m.screen(x, r), 'score': lambda r: m.score(x, r),\n"

@@ -11,10 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from aligner.llm_writer import LLMConfig, LLMReportWriter, build_prompt, parse_report
-from aligner.records import Record
-from aligner.reports import write_template_report
+from acula.aligner.llm_writer import LLMConfig, LLMReportWriter, build_prompt, parse_report
+from acula.aligner.records import Record
+from acula.aligner.reports import write_template_report
 
 RECORD = Record("icbhi/r/c00", "icbhi", "r.flac", "lung", "icbhi:1", {"crackles": 1, "wheezes": 0,
                                                                          "diagnosis": "COPD"})

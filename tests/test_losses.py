@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from aligner.losses import cka_loss, info_nce, linear_cka, masked_mse  # noqa: E402
+from acula.aligner.losses import cka_loss, info_nce, linear_cka, masked_mse  # noqa: E402
 
 
 def test_cka_is_one_for_identical_and_invariant_to_rotation_and_scale():

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sdk.bundle import read_bundle, sha256_of
-from sdk.frontend import LogMelFrontend
+from acula.sdk.bundle import read_bundle, sha256_of
+from acula.sdk.frontend import LogMelFrontend
 
 pytest.importorskip("ai_edge_litert", reason="the kit reads the int8 graph with LiteRT (the [tflite] extra)")
 
-from export.mcu import KIT_FORMAT, STATIC_SOURCES, inspect_graph, resolve_bundle, write_kit  # noqa: E402
-from export.mcu_graph import check_same_outputs, fold_pads  # noqa: E402
-from export.mcu_host import (  # noqa: E402
+from acula.export.mcu import KIT_FORMAT, STATIC_SOURCES, inspect_graph, resolve_bundle, write_kit  # noqa: E402
+from acula.export.mcu_graph import check_same_outputs, fold_pads  # noqa: E402
+from acula.export.mcu_host import (  # noqa: E402
     GCC_FLAGS,
     TFLMBackend,
     build_frontend,
@@ -119,7 +118,7 @@ def test_c_frontend_windows_are_the_quantised_sdk_windows(builds: dict, noise_16
 
 @needs_tflm
 def test_tflm_matches_litert_on_int8_windows() -> None:
-    from benchmarks.mcu import tflm_vs_litert
+    from acula.benchmarks.mcu import tflm_vs_litert
 
     tflite = read_bundle(BUNDLE).files["student_int8.tflite"]
     info = inspect_graph(tflite)
@@ -166,7 +165,7 @@ def test_kit_meets_the_arena_and_flash_goals(kit: tuple[Path, dict]) -> None:
 @pytest.mark.shared_data
 @needs_gcc
 def test_c_frontend_matches_the_sdk_on_real_recordings(builds: dict, data_dir: Path) -> None:
-    from benchmarks.mcu import PARITY_GROUPS, frontend_parity, pick_files
+    from acula.benchmarks.mcu import PARITY_GROUPS, frontend_parity, pick_files
 
     groups = pick_files(data_dir)
     rows = frontend_parity(builds, {g: groups[g][:2] for g in PARITY_GROUPS}, read_bundle(BUNDLE).frontend)
@@ -182,8 +181,9 @@ def test_c_frontend_matches_the_sdk_on_real_recordings(builds: dict, data_dir: P
 @needs_gcc
 @needs_tflm
 def test_c_frontend_and_tflm_agree_with_the_sdk_on_coughs_and_non_coughs(builds: dict, data_dir: Path) -> None:
-    import sdk
-    from benchmarks.mcu import end_to_end, pick_files
+    from acula.benchmarks.mcu import end_to_end, pick_files
+
+    from acula import sdk
 
     groups = pick_files(data_dir)
     tflite = read_bundle(BUNDLE).files["student_int8.tflite"]
@@ -203,8 +203,8 @@ def test_tflm_backend_returns_dequantised_outputs() -> None:
 
 
 def test_acula_export_mcu_command_writes_a_kit(tmp_path: Path) -> None:
-    from sdk.cli import COMMANDS, main
+    from acula.sdk.cli import COMMANDS, main
 
-    assert COMMANDS["export-mcu"][0] == "export.mcu"
+    assert COMMANDS["export-mcu"][0] == "acula.export.mcu"
     assert main(["export-mcu", "--bundle", "default", "--out", str(tmp_path), "--no-arena"]) == 0
     assert json.loads((tmp_path / "kit.json").read_text())["tflm_arena_bytes_measured"] is None

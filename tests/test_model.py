@@ -12,9 +12,10 @@ import pytest
 
 pytest.importorskip("onnx")
 
-import sdk  # noqa: E402
-from sdk.audio import AudioError, NonFiniteAudioError  # noqa: E402
-from sdk.synth import synth_recording  # noqa: E402
+from acula.sdk.audio import AudioError, NonFiniteAudioError  # noqa: E402
+from acula.sdk.synth import synth_recording  # noqa: E402
+
+from acula import sdk  # noqa: E402
 from tests.test_sdk_imports import BLOCKER  # noqa: E402
 from tests.toy_bundle import make_toy_bundle  # noqa: E402
 
@@ -147,7 +148,7 @@ def test_results_convert_to_json(model: sdk.Model):
 
 def test_the_sdk_runs_a_bundle_with_torch_blocked(bundle: Path):
     code = BLOCKER + (
-        "import numpy as np, sdk\n"
+        "import numpy as np, acula.sdk as sdk\n"
         f"m = sdk.load({str(bundle)!r})\n"
         "r = m.screen(np.random.default_rng(0).standard_normal(48000).astype(np.float32) * 0.1, 16000)\n"
         "assert len(r.windows) > 0\n"
@@ -160,8 +161,7 @@ def test_the_sdk_runs_a_bundle_with_torch_blocked(bundle: Path):
 
 def test_acula_screen_and_score_cli(bundle: Path, tmp_path: Path, capsys):
     import soundfile as sf
-
-    from sdk.cli import main
+    from acula.sdk.cli import main
 
     x, _ = synth_recording(4.0)
     sf.write(tmp_path / "r.wav", x, 16000)
@@ -202,7 +202,7 @@ def test_per_label_set_temperature_from_the_manifest_scales_the_logits(tmp_path:
 
 
 def test_peak_window_is_the_highest_scored_window_and_none_without_one():
-    from sdk.model import ScreenResult, WindowResult
+    from acula.sdk.model import ScreenResult, WindowResult
 
     def window(i: int, p: float | None) -> WindowResult:
         return WindowResult(i, 0.48 * i, 0.48 * i + 1.98, np.zeros(4, np.float32), p, {})

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from export.calibration import choose_operating_point, screening_group
+from acula.export.calibration import choose_operating_point, screening_group
 
 
 def burst(peak: float, n: int = 12) -> np.ndarray:

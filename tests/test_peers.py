@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from aligner.peers import YAMNET_HOP, YAMNET_PATCH, MFCCStats, YAMNet, dct_matrix
+from acula.aligner.peers import YAMNET_HOP, YAMNET_PATCH, MFCCStats, YAMNet, dct_matrix
 
 WEIGHTS = Path(os.environ.get("ACULA_WEIGHTS", Path(__file__).resolve().parents[1].parent / "shared" / "weights"))
 

@@ -11,11 +11,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("litert_torch")
 
-import sdk  # noqa: E402
-from export.cli import EXPORT_TARGETS  # noqa: E402
-from sdk.label_sets import descriptions  # noqa: E402
-from sdk.model import load  # noqa: E402
-from sdk.synth import synth_recording  # noqa: E402
+from acula.export.cli import EXPORT_TARGETS  # noqa: E402
+from acula.sdk.label_sets import descriptions  # noqa: E402
+from acula.sdk.model import load  # noqa: E402
+from acula.sdk.synth import synth_recording  # noqa: E402
+
+from acula import sdk  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def test_bundle_holds_every_export_target_and_parity_figures(bundle: Path):
     assert parity["onnx_fp32_max_abs_diff"] <= 1e-4 and parity["tflite_fp32_max_abs_diff"] <= 1e-4
     assert parity["onnx_int8_min_cosine"] >= 0.99 and parity["tflite_int8_min_cosine"] >= 0.99
     assert set(manifest["prompt_bank"]["label_sets"]) == set(descriptions())  # every set of sdk/label_sets.json
-    from distill.student import StreamingStudent, StudentConfig
+    from acula.distill.student import StreamingStudent, StudentConfig
 
     built = StreamingStudent(StudentConfig.from_dict(manifest["provenance"]["student_config"]))
     assert manifest["provenance"]["student_parameters"] == sum(p.numel() for p in built.parameters())

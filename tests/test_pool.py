@@ -7,10 +7,11 @@ import pytest
 
 pytest.importorskip("onnx")
 
-import sdk  # noqa: E402
-from sdk.audio import AudioError  # noqa: E402
-from sdk.pool import POOL_TOLERANCE, StreamPool  # noqa: E402
-from sdk.synth import synth_recording  # noqa: E402
+from acula.sdk.audio import AudioError  # noqa: E402
+from acula.sdk.pool import POOL_TOLERANCE, StreamPool  # noqa: E402
+from acula.sdk.synth import synth_recording  # noqa: E402
+
+from acula import sdk  # noqa: E402
 from tests.toy_bundle import make_toy_bundle  # noqa: E402
 
 

@@ -12,8 +12,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
-import sdk  # noqa: E402
-from sdk import precision as prec  # noqa: E402
+from acula.sdk import precision as prec  # noqa: E402
+
+from acula import sdk  # noqa: E402
 from tests.toy_bundle import make_toy_bundle  # noqa: E402
 
 DATA = Path(os.environ.get("ACULA_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -110,7 +111,7 @@ def recordings() -> list[Path]:
 
 def usable_int8_backends() -> list[str]:
     """Backends whose int8 student agrees with fp32 on this CPU (onnxruntime's saturates on AVX2-only x86)."""
-    from sdk.runtimes import BackendUnavailable, make_backend
+    from acula.sdk.runtimes import BackendUnavailable, make_backend
 
     bundle = sdk.load("default", precision="fp32").bundle
     usable = []
@@ -154,7 +155,7 @@ def test_the_packaged_int8_onnx_agrees_with_fp32_on_this_cpu():
     # the default's int8 ONNX before reduce_range: cosine 0.16-0.58 here (onnxruntime saturating on AVX2)
     if "default" not in sdk.available_models():
         pytest.skip("no packaged default bundle")
-    from sdk.runtimes import make_backend
+    from acula.sdk.runtimes import make_backend
 
     bundle = sdk.load("default", precision="fp32").bundle
     built = {p: make_backend("onnxruntime", bundle.files[bundle.model_file("onnxruntime", p)[0]])

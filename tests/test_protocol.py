@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from aligner import protocol as P
-from aligner.invariance import TRANSFORMS, NoiseBank, apply_transform
+from acula.aligner import protocol as P
+from acula.aligner.invariance import TRANSFORMS, NoiseBank, apply_transform
 
 
 def _data(n_groups: int = 40, per: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,7 +183,7 @@ def test_esc10_noise_bank_loads_non_body_classes(data_dir: Path):
 
 
 def test_supervised_heads_mask_records_that_cannot_answer():
-    from aligner.supervised import SUPERVISED_HEADS, head_labels
+    from acula.aligner.supervised import SUPERVISED_HEADS, head_labels
 
     rows = [{"dataset": "coswara", "modality": "cough", "metadata": {}},
             {"dataset": "physionet2016", "modality": "heart", "outcome": "abnormal", "metadata": {}},

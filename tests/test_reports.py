@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from aligner.corpora import discover
-from aligner.records import Record
-from aligner.reports import unfaithful_findings, write_template_report
+from acula.aligner.corpora import discover
+from acula.aligner.records import Record
+from acula.aligner.reports import unfaithful_findings, write_template_report
 
 
 def lung(**meta) -> Record:

@@ -9,10 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from acula.sdk import resample as resample_module
+from acula.sdk.resample import StreamingResampler
 from scipy.signal import resample_poly
-
-from sdk import resample as resample_module
-from sdk.resample import StreamingResampler
 
 
 @functools.cache
@@ -65,9 +64,8 @@ def test_same_rate_passes_through():
 
 
 def test_kaiser_lowpass_equals_scipy_firwin():
+    from acula.sdk.resample import kaiser_lowpass
     from scipy.signal import firwin
-
-    from sdk.resample import kaiser_lowpass
 
     np.testing.assert_allclose(kaiser_lowpass(8821, 1 / 441, 5.0), firwin(8821, 1 / 441, window=("kaiser", 5.0)),
                                atol=1e-12)
@@ -89,7 +87,7 @@ def test_resampling_imports_no_numba():
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np; from sdk.resample import StreamingResampler as R; r = R(44100, 16000); "
+    code = ("import sys, numpy as np; from acula.sdk.resample import StreamingResampler as R; r = R(44100, 16000); "
             "r.accept(np.ones(50000)); r.flush(); assert 'numba' not in sys.modules and 'llvmlite' not in "
             "sys.modules, sorted(m for m in sys.modules if 'numba' in m)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(resample_module.__file__).parents[1]))

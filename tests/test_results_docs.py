@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.readme import _auroc_table, render
+from acula.benchmarks.readme import _auroc_table, render
 
 
 def rows(with_train: bool) -> list[dict]:
@@ -29,7 +29,7 @@ def test_auroc_table_means_and_the_train_split_column():
 
 
 def test_render_results_reads_the_primary_results_file(tmp_path: Path):
-    from benchmarks.readme import render_results
+    from acula.benchmarks.readme import render_results
 
     assert "No primary.json yet" in render_results(tmp_path)
     ci = {"auroc": 0.9, "ci95": [0.8, 0.95], "n": 10, "n_pos": 4}
@@ -66,7 +66,7 @@ def test_cough_table_shows_the_yamnet_reference_only_when_measured(tmp_path: Pat
 
 
 def test_wilson_interval_matches_published_values():
-    from benchmarks.cough_screening import wilson
+    from acula.benchmarks.cough_screening import wilson
 
     lo, hi = wilson(5, 10)  # Wilson (1927) / Newcombe (1998): 0.2366-0.7634
     assert abs(lo - 0.2366) < 1e-4 and abs(hi - 0.7634) < 1e-4
@@ -85,7 +85,7 @@ def test_cough_table_counts_participants_when_measured(tmp_path: Path):
 
 
 def test_fold_table_shows_each_systems_folds_and_nothing_without_them():
-    from aligner.fold_table import fold_table
+    from acula.aligner.fold_table import fold_table
 
     folds = [{"value": "a", "n": 133, "n_pos": 60, "auroc": 0.704}, {"value": "c", "n": 6, "n_pos": 4, "auroc": 1.0}]
     rows = [{"system": "fp32", "task": "h", "probe_train_folds": folds},
@@ -98,7 +98,7 @@ def test_fold_table_shows_each_systems_folds_and_nothing_without_them():
 
 
 def test_participant_bootstrap_is_wider_when_recordings_cluster():
-    from benchmarks.cough_screening import participant_bootstrap, wilson
+    from acula.benchmarks.cough_screening import participant_bootstrap, wilson
 
     # 40 recordings, 4 flagged, all four from one participant of ten: the trials are not independent
     clustered = [(f"p{i // 4}", i < 4) for i in range(40)]
@@ -111,7 +111,7 @@ def test_participant_bootstrap_is_wider_when_recordings_cluster():
 
 
 def test_flagged_recordings_are_counted_by_recording_type():
-    from benchmarks.model_card import flagged_kinds
+    from acula.benchmarks.model_card import flagged_kinds
 
     data = {"groups": {"breathing + speech (phone)": {"flagged_paths": [
         "coswara/audio/a/breathing-shallow.flac", "coswara/audio/b/counting-normal.flac",
@@ -121,7 +121,7 @@ def test_flagged_recordings_are_counted_by_recording_type():
 
 
 def test_auroc_rows_score_each_population_with_a_participant_interval(tmp_path: Path):
-    from benchmarks.cough_screening import auroc_rows
+    from acula.benchmarks.cough_screening import auroc_rows
 
     recs = ([("cough (phone)", f"c{i}", 0.9 - 0.01 * i) for i in range(10)]
             + [("breathing + speech (phone)", f"c{i}", 0.1) for i in range(10)]

@@ -34,20 +34,27 @@ def _tables(kind: type) -> list[str]:
                   if p.with_suffix(".md").is_file() and isinstance(_stored(p.stem), kind))
 
 
-#: results files written by ``python -m aligner.primary`` (primary.json, the selections on val, ...)
-PRIMARY = [s for s in _tables(dict) if str(_stored(s).get("command", "")).startswith("python -m aligner.primary")]
+def _module_of(command: str) -> str:
+    """The module a stored command ran (``python -m M ...`` -> M), its ``acula.`` prefix dropped: files measured
+    before the package moved under ``acula`` record the old spelling."""
+    words = command.split()
+    return words[2].removeprefix("acula.") if len(words) > 2 and words[:2] == ["python", "-m"] else ""
+
+
+#: results files written by ``python -m acula.aligner.primary`` (primary.json, the selections on val, ...)
+PRIMARY = [s for s in _tables(dict) if _module_of(str(_stored(s).get("command", ""))) == "aligner.primary"]
 
 #: results file -> the function its .md is rendered with
 RENDERED = {
-    **{stem: ("aligner.primary_report", "to_markdown") for stem in PRIMARY},
-    "cough_events": ("benchmarks.cough_events", "markdown"),
-    "mcu": ("benchmarks.mcu", "render_markdown"),
-    "search": ("benchmarks.search", "to_markdown"),
-    "text_encoder": ("benchmarks.text_encoder", "markdown"),
-    "web": ("benchmarks.web", "markdown"),
+    **{stem: ("acula.aligner.primary_report", "to_markdown") for stem in PRIMARY},
+    "cough_events": ("acula.benchmarks.cough_events", "markdown"),
+    "mcu": ("acula.benchmarks.mcu", "render_markdown"),
+    "search": ("acula.benchmarks.search", "to_markdown"),
+    "text_encoder": ("acula.benchmarks.text_encoder", "markdown"),
+    "web": ("acula.benchmarks.web", "markdown"),
 }
 
-#: results files of ``python -m aligner.evaluate`` (a list of rows per system and task)
+#: results files of ``python -m acula.aligner.evaluate`` (a list of rows per system and task)
 EVALUATIONS = _tables(list)
 
 
@@ -64,7 +71,7 @@ def test_the_results_files_are_found():
 
 @pytest.mark.parametrize("stem", EVALUATIONS)
 def test_each_evaluation_table_renders_from_its_json_below_its_command_line(stem: str):
-    from aligner.eval_report import to_markdown
+    from acula.aligner.eval_report import to_markdown
 
     stored = (RESULTS / f"{stem}.md").read_text()
     header = "\n".join(stored.split("\n")[:3])  # title, blank line, command: not in the JSON
@@ -78,7 +85,7 @@ def test_each_evaluation_table_renders_from_its_json_below_its_command_line(stem
 
 
 def test_the_readme_regenerates_byte_for_byte(tmp_path: Path):
-    from benchmarks.readme import main
+    from acula.benchmarks.readme import main
 
     copy = tmp_path / "README.md"
     copy.write_bytes((ROOT / "README.md").read_bytes())
@@ -87,7 +94,7 @@ def test_the_readme_regenerates_byte_for_byte(tmp_path: Path):
 
 
 def test_the_model_card_regenerates_byte_for_byte(tmp_path: Path):
-    from benchmarks.model_card import main
+    from acula.benchmarks.model_card import main
 
     out = tmp_path / "MODEL_CARD.md"
     assert main(["--bundle", str(ROOT / "sdk" / "models" / "default"), "--results", str(RESULTS),

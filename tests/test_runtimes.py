@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sdk.runtimes import BACKENDS, BackendUnavailable, make_backend
+from acula.sdk.runtimes import BACKENDS, BackendUnavailable, make_backend
 
 
 def test_the_registry_names_the_shipped_runtimes():
@@ -33,7 +32,7 @@ def test_the_onnx_backend_returns_embeddings_and_heads_per_window():
 
 def test_a_model_the_runtime_cannot_read_is_a_bundle_error():
     pytest.importorskip("onnxruntime")
-    from sdk.bundle import BundleError
+    from acula.sdk.bundle import BundleError
 
     with pytest.raises(BundleError, match="the onnxruntime runtime cannot load"):
         make_backend("onnxruntime", b"not a graph")
@@ -55,6 +54,6 @@ def test_a_missing_runtime_says_what_to_install(monkeypatch):
 
 
 def test_each_runtime_says_whether_one_instance_serves_many_threads():
-    from sdk.runtimes import BACKENDS
+    from acula.sdk.runtimes import BACKENDS
 
     assert {name: cls.thread_safe for name, cls in BACKENDS.items()} == {"onnxruntime": True, "tflite": False}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdk.screening import EventDetector, ScreeningConfig
+from acula.sdk.screening import EventDetector, ScreeningConfig
 
 
 def run(probs, cfg=None, hop=0.5, width=1.0):

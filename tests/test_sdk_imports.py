@@ -31,8 +31,8 @@ def test_blocker_really_blocks_torch():
 def test_sdk_imports_and_computes_features_with_torch_blocked():
     result = run_blocked(
         """
-        import numpy as np, sdk, sdk.cli, sdk.demo, sdk.check, sdk.synth
-        from sdk.frontend import LogMelFrontend
+        import numpy as np, acula.sdk as sdk, acula.sdk.cli, acula.sdk.demo, acula.sdk.check, acula.sdk.synth
+        from acula.sdk.frontend import LogMelFrontend
         assert LogMelFrontend()(np.zeros(16000, dtype=np.float32)).shape == (30, 64)
         assert not any(m.split(".")[0] in {"torch", "transformers"} for m in sys.modules)
         print("ok")
@@ -42,12 +42,27 @@ def test_sdk_imports_and_computes_features_with_torch_blocked():
     assert result.stdout.strip() == "ok"
 
 
+def test_import_acula_brings_the_sdk_api_and_nothing_of_the_server_side_with_torch_blocked():
+    result = run_blocked(
+        """
+        import acula
+        assert acula.load is acula.sdk.load and acula.Stream is acula.sdk.Stream
+        assert not any(m.split(".")[0] in {"torch", "torchaudio", "transformers"} for m in sys.modules)
+        assert not any(m.split(".")[:2] in (["acula", "aligner"], ["acula", "distill"], ["acula", "export"])
+                       for m in sys.modules)
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_acula_demo_runs_with_torch_blocked(tmp_path):
     plot = tmp_path / "demo.png"
-    result = run_blocked(f"from sdk.cli import main; raise SystemExit(main(['demo', '--duration-s', '3', "
+    result = run_blocked(f"from acula.sdk.cli import main; raise SystemExit(main(['demo', '--duration-s', '3', "
                          f"'--plot', {str(plot)!r}]))")
     assert result.returncode == 0, result.stderr
-    from sdk.model import available_models
+    from acula.sdk.model import available_models
 
     if "default" in available_models():
         assert "cough events:" in result.stdout and "latency per hop" in result.stdout

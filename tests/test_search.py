@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from sdk.search import CaseIndex
+from acula.sdk.search import CaseIndex
 
 
 def clusters(n: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, list[dict]]:
@@ -46,9 +45,9 @@ def test_auto_picks_flat_for_small_and_refuses_bad_input(tmp_path: Path):
 def test_index_build_and_search_cli_on_a_toy_bundle(tmp_path: Path, capsys):
     pytest.importorskip("onnx")
     import soundfile as sf
+    from acula.sdk.cli import main
+    from acula.sdk.synth import synth_recording
 
-    from sdk.cli import main
-    from sdk.synth import synth_recording
     from tests.toy_bundle import make_toy_bundle
 
     bundle = make_toy_bundle(tmp_path / "b")

@@ -6,10 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from acula.aligner.corpora import discover
+from acula.aligner.records import Record
+from acula.aligner.splits import GroupLeakError, check_group_disjoint, official_icbhi_split, split_groups
 
-from aligner.corpora import discover
-from aligner.records import Record
-from aligner.splits import GroupLeakError, check_group_disjoint, official_icbhi_split, split_groups
 from tests.replicas import make_data_root
 
 

@@ -7,9 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from sdk.screening import Event
-from sdk.store import EventStore, StoreError
+from acula.sdk.screening import Event
+from acula.sdk.store import EventStore, StoreError
 
 
 def test_an_unclosed_session_ends_at_its_last_event_or_heartbeat_and_is_flagged(tmp_path: Path):

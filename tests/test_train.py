@@ -13,9 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from aligner.checkpoint import load_checkpoint  # noqa: E402
-from aligner.config import PRESETS, resolve_config  # noqa: E402
-from aligner.train import main as align_main  # noqa: E402
+from acula.aligner.checkpoint import load_checkpoint  # noqa: E402
+from acula.aligner.config import PRESETS, resolve_config  # noqa: E402
+from acula.aligner.train import main as align_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,8 +40,7 @@ def test_the_vit_trains_as_a_masked_autoencoder_with_the_alignment_terms(tiny_co
     """The opera-gt-gpu architecture through acula align: the masked term is an MAE reconstruction (it used to be
     dropped silently for the ViT), and the run's checkpoint evaluates."""
     import numpy as np
-
-    from aligner.evaluate import AlignedEncoder
+    from acula.aligner.evaluate import AlignedEncoder
 
     cfg = tmp_path / "vit.json"
     cfg.write_text(json.dumps({"preset": "tiny-test", "name": "vit-test", "encoder": "vit", "w_nce": 0.5,
@@ -106,7 +105,7 @@ def test_two_process_torchrun_matches_one_process_on_the_same_global_batch(tiny_
     cfg = _json(tmp_path, {"preset": "tiny-test", "name": "ddp-test", "tiny_norm": "group", "w_nce": 0.5,
                            "batch_size": 8, "max_steps": 3})
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    common = ["-m", "aligner.train", "--config", str(cfg), "--corpus", str(tiny_corpus), "--device", "cpu"]
+    common = ["-m", "acula.aligner.train", "--config", str(cfg), "--corpus", str(tiny_corpus), "--device", "cpu"]
     single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], env=env, capture_output=True,
                             text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]
@@ -124,7 +123,7 @@ def test_two_process_torchrun_matches_one_process_on_the_same_global_batch(tiny_
 def test_distillation_resumes_where_it_stopped_and_matches_an_uninterrupted_run(tiny_corpus: Path,
                                                                                   tiny_teacher: Path,
                                                                                   tmp_path: Path, capsys):
-    from distill.train import main as distill_main
+    from acula.distill.train import main as distill_main
 
     teacher = tiny_teacher
     a, b = tmp_path / "a", tmp_path / "b"

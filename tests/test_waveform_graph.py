@@ -11,11 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from distill.student import StreamingStudent, StudentConfig  # noqa: E402
-from export.waveform import WaveformLogMel, export_waveform_onnx  # noqa: E402
-from sdk.frontend import LogMelFrontend  # noqa: E402
-from sdk.frontend_config import FrontendConfig  # noqa: E402
-from sdk.synth import synth_recording  # noqa: E402
+from acula.distill.student import StreamingStudent, StudentConfig  # noqa: E402
+from acula.export.waveform import WaveformLogMel, export_waveform_onnx  # noqa: E402
+from acula.sdk.frontend import LogMelFrontend  # noqa: E402
+from acula.sdk.frontend_config import FrontendConfig  # noqa: E402
+from acula.sdk.synth import synth_recording  # noqa: E402
 
 
 def _graph_logmel(x: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
@@ -36,11 +36,11 @@ def test_convolution_front_end_matches_the_sdk(kind: str, noise_16k: np.ndarray)
 
 @pytest.mark.parametrize("folder", ["icbhi_cycles/audio", "physionet2016/audio", "coswara/audio"])
 def test_front_end_matches_on_real_recordings(data_dir: Path, folder: str) -> None:
-    from sdk.audio import load_audio
+    from acula.sdk.audio import load_audio
 
     paths = sorted(p for p in (data_dir / folder).rglob("*") if p.suffix in (".wav", ".flac"))[:3]
     assert paths, f"no audio under {folder}"
-    from sdk.frontend import logmel_reference
+    from acula.sdk.frontend import logmel_reference
 
     cfg = FrontendConfig()
     for path in paths:
@@ -56,8 +56,7 @@ def test_front_end_matches_on_real_recordings(data_dir: Path, folder: str) -> No
 
 def test_exported_graph_equals_front_end_plus_student(tmp_path: Path) -> None:
     import onnxruntime as ort
-
-    from export.waveform import check_windows
+    from acula.export.waveform import check_windows
 
     torch.manual_seed(0)
     cfg = FrontendConfig()
@@ -74,7 +73,7 @@ def test_exported_graph_equals_front_end_plus_student(tmp_path: Path) -> None:
 
 
 def test_a_student_with_other_mels_is_refused() -> None:
-    from export.waveform import WaveformStudent
+    from acula.export.waveform import WaveformStudent
 
     student = StreamingStudent(StudentConfig(channels=(8, 16), strides=(2, 2), embed_dim=32, window_frames=32,
                                              hop_frames=15, n_mels=40))
@@ -85,8 +84,8 @@ def test_a_student_with_other_mels_is_refused() -> None:
 def test_bundle_with_waveform_graph_loads_and_records_parity(tiny_student: Path, tiny_corpus: Path,
                                                             tmp_path: Path) -> None:
     pytest.importorskip("litert_torch")
-    from export.cli import main as export_main
-    from sdk.model import load
+    from acula.export.cli import main as export_main
+    from acula.sdk.model import load
 
     out = tmp_path / "wave_bundle"
     assert export_main(["--student", str(tiny_student), "--corpus", str(tiny_corpus),

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from acula.sdk.bench import time_hops
+from acula.sdk.frontend import mel_filterbank
+from acula.sdk.quality import INACTIVE_BELOW_LOUDEST_DB
+from acula.sdk.web import build, harness
 
-import sdk
-from sdk.bench import time_hops
-from sdk.frontend import mel_filterbank
-from sdk.quality import INACTIVE_BELOW_LOUDEST_DB
-from sdk.web import build, harness
+from acula import sdk
 from tests.conftest import shared_data_dir
 
 COUGH = (shared_data_dir() or Path("absent")) / "smith2006_cough" / "audio" / "smith2006_p03.flac"
@@ -76,7 +76,7 @@ def test_build_refuses_to_overwrite_without_force(model_dir: Path, capsys: pytes
 
 
 def test_web_package_imports_neither_torch_nor_playwright() -> None:
-    code = ("import sys; import sdk.web, sdk.web.build, sdk.web.harness, sdk.web.__main__; "
+    code = ("import sys; import acula.sdk.web, acula.sdk.web.build, acula.sdk.web.harness, acula.sdk.web.__main__; "
             "print(sorted(m for m in ('torch', 'playwright') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
@@ -106,7 +106,7 @@ def test_page_matches_the_sdk_on_a_synthetic_recording(page, sdk_model: sdk.Mode
 
 @needs_browser
 def test_page_resamples_a_44k_recording_as_the_sdk_does(page, sdk_model: sdk.Model, tmp_path: Path) -> None:
-    from sdk.synth import synth_recording
+    from acula.sdk.synth import synth_recording
 
     x, _ = synth_recording(6.0, sample_rate_hz=44100, seed=7)
     path = harness.write_wav(tmp_path / "synthetic_44k.wav", x, 44100)

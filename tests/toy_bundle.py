@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from export.bundle import npy_bytes, write_bundle
-from sdk.frontend_config import FrontendConfig
+from acula.export.bundle import npy_bytes, write_bundle
+from acula.sdk.frontend_config import FrontendConfig
 
 
 def toy_onnx(window_frames: int, n_mels: int, embed_dim: int, seed: int = 0) -> bytes:

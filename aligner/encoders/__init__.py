@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 #: encoder name -> "module:function" that builds it from (AlignConfig, weights file or None)
 ENCODERS: dict[str, str] = {
-    "mn04": "aligner.encoders.mobilenet:build",  # EfficientAT mn04; weights: the AudioSet checkpoint
-    "tiny": "aligner.encoders.tiny_cnn:build",  # seconds on a laptop, for tests; no weights
-    "vit": "aligner.encoders.vit_mae:build",  # OPERA-GT-layout ViT-S MAE; weights: an OPERA-GT checkpoint
+    "mn04": "acula.aligner.encoders.mobilenet:build",  # EfficientAT mn04; weights: the AudioSet checkpoint
+    "tiny": "acula.aligner.encoders.tiny_cnn:build",  # seconds on a laptop, for tests; no weights
+    "vit": "acula.aligner.encoders.vit_mae:build",  # OPERA-GT-layout ViT-S MAE; weights: an OPERA-GT checkpoint
 }
 
 

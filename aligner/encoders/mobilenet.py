@@ -29,9 +29,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from acula.sdk.bundle import sha256_of
 from torch import nn
-
-from sdk.bundle import sha256_of
 
 MN04_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"
 INPUT_SCALE = 36.8 / (10.0 * math.log10(math.e)) / 5.0

@@ -176,7 +176,7 @@ def load_vit(path: str | Path, n_frames: int = 256) -> ViTMAE:
     stripped and keys without it are ignored.  Every encoder tensor must be present with our shape (a
     different input size or width is refused by name); the MAE decoder is loaded when the file has one and
     otherwise keeps its fresh initialisation.  Prints the file's sha256 and what was left out."""
-    from sdk.bundle import sha256_of
+    from acula.sdk.bundle import sha256_of
 
     path = Path(path)
     if not path.is_file():

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sdk.frontend import LogMelFrontend
-from sdk.synth import synth_recording
+from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.synth import synth_recording
 
 X10, _ = synth_recording(10.0, seed=0)
 
@@ -32,7 +31,7 @@ def test_frontend_stream_512(against_reference):
 @pytest.mark.parametrize("backend,precision", [("onnxruntime", "int8"), ("onnxruntime", "fp32"),
                                                ("tflite", "int8"), ("tflite", "fp32")])
 def test_runtime_one_window(against_reference, backend, precision):
-    import sdk
+    from acula import sdk
 
     if "default" not in sdk.available_models():
         pytest.skip("no packaged default bundle")
@@ -42,7 +41,7 @@ def test_runtime_one_window(against_reference, backend, precision):
 
 
 def test_stream_accept_one_hop(against_reference):
-    import sdk
+    from acula import sdk
 
     if "default" not in sdk.available_models():
         pytest.skip("no packaged default bundle")
@@ -54,7 +53,7 @@ def test_stream_accept_one_hop(against_reference):
 
 
 def test_search_flat_1000(against_reference):
-    from sdk.search import CaseIndex
+    from acula.sdk.search import CaseIndex
 
     rng = np.random.default_rng(0)
     index = CaseIndex(512, "flat")
@@ -64,9 +63,9 @@ def test_search_flat_1000(against_reference):
 
 
 def test_bridge_decoder_100_frames(against_reference):
-    from firmware_bridge.decoder import FrameDecoder
-    from firmware_bridge.protocol import Codec
-    from firmware_bridge.simulate import stethoscope_frames
+    from acula.firmware_bridge.decoder import FrameDecoder
+    from acula.firmware_bridge.protocol import Codec
+    from acula.firmware_bridge.simulate import stethoscope_frames
 
     frames, _ = stethoscope_frames(X10[: 256 * 100], 16000, Codec.IMA_ADPCM)
     data = b"".join(frames)

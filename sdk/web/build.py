@@ -1,6 +1,6 @@
-"""``python -m sdk.web.build``: write the files the browser page loads from a verified bundle.
+"""``python -m acula.sdk.web.build``: write the files the browser page loads from a verified bundle.
 
-    python -m sdk.web.build [--bundle default] [--precision fp32] [--out sdk/web/model] [-f]
+    python -m acula.sdk.web.build [--bundle default] [--precision fp32] [--out sdk/web/model] [-f]
 
 Writes into ``--out``:
 
@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from sdk import quality
-from sdk.frontend import mel_filterbank
-from sdk.model import Model, load
-from sdk.screening import ScreeningConfig
+from acula.sdk import quality
+from acula.sdk.frontend import mel_filterbank
+from acula.sdk.model import Model, load
+from acula.sdk.screening import ScreeningConfig
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "model"
 #: bumped when model.json changes shape; the page refuses another version (2: the screening config's
@@ -104,7 +103,7 @@ def build(out: Path, bundle: str = "default", precision: str = "fp32") -> dict[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sdk.web.build", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m acula.sdk.web.build", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--bundle", default="default", help="packaged bundle name or path")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"], help="student graph to ship")

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-
-from sdk.audio import load_audio
-from sdk.synth import synth_recording
+from acula.sdk.audio import load_audio
+from acula.sdk.synth import synth_recording
 
 WEB_ROOT = Path(__file__).resolve().parent
 ORT_DIST = WEB_ROOT / "node_modules" / "onnxruntime-web" / "dist"
