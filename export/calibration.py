@@ -168,7 +168,10 @@ BIAS_FOLDS = 5
 
 def out_of_fold_nll(logits: np.ndarray, y: np.ndarray, with_bias: bool, seed: int = 0) -> float:
     """Mean NLL of each validation clip under a calibration fitted on the other folds (temperature grid, then
-    vector scaling when ``with_bias``): an honest comparison of the two, since in-sample the bias never loses."""
+    vector scaling when ``with_bias``): an honest comparison of the two, since in-sample the bias never loses.
+    Infinite (never chosen) with fewer than two clips a fold."""
+    if len(y) < 2 * BIAS_FOLDS:
+        return float("inf")
     folds = np.random.default_rng(seed).permutation(len(y)) % BIAS_FOLDS
     total = 0.0
     for f in range(BIAS_FOLDS):
@@ -220,7 +223,7 @@ def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: fl
         grid_t = float(min(TEMPERATURE_GRID, key=lambda t: nll(logits, y, t)))
         oof = {"temperature": out_of_fold_nll(logits, y, False),
                "temperature_and_bias": out_of_fold_nll(logits, y, True)}
-        if oof["temperature_and_bias"] < oof["temperature"]:
+        if np.isfinite(oof["temperature_and_bias"]) and oof["temperature_and_bias"] < oof["temperature"]:
             t, bias = fit_vector_scaling(logits, y, grid_t)
             t, bias = round(t, 4), np.round(bias, 4)
             biases[name] = [float(b) for b in bias]
@@ -232,7 +235,8 @@ def calibrate_temperatures(val: ValOutputs, prompts: np.ndarray, logit_scale: fl
                         "nll_temperature_only": nll(logits, y, grid_t), "nll_after": nll(logits, y, t, bias),
                         "ece_before": ece(logits, y, 1.0), "ece_temperature_only": ece(logits, y, grid_t),
                         "temperature_only": round(grid_t, 4), "ece_after": ece(logits, y, t, bias=bias),
-                        "out_of_fold_nll": oof, "bias_kept": name in biases,
+                        "out_of_fold_nll": {k: (v if np.isfinite(v) else None) for k, v in oof.items()},
+                        "bias_kept": name in biases,
                         "spread_p5_p95": {lab: [float(np.percentile(prob[:, j], 5)),
                                                 float(np.percentile(prob[:, j], 95))]
                                           for j, lab in enumerate(order)}}

@@ -42,7 +42,8 @@ def _module_of(command: str) -> str:
 
 
 #: results files written by ``python -m acula.aligner.primary`` (primary.json, the selections on val, ...)
-PRIMARY = [s for s in _tables(dict) if _module_of(str(_stored(s).get("command", ""))) == "aligner.primary"]
+PRIMARY = [s for s in _tables(dict)
+           if _module_of(str(_stored(s).get("command", ""))).split(".") == ["aligner", "primary"]]
 
 #: results file -> the function its .md is rendered with
 RENDERED = {

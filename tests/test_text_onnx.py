@@ -136,8 +136,10 @@ def test_custom_labels_made_of_a_label_sets_prompts_score_as_that_label_set(text
     x, _ = synth_recording(6.0, seed=3)
     emb = model.embed(x, 16000).embeddings
     custom = CustomLabels.build(lung, lambda t: model.embed_text(t, text_bundle))
-    # the label set's logits are divided by its calibrated temperature; custom labels are uncalibrated
-    expected = model.scorer(emb)["lung"] * model.temperature["lung"]
+    # the label set's logits are divided by its calibrated temperature and shifted by its per-label bias; custom
+    # labels are uncalibrated
+    bias = np.asarray(model.bias.get("lung", [0.0] * len(lung)), np.float32)
+    expected = (model.scorer(emb)["lung"] - bias) * model.temperature["lung"]
     got = custom.logits(emb, model.logit_scale)
     # the int8 encoder and the fitted projection reproduce the bank's prompts to cosine >= 0.99, so a label's
     # mean cosine moves by well under 0.01, and no window changes its ranking of the labels
