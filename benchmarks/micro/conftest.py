@@ -5,7 +5,8 @@ A ratio, not an absolute time, so a baseline stored on one CPU still means somet
 shared machine slows both sides alike.  Not entirely: int8 kernels run at another speed against the FFT on a
 CPU with VNNI than on one with AVX2 alone (TFLite int8: 0.14 against 0.46 x the reference), so ratios are
 stored per CPU class (``cpu_class``); on a class with none stored the largest stored ratio is the reference.
-``--micro-save-ratios`` rewrites this CPU class's stored ratios from this run; ``--micro-tolerance`` (default 3) is how many times the stored ratio a subject may reach before it fails.
+``--micro-save-ratios`` rewrites this CPU class's stored ratios from this run; ``--micro-tolerance`` (default
+3) is how many times the stored ratio a subject may reach before it fails.
 """
 
 from __future__ import annotations
