@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from acula.export.mcu_graph import check_same_outputs, fold_pads
 from acula.sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
-from acula.sdk.frontend import hann_window, mel_filterbank
+from acula.sdk.frontend import hann_window, sparse_filterbank
 from acula.sdk.frontend_config import FrontendConfig
 
 #: version 2: acula_model_data.c holds the bundle's graph rewritten by export.mcu_graph.fold_pads (kit.json "graph")
@@ -188,14 +188,11 @@ def _array(ctype: str, name: str, values: Sequence[str], per_line: int = 8) -> s
 def render_fe_tables(cfg: FrontendConfig, window_frames: int, hop_frames: int, input_quant: Quant,
                      source: str) -> str:
     """``acula_fe_tables.h``: front-end constants and tables, all derived from ``cfg`` (see sdk/frontend.py)."""
-    fb = mel_filterbank(cfg)
     starts, widths, weights = [], [], []
-    for m in range(cfg.n_mels):
-        nz = np.flatnonzero(fb[:, m] > 0)
-        s, e = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+    for s, band in sparse_filterbank(cfg):
         starts.append(str(s))
-        widths.append(str(e - s))
-        weights += [_f64(w) for w in fb[s:e, m]]
+        widths.append(str(len(band)))
+        weights += [_f64(w) for w in band]
     half = cfg.n_fft // 2
     angles = 2.0 * np.pi * np.arange(half) / cfg.n_fft
     bits = int(np.log2(half))

@@ -25,6 +25,7 @@ from acula.sdk.bundle import BundleError
 from acula.sdk.cli import HelpFormatter
 from acula.sdk.model import Model, load
 from acula.sdk.results import ScoreResult, ScreenResult, WindowLog, WindowResult
+from acula.sdk.runtimes import BACKENDS
 from acula.sdk.stream import Stream
 from acula.sdk.text import prompt_problem
 
@@ -50,7 +51,7 @@ PROBLEM_TEXT = {
 def _common(parser: argparse.ArgumentParser, json_help: str = "JSON on stdout, one object per line") -> None:
     """The options every command that runs a bundle shares."""
     parser.add_argument("--bundle", default="default", help="packaged bundle name, directory or zip")
-    parser.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tflite"],
+    parser.add_argument("--backend", default="onnxruntime", choices=sorted(BACKENDS),
                         help="runtime (tflite: ai-edge-litert or tflite-runtime)")
     parser.add_argument("--precision", default="auto", choices=["auto", "int8", "fp32"],
                         help="model file precision (auto: int8 where it agrees with fp32 and is not slower on "
