@@ -34,44 +34,11 @@ _root = _checkout_root(Path(__file__).resolve().parent)
 if _root is not None and str(_root) not in __path__:
     __path__.append(str(_root))
 
-from acula.sdk import (  # noqa: E402  (after __path__ reaches sdk/ in a checkout)
-    AudioClip,
-    AudioError,
-    BundleError,
-    EmbedResult,
-    EmptyAudioError,
-    FrontendConfig,
-    LogMelFrontend,
-    Model,
-    NonFiniteAudioError,
-    ScoreResult,
-    ScreenResult,
-    Stream,
-    UnreadableAudioError,
-    WindowResult,
-    __version__,
-    available_models,
-    load,
-    load_audio,
-)
+# the SDK's public API (sdk/__init__.py's __all__ owns the list), after __path__ reaches sdk/ in a checkout
+from acula import sdk as _sdk  # noqa: E402
+from acula.sdk import *  # noqa: E402, F403
+from acula.sdk import __version__  # noqa: E402
 
-__all__ = [
-    "AudioClip",
-    "AudioError",
-    "BundleError",
-    "EmbedResult",
-    "EmptyAudioError",
-    "FrontendConfig",
-    "LogMelFrontend",
-    "Model",
-    "NonFiniteAudioError",
-    "ScoreResult",
-    "ScreenResult",
-    "Stream",
-    "UnreadableAudioError",
-    "WindowResult",
-    "__version__",
-    "available_models",
-    "load",
-    "load_audio",
-]
+#: the SDK's public names (sdk/__init__.py owns the list) and the version
+__all__ = ["__version__"]
+__all__ += _sdk.__all__

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from acula.sdk.bench import machine_line
 from acula.sdk.runtimes import BACKENDS
 
-__all__ = ["add_model_options", "command_parser", "ensure_single_thread", "machine_line", "median_ms", "time_call"]
+__all__ = ["add_model_options", "command_parser", "ensure_single_thread", "machine_line", "median_ms", "time_call",
+           "write_results"]
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -65,3 +69,10 @@ def time_call(fn: Callable[[], object], repeats: int = 30, warmup: int = 3) -> l
 def median_ms(times_s: list[float]) -> float:
     return statistics.median(times_s) * 1e3
 
+
+def write_results(path: str | Path, results: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
+    """``path`` (JSON, sorted keys) and the table beside it (same stem, .md), rendered from the same dict."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    out.with_suffix(".md").write_text(markdown(results))

@@ -22,7 +22,6 @@ benchmarks/results/screen_scaling.json and a .md table beside it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from acula.benchmarks._util import ensure_single_thread, machine_line
+from acula.benchmarks._util import ensure_single_thread, machine_line, write_results
 
 DEFAULT_JSON = "benchmarks/results/screen_scaling.json"
 TARGET_PEAK_RSS_MB = 150.0
@@ -190,10 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         res["yamnet_ms_per_audio_s"] = yamnet
     print(markdown(res))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
-        out.with_suffix(".md").write_text(markdown(res))
+        write_results(args.json, res, markdown)
     return 0 if res["max_peak_rss_mb"] <= TARGET_PEAK_RSS_MB else 2
 
 

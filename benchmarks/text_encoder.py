@@ -12,7 +12,6 @@ benchmarks/results/text_encoder.json and a .md table beside it.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from acula.benchmarks._util import command_parser, machine_line
+from acula.benchmarks._util import command_parser, machine_line, write_results
 
 DEFAULT_JSON = "benchmarks/results/text_encoder.json"
 
@@ -167,10 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = measure(where, args.repeats, Path(args.reference_run) if args.reference_run else None)
     print(markdown(results))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-        out.with_suffix(".md").write_text(markdown(results))
+        write_results(args.json, results, markdown)
     return 0
 
 
