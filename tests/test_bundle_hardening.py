@@ -80,15 +80,16 @@ def test_the_pin_is_checked_whenever_the_packaged_folder_is_read(monkeypatch):
         read_bundle(DEFAULT)
 
 
-@pytest.mark.parametrize("edit", ["cough_on 0.66 -> 1.66", "cough_on 0.66 -> 0.67", "lung temperature",
+@pytest.mark.parametrize("edit", ["cough_on + 1", "cough_on + 0.01", "lung temperature",
                                   "a prompt text", "whitespace only"])
 def test_a_copy_of_the_default_loads_only_with_its_digest(shipped_copy: Path, tmp_path: Path, edit: str):
     bundle = tmp_path / "b"
     shutil.copytree(shipped_copy, bundle)
     text = SHIPPED.decode()
-    lung_t = json.loads(text)["calibration"]["temperature"]["lung"]
-    text = {"cough_on 0.66 -> 1.66": text.replace('"cough_on": 0.66', '"cough_on": 1.66'),
-            "cough_on 0.66 -> 0.67": text.replace('"cough_on": 0.66', '"cough_on": 0.67'),
+    shipped = json.loads(text)
+    lung_t, on = shipped["calibration"]["temperature"]["lung"], shipped["screening"]["cough_on"]
+    text = {"cough_on + 1": text.replace(f'"cough_on": {on}', f'"cough_on": {round(on + 1, 4)}'),
+            "cough_on + 0.01": text.replace(f'"cough_on": {on}', f'"cough_on": {round(on + 0.01, 4)}'),
             "lung temperature": text.replace(f'"lung": {lung_t}', f'"lung": {lung_t + 1}'),
             "a prompt text": text.replace('"a cough",', '"a couch",'),
             "whitespace only": json.dumps(json.loads(text), separators=(",", ":"))}[edit]
