@@ -230,11 +230,31 @@ def refit_summary(results: Path) -> list[str]:
     return out
 
 
+def replaced_summary(results: Path) -> list[str]:
+    """Where the packaged default was replaced after a selection on val (``default_<candidate>.json``: the
+    shipped and the candidate on val + test, written once the candidate passed its rule)."""
+    out: list[str] = []
+    for path in sorted(results.glob("default_*.json")):
+        res = _load(results, path.name)
+        if not isinstance(res, dict):
+            continue
+        rows, tasks = res["rows"], ["cough", "heart_abnormal", "crackles", "wheezes"]
+        out += ["", f"The default was then replaced by the candidate in [{path.stem}.md](benchmarks/results/"
+                f"{path.stem}.md) (chosen on val by the rule in `selection_rule_invariant24.md`, then scored on "
+                "test).  Native and probe AUROC, val + test:", "",
+                "| system | score | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+        for name, row in rows.items():
+            for score in ("native", "probe"):
+                out.append(f"| {name} | {score} | " + " | ".join(_cell(row.get(t, {}).get(score)) for t in tasks)
+                           + " |")
+    return out
+
+
 def render_results(results: Path) -> str:
     res = _load(results, "primary.json")
     body = primary_summary(res) if isinstance(res, dict) else ["_No primary.json yet: run "
                                                               "`bash scripts/eval_primary.sh`._"]
-    body += refit_summary(results)
+    body += refit_summary(results) + replaced_summary(results)
     return "\n".join([RESULTS_START, "", *body, "", RESULTS_END])
 
 
