@@ -28,11 +28,6 @@ from acula.sdk.bundle import Bundle, manifest_digest, read_bundle
 INT8_FILE, FP32_FILE = "student_int8.onnx", "student_fp32.onnx"
 
 
-def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
-
-
 def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str = "val") -> Any:
     """``export.calibration.ValOutputs`` on ``split``, features as the SDK computes them: cough probabilities
     from ``cough_model``, embeddings (the first ``TEMPERATURE_WINDOWS`` windows) from the
@@ -63,7 +58,7 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str
 
 def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
     from acula.export.calibration import calibrate_screening, calibrate_temperatures
-    from acula.export.cli import calibration_windows
+    from acula.export.cli import calibration_windows, cosine_min
     from acula.export.writers import export_onnx_int8
     from acula.sdk.runtimes import make_backend
 

@@ -64,3 +64,23 @@ def test_the_loaded_model_screens_and_scores(bundle: Path):
     assert abs(sum(score.probabilities.values()) - 1) < 1e-5
     json.dumps(result.to_dict())
     json.dumps(score.to_dict())
+
+
+def test_refit_requantises_and_recalibrates_from_the_bundles_own_graphs(bundle: Path, tiny_corpus: Path,
+                                                                         tmp_path: Path):
+    from acula.export.refit import main as refit_main
+    from acula.sdk.bundle import read_bundle
+
+    out = tmp_path / "refit"
+    assert refit_main([str(bundle), "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
+    before, after = read_bundle(bundle), read_bundle(out)
+    # every file but the int8 ONNX graph is carried over byte for byte; the manifest records the new parity
+    assert set(after.files) == set(before.files)
+    assert all(after.files[n] == before.files[n] for n in before.files if n not in ("student_int8.onnx",
+                                                                                      "manifest.json"))
+    parity = after.manifest["provenance"]["parity"]
+    assert parity["onnx_int8_min_cosine"] >= 0.99 and "reduce_range" in after.manifest["provenance"][
+        "int8_onnx_requantized"]
+    assert set(after.manifest["calibration"]["temperature"]) <= set(after.manifest["prompt_bank"]["label_sets"])
+    assert after.sha256 != before.sha256
+    load(out).screen(synth_recording(3.0, seed=1)[0], 16000)
