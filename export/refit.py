@@ -113,13 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.bundle
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / args.bundle.name
-        result = refit(args.bundle, args.corpus, staged)
-        if out.exists():
-            for f in out.iterdir():
-                if f.is_file() and (f.name == "manifest.json" or f.name in read_bundle(staged).files):
-                    f.unlink()
+        result = refit(args.bundle, args.corpus, staged)  # staged and verified first: a failure leaves ``out`` alone
         out.mkdir(parents=True, exist_ok=True)
-        for f in staged.iterdir():
+        for f in staged.iterdir():  # the same file names as the source bundle, overwritten in place
             (out / f.name).write_bytes(f.read_bytes())
     result["bundle"] = str(out)
     for key, value in result.items():
