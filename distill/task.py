@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from acula.aligner.losses import linear_cka
 from acula.aligner.model import AcuLaModel
+from acula.distill.bundle_teacher import BundleTeacher
 from acula.distill.student import StreamingStudent
 from torch import nn
 
@@ -30,7 +31,7 @@ class DistillWeights:
 
 
 class DistillTask(nn.Module):
-    def __init__(self, teacher: AcuLaModel, student: StreamingStudent, prompts: torch.Tensor,
+    def __init__(self, teacher: AcuLaModel | BundleTeacher, student: StreamingStudent, prompts: torch.Tensor,
                  weights: DistillWeights | None = None, prompt_groups: list[list[int]] | None = None) -> None:
         """``prompts``: (n_prompts, embed_dim) teacher text embeddings, already projected and normalised;
         ``prompt_groups``: the prompt indices of each label set (None: one softmax over all prompts)."""

@@ -31,6 +31,7 @@ from acula.aligner.corpus import load_corpus
 from acula.aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
 from acula.aligner.model import AcuLaModel
 from acula.aligner.train import lr_factor
+from acula.distill.bundle_teacher import BundleTeacher, is_bundle, load_bundle_teacher
 from acula.distill.prompts import label_sets
 from acula.distill.student import StreamingStudent, StudentConfig
 from acula.distill.task import DistillTask, DistillWeights
@@ -130,12 +131,16 @@ def embed_prompt_bank(teacher: AcuLaModel, teacher_dir: str | None = None) -> tu
 def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, progress: bool = True,
             resume: bool = True) -> dict[str, float]:
     torch.manual_seed(cfg.seed)
-    teacher, tmeta = load_teacher(teacher_run)
+    teacher: AcuLaModel | BundleTeacher
+    if is_bundle(teacher_run):
+        teacher, tmeta = load_bundle_teacher(teacher_run)
+    else:
+        teacher, tmeta = load_teacher(teacher_run)
     corpus = load_corpus(corpus_dir)
     front = FrontendConfig.from_dict(tmeta["frontend"])
     bank = FeatureBank.for_corpus(corpus, front, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    texts, prompts = embed_prompt_bank(teacher)
+    texts, prompts = teacher.prompt_bank() if isinstance(teacher, BundleTeacher) else embed_prompt_bank(teacher)
     np.save(out / "prompt_embeddings.npy", prompts)
     (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))
     student = StreamingStudent(dataclasses.replace(cfg.student, embed_dim=teacher.cfg.embed_dim,
@@ -153,6 +158,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     peak_cache: dict[int, float] = {}
     meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": front.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
+                 "teacher_bundle_sha256": tmeta.get("bundle_sha256"),
                  "logit_scale": task.logit_scale}
     sched = AlignConfig(warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps)
     from tqdm import tqdm
@@ -218,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"batch {c.batch_size}" for name, c in PRESETS.items())
     parser = argparse.ArgumentParser(prog="acula distill", description=__doc__, epilog=f"presets:\n{presets}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", required=True, help="acula align run directory or checkpoint")
+    parser.add_argument("--teacher", required=True,
+                        help="acula align run directory or checkpoint, or a model bundle (its fp32 ONNX student "
+                             "teaches: distill/bundle_teacher.py)")
     parser.add_argument("--corpus", required=True, help="corpus directory from 'acula corpus build'")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--config", default=None,
