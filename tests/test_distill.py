@@ -204,3 +204,31 @@ def test_the_student_only_level_change_shifts_every_cell_alike_and_keeps_the_flo
     d = (y - x)[1:] * front.norm_std_db  # dB
     assert torch.allclose(d, d[:, :1, :1].expand_as(d)) and float(d.abs().max()) <= 24.0 + 1e-4
     assert float(y.min()) >= floor - 1e-6 and not torch.equal(y, x)
+
+
+def test_a_bundle_teaches_with_its_fp32_student_prompt_bank_and_logit_scale(tiny_bundle, tiny_corpus, tmp_path):
+    """``acula distill --teacher BUNDLE``: the targets are the bundle's fp32 ONNX embeddings, the zero-shot
+    targets its own prompt bank at its own logit scale, and the run records which bundle taught it."""
+    import onnxruntime as ort
+    from acula.aligner.checkpoint import load_checkpoint
+    from acula.distill.bundle_teacher import load_bundle_teacher
+    from acula.distill.train import main as distill_main
+    from acula.sdk.bundle import read_bundle
+
+    teacher, meta = load_bundle_teacher(tiny_bundle)
+    bundle = read_bundle(tiny_bundle)
+    x = torch.randn(3, *teacher.window, generator=torch.Generator().manual_seed(0))
+    session = ort.InferenceSession(str(tiny_bundle / "student_fp32.onnx"), providers=["CPUExecutionProvider"])
+    want = np.stack([session.run(["embedding"], {"logmel": x[k:k + 1].numpy()})[0][0] for k in range(3)])
+    np.testing.assert_allclose(teacher.embed_audio(x).numpy(), want, rtol=1e-6, atol=1e-6)
+    assert float(teacher.logit_scale.exp()) == pytest.approx(bundle.manifest["calibration"]["logit_scale"])
+    with pytest.raises(ValueError, match="crops of"):
+        teacher.embed_audio(torch.zeros(1, teacher.window[0] + 1, teacher.window[1]))
+
+    out = tmp_path / "from-bundle"
+    assert distill_main(["--teacher", str(tiny_bundle), "--corpus", str(tiny_corpus), "--out", str(out),
+                         "--config", "tiny-test"]) == 0
+    _, run_meta = load_checkpoint(out)
+    assert run_meta["teacher_bundle_sha256"] == bundle.sha256 == meta["bundle_sha256"]
+    assert json.loads((out / "prompt_texts.json").read_text()) == bundle.manifest["prompt_bank"]["texts"]
+    np.testing.assert_array_equal(np.load(out / "prompt_embeddings.npy"), bundle.array("prompts.npy"))
