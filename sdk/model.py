@@ -172,8 +172,10 @@ class Model:
             gated = tuple(sorted({p for w in windows for p in w.problems} - set(problems)))
             return ScoreResult(label_set, names, None, np.zeros((0, len(names))), len(windows),
                                problems + gated, quality)
-        logits = (np.stack([w.label_logits[label_set] for w in usable]) if custom is None
-                  else custom.logits(np.stack([w.embedding for w in usable]), self.logit_scale))
+        if custom is None or "custom" in usable[0].label_logits:  # custom rows kept as windows came: ScoreLog
+            logits = np.stack([w.label_logits[label_set] for w in usable])
+        else:
+            logits = custom.logits(np.stack([w.embedding for w in usable]), self.logit_scale)
         probs = softmax(logits, axis=1)
         clip = softmax(logits.mean(0))
         return ScoreResult(label_set, names, {lab: float(p) for lab, p in zip(names, clip, strict=True)}, probs,

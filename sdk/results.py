@@ -4,15 +4,15 @@ Every result has ``to_dict()`` (JSON-ready: no NaN or infinity)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 import numpy as np
 from acula.sdk.quality import QualityFlags
 from acula.sdk.screening import Event
 
-__all__ = ["EmbedResult", "ScoreResult", "ScreenResult", "WindowLog", "WindowResult", "result_problems"]
+__all__ = ["EmbedResult", "ScoreLog", "ScoreResult", "ScreenResult", "WindowLog", "WindowResult", "result_problems"]
 
 
 def _as_dict(x: Any) -> Any:
@@ -121,6 +121,41 @@ class WindowLog(Sequence[WindowResult]):
     def _item(index: int, start_s: float, end_s: float, p: float, bits: int, padded: bool) -> WindowResult:
         return WindowResult(index, start_s, end_s, _NO_EMBEDDING, None if math.isnan(p) else p, {},
                             _PROBLEMS[bits], padded)
+
+
+class ScoreLog(WindowLog):
+    """What scoring keeps of each window: the screening columns of :class:`WindowLog` plus one row of label
+    logits (``n_labels`` float32s; a :class:`WindowResult` holds the 512-d embedding too).  ``logits_of``
+    gives a window's row: its label set's logits, or custom labels' logits computed from its embedding as the
+    window arrives.  Items carry that row as ``label_logits[key]``, so :meth:`sdk.Model.score` pools a
+    recording of any length from rows it kept, never from its embeddings."""
+
+    def __init__(self, key: str, logits_of: Callable[[WindowResult], np.ndarray], n_labels: int) -> None:
+        self.key, self._logits_of = key, logits_of
+        self._logits = np.zeros((256, n_labels), np.float32)
+        super().__init__()
+
+    def append(self, w: WindowResult) -> None:
+        if self._n == self._logits.shape[0]:
+            self._logits = np.concatenate([self._logits, np.zeros_like(self._logits)])
+        self._logits[self._n] = self._logits_of(w)
+        super().append(w)
+
+    @overload
+    def __getitem__(self, i: int) -> WindowResult: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[WindowResult]: ...
+
+    def __getitem__(self, i: int | slice) -> WindowResult | list[WindowResult]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        item = super().__getitem__(i)
+        return replace(item, label_logits={self.key: self._logits[i % self._n].copy()})
+
+    def __iter__(self) -> Iterator[WindowResult]:
+        for k, item in enumerate(super().__iter__()):
+            yield replace(item, label_logits={self.key: self._logits[k].copy()})
 
 
 @dataclass

@@ -3,8 +3,9 @@
 A PATH is a file, a folder (every audio file under it) or a glob (quote it: ``'visits/*.flac'``).  Files
 stream from disk in blocks (:func:`sdk.audio.iter_audio_blocks`) through one :class:`sdk.Stream` each, so a
 recording of any length is screened in the memory of one block, with results identical to the whole file's.
-Screening keeps 26 bytes a window (:class:`sdk.results.WindowLog`) and writes its JSON windows one at a time,
-so peak memory does not grow with the recording's length (benchmarks/screen_scaling.py measures it).
+Screening keeps 26 bytes a window (:class:`sdk.results.WindowLog`) and writes its JSON windows one at a time;
+scoring keeps those plus one row of label logits (:class:`sdk.results.ScoreLog`), never the embeddings; so
+peak memory hardly grows with the recording's length (benchmarks/screen_scaling.py measures it).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from acula.sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
 from acula.sdk.bundle import BundleError
 from acula.sdk.cli import HelpFormatter
 from acula.sdk.model import Model, load
-from acula.sdk.results import ScoreResult, ScreenResult, WindowLog, WindowResult
+from acula.sdk.results import ScoreLog, ScoreResult, ScreenResult, WindowLog, WindowResult
 from acula.sdk.runtimes import BACKENDS
 from acula.sdk.stream import Stream
-from acula.sdk.text import prompt_problem
+from acula.sdk.text import CustomLabels, prompt_problem
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 #: Seconds read from disk at a time: a block's temporaries (its float64 copies for the quality gate and the
@@ -202,11 +203,11 @@ def screen_json_line(path: str, result: ScreenResult) -> Iterator[str]:
 def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Finish],
                show: Callable[[str, Any], None], plot: Callable[[Model, str, Any, Any], None] | None = None,
                sketch: Callable[[AudioBlocks], Any] | None = None,
-               keep: Callable[[], Windows | WindowLog] = list,
+               keep: Callable[[Model], Windows | WindowLog] = lambda model: [],
                to_json: Callable[[str, Any], Iterable[str]] = json_line) -> int:
     """Load the bundle, then stream every file; a file that cannot be read or scored is reported (a JSON error
     object with --json) and the others still run.  Exit status 1 when the bundle or any file failed.
-    ``keep`` makes the container a file's windows go to, ``to_json`` the pieces of its JSON line.
+    ``keep(model)`` makes the container a file's windows go to, ``to_json`` the pieces of its JSON line.
 
     Files are passed to the model at their own rate, so quality (clipping above all) is measured before
     resampling, and text and JSON report the same flags: the result's, plus ``truncated`` from the file."""
@@ -233,7 +234,7 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
                 if drawing is not None:
                     drawing.add(block)
 
-            result = done(*stream_file(model, blocks, on_block, keep()), blocks)
+            result = done(*stream_file(model, blocks, on_block, keep(model)), blocks)
         except (AudioError, ValueError, OSError) as exc:
             failed += 1
             progress.advance()
@@ -300,7 +301,7 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
         return lambda stream, windows, blocks: screen_result(model, stream, windows, blocks)
 
     return _each_file(args, "screening", finish, show, plot if args.plot else None, sketch if args.plot else None,
-                      keep=WindowLog, to_json=screen_json_line)
+                      keep=lambda model: WindowLog(), to_json=screen_json_line)
 
 
 def score_main(argv: Sequence[str] | None = None) -> int:
@@ -333,4 +334,15 @@ def score_main(argv: Sequence[str] | None = None) -> int:
         return lambda stream, windows, blocks: score_result(model, stream, windows, blocks, args.labels, custom,
                                                             args.text_bundle)
 
-    return _each_file(args, "scoring", finish, show)
+    built: list[CustomLabels] = []  # custom labels, embedded once for every file
+
+    def keep(model: Model) -> ScoreLog:
+        """Per window, only the label logits the score pools (custom: from the embedding, as it arrives)."""
+        if custom is None:
+            return ScoreLog(args.labels, lambda w: w.label_logits[args.labels], len(model.label_sets[args.labels]))
+        if not built:
+            built.append(CustomLabels.build(custom, lambda t: model.embed_text(t, args.text_bundle)))
+        labels = built[0]
+        return ScoreLog("custom", lambda w: labels.logits(w.embedding[None], model.logit_scale)[0], len(labels.names))
+
+    return _each_file(args, "scoring", finish, show, keep=keep)

@@ -190,3 +190,53 @@ def test_screen_peak_rss_does_not_grow_with_the_recording(tmp_path: Path):
     short = _peak_rss_kb(write_recording(tmp_path / "1min.wav", 60.0, 44100, 2))
     long = _peak_rss_kb(write_recording(tmp_path / "10min.wav", 600.0, 44100, 2))
     assert long - short < 10_000, (short, long)
+
+
+def test_acula_score_json_of_a_long_file_equals_the_whole_clip(model, tmp_path: Path, capsys):
+    """Scoring keeps a ScoreLog (label logits, no embeddings) and still prints the whole-clip call's text."""
+    from acula.sdk.cli import main
+
+    path = write_recording(tmp_path / "long.wav", 90.0, 44100, 2, cough_at_s=(12.0, 47.5, 81.0))
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    for labels in ("lung", "sound"):
+        assert main(["score", str(path), "--labels", labels, "--json"]) == 0
+        whole = json.dumps({"path": str(path), **model.score(samples, rate, labels).to_dict()}, allow_nan=False)
+        assert capsys.readouterr().out == whole + "\n"
+
+
+def test_a_score_log_keeps_one_row_of_logits_a_window_and_gives_them_back():
+    from acula.sdk.results import ScoreLog
+
+    rows = np.random.default_rng(0).standard_normal((700, 3)).astype(np.float32)
+    log = ScoreLog("lung", lambda w: rows[w.index], 3)
+    log.extend(_window(i, 0.5) for i in range(700))
+    assert len(log) == 700 and log._logits.nbytes <= 2 * 700 * 3 * 4
+    np.testing.assert_array_equal(np.stack([w.label_logits["lung"] for w in log]), rows)
+    np.testing.assert_array_equal(log[-1].label_logits["lung"], rows[-1])
+    assert [w.label_logits["lung"][0] for w in log[698:]] == list(rows[698:, 0])
+    assert log[3].embedding.shape == (0,) and log[3].index == 3
+
+
+@pytest.mark.slow
+def test_score_traced_memory_does_not_grow_with_the_recording(model, tmp_path: Path, monkeypatch):
+    """``acula score --json``: a 10 min file peaks within 0.5 MB of a 1 min one (a list of WindowResults,
+    kept before ScoreLog, grew 2.5 KB a window: 2.8 MB more)."""
+    import os
+    import tracemalloc
+
+    from acula.sdk import screen_cli
+    from acula.sdk.cli import main
+
+    monkeypatch.setattr(screen_cli, "load", lambda *args, **kwargs: model)
+    peaks = []
+    for duration_s in (60.0, 600.0):
+        path = write_recording(tmp_path / f"{duration_s:.0f}.wav", duration_s, 16000, 1)
+        with open(os.devnull, "w") as null:
+            monkeypatch.setattr("sys.stdout", null)
+            tracemalloc.start()
+            try:
+                assert main(["score", str(path), "--labels", "lung", "--json"]) == 0
+                peaks.append(tracemalloc.get_traced_memory()[1])
+            finally:
+                tracemalloc.stop()
+    assert peaks[1] - peaks[0] < 0.5e6, peaks
