@@ -26,19 +26,43 @@ __all__ = ["LogMelFrontend", "StreamingFrontend", "mel_filterbank", "sparse_filt
 _RFFT: Any = None
 
 
-def _rfft(x: np.ndarray) -> np.ndarray:
-    """Real FFT over the last axis, float32 in, complex64 out.  numpy >= 2 keeps float32 native; it is about
-    1.3x slower per hop than scipy.fft but importing scipy.fft cost 0.28 s of a 0.4 s cold start, so scipy is
-    only the fallback for numpy 1.x (whose rfft upcasts to float64, measured 6x slower), imported on first use."""
+def _rfft(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Real FFT over the last axis, float32 in, complex64 out (written into ``out`` when given).  numpy >= 2
+    keeps float32 native and writes into ``out``; it is about 1.3x slower per hop than scipy.fft but importing
+    scipy.fft cost 0.28 s of a 0.4 s cold start, so scipy is only the fallback for numpy 1.x (whose rfft
+    upcasts to float64, measured 6x slower), imported on first use."""
     global _RFFT
     if _RFFT is None:
         if int(np.__version__.split(".")[0]) >= 2:
-            _RFFT = np.fft.rfft
+            _RFFT = lambda x, out: np.fft.rfft(x, axis=-1, out=out)  # noqa: E731
         else:
             import scipy.fft
 
-            _RFFT = lambda x: scipy.fft.rfft(x, axis=-1, workers=1)  # noqa: E731
-    return _RFFT(x)
+            def _RFFT(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+                spec = scipy.fft.rfft(x, axis=-1, workers=1)
+                if out is None:
+                    return spec
+                out[...] = spec
+                return out
+    return _RFFT(x, out)
+
+
+class _Scratch:
+    """A stream's work buffers for :meth:`LogMelFrontend._run` (windowed frames, spectrum, squares, power),
+    grown to the most frames one call has needed, so a hop allocates only its output."""
+
+    def __init__(self, n_fft: int) -> None:
+        self.n_fft, self.n = n_fft, 0
+
+    def get(self, n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if n_frames > self.n:
+            n_freqs = self.n_fft // 2 + 1
+            self.n = n_frames
+            self.windowed = np.empty((n_frames, self.n_fft), np.float32)
+            self.spec = np.empty((n_frames, n_freqs), np.complex64)
+            self.squares = np.empty((n_frames, 2 * n_freqs), np.float32)
+            self.power = np.empty((n_frames, n_freqs), np.float32)
+        return (self.windowed[:n_frames], self.spec[:n_frames], self.squares[:n_frames], self.power[:n_frames])
 
 
 def hz_to_mel(freq_hz: np.ndarray | float) -> np.ndarray:
@@ -121,7 +145,8 @@ class LogMelFrontend:
 
             self._numba = NumbaTables(cfg, hann_window(cfg.n_fft), fb)
 
-    def _run(self, samples: np.ndarray, n_frames: int) -> np.ndarray:
+    def _run(self, samples: np.ndarray, n_frames: int, scratch: _Scratch | None = None) -> np.ndarray:
+        """``n_frames`` frames of ``samples``; ``scratch``: a stream's work buffers (None: fresh ones)."""
         cfg = self.config
         out = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
         if not n_frames:
@@ -134,9 +159,12 @@ class LogMelFrontend:
         # the overlapping frames as a view of x; np.ndarray on x's buffer costs 1 us where as_strided's Python
         # wrapper cost 11 us, 6 % of a hop's front end
         frames = np.ndarray((n_frames, cfg.n_fft), np.float32, x, 0, (cfg.hop_length * step, step))
-        spec = _rfft(frames * self._window32)
-        power = spec.real * spec.real
-        power += spec.imag * spec.imag
+        windowed, spec, squares, power = (scratch or _Scratch(cfg.n_fft)).get(n_frames)
+        np.multiply(frames, self._window32, out=windowed)
+        spec = _rfft(windowed, spec)
+        # |X|^2 = re^2 + im^2, squaring the interleaved (re, im) floats in place of two strided products
+        np.square(spec.view(np.float32), out=squares)
+        np.add(squares[:, 0::2], squares[:, 1::2], out=power)
         # one (1 x n_freqs) @ (n_freqs x n_mels) product per frame: a frame's result then never depends on how
         # many frames share the call, so a stream is bit-identical whatever its chunking
         np.matmul(power[:, None, :], self._fb32, out=out[:, None, :])
@@ -172,6 +200,7 @@ class StreamingFrontend:
         self._buf = np.zeros(cfg.n_fft + 4096, dtype=dtype)
         self._n_buf = 0
         self.n_frames_emitted = 0
+        self._scratch = _Scratch(cfg.n_fft)
 
     def reset(self) -> None:
         self._n_buf = 0
@@ -191,7 +220,7 @@ class StreamingFrontend:
         self._buf[self._n_buf : need] = chunk
         self._n_buf = need
         n_frames = cfg.n_frames(need)
-        out = self.frontend._run(self._buf, n_frames)
+        out = self.frontend._run(self._buf, n_frames, self._scratch)
         if n_frames:
             consumed = n_frames * cfg.hop_length
             rest = need - consumed

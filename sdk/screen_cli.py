@@ -18,7 +18,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar, overload
 
 import numpy as np
 from acula.sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
@@ -116,12 +116,37 @@ class Progress:
 Windows = MutableSequence[WindowResult]
 
 
+class WindowSink(Protocol):
+    """Where a streamed file's windows go: a list, a :class:`WindowLog` / :class:`ScoreLog` (what screening /
+    scoring keep), or :class:`sdk.index_cli.EmbeddingMean` (a running mean)."""
+
+    def extend(self, windows: Iterable[WindowResult], /) -> None: ...
+
+
+_Sink = TypeVar("_Sink", bound=WindowSink)
+
+
+@overload
 def stream_file(model: Model, blocks: AudioBlocks, on_block: Callable[[np.ndarray], None] | None = None,
-                windows: Windows | WindowLog | None = None) -> tuple[Stream, Sequence[WindowResult]]:
+                windows: None = None) -> tuple[Stream, list[WindowResult]]: ...
+
+
+@overload
+def stream_file(model: Model, blocks: AudioBlocks, on_block: Callable[[np.ndarray], None] | None = None, *,
+                windows: _Sink) -> tuple[Stream, _Sink]: ...
+
+
+@overload
+def stream_file(model: Model, blocks: AudioBlocks, on_block: Callable[[np.ndarray], None] | None,
+                windows: _Sink) -> tuple[Stream, _Sink]: ...
+
+
+def stream_file(model: Model, blocks: AudioBlocks, on_block: Callable[[np.ndarray], None] | None = None,
+                windows: Any = None) -> tuple[Stream, Any]:
     """Feed a file's blocks through one new Stream: its windows, as one ``accept`` of the whole file gives,
-    appended to ``windows`` (default: a new list; a :class:`WindowLog` keeps only what screening reports)."""
+    go to ``windows`` (default: a new list; see :class:`WindowSink`)."""
     stream = model.stream()
-    kept: Windows | WindowLog = [] if windows is None else windows
+    kept: Any = [] if windows is None else windows
     for block in blocks:
         if on_block is not None:
             on_block(block)

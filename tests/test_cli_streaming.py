@@ -240,3 +240,17 @@ def test_score_traced_memory_does_not_grow_with_the_recording(model, tmp_path: P
             finally:
                 tracemalloc.stop()
     assert peaks[1] - peaks[0] < 0.5e6, peaks
+
+
+def test_the_index_running_mean_equals_clip_embedding_bit_for_bit_whatever_the_chunks():
+    from acula.sdk.index_cli import EmbeddingMean
+    from acula.sdk.scoring import clip_embedding
+
+    e = np.random.default_rng(5).normal(size=(1001, 512)).astype(np.float32)
+    mean, a = EmbeddingMean(), 0
+    for n in (1, 13, 400, 0, 587):
+        mean.extend(WindowResult(i, 0.0, 1.0, e[i], None, {}) for i in range(a, a + n))
+        a += n
+    assert len(mean) == 1001 and np.array_equal(mean.value(), clip_embedding(e))
+    with pytest.raises(ValueError, match="no window"):
+        EmbeddingMean().value()
