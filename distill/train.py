@@ -52,6 +52,8 @@ class DistillConfig(AugmentFields):
     #: a further level change of +-``student_gain_db`` applied to the student's input only: the teacher's target
     #: comes from the crop without it, so the student learns to give the teacher's answer at any level (0: off)
     student_gain_db: float = 0.0
+    #: the share of crops that get that level change (the rest reach the student at their own level)
+    p_student_gain: float = 1.0
     #: a crop of a cough recording is a cough-head positive only if its loudest frame is within this many dB of
     #: the recording's loudest frame (coughs are the recording's bursts); quieter crops (the gaps between
     #: coughs) are left out of the head loss instead of being taught as coughs.  None: every crop is positive.
@@ -67,6 +69,8 @@ class DistillConfig(AugmentFields):
 
     def __post_init__(self) -> None:
         self.check_augment()
+        if not 0.0 <= self.p_student_gain <= 1.0:
+            raise ValueError(f"p_student_gain must be in [0, 1], got {self.p_student_gain}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -172,7 +176,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
             feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
-            student_feats = feats if cfg.student_gain_db <= 0 else shift_level(feats, front, gen, cfg.student_gain_db)
+            student_feats = feats if cfg.student_gain_db <= 0 else shift_level(feats, front, gen, cfg.student_gain_db,
+                                                                               cfg.p_student_gain)
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]
@@ -193,11 +198,17 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     return last
 
 
-def shift_level(x: torch.Tensor, front: FrontendConfig, generator: torch.Generator, gain_db: float) -> torch.Tensor:
-    """A uniform level change of +-``gain_db`` per crop on normalised log-mel, floored as the front end floors."""
+def shift_level(x: torch.Tensor, front: FrontendConfig, generator: torch.Generator, gain_db: float,
+                p: float = 1.0) -> torch.Tensor:
+    """A uniform level change of +-``gain_db`` per crop on normalised log-mel, floored as the front end floors;
+    each crop gets it with probability ``p`` (the others are returned unchanged, unfloored)."""
     shift = (torch.rand(x.shape[0], 1, 1, generator=generator) * 2 - 1) * gain_db
     floor = (10 * float(np.log10(front.amin_power)) - front.norm_mean_db) / front.norm_std_db
-    return (x + shift / front.norm_std_db).clamp_min(floor)
+    shifted = (x + shift / front.norm_std_db).clamp_min(floor)
+    if p >= 1.0:
+        return shifted
+    chosen = torch.rand(x.shape[0], 1, 1, generator=generator) < p
+    return torch.where(chosen, shifted, x)
 
 
 def cough_head_weights(bank: FeatureBank, chosen: np.ndarray, crops: np.ndarray, is_cough: np.ndarray,

@@ -206,6 +206,26 @@ def test_the_student_only_level_change_shifts_every_cell_alike_and_keeps_the_flo
     assert float(y.min()) >= floor - 1e-6 and not torch.equal(y, x)
 
 
+def test_the_student_only_level_change_reaches_about_a_share_p_of_the_crops():
+    import numpy as np
+    import torch
+    from acula.distill.train import DistillConfig, shift_level
+    from acula.sdk.frontend_config import FrontendConfig
+
+    front = FrontendConfig()
+    x = torch.full((2000, 4, front.n_mels), 0.5)
+    y = shift_level(x, front, torch.Generator().manual_seed(0), 24.0, p=0.3)
+    changed = (y != x).flatten(1).any(1).float().mean()
+    assert 0.26 < float(changed) < 0.34
+    unchanged = ~(y != x).flatten(1).any(1)
+    assert torch.equal(y[unchanged], x[unchanged])
+    assert torch.equal(shift_level(x, front, torch.Generator().manual_seed(0), 24.0, p=1.0),
+                       shift_level(x, front, torch.Generator().manual_seed(0), 24.0))
+    with pytest.raises(ValueError, match="p_student_gain"):
+        DistillConfig(p_student_gain=1.5)
+    assert np.isfinite(float(y.sum()))
+
+
 def test_a_bundle_teaches_with_its_fp32_student_prompt_bank_and_logit_scale(tiny_bundle, tiny_corpus, tmp_path):
     """``acula distill --teacher BUNDLE``: the targets are the bundle's fp32 ONNX embeddings, the zero-shot
     targets its own prompt bank at its own logit scale, and the run records which bundle taught it."""
