@@ -60,15 +60,24 @@ def render(results: Path) -> str:
                   f"numba engine {fe['numba_whole_clip_ms']:.2f} ms; librosa "
                   f"{fe.get('librosa_ms', float('nan')):.2f} ms in the same run); streaming 512-sample chunks at "
                   f"{fe['stream_512_x_realtime']:.0f}x real time (numba engine).", ""]
-    sl = _load(results, "sdk_latency.json")
-    if isinstance(sl, dict):
-        lines += [f"**SDK** (`python -m acula.benchmarks.sdk_latency --json benchmarks/results/sdk_latency.json`; "
-                  f"{sl['machine']}, one thread, {sl['backend']} {sl['precision']}):", "",
-                  "| per-hop p50 | per-hop p99 | ms per s of audio | YAMNet ms per s | ratio | cold start | "
-                  "peak RSS |", "|---|---|---|---|---|---|---|",
-                  f"| {sl['hop_p50_ms']:.2f} ms | {sl['hop_p99_ms']:.2f} ms | {sl['ms_per_audio_s']:.2f} | "
-                  f"{sl.get('yamnet_ms_per_audio_s', float('nan')):.2f} | {sl.get('ratio_to_yamnet', float('nan')):.3f}"
-                  f" | {sl['cold_start_s']:.2f} s | {sl['peak_rss_mb']:.0f} MB |", ""]
+    runs = [(f.name, _load(results, f.name)) for f in sorted(results.glob("sdk_latency*.json"))]
+    runs = [(name, sl) for name, sl in runs if isinstance(sl, dict)]
+    if runs:
+        lines += ["**SDK**, one row per CPU and runtime it was measured on (`python -m acula.benchmarks.sdk_latency "
+                  "--json benchmarks/results/sdk_latency[_CPU].json`; one thread; YAMNet TFLite timed in the same "
+                  "run, alternating with the SDK, so each ratio holds on its own machine):", "",
+                  "| file | CPU | runtime | per-hop p50 | per-hop p99 | ms per s of audio | YAMNet ms per s | ratio "
+                  "(range over rounds) | cold start | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, sl in runs:
+            assert isinstance(sl, dict)
+            spread = sl.get("ratio_to_yamnet_range")
+            spread_text = f" ({spread[0]:.3f}-{spread[1]:.3f})" if spread else ""
+            lines.append(f"| {name} | {sl['machine'].split(', 2 cores')[0].split(' cores')[0]} | {sl['backend']} "
+                         f"{sl['precision']} | {sl['hop_p50_ms']:.2f} ms | {sl['hop_p99_ms']:.2f} ms | "
+                         f"{sl['ms_per_audio_s']:.2f} | {sl.get('yamnet_ms_per_audio_s', float('nan')):.2f} | "
+                         f"{sl.get('ratio_to_yamnet', float('nan')):.3f}{spread_text} | {sl['cold_start_s']:.2f} s | "
+                         f"{sl['peak_rss_mb']:.0f} MB |")
+        lines.append("")
     sc = _load(results, "screen_scaling.json")
     if isinstance(sc, dict):
         def fmt_name(fmt: str) -> str:  # "44100x2" -> "44.1 kHz stereo"
