@@ -141,12 +141,16 @@ class EventDetector:
         """Samples at ``sample_rate_hz``, any chunk length: extends the energy envelope on a fixed frame grid."""
         if not self.cfg.split_coughs or not len(x):
             return
-        x = np.asarray(x, dtype=np.float64)
-        buf = np.concatenate([self._tail, x]) if self._tail.size else x  # a hop of whole frames leaves no tail
+        x = np.asarray(x)
+        # a hop of whole frames leaves no tail: the samples are read as given, float32 or float64
+        buf = np.concatenate([self._tail, x.astype(np.float64)]) if self._tail.size else x
         n = buf.size // self.frame_samples * self.frame_samples
         if n:
-            self._power.extend(np.mean(np.square(buf[:n].reshape(-1, self.frame_samples)), axis=1).tolist())
-        self._tail = buf[n:].copy()  # never a view of the caller's array
+            # mean square per frame, accumulated in float64 (as a float64 copy would give) without the copy
+            frames = buf[:n].reshape(-1, self.frame_samples)
+            power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / self.frame_samples
+            self._power.extend(power.tolist())
+        self._tail = buf[n:].astype(np.float64)  # a copy: never a view of the caller's array
 
     def _frame(self, t_s: float) -> int:
         return round(t_s * self.sample_rate_hz) // self.frame_samples

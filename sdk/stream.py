@@ -185,7 +185,7 @@ class Stream:
         """Validate, measure and buffer a chunk; return the windows it completes."""
         x = self._validate(chunk, sample_rate_hz)
         if x.size:
-            self._meter.update(self.gate.samples.append(x))  # the float64 copy the gate keeps anyway
+            self._meter.update(*self.gate.append(x))  # the float64 copy the gate keeps, and its statistics
         if self._resampler is not None:
             x = self._resampler.accept(x)
         self._feed(x)
@@ -245,5 +245,5 @@ class Stream:
             self.events += self.detector.update(w.start_s, w.end_s, p)
             out.append(w)
         self.windower.release()
-        self.gate.samples.drop_before(self._to_source(self._window_span(self.windower.n_windows)[0]))
+        self.gate.drop_before(self._to_source(self._window_span(self.windower.n_windows)[0]))
         return out

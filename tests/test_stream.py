@@ -55,7 +55,7 @@ def test_window_gate_equals_assess_quality_on_the_window(kind: str):
         x = np.clip(x * 30, -1, 1)
     gate = WindowGate()
     for i in range(0, x.size, 4000):
-        gate.samples.append(x[i : i + 4000].astype(np.float32))
+        gate.append(x[i : i + 4000].astype(np.float32))
     loudest = -np.inf
     for start in range(0, 48000 - 16000, 4000):
         seg = x[start : start + 16000].astype(np.float32).astype(np.float64)
@@ -67,10 +67,41 @@ def test_window_gate_equals_assess_quality_on_the_window(kind: str):
     assert (kind == "clipped") == (np.abs(x).max() >= CLIP_LEVEL)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_window_gate_chunk_statistics_give_the_window_flags_whatever_the_chunks_and_drops(seed: int):
+    """Windows at any offset, chunks of any length (some longer than a window), drops inside a chunk: the
+    chunks' statistics and the ragged edges give the flags (and, to rounding, the RMS) of the window's own
+    samples, as :func:`assess_quality` finds them."""
+    from acula.sdk.quality import chunk_stats
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 0.1, 60000) * np.repeat(10.0 ** rng.uniform(-5, 0, 60), 1000)  # loud, quiet, near-silent
+    x[30000:30050] = 0.99  # a flat top near full scale: the full meter's path
+    gate, ref = WindowGate(), WindowGate()
+    pos, start, n_windows = 0, 0, 0
+    while start + 9000 < x.size:
+        while pos < min(x.size, start + 9000 + int(rng.integers(0, 5000))):
+            n = int(rng.integers(1, 12000))
+            held, stats = gate.append(x[pos : pos + n])
+            assert stats == chunk_stats(x[pos : pos + n])
+            pos += held.shape[0]
+        end = min(pos, start + 9000)
+        seg = x[start:end]
+        want = ref._judge(seg, *chunk_stats(seg))  # the direct reduction over the window, same gate rules
+        assert gate.problems(start, end) == want
+        assert gate.loudest_dbfs == pytest.approx(ref.loudest_dbfs, abs=1e-9)
+        q = assess_quality(seg)
+        assert ("silent" in want) == q.silent and ("clipped" in want) == q.clipped
+        start += int(rng.integers(1, 2500))
+        gate.drop_before(start)
+        n_windows += 1
+    assert n_windows > 15 and len(gate._chunks) < 60  # chunks that ended are dropped with their samples
+
+
 def test_window_gate_says_too_short_for_samples_it_no_longer_holds():
     gate = WindowGate()
-    gate.samples.append(np.ones(100, np.float32) * 0.1)
-    gate.samples.drop_before(100)
+    gate.append(np.ones(100, np.float32) * 0.1)
+    gate.drop_before(100)
     assert gate.problems(0, 50) == ("too_short",)
 
 
