@@ -148,19 +148,34 @@ class LogMelFrontend:
     def _run(self, samples: np.ndarray, n_frames: int, scratch: _Scratch | None = None) -> np.ndarray:
         """``n_frames`` frames of ``samples``; ``scratch``: a stream's work buffers (None: fresh ones)."""
         cfg = self.config
-        out = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
         if not n_frames:
-            return out
+            return np.empty((0, cfg.n_mels), dtype=np.float32)
         if self._numba is not None:
+            out = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
             self._numba.run(samples, n_frames, out)
             return out
+        windowed, spec, squares, power = (scratch or _Scratch(cfg.n_fft)).get(n_frames)
+        np.multiply(self.frames(samples, n_frames), self._window32, out=windowed)
+        return self.logmel_of_windowed(windowed, (spec, squares, power))
+
+    def frames(self, samples: np.ndarray, n_frames: int) -> np.ndarray:
+        """The ``n_frames`` overlapping frames of ``samples`` (float32), shape (n_frames, n_fft): a view."""
+        cfg = self.config
         x = np.ascontiguousarray(samples[: (n_frames - 1) * cfg.hop_length + cfg.n_fft], dtype=np.float32)
         step = x.itemsize
-        # the overlapping frames as a view of x; np.ndarray on x's buffer costs 1 us where as_strided's Python
-        # wrapper cost 11 us, 6 % of a hop's front end
-        frames = np.ndarray((n_frames, cfg.n_fft), np.float32, x, 0, (cfg.hop_length * step, step))
-        windowed, spec, squares, power = (scratch or _Scratch(cfg.n_fft)).get(n_frames)
-        np.multiply(frames, self._window32, out=windowed)
+        # np.ndarray on x's buffer costs 1 us where as_strided's Python wrapper cost 11 us, 6 % of a hop's front end
+        return np.ndarray((n_frames, cfg.n_fft), np.float32, x, 0, (cfg.hop_length * step, step))
+
+    def logmel_of_windowed(self, windowed: np.ndarray,
+                           work: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Normalised log-mel of frames already multiplied by the window, shape (n, n_fft) -> (n, n_mels).
+        Every step works row by row, so a frame's values never depend on the other rows of the call (a stream,
+        a whole clip and :class:`sdk.pool.StreamPool`'s batch of many streams' frames agree bit for bit).
+        ``work``: spectrum, squares and power buffers of the right shapes (None: fresh ones)."""
+        cfg = self.config
+        n = windowed.shape[0]
+        spec, squares, power = work if work is not None else _Scratch(cfg.n_fft).get(n)[1:]
+        out = np.empty((n, cfg.n_mels), dtype=np.float32)
         spec = _rfft(windowed, spec)
         # |X|^2 = re^2 + im^2, squaring the interleaved (re, im) floats in place of two strided products
         np.square(spec.view(np.float32), out=squares)
@@ -208,10 +223,17 @@ class StreamingFrontend:
 
     def accept(self, chunk: np.ndarray) -> np.ndarray:
         """Feed samples; return the newly completed frames, shape (n_new, n_mels)."""
+        n_frames = self.stage(chunk)
+        out = self.compute(n_frames)
+        self.commit(n_frames)
+        return out
+
+    def stage(self, chunk: np.ndarray) -> int:
+        """Buffer samples; returns how many frames are complete (computed from :meth:`pending_frames`, then
+        released by :meth:`commit`; :meth:`accept` does both)."""
         chunk = np.asarray(chunk)
         if chunk.ndim != 1:
             raise ValueError(f"expected a mono chunk of shape (n_samples,), got {chunk.shape}")
-        cfg = self.frontend.config
         need = self._n_buf + chunk.shape[0]
         if need > self._buf.shape[0]:
             grown = np.empty(max(need, 2 * self._buf.shape[0]), dtype=self._buf.dtype)
@@ -219,12 +241,22 @@ class StreamingFrontend:
             self._buf = grown
         self._buf[self._n_buf : need] = chunk
         self._n_buf = need
-        n_frames = cfg.n_frames(need)
-        out = self.frontend._run(self._buf, n_frames, self._scratch)
+        return self.frontend.config.n_frames(need)
+
+    def compute(self, n_frames: int) -> np.ndarray:
+        """Log-mel of the staged complete frames, shape (n_frames, n_mels) (not yet released: see commit)."""
+        return self.frontend._run(self._buf, n_frames, self._scratch)
+
+    def pending_frames(self, n_frames: int) -> np.ndarray:
+        """The staged complete frames, shape (n_frames, n_fft): a view of the buffer, valid until ``commit``."""
+        return self.frontend.frames(self._buf, n_frames)
+
+    def commit(self, n_frames: int) -> None:
+        """Drop the samples of ``n_frames`` emitted frames, keeping the overlap the next frame needs."""
         if n_frames:
+            cfg = self.frontend.config
             consumed = n_frames * cfg.hop_length
-            rest = need - consumed
-            self._buf[:rest] = self._buf[consumed:need]
+            rest = self._n_buf - consumed
+            self._buf[:rest] = self._buf[consumed : self._n_buf]
             self._n_buf = rest
             self.n_frames_emitted += n_frames
-        return out

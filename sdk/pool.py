@@ -14,10 +14,11 @@ bit-identical whatever the chunking): embeddings and probabilities agree within 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from acula.sdk.audio import AudioError
+from acula.sdk.frontend import _Scratch
 from acula.sdk.model import Model
 from acula.sdk.results import WindowResult
 from acula.sdk.stream import Pending, Stream
@@ -38,6 +39,7 @@ class StreamPool:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.model, self.max_batch = model, max_batch
         self._batch = np.empty((0, model.window_frames, model.frontend.config.n_mels), dtype=np.float32)
+        self._scratch = _Scratch(model.frontend.config.n_fft)  # the front end's work buffers for all streams
 
     def stream(self) -> Stream:
         return self.model.stream()
@@ -46,42 +48,89 @@ class StreamPool:
                ) -> list[list[WindowResult] | AudioError]:
         """``(stream, chunk, sample_rate_hz)`` per stream, each stream at most once; returns, in order, each
         stream's new windows, or the :class:`AudioError` its chunk raised (the other streams are still
-        served, and the failed stream's state is as before the chunk)."""
-        return self._step([s for s, _, _ in chunks],
-                          lambda i: chunks[i][0]._prepare(chunks[i][1], chunks[i][2]))
+        served, and the failed stream's state is as before the chunk).  The front ends of all streams run as
+        one batch too (numpy engine), the same values as each stream's own."""
+        streams = self._unique([s for s, _, _ in chunks])
+        with self._held(streams):
+            if self.model.frontend.engine != "numpy":  # the numba front end runs per stream
+                return self._serve(streams, lambda i: chunks[i][0]._prepare(chunks[i][1], chunks[i][2]))
+            staged: list[int | AudioError] = []
+            for s, chunk, rate in chunks:
+                try:
+                    staged.append(s._stage(s._take(chunk, rate)))
+                except AudioError as exc:
+                    staged.append(exc)
+            self._frontend_batch(streams, staged)
+            errors = {i: e for i, e in enumerate(staged) if isinstance(e, AudioError)}
+            return self._serve(streams, lambda i: errors[i] if i in errors else streams[i]._pending())
 
     def flush(self, streams: Sequence[Stream]) -> list[list[WindowResult] | AudioError]:
         """End of input for each of ``streams`` (as :meth:`Stream.flush`)."""
-        out = self._step(list(streams), lambda i: streams[i]._prepare_flush())
+        streams = self._unique(list(streams))
+        with self._held(streams):
+            out = self._serve(streams, lambda i: streams[i]._prepare_flush())
         for s in streams:
             s.events += s.detector.flush()
         return out
 
-    def _step(self, streams: list[Stream], prepare: Callable[[int], Pending]
-              ) -> list[list[WindowResult] | AudioError]:
+    @staticmethod
+    def _unique(streams: list[Stream]) -> list[Stream]:
         if len({id(s) for s in streams}) != len(streams):
             raise ValueError("a stream appears twice in one pool step; give each stream at most one chunk a step")
+        return streams
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _held(streams: list[Stream]) -> Iterator[None]:
+        """Every stream held for the whole step (a Stream takes one caller at a time)."""
         with contextlib.ExitStack() as held:
             for s in streams:
                 held.enter_context(s._exclusive())
-            pendings: list[Pending | AudioError] = []
-            for i in range(len(streams)):
-                try:
-                    pendings.append(prepare(i))
-                except AudioError as exc:
-                    pendings.append(exc)
-            ready = [p for p in pendings if isinstance(p, Pending) and p.windows]
-            emb, heads = self._run([w for p in ready for w in p.windows])
-            out: list[list[WindowResult] | AudioError] = []
-            a = 0
-            for s, p in zip(streams, pendings, strict=True):
-                if isinstance(p, AudioError) or not p.windows:
-                    out.append(p if isinstance(p, AudioError) else [])
-                    continue
-                b = a + len(p.windows)
-                out.append(s._complete(p, emb[a:b], heads[a:b]))
-                a = b
-            return out
+            yield
+
+    def _frontend_batch(self, streams: list[Stream], staged: list[int | AudioError]) -> None:
+        """The log-mel of every stream's staged frames in one pass (window, FFT, power, mel, log over all rows;
+        row by row, so each stream gets exactly what its own front end gives), handed back to each stream."""
+        frontend = self.model.frontend
+        counts = [n if isinstance(n, int) else 0 for n in staged]
+        windowed, spec, squares, power = self._scratch.get(max(1, sum(counts)))
+        a = 0
+        for s, n in zip(streams, counts, strict=True):
+            if n:
+                np.multiply(s._fe.pending_frames(n), frontend._window32, out=windowed[a : a + n])
+                a += n
+        logmel = (frontend.logmel_of_windowed(windowed[:a], (spec[:a], squares[:a], power[:a])) if a
+                  else np.empty((0, frontend.config.n_mels), np.float32))
+        a = 0
+        for s, got in zip(streams, staged, strict=True):
+            if isinstance(got, int):
+                s._add_frames(logmel[a : a + got], got)
+                a += got
+
+    def _serve(self, streams: list[Stream], prepare: Callable[[int], Pending | AudioError]
+               ) -> list[list[WindowResult] | AudioError]:
+        """Score the ready windows of all streams with one runtime call per ``max_batch`` (streams held)."""
+        pendings: list[Pending | AudioError] = []
+        for i in range(len(streams)):
+            try:
+                pendings.append(prepare(i))
+            except AudioError as exc:
+                pendings.append(exc)
+        ready = [p for p in pendings if isinstance(p, Pending) and p.windows]
+        emb, heads = self._run([w for p in ready for w in p.windows])
+        # label logits of every ready window in one product (each row is its own product: the same values
+        # as one stream's scorer call on its rows)
+        logits = self.model.scorer(emb) if emb.shape[0] else {}
+        out: list[list[WindowResult] | AudioError] = []
+        a = 0
+        for s, p in zip(streams, pendings, strict=True):
+            if isinstance(p, AudioError) or not p.windows:
+                out.append(p if isinstance(p, AudioError) else [])
+                continue
+            b = a + len(p.windows)
+            out.append(s._complete(p, emb[a:b], heads[a:b], {k: v[a:b] for k, v in logits.items()}))
+            a = b
+        return out
 
     def _run(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         n = len(windows)

@@ -183,13 +183,17 @@ class Stream:
 
     def _prepare(self, chunk: np.ndarray, sample_rate_hz: int) -> Pending:
         """Validate, measure and buffer a chunk; return the windows it completes."""
+        self._feed(self._take(chunk, sample_rate_hz))
+        return self._pending()
+
+    def _take(self, chunk: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        """Validate and measure a chunk; its samples at the model's rate (resampled when the stream is not)."""
         x = self._validate(chunk, sample_rate_hz)
         if x.size:
             self._meter.update(*self.gate.append(x))  # the float64 copy the gate keeps, and its statistics
         if self._resampler is not None:
             x = self._resampler.accept(x)
-        self._feed(x)
-        return self._pending()
+        return x
 
     def _prepare_flush(self) -> Pending:
         if self._resampler is not None:
@@ -203,9 +207,19 @@ class Stream:
         return pending
 
     def _feed(self, x: np.ndarray) -> None:
+        n_frames = self._stage(x)
+        self._add_frames(self._fe.compute(n_frames), n_frames)
+
+    def _stage(self, x: np.ndarray) -> int:
+        """Take model-rate samples up to the front end; returns how many frames they complete."""
         self.n_samples_16k += x.size
         self.detector.accept_samples(x)  # the energy envelope that splits an event into single coughs
-        self.windower.append(self._fe.accept(x))
+        return self._fe.stage(x)
+
+    def _add_frames(self, logmel: np.ndarray, n_frames: int) -> None:
+        """The staged frames' log-mel (computed here or, batched with other streams', by StreamPool)."""
+        self._fe.commit(n_frames)
+        self.windower.append(logmel)
 
     def _pending(self) -> Pending:
         first = self.windower.n_windows
@@ -229,10 +243,14 @@ class Stream:
         emb, heads = self.model.run_windows(pending.windows)
         return self._complete(pending, emb, heads)
 
-    def _complete(self, pending: Pending, emb: np.ndarray, heads: np.ndarray) -> list[WindowResult]:
+    def _complete(self, pending: Pending, emb: np.ndarray, heads: np.ndarray,
+                  logits: dict[str, np.ndarray] | None = None) -> list[WindowResult]:
         """Gate, score and detect events for the pending windows given the runtime's outputs, shapes
-        (n_windows, embed_dim) and (n_windows, n_heads); then drop what no future window needs."""
-        logits = self.model.scorer(emb) if len(pending.windows) else {}
+        (n_windows, embed_dim) and (n_windows, n_heads), and their label logits when the caller scored them
+        already (:class:`sdk.pool.StreamPool`, for all its streams at once); then drop what no future window
+        needs."""
+        if logits is None:
+            logits = self.model.scorer(emb) if len(pending.windows) else {}
         rate, cough = self.model.sample_rate_hz, self.model.cough_head
         out = []
         for i, (s, e) in enumerate(pending.spans):

@@ -92,3 +92,28 @@ def test_pool_on_the_packaged_default_within_tolerance():
             assert np.abs(e - e_ref).max() <= POOL_TOLERANCE * np.abs(e_ref).max()
 
 
+
+
+def test_the_pooled_front_end_gives_each_stream_its_own_log_mel_bit_for_bit(model: sdk.Model):
+    """The pool runs every stream's front end as one batch: after every step, each stream holds exactly the
+    log-mel frames and samples its own front end gives (a 44.1 kHz stream, a chunk that fails, odd chunks)."""
+    rates = [16000, 44100, 16000]
+    xs = [synth_recording(5.0, sample_rate_hz=r, seed=i)[0] for i, r in enumerate(rates)]
+    pool = StreamPool(model)
+    pooled, alone = [pool.stream() for _ in xs], [model.stream() for _ in xs]
+    n_windows = 0
+    for i in range(0, 5 * 44100, 3001):
+        chunks = [x[i * r // 44100 : (i + 3001) * r // 44100] for x, r in zip(xs, rates, strict=True)]
+        if i == 3001 * 7:
+            chunks[2] = np.full(100, np.nan, np.float32)  # fails: that stream is left as before the chunk
+        out = pool.accept([(s, c, r) for s, c, r in zip(pooled, chunks, rates, strict=True)])
+        for k, (a, b, c, r) in enumerate(zip(pooled, alone, chunks, rates, strict=True)):
+            if isinstance(out[k], AudioError):
+                assert k == 2
+                continue
+            assert len(b.accept(c, r)) == len(out[k])
+            n_windows += len(out[k])
+            assert np.array_equal(a._fe._buf[: a._fe._n_buf], b._fe._buf[: b._fe._n_buf])
+            assert a.windower.frames.end == b.windower.frames.end
+            assert np.array_equal(a.windower.frames.held(), b.windower.frames.held())
+    assert n_windows > 15
