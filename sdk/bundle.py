@@ -24,8 +24,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
-import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -107,6 +105,9 @@ def _check_sizes(where: Path, sizes: dict[str, int]) -> None:
 
 
 def _read_zip(path: Path) -> dict[str, bytes]:
+    import zipfile  # only for zipped bundles: 5 ms of a cold start otherwise
+    import zlib
+
     out: dict[str, bytes] = {}
     try:
         with zipfile.ZipFile(path) as zf:
@@ -143,6 +144,8 @@ def _read_source(path: Path) -> dict[str, bytes]:
         files = [p for p in entries if p.is_file()]
         _check_sizes(path, {p.name: p.stat().st_size for p in files})
         return {p.name: p.read_bytes() for p in files} | {f"{p.name}/": b"" for p in entries if p.is_dir()}
+    import zipfile
+
     if zipfile.is_zipfile(path):
         return _read_zip(path)
     raise BundleError(f"{path} is neither a bundle directory nor a zip file")

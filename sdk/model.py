@@ -27,7 +27,6 @@ from acula.sdk.runtimes import make_backend
 from acula.sdk.scoring import LabelScorer, clip_embedding, softmax
 from acula.sdk.screening import Event, ScreeningConfig
 from acula.sdk.stream import Stream
-from acula.sdk.text import CustomLabels, joint_text
 
 __all__ = ["Model", "Stream", "WindowResult", "ScreenResult", "ScoreResult", "EmbedResult", "load",
            "available_models"]
@@ -123,6 +122,8 @@ class Model:
         """Prompts -> (n, embed_dim) unit rows in this bundle's joint space, on the device (torch-free): the text
         encoder of a text bundle (``acula export-text``; ``text_bundle`` or ``$ACULA_TEXT_BUNDLE``), then its
         projection for this bundle (see :mod:`sdk.text`)."""
+        from acula.sdk.text import joint_text  # custom prompts only: kept out of a cold start
+
         return joint_text(self.bundle, text_bundle)(prompts)
 
     def run_windows(self, windows: Sequence[np.ndarray] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,6 +159,8 @@ class Model:
               labels: dict[str, list[str]] | None = None, text_bundle: str | Path | None = None) -> ScoreResult:
         """Clip probabilities over a packaged label set, or over custom ``labels`` ({label: [prompt, ...]}, at
         least two labels; embedded by :meth:`embed_text`, uncalibrated: temperature 1; ``label_set`` "custom")."""
+        from acula.sdk.text import CustomLabels
+
         custom = None if labels is None else CustomLabels.build(labels, lambda t: self.embed_text(t, text_bundle))
         if custom is not None:
             label_set = "custom"

@@ -17,13 +17,12 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from acula.sdk.audio import AudioError, NonFiniteAudioError, validate_samples
 from acula.sdk.fifo import Fifo
 from acula.sdk.quality import QualityFlags, QualityMeter, WindowGate
-from acula.sdk.resample import StreamingResampler
 from acula.sdk.results import WindowResult
 from acula.sdk.scoring import sigmoid
 from acula.sdk.screening import Event, EventDetector
@@ -117,7 +116,7 @@ class Stream:
         with self._exclusive():
             self._rate: int | None = None
             self._n_channels: int | None = None
-            self._resampler: StreamingResampler | None = None
+            self._resampler: Any = None  # sdk.resample.StreamingResampler when the stream's rate is not the model's
             self._fe = self.model.frontend.stream()
             self.windower.reset()
             self.gate.reset()
@@ -173,6 +172,8 @@ class Stream:
         if self._rate is None:
             self._rate = rate
             if rate != self.model.sample_rate_hz:
+                from acula.sdk.resample import StreamingResampler  # only streams at another rate need it
+
                 self._resampler = StreamingResampler(rate, self.model.sample_rate_hz)
         elif rate != self._rate:
             raise AudioError(f"this stream runs at {self._rate} Hz; got a chunk at {rate} Hz "
