@@ -81,7 +81,8 @@ def level_norm(sel: dict[str, Any]) -> list[str]:
             f"{shift('levelnorm60 int8 ONNX'):.3f} vs {shift('student int8 ONNX'):.3f} | selection_rule_levelnorm.md |"]
 
 
-def student_gain(sel: dict[str, Any], name: str = "invariant24", gain_db: int = 24) -> list[str]:
+def student_gain(sel: dict[str, Any], name: str = "invariant24", gain_db: int = 24,
+                 teacher: str = "re-aligned teacher", share: str = "") -> list[str]:
     rows = sel["rows"]
     base, cand = rows["student int8 ONNX refit"], rows[f"{name} int8 ONNX"]
     inv = sel["invariance"]
@@ -92,13 +93,32 @@ def student_gain(sel: dict[str, Any], name: str = "invariant24", gain_db: int = 
                    if g in inv[system][t] and inv[system][t][g].get("native_shift_mean") is not None)
 
     drop = _mean(cand, "native") - _mean(base, "native")
-    return [f"| level change of +-{gain_db} dB on the student's input only, teacher target at the clip's own level "
-            f"({name}, val only) | {'rejected' if drop < -0.01 else 'passes'} rule 1 (native mean {drop:+.3f}, "
-            f"limit -0.01) | native mean {_mean(cand, 'native'):.3f} vs {_mean(base, 'native'):.3f}, probe mean "
-            f"{_mean(cand, 'probe'):.3f} vs {_mean(base, 'probe'):.3f}; largest mean gain shift "
+    return [f"| level change of +-{gain_db} dB on the student's input only{share}, teacher target at the clip's own "
+            f"level; {teacher} ({name}, val only) | {'rejected' if drop < -0.01 else 'passes'} rule 1 (native mean "
+            f"{drop:+.3f}, limit -0.01) | native mean {_mean(cand, 'native'):.3f} vs {_mean(base, 'native'):.3f}, "
+            f"probe mean {_mean(cand, 'probe'):.3f} vs {_mean(base, 'probe'):.3f}; largest mean gain shift "
             f"{shift(f'{name} int8 ONNX'):.3f} vs {shift('student int8 ONNX refit'):.3f}; heart database f "
             f"{cand['heart_abnormal']['native_by']['f']['auroc']:.3f} vs "
             f"{base['heart_abnormal']['native_by']['f']['auroc']:.3f} | selection_rule_invariant24.md |"]
+
+
+def self_control(sel: dict[str, Any]) -> list[str]:
+    rows, inv = sel["rows"], sel["invariance"]
+    base, ctl, cand = (rows[n] for n in ("student int8 ONNX refit", "control-self int8 ONNX",
+                                         "invariant24-self int8 ONNX"))
+
+    def shift(system: str) -> float:
+        gains = ("gain-6", "gain-12", "gain-24", "peak-1")
+        return max(inv[system][t][g]["native_shift_mean"] for t in inv[system] for g in gains
+                   if g in inv[system][t] and inv[system][t][g].get("native_shift_mean") is not None)
+
+    return [f"| control: the shipped recipe taught by the shipped student (control-self, val only) | attribution, "
+            f"not a candidate | native mean {_mean(ctl, 'native'):.3f} vs shipped {_mean(base, 'native'):.3f}; "
+            f"invariant24-self minus control: native {_mean(cand, 'native') - _mean(ctl, 'native'):+.3f}, wheezes "
+            f"{cand['wheezes']['native']['auroc'] - ctl['wheezes']['native']['auroc']:+.3f}, probe "
+            f"{_mean(cand, 'probe') - _mean(ctl, 'probe'):+.3f}; largest mean gain shift "
+            f"{shift('invariant24-self int8 ONNX'):.3f} vs {shift('control-self int8 ONNX'):.3f} | "
+            f"selection_rule_invariant24.md |"]
 
 
 def negated_prompts(cur: list[dict[str, Any]], neg: list[dict[str, Any]]) -> list[str]:
@@ -168,6 +188,11 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("selection_levelnorm_val.json",), level_norm),
     (("selection_invariant24_val.json",), student_gain),
     (("selection_invariant12_val.json",), lambda sel: student_gain(sel, "invariant12", 12)),
+    (("selection_invariant24_self_val.json",),
+     lambda sel: student_gain(sel, "invariant24-self", 24, "taught by the shipped student")),
+    (("selection_control_self_val.json",), self_control),
+    (("selection_invariant24_self_half_val.json",),
+     lambda sel: student_gain(sel, "invariant24-self-half", 24, "taught by the shipped student", " of half the crops")),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
     (("calibration.json",), calibration),
