@@ -212,7 +212,9 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                        "teacher_id": meta.get("teacher_id"), "corpus": str(corpus_dir), "git_commit": git_commit(),
                        "student_config": cfg.to_dict(), "distill_config": meta.get("distill_config"),
                        "student_parameters": sum(p.numel() for p in student.parameters()),
-                       "parity": parity, "data": data_provenance(corpus_dir)},
+                       "parity": parity, "data": data_provenance(corpus_dir),
+                       **({"teacher_bundle_sha256": meta["teacher_bundle_sha256"]}
+                          if meta.get("teacher_bundle_sha256") else {})},
         "licence": LICENCE,
     }
     if extra_manifest:
