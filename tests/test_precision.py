@@ -102,53 +102,20 @@ def test_auto_really_measures_the_toy_bundle(bundle, cache_dir: Path):
     m.screen(np.zeros(40000, np.float32) + 0.01, 16000)
 
 
-def recordings() -> list[Path]:
-    files = sorted((DATA / "smith2006_cough" / "audio").glob("*.flac"))
-    files += sorted((DATA / "coswara").rglob("cough-heavy*.flac"))[:8]
-    files += sorted((DATA / "esc10").rglob("*.ogg"))[::80]
-    return files
-
-
-def usable_int8_backends() -> list[str]:
-    """Backends whose int8 student agrees with fp32 on this CPU (onnxruntime's saturates on AVX2-only x86)."""
-    from acula.sdk.runtimes import BackendUnavailable, make_backend
-
-    bundle = sdk.load("default", precision="fp32").bundle
-    usable = []
-    for name in ("onnxruntime", "tflite"):
-        try:
-            built = {p: make_backend(name, bundle.files[bundle.model_file(name, p)[0]]) for p in ("int8", "fp32")}
-        except (BackendUnavailable, KeyError):
-            continue
-        if prec.int8_agreement(built["int8"], built["fp32"], prec.probe_windows(bundle)) >= prec.INT8_MIN_COSINE:
-            usable.append(name)
-    return usable
-
-
 def test_cough_operating_point_decides_the_same_on_fp32_and_int8():
+    """Issue 26: on real recordings the packaged default's int8 graphs (every runtime auto may pick here) make
+    the cough decisions its fp32 graphs make (``python -m acula.benchmarks.int8_decisions`` prints them)."""
+    from acula.benchmarks.int8_decisions import compare, recordings
+
     if not DATA.is_dir():
         pytest.skip(f"real recordings not found at {DATA} (set ACULA_DATA)")
     if "default" not in sdk.available_models():
         pytest.skip("no packaged default bundle")
-    backends = usable_int8_backends()
-    if not backends:
+    res = compare("default", recordings(DATA))
+    if not res["runtimes"]:
         pytest.skip("no runtime here runs the int8 student in agreement with fp32")
-    for backend in backends:
-        fp32 = sdk.load("default", backend=backend, precision="fp32")
-        int8 = sdk.load("default", backend=backend, precision="int8")
-        on = fp32.screening.on
-        n = 0
-        for path in recordings():
-            try:
-                clip = sdk.load_audio(path, target_rate_hz=None)
-            except sdk.AudioError:
-                continue
-            a, b = fp32.screen(clip.samples, clip.sample_rate_hz), int8.screen(clip.samples, clip.sample_rate_hz)
-            assert [(e.start_s, e.end_s) for e in a.events] == [(e.start_s, e.end_s) for e in b.events], path
-            assert [w.cough_probability is not None and w.cough_probability >= on for w in a.windows] == \
-                   [w.cough_probability is not None and w.cough_probability >= on for w in b.windows], path
-            n += 1
-        assert n >= 10
+    for backend, r in res["runtimes"].items():
+        assert r["recordings"] >= 10 and r["differ"] == [], (backend, r["differ"])
 
 
 def test_the_packaged_int8_onnx_agrees_with_fp32_on_this_cpu():

@@ -1,0 +1,110 @@
+"""Do a bundle's int8 graphs make the cough decisions its fp32 graphs make?  A shipping check for candidates.
+
+    python -m acula.benchmarks.int8_decisions [--bundle runs/bundle-X] [--data ../shared/data] [--json [OUT]]
+
+For every runtime whose int8 student agrees with fp32 on the SDK's probe windows (``sdk.precision``: the ones
+``precision="auto"`` may pick), screen real recordings with both precisions and compare, at the bundle's own
+operating point, the events and each window's side of the threshold.  The recordings: the 9 CC BY coughs of
+``smith2006_cough`` (outside the corpus), 8 Coswara heavy coughs and every 80th ESC-10 clip, as
+``tests/test_precision.py`` checks for the packaged default.  Exit status 1 when any decision differs.
+
+Issue 26 asks that the operating point decide the same on both; ``invariant24-self-half``
+(``benchmarks/results/selection_rule_invariant24.md``) passed its validation rule and failed this, so a
+candidate runs it before it replaces the default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from acula.benchmarks._util import command_parser
+
+
+def recordings(data: Path) -> list[Path]:
+    files = sorted((data / "smith2006_cough" / "audio").glob("*.flac"))
+    files += sorted((data / "coswara").rglob("cough-heavy*.flac"))[:8]
+    files += sorted((data / "esc10").rglob("*.ogg"))[::80]
+    return files
+
+
+def usable_int8_backends(bundle: Any) -> list[str]:
+    """Runtimes here whose int8 student agrees with fp32 on the probe windows (the ones auto may pick)."""
+    from acula.sdk import precision as prec
+    from acula.sdk.runtimes import BackendUnavailable, make_backend
+
+    usable = []
+    for name in ("onnxruntime", "tflite"):
+        try:
+            built = {p: make_backend(name, bundle.files[bundle.model_file(name, p)[0]]) for p in ("int8", "fp32")}
+        except (BackendUnavailable, KeyError):
+            continue
+        if prec.int8_agreement(built["int8"], built["fp32"], prec.probe_windows(bundle)) >= prec.INT8_MIN_COSINE:
+            usable.append(name)
+    return usable
+
+
+def compare(bundle: str, files: Sequence[Path]) -> dict[str, Any]:
+    """Per usable runtime: the recordings screened and those whose decisions differ (with both peaks)."""
+    from acula import sdk
+
+    base = sdk.load(bundle, precision="fp32").bundle
+    out: dict[str, Any] = {"bundle": bundle, "digest": base.sha256, "runtimes": {}}
+    for backend in usable_int8_backends(base):
+        fp32 = sdk.load(bundle, backend=backend, precision="fp32")
+        int8 = sdk.load(bundle, backend=backend, precision="int8")
+        on, n, differ = fp32.screening.on, 0, []
+        for path in files:
+            try:
+                clip = sdk.load_audio(path, target_rate_hz=None)
+            except sdk.AudioError:
+                continue
+            a, b = fp32.screen(clip.samples, clip.sample_rate_hz), int8.screen(clip.samples, clip.sample_rate_hz)
+            n += 1
+            same_events = [(e.start_s, e.end_s) for e in a.events] == [(e.start_s, e.end_s) for e in b.events]
+            same_windows = ([w.cough_probability is not None and w.cough_probability >= on for w in a.windows]
+                            == [w.cough_probability is not None and w.cough_probability >= on for w in b.windows])
+            if not (same_events and same_windows):
+                peak = [max((w.cough_probability or 0.0) for w in r.windows) if r.windows else 0.0 for r in (a, b)]
+                differ.append({"path": str(path), "fp32_peak": round(peak[0], 4), "int8_peak": round(peak[1], 4),
+                               "fp32_events": len(a.events), "int8_events": len(b.events)})
+        out["runtimes"][backend] = {"operating_point": on, "recordings": n, "differ": differ}
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, argv = command_parser("acula.benchmarks.int8_decisions", __doc__, argv)
+    parser.add_argument("--bundle", default="default", help="packaged name, bundle directory or zip")
+    parser.add_argument("--data", default=os.environ.get("ACULA_DATA", "../shared/data"))
+    parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
+    args = parser.parse_args(argv)
+    files = recordings(Path(args.data))
+    if not files:
+        print(f"no recordings under {args.data} (smith2006_cough, coswara, esc10)", file=sys.stderr)
+        return 2
+    res = compare(args.bundle, files)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(f"int8 against fp32 cough decisions, bundle {args.bundle} ({res['digest'][:12]})", file=out)
+    for backend, r in res["runtimes"].items():
+        print(f"  {backend}: {r['recordings']} recordings, {len(r['differ'])} differ "
+              f"(operating point {r['operating_point']})", file=out)
+        for d in r["differ"]:
+            print(f"    {d['path']}: peak {d['fp32_peak']} fp32, {d['int8_peak']} int8; events "
+                  f"{d['fp32_events']} / {d['int8_events']}", file=out)
+    if not res["runtimes"]:
+        print("  no runtime here runs this bundle's int8 student in agreement with fp32", file=out)
+    if args.json:
+        text = json.dumps(res, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 1 if any(r["differ"] for r in res["runtimes"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
