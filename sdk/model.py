@@ -22,7 +22,7 @@ import numpy as np
 from acula.sdk.audio import AudioError
 from acula.sdk.bundle import Bundle, BundleError, read_bundle
 from acula.sdk.frontend import LogMelFrontend
-from acula.sdk.results import EmbedResult, ScoreResult, ScreenResult, WindowResult, result_problems
+from acula.sdk.results import EmbedResult, ScoreLog, ScoreResult, ScreenResult, WindowResult, result_problems
 from acula.sdk.runtimes import make_backend
 from acula.sdk.scoring import LabelScorer, clip_embedding, softmax
 from acula.sdk.screening import Event, ScreeningConfig
@@ -167,18 +167,23 @@ class Model:
         elif label_set not in self.label_sets:
             raise ValueError(f"label set {label_set!r} is not in this bundle; it offers {sorted(self.label_sets)}")
         stream, windows, _ = self._whole(audio, sample_rate_hz)
-        usable = [w for w in windows if not w.problems]
         names = custom.names if custom is not None else self.label_sets[label_set]
         quality = stream.quality()
         problems = result_problems(quality, windows)
-        if not usable:
+        if isinstance(windows, ScoreLog):  # a streamed file: the kept rows, without a WindowResult per window
+            logits = windows.usable_logits()
+        else:
+            usable = [w for w in windows if not w.problems]
+            if not usable:
+                logits = np.zeros((0, len(names)), np.float32)
+            elif custom is None:
+                logits = np.stack([w.label_logits[label_set] for w in usable])
+            else:
+                logits = custom.logits(np.stack([w.embedding for w in usable]), self.logit_scale)
+        if not len(logits):
             gated = tuple(sorted({p for w in windows for p in w.problems} - set(problems)))
             return ScoreResult(label_set, names, None, np.zeros((0, len(names))), len(windows),
                                problems + gated, quality)
-        if custom is None or "custom" in usable[0].label_logits:  # custom rows kept as windows came: ScoreLog
-            logits = np.stack([w.label_logits[label_set] for w in usable])
-        else:
-            logits = custom.logits(np.stack([w.embedding for w in usable]), self.logit_scale)
         probs = softmax(logits, axis=1)
         clip = softmax(logits.mean(0))
         return ScoreResult(label_set, names, {lab: float(p) for lab, p in zip(names, clip, strict=True)}, probs,

@@ -141,6 +141,10 @@ class ScoreLog(WindowLog):
         self._logits[self._n] = self._logits_of(w)
         super().append(w)
 
+    def usable_logits(self) -> np.ndarray:
+        """The rows of the windows the quality gate let through (no problems), shape (n_usable, n_labels)."""
+        return self._logits[: self._n][self._problems[: self._n] == 0]
+
     @overload
     def __getitem__(self, i: int) -> WindowResult: ...
 
