@@ -51,7 +51,8 @@ def add_model_options(parser: argparse.ArgumentParser, backend: bool = True) -> 
     parser.add_argument("--bundle", default="default")
     if backend:
         parser.add_argument("--backend", default="onnxruntime", choices=sorted(BACKENDS))
-    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--precision", default="auto",
+                        help="int8, fp32 or auto (default: what sdk.load picks on this device, as users get it)")
 
 
 def time_call(fn: Callable[[], object], repeats: int = 30, warmup: int = 3) -> list[float]:

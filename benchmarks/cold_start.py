@@ -1,6 +1,6 @@
 """Cold start: import + load + first hop of the SDK, against YAMNet's import + load + first patch, same run.
 
-    python -m acula.benchmarks.cold_start [--precision int8] [--rounds 7] [--baseline DIR] [--json [OUT]]
+    python -m acula.benchmarks.cold_start [--precision auto|int8|fp32] [--rounds 7] [--baseline DIR] [--json [OUT]]
 
 Each measurement is a fresh ``python -c`` process (warm file caches: the first, discarded round fills them).
 ``in_process_s`` is timed inside the child from before the first import to the first result (the issue's
@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     args = parser.parse_args(argv)
     sdk_code = SDK_CODE.format(bundle=args.bundle, backend=args.backend, precision=args.precision)
+    if args.precision == "auto":  # timed as users load it ("auto": a cached choice); recorded as what it picks
+        from acula.sdk.model import load
+
+        args.precision = f"auto ({load(args.bundle, args.backend, 'auto').precision})"
     contenders = {"sdk": (sdk_code, str(ROOT))}
     if args.baseline:
         contenders["baseline"] = (sdk_code, str(Path(args.baseline).resolve()))

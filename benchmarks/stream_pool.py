@@ -1,6 +1,7 @@
 """Streams served in real time per core: one thread, N streams fed one hop each per step.
 
-    python -m acula.benchmarks.stream_pool [--streams 1 8 64 512] [--precision int8] [--steps 8] [--json [OUT]]
+    python -m acula.benchmarks.stream_pool [--streams 1 8 64 512] [--precision auto|int8|fp32] [--steps 8]
+                                           [--json [OUT]]
 
 For each N, two ways in the same run: ``separate`` (each stream's own ``accept``, one runtime call per
 window) and ``pool`` (:class:`sdk.pool.StreamPool`, one runtime call for the windows of all N).  Reported per
