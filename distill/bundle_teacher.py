@@ -75,3 +75,49 @@ def is_bundle(path: str | Path) -> bool:
 def load_bundle_teacher(path: str | Path) -> tuple[BundleTeacher, dict[str, Any]]:
     teacher = BundleTeacher(read_bundle(path))
     return teacher.eval(), teacher.meta()
+
+
+def student_from_bundle(bundle: Bundle, cfg: Any) -> Any:
+    """The bundle's fp32 ONNX student as a trainable :class:`distill.student.StreamingStudent` of config ``cfg``
+    (the manifest's ``student_config``): a fine-tune starts from the shipped weights instead of from scratch.
+
+    The export folded each batch norm into the convolution before it, so each convolution takes the folded
+    weight and its batch norm becomes the identity carrying the folded bias (weight 1, running mean 0, running
+    variance 1 - eps): in eval mode the module computes what the ONNX graph computes (a test checks it).
+    Fine-tune it with the batch norms kept in eval mode (``DistillConfig.freeze_norm``), or batch statistics
+    would replace the identity."""
+    import onnx
+    from acula.distill.student import StreamingStudent
+    from onnx import numpy_helper
+
+    name, _ = bundle.model_file("onnxruntime", "fp32")
+    graph = onnx.load_from_string(bundle.files[name]).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    student = StreamingStudent(cfg)
+    modules = dict(student.named_modules())
+    conv_names = [k for k, m in modules.items() if isinstance(m, torch.nn.Conv2d)]
+    if len(conv_names) != len(convs):
+        raise ValueError(f"{bundle.source}: {len(convs)} convolutions in the graph, {len(conv_names)} in the config")
+    state = student.state_dict()
+    for key, node in zip(conv_names, convs, strict=True):
+        weight, bias = (inits[i] for i in node.input[1:3])
+        if tuple(weight.shape) != tuple(state[f"{key}.weight"].shape):
+            raise ValueError(f"{bundle.source}: {node.input[1]} is {weight.shape}, {key} wants "
+                             f"{tuple(state[key + '.weight'].shape)}")
+        parent, idx = key.rsplit(".", 1)
+        norm = f"{parent}.{int(idx) + 1}"
+        eps = modules[norm].eps  # type: ignore[union-attr]
+        state[f"{key}.weight"] = torch.from_numpy(weight.copy())
+        state[f"{norm}.weight"] = torch.ones_like(state[f"{norm}.weight"])
+        state[f"{norm}.bias"] = torch.from_numpy(bias.copy())
+        state[f"{norm}.running_mean"] = torch.zeros_like(state[f"{norm}.running_mean"])
+        state[f"{norm}.running_var"] = torch.full_like(state[f"{norm}.running_var"], 1.0 - eps)
+    matmuls = [n for n in graph.node if n.op_type == "MatMul"]
+    if cfg.embed_rank:
+        state["embed.0.weight"] = torch.from_numpy(inits[matmuls[0].input[1]].T.copy())
+    for key in ("embed.1.weight", "embed.1.bias", "heads.weight", "heads.bias", "embed.weight", "embed.bias"):
+        if key in state and key in inits:
+            state[key] = torch.from_numpy(inits[key].copy())
+    student.load_state_dict(state)
+    return student.eval()

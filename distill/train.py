@@ -31,7 +31,7 @@ from acula.aligner.corpus import load_corpus
 from acula.aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
 from acula.aligner.model import AcuLaModel
 from acula.aligner.train import lr_factor
-from acula.distill.bundle_teacher import BundleTeacher, is_bundle, load_bundle_teacher
+from acula.distill.bundle_teacher import BundleTeacher, is_bundle, load_bundle_teacher, student_from_bundle
 from acula.distill.prompts import label_sets
 from acula.distill.student import StreamingStudent, StudentConfig
 from acula.distill.task import DistillTask, DistillWeights
@@ -54,6 +54,12 @@ class DistillConfig(AugmentFields):
     student_gain_db: float = 0.0
     #: the share of crops that get that level change (the rest reach the student at their own level)
     p_student_gain: float = 1.0
+    #: start from the teaching bundle's own student weights (a fine-tune; needs ``--teacher BUNDLE`` and a
+    #: student config equal to the bundle's) instead of from scratch
+    init_from_teacher: bool = False
+    #: keep every batch norm in eval mode while training (its statistics and the identity a bundle's folded
+    #: weights load as stay put; the affine parameters still learn)
+    freeze_norm: bool = False
     #: a crop of a cough recording is a cough-head positive only if its loudest frame is within this many dB of
     #: the recording's loudest frame (coughs are the recording's bursts); quieter crops (the gaps between
     #: coughs) are left out of the head loss instead of being taught as coughs.  None: every crop is positive.
@@ -149,6 +155,10 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))
     student = StreamingStudent(dataclasses.replace(cfg.student, embed_dim=teacher.cfg.embed_dim,
                                                    n_mels=front.n_mels))
+    if cfg.init_from_teacher:
+        if not isinstance(teacher, BundleTeacher):
+            raise ValueError("init_from_teacher needs a bundle as --teacher (its student is the starting point)")
+        student = student_from_bundle(teacher.bundle, student.cfg)
     groups = prompt_groups(texts) if cfg.kd_per_label_set else None
     task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -168,6 +178,10 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     from tqdm import tqdm
 
     task.train()
+    if cfg.freeze_norm:
+        for module in student.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
     last = resumed
     t0 = time.perf_counter()
     with open(out / "metrics.jsonl", "a") as log:
