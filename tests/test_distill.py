@@ -252,3 +252,40 @@ def test_a_bundle_teaches_with_its_fp32_student_prompt_bank_and_logit_scale(tiny
     assert run_meta["teacher_bundle_sha256"] == bundle.sha256 == meta["bundle_sha256"]
     assert json.loads((out / "prompt_texts.json").read_text()) == bundle.manifest["prompt_bank"]["texts"]
     np.testing.assert_array_equal(np.load(out / "prompt_embeddings.npy"), bundle.array("prompts.npy"))
+
+
+def test_a_bundle_student_loads_into_the_trainable_student_and_a_fine_tune_starts_from_it(tiny_bundle, tiny_corpus,
+                                                                                          tmp_path):
+    """``student_from_bundle``: the folded ONNX weights in the torch student compute what the ONNX graph computes;
+    ``init_from_teacher`` fine-tunes from them (batch norms kept in eval mode by ``freeze_norm``); without a
+    bundle teacher it is refused."""
+    import onnxruntime as ort
+    from acula.distill.bundle_teacher import student_from_bundle
+    from acula.distill.student import StudentConfig
+    from acula.distill.train import main as distill_main
+    from acula.sdk.bundle import read_bundle
+
+    bundle = read_bundle(tiny_bundle)
+    cfg = StudentConfig.from_dict(bundle.manifest["provenance"]["student_config"])
+    student = student_from_bundle(bundle, cfg)
+    x = np.random.default_rng(1).normal(size=(3, cfg.window_frames, cfg.n_mels)).astype(np.float32)
+    session = ort.InferenceSession(bundle.files["student_fp32.onnx"], providers=["CPUExecutionProvider"])
+    want = [session.run(None, {"logmel": x[k : k + 1]}) for k in range(3)]
+    with torch.no_grad():
+        emb, heads = student(torch.from_numpy(x))
+    np.testing.assert_allclose(emb.numpy(), np.concatenate([w[0] for w in want]), atol=1e-5)
+    np.testing.assert_allclose(heads.numpy(), np.concatenate([w[1] for w in want]), atol=1e-5)
+
+    config = tmp_path / "ft.json"
+    config.write_text(json.dumps({"preset": "tiny-test", "init_from_teacher": True, "freeze_norm": True}))
+    out = tmp_path / "ft"
+    assert distill_main(["--teacher", str(tiny_bundle), "--corpus", str(tiny_corpus), "--out", str(out),
+                         "--config", str(config)]) == 0
+    from acula.aligner.checkpoint import load_checkpoint
+
+    state, _ = load_checkpoint(out)
+    means = [v for k, v in state.items() if k.endswith("running_mean")]
+    assert means and all(float(v.abs().max()) == 0.0 for v in means)  # frozen: the loaded identity norms
+    with pytest.raises(ValueError, match="needs a bundle"):
+        distill_main(["--teacher", str(tiny_bundle.parent / "align"), "--corpus", str(tiny_corpus),
+                      "--out", str(tmp_path / "no"), "--config", str(config)])
