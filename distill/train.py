@@ -54,6 +54,8 @@ class DistillConfig(AugmentFields):
     student_gain_db: float = 0.0
     #: the share of crops that get that level change (the rest reach the student at their own level)
     p_student_gain: float = 1.0
+    #: the corpora whose crops may get that level change (None: every corpus)
+    student_gain_datasets: tuple[str, ...] | None = None
     #: start from the teaching bundle's own student weights (a fine-tune; needs ``--teacher BUNDLE`` and a
     #: student config equal to the bundle's) instead of from scratch
     init_from_teacher: bool = False
@@ -77,6 +79,8 @@ class DistillConfig(AugmentFields):
         self.check_augment()
         if not 0.0 <= self.p_student_gain <= 1.0:
             raise ValueError(f"p_student_gain must be in [0, 1], got {self.p_student_gain}")
+        if self.student_gain_datasets is not None:
+            object.__setattr__(self, "student_gain_datasets", tuple(self.student_gain_datasets))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,6 +173,12 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
+    if cfg.student_gain_datasets is not None:
+        unknown = set(cfg.student_gain_datasets) - {r["dataset"] for r in corpus.rows}
+        if unknown:
+            raise ValueError(f"student_gain_datasets names corpora not in {corpus_dir}: {sorted(unknown)}")
+    gain_ok = np.array([cfg.student_gain_datasets is None or r["dataset"] in cfg.student_gain_datasets
+                        for r in corpus.rows])
     peak_cache: dict[int, float] = {}
     meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": front.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
@@ -190,8 +200,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
             feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
-            student_feats = feats if cfg.student_gain_db <= 0 else shift_level(feats, front, gen, cfg.student_gain_db,
-                                                                               cfg.p_student_gain)
+            student_feats = feats if cfg.student_gain_db <= 0 else shift_level(
+                feats, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]
@@ -213,15 +223,19 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
 
 
 def shift_level(x: torch.Tensor, front: FrontendConfig, generator: torch.Generator, gain_db: float,
-                p: float = 1.0) -> torch.Tensor:
+                p: float = 1.0, allowed: torch.Tensor | None = None) -> torch.Tensor:
     """A uniform level change of +-``gain_db`` per crop on normalised log-mel, floored as the front end floors;
-    each crop gets it with probability ``p`` (the others are returned unchanged, unfloored)."""
+    each crop gets it with probability ``p``, and only where ``allowed`` (shape (batch,), bool) is true; the
+    others are returned unchanged, unfloored."""
     shift = (torch.rand(x.shape[0], 1, 1, generator=generator) * 2 - 1) * gain_db
     floor = (10 * float(np.log10(front.amin_power)) - front.norm_mean_db) / front.norm_std_db
     shifted = (x + shift / front.norm_std_db).clamp_min(floor)
-    if p >= 1.0:
+    if p >= 1.0 and allowed is None:
         return shifted
-    chosen = torch.rand(x.shape[0], 1, 1, generator=generator) < p
+    chosen = torch.rand(x.shape[0], 1, 1, generator=generator) < p if p < 1.0 else torch.ones(x.shape[0], 1, 1,
+                                                                                               dtype=torch.bool)
+    if allowed is not None:
+        chosen = chosen & allowed.reshape(-1, 1, 1).to(torch.bool)
     return torch.where(chosen, shifted, x)
 
 

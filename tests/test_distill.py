@@ -226,6 +226,20 @@ def test_the_student_only_level_change_reaches_about_a_share_p_of_the_crops():
     assert np.isfinite(float(y.sum()))
 
 
+def test_the_student_only_level_change_spares_crops_of_corpora_it_is_not_allowed_on():
+    import torch
+    from acula.distill.train import DistillConfig, shift_level
+    from acula.sdk.frontend_config import FrontendConfig
+
+    front = FrontendConfig()
+    x = torch.full((6, 4, front.n_mels), 0.5)
+    allowed = torch.tensor([True, False, True, False, True, False])
+    y = shift_level(x, front, torch.Generator().manual_seed(0), 24.0, allowed=allowed)
+    changed = (y != x).flatten(1).any(1)
+    assert torch.equal(changed, allowed)
+    assert DistillConfig(student_gain_datasets=["physionet2016"]).student_gain_datasets == ("physionet2016",)
+
+
 def test_a_bundle_teaches_with_its_fp32_student_prompt_bank_and_logit_scale(tiny_bundle, tiny_corpus, tmp_path):
     """``acula distill --teacher BUNDLE``: the targets are the bundle's fp32 ONNX embeddings, the zero-shot
     targets its own prompt bank at its own logit scale, and the run records which bundle taught it."""
