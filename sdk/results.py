@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
@@ -105,20 +105,21 @@ class WindowLog(Sequence[WindowResult]):
         if not -self._n <= i < self._n:
             raise IndexError(f"window {i} of {self._n}")
         i %= self._n
-        return self._item(int(self._index[i]), float(self._span_s[i, 0]), float(self._span_s[i, 1]),
+        return self._item(i, int(self._index[i]), float(self._span_s[i, 0]), float(self._span_s[i, 1]),
                           float(self._p[i]), int(self._problems[i]), bool(self._padded[i]))
 
     def __iter__(self) -> Iterator[WindowResult]:
         # columns to Python scalars a slice at a time: fast, and never a list per window of the whole recording
         for a in range(0, self._n, 1024):
             b = min(self._n, a + 1024)
-            for args in zip(self._index[a:b].tolist(), self._span_s[a:b, 0].tolist(), self._span_s[a:b, 1].tolist(),
-                            self._p[a:b].tolist(), self._problems[a:b].tolist(), self._padded[a:b].tolist(),
-                            strict=True):
-                yield self._item(*args)
+            for k, args in enumerate(zip(self._index[a:b].tolist(), self._span_s[a:b, 0].tolist(),
+                                         self._span_s[a:b, 1].tolist(), self._p[a:b].tolist(),
+                                         self._problems[a:b].tolist(), self._padded[a:b].tolist(), strict=True), a):
+                yield self._item(k, *args)
 
-    @staticmethod
-    def _item(index: int, start_s: float, end_s: float, p: float, bits: int, padded: bool) -> WindowResult:
+    def _item(self, row: int, index: int, start_s: float, end_s: float, p: float, bits: int, padded: bool
+              ) -> WindowResult:
+        """Row ``row`` as a WindowResult (a subclass adds what it keeps beside the columns)."""
         return WindowResult(index, start_s, end_s, _NO_EMBEDDING, None if math.isnan(p) else p, {},
                             _PROBLEMS[bits], padded)
 
@@ -145,21 +146,11 @@ class ScoreLog(WindowLog):
         """The rows of the windows the quality gate let through (no problems), shape (n_usable, n_labels)."""
         return self._logits[: self._n][self._problems[: self._n] == 0]
 
-    @overload
-    def __getitem__(self, i: int) -> WindowResult: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[WindowResult]: ...
-
-    def __getitem__(self, i: int | slice) -> WindowResult | list[WindowResult]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(self._n))]
-        item = super().__getitem__(i)
-        return replace(item, label_logits={self.key: self._logits[i % self._n].copy()})
-
-    def __iter__(self) -> Iterator[WindowResult]:
-        for k, item in enumerate(super().__iter__()):
-            yield replace(item, label_logits={self.key: self._logits[k].copy()})
+    def _item(self, row: int, index: int, start_s: float, end_s: float, p: float, bits: int, padded: bool
+              ) -> WindowResult:
+        item = super()._item(row, index, start_s, end_s, p, bits, padded)
+        item.label_logits[self.key] = self._logits[row].copy()
+        return item
 
 
 @dataclass

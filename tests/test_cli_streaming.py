@@ -147,9 +147,11 @@ def test_acula_screen_json_of_a_long_file_equals_the_whole_clip(model, tmp_path:
 
 
 @pytest.mark.slow
-def test_screen_traced_memory_does_not_grow_with_the_recording(model, tmp_path: Path, monkeypatch):
-    """Python and numpy allocations of one ``acula screen --json`` (model loaded before): a 10 min file peaks
-    within 0.5 MB of a 1 min one (a list of WindowResults kept 2.5 KB a window: 2.8 MB more)."""
+@pytest.mark.parametrize("command", [["screen"], ["score", "--labels", "lung"]])
+def test_traced_memory_does_not_grow_with_the_recording(model, tmp_path: Path, monkeypatch, command: list[str]):
+    """Python and numpy allocations of one ``acula screen --json`` / ``acula score --json`` (model loaded
+    before): a 10 min file peaks within 0.5 MB of a 1 min one (a list of WindowResults kept 2.5 KB a window:
+    2.8 MB more)."""
     import os
     import tracemalloc
 
@@ -164,7 +166,7 @@ def test_screen_traced_memory_does_not_grow_with_the_recording(model, tmp_path: 
             monkeypatch.setattr("sys.stdout", null)
             tracemalloc.start()
             try:
-                assert main(["screen", str(path), "--json"]) == 0
+                assert main([command[0], str(path), *command[1:], "--json"]) == 0
                 peaks.append(tracemalloc.get_traced_memory()[1])
             finally:
                 tracemalloc.stop()
@@ -215,31 +217,6 @@ def test_a_score_log_keeps_one_row_of_logits_a_window_and_gives_them_back():
     np.testing.assert_array_equal(log[-1].label_logits["lung"], rows[-1])
     assert [w.label_logits["lung"][0] for w in log[698:]] == list(rows[698:, 0])
     assert log[3].embedding.shape == (0,) and log[3].index == 3
-
-
-@pytest.mark.slow
-def test_score_traced_memory_does_not_grow_with_the_recording(model, tmp_path: Path, monkeypatch):
-    """``acula score --json``: a 10 min file peaks within 0.5 MB of a 1 min one (a list of WindowResults,
-    kept before ScoreLog, grew 2.5 KB a window: 2.8 MB more)."""
-    import os
-    import tracemalloc
-
-    from acula.sdk import screen_cli
-    from acula.sdk.cli import main
-
-    monkeypatch.setattr(screen_cli, "load", lambda *args, **kwargs: model)
-    peaks = []
-    for duration_s in (60.0, 600.0):
-        path = write_recording(tmp_path / f"{duration_s:.0f}.wav", duration_s, 16000, 1)
-        with open(os.devnull, "w") as null:
-            monkeypatch.setattr("sys.stdout", null)
-            tracemalloc.start()
-            try:
-                assert main(["score", str(path), "--labels", "lung", "--json"]) == 0
-                peaks.append(tracemalloc.get_traced_memory()[1])
-            finally:
-                tracemalloc.stop()
-    assert peaks[1] - peaks[0] < 0.5e6, peaks
 
 
 def test_the_index_running_mean_equals_clip_embedding_bit_for_bit_whatever_the_chunks():
