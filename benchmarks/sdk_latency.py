@@ -1,7 +1,7 @@
 """SDK latency on one thread against the issue's targets, using ``sdk.bench``'s measurements.
 
     python -m acula.benchmarks.sdk_latency [--bundle default] [--backend onnxruntime] [--precision int8|fp32|auto]
-                                     [--json [OUT]]
+                                     [--baseline DIR] [--json [OUT]]
 
 Targets (issue 26): per-hop p99 <= 0.5 ms; compute per second of audio <= 0.15x YAMNet's in the same
 run.  (Issue 6's: cold start, process start to first result with warm caches, <= 1 s; peak RSS of
@@ -11,8 +11,10 @@ run.  (Issue 6's: cold start, process start to first result with warm caches, <=
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,20 @@ from acula.benchmarks._util import add_model_options, command_parser, machine_li
 TARGETS = {"hop_p99_ms": 0.5, "ratio_to_yamnet": 0.15, "cold_start_s": 1.0, "peak_rss_mb": 150.0}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_ms_per_audio_s(root: str, args: argparse.Namespace) -> float:
+    """``sdk.bench.measure``'s CPU per second of audio, in a fresh single-threaded process importing the SDK of
+    the checkout at ``root``."""
+    code = ("import json; from acula.sdk.bench import measure; print(json.dumps(measure("
+            f"{args.bundle!r}, {args.backend!r}, {args.precision!r}, 1, {args.seconds!r})['ms_per_audio_s']))")
+    env = dict(os.environ, PYTHONPATH=root, **{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                                  "MKL_NUM_THREADS")})
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, argv = command_parser("acula.benchmarks.sdk_latency", __doc__, argv)
     add_model_options(parser)
@@ -31,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="alternating SDK / YAMNet rounds (default 7)")
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     parser.add_argument("--histogram", help="write a PNG histogram of the per-hop latencies here")
+    parser.add_argument("--baseline", help="another checkout of the SDK (e.g. `git worktree add /tmp/base REV`): "
+                                           "each round also times it and this checkout in fresh processes, "
+                                           "alternately, for a before / after ratio that holds on a noisy machine")
     args = parser.parse_args(argv)
     from acula.sdk.bench import LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
 
@@ -42,8 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Rounds alternate the SDK and YAMNet so that a slow phase of a shared machine hits both; one pass of
     # each swung the ratio between 0.20 and 0.39 here.  Hop percentiles pool every round; the per-second
     # figures and the ratio are medians over rounds.
-    hops, ours, yams, ratios = [], [], [], []
+    hops, ours, yams, ratios, over_base = [], [], [], [], []
     for _ in range(args.rounds):
+        if args.baseline:
+            pair = [child_ms_per_audio_s(root, args) for root in (str(ROOT), args.baseline)]
+            over_base.append(pair[0] / pair[1])
         ours.append(measure(args.bundle, args.backend, args.precision, 1, args.seconds)["ms_per_audio_s"])
         hops.append(LAST_LATENCIES_MS[(args.backend, args.precision)])
         yam = yamnet_ms_per_audio_s(args.yamnet, args.seconds, 1)
@@ -55,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "precision": args.precision, "rounds": args.rounds,
                               "hop_p50_ms": float(np.percentile(ms, 50)), "hop_p99_ms": float(np.percentile(ms, 99)),
                               "hop_max_ms": float(ms.max()), "ms_per_audio_s": float(np.median(ours))}
+    if over_base:
+        res["baseline"] = args.baseline
+        res["over_baseline"] = float(np.median(over_base))
+        res["over_baseline_range"] = [float(min(over_base)), float(max(over_base))]
     if ratios:
         res["yamnet_ms_per_audio_s"] = float(np.median(yams))
         res["ratio_to_yamnet"] = float(np.median(ratios))
@@ -82,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "ratio_to_yamnet_range" in res:
         lo, hi = res["ratio_to_yamnet_range"]  # type: ignore[misc]
         print(f"  ratio over {args.rounds} rounds: {lo:.3f} to {hi:.3f}", file=out)
+    if "over_baseline" in res:
+        lo, hi = res["over_baseline_range"]  # type: ignore[misc]
+        print(f"  this checkout / {args.baseline}: {res['over_baseline']:.3f} (median over rounds; {lo:.3f} to "
+              f"{hi:.3f}), CPU per second of audio in fresh processes", file=out)
     if args.json == "-":
         print(json.dumps(res, indent=2))
     elif args.json:

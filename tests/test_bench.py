@@ -70,3 +70,15 @@ def test_fingerprint_names_the_cpu_model_and_its_vector_extensions():
     here = fingerprint(1)
     assert here["cpu"] and isinstance(here["vector_extensions"], list)
     assert machine_line().startswith(here["cpu"] + " [")
+
+
+@pytest.mark.skipif("default" not in available_models(), reason="no packaged default bundle")
+def test_a_baseline_checkout_is_timed_in_fresh_processes_beside_this_one():
+    """``sdk_latency --baseline DIR``: one fresh process per checkout a round; against itself the ratio is ~1."""
+    import argparse
+
+    from acula.benchmarks.sdk_latency import ROOT, child_ms_per_audio_s
+
+    args = argparse.Namespace(bundle="default", backend="onnxruntime", precision="fp32", seconds=3.0)
+    a, b = (child_ms_per_audio_s(str(ROOT), args) for _ in range(2))
+    assert a > 0 and b > 0 and 0.2 < a / b < 5.0
