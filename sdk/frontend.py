@@ -155,26 +155,29 @@ class LogMelFrontend:
             self._numba.run(samples, n_frames, out)
             return out
         windowed, spec, squares, power = (scratch or _Scratch(cfg.n_fft)).get(n_frames)
-        np.multiply(self.frames(samples, n_frames), self._window32, out=windowed)
+        self.window(samples, n_frames, windowed)
         return self.logmel_of_windowed(windowed, (spec, squares, power))
 
-    def frames(self, samples: np.ndarray, n_frames: int) -> np.ndarray:
-        """The ``n_frames`` overlapping frames of ``samples`` (float32), shape (n_frames, n_fft): a view."""
+    def window(self, samples: np.ndarray, n_frames: int, out: np.ndarray) -> None:
+        """The ``n_frames`` overlapping frames of ``samples`` times the analysis window, into ``out`` (shape
+        (n_frames, n_fft), float32)."""
         cfg = self.config
         x = np.ascontiguousarray(samples[: (n_frames - 1) * cfg.hop_length + cfg.n_fft], dtype=np.float32)
         step = x.itemsize
-        # np.ndarray on x's buffer costs 1 us where as_strided's Python wrapper cost 11 us, 6 % of a hop's front end
-        return np.ndarray((n_frames, cfg.n_fft), np.float32, x, 0, (cfg.hop_length * step, step))
+        # the frames as a view of x: np.ndarray on x's buffer costs 1 us where as_strided's Python wrapper cost
+        # 11 us, 6 % of a hop's front end
+        frames = np.ndarray((n_frames, cfg.n_fft), np.float32, x, 0, (cfg.hop_length * step, step))
+        np.multiply(frames, self._window32, out=out)
 
-    def logmel_of_windowed(self, windowed: np.ndarray,
-                           work: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    def logmel_of_windowed(self, windowed: np.ndarray, work: tuple[np.ndarray, np.ndarray, np.ndarray]
+                           ) -> np.ndarray:
         """Normalised log-mel of frames already multiplied by the window, shape (n, n_fft) -> (n, n_mels).
         Every step works row by row, so a frame's values never depend on the other rows of the call (a stream,
         a whole clip and :class:`sdk.pool.StreamPool`'s batch of many streams' frames agree bit for bit).
-        ``work``: spectrum, squares and power buffers of the right shapes (None: fresh ones)."""
+        ``work``: spectrum, squares and power buffers for n rows (``_Scratch.get(n)[1:]``)."""
         cfg = self.config
         n = windowed.shape[0]
-        spec, squares, power = work if work is not None else _Scratch(cfg.n_fft).get(n)[1:]
+        spec, squares, power = work
         out = np.empty((n, cfg.n_mels), dtype=np.float32)
         spec = _rfft(windowed, spec)
         # |X|^2 = re^2 + im^2, squaring the interleaved (re, im) floats in place of two strided products
@@ -229,8 +232,8 @@ class StreamingFrontend:
         return out
 
     def stage(self, chunk: np.ndarray) -> int:
-        """Buffer samples; returns how many frames are complete (computed from :meth:`pending_frames`, then
-        released by :meth:`commit`; :meth:`accept` does both)."""
+        """Buffer samples; returns how many frames are complete.  :meth:`compute` (or, for a batch of streams,
+        :meth:`window_staged`) turns them into log-mel, :meth:`commit` releases them; :meth:`accept` does all."""
         chunk = np.asarray(chunk)
         if chunk.ndim != 1:
             raise ValueError(f"expected a mono chunk of shape (n_samples,), got {chunk.shape}")
@@ -247,9 +250,9 @@ class StreamingFrontend:
         """Log-mel of the staged complete frames, shape (n_frames, n_mels) (not yet released: see commit)."""
         return self.frontend._run(self._buf, n_frames, self._scratch)
 
-    def pending_frames(self, n_frames: int) -> np.ndarray:
-        """The staged complete frames, shape (n_frames, n_fft): a view of the buffer, valid until ``commit``."""
-        return self.frontend.frames(self._buf, n_frames)
+    def window_staged(self, n_frames: int, out: np.ndarray) -> None:
+        """The staged complete frames times the analysis window, into ``out`` (before ``commit``)."""
+        self.frontend.window(self._buf, n_frames, out)
 
     def commit(self, n_frames: int) -> None:
         """Drop the samples of ``n_frames`` emitted frames, keeping the overlap the next frame needs."""

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from acula.sdk.audio import AudioError
@@ -27,6 +27,9 @@ from acula.sdk.runtimes import make_backend
 from acula.sdk.scoring import LabelScorer, clip_embedding, softmax
 from acula.sdk.screening import Event, ScreeningConfig
 from acula.sdk.stream import Stream
+
+if TYPE_CHECKING:
+    from acula.sdk.text import CustomLabels
 
 __all__ = ["Model", "Stream", "WindowResult", "ScreenResult", "ScoreResult", "EmbedResult", "load",
            "available_models"]
@@ -156,21 +159,22 @@ class Model:
                            np.stack([w.embedding for w in windows]) if windows else np.zeros((0, d), np.float32))
 
     def score(self, audio: np.ndarray, sample_rate_hz: int, label_set: str = "lung",
-              labels: dict[str, list[str]] | None = None, text_bundle: str | Path | None = None) -> ScoreResult:
+              labels: dict[str, list[str]] | CustomLabels | None = None, text_bundle: str | Path | None = None
+              ) -> ScoreResult:
         """Clip probabilities over a packaged label set, or over custom ``labels`` ({label: [prompt, ...]}, at
-        least two labels; embedded by :meth:`embed_text`, uncalibrated: temperature 1; ``label_set`` "custom")."""
+        least two labels; embedded by :meth:`embed_text`, uncalibrated: temperature 1; ``label_set`` "custom";
+        or :class:`sdk.text.CustomLabels` embedded already, to score many recordings against one embedding)."""
         from acula.sdk.text import CustomLabels
 
-        custom = None if labels is None else CustomLabels.build(labels, lambda t: self.embed_text(t, text_bundle))
+        custom = (labels if isinstance(labels, CustomLabels) or labels is None
+                  else CustomLabels.build(labels, lambda t: self.embed_text(t, text_bundle)))
         if custom is not None:
             label_set = "custom"
         elif label_set not in self.label_sets:
             raise ValueError(f"label set {label_set!r} is not in this bundle; it offers {sorted(self.label_sets)}")
         stream, windows, _ = self._whole(audio, sample_rate_hz)
         names = custom.names if custom is not None else self.label_sets[label_set]
-        quality = stream.quality()
-        problems = result_problems(quality, windows)
-        if isinstance(windows, ScoreLog):  # a streamed file: the kept rows, without a WindowResult per window
+        if isinstance(windows, ScoreLog):  # a streamed file: its kept rows (custom ones scored as windows came)
             logits = windows.usable_logits()
         else:
             usable = [w for w in windows if not w.problems]
@@ -180,6 +184,8 @@ class Model:
                 logits = np.stack([w.label_logits[label_set] for w in usable])
             else:
                 logits = custom.logits(np.stack([w.embedding for w in usable]), self.logit_scale)
+        quality = stream.quality()
+        problems = result_problems(quality, windows)
         if not len(logits):
             gated = tuple(sorted({p for w in windows for p in w.problems} - set(problems)))
             return ScoreResult(label_set, names, None, np.zeros((0, len(names))), len(windows),

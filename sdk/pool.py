@@ -97,7 +97,7 @@ class StreamPool:
         a = 0
         for s, n in zip(streams, counts, strict=True):
             if n:
-                np.multiply(s._fe.pending_frames(n), frontend._window32, out=windowed[a : a + n])
+                s._fe.window_staged(n, windowed[a : a + n])
                 a += n
         logmel = (frontend.logmel_of_windowed(windowed[:a], (spec[:a], squares[:a], power[:a])) if a
                   else np.empty((0, frontend.config.n_mels), np.float32))

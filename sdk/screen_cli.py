@@ -172,10 +172,10 @@ def screen_result(model: Model, stream: Stream, windows: Sequence[WindowResult],
 
 
 def score_result(model: Model, stream: Stream, windows: Sequence[WindowResult], blocks: AudioBlocks,
-                 label_set: str, labels: dict[str, list[str]] | None = None, text_bundle: str | None = None
-                 ) -> ScoreResult:
+                 label_set: str, labels: dict[str, list[str]] | CustomLabels | None = None,
+                 text_bundle: str | None = None) -> ScoreResult:
     """:meth:`Model.score`'s result from a finished stream, with the file's ``truncated`` flag; ``labels``:
-    custom labels embedded on the device (see :meth:`Model.score`)."""
+    custom labels embedded on the device, or embedded already (see :meth:`Model.score`)."""
     result = _finished(model, stream, windows).score(np.zeros(0, np.float32), blocks.sample_rate_hz, label_set,
                                                      labels, text_bundle)
     return _with_file_flags(result, blocks)
@@ -356,10 +356,11 @@ def score_main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps({"error": "ValueError", "message": message}))
                 raise SystemExit(1)
             raise SystemExit(f"acula score: {message}")
-        return lambda stream, windows, blocks: score_result(model, stream, windows, blocks, args.labels, custom,
-                                                            args.text_bundle)
+        # custom labels go in embedded once (by keep, before the first file's windows), for every file
+        return lambda stream, windows, blocks: score_result(model, stream, windows, blocks, args.labels,
+                                                            built[0] if built else None, args.text_bundle)
 
-    built: list[CustomLabels] = []  # custom labels, embedded once for every file
+    built: list[CustomLabels] = []  # the custom labels, embedded on the first file
 
     def keep(model: Model) -> ScoreLog:
         """Per window, only the label logits the score pools (custom: from the embedding, as it arrives)."""
