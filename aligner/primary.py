@@ -88,6 +88,14 @@ class TaskData:
         self.split = np.asarray([first[u]["split"] for u in self.units])
         self.by = (np.asarray([str(_value(first[u], task["by"])) for u in self.units]) if task.get("by") else None)
         self.recording = np.asarray([recording_of(first[u]) for u in self.units])
+        # a unit is valid when one of its records passes the quality gate at its own source rate (the corpus
+        # measured that when it was built).  The transforms work on 16 kHz copies, where resampling rings
+        # across a source recording's flat tops and hides its clipping; a low-pass then removes the ringing
+        # and the gate finds the clipping again.  Such a record was never a valid recording to lose.
+        valid = np.zeros(len(self.units), bool)
+        for (_, r), k in zip(rows, keys, strict=True):
+            valid[pos[k]] |= not r.get("audio", {}).get("clipped", False)
+        self.source_valid = valid
         self.train = self.split == "train"
         self.scored = np.isin(self.split, list(scored))
 
@@ -189,7 +197,11 @@ def invariance_row(td: TaskData, probe: Any, clean: tuple[np.ndarray, np.ndarray
         n0, n1 = clean[1][m], moved[1][m]
         keep = ~np.isnan(n1)
         row["native_auroc"] = P.auroc(y[keep], n1[keep])
-        row["n_lost"] = int((~np.isnan(n0) & np.isnan(n1)).sum())
+        lost = ~np.isnan(n0) & np.isnan(n1)
+        # valid records that lost their score (the invariance target), and source-clipped ones that did (their
+        # clipping, hidden by resampling in the clean copy, shows again once a transform smooths it)
+        row["n_lost"] = int((lost & td.source_valid[m]).sum())
+        row["n_lost_source_clipped"] = int((lost & ~td.source_valid[m]).sum())
         if clean[2] is not None and moved[2] is not None:
             q0, q1 = clean[2][m], moved[2][m]
             both = ~np.isnan(q0) & ~np.isnan(q1)

@@ -108,7 +108,8 @@ def to_markdown(res: dict[str, Any]) -> str:
               "system's native score on them\n",
               "Cells: native AUROC (probe AUROC) / mean | max shift of the user-facing probability against the "
               "clean record (the SDK's calibrated probability for the student; the probe's for encoders without "
-              "one) / records that lost their score.\n"]
+              "one) / valid records that lost their score (records clipped at their source rate, whose clipping "
+              "the 16 kHz copy's resampling hid, are counted apart).\n"]
         for s, per_t in res["invariance"].items():
             L += [f"### {s}\n", "| transform | " + " | ".join(inv_tasks) + " |", "|---" * (len(inv_tasks) + 1) + "|"]
             for name in dict.fromkeys(n for t in inv_tasks for n in per_t[t]):
@@ -121,8 +122,9 @@ def to_markdown(res: dict[str, Any]) -> str:
                     shift = ((r["native_shift_mean"], r["native_shift_max"]) if "native_shift_mean" in r
                              else (r["probe_shift_mean"], r["probe_shift_max"]))
                     nat = _f(r.get("native_auroc")) + " " if "native_auroc" in r else ""
+                    clipped = r.get("n_lost_source_clipped", 0)
                     cells.append(f"{nat}({_f(r['probe_auroc'])}) / {_f(shift[0])} \\| {_f(shift[1])} / "
-                                 f"{r.get('n_lost', 0)}")
+                                 f"{r.get('n_lost', 0)}" + (f" (+{clipped} clipped at source)" if clipped else ""))
                 L.append(f"| {name} | " + " | ".join(cells) + " |")
             L.append("")
         L += ["Transforms: " + "; ".join(f"`{k}`: {v.spec}" for k, v in TRANSFORMS.items())]

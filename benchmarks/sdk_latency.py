@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                            "each round also times it and this checkout in fresh processes, "
                                            "alternately, for a before / after ratio that holds on a noisy machine")
     args = parser.parse_args(argv)
-    from acula.sdk.bench import LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
+    from acula.sdk.bench import LAST_CPU_MS, LAST_LATENCIES_MS, cold_start, measure, peak_rss_mb, yamnet_ms_per_audio_s
 
     if args.precision == "auto":  # what load(precision="auto") picks on this device (measured once, cached)
         from acula.sdk.model import load
@@ -61,13 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Rounds alternate the SDK and YAMNet so that a slow phase of a shared machine hits both; one pass of
     # each swung the ratio between 0.20 and 0.39 here.  Hop percentiles pool every round; the per-second
     # figures and the ratio are medians over rounds.
-    hops, ours, yams, ratios, over_base = [], [], [], [], []
+    hops, cpus, ours, yams, ratios, over_base = [], [], [], [], [], []
     for _ in range(args.rounds):
         if args.baseline:
             pair = [child_ms_per_audio_s(root, args) for root in (str(ROOT), args.baseline)]
             over_base.append(pair[0] / pair[1])
         ours.append(measure(args.bundle, args.backend, args.precision, 1, args.seconds)["ms_per_audio_s"])
         hops.append(LAST_LATENCIES_MS[(args.backend, args.precision)])
+        cpus.append(LAST_CPU_MS[(args.backend, args.precision)])
         yam = yamnet_ms_per_audio_s(args.yamnet, args.seconds, 1)
         if yam:
             yams.append(yam)
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "precision": args.precision, "rounds": args.rounds,
                               "hop_p50_ms": float(np.percentile(ms, 50)), "hop_p99_ms": float(np.percentile(ms, 99)),
                               "hop_max_ms": float(ms.max()), "ms_per_audio_s": float(np.median(ours))}
+    cpu = np.concatenate(cpus)  # the same hops' thread CPU time: the wall p99 less what the host took away
+    res["hop_cpu_p50_ms"], res["hop_cpu_p99_ms"] = (float(np.percentile(cpu, q)) for q in (50, 99))
     if over_base:
         res["baseline"] = args.baseline
         res["over_baseline"] = float(np.median(over_base))
@@ -91,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"SDK latency, one thread, {res['machine']}; {args.backend} {args.precision}, bundle {args.bundle}", file=out)
     ok = True
     for key, fmt in (("hop_p50_ms", "per-hop p50 {:.2f} ms"), ("hop_p99_ms", "per-hop p99 {:.2f} ms"),
+                     ("hop_cpu_p99_ms", "per-hop p99 of thread CPU time {:.2f} ms (wall less preemption)"),
                      ("ms_per_audio_s", "compute per second of audio {:.2f} ms"),
                      ("yamnet_ms_per_audio_s", "YAMNet TFLite per second of audio {:.2f} ms"),
                      ("ratio_to_yamnet", "ours / YAMNet {:.3f} (median of the rounds)"),

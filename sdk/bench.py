@@ -26,6 +26,8 @@ import numpy as np
 
 #: per-hop latencies of the latest measurement per (backend, precision), for histograms
 LAST_LATENCIES_MS: dict[tuple[str, str], np.ndarray] = {}
+#: the same hops' CPU time of this thread (what a hop costs without the time a shared machine takes the core away)
+LAST_CPU_MS: dict[tuple[str, str], np.ndarray] = {}
 
 
 #: /proc/cpuinfo flags (x86 "flags", Arm "Features") that decide which kernels a runtime can use -> the name
@@ -103,9 +105,10 @@ def machine_line() -> str:
             f"({platform.machine()}), Python {platform.python_version()}")
 
 
-def time_hops(model: Any, samples: np.ndarray) -> tuple[int, float, np.ndarray]:
+def time_hops(model: Any, samples: np.ndarray, cpu_ms: list[float] | None = None) -> tuple[int, float, np.ndarray]:
     """Stream 16 kHz ``samples`` into a fresh stream of ``model`` one hop at a time, after a warm-up on 3 s of
-    silence (first inference, caches; then reset).  Returns (hop in samples, warm-up ms, per-hop ms)."""
+    silence (first inference, caches; then reset).  Returns (hop in samples, warm-up ms, per-hop ms of wall
+    time); ``cpu_ms``, when given, receives each hop's CPU time of this thread in ms."""
     stream = model.stream()
     hop = model.hop_frames * model.frontend.config.hop_length
     t0 = time.perf_counter()
@@ -114,9 +117,11 @@ def time_hops(model: Any, samples: np.ndarray) -> tuple[int, float, np.ndarray]:
     stream.reset()
     lat = []
     for i in range(0, samples.size, hop):
-        t0 = time.perf_counter()
+        c0, t0 = (time.thread_time() if cpu_ms is not None else 0.0), time.perf_counter()
         stream.accept(samples[i : i + hop], 16000)
         lat.append(time.perf_counter() - t0)
+        if cpu_ms is not None:
+            cpu_ms.append((time.thread_time() - c0) * 1e3)
     return hop, warm_up_ms, np.asarray(lat) * 1e3
 
 
@@ -127,8 +132,10 @@ def measure(bundle: str, backend: str, precision: str, threads: int, seconds: fl
     model = load(bundle, backend, precision, n_threads=threads)
     name, info = model.bundle.model_file(backend, precision)
     x, _ = synth_recording(seconds, seed=4)
-    hop, _, ms = time_hops(model, x)
+    cpu: list[float] = []
+    hop, _, ms = time_hops(model, x, cpu)
     LAST_LATENCIES_MS[(backend, precision)] = ms
+    LAST_CPU_MS[(backend, precision)] = np.asarray(cpu)
     return {"backend": backend, "precision": precision, "model_file": name, "model_kb": info["bytes"] / 1024,
             "hop_audio_ms": hop / 16, "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from acula.sdk.cli import main
 from acula.sdk.model import available_models
@@ -82,3 +83,19 @@ def test_a_baseline_checkout_is_timed_in_fresh_processes_beside_this_one():
     args = argparse.Namespace(bundle="default", backend="onnxruntime", precision="fp32", seconds=3.0)
     a, b = (child_ms_per_audio_s(str(ROOT), args) for _ in range(2))
     assert a > 0 and b > 0 and 0.2 < a / b < 5.0
+
+
+@pytest.mark.skipif("default" not in available_models(), reason="no packaged default bundle")
+def test_measure_keeps_each_hops_wall_and_thread_cpu_time():
+    """Per-hop CPU time of the thread sits beside the wall time: never above it by more than the clocks'
+    resolution, and one value per hop."""
+    import time
+
+    from acula.sdk.bench import LAST_CPU_MS, LAST_LATENCIES_MS, measure
+
+    if time.get_clock_info("thread_time").resolution > 1e-5:
+        pytest.skip("this system's thread CPU clock is too coarse to time a hop")
+    res = measure("default", "onnxruntime", "fp32", 1, 3.0)
+    wall, cpu = LAST_LATENCIES_MS[("onnxruntime", "fp32")], LAST_CPU_MS[("onnxruntime", "fp32")]
+    assert wall.shape == cpu.shape and wall.size == -(-48000 // (res["hop_audio_ms"] * 16))
+    assert np.all(cpu > 0) and np.all(cpu <= wall + 0.05)

@@ -195,3 +195,37 @@ def test_supervised_heads_mask_records_that_cannot_answer():
     assert mask[2].tolist() == [0, 0, 1, 1, 1]
     assert labels[2, heads.index("crackles")] == 1 and labels[2, heads.index("wheezes")] == 0
     assert labels[2, heads.index("copd")] == 1
+
+
+def test_a_source_clipped_record_is_hidden_by_resampling_and_not_counted_as_a_valid_record_lost():
+    """An 8 kHz recording on the rails whose flat tops wobble by a few 16-bit steps (as ICBHI's Meditron
+    recordings do): at its own rate the gate flags it; in its 16 kHz copy the wobble rings at 4 kHz across the
+    flat tops and it passes; a 2 kHz low-pass removes the ringing and the gate flags it again.  The invariance
+    count keeps such records apart from valid recordings that lost their score."""
+    from types import SimpleNamespace
+
+    from acula.aligner.primary import TaskData, invariance_row
+    from acula.sdk.audio import resample
+    from acula.sdk.quality import assess_quality
+
+    t = np.arange(16000) / 8000
+    source = np.clip(2.5 * np.sin(2 * np.pi * 150 * t), -1, 1)
+    rail = np.abs(source) >= 1
+    source[rail] *= 1 - 4e-4 * (np.random.default_rng(0).random(rail.sum()) < 0.3)
+    source = source.astype(np.float32)
+    assert assess_quality(source).clipped
+    copy = resample(source, 8000, 16000)
+    assert not assess_quality(copy).clipped
+    assert assess_quality(apply_transform("lp2k", copy, 16000)).clipped
+
+    rows = [{"dataset": "icbhi", "record_id": f"icbhi/r{k}/c1", "group_id": f"g{k}", "split": "test",
+             "audio": {"clipped": k == 0}, "metadata": {"crackles": k % 2}} for k in range(4)]
+    task = {"name": "crackles", "datasets": ["icbhi"], "field": "crackles", "positive": ["1"]}
+    td = TaskData(SimpleNamespace(rows=rows), task)
+    assert td.source_valid.tolist() == [False, True, True, True]
+    probe = SimpleNamespace(predict_proba=lambda f: np.c_[1 - f[:, :1], f[:, :1]], decision_function=lambda f: f[:, 0])
+    feats = np.linspace(0.1, 0.9, 4)[:, None]
+    clean = np.array([0.2, 0.7, 0.4, 0.9])
+    moved = np.array([np.nan, np.nan, 0.4, 0.9])  # the clipped record and one valid record lost their score
+    row = invariance_row(td, probe, (feats, clean, clean), (feats, moved, moved))
+    assert row["n_lost"] == 1 and row["n_lost_source_clipped"] == 1
