@@ -183,6 +183,18 @@ def int8_agreement() -> list[str]:
             f"probe windows, this CPU ({prec.cpu_model()}): {old} -> {new:.3f} | this command |"]
 
 
+def level_term(res: dict[str, Any]) -> list[str]:
+    at = {(r["variant"], r["gain_db"]): r for r in res["rows"]}
+    base, fit = ("as shipped", -24), ("level term, fitted slopes", -24)
+    return [f"| a level term in the {res['label_set']} label logits (a slope per label on the window's RMS dB, "
+            f"fitted on train under gain changes; no retraining; val only) | not shipped: removes a third of the "
+            f"mean shift | at -24 dB mean shift {at[fit]['shift_mean']:.3f} vs {at[base]['shift_mean']:.3f}, max "
+            f"{at[fit]['shift_max']:.3f} vs {at[base]['shift_max']:.3f}; clean AUROC "
+            f"{at[(fit[0], 0)]['auroc']:.3f} vs {at[(base[0], 0)]['auroc']:.3f}; steeper slopes do worse "
+            f"(2x: {at[('level term, 2x', -24)]['shift_mean']:.3f}): the response to level differs by recording | "
+            f"level_compensation_{res['label_set']}.json |"]
+
+
 LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("primary.json",), teacher_objectives),
     (("primary.json",), supervised_control),
@@ -202,6 +214,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel: student_gain(sel, "finetune24-nonlung", 24, "the shipped student fine-tuned, taught by itself",
                               " of heart, cough and ESC-10 crops (no lung crop)",
                               "; both int8 graphs miss a real cough fp32 flags")),
+    (("level_compensation_heart.json",), level_term),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
     (("calibration.json",), calibration),
