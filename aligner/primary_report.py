@@ -22,6 +22,16 @@ def ci_cell(r: dict[str, Any] | None) -> str:
     return f"{_f(r['auroc'])} [{_f(r['ci95'][0], 2)}, {_f(r['ci95'][1], 2)}]"
 
 
+_LOST_SPLIT = ("valid records that lost their score (records clipped at their source rate, whose clipping the "
+               "16 kHz copy's resampling hid, are counted apart).\n")
+
+
+def _split_lost(res: dict[str, Any]) -> bool:
+    """Whether the file counts source-clipped records apart (files written before it count every record)."""
+    return any("n_lost_source_clipped" in r for per_t in res.get("invariance", {}).values()
+               for rows in per_t.values() for r in rows.values())
+
+
 def to_markdown(res: dict[str, Any]) -> str:
     systems, tasks = res["systems"], res["tasks"]
     by = res["rows"]
@@ -108,8 +118,7 @@ def to_markdown(res: dict[str, Any]) -> str:
               "system's native score on them\n",
               "Cells: native AUROC (probe AUROC) / mean | max shift of the user-facing probability against the "
               "clean record (the SDK's calibrated probability for the student; the probe's for encoders without "
-              "one) / valid records that lost their score (records clipped at their source rate, whose clipping "
-              "the 16 kHz copy's resampling hid, are counted apart).\n"]
+              "one) / " + (_LOST_SPLIT if _split_lost(res) else "records that lost their score.\n")]
         for s, per_t in res["invariance"].items():
             L += [f"### {s}\n", "| transform | " + " | ".join(inv_tasks) + " |", "|---" * (len(inv_tasks) + 1) + "|"]
             for name in dict.fromkeys(n for t in inv_tasks for n in per_t[t]):
