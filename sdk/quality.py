@@ -84,6 +84,11 @@ def chunk_stats(x: np.ndarray) -> ChunkStats:
 _MAX, _MIN, _SUM = np.maximum.reduce, np.minimum.reduce, np.add.reduce
 
 
+def _merge(a: ChunkStats, b: ChunkStats) -> ChunkStats:
+    """The statistics of two spans of samples together."""
+    return max(a[0], b[0]), a[1] + b[1], a[2] + b[2]
+
+
 def _dbfs(value: float) -> float:
     return 20.0 * math.log10(value) if value > 0 else -math.inf
 
@@ -174,39 +179,68 @@ class WindowGate:
     (< LOW_LEVEL_RMS_DBFS) that is also INACTIVE_BELOW_LOUDEST_DB under the loudest window so far, so a quiet
     but valid recording is scored.
 
-    Windows overlap (a 2 s window every 0.48 s), so the statistics of each appended chunk (peak, sum, sum of
-    squares: :func:`chunk_stats`, which :class:`QualityMeter` reads too) are kept beside its span, and a window
-    adds up the chunks it covers whole and reduces only its ragged edges: each sample is reduced about once, not
-    once per window it falls in.  The flags are those of :func:`assess_quality` on the window's samples (its
-    sums are added in another order, so the last bits of the RMS may differ); a window reaching full scale,
-    where flat tops must be followed sample by sample, runs the full meter on its samples."""
+    Windows overlap (a 2 s window every 0.48 s), so the statistics (peak, sum, sum of squares:
+    :func:`chunk_stats`) of every block of ``BLOCK`` samples on a fixed grid are kept, and a window adds up the
+    blocks it covers whole and reduces only its ragged edges.  At 16 kHz the model's windows start and end on
+    that grid (512 samples, the front end's hop), so a window reads no sample at all; at other rates the edges
+    are under a block each.  The flags are those of :func:`assess_quality` on the window's samples (its sums
+    are added in another order, so the last bits of the RMS may differ); a window reaching full scale, where
+    flat tops must be followed sample by sample, runs the full meter on its samples."""
+
+    BLOCK = 512
 
     def __init__(self) -> None:
         self.samples = Fifo((), np.float64, 1 << 16)
-        self._chunks = Fifo((5,), np.float64, 64)  # per chunk: start, end, peak, sum, sum of squares
+        self._blocks = Fifo((3,), np.float64, 256)  # per whole block b (row b): peak, sum, sum of squares
         self.reset()
 
     def reset(self) -> None:
         self.samples.reset()
-        self._chunks.reset()
+        self._blocks.reset()
+        self._part = (0.0, 0.0, 0.0)  # the statistics of the block being filled, and how many samples it has
+        self._part_n = 0
         self.loudest_dbfs = -math.inf  # RMS of the loudest window so far
 
     def append(self, x: np.ndarray) -> tuple[np.ndarray, ChunkStats | None]:
         """Keep source samples of shape (n,).  Returns their float64 copy inside the buffer (a view, valid until
-        the next append) and its :func:`chunk_stats` (None when empty), for :meth:`QualityMeter.update`."""
-        start = self.samples.end
+        the next append) and their statistics (None when empty; :func:`chunk_stats`' values, summed block by
+        block), for :meth:`QualityMeter.update`."""
         held = self.samples.append(x)
-        if not held.shape[0]:
+        n = held.shape[0]
+        if not n:
             return held, None
-        stats = chunk_stats(held)
-        self._chunks.append(np.array([[start, start + held.shape[0], *stats]]))
-        return held, stats
+        parts: list[ChunkStats] = []
+        i = 0
+        if self._part_n:  # complete the block the last chunk left open
+            i = min(self.BLOCK - self._part_n, n)
+            head = chunk_stats(held[:i])
+            parts.append(head)
+            self._part = _merge(self._part, head)
+            self._part_n += i
+            if self._part_n == self.BLOCK:
+                self._blocks.append(np.array([self._part]))
+                self._part, self._part_n = (0.0, 0.0, 0.0), 0
+        whole = (n - i) // self.BLOCK * self.BLOCK
+        if whole:
+            rows = held[i : i + whole].reshape(-1, self.BLOCK)
+            stats = self._blocks.append(np.empty((rows.shape[0], 3)))
+            np.maximum(_MAX(rows, axis=1), -_MIN(rows, axis=1), out=stats[:, 0])
+            _SUM(rows, axis=1, out=stats[:, 1])
+            np.einsum("ij,ij->i", rows, rows, out=stats[:, 2])
+            parts.append((float(_MAX(stats[:, 0])), float(_SUM(stats[:, 1])), float(_SUM(stats[:, 2]))))
+            i += whole
+        if i < n:  # open the next block
+            self._part, self._part_n = chunk_stats(held[i:]), n - i
+            parts.append(self._part)
+        total = parts[0]
+        for p in parts[1:]:
+            total = _merge(total, p)
+        return held, total
 
     def drop_before(self, index: int) -> None:
-        """Forget the samples before global sample ``index`` (and the chunks that end by then)."""
+        """Forget the samples before global sample ``index`` (and the blocks that end by then)."""
         self.samples.drop_before(index)
-        ends = self._chunks.held()[:, 1]
-        self._chunks.drop_before(self._chunks.base + int(ends.searchsorted(index, side="right")))
+        self._blocks.drop_before(index // self.BLOCK)
 
     def problems(self, start: int, end: int) -> tuple[str, ...]:
         """Problems of the window of global source samples [start, end): ``silent``, ``clipped``, ``low_level``
@@ -216,17 +250,15 @@ class WindowGate:
             return ("too_short",)
         start = max(start, self.samples.base)
         end = start + seg.shape[0]
-        chunks = self._chunks.held()
-        a = int(chunks[:, 0].searchsorted(start, side="left"))  # first chunk starting inside the window
-        b = int(chunks[:, 1].searchsorted(end, side="right"))  # chunks [a, b) lie inside it whole
+        a = max(-(-start // self.BLOCK), self._blocks.base)  # blocks [a, b) lie inside the window whole
+        b = min(end // self.BLOCK, self._blocks.end)
         if a >= b:
             return self._judge(seg, *chunk_stats(seg))
-        inner = chunks[a:b]
-        peak, total, squares = float(_MAX(inner[:, 2])), float(_SUM(inner[:, 3])), float(_SUM(inner[:, 4]))
-        for part in (seg[: int(inner[0, 0]) - start], seg[int(inner[-1, 1]) - start :]):
+        inner = self._blocks.view(a, b)
+        peak, total, squares = float(_MAX(inner[:, 0])), float(_SUM(inner[:, 1])), float(_SUM(inner[:, 2]))
+        for part in (seg[: a * self.BLOCK - start], seg[b * self.BLOCK - start :]):
             if part.shape[0]:
-                p_peak, p_sum, p_sq = chunk_stats(part)
-                peak, total, squares = max(peak, p_peak), total + p_sum, squares + p_sq
+                peak, total, squares = _merge((peak, total, squares), chunk_stats(part))
         return self._judge(seg, peak, total, squares)
 
     def _judge(self, seg: np.ndarray, peak: float, total: float, squares: float) -> tuple[str, ...]:

@@ -94,12 +94,14 @@ def test_pool_on_the_packaged_default_within_tolerance():
 
 
 
-def test_the_pooled_front_end_gives_each_stream_its_own_log_mel_bit_for_bit(model: sdk.Model):
-    """The pool runs every stream's front end as one batch: after every step, each stream holds exactly the
-    log-mel frames and samples its own front end gives (a 44.1 kHz stream, a chunk that fails, odd chunks)."""
+@pytest.mark.parametrize("frontend_rows", [128, 4])
+def test_the_pooled_front_end_gives_each_stream_its_own_log_mel_bit_for_bit(model: sdk.Model, frontend_rows: int):
+    """The pool runs the streams' front ends in passes of several streams' frames: after every step, each stream
+    holds exactly the log-mel frames and samples its own front end gives (a 44.1 kHz stream, a chunk that fails,
+    odd chunks; passes of 4 frames split the streams across passes and leave a stream with more alone)."""
     rates = [16000, 44100, 16000]
     xs = [synth_recording(5.0, sample_rate_hz=r, seed=i)[0] for i, r in enumerate(rates)]
-    pool = StreamPool(model)
+    pool = StreamPool(model, frontend_rows=frontend_rows)
     pooled, alone = [pool.stream() for _ in xs], [model.stream() for _ in xs]
     n_windows = 0
     for i in range(0, 5 * 44100, 3001):
