@@ -213,7 +213,7 @@ def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None =
     x = _as_float(x)
     if x.size and x.dtype.kind == "f":
         # max and -min: the peak in two passes without temporaries; NaN or infinity anywhere makes it non-finite
-        peak = max(float(x.max()), -float(x.min()))
+        peak = max(float(np.maximum.reduce(x, axis=None)), -float(np.minimum.reduce(x, axis=None)))
         if not math.isfinite(peak):
             raise NonFiniteAudioError(f"audio holds {int(x.size - np.count_nonzero(np.isfinite(x)))} NaN or "
                                       "infinite samples")
