@@ -13,9 +13,7 @@ them from the runtime's outputs.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +71,23 @@ class Windower:
         self.frames.drop_before(self.n_windows * self.hop_frames)
 
 
+class _Held:
+    """``with``: take the lock without waiting, or raise (a Stream takes one caller at a time)."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError("this Stream is in use by another thread; a Stream holds one session's state and "
+                               "takes one caller at a time: give each thread its own model.stream()")
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
 @dataclass
 class Pending:
     """Windows of one stream waiting for the runtime: (window_frames, n_mels) arrays and their 16 kHz spans."""
@@ -99,18 +114,12 @@ class Stream:
         self.detector = EventDetector(model.screening, sample_rate_hz=model.sample_rate_hz)
         self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames)
         self.gate = WindowGate()
-        self._busy = threading.Lock()
+        self._held = _Held(threading.Lock())
         self.reset()
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        if not self._busy.acquire(blocking=False):
-            raise RuntimeError("this Stream is in use by another thread; a Stream holds one session's state and "
-                               "takes one caller at a time: give each thread its own model.stream()")
-        try:
-            yield
-        finally:
-            self._busy.release()
+    def _exclusive(self) -> _Held:
+        """Hold the stream for one caller (a context manager; a class, not a generator: a hop enters it once)."""
+        return self._held
 
     def reset(self) -> None:
         with self._exclusive():
