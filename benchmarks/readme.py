@@ -72,7 +72,9 @@ def render(results: Path) -> str:
             assert isinstance(sl, dict)
             spread = sl.get("ratio_to_yamnet_range")
             spread_text = f" ({spread[0]:.3f}-{spread[1]:.3f})" if spread else ""
-            lines.append(f"| {name} | {sl['machine'].split(', 2 cores')[0].split(' cores')[0]} | {sl['backend']} "
+            per_round = f" ({sl['seconds']:.0f} s of audio a round)" if "seconds" in sl else ""
+            cpu = sl["machine"].split(", 2 cores")[0].split(" cores")[0]
+            lines.append(f"| {name}{per_round} | {cpu} | {sl['backend']} "
                          f"{sl['precision']} | {sl['hop_p50_ms']:.2f} ms | {sl['hop_p99_ms']:.2f} ms | "
                          f"{sl['ms_per_audio_s']:.2f} | {sl.get('yamnet_ms_per_audio_s', float('nan')):.2f} | "
                          f"{sl.get('ratio_to_yamnet', float('nan')):.3f}{spread_text} | {sl['cold_start_s']:.2f} s | "

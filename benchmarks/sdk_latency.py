@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ratios.append(ours[-1] / yam)
     ms = np.concatenate(hops)  # every round's per-hop times (also the histogram's)
     res: dict[str, object] = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend,
-                              "precision": args.precision, "rounds": args.rounds,
+                              "precision": args.precision, "rounds": args.rounds, "seconds": args.seconds,
                               "hop_p50_ms": float(np.percentile(ms, 50)), "hop_p99_ms": float(np.percentile(ms, 99)),
                               "hop_max_ms": float(ms.max()), "ms_per_audio_s": float(np.median(ours))}
     cpu = np.concatenate(cpus)  # the same hops' thread CPU time: the wall p99 less what the host took away
