@@ -141,8 +141,9 @@ class LogMelFrontend:
         # the filters in MEL_GROUPS runs of bands, each with only the FFT bins its bands reach: a quarter of the
         # multiply-adds of the whole (n_freqs x n_mels) matrix, whose low bands are mostly zeros
         self._fb_groups: list[tuple[int, int, slice, np.ndarray]] = []
-        for g in range(min(self.MEL_GROUPS, cfg.n_mels)):
-            bands = slice(g * cfg.n_mels // self.MEL_GROUPS, (g + 1) * cfg.n_mels // self.MEL_GROUPS)
+        n_groups = min(self.MEL_GROUPS, cfg.n_mels)
+        for g in range(n_groups):
+            bands = slice(g * cfg.n_mels // n_groups, (g + 1) * cfg.n_mels // n_groups)
             bins = np.flatnonzero(self._fb32[:, bands].any(axis=1))
             lo, hi = (int(bins[0]), int(bins[-1]) + 1) if bins.size else (0, 1)
             self._fb_groups.append((lo, hi, bands, np.ascontiguousarray(self._fb32[lo:hi, bands])))

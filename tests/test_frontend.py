@@ -101,6 +101,17 @@ def test_other_configs_stay_in_parity(noise_16k, engine):
     assert np.max(np.abs(stream_in_chunks(frontend, noise_16k, [77]) - logmel_reference(noise_16k, cfg))) <= TOL
 
 
+@pytest.mark.parametrize("n_mels", [1, 2, 3, 5, 64])
+def test_the_grouped_mel_product_covers_every_band(noise_16k, n_mels: int):
+    """The mel product runs in groups of bands; with fewer bands than groups every band is still written."""
+    cfg = FrontendConfig(n_mels=n_mels)
+    frontend = LogMelFrontend(cfg)
+    covered = sorted(b for _, _, bands, _ in frontend._fb_groups for b in range(n_mels)[bands])
+    assert covered == list(range(n_mels))
+    assert np.max(np.abs(frontend(noise_16k) - logmel_reference(noise_16k, cfg))) <= TOL
+    assert np.array_equal(stream_in_chunks(frontend, noise_16k, [77]), frontend(noise_16k))
+
+
 def test_filterbank_has_no_empty_band():
     fb = mel_filterbank(FrontendConfig())
     assert fb.shape == (513, 64)
