@@ -93,6 +93,14 @@ def render(results: Path) -> str:
         lines += [f"**`acula screen` against length** (`python -m acula.benchmarks.screen_scaling --json`; "
                   f"{sc['machine']}, {sc['backend']} {sc['precision']}): peak RSS over 1 s to "
                   f"{longest / 3600:g} h files, {spans} (table: `benchmarks/results/screen_scaling.md`).", ""]
+    sp = _load(results, "stream_pool.json")
+    if isinstance(sp, dict):
+        cells = "; ".join(f"{r['streams']}: {r['pool']['streams_per_core']:,.0f} ({r['pool']['over_model_only']:.1f}x "
+                          f"model-only, step p99 {r['pool']['step_p99_ms']:.1f} ms)" for r in sp["rows"])
+        lines += [f"**Many streams on one core** (`python -m acula.benchmarks.stream_pool --steps 24 --json "
+                  f"benchmarks/results/stream_pool.json`; {sp['machine'].split(', 2 cores')[0]}, {sp['backend']} "
+                  f"{sp['precision']}, `StreamPool`): streams served in real time per core, by streams served: "
+                  f"{cells}.", ""]
     br = _load(results, "bridge_decoder.json")
     if isinstance(br, dict):
         lines += [f"**Bridge decoder** (`python -m acula.benchmarks.bridge_decoder --json "
