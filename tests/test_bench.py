@@ -99,3 +99,13 @@ def test_measure_keeps_each_hops_wall_and_thread_cpu_time():
     wall, cpu = LAST_LATENCIES_MS[("onnxruntime", "fp32")], LAST_CPU_MS[("onnxruntime", "fp32")]
     assert wall.shape == cpu.shape and wall.size == -(-48000 // (res["hop_audio_ms"] * 16))
     assert np.all(cpu > 0) and np.all(cpu <= wall + 0.05)
+
+
+@pytest.mark.skipif("default" not in available_models(), reason="no packaged default bundle")
+def test_hop_parts_times_every_stage_of_a_hop():
+    from acula.benchmarks.hop_parts import STAGES, measure
+
+    parts = measure("default", "onnxruntime", "fp32", 4.0)
+    assert set(parts) == {*STAGES, "total"}
+    assert all(parts[k] > 0 for k in STAGES) and parts["total"] == pytest.approx(sum(parts[k] for k in STAGES))
+    assert parts["runtime"] > parts["windows"]  # a model call costs more than handing out a window view

@@ -1,0 +1,128 @@
+"""Where a hop's time goes: one stream, one thread, each stage of ``Stream.accept`` timed on its own.
+
+    python -m acula.benchmarks.hop_parts [--bundle default] [--precision fp32] [--seconds 60] [--rounds 5]
+                                         [--baseline DIR] [--json [OUT]]
+
+The stages are the ones :class:`sdk.stream.Stream` runs for a hop, called in the same order on the same
+state: validation, the quality gate and meter, the cough envelope and the front end's staging, the log-mel
+frames, the windower, the runtime, the label scorer, and the rest of ``_complete`` (gate verdicts, results,
+events).  Figures are microseconds per hop (wall time, the median over rounds); their sum is a little above a
+plain ``accept`` (the timer calls).  ``--baseline DIR`` times another checkout of the SDK the same way, in a
+fresh process each round, alternating with this one, for a before / after table on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STAGES = ("validate", "gate + meter", "envelope + stage", "log-mel", "windows", "runtime", "scorer", "complete")
+
+
+def measure(bundle: str, backend: str, precision: str, seconds: float) -> dict[str, float]:
+    """Microseconds per hop of each stage, streaming ``seconds`` of the synthetic recording hop by hop."""
+    from acula.sdk.model import load
+    from acula.sdk.synth import synth_recording
+
+    model = load(bundle, backend, precision, n_threads=1)
+    x, _ = synth_recording(seconds, seed=4)
+    hop = model.hop_frames * model.frontend.config.hop_length
+    stream = model.stream()
+    stream.accept(np.zeros(3 * 16000, np.float32), 16000)  # first inference, caches
+    stream.reset()
+    acc = dict.fromkeys(STAGES, 0.0)
+    n = 0
+    clock = time.perf_counter
+    for i in range(0, x.size - hop + 1, hop):
+        with stream._exclusive():
+            t0 = clock()
+            y = stream._validate(x[i : i + hop], 16000)
+            t1 = clock()
+            stream._meter.update(*stream.gate.append(y))
+            t2 = clock()
+            n_frames = stream._stage(y)
+            t3 = clock()
+            logmel = stream._fe.compute(n_frames)
+            t4 = clock()
+            stream._add_frames(logmel, n_frames)
+            pending = stream._pending()
+            t5 = clock()
+            if pending.windows:
+                emb, heads = model.run_windows(pending.windows)
+                t6 = clock()
+                logits = model.scorer(emb)
+                t7 = clock()
+                stream._complete(pending, emb, heads, logits)
+                t8 = clock()
+            else:
+                t6 = t7 = t8 = t5
+        for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7),
+                             strict=True):
+            acc[stage] += dt
+        n += 1
+    out = {k: v / n * 1e6 for k, v in acc.items()}
+    out["total"] = sum(out.values())
+    return out
+
+
+def child(root: str, args: Any) -> dict[str, float]:
+    """:func:`measure` in a fresh single-threaded process importing the SDK of the checkout at ``root``."""
+    code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1]); print(json.dumps(m['measure']("
+            f"{args.bundle!r}, {args.backend!r}, {args.precision!r}, {args.seconds!r})))")
+    env = dict(os.environ, PYTHONPATH=root, **{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                                  "MKL_NUM_THREADS")})
+    out = subprocess.run([sys.executable, "-c", code, __file__], env=env, cwd=root, check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from acula.benchmarks._util import add_model_options, command_parser, machine_line
+
+    parser, argv = command_parser("acula.benchmarks.hop_parts", __doc__, argv)
+    add_model_options(parser)
+    parser.add_argument("--seconds", type=float, default=60.0, help="audio streamed per round (default 60 s)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", help="another checkout of the SDK, timed alternately in fresh processes")
+    parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
+    args = parser.parse_args(argv)
+    if args.precision == "auto":
+        from acula.sdk.model import load
+
+        args.precision = load(args.bundle, args.backend, "auto").precision
+    root = str(Path(__file__).resolve().parents[1])
+    runs: dict[str, list[dict[str, float]]] = {"this checkout": []}
+    if args.baseline:
+        runs["baseline"] = []
+    for _ in range(args.rounds):
+        runs["this checkout"].append(child(root, args))
+        if args.baseline:
+            runs["baseline"].append(child(args.baseline, args))
+    table = {who: {k: float(np.median([r[k] for r in rs])) for k in (*STAGES, "total")} for who, rs in runs.items()}
+    res = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend, "precision": args.precision,
+           "seconds": args.seconds, "rounds": args.rounds, "baseline": args.baseline, "us_per_hop": table}
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(f"microseconds per hop (median of {args.rounds} rounds), {res['machine']}; {args.backend} "
+          f"{args.precision}", file=out)
+    who = list(table)
+    print("| stage | " + " | ".join(who) + " |", file=out)
+    print("|---" * (len(who) + 1) + "|", file=out)
+    for k in (*STAGES, "total"):
+        print(f"| {k} | " + " | ".join(f"{table[w][k]:.1f}" for w in who) + " |", file=out)
+    if args.json == "-":
+        print(json.dumps(res, indent=2))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
