@@ -151,7 +151,29 @@ def primary_section(results: Path) -> list[str]:
                              f" / {r.get('native_shift_max', float('nan')):.3f} / {r.get('n_lost', 0)}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += valid_records_unscored(results)
     return lines
+
+
+def valid_records_unscored(results: Path) -> list[str]:
+    """Records unscored under the transforms, valid ones apart from those clipped at their source rate
+    (``invariance_valid_records.json``: the same bundle through ``aligner.primary``, which counts them apart)."""
+    path = results / "invariance_valid_records.json"
+    if not path.is_file():
+        return []
+    res = json.loads(path.read_text())
+    system, per_t = next(iter(res.get("invariance", {}).items()), (None, {}))
+    counts: dict[str, list[int]] = {}
+    for rows in per_t.values():
+        for name, r in rows.items():
+            c = counts.setdefault(name, [0, 0])
+            c[0], c[1] = max(c[0], r.get("n_lost", 0)), max(c[1], r.get("n_lost_source_clipped", 0))
+    lost = [f"{name}: {valid} valid, {clipped} clipped at the source" for name, (valid, clipped) in counts.items()
+            if valid or clipped]
+    return [f"Records unscored, counted apart (`invariance_valid_records.md`, {system}, the same bundle; largest "
+            "over the tasks): a record clipped at its source rate passes the gate in the evaluation's 16 kHz copy, "
+            "whose resampling rings across the flat tops, and is flagged again once a low-pass removes the ringing. "
+            + ("; ".join(lost) if lost else "none") + f"; every other transform of the {len(counts)}: none.", ""]
 
 
 def render(bundle: Path, results: Path) -> str:
