@@ -67,7 +67,8 @@ def recording_of(row: dict[str, Any]) -> str:
 class TaskData:
     """A task's units (records, or ICBHI recordings) with labels, groups, splits and per-unit metadata."""
 
-    def __init__(self, corpus: Corpus, task: dict[str, Any], scored: Sequence[str] = SCORED) -> None:
+    def __init__(self, corpus: Corpus, task: dict[str, Any], scored: Sequence[str] = SCORED,
+                 scorable: dict[int, bool] | None = None) -> None:
         self.task = task
         rows = [(i, r) for i, r in enumerate(corpus.rows)
                 if r["dataset"] in task["datasets"] and _value(r, task["field"]) is not None]
@@ -88,13 +89,15 @@ class TaskData:
         self.split = np.asarray([first[u]["split"] for u in self.units])
         self.by = (np.asarray([str(_value(first[u], task["by"])) for u in self.units]) if task.get("by") else None)
         self.recording = np.asarray([recording_of(first[u]) for u in self.units])
-        # a unit is valid when one of its records passes the quality gate at its own source rate (the corpus
-        # measured that when it was built).  The transforms work on 16 kHz copies, where resampling rings
+        # a unit is valid when the SDK scores one of its records at the record's own source rate (``scorable``:
+        # record index -> whether a window passed the gate, see scorable_at_source; else the corpus's quality
+        # of the whole record at its source rate).  The transforms work on 16 kHz copies, where resampling rings
         # across a source recording's flat tops and hides its clipping; a low-pass then removes the ringing
         # and the gate finds the clipping again.  Such a record was never a valid recording to lose.
         valid = np.zeros(len(self.units), bool)
-        for (_, r), k in zip(rows, keys, strict=True):
-            valid[pos[k]] |= not r.get("audio", {}).get("clipped", False)
+        for (i, r), k in zip(rows, keys, strict=True):
+            ok = scorable.get(i) if scorable is not None else None
+            valid[pos[k]] |= (not r.get("audio", {}).get("clipped", False)) if ok is None else ok
         self.source_valid = valid
         self.train = self.split == "train"
         self.scored = np.isin(self.split, list(scored))
@@ -126,6 +129,29 @@ class TaskData:
             ok = np.asarray([all(outputs[i].scored for i in np.asarray(self.record_idx)[self.unit_of == u])
                              for u in range(len(self.units))])
         return feats, (nat if has_native else None), ok
+
+
+def scorable_at_source(corpus: Corpus, indices: Sequence[int], bundle: str = "default",
+                       progress: bool = True) -> dict[int, bool]:
+    """Record index -> whether the SDK (``bundle``, int8 ONNX) scores a window of the record fed at its own
+    source rate: the validity of a recording for the invariance target ("no valid recording loses its score")."""
+    from acula.sdk.audio import AudioError, load_audio
+    from acula.sdk.model import load
+    from tqdm import tqdm
+
+    model = load(bundle, "onnxruntime", "int8")
+    out = {}
+    for i in tqdm(indices, desc="scorable at the source rate", unit="rec", disable=not progress):
+        r = corpus.records[i]
+        try:
+            clip = load_audio(corpus.audio_path(i), None, r.start_s, r.end_s)
+            stream = model.stream()
+            wins = stream.accept(clip.samples, clip.sample_rate_hz) + stream.flush()
+        except AudioError:
+            out[i] = False
+            continue
+        out[i] = any(not w.problems for w in wins)
+    return out
 
 
 def _ci_row(y: np.ndarray, s: np.ndarray, g: np.ndarray) -> dict[str, Any]:
@@ -284,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     needed = sorted({i for d in datas.values() for i in d.record_idx})
     scored_idx = sorted({i for d in datas.values() if d.task.get("invariance") for i in d.record_idx
                          if corpus.rows[i]["split"] in args.scored})
+    if args.invariance_systems:  # which scored records are valid recordings: the SDK scores them at their own rate
+        scorable = scorable_at_source(corpus, scored_idx)
+        datas = {t["name"]: TaskData(corpus, t, args.scored, scorable) for t in tasks}
     systems = build_systems(args)
     spec = {s.partition("=")[0]: s.partition("=")[2] for s in args.run + args.bundle}
     cache = Path(args.cache) if args.cache else None

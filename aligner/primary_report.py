@@ -22,8 +22,8 @@ def ci_cell(r: dict[str, Any] | None) -> str:
     return f"{_f(r['auroc'])} [{_f(r['ci95'][0], 2)}, {_f(r['ci95'][1], 2)}]"
 
 
-_LOST_SPLIT = ("valid records that lost their score (records clipped at their source rate, whose clipping the "
-               "16 kHz copy's resampling hid, are counted apart).\n")
+_LOST_SPLIT = ("valid records that lost their score (records the SDK leaves unscored at their own source rate, "
+               "e.g. clipping that the 16 kHz copy's resampling hid, are counted apart).\n")
 
 
 def _split_lost(res: dict[str, Any]) -> bool:
@@ -133,7 +133,7 @@ def to_markdown(res: dict[str, Any]) -> str:
                     nat = _f(r.get("native_auroc")) + " " if "native_auroc" in r else ""
                     clipped = r.get("n_lost_source_clipped", 0)
                     cells.append(f"{nat}({_f(r['probe_auroc'])}) / {_f(shift[0])} \\| {_f(shift[1])} / "
-                                 f"{r.get('n_lost', 0)}" + (f" (+{clipped} clipped at source)" if clipped else ""))
+                                 f"{r.get('n_lost', 0)}" + (f" (+{clipped} unscored at source)" if clipped else ""))
                 L.append(f"| {name} | " + " | ".join(cells) + " |")
             L.append("")
         L += ["Transforms: " + "; ".join(f"`{k}`: {v.spec}" for k, v in TRANSFORMS.items())]

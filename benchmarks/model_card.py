@@ -168,11 +168,12 @@ def valid_records_unscored(results: Path) -> list[str]:
         for name, r in rows.items():
             c = counts.setdefault(name, [0, 0])
             c[0], c[1] = max(c[0], r.get("n_lost", 0)), max(c[1], r.get("n_lost_source_clipped", 0))
-    lost = [f"{name}: {valid} valid, {clipped} clipped at the source" for name, (valid, clipped) in counts.items()
-            if valid or clipped]
+    lost = [f"{name}: {valid} valid, {clipped} unscored at the source rate" for name, (valid, clipped) in
+            counts.items() if valid or clipped]
     return [f"Records unscored, counted apart (`invariance_valid_records.md`, {system}, the same bundle; largest "
-            "over the tasks): a record clipped at its source rate passes the gate in the evaluation's 16 kHz copy, "
-            "whose resampling rings across the flat tops, and is flagged again once a low-pass removes the ringing. "
+            "over the tasks): a recording the SDK leaves unscored at its own source rate is not a valid recording "
+            "to lose.  Clipped 8 kHz recordings pass the gate in the evaluation's 16 kHz copy, whose resampling "
+            "rings across the flat tops, and are flagged again once a low-pass removes the ringing.  "
             + ("; ".join(lost) if lost else "none") + f"; every other transform of the {len(counts)}: none.", ""]
 
 
