@@ -93,6 +93,13 @@ def render(results: Path) -> str:
         lines += [f"**`acula screen` against length** (`python -m acula.benchmarks.screen_scaling --json`; "
                   f"{sc['machine']}, {sc['backend']} {sc['precision']}): peak RSS over 1 s to "
                   f"{longest / 3600:g} h files, {spans} (table: `benchmarks/results/screen_scaling.md`).", ""]
+    hp = _load(results, "hop_parts.json")
+    if isinstance(hp, dict):
+        parts = hp["us_per_hop"]["this checkout"]
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in parts.items() if k != "total")
+        lines += [f"**Where a hop goes** (`python -m acula.benchmarks.hop_parts --json benchmarks/results/"
+                  f"hop_parts.json`; {hp['machine'].split(', 2 cores')[0]}, {hp['backend']} {hp['precision']}), "
+                  f"microseconds per hop: {stages}; total {parts['total']:.0f}.", ""]
     sp = _load(results, "stream_pool.json")
     if isinstance(sp, dict):
         cells = "; ".join(f"{r['streams']}: {r['pool']['streams_per_core']:,.0f} ({r['pool']['over_model_only']:.1f}x "
