@@ -109,22 +109,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     res: dict[str, Any] = {"bundle": args.bundle, "label_set": args.label_set,
                            "labels": model.label_sets[args.label_set], "slopes_per_db": slopes.tolist(),
                            "n_fit": args.fit, "n_scored": len(keep), "rows": []}
+    groups = np.array([val[k]["group_id"] for k in keep])
+    shipped: dict[int, np.ndarray] = {}
     for name, mult in (("as shipped", 0.0), ("level term, fitted slopes", 1.0), ("level term, 1.5x", 1.5),
                        ("level term, 2x", 2.0)):
         probs = {g: np.array([native_probability(*val_out[k][g], slopes * mult) for k in keep]) for g in GAINS}
         for g in GAINS:
             shift = np.abs(probs[g] - probs[0]).max(1)
-            res["rows"].append({"variant": name, "gain_db": g, "shift_mean": float(shift.mean()),
-                                "shift_max": float(shift.max()), "auroc": P.auroc(y, probs[g][:, col])})
+            row = {"variant": name, "gain_db": g, "shift_mean": float(shift.mean()),
+                   "shift_max": float(shift.max()), "auroc": P.auroc(y, probs[g][:, col])}
+            if mult:  # AUROC against the shipped scoring on the same records, paired patient bootstrap
+                row["auroc_vs_shipped"] = P.paired_bootstrap(y, probs[g][:, col], shipped[g], groups)
+            else:
+                shipped[g] = probs[g][:, col]
+            res["rows"].append(row)
     lines = [f"# Level term in the label logits ({args.label_set}, val)\n",
              f"Command: `python -m acula.benchmarks.level_compensation --label-set {args.label_set} --fit {args.fit} "
              f"--scored {args.scored}`\n",
              f"Slopes per dB ({', '.join(res['labels'])}), fitted on {args.fit} training recordings: "
              + ", ".join(f"{s:+.4f}" for s in slopes) + f".  Scored: {len(keep)} validation recordings, "
              f"AUROC of p({positive}).\n",
-             "| variant | gain dB | mean shift | max shift | AUROC |", "|---|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['gain_db']} | {r['shift_mean']:.3f} | {r['shift_max']:.3f} | {r['auroc']:.3f} |"
-              for r in res["rows"]]
+             "| variant | gain dB | mean shift | max shift | AUROC | AUROC minus shipped [95 % CI] |",
+             "|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        d = r.get("auroc_vs_shipped")
+        diff = f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" if d else "-"
+        lines.append(f"| {r['variant']} | {r['gain_db']} | {r['shift_mean']:.3f} | {r['shift_max']:.3f} | "
+                     f"{r['auroc']:.3f} | {diff} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.json:
