@@ -1,7 +1,7 @@
 """A lever measured for issue 24: remove the label logits' level dependence after the fact, without retraining.
 
     python -m acula.benchmarks.level_compensation [--bundle default] [--label-set heart] [--fit 120] [--scored 400]
-                                                  [--json OUT.json] [--md OUT.md]
+                                                  [--json OUT.json]
 
 The shipped student's heart probability moves with recording level (quieter reads as more abnormal).  If that
 response were one slope per label in the window's RMS level (dB), a term ``- slope * (level - ref)`` in the
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from acula.benchmarks._util import command_parser
+from acula.benchmarks._util import command_parser, write_results
 
 GAINS = (0, -6, -12, -24)
 REF_DB = -30.0
@@ -70,6 +70,21 @@ def native_probability(logits: np.ndarray, levels: np.ndarray, slopes: np.ndarra
     return p / p.sum()
 
 
+def markdown(res: dict[str, Any]) -> str:
+    lines = [f"# Level term in the label logits ({res['label_set']}, val)\n", f"Command: `{res['command']}`\n",
+             f"Slopes per dB ({', '.join(res['labels'])}), fitted on {res['n_fit']} training recordings: "
+             + ", ".join(f"{s:+.4f}" for s in res["slopes_per_db"]) + f".  Scored: {res['n_scored']} validation "
+             f"recordings, AUROC of p({res['positive']}).\n",
+             "| variant | gain dB | mean shift | max shift | AUROC | AUROC minus shipped [95 % CI] |",
+             "|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        d = r.get("auroc_vs_shipped")
+        diff = f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" if d else "-"
+        lines.append(f"| {r['variant']} | {r['gain_db']} | {r['shift_mean']:.3f} | {r['shift_max']:.3f} | "
+                     f"{r['auroc']:.3f} | {diff} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, argv = command_parser("acula.benchmarks.level_compensation", __doc__, argv)
     parser.add_argument("--bundle", default="default")
@@ -79,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fit", type=int, default=120, help="training-split recordings the slopes are fitted on")
     parser.add_argument("--scored", type=int, default=400, help="validation recordings scored (at most)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="write the figures here")
-    parser.add_argument("--md", help="write a markdown table here")
+    parser.add_argument("--json", help="write the figures here, and the table beside them (.md)")
     args = parser.parse_args(argv)
     from acula.aligner import protocol as P
     from acula.sdk.audio import load_audio
@@ -108,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     col = model.label_sets[args.label_set].index(positive)
     res: dict[str, Any] = {"bundle": args.bundle, "label_set": args.label_set,
                            "labels": model.label_sets[args.label_set], "slopes_per_db": slopes.tolist(),
-                           "n_fit": args.fit, "n_scored": len(keep), "rows": []}
+                           "n_fit": args.fit, "n_scored": len(keep), "positive": positive, "rows": [],
+                           "command": f"python -m acula.benchmarks.level_compensation --label-set {args.label_set} "
+                                      f"--fit {args.fit} --scored {args.scored}"}
     groups = np.array([val[k]["group_id"] for k in keep])
     shipped: dict[int, np.ndarray] = {}
     for name, mult in (("as shipped", 0.0), ("level term, fitted slopes", 1.0), ("level term, 1.5x", 1.5),
@@ -123,25 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 shipped[g] = probs[g][:, col]
             res["rows"].append(row)
-    lines = [f"# Level term in the label logits ({args.label_set}, val)\n",
-             f"Command: `python -m acula.benchmarks.level_compensation --label-set {args.label_set} --fit {args.fit} "
-             f"--scored {args.scored}`\n",
-             f"Slopes per dB ({', '.join(res['labels'])}), fitted on {args.fit} training recordings: "
-             + ", ".join(f"{s:+.4f}" for s in slopes) + f".  Scored: {len(keep)} validation recordings, "
-             f"AUROC of p({positive}).\n",
-             "| variant | gain dB | mean shift | max shift | AUROC | AUROC minus shipped [95 % CI] |",
-             "|---|---|---|---|---|---|"]
-    for r in res["rows"]:
-        d = r.get("auroc_vs_shipped")
-        diff = f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" if d else "-"
-        lines.append(f"| {r['variant']} | {r['gain_db']} | {r['shift_mean']:.3f} | {r['shift_max']:.3f} | "
-                     f"{r['auroc']:.3f} | {diff} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
+    print(markdown(res))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
-    if args.md:
-        Path(args.md).write_text(text)
+        write_results(args.json, res, markdown)
     return 0
 
 

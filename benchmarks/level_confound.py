@@ -1,6 +1,6 @@
 """How much recording level alone tells about the heart label: the confound a level-sensitive model can learn.
 
-    python -m acula.benchmarks.level_confound [--corpus runs/corpus] [--data ../shared/data] [--json OUT] [--md OUT]
+    python -m acula.benchmarks.level_confound [--corpus runs/corpus] [--data ../shared/data] [--json OUT]
 
 For every PhysioNet 2016 record of the corpus, the recording's RMS and peak level (dBFS, at its source rate, as
 the SDK's quality meter measures them) is taken as a score, quieter = more abnormal, and its AUROC against the
@@ -20,17 +20,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from acula.benchmarks._util import command_parser
+from acula.benchmarks._util import command_parser, write_results
 
 SPLITS = {"train": ("train",), "val + test": ("val", "test")}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = ["# Recording level alone against the heart label (PhysioNet 2016)", "",
+             "Command: `python -m acula.benchmarks.level_confound --json benchmarks/results/level_confound.json`", "",
+             "Score: quieter = more abnormal (RMS or peak dBFS of the recording at its source rate; no model).  "
+             "AUROC above 0.5: the label can be told from the level alone.", "",
+             "| records | database | n (abnormal) | AUROC, RMS level | AUROC, peak level |", "|---|---|---|---|---|"]
+    for group, out in res["groups"].items():
+        r, p = out["rms_dbfs"], out["peak_dbfs"]
+        lines.append(f"| {group} | all | {r['n']} ({r['n_pos']}) | {r['auroc']:.3f} [{r['ci95'][0]:.2f}, "
+                     f"{r['ci95'][1]:.2f}] | {p['auroc']:.3f} [{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}] |")
+        for db, d in out["by_database"].items():
+            lines.append(f"| {group} | {db} | {d['n']} ({d['n_pos']}) | {d['rms_dbfs']:.3f} | {d['peak_dbfs']:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, argv = command_parser("acula.benchmarks.level_confound", __doc__, argv)
     parser.add_argument("--corpus", default="runs/corpus")
     parser.add_argument("--data", default="../shared/data")
-    parser.add_argument("--json", help="write the figures here")
-    parser.add_argument("--md", help="write a markdown table here")
+    parser.add_argument("--json", help="write the figures here, and the table beside them (.md)")
     args = parser.parse_args(argv)
     from acula.aligner import protocol as P
     from acula.sdk.audio import load_audio
@@ -64,24 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              for level in ("rms_dbfs", "peak_dbfs")}}
         out["by_database"] = per_db
         res["groups"][group] = out
-    lines = ["# Recording level alone against the heart label (PhysioNet 2016)", "",
-             "Command: `python -m acula.benchmarks.level_confound --json benchmarks/results/level_confound.json "
-             "--md benchmarks/results/level_confound.md`", "",
-             "Score: quieter = more abnormal (RMS or peak dBFS of the recording at its source rate; no model).  "
-             "AUROC above 0.5: the label can be told from the level alone.", "",
-             "| records | database | n (abnormal) | AUROC, RMS level | AUROC, peak level |", "|---|---|---|---|---|"]
-    for group, out in res["groups"].items():
-        r, p = out["rms_dbfs"], out["peak_dbfs"]
-        lines.append(f"| {group} | all | {r['n']} ({r['n_pos']}) | {r['auroc']:.3f} [{r['ci95'][0]:.2f}, "
-                     f"{r['ci95'][1]:.2f}] | {p['auroc']:.3f} [{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}] |")
-        for db, d in out["by_database"].items():
-            lines.append(f"| {group} | {db} | {d['n']} ({d['n_pos']}) | {d['rms_dbfs']:.3f} | {d['peak_dbfs']:.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
+    print(markdown(res))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
-    if args.md:
-        Path(args.md).write_text(text)
+        write_results(args.json, res, markdown)
     return 0
 
 

@@ -49,6 +49,8 @@ PRIMARY = [s for s in _tables(dict)
 RENDERED = {
     **{stem: ("acula.aligner.primary_report", "to_markdown") for stem in PRIMARY},
     "cough_events": ("acula.benchmarks.cough_events", "markdown"),
+    "level_compensation_heart": ("acula.benchmarks.level_compensation", "markdown"),
+    "level_confound": ("acula.benchmarks.level_confound", "markdown"),
     "mcu": ("acula.benchmarks.mcu", "render_markdown"),
     "search": ("acula.benchmarks.search", "to_markdown"),
     "text_encoder": ("acula.benchmarks.text_encoder", "markdown"),
