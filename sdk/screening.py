@@ -154,10 +154,10 @@ class EventDetector:
         buf = np.concatenate([self._tail, x.astype(np.float64)]) if self._tail.size else x
         n = buf.size // self.frame_samples * self.frame_samples
         if n:
-            # mean square per frame, accumulated in float64: numpy >= 2's vecdot on a float64 copy (3.5 us a hop
-            # here; einsum casting float32 on the fly took 7), else einsum; frames of a few hundred samples are far
-            # below the length at which OpenBLAS would start threads
-            frames = buf[:n].reshape(-1, self.frame_samples).astype(np.float64)
+            # mean square per frame, accumulated in float64: numpy >= 2's vecdot on float64 samples (a copy only of
+            # float32 ones; 3.5 us a hop here, einsum casting float32 on the fly took 7), else einsum; frames of a
+            # few hundred samples are far below the length at which OpenBLAS would start threads
+            frames = buf[:n].reshape(-1, self.frame_samples).astype(np.float64, copy=False)
             power = _row_dots(frames) / self.frame_samples
             self._power.extend(power.tolist())
         self._tail = buf[n:].astype(np.float64)  # a copy: never a view of the caller's array
