@@ -67,7 +67,7 @@ def screen_audio(records: Sequence[Record], data_root: Path, progress: bool = Tr
 
 def build_corpus(data_root: Path, out: Path, datasets: Sequence[str] | None = None, seed: int = 0,
                  icbhi_split: str = "grouped", teacher_dir: str | None = None, llm: Any = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, report_style: str = "full") -> dict[str, Any]:
     """Write a corpus directory; return its summary (also written as corpus.json)."""
     t_start = time.perf_counter()
     records = discover(data_root, datasets)
@@ -84,7 +84,7 @@ def build_corpus(data_root: Path, out: Path, datasets: Sequence[str] | None = No
         results = llm.write_all(good, progress=progress)
         reports = [(res.text, res.source) for res in results]
     else:
-        reports = [(write_template_report(r, seed), "template") for r in good]
+        reports = [(write_template_report(r, seed, report_style), "template") for r in good]
     t_embed = time.perf_counter()
     from acula.aligner.teacher import TextTeacher
 
@@ -101,7 +101,8 @@ def build_corpus(data_root: Path, out: Path, datasets: Sequence[str] | None = No
         for row in rejects:
             f.write(json.dumps(row, sort_keys=True) + "\n")
     np.save(out / "embeddings.npy", embeddings)
-    info = {"data_root": str(data_root), "seed": seed, "icbhi_split": icbhi_split, "teacher_id": teacher.teacher_id,
+    info = {"data_root": str(data_root), "seed": seed, "icbhi_split": icbhi_split,
+            "report_style": "llm" if llm is not None else report_style, "teacher_id": teacher.teacher_id,
             "teacher_dim": teacher.dim, "n_records": len(good), "n_rejects": len(rejects),
             "n_unique_reports": len({t for t, _ in reports}), "embed_s": round(embed_s, 2),
             "report_s": round(t_embed - t_reports, 2), "total_s": round(time.perf_counter() - t_start, 2)}

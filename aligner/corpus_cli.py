@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--seed", type=int, default=0, help="seed of the group-disjoint split")
     b.add_argument("--icbhi-split", choices=["grouped", "official"], default="grouped",
                    help="official = the ICBHI 2017 split with its two leaking patients repaired")
+    b.add_argument("--report-style", choices=["full", "neutral"], default="full",
+                   help="template reports: full (every supported slot) or neutral (no device named, no negated "
+                        "finding; aligner.reports.REPORT_STYLES)")
     b.add_argument("--teacher", help="local Hugging Face model directory (all-MiniLM-L6-v2 when not given)")
     b.add_argument("--llm-url", help="OpenAI-compatible base URL; reports are then written by that model")
     b.add_argument("--llm-model", help="model name for --llm-url")
@@ -89,7 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         llm = LLMReportWriter(LLMConfig(args.llm_url, args.llm_model, api_key=os.environ.get("OPENAI_API_KEY"),
                                         concurrency=args.llm_concurrency, cache_dir=str(out / "llm_cache")),
                               seed=args.seed)
-    info = build_corpus(data, out, args.datasets, args.seed, args.icbhi_split, args.teacher, llm)
+    if llm is not None and args.report_style != "full":
+        print("acula corpus build: --report-style applies to template reports, not to --llm-url", file=sys.stderr)
+        return 1
+    info = build_corpus(data, out, args.datasets, args.seed, args.icbhi_split, args.teacher, llm,
+                        report_style=args.report_style)
     print(f"wrote {out}: {info['n_records']} records, {info['n_rejects']} rejected "
           f"(see {out / 'rejects.jsonl'}), {info['n_unique_reports']} unique reports")
     print(f"teacher {info['teacher_id']}: embedded the corpus' reports in {info['embed_s']:.1f} s")

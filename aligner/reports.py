@@ -104,8 +104,21 @@ def _rng_for(record_id: str, seed: int) -> random.Random:
     return random.Random(int.from_bytes(hashlib.sha256(f"{seed}:{record_id}".encode()).digest()[:8], "big"))
 
 
-def write_template_report(record: Record, seed: int = 0) -> str:
-    """A deterministic report for one record (same record and seed -> same text)."""
+#: ``write_template_report``'s styles: ``full`` (every slot the metadata supports: the reports the shipped default
+#: was aligned to) and ``neutral`` (issue 24's training-signal lever: no sentence naming the recording device,
+#: and no negated finding: a phrasing that negates, "No crackles are heard.", is dropped, and a slot left with
+#: none is left out, so an absent finding is simply not stated)
+REPORT_STYLES = ("full", "neutral")
+#: the fields a neutral report never names (the device, which stands for the site and data set)
+NEUTRAL_OMITS = ("recording_device",)
+_NEGATING = re.compile(r"\b(no|not|non|without|absent|does not|none)\b|\bnon-", re.IGNORECASE)
+
+
+def write_template_report(record: Record, seed: int = 0, style: str = "full") -> str:
+    """A deterministic report for one record (same record, seed and style -> same text); ``style``: one of
+    :data:`REPORT_STYLES`."""
+    if style not in REPORT_STYLES:
+        raise ValueError(f"report style must be one of {REPORT_STYLES}, got {style!r}")
     templates = load_templates()
     fields = derived_fields(record.metadata)
     rng = _rng_for(record.record_id, seed)
@@ -116,12 +129,16 @@ def write_template_report(record: Record, seed: int = 0) -> str:
     for slot in slots:
         if not all(k in fields for k in slot.get("requires", [])):
             continue
+        if style == "neutral" and any(k in NEUTRAL_OMITS for k in slot.get("requires", [])):
+            continue
         if "values" in slot:
             options = slot["values"].get(fields.get(slot["field"], ""), [])
-            if not options:
-                continue
         else:
             options = slot["texts"]
+        if style == "neutral":
+            options = [o for o in options if not _NEGATING.search(o.format(**fields))]
+        if not options:
+            continue
         sentences.append(rng.choice(options).format(**fields))
     return " ".join(sentences)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from acula.aligner.corpora import discover
 from acula.aligner.records import Record
-from acula.aligner.reports import unfaithful_findings, write_template_report
+from acula.aligner.reports import NEUTRAL_OMITS, _NEGATING, unfaithful_findings, write_template_report
 
 
 def lung(**meta) -> Record:
@@ -27,6 +27,21 @@ def test_report_uses_descriptive_terms_and_leaves_unknowns_out():
     assert "wheez" in text.lower()  # denied, since wheezes is known to be 0
     assert "year-old" not in text and "diagnos" not in text.lower()
     assert "wheez" not in write_template_report(lung(crackles=1)).lower()
+
+
+def test_neutral_reports_name_no_device_and_negate_nothing():
+    r = lung(crackles=1, wheezes=0, diagnosis="COPD", age=70.0, sex="male",
+             recording_device="Welch Allyn Meditron stethoscope", chest_location="anterior left chest")
+    for seed in range(20):
+        full, neutral = write_template_report(r, seed), write_template_report(r, seed, "neutral")
+        assert "Meditron" in full and "Meditron" not in neutral and "Welch Allyn" not in neutral
+        assert "wheez" in full.lower() and "wheez" not in neutral.lower()  # the absent finding is not stated
+        assert "popping" in neutral or "clicking" in neutral  # the present one is
+        assert "COPD" in neutral and "anterior left chest" in neutral
+        assert not _NEGATING.search(neutral)
+    assert write_template_report(r, 3, "neutral") == write_template_report(r, 3, "neutral")
+    with pytest.raises(ValueError, match="report style"):
+        write_template_report(r, 0, "terse")
 
 
 def test_checker_catches_findings_the_metadata_lacks():
@@ -53,3 +68,8 @@ def test_every_template_report_on_the_real_corpus_is_faithful(data_dir: Path):
     assert problems == {}
     texts = {r.modality: write_template_report(r) for r in records}
     assert set(texts) == {"heart", "lung", "cough", "breathing", "speech", "environment"}
+    for r in records:
+        neutral = write_template_report(r, style="neutral")
+        assert unfaithful_findings(neutral, r.metadata) == []
+        assert not _NEGATING.search(neutral), neutral
+        assert all(str(r.metadata[f]) not in neutral for f in NEUTRAL_OMITS if r.metadata.get(f)), neutral
