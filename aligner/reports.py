@@ -111,7 +111,8 @@ def _rng_for(record_id: str, seed: int) -> random.Random:
 REPORT_STYLES = ("full", "neutral")
 #: the fields a neutral report never names (the device, which stands for the site and data set)
 NEUTRAL_OMITS = ("recording_device",)
-_NEGATING = re.compile(r"\b(no|not|non|without|absent|does not|none)\b|\bnon-", re.IGNORECASE)
+#: a phrasing that negates (a neutral report holds none)
+NEGATING = re.compile(r"\b(no|not|non|without|absent|does not|none)\b|\bnon-", re.IGNORECASE)
 
 
 def write_template_report(record: Record, seed: int = 0, style: str = "full") -> str:
@@ -136,7 +137,7 @@ def write_template_report(record: Record, seed: int = 0, style: str = "full") ->
         else:
             options = slot["texts"]
         if style == "neutral":
-            options = [o for o in options if not _NEGATING.search(o.format(**fields))]
+            options = [o for o in options if not NEGATING.search(o.format(**fields))]
         if not options:
             continue
         sentences.append(rng.choice(options).format(**fields))

@@ -14,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from acula.sdk.audio import AudioError
-from acula.sdk.bundle import Bundle, BundleError, read_bundle
+from acula.sdk.bundle import Bundle, BundleError, models_dir, read_bundle
 from acula.sdk.frontend import LogMelFrontend
 from acula.sdk.results import EmbedResult, ScoreLog, ScoreResult, ScreenResult, WindowResult, result_problems
 from acula.sdk.runtimes import make_backend
@@ -34,21 +33,19 @@ if TYPE_CHECKING:
 __all__ = ["Model", "Stream", "WindowResult", "ScreenResult", "ScoreResult", "EmbedResult", "load",
            "available_models"]
 
-PACKAGE_MODELS = "acula.sdk.models"
-
 
 def available_models() -> list[str]:
     """Names of the bundles shipped inside the package."""
-    try:
-        root = resources.files(PACKAGE_MODELS)
-    except ModuleNotFoundError:
+    root = models_dir()
+    if root is None or not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
 
 
 def _resolve(bundle: str | Path) -> Path:
-    if str(bundle) in available_models():
-        return Path(str(resources.files(PACKAGE_MODELS).joinpath(str(bundle))))
+    root = models_dir()
+    if root is not None and str(bundle) in available_models():
+        return root / str(bundle)
     path = Path(bundle)
     if not path.exists():
         names = available_models()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from acula.aligner.corpora import discover
 from acula.aligner.records import Record
-from acula.aligner.reports import NEUTRAL_OMITS, _NEGATING, unfaithful_findings, write_template_report
+from acula.aligner.reports import NEGATING, NEUTRAL_OMITS, unfaithful_findings, write_template_report
 
 
 def lung(**meta) -> Record:
@@ -38,7 +38,7 @@ def test_neutral_reports_name_no_device_and_negate_nothing():
         assert "wheez" in full.lower() and "wheez" not in neutral.lower()  # the absent finding is not stated
         assert "popping" in neutral or "clicking" in neutral  # the present one is
         assert "COPD" in neutral and "anterior left chest" in neutral
-        assert not _NEGATING.search(neutral)
+        assert not NEGATING.search(neutral)
     assert write_template_report(r, 3, "neutral") == write_template_report(r, 3, "neutral")
     with pytest.raises(ValueError, match="report style"):
         write_template_report(r, 0, "terse")
@@ -71,5 +71,5 @@ def test_every_template_report_on_the_real_corpus_is_faithful(data_dir: Path):
     for r in records:
         neutral = write_template_report(r, style="neutral")
         assert unfaithful_findings(neutral, r.metadata) == []
-        assert not _NEGATING.search(neutral), neutral
+        assert not NEGATING.search(neutral), neutral
         assert all(str(r.metadata[f]) not in neutral for f in NEUTRAL_OMITS if r.metadata.get(f)), neutral
