@@ -182,7 +182,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
                            for k, v in last.items() if k != "loss")
         if log is not None and (step % cfg.log_every == 0 or step == cfg.max_steps - 1):
             row = {"step": step, **last, "lr": optimizer.param_groups[1]["lr"],
-                   "temperature": float(1 / model.logit_scale.exp()), "elapsed_s": time.perf_counter() - t0}
+                   "temperature": float(1 / model.logit_scale.detach().exp()), "elapsed_s": time.perf_counter() - t0}
             log.write(json.dumps(row) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{last['loss']:.4f}")

@@ -43,7 +43,7 @@ class DistillTask(nn.Module):
         self.register_buffer("prompts", prompts)
         self.weights = weights or DistillWeights()
         self.prompt_groups = prompt_groups or [list(range(prompts.shape[0]))]
-        self.logit_scale = float(teacher.logit_scale.exp().clamp(max=100.0))
+        self.logit_scale = float(teacher.logit_scale.detach().exp().clamp(max=100.0))
 
     def train(self, mode: bool = True) -> DistillTask:
         super().train(mode)
