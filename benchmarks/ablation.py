@@ -36,6 +36,15 @@ def _mean(row: dict[str, Any], score: str) -> float:
     return float(np.mean([row[t][score]["auroc"] for t in MAIN_TASKS if score in row.get(t, {})]))
 
 
+def _gain_shift(sel: dict[str, Any], system: str) -> float:
+    """The largest mean probability shift of ``system`` over the gain transforms and every task: rule 3 of the
+    selection rules (``selection_rule_invariant24.md``)."""
+    inv = sel["invariance"][system]
+    gains = ("gain-6", "gain-12", "gain-24", "peak-1")
+    return max(inv[t][g]["native_shift_mean"] for t in inv for g in gains
+               if g in inv[t] and inv[t][g].get("native_shift_mean") is not None)
+
+
 def _paired(primary: dict[str, Any], a: str, b: str, score: str, task: str) -> str:
     for p in primary["paired"]:
         if p["a"] == a and p["b"] == b and p["score"] == score and task in p["tasks"]:
@@ -69,56 +78,43 @@ def level_norm(sel: dict[str, Any]) -> list[str]:
     rows = sel["rows"]
     base, cand = rows["student int8 ONNX"], rows["levelnorm60 int8 ONNX"]
 
-    def shift(system: str) -> float:
-        inv = sel["invariance"][system]
-        gains = ("gain-6", "gain-12", "gain-24", "peak-1")
-        return max(inv[t][g]["native_shift_mean"] for t in inv for g in gains
-                   if g in inv[t] and inv[t][g].get("native_shift_mean") is not None)
 
     return [f"| level normalisation in the student graph (levelnorm60, val only) | rejected by the rule written "
             f"before scoring | native mean {_mean(cand, 'native'):.3f} vs {_mean(base, 'native'):.3f}, probe mean "
             f"{_mean(cand, 'probe'):.3f} vs {_mean(base, 'probe'):.3f}; largest mean gain shift "
-            f"{shift('levelnorm60 int8 ONNX'):.3f} vs {shift('student int8 ONNX'):.3f} | selection_rule_levelnorm.md |"]
+            f"{_gain_shift(sel, 'levelnorm60 int8 ONNX'):.3f} vs {_gain_shift(sel, 'student int8 ONNX'):.3f} | "
+            f"selection_rule_levelnorm.md |"]
 
 
 def student_gain(sel: dict[str, Any], name: str = "invariant24", gain_db: int = 24,
                  teacher: str = "re-aligned teacher", share: str = "", outcome: str = "") -> list[str]:
     rows = sel["rows"]
     base, cand = rows["student int8 ONNX refit"], rows[f"{name} int8 ONNX"]
-    inv = sel["invariance"]
-
-    def shift(system: str) -> float:
-        gains = ("gain-6", "gain-12", "gain-24", "peak-1")
-        return max(inv[system][t][g]["native_shift_mean"] for t in inv[system] for g in gains
-                   if g in inv[system][t] and inv[system][t][g].get("native_shift_mean") is not None)
-
     drop = _mean(cand, "native") - _mean(base, "native")
     return [f"| level change of +-{gain_db} dB on the student's input only{share}, teacher target at the clip's own "
             f"level; {teacher} ({name}, val only) | {'rejected' if drop < -0.01 else 'passes'} rule 1 (native mean "
             f"{drop:+.4f}, limit -0.01){outcome} | native mean {_mean(cand, 'native'):.3f} vs "
             f"{_mean(base, 'native'):.3f}, "
             f"probe mean {_mean(cand, 'probe'):.3f} vs {_mean(base, 'probe'):.3f}; largest mean gain shift "
-            f"{shift(f'{name} int8 ONNX'):.3f} vs {shift('student int8 ONNX refit'):.3f}; heart database f "
+            f"{_gain_shift(sel, f'{name} int8 ONNX'):.3f} vs {_gain_shift(sel, 'student int8 ONNX refit'):.3f}; "
+            f"heart database f "
             f"{cand['heart_abnormal']['native_by']['f']['auroc']:.3f} vs "
             f"{base['heart_abnormal']['native_by']['f']['auroc']:.3f} | selection_rule_invariant24.md |"]
 
 
 def self_control(sel: dict[str, Any]) -> list[str]:
-    rows, inv = sel["rows"], sel["invariance"]
+    rows = sel["rows"]
     base, ctl, cand = (rows[n] for n in ("student int8 ONNX refit", "control-self int8 ONNX",
                                          "invariant24-self int8 ONNX"))
 
-    def shift(system: str) -> float:
-        gains = ("gain-6", "gain-12", "gain-24", "peak-1")
-        return max(inv[system][t][g]["native_shift_mean"] for t in inv[system] for g in gains
-                   if g in inv[system][t] and inv[system][t][g].get("native_shift_mean") is not None)
 
     return [f"| control: the shipped recipe taught by the shipped student (control-self, val only) | attribution, "
             f"not a candidate | native mean {_mean(ctl, 'native'):.3f} vs shipped {_mean(base, 'native'):.3f}; "
             f"invariant24-self minus control: native {_mean(cand, 'native') - _mean(ctl, 'native'):+.3f}, wheezes "
             f"{cand['wheezes']['native']['auroc'] - ctl['wheezes']['native']['auroc']:+.3f}, probe "
             f"{_mean(cand, 'probe') - _mean(ctl, 'probe'):+.3f}; largest mean gain shift "
-            f"{shift('invariant24-self int8 ONNX'):.3f} vs {shift('control-self int8 ONNX'):.3f} | "
+            f"{_gain_shift(sel, 'invariant24-self int8 ONNX'):.3f} vs "
+            f"{_gain_shift(sel, 'control-self int8 ONNX'):.3f} | "
             f"selection_rule_invariant24.md |"]
 
 
@@ -126,18 +122,14 @@ def neutral_reports(sel: dict[str, Any], control: dict[str, Any], name: str = "n
                     lever: str = "re-aligned teacher, shipped distillation") -> list[str]:
     """Reports without the device and without negations against the shipped student (the rule) and against
     ``control-realigned`` (the same preset aligned on today's reports; attribution)."""
-    rows, inv = sel["rows"], sel["invariance"]
+    rows = sel["rows"]
     system = f"{name} int8 ONNX"
     base, cand = rows["student int8 ONNX refit"], rows[system]
     ctl = control["rows"]["control-realigned int8 ONNX"]
 
-    def shift(system: str) -> float:
-        gains = ("gain-6", "gain-12", "gain-24", "peak-1")
-        return max(inv[system][t][g]["native_shift_mean"] for t in inv[system] for g in gains
-                   if g in inv[system][t] and inv[system][t][g].get("native_shift_mean") is not None)
 
     native, probe = _mean(cand, "native") - _mean(base, "native"), _mean(cand, "probe") - _mean(base, "probe")
-    lower = shift(system) < shift("student int8 ONNX refit")
+    lower = _gain_shift(sel, system) < _gain_shift(sel, "student int8 ONNX refit")
     failed = [str(i) for i, ok in ((1, native >= -0.01), (2, probe >= -0.01), (3, lower)) if not ok]
     heart = cand["heart_abnormal"]
     outcome = ("passes the rule written before scoring" if not failed else
@@ -151,7 +143,8 @@ def neutral_reports(sel: dict[str, Any], control: dict[str, Any], name: str = "n
             f"{_mean(ctl, 'probe'):.3f}; heart database f {heart['native_by']['f']['auroc']:.3f} vs "
             f"{base['heart_abnormal']['native_by']['f']['auroc']:.3f} / "
             f"{ctl['heart_abnormal']['native_by']['f']['auroc']:.3f}; largest mean gain shift "
-            f"{shift(system):.3f} vs {shift('student int8 ONNX refit'):.3f} | selection_rule_neutral.md |"]
+            f"{_gain_shift(sel, system):.3f} vs {_gain_shift(sel, 'student int8 ONNX refit'):.3f} | "
+            f"selection_rule_neutral.md |"]
 
 
 def negated_prompts(cur: list[dict[str, Any]], neg: list[dict[str, Any]]) -> list[str]:
