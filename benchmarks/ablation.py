@@ -121,10 +121,10 @@ def self_control(sel: dict[str, Any]) -> list[str]:
 NEUTRAL = "reports that never name the device and never negate a finding (`--report-style neutral`)"
 
 
-def neutral_reports(sel: dict[str, Any], control: dict[str, Any], name: str = "neutral",
+def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str = "neutral",
                     lever: str = f"{NEUTRAL}, re-aligned teacher, shipped distillation") -> list[str]:
-    """Reports without the device and without negations against the shipped student (the rule) and against
-    ``control-realigned`` (the same preset aligned on today's reports; attribution)."""
+    """A re-aligned candidate (``selection_rule_neutral.md``) against the shipped student (the rule's three
+    checks) and against ``control-realigned`` (the same preset aligned on today's reports, ``w_sup`` 0)."""
     rows = sel["rows"]
     system = f"{name} int8 ONNX"
     base, cand = rows["student int8 ONNX refit"], rows[system]
@@ -241,13 +241,17 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel: student_gain(sel, "finetune24-nonlung", 24, "the shipped student fine-tuned, taught by itself",
                               " of heart, cough and ESC-10 crops (no lung crop)",
                               "; both int8 graphs miss a real cough fp32 flags")),
-    (("selection_neutral_val.json", "selection_control_val.json"), neutral_reports),
+    (("selection_neutral_val.json", "selection_control_val.json"), realigned_candidate),
     (("selection_neutral24-half_val.json", "selection_control_val.json"),
-     lambda sel, ctl: neutral_reports(sel, ctl, "neutral24-half", f"{NEUTRAL}, the neutral teacher distilled "
-                                      "with a level change of +-24 dB on the student's input of half the crops")),
+     lambda sel, ctl: realigned_candidate(sel, ctl, "neutral24-half", f"{NEUTRAL}, the neutral teacher "
+                                          "distilled with a level change of +-24 dB on the student's input of "
+                                          "half the crops")),
     (("selection_neutral-sup_val.json", "selection_control_val.json"),
-     lambda sel, ctl: neutral_reports(sel, ctl, "neutral-sup", f"{NEUTRAL} and the supervised heads as an extra "
-                                      "alignment loss (`w_sup` 0.5), shipped distillation")),
+     lambda sel, ctl: realigned_candidate(sel, ctl, "neutral-sup", f"{NEUTRAL} and the supervised heads as an "
+                                          "extra alignment loss (`w_sup` 0.5), shipped distillation")),
+    (("selection_sup-heads_val.json", "selection_control_val.json"),
+     lambda sel, ctl: realigned_candidate(sel, ctl, "sup-heads", "the supervised heads as an extra alignment "
+                                          "loss (`w_sup` 0.5) on today's reports, shipped distillation")),
     (("level_compensation_heart.json",), level_term),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
@@ -265,7 +269,9 @@ def render() -> str:
     for files, fn in LEVERS:
         data = [_load(f) for f in files]
         if any(d is None for d in data):
-            lines.append(f"| {fn.__name__.replace('_', ' ')} | not run here | - | {', '.join(files)} missing |")
+            missing = ", ".join(f for f, d in zip(files, data, strict=True) if d is None)
+            lines.append(f"| {files[0].removesuffix('.json').replace('_', ' ')} | not run here | - | {missing} "
+                         "missing |")
             continue
         lines += fn(*data)
     lines += int8_agreement()
