@@ -77,8 +77,6 @@ def supervised_control(primary: dict[str, Any]) -> list[str]:
 def level_norm(sel: dict[str, Any]) -> list[str]:
     rows = sel["rows"]
     base, cand = rows["student int8 ONNX"], rows["levelnorm60 int8 ONNX"]
-
-
     return [f"| level normalisation in the student graph (levelnorm60, val only) | rejected by the rule written "
             f"before scoring | native mean {_mean(cand, 'native'):.3f} vs {_mean(base, 'native'):.3f}, probe mean "
             f"{_mean(cand, 'probe'):.3f} vs {_mean(base, 'probe'):.3f}; largest mean gain shift "
@@ -106,8 +104,6 @@ def self_control(sel: dict[str, Any]) -> list[str]:
     rows = sel["rows"]
     base, ctl, cand = (rows[n] for n in ("student int8 ONNX refit", "control-self int8 ONNX",
                                          "invariant24-self int8 ONNX"))
-
-
     return [f"| control: the shipped recipe taught by the shipped student (control-self, val only) | attribution, "
             f"not a candidate | native mean {_mean(ctl, 'native'):.3f} vs shipped {_mean(base, 'native'):.3f}; "
             f"invariant24-self minus control: native {_mean(cand, 'native') - _mean(ctl, 'native'):+.3f}, wheezes "
@@ -122,15 +118,13 @@ NEUTRAL = "reports that never name the device and never negate a finding (`--rep
 
 
 def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str = "neutral",
-                    lever: str = f"{NEUTRAL}, re-aligned teacher, shipped distillation") -> list[str]:
+                        lever: str = f"{NEUTRAL}, re-aligned teacher, shipped distillation") -> list[str]:
     """A re-aligned candidate (``selection_rule_neutral.md``) against the shipped student (the rule's three
     checks) and against ``control-realigned`` (the same preset aligned on today's reports, ``w_sup`` 0)."""
     rows = sel["rows"]
     system = f"{name} int8 ONNX"
     base, cand = rows["student int8 ONNX refit"], rows[system]
     ctl = control["rows"]["control-realigned int8 ONNX"]
-
-
     native, probe = _mean(cand, "native") - _mean(base, "native"), _mean(cand, "probe") - _mean(base, "probe")
     lower = _gain_shift(sel, system) < _gain_shift(sel, "student int8 ONNX refit")
     failed = [str(i) for i, ok in ((1, native >= -0.01), (2, probe >= -0.01), (3, lower)) if not ok]
