@@ -118,7 +118,8 @@ NEUTRAL = "reports that never name the device and never negate a finding (`--rep
 
 
 def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str = "neutral",
-                        lever: str = f"{NEUTRAL}, re-aligned teacher, shipped distillation") -> list[str]:
+                        lever: str = f"{NEUTRAL}, re-aligned teacher, shipped distillation", status: str = ""
+                        ) -> list[str]:
     """A re-aligned candidate (``selection_rule_neutral.md``) against the shipped student (the rule's three
     checks) and against ``control-realigned`` (the same preset aligned on today's reports, ``w_sup`` 0)."""
     rows = sel["rows"]
@@ -129,7 +130,7 @@ def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str 
     lower = _gain_shift(sel, system) < _gain_shift(sel, "student int8 ONNX refit")
     failed = [str(i) for i, ok in ((1, native >= -0.01), (2, probe >= -0.01), (3, lower)) if not ok]
     heart = cand["heart_abnormal"]
-    outcome = ("passes the rule written before scoring" if not failed else
+    outcome = (f"passes the rule written before scoring{status}" if not failed else
                f"rejected: rule{'s' if len(failed) > 1 else ''} {' and '.join(failed)} of the selection rule "
                f"written before scoring fail{'' if len(failed) > 1 else 's'}")
     return [f"| {lever} ({name}, val only) | {outcome} (native mean {native:+.4f}, probe mean {probe:+.4f}, limits "
@@ -245,7 +246,9 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
                                           "extra alignment loss (`w_sup` 0.5), shipped distillation")),
     (("selection_sup-heads_val.json", "selection_control_val.json"),
      lambda sel, ctl: realigned_candidate(sel, ctl, "sup-heads", "the supervised heads as an extra alignment "
-                                          "loss (`w_sup` 0.5) on today's reports, shipped distillation")),
+                                          "loss (`w_sup` 0.5) on today's reports, shipped distillation",
+                                          "; test scored (selection_sup-heads_test.md), shipping checks not run: "
+                                          "not shipped")),
     (("level_compensation_heart.json",), level_term),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
