@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Trains the default model shipped in sdk/models/default with the project's own pipeline:
-#   corpus -> align (mn04 from AudioSet, CKA + InfoNCE + masked modelling, all-MiniLM-L6-v2 teacher)
-#   -> distill (streaming student) -> export (ONNX + TFLite, fp32 + int8) -> sdk/models/default
+#   corpus -> align (mn04 from AudioSet, CKA + InfoNCE + masked modelling + the supervised heads as an extra
+#   loss, all-MiniLM-L6-v2 teacher: configs/align/sup-heads.json) -> distill (streaming student)
+#   -> export (ONNX + TFLite, fp32 + int8) -> sdk/models/default
 #
-#   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR]
+#   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR] [BUNDLE_DIR]
 #
-# Fixed seeds; every step's log and metrics stay in WORK_DIR (default runs/default).  About 20-45 minutes
-# on a 2-core CPU.
+# Fixed seeds, one thread per pool (the default was trained so; the thread count changes float sums); every
+# step's log and metrics stay in WORK_DIR (default runs/default).  BUNDLE_DIR (default sdk/models/default) lets
+# a check run write elsewhere and compare.  About 50 minutes on a 2-core CPU (align ~20, distill ~26).
+# Why sup-heads: benchmarks/results/selection_rule_neutral.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 work=${2:-runs/default}
+bundle=${3:-sdk/models/default}
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 py=.venv/bin/python
 mkdir -p "$work/logs"
 step() { echo "== $1 ($(date -u +%H:%M:%S))"; }
@@ -21,13 +26,13 @@ if [ ! -f "$work/corpus/manifest.jsonl" ]; then
   $py -m acula corpus build --data "$data" --out "$work/corpus" 2>&1 | quiet | tee "$work/logs/corpus.log"
 fi
 step align
-$py -m acula align --config cka-nce-mask-cpu --corpus "$work/corpus" --out "$work/align" 2>&1 \
+$py -m acula align --config configs/align/sup-heads.json --corpus "$work/corpus" --out "$work/align" 2>&1 \
   | quiet | tee "$work/logs/align.log"
 step distill
 $py -m acula distill --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
   | quiet | tee "$work/logs/distill.log"
 step export
-$py -m acula export --student "$work/distill" --corpus "$work/corpus" --out sdk/models/default -f 2>&1 \
+$py -m acula export --student "$work/distill" --corpus "$work/corpus" --out "$bundle" -f 2>&1 \
   | grep -vE "^I0000|^W0000|WARNING|absl|oneDNN" | tee "$work/logs/export.log"
 step done
-$py -m acula info sdk/models/default
+$py -m acula info "$bundle"

@@ -45,7 +45,7 @@ SIGNED_PREFIX = b"acula-bundle manifest sha256 "
 
 #: manifest digest of each bundle packaged in sdk/models, checked whenever that folder is read.
 #: Re-exporting sdk/models/default prints the new digest; put it here (tests/test_bundle_hardening.py checks).
-PINNED_SHA256 = {"default": "7c05bf2cadc7a4e92b654c9ad8887bcf4da1c5e6a53ad33de3ccfa315d7d5c5a"}
+PINNED_SHA256 = {"default": "f1d28671b5e2a67fb75cd98b6571ab51a7ffec8c10d72f9e69720fa6fad7ec04"}
 
 # limits on what a bundle may hold, checked before anything is read or inflated
 MAX_FILES = 64

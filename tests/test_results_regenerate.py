@@ -50,6 +50,7 @@ RENDERED = {
     **{stem: ("acula.aligner.primary_report", "to_markdown") for stem in PRIMARY},
     "cough_events": ("acula.benchmarks.cough_events", "markdown"),
     "level_compensation_heart": ("acula.benchmarks.level_compensation", "markdown"),
+    "int8_export": ("acula.benchmarks.int8_export", "markdown"),
     "level_confound": ("acula.benchmarks.level_confound", "markdown"),
     "mcu": ("acula.benchmarks.mcu", "render_markdown"),
     "search": ("acula.benchmarks.search", "to_markdown"),
