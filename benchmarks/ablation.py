@@ -57,7 +57,8 @@ def teacher_objectives(primary: dict[str, Any]) -> list[str]:
     out = []
     for name in ("(ii) AcuLa CKA+mask", "(iii) CKA+InfoNCE+mask", "(iv) InfoNCE only"):
         if name in rows:
-            out.append(f"| alignment objective {name} (teacher) | (iii) teaches the default | probe mean "
+            out.append(f"| alignment objective {name} (teacher) | (iii) taught the default until 2026-12-03, (iii) + "
+                       f"supervised heads (sup-heads) since | probe mean "
                        f"{_mean(rows[name], 'probe'):.3f} vs mn04 {_mean(rows['mn04 AudioSet'], 'probe'):.3f}; heart "
                        f"minus mn04 {_paired(primary, name, 'mn04 AudioSet', 'probe', 'heart_abnormal')} "
                        "| primary.md |")
@@ -142,6 +143,17 @@ def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str 
             f"{ctl['heart_abnormal']['native_by']['f']['auroc']:.3f}; largest mean gain shift "
             f"{_gain_shift(sel, system):.3f} vs {_gain_shift(sel, 'student int8 ONNX refit'):.3f} | "
             f"selection_rule_neutral.md |"]
+
+
+def int8_writer(res: dict[str, Any]) -> list[str]:
+    """The int8 ONNX writer's choice (``python -m acula.benchmarks.int8_export``, val windows only)."""
+    rows = {r["choice"]: r for r in res["rows"]}
+    old, new = res["rows"][0], rows[res["chosen"]]
+    return [f"| int8 ONNX writer: {new['choice']} (was {old['choice'].split(' (')[0]}), chosen on "
+            f"{res['val_windows']:,} val windows by the cough-logit error | kept | cough-logit error p99 "
+            f"{new['logit_err_p99']:.3f} vs {old['logit_err_p99']:.3f}, max {new['logit_err_max']:.2f} vs "
+            f"{old['logit_err_max']:.2f}; embedding cosine min {new['cosine_min']:.4f} vs {old['cosine_min']:.4f}; "
+            f"{new['bytes'] - old['bytes']:+,} bytes | int8_export.md, selection_rule_neutral.md |"]
 
 
 def negated_prompts(cur: list[dict[str, Any]], neg: list[dict[str, Any]]) -> list[str]:
@@ -247,8 +259,9 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("selection_sup-heads_val.json", "selection_control_val.json"),
      lambda sel, ctl: realigned_candidate(sel, ctl, "sup-heads", "the supervised heads as an extra alignment "
                                           "loss (`w_sup` 0.5) on today's reports, shipped distillation",
-                                          "; test scored (selection_sup-heads_test.md), shipping checks not run: "
-                                          "not shipped")),
+                                          "; test scored (selection_sup-heads_test.md); shipping checks passed "
+                                          "after the int8 writer change: the default since 2026-12-03")),
+    (("int8_export.json",), int8_writer),
     (("level_compensation_heart.json",), level_term),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),

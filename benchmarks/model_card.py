@@ -129,11 +129,14 @@ def primary_section(results: Path) -> list[str]:
     """The primary protocol's headline tables and the student's full invariance table (``primary.json``)."""
     from acula.benchmarks.readme import primary_summary
 
-    path = results / "primary.json"
+    path = results / "primary_default.json"  # the packaged bundle's own run, once there is one
+    source, command = "primary_default.json", "bash scripts/eval_default.sh"
+    if not path.is_file():
+        path, source, command = results / "primary.json", "primary.json", "bash scripts/eval_primary.sh"
     if not path.is_file():
         return ["_No primary evaluation yet: `bash scripts/eval_primary.sh`._", ""]
     res = json.loads(path.read_text())
-    lines = ["### Primary protocol", ""] + primary_summary(res) + [""]
+    lines = ["### Primary protocol", ""] + primary_summary(res, source, command) + [""]
     student = next((s for s in res.get("invariance", {}) if s.startswith("student")), None)
     if student:
         per_t = res["invariance"][student]
@@ -151,14 +154,15 @@ def primary_section(results: Path) -> list[str]:
                              f" / {r.get('native_shift_max', float('nan')):.3f} / {r.get('n_lost', 0)}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += valid_records_unscored(results)
+    lines += valid_records_unscored(results if source == "primary.json" else path)
     return lines
 
 
 def valid_records_unscored(results: Path) -> list[str]:
     """Records unscored under the transforms, valid ones apart from those clipped at their source rate
-    (``invariance_valid_records.json``: the same bundle through ``aligner.primary``, which counts them apart)."""
-    path = results / "invariance_valid_records.json"
+    (``invariance_valid_records.json``: the same bundle through ``aligner.primary``, which counts them apart; or
+    the results file ``results`` names, when it is one)."""
+    path = results if results.suffix == ".json" else results / "invariance_valid_records.json"
     if not path.is_file():
         return []
     res = json.loads(path.read_text())
@@ -170,7 +174,7 @@ def valid_records_unscored(results: Path) -> list[str]:
             c[0], c[1] = max(c[0], r.get("n_lost", 0)), max(c[1], r.get("n_lost_source_clipped", 0))
     lost = [f"{name}: {valid} valid, {clipped} unscored at the source rate" for name, (valid, clipped) in
             counts.items() if valid or clipped]
-    return [f"Records unscored, counted apart (`invariance_valid_records.md`, {system}, the same bundle; largest "
+    return [f"Records unscored, counted apart (`{path.with_suffix('.md').name}`, {system}, the same bundle; largest "
             "over the tasks): a recording the SDK leaves unscored at its own source rate is not a valid recording "
             "to lose.  Clipped 8 kHz recordings pass the gate in the evaluation's 16 kHz copy, whose resampling "
             "rings across the flat tops, and are flagged again once a low-pass removes the ringing.  "

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The packaged default under the primary protocol (benchmarks/results/primary_default.{md,json}): the peers
+# (MFCC statistics, YAMNet, the unaligned AudioSet mn04), the bundle's three graphs and the student's invariance
+# suite.  scripts/eval_primary.sh adds the alignment runs and the supervised control (their runs needed).
+#   bash scripts/eval_default.sh [CORPUS] [RUNS]
+# Per-record outputs are cached under RUNS/eval_cache; about 50 minutes cold on a 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+corpus=${1:-runs/corpus}
+runs=${2:-runs}
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+.venv/bin/python -m acula.aligner.primary --corpus "$corpus" --cache "$runs/eval_cache" \
+  --peers mfcc yamnet mn04 \
+  --bundle "student int8 ONNX=default:onnxruntime:int8" \
+  --bundle "student fp32 ONNX=default:onnxruntime:fp32" \
+  --bundle "student int8 TFLite=default:tflite:int8" \
+  --transforms gain-6 gain-12 gain-24 gain-40 peak-1 phone8k mulaw8k opus lp2k lp1k noise20 noise10 hum50 hum60 bell diaphragm \
+  --invariance-systems "student int8 ONNX" --threads 1 --out benchmarks/results --name primary_default
