@@ -128,6 +128,16 @@ def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model:
     return out
 
 
+def manifest_label_sets(texts: list[str]) -> dict[str, dict[str, list[int]]]:
+    """Each label set's prompt indices, sets and labels in the order the manifest stores them (its JSON is written
+    with sorted keys) and so the order the SDK applies a set's per-label calibration bias in.  Fitting the bias in
+    ``sdk/label_sets.json``'s order instead put each label's bias on another label (heart's sign flipped); bundles
+    exported before 2026-12-03 were affected, ``python -m acula.export.refit`` refits one."""
+    index = {t: i for i, t in enumerate(texts)}
+    return {name: {label: [index[p] for p in labels[label]] for label in sorted(labels)}
+            for name, labels in sorted(label_sets().items())}
+
+
 def data_provenance(corpus_dir: Path) -> dict[str, Any]:
     corpus = load_corpus(corpus_dir)
     counts: dict[str, dict[str, int]] = {}
@@ -195,9 +205,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     prompts = np.load(Path(run) / "prompt_embeddings.npy") if Path(run).is_dir() else np.load(
         Path(run).parent / "prompt_embeddings.npy")
     texts = json.loads((Path(run) / "prompt_texts.json").read_text())
-    index = {t: i for i, t in enumerate(texts)}
-    sets = {name: {label: [index[p] for p in prompts_] for label, prompts_ in labels.items()}
-            for name, labels in label_sets().items()}
+    sets = manifest_label_sets(texts)
     files["prompts.npy"] = (npy_bytes(prompts.astype(np.float32)), {"role": "prompt_bank"})
     manifest = {
         "name": out.stem, "frontend": meta["frontend"], "window_frames": cfg.window_frames,

@@ -118,3 +118,19 @@ def test_the_sdk_adds_the_fitted_bias_after_the_temperature():
     plain = LabelScorer(prompts, groups, 10.0, {"lung": 2.0})(emb)["lung"]
     biased = LabelScorer(prompts, groups, 10.0, {"lung": 2.0}, {"lung": [0.0, 1.5, -0.5]})(emb)["lung"]
     np.testing.assert_allclose(biased - plain, [[0.0, 1.5, -0.5]], atol=1e-6)
+
+
+def test_export_fits_each_bias_in_the_label_order_the_manifest_stores():
+    """The manifest is written with sorted keys and the SDK applies a set's biases in that order; export fitted
+    them in the label-set table's order until 2026-12-03 (heart's bias landed on the other label)."""
+    import json
+
+    from acula.export.cli import manifest_label_sets
+
+    texts = sorted({p for labels in label_sets().values() for prompts in labels.values() for p in prompts})
+    sets = manifest_label_sets(texts)
+    stored = json.loads(json.dumps(sets, sort_keys=True))
+    assert [(name, list(labels)) for name, labels in sets.items()] == \
+        [(name, list(labels)) for name, labels in stored.items()]
+    assert all(texts[i] in label_sets()[name][label] for name, labels in sets.items()
+               for label, idx in labels.items() for i in idx)
