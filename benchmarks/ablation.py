@@ -260,7 +260,12 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel, ctl: realigned_candidate(sel, ctl, "sup-heads", "the supervised heads as an extra alignment "
                                           "loss (`w_sup` 0.5) on today's reports, shipped distillation",
                                           "; test scored (selection_sup-heads_test.md); shipping checks passed "
-                                          "after the int8 writer change: the default since 2026-12-03")),
+                                          "after the int8 writer change; re-scored below after the calibration fix")),
+    (("selection_sup-heads-fixed_val.json", "selection_control_val.json"),
+     lambda sel, ctl: realigned_candidate(sel, ctl, "sup-heads", "the same sup-heads teacher and student, "
+                                          "re-exported with the calibration-order fix (the row above carries "
+                                          "misplaced label-set biases)",
+                                          "; built by scripts/train_default.sh byte for byte: the default")),
     (("int8_export.json",), int8_writer),
     (("level_compensation_heart.json",), level_term),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
