@@ -43,12 +43,11 @@ def val_windows(corpus_dir: Path, window_frames: int, hop_frames: int) -> np.nda
 
 
 def run_graph(path: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import onnxruntime as ort
-    from acula.export.writers import INPUT_NAME
+    """(embeddings, head logits) of an ONNX graph through the SDK's own onnxruntime backend."""
+    from acula.sdk.runtimes import make_backend
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parts = [session.run(None, {INPUT_NAME: x[k:k + 256]}) for k in range(0, len(x), 256)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    emb, heads = make_backend("onnxruntime", path.read_bytes(), 1)(x)
+    return np.asarray(emb), np.asarray(heads)
 
 
 def agreement(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray, np.ndarray], on: float) -> dict[str, float]:

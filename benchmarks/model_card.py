@@ -154,15 +154,14 @@ def primary_section(results: Path) -> list[str]:
                              f" / {r.get('native_shift_max', float('nan')):.3f} / {r.get('n_lost', 0)}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += valid_records_unscored(results if source == "primary.json" else path)
+    lines += valid_records_unscored(results / "invariance_valid_records.json" if source == "primary.json" else path)
     return lines
 
 
-def valid_records_unscored(results: Path) -> list[str]:
-    """Records unscored under the transforms, valid ones apart from those clipped at their source rate
-    (``invariance_valid_records.json``: the same bundle through ``aligner.primary``, which counts them apart; or
-    the results file ``results`` names, when it is one)."""
-    path = results if results.suffix == ".json" else results / "invariance_valid_records.json"
+def valid_records_unscored(path: Path) -> list[str]:
+    """Records unscored under the transforms, valid ones apart from those clipped at their source rate, from a
+    results file of ``aligner.primary`` that counts them apart (``invariance_valid_records.json`` for the bundle
+    ``primary.json`` measured, else the packaged bundle's own ``primary_default.json``)."""
     if not path.is_file():
         return []
     res = json.loads(path.read_text())
