@@ -363,18 +363,21 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
+def udp_port_bound(port: int) -> bool:
+    """Whether some socket holds UDP `port`, read from the kernel's table; binding a probe socket to find out
+    would race the listener for the port (and once won it, making `listen` fail with 'address in use')."""
+    with open("/proc/net/udp") as table:
+        next(table)
+        return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in table)
+
+
 def test_listen_udp_waits_through_a_pause_until_the_end_frame(capsys):
     port = free_udp_port()
     result: list[int] = []
     t = threading.Thread(target=lambda: result.append(bridge("listen", "--udp", str(port), "--no-screen")))
     t.start()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # wait until listen has bound the port
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                break
+    while time.monotonic() < deadline and not udp_port_bound(port):  # wait until listen has bound the port
         time.sleep(0.05)
     frames = [wire(i, flags=Flags.END if i == 19 else 0) for i in range(20)]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
