@@ -107,6 +107,9 @@ class AlignConfig(AugmentFields):
     w_mask: float = 0.5
     w_sup: float = 0.0  # supervised heads (aligner.supervised): the control, or an extra loss beside alignment
     mask_ratio: float = 0.3
+    #: each crop's log-mel shifted so its loudest cell is 0 and floored this many dB below it, in training and
+    #: in every embedding (aligner.frontend_torch.level_normalise); None: the absolute level reaches the encoder
+    level_norm_db: float | None = None
     seed: int = 0
     amp: bool = False
     log_every: int = 10
@@ -127,6 +130,8 @@ class AlignConfig(AugmentFields):
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if min(self.lr, self.encoder_lr) <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ValueError("lr and encoder_lr must be positive, weight_decay and warmup_steps non-negative")
+        if self.level_norm_db is not None and not 10.0 <= self.level_norm_db <= 100.0:
+            raise ValueError(f"level_norm_db must be in [10, 100] dB or None, got {self.level_norm_db!r}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio!r}")
         self.check_augment()

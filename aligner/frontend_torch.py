@@ -39,3 +39,14 @@ class TorchLogMel(nn.Module):
         mel = torch.matmul(power.transpose(1, 2), self.fb)
         db = 10.0 * torch.log10(mel.clamp_min(cfg.amin_power))
         return (db - cfg.norm_mean_db) / cfg.norm_std_db
+
+
+def level_normalise(logmel: torch.Tensor, floor_db: float | None, norm_std_db: float) -> torch.Tensor:
+    """Each window's log-mel (batch, frames, mels) shifted so its loudest cell is 0, floored ``floor_db`` below it:
+    a gain change moves every cell by the same amount and the shift takes it out, so the result does not depend on
+    the recording level (down to where the floor or the noise floor bites).  Per window, so it streams exactly;
+    idempotent, so applying it twice is harmless.  ``floor_db`` None: unchanged."""
+    if floor_db is None:
+        return logmel
+    peak = logmel.amax(dim=(1, 2), keepdim=True)
+    return torch.clamp(logmel - peak, min=-floor_db / norm_std_db)

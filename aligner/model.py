@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from acula.aligner.config import AlignConfig
 from acula.aligner.encoders import AudioEncoder, MaskedAutoencoder, build_encoder
+from acula.aligner.frontend_torch import level_normalise
+from acula.sdk.frontend_config import FrontendConfig
 from torch import nn
 
 __all__ = ["AcuLaModel", "build_encoder"]
@@ -50,8 +52,12 @@ class AcuLaModel(nn.Module):
         per_freq = F.adaptive_avg_pool2d(fmap, (self.cfg.n_freq_bins, 1))
         return per_freq.flatten(1)
 
+    def level_normalised(self, logmel: torch.Tensor) -> torch.Tensor:
+        """The encoder's input: ``logmel`` itself, or with cfg.level_norm_db its level taken out (idempotent)."""
+        return level_normalise(logmel, self.cfg.level_norm_db, FrontendConfig().norm_std_db)
+
     def pooled(self, logmel: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.encoder(logmel))
+        return self.pool(self.encoder(self.level_normalised(logmel)))
 
     def embed_audio(self, logmel: torch.Tensor) -> torch.Tensor:
         """Joint-space audio embedding, (batch, embed_dim), not normalised."""

@@ -74,6 +74,7 @@ def loss_terms(model: AcuLaModel, feats: torch.Tensor, text: torch.Tensor,
     """Every loss term for one (local slice of a) batch; CKA/InfoNCE gather across ranks.  ``sup``: (labels,
     mask) of the supervised heads, each (batch, n_heads)."""
     cfg = model.cfg
+    feats = model.level_normalised(feats)  # the masked term reconstructs what the encoder sees
     fmap, recon = model.masked_forward(feats, mask)
     pooled = model.pool(fmap)
     audio = model.audio_proj(pooled)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from acula.aligner.config import known_fields
+from acula.aligner.frontend_torch import level_normalise
 from torch import nn
 
 ALLOWED_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
@@ -120,9 +121,7 @@ class StreamingStudent(nn.Module):
                              "reduce channels or embed_dim")
 
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.cfg.level_norm_db is not None:
-            peak = logmel.amax(dim=(1, 2), keepdim=True)
-            logmel = torch.clamp(logmel - peak, min=-self.cfg.level_norm_db / self.cfg.norm_std_db)
+        logmel = level_normalise(logmel, self.cfg.level_norm_db, self.cfg.norm_std_db)
         x = self.features(logmel.transpose(1, 2).unsqueeze(1))
         pooled = self.pool(x).flatten(1)
         return self.embed(pooled), self.heads(pooled)

@@ -139,3 +139,29 @@ def test_distillation_resumes_where_it_stopped_and_matches_an_uninterrupted_run(
         assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
     for name, tensor in load_checkpoint(a)[0].items():
         assert torch.allclose(tensor, load_checkpoint(b)[0][name], atol=1e-6), name
+
+
+def test_a_level_normalised_teacher_embeds_the_same_at_any_gain_and_reconstructs_what_it_sees():
+    """level_norm_db takes the absolute level out of the encoder's input in training and in every embedding:
+    the same crop 20 dB quieter (a constant shift of the normalised log-mel) embeds identically, and the masked
+    term's target is the normalised input, not the raw one."""
+    import dataclasses
+
+    from acula.aligner.model import AcuLaModel
+    from acula.aligner.train import loss_terms
+
+    cfg = dataclasses.replace(PRESETS["tiny-test"], level_norm_db=60.0)
+    torch.manual_seed(0)
+    model = AcuLaModel(cfg, text_dim=8).eval()
+    x = torch.rand(2, cfg.crop_frames, 64) * 1.2 - 0.5  # a 44 dB span: the 60 dB floor never bites
+    quieter = x - 20.0 / 36.8
+    assert torch.allclose(model.embed_audio(x), model.embed_audio(quieter), atol=1e-5)
+    plain = AcuLaModel(dataclasses.replace(cfg, level_norm_db=None), text_dim=8).eval()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain.embed_audio(x), plain.embed_audio(quieter), atol=1e-3)
+    mask = model.patch_mask(2, torch.Generator().manual_seed(0))
+    text = torch.randn(2, 8)
+    assert torch.allclose(loss_terms(model, x, text, mask)["mask"], loss_terms(model, quieter, text, mask)["mask"],
+                          atol=1e-5)
+    with pytest.raises(ValueError, match="level_norm_db"):
+        dataclasses.replace(cfg, level_norm_db=5.0)
