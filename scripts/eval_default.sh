@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The packaged default under the primary protocol (benchmarks/results/primary_default.{md,json}): the peers
-# (MFCC statistics, YAMNet, the unaligned AudioSet mn04), the bundle's three graphs and the student's invariance
-# suite.  scripts/eval_primary.sh adds the alignment runs and the supervised control (their runs needed).
+# (MFCC statistics, YAMNet, the unaligned AudioSet mn04), the supervised control (its run: `acula align --config
+# supervised-cpu --corpus runs/corpus --out runs/align-supervised-cpu`, about 18 minutes), the bundle's three graphs
+# paired against mn04 and against the control, and the student's invariance suite.  scripts/eval_primary.sh adds
+# the alignment runs of the teacher objectives.
 #   bash scripts/eval_default.sh [CORPUS] [RUNS]
 # Per-record outputs are cached under RUNS/eval_cache; about 50 minutes cold on a 2-core CPU.
 set -euo pipefail
@@ -11,6 +13,7 @@ runs=${2:-runs}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 .venv/bin/python -m acula.aligner.primary --corpus "$corpus" --cache "$runs/eval_cache" \
   --peers mfcc yamnet mn04 \
+  --run "supervised control=$runs/align-supervised-cpu" --control "supervised control" \
   --bundle "student int8 ONNX=default:onnxruntime:int8" \
   --bundle "student fp32 ONNX=default:onnxruntime:fp32" \
   --bundle "student int8 TFLite=default:tflite:int8" \
