@@ -59,51 +59,53 @@ def _pocketfft_r2c() -> Any:
     return None
 
 
-def _rfft(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Real FFT over the last axis, float32 in, complex64 out (written into ``out`` when given).
+def _rfft(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Real FFT over the last axis of float64 frames (n, n_fft) into ``out`` (n, n_fft // 2 + 1), complex128.
 
-    The engine is scipy's pocketfft (vectorised over rows): per 1024-point frame 2.0 us for a hop's 15 frames
-    and 1.6 us in the 128-frame passes of :class:`sdk.pool.StreamPool`, where numpy 2's own ``rfft`` took 3.7
-    and 7.5 us (``python -m acula.benchmarks.hop_parts``).  It is loaded without importing ``scipy.fft``
-    (:func:`_pocketfft_r2c`), which cost 0.28 s of a 0.4 s cold start.  Fallbacks, chosen once per process so
-    a stream and a whole clip always agree bit for bit: numpy >= 2's ``rfft`` (float32 native), else
-    ``scipy.fft.rfft`` (numpy 1.x's rfft upcasts to float64, measured 6x slower)."""
+    Float64 on purpose: a float32 FFT's rounding noise sits about 140 dB under the strongest component, which
+    in a heart recording upsampled from 2 kHz (a strong low tone, almost nothing above 1 kHz) is the level of the
+    upper bands themselves (tests/test_mcu.py: 2e-2 in normalised log-mel).  numpy 2's float32 ``rfft`` computes
+    in float64 internally; this does the same with scipy's pocketfft module, vectorised over rows: 4.6 us a
+    frame for a hop's 15 frames and 3.3 us in the 128-frame passes of :class:`sdk.pool.StreamPool`, where numpy's
+    took 5.2 and 8.4 us.  The module is loaded without importing ``scipy.fft`` (:func:`_pocketfft_r2c`), whose
+    import cost 0.28 s of a 0.4 s cold start.  Fallbacks, chosen once per process so a stream and a whole clip
+    always agree bit for bit: numpy's ``rfft``, else (numpy 1.x) ``scipy.fft.rfft``."""
     global _RFFT
     if _RFFT is None:
         r2c = _pocketfft_r2c()
         if r2c is not None:
-            def _RFFT(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+            def _RFFT(x: np.ndarray, out: np.ndarray) -> np.ndarray:
                 return r2c(x, axes=[-1], forward=True, inorm=0, out=out, nthreads=1)
         elif int(np.__version__.split(".")[0]) >= 2:
             _RFFT = lambda x, out: np.fft.rfft(x, axis=-1, out=out)  # noqa: E731
         else:
             import scipy.fft
 
-            def _RFFT(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-                spec = scipy.fft.rfft(x, axis=-1, workers=1)
-                if out is None:
-                    return spec
-                out[...] = spec
+            def _RFFT(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+                out[...] = scipy.fft.rfft(x, axis=-1, workers=1)
                 return out
     return _RFFT(x, out)
 
 
 class _Scratch:
-    """A stream's work buffers for :meth:`LogMelFrontend._run` (windowed frames, spectrum, squares, power),
-    grown to the most frames one call has needed, so a hop allocates only its output."""
+    """A stream's work buffers for :meth:`LogMelFrontend._run`, grown to the most frames one call has needed, so
+    a hop allocates only its output: the windowed frames (float32) and :meth:`LogMelFrontend.logmel_of_windowed`'s
+    work (the frames widened to float64, their spectrum, its squared parts, the power in float32)."""
 
     def __init__(self, n_fft: int) -> None:
         self.n_fft, self.n = n_fft, 0
 
-    def get(self, n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def get(self, n_frames: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         if n_frames > self.n:
             n_freqs = self.n_fft // 2 + 1
             self.n = n_frames
             self.windowed = np.empty((n_frames, self.n_fft), np.float32)
-            self.spec = np.empty((n_frames, n_freqs), np.complex64)
-            self.squares = np.empty((n_frames, 2 * n_freqs), np.float32)
+            self.wide = np.empty((n_frames, self.n_fft), np.float64)
+            self.spec = np.empty((n_frames, n_freqs), np.complex128)
+            self.squares = np.empty((n_frames, 2 * n_freqs), np.float64)
             self.power = np.empty((n_frames, n_freqs), np.float32)
-        return (self.windowed[:n_frames], self.spec[:n_frames], self.squares[:n_frames], self.power[:n_frames])
+        n = n_frames
+        return self.windowed[:n], (self.wide[:n], self.spec[:n], self.squares[:n], self.power[:n])
 
 
 def hz_to_mel(freq_hz: np.ndarray | float) -> np.ndarray:
@@ -205,9 +207,9 @@ class LogMelFrontend:
             out = np.empty((n_frames, cfg.n_mels), dtype=np.float32)
             self._numba.run(samples, n_frames, out)
             return out
-        windowed, spec, squares, power = (scratch or _Scratch(cfg.n_fft)).get(n_frames)
+        windowed, work = (scratch or _Scratch(cfg.n_fft)).get(n_frames)
         self.window(samples, n_frames, windowed)
-        return self.logmel_of_windowed(windowed, (spec, squares, power))
+        return self.logmel_of_windowed(windowed, work)
 
     def window(self, samples: np.ndarray, n_frames: int, out: np.ndarray) -> None:
         """The ``n_frames`` overlapping frames of ``samples`` times the analysis window, into ``out`` (shape
@@ -220,19 +222,21 @@ class LogMelFrontend:
         frames = np.ndarray((n_frames, cfg.n_fft), np.float32, x, 0, (cfg.hop_length * step, step))
         np.multiply(frames, self._window32, out=out)
 
-    def logmel_of_windowed(self, windowed: np.ndarray, work: tuple[np.ndarray, np.ndarray, np.ndarray]
-                           ) -> np.ndarray:
+    def logmel_of_windowed(self, windowed: np.ndarray,
+                           work: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
         """Normalised log-mel of frames already multiplied by the window, shape (n, n_fft) -> (n, n_mels).
         Every step works row by row, so a frame's values never depend on the other rows of the call (a stream,
         a whole clip and :class:`sdk.pool.StreamPool`'s batch of many streams' frames agree bit for bit).
-        ``work``: spectrum, squares and power buffers for n rows (``_Scratch.get(n)[1:]``)."""
+        ``work``: the float64 frames, spectrum, squares and power buffers for n rows (``_Scratch.get(n)[1]``)."""
         cfg = self.config
         n = windowed.shape[0]
-        spec, squares, power = work
+        wide, spec, squares, power = work
         out = np.empty((n, cfg.n_mels), dtype=np.float32)
-        spec = _rfft(windowed, spec)
-        # |X|^2 = re^2 + im^2, squaring the interleaved (re, im) floats in place of two strided products
-        np.square(spec.view(np.float32), out=squares)
+        np.copyto(wide, windowed)
+        spec = _rfft(wide, spec)
+        # |X|^2 = re^2 + im^2 in float64, squaring the interleaved (re, im) values in place of two strided
+        # products; the sum is rounded once, to the float32 power the mel product takes
+        np.square(spec.view(np.float64), out=squares)
         np.add(squares[:, 0::2], squares[:, 1::2], out=power)
         # one (1 x bins) @ (bins x bands) product per frame and group of bands: a frame's result then never
         # depends on how many frames share the call, so a stream is bit-identical whatever its chunking

@@ -109,12 +109,12 @@ class StreamPool:
             self._frontend_pass(block, rows)
 
     def _frontend_pass(self, block: list[tuple[Stream, int]], rows: int) -> None:
-        windowed, spec, squares, power = self._scratch.get(rows)
+        windowed, work = self._scratch.get(rows)
         a = 0
         for s, n in block:
             s._fe.window_staged(n, windowed[a : a + n])
             a += n
-        logmel = self.model.frontend.logmel_of_windowed(windowed, (spec, squares, power))
+        logmel = self.model.frontend.logmel_of_windowed(windowed, work)
         a = 0
         for s, n in block:
             s._add_frames(logmel[a : a + n], n)
