@@ -6,9 +6,9 @@ as ``torchaudio.transforms.MelSpectrogram(mel_scale="htk", norm=None)``),
 ``10 * log10(max(power, amin))`` and the fixed affine normalisation of
 :class:`FrontendConfig`.  Output: shape (n_frames, n_mels), float32.
 
-Two engines run the same computation: numpy (float32, the device default; its FFT
-is scipy's pocketfft module, see :func:`_rfft`) and numba (its own FFT, float64, in
-``sdk/_logmel_numba.py``).  ``tests/test_frontend.py`` holds the
+Two engines run the same computation: numpy (the device default: float32 frames,
+mel and log, a float64 FFT from scipy's pocketfft module, see :func:`_rfft`) and numba
+(its own FFT, float64, in ``sdk/_logmel_numba.py``).  ``tests/test_frontend.py`` holds the
 parity tests against the numpy reference, the torch implementation and
 torchaudio.
 """
@@ -162,7 +162,7 @@ def logmel_reference(samples: np.ndarray, config: FrontendConfig) -> np.ndarray:
 class LogMelFrontend:
     """Stateless front end for one config: tables are built once, shared by streams.
 
-    ``engine="numpy"`` (default) batches frames through pocketfft (:func:`_rfft`) in float32;
+    ``engine="numpy"`` (default) batches float32 frames through a float64 pocketfft (:func:`_rfft`);
     ``engine="numba"`` runs the numba kernel (float64, its own FFT).  Both are
     parity-tested against :func:`logmel_reference`; on either engine a stream and a whole
     clip give bit-identical frames.  The numpy engine keeps numba (about
