@@ -62,6 +62,13 @@ def preset_of(data: dict[str, Any], presets: dict[str, Any], default: str, path:
     return presets[name]
 
 
+def check_level_norm_db(value: float | None) -> None:
+    """The one bound on a level-normalisation floor (``aligner.frontend_torch.level_normalise``), for the
+    teacher's and the student's configs alike."""
+    if value is not None and not 10.0 <= value <= 100.0:
+        raise ValueError(f"level_norm_db must be in [10, 100] dB or None, got {value!r}")
+
+
 @dataclass(frozen=True)
 class AugmentFields:
     """The device-robustness augmentations (``aligner.augment.augment_logmel``): the one place their defaults and
@@ -130,8 +137,7 @@ class AlignConfig(AugmentFields):
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if min(self.lr, self.encoder_lr) <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ValueError("lr and encoder_lr must be positive, weight_decay and warmup_steps non-negative")
-        if self.level_norm_db is not None and not 10.0 <= self.level_norm_db <= 100.0:
-            raise ValueError(f"level_norm_db must be in [10, 100] dB or None, got {self.level_norm_db!r}")
+        check_level_norm_db(self.level_norm_db)
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio!r}")
         self.check_augment()

@@ -22,6 +22,7 @@ class AcuLaModel(nn.Module):
                  weights_dir: str | Path | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.norm_std_db = FrontendConfig().norm_std_db  # level_normalised's dB -> feature scale
         self.encoder: AudioEncoder = build_encoder(cfg, weights_dir)
         channels = int(self.encoder.out_channels)
         pooled_dim = channels * cfg.n_freq_bins if cfg.pooling == "freq" else channels
@@ -54,7 +55,7 @@ class AcuLaModel(nn.Module):
 
     def level_normalised(self, logmel: torch.Tensor) -> torch.Tensor:
         """The encoder's input: ``logmel`` itself, or with cfg.level_norm_db its level taken out (idempotent)."""
-        return level_normalise(logmel, self.cfg.level_norm_db, FrontendConfig().norm_std_db)
+        return level_normalise(logmel, self.cfg.level_norm_db, self.norm_std_db)
 
     def pooled(self, logmel: torch.Tensor) -> torch.Tensor:
         return self.pool(self.encoder(self.level_normalised(logmel)))

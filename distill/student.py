@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from acula.aligner.config import known_fields
+from acula.aligner.config import check_level_norm_db, known_fields
 from acula.aligner.frontend_torch import level_normalise
 from torch import nn
 
@@ -72,8 +72,7 @@ class StudentConfig:
         if self.embed_rank is not None and not 0 < self.embed_rank < self.embed_dim:
             raise ValueError(f"embed_rank must be between 1 and embed_dim - 1 ({self.embed_dim - 1}), "
                              f"got {self.embed_rank}")
-        if self.level_norm_db is not None and not 10.0 <= self.level_norm_db <= 100.0:
-            raise ValueError(f"level_norm_db must be in [10, 100] dB or None, got {self.level_norm_db}")
+        check_level_norm_db(self.level_norm_db)
         if self.window_frames * 0.032 > 2.0 + 1e-9 or self.hop_frames * 0.032 > 0.5 + 1e-9:
             raise ValueError("the analysis window must be <= 2 s and the hop <= 0.5 s (at 32 ms a frame)")
 

@@ -165,3 +165,7 @@ def test_a_level_normalised_teacher_embeds_the_same_at_any_gain_and_reconstructs
                           atol=1e-5)
     with pytest.raises(ValueError, match="level_norm_db"):
         dataclasses.replace(cfg, level_norm_db=5.0)
+    from acula.distill.student import StudentConfig
+
+    with pytest.raises(ValueError, match="level_norm_db"):  # the student's config shares the bound
+        StudentConfig(level_norm_db=5.0)
