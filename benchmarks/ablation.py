@@ -118,6 +118,21 @@ def self_control(sel: dict[str, Any]) -> list[str]:
 NEUTRAL = "reports that never name the device and never negate a finding (`--report-style neutral`)"
 
 
+def _rule_outcome(sel: dict[str, Any], base_name: str, system: str, status: str = "") -> str:
+    """The three checks every candidate's selection rule makes against the shipped model (native mean and probe
+    mean not lower by more than 0.01, largest mean gain shift lower), as the ablation row's outcome cell."""
+    rows = sel["rows"]
+    base, cand = rows[base_name], rows[system]
+    native, probe = _mean(cand, "native") - _mean(base, "native"), _mean(cand, "probe") - _mean(base, "probe")
+    lower = _gain_shift(sel, system) < _gain_shift(sel, base_name)
+    failed = [str(i) for i, ok in ((1, native >= -0.01), (2, probe >= -0.01), (3, lower)) if not ok]
+    outcome = (f"passes the rule written before scoring{status}" if not failed else
+               f"rejected: rule{'s' if len(failed) > 1 else ''} {' and '.join(failed)} of the selection rule "
+               f"written before scoring fail{'' if len(failed) > 1 else 's'}")
+    return (f"{outcome} (native mean {native:+.4f}, probe mean {probe:+.4f}, limits -0.01; gain shift lower than "
+            f"shipped: {'yes' if lower else 'no'})")
+
+
 def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str = "neutral",
                         lever: str = f"{NEUTRAL}, re-aligned teacher, shipped distillation", status: str = ""
                         ) -> list[str]:
@@ -127,15 +142,9 @@ def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str 
     system = f"{name} int8 ONNX"
     base, cand = rows["student int8 ONNX refit"], rows[system]
     ctl = control["rows"]["control-realigned int8 ONNX"]
-    native, probe = _mean(cand, "native") - _mean(base, "native"), _mean(cand, "probe") - _mean(base, "probe")
-    lower = _gain_shift(sel, system) < _gain_shift(sel, "student int8 ONNX refit")
-    failed = [str(i) for i, ok in ((1, native >= -0.01), (2, probe >= -0.01), (3, lower)) if not ok]
     heart = cand["heart_abnormal"]
-    outcome = (f"passes the rule written before scoring{status}" if not failed else
-               f"rejected: rule{'s' if len(failed) > 1 else ''} {' and '.join(failed)} of the selection rule "
-               f"written before scoring fail{'' if len(failed) > 1 else 's'}")
-    return [f"| {lever} ({name}, val only) | {outcome} (native mean {native:+.4f}, probe mean {probe:+.4f}, limits "
-            f"-0.01; gain shift lower than shipped: {'yes' if lower else 'no'}) | native mean "
+    return [f"| {lever} ({name}, val only) | {_rule_outcome(sel, 'student int8 ONNX refit', system, status)} | "
+            f"native mean "
             f"{_mean(cand, 'native'):.3f} vs shipped {_mean(base, 'native'):.3f} and control-realigned "
             f"{_mean(ctl, 'native'):.3f}; probe mean {_mean(cand, 'probe'):.3f} vs {_mean(base, 'probe'):.3f} / "
             f"{_mean(ctl, 'probe'):.3f}; heart database f {heart['native_by']['f']['auroc']:.3f} vs "
@@ -154,15 +163,8 @@ def both_stages(sel: dict[str, Any], name: str = "levelnorm-both",
     rows = sel["rows"]
     base_name, system = "sup-heads int8 ONNX", f"{name} int8 ONNX"
     base, cand = rows[base_name], rows[system]
-    native, probe = _mean(cand, "native") - _mean(base, "native"), _mean(cand, "probe") - _mean(base, "probe")
-    lower = _gain_shift(sel, system) < _gain_shift(sel, base_name)
-    failed = [str(i) for i, ok in ((1, native >= -0.01), (2, probe >= -0.01), (3, lower)) if not ok]
-    outcome = (f"passes the rule written before scoring{status}" if not failed else
-               f"rejected: rule{'s' if len(failed) > 1 else ''} {' and '.join(failed)} of the selection rule "
-               f"written before scoring fail{'' if len(failed) > 1 else 's'}")
     cells = "; ".join(f"{t} {cand[t]['native']['auroc']:.3f} vs {base[t]['native']['auroc']:.3f}" for t in MAIN_TASKS)
-    return [f"| {lever} ({name}, val only) | {outcome} (native mean {native:+.4f}, probe mean {probe:+.4f}, "
-            f"limits -0.01; gain shift lower than shipped: {'yes' if lower else 'no'}) | native mean "
+    return [f"| {lever} ({name}, val only) | {_rule_outcome(sel, base_name, system, status)} | native mean "
             f"{_mean(cand, 'native'):.3f} vs shipped "
             f"{_mean(base, 'native'):.3f} ({cells}); probe mean {_mean(cand, 'probe'):.3f} vs "
             f"{_mean(base, 'probe'):.3f}; heart database f {cand['heart_abnormal']['native_by']['f']['auroc']:.3f} "
