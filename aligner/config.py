@@ -69,6 +69,9 @@ def check_level_norm_db(value: float | None) -> None:
         raise ValueError(f"level_norm_db must be in [10, 100] dB or None, got {value!r}")
 
 
+BAND_FILTERS = ("rolloff", "butterworth")
+
+
 @dataclass(frozen=True)
 class AugmentFields:
     """The device-robustness augmentations (``aligner.augment.augment_logmel``): the one place their defaults and
@@ -79,8 +82,12 @@ class AugmentFields:
     gain_db: float = 6.0
     eq_db: float = 3.0
     p_noise: float = 0.3
+    #: the low-pass's shape: "rolloff" (24 dB per octave from a cutoff of 1, 2 or 4 kHz, nothing below it) or
+    #: "butterworth" (the magnitude of a Butterworth filter of random order 2-8 at a cutoff drawn log-uniformly
+    #: from 0.8-4 kHz, which already attenuates below its cutoff, as a device's filter does)
+    band_filter: str = "rolloff"
 
-    def augment_options(self) -> dict[str, float]:
+    def augment_options(self) -> dict[str, float | str]:
         """The keyword arguments of ``augment_logmel``."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(AugmentFields)}
 
@@ -90,6 +97,8 @@ class AugmentFields:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.gain_db < 0 or self.eq_db < 0:
             raise ValueError(f"gain_db and eq_db must be non-negative, got {self.gain_db!r} and {self.eq_db!r}")
+        if self.band_filter not in BAND_FILTERS:
+            raise ValueError(f"band_filter must be one of {BAND_FILTERS}, got {self.band_filter!r}")
 
 
 @dataclass(frozen=True)

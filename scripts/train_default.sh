@@ -9,6 +9,7 @@
 # Fixed seeds, one thread per pool (the default was trained so; the thread count changes float sums); every
 # step's log and metrics stay in WORK_DIR (default runs/default).  BUNDLE_DIR (default sdk/models/default) lets
 # a check run write elsewhere and compare.  About 50 minutes on a 2-core CPU (align ~20, distill ~26).
+# ALIGN_CONFIG and DISTILL_CONFIG (environment) name other recipes, so a candidate is built by this same script.
 # Why sup-heads: benchmarks/results/selection_rule_neutral.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +27,10 @@ if [ ! -f "$work/corpus/manifest.jsonl" ]; then
   $py -m acula corpus build --data "$data" --out "$work/corpus" 2>&1 | quiet | tee "$work/logs/corpus.log"
 fi
 step align
-$py -m acula align --config configs/align/sup-heads.json --corpus "$work/corpus" --out "$work/align" 2>&1 \
+$py -m acula align --config "${ALIGN_CONFIG:-configs/align/sup-heads.json}" --corpus "$work/corpus" --out "$work/align" 2>&1 \
   | quiet | tee "$work/logs/align.log"
 step distill
-$py -m acula distill --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
+$py -m acula distill --config "${DISTILL_CONFIG:-default-cpu}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
   | quiet | tee "$work/logs/distill.log"
 step export
 $py -m acula export --student "$work/distill" --corpus "$work/corpus" --out "$bundle" -f 2>&1 \

@@ -65,3 +65,53 @@ def test_noise_only_adds_power():
     out = augment_logmel(x, CFG, torch.Generator().manual_seed(5), p_band_limit=0.0, gain_db=0.0, eq_db=0.0,
                          p_noise=1.0)
     assert bool(torch.all(out >= x - 1e-5)) and float((out - x).max()) > 0.0
+
+
+def test_butterworth_band_limit_is_seeded_cuts_more_above_than_below_and_never_boosts():
+    x = batch()
+    kw = dict(p_band_limit=1.0, gain_db=0.0, eq_db=0.0, p_noise=0.0, band_filter="butterworth")
+    a = augment_logmel(x, CFG, torch.Generator().manual_seed(5), **kw)
+    b = augment_logmel(x, CFG, torch.Generator().manual_seed(5), **kw)
+    assert torch.equal(a, b)
+    drop_db = ((x - a) * CFG.norm_std_db).mean(1)  # (batch, n_mels)
+    centres = band_centres_hz(CFG)
+    assert float(drop_db.min()) > -1e-3
+    assert float(drop_db[:, centres < 200].abs().max()) < 0.1  # far below the lowest cutoff (0.8 kHz): flat
+    assert float(drop_db[:, -1].min()) > 10.0  # near 8 kHz, at least an octave above the highest cutoff
+    for row in drop_db:  # a low-pass: the cut only grows with frequency (until the front end's floor stops it)
+        unfloored = row[row < 30.0]
+        assert bool(torch.all(torch.diff(unfloored) > -1e-3))
+
+
+def test_butterworth_band_limit_is_the_analogue_filter_response_at_the_band_centres():
+    from scipy.signal import butter, freqs
+
+    from acula.aligner.augment import BUTTERWORTH_CUTOFF_HZ, BUTTERWORTH_ORDERS
+
+    # one clip, everything else off.  A Butterworth magnitude obeys 10^(drop/10) - 1 = (f / fc)^(2n): recover n
+    # and fc from the drop by a line in log-log, then compare every band with scipy's analogue filter response
+    x = torch.full((1, 4, CFG.n_mels), 3.0)  # loud enough that no band reaches the floor
+    centres = band_centres_hz(CFG).double().numpy()
+    for seed in range(6):
+        out = augment_logmel(x, CFG, torch.Generator().manual_seed(seed), p_band_limit=1.0, gain_db=0.0,
+                             eq_db=0.0, p_noise=0.0, band_filter="butterworth")
+        drop = ((x - out) * CFG.norm_std_db)[0, 0].double().numpy()
+        ok = (drop > 0.5) & (drop < 60)
+        slope, icpt = np.polyfit(np.log(centres[ok]), np.log(10 ** (drop[ok] / 10) - 1), 1)
+        order, cutoff = slope / 2, float(np.exp(-icpt / slope))
+        assert abs(order - round(order)) < 0.05 and BUTTERWORTH_ORDERS[0] <= round(order) <= BUTTERWORTH_ORDERS[1]
+        assert BUTTERWORTH_CUTOFF_HZ[0] * 0.99 <= cutoff <= BUTTERWORTH_CUTOFF_HZ[1] * 1.01
+        b, a = butter(int(round(order)), 2 * np.pi * cutoff, "lowpass", analog=True)
+        _, h = freqs(b, a, worN=2 * np.pi * centres)
+        scipy_db = -20 * np.log10(np.abs(h))
+        keep = scipy_db < 60
+        assert np.max(np.abs(scipy_db - drop)[keep]) < 0.1, (seed, order, cutoff)
+
+
+def test_an_unknown_band_filter_is_refused():
+    from acula.aligner.config import AlignConfig
+
+    with pytest.raises(ValueError, match="band_filter"):
+        augment_logmel(batch(), CFG, torch.Generator().manual_seed(0), band_filter="brickwall")
+    with pytest.raises(ValueError, match="band_filter"):
+        AlignConfig(band_filter="brickwall")
