@@ -45,6 +45,21 @@ def _gain_shift(sel: dict[str, Any], system: str) -> float:
                if g in inv[t] and inv[t][g].get("native_shift_mean") is not None)
 
 
+#: rule 4 of ``selection_rule_gain24_bw.md``: the transforms whose native AUROC drop each label set is held to
+BAND_LIMITS = {"cough": ("phone8k", "mulaw8k"), "heart_abnormal": ("lp1k", "lp2k"), "crackles": ("lp1k", "lp2k"),
+               "wheezes": ("lp1k", "lp2k")}
+
+
+def _band_drop(sel: dict[str, Any], system: str) -> tuple[float, str]:
+    """The largest native AUROC drop (clean minus transformed, on the same scored records) over ``BAND_LIMITS``,
+    and where it is."""
+    inv, row = sel["invariance"][system], sel["rows"][system]
+    drops = {f"{task} {t}": row[task]["native"]["auroc"] - inv[task][t]["native_auroc"]
+             for task, ts in BAND_LIMITS.items() for t in ts}
+    where = max(drops, key=lambda k: drops[k])
+    return drops[where], where
+
+
 def _paired(primary: dict[str, Any], a: str, b: str, score: str, task: str) -> str:
     for p in primary["paired"]:
         if p["a"] == a and p["b"] == b and p["score"] == score and task in p["tasks"]:
@@ -118,19 +133,28 @@ def self_control(sel: dict[str, Any]) -> list[str]:
 NEUTRAL = "reports that never name the device and never negate a finding (`--report-style neutral`)"
 
 
-def _rule_outcome(sel: dict[str, Any], base_name: str, system: str, status: str = "") -> str:
+def _rule_outcome(sel: dict[str, Any], base_name: str, system: str, status: str = "", band: bool = False) -> str:
     """The three checks every candidate's selection rule makes against the shipped model (native mean and probe
-    mean not lower by more than 0.01, largest mean gain shift lower), as the ablation row's outcome cell."""
+    mean not lower by more than 0.01, largest mean gain shift lower), as the ablation row's outcome cell; with
+    ``band`` the fourth (``selection_rule_gain24_bw.md``): the largest band-limit drop not above the shipped
+    model's by more than 0.01."""
     rows = sel["rows"]
     base, cand = rows[base_name], rows[system]
     native, probe = _mean(cand, "native") - _mean(base, "native"), _mean(cand, "probe") - _mean(base, "probe")
     lower = _gain_shift(sel, system) < _gain_shift(sel, base_name)
-    failed = [str(i) for i, ok in ((1, native >= -0.01), (2, probe >= -0.01), (3, lower)) if not ok]
+    checks = [(1, native >= -0.01), (2, probe >= -0.01), (3, lower)]
+    if band:
+        checks.append((4, _band_drop(sel, system)[0] <= _band_drop(sel, base_name)[0] + 0.01))
+    failed = [str(i) for i, ok in checks if not ok]
     outcome = (f"passes the rule written before scoring{status}" if not failed else
                f"rejected: rule{'s' if len(failed) > 1 else ''} {' and '.join(failed)} of the selection rule "
                f"written before scoring fail{'' if len(failed) > 1 else 's'}")
+    bands = ""
+    if band:
+        (c, cw), (b, bw) = _band_drop(sel, system), _band_drop(sel, base_name)
+        bands = f"; largest band-limit drop {c:.3f} ({cw}) vs shipped {b:.3f} ({bw}), limit +0.01"
     return (f"{outcome} (native mean {native:+.4f}, probe mean {probe:+.4f}, limits -0.01; gain shift lower than "
-            f"shipped: {'yes' if lower else 'no'})")
+            f"shipped: {'yes' if lower else 'no'}{bands})")
 
 
 def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str = "neutral",
@@ -157,14 +181,14 @@ def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str 
 def both_stages(sel: dict[str, Any], name: str = "levelnorm-both",
                 lever: str = "level normalisation in both stages: the teacher aligned on level-normalised log-mel "
                              "(sup-heads + `level_norm_db` 60), the student distilled with the same normalisation "
-                             "in its graph", status: str = "") -> list[str]:
+                             "in its graph", status: str = "", band: bool = False) -> list[str]:
     """A candidate changed in alignment and distillation against the shipped sup-heads default (the same three
     checks, ``selection_rule_<name>.md``)."""
     rows = sel["rows"]
     base_name, system = "sup-heads int8 ONNX", f"{name} int8 ONNX"
     base, cand = rows[base_name], rows[system]
     cells = "; ".join(f"{t} {cand[t]['native']['auroc']:.3f} vs {base[t]['native']['auroc']:.3f}" for t in MAIN_TASKS)
-    return [f"| {lever} ({name}, val only) | {_rule_outcome(sel, base_name, system, status)} | native mean "
+    return [f"| {lever} ({name}, val only) | {_rule_outcome(sel, base_name, system, status, band)} | native mean "
             f"{_mean(cand, 'native'):.3f} vs shipped "
             f"{_mean(base, 'native'):.3f} ({cells}); probe mean {_mean(cand, 'probe'):.3f} vs "
             f"{_mean(base, 'probe'):.3f}; heart database f {cand['heart_abnormal']['native_by']['f']['auroc']:.3f} "

@@ -84,9 +84,8 @@ def test_butterworth_band_limit_is_seeded_cuts_more_above_than_below_and_never_b
 
 
 def test_butterworth_band_limit_is_the_analogue_filter_response_at_the_band_centres():
-    from scipy.signal import butter, freqs
-
     from acula.aligner.augment import BUTTERWORTH_CUTOFF_HZ, BUTTERWORTH_ORDERS
+    from scipy.signal import butter, freqs
 
     # one clip, everything else off.  A Butterworth magnitude obeys 10^(drop/10) - 1 = (f / fc)^(2n): recover n
     # and fc from the drop by a line in log-log, then compare every band with scipy's analogue filter response
