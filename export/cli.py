@@ -45,7 +45,16 @@ def load_student(run: str | Path) -> tuple[StreamingStudent, dict[str, Any]]:
     return student.eval(), meta
 
 
-def calibration_windows(corpus_dir: Path, window_frames: int, n: int = 256, seed: int = 0) -> np.ndarray:
+#: int8 calibration windows per writer.  onnxruntime's percentile calibration takes 256 (``int8_export.md``); the
+#: TFLite writer's histogram observers take 1024: with 256, the cough windows of validation kept a 99th-percentile
+#: cough-logit error of 1.2-1.4 (two students), with 1024 0.38-0.52, the smallest of 256-4096
+#: (``python -m acula.benchmarks.int8_tflite_calibration``, ``benchmarks/results/int8_tflite_calibration.md``)
+CALIBRATION_WINDOWS = 256
+TFLITE_CALIBRATION_WINDOWS = 1024
+
+
+def calibration_windows(corpus_dir: Path, window_frames: int, n: int = CALIBRATION_WINDOWS,
+                        seed: int = 0) -> np.ndarray:
     corpus = load_corpus(corpus_dir)
     bank = FeatureBank.for_corpus(corpus, progress=False)
     idx = corpus.indices("train")
@@ -66,12 +75,14 @@ def run_onnx(path: Path, windows: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ExportTarget:
     """One model file of a bundle: its name, the ``sdk.runtimes`` backend that runs it, its precision, and how it
-    is written (student, path, int8 calibration windows, the files written so far by name) -> path."""
+    is written (student, path, int8 calibration windows, the files written so far by name) -> path; ``calibration``:
+    how many calibration windows it is given."""
 
     file: str
     backend: str
     precision: str
     write: Callable[[StreamingStudent, Path, np.ndarray, dict[str, Path]], Path]
+    calibration: int = CALIBRATION_WINDOWS
 
     @property
     def parity_key(self) -> str:
@@ -86,7 +97,8 @@ EXPORT_TARGETS = (
     ExportTarget("student_int8.onnx", "onnxruntime", "int8",
                  lambda s, p, calib, made: export_onnx_int8(made["student_fp32.onnx"], p, calib)),
     ExportTarget("student_fp32.tflite", "tflite", "fp32", lambda s, p, calib, made: export_tflite(s, p)),
-    ExportTarget("student_int8.tflite", "tflite", "int8", lambda s, p, calib, made: export_tflite(s, p, calib)),
+    ExportTarget("student_int8.tflite", "tflite", "int8", lambda s, p, calib, made: export_tflite(s, p, calib),
+                 TFLITE_CALIBRATION_WINDOWS),
 )
 #: the graph the SDK loads by default, whose cough probabilities the operating point is chosen on
 DEFAULT_MODEL = "student_int8.onnx"
@@ -162,8 +174,9 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                   signing_key: Any = None) -> dict[str, Any]:
     student, meta = load_student(run)
     cfg = student.cfg
-    calib = calibration_windows(corpus_dir, cfg.window_frames)
-    check = calib[:32]
+    calib = {n: calibration_windows(corpus_dir, cfg.window_frames, n) for n in sorted(
+        {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS})}
+    check = calib[CALIBRATION_WINDOWS][:32]
     with torch.no_grad():
         ref = student(torch.from_numpy(check))[0].numpy()
     parity: dict[str, float] = {}
@@ -178,7 +191,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
         for target in EXPORT_TARGETS:
             if target.backend == "tflite" and not tflite:
                 continue
-            path = made[target.file] = target.write(student, tmp / target.file, calib, made)
+            path = made[target.file] = target.write(student, tmp / target.file, calib[target.calibration], made)
             out_check = run_model(path, target.backend, check)
             if target.precision == "fp32":
                 fp32 = out_check if fp32 is None else fp32  # the first fp32 graph (ONNX): the int8 reference

@@ -51,6 +51,7 @@ RENDERED = {
     "cough_events": ("acula.benchmarks.cough_events", "markdown"),
     "level_compensation_heart": ("acula.benchmarks.level_compensation", "markdown"),
     "int8_export": ("acula.benchmarks.int8_export", "markdown"),
+    "int8_tflite_calibration": ("acula.benchmarks.int8_tflite_calibration", "markdown"),
     "level_confound": ("acula.benchmarks.level_confound", "markdown"),
     "mcu": ("acula.benchmarks.mcu", "render_markdown"),
     "search": ("acula.benchmarks.search", "to_markdown"),
@@ -66,6 +67,13 @@ EVALUATIONS = _tables(list)
 def test_each_benchmark_table_renders_from_its_json_to_the_same_bytes(stem: str):
     render = _renderer(*RENDERED[stem])
     assert render(_stored(stem)) == (RESULTS / f"{stem}.md").read_text()
+
+
+def test_the_tflite_writer_takes_the_calibration_count_its_benchmark_chose():
+    from acula.export.cli import EXPORT_TARGETS, TFLITE_CALIBRATION_WINDOWS
+
+    assert _stored("int8_tflite_calibration")["chosen"] == TFLITE_CALIBRATION_WINDOWS
+    assert {t.file: t.calibration for t in EXPORT_TARGETS}["student_int8.tflite"] == TFLITE_CALIBRATION_WINDOWS
 
 
 def test_the_results_files_are_found():
