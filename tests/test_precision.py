@@ -128,3 +128,16 @@ def test_the_packaged_int8_onnx_agrees_with_fp32_on_this_cpu():
     built = {p: make_backend("onnxruntime", bundle.files[bundle.model_file("onnxruntime", p)[0]])
              for p in ("int8", "fp32")}
     assert prec.int8_agreement(built["int8"], built["fp32"], prec.probe_windows(bundle)) >= 0.99
+
+
+def test_a_side_change_counts_unless_fp32_is_within_the_int8_error_of_the_threshold():
+    from acula.benchmarks.int8_decisions import UNDECIDED_LOGIT, side_changes
+
+    on = 0.815  # logit 1.483
+    assert side_changes([0.1, 0.83], [0.1, 0.81], on) == (False, [{"window": 1, "fp32": 0.83, "int8": 0.81,
+                                                                  "fp32_logit_margin": 0.103}])
+    far = 1 / (1 + np.exp(-(1.483 + UNDECIDED_LOGIT + 0.1)))  # fp32 confidently on, int8 off: counts
+    assert side_changes([far], [0.5], on)[0]
+    assert side_changes([0.9], [None], on)[0]  # scored at one precision only
+    assert side_changes([0.9, 0.2], [0.9], on)[0]  # a window lost
+    assert side_changes([0.9, 0.2], [0.95, 0.1], on) == (False, [])
