@@ -51,8 +51,8 @@ BAND_LIMITS = {"cough": ("phone8k", "mulaw8k"), "heart_abnormal": ("lp1k", "lp2k
 
 
 def _band_drop(sel: dict[str, Any], system: str) -> tuple[float, str]:
-    """The largest native AUROC drop (clean minus transformed, on the same scored records) over ``BAND_LIMITS``,
-    and where it is."""
+    """The largest native AUROC drop (clean minus transformed: the scored records, less those a transform leaves
+    unscored) over ``BAND_LIMITS``, and where it is."""
     inv, row = sel["invariance"][system], sel["rows"][system]
     drops = {f"{task} {t}": row[task]["native"]["auroc"] - inv[task][t]["native_auroc"]
              for task, ts in BAND_LIMITS.items() for t in ts}
@@ -183,7 +183,7 @@ def both_stages(sel: dict[str, Any], name: str = "levelnorm-both",
                              "(sup-heads + `level_norm_db` 60), the student distilled with the same normalisation "
                              "in its graph", status: str = "", band: bool = False) -> list[str]:
     """A candidate changed in alignment and distillation against the shipped sup-heads default (the same three
-    checks, ``selection_rule_<name>.md``)."""
+    checks, ``selection_rule_<name>.md``; with ``band``, the fourth too)."""
     rows = sel["rows"]
     base_name, system = "sup-heads int8 ONNX", f"{name} int8 ONNX"
     base, cand = rows[base_name], rows[system]

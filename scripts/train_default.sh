@@ -9,13 +9,19 @@
 # Fixed seeds, one thread per pool (the default was trained so; the thread count changes float sums); every
 # step's log and metrics stay in WORK_DIR (default runs/default).  BUNDLE_DIR (default sdk/models/default) lets
 # a check run write elsewhere and compare.  About 50 minutes on a 2-core CPU (align ~20, distill ~26).
-# ALIGN_CONFIG and DISTILL_CONFIG (environment) name other recipes, so a candidate is built by this same script.
+# ALIGN_CONFIG and DISTILL_CONFIG (environment; paths from the repository root) name other recipes, so a candidate
+# is built by this same script; with either set, WORK_DIR and BUNDLE_DIR must be given (never the default's).
 # Why sup-heads: benchmarks/results/selection_rule_neutral.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 work=${2:-runs/default}
 bundle=${3:-sdk/models/default}
+if [ -n "${ALIGN_CONFIG:-}${DISTILL_CONFIG:-}" ] && { [ $# -lt 3 ] || [ "$bundle" -ef sdk/models/default ]; }; then
+  echo "train_default.sh: with ALIGN_CONFIG or DISTILL_CONFIG set, give DATA_DIR WORK_DIR BUNDLE_DIR, and a" \
+    "BUNDLE_DIR other than sdk/models/default (a candidate never overwrites the shipped default)" >&2
+  exit 2
+fi
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 py=.venv/bin/python
 mkdir -p "$work/logs"

@@ -114,3 +114,18 @@ def test_an_unknown_band_filter_is_refused():
         augment_logmel(batch(), CFG, torch.Generator().manual_seed(0), band_filter="brickwall")
     with pytest.raises(ValueError, match="band_filter"):
         AlignConfig(band_filter="brickwall")
+
+
+@pytest.mark.parametrize(("seed", "total", "cell", "next_draw"), [
+    (0, -832.0834224411592, -0.5818127393722534, 0.7305143475532532),
+    (1, -178.964764006545, -0.3013484477996826, 0.393856406211853),
+    (2, -525.5538296097875, -0.409679114818573, 0.6813408136367798),
+])
+def test_the_rolloff_path_draws_as_it_did_before_butterworth_existed(seed, total, cell, next_draw):
+    # values of the augmentation as it stood at f316775 (before band_filter), band limit and noise always on: a
+    # stored config must train the same model, so neither the values nor the generator's later draws may move
+    g = torch.Generator().manual_seed(seed)
+    out = augment_logmel(batch(), CFG, g, p_band_limit=1.0, p_noise=1.0)
+    assert float(out.double().sum()) == pytest.approx(total, abs=1e-6)
+    assert float(out[1, 3, 60]) == cell
+    assert float(torch.rand(1, generator=g)) == next_draw

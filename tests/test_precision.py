@@ -141,3 +141,6 @@ def test_a_side_change_counts_unless_fp32_is_within_the_int8_error_of_the_thresh
     assert side_changes([0.9], [None], on)[0]  # scored at one precision only
     assert side_changes([0.9, 0.2], [0.9], on)[0]  # a window lost
     assert side_changes([0.9, 0.2], [0.95, 0.1], on) == (False, [])
+    assert side_changes([0.8], [0.83], on)[1][0]["window"] == 0  # below to above, both near: listed
+    assert side_changes([0.83], [0.001], on)[0]  # fp32 near the threshold, int8 far off it: counts
+    assert side_changes([0.83], [float("nan")], on)[0] and side_changes([0.5], [float("nan")], on)[0]
