@@ -181,20 +181,27 @@ def realigned_candidate(sel: dict[str, Any], control: dict[str, Any], name: str 
 def both_stages(sel: dict[str, Any], name: str = "levelnorm-both",
                 lever: str = "level normalisation in both stages: the teacher aligned on level-normalised log-mel "
                              "(sup-heads + `level_norm_db` 60), the student distilled with the same normalisation "
-                             "in its graph", status: str = "", band: bool = False) -> list[str]:
+                             "in its graph", status: str = "", band: bool = False, rule: str | None = None
+                ) -> list[str]:
     """A candidate changed in alignment and distillation against the shipped sup-heads default (the same three
     checks, ``selection_rule_<name>.md``; with ``band``, the fourth too)."""
     rows = sel["rows"]
     base_name, system = "sup-heads int8 ONNX", f"{name} int8 ONNX"
     base, cand = rows[base_name], rows[system]
+    band_cells = ""
+    if band:
+        inv, binv = sel["invariance"][system], sel["invariance"][base_name]
+        drop = [r["heart_abnormal"]["native"]["auroc"] - i["heart_abnormal"]["lp1k"]["native_auroc"]
+                for r, i in ((cand, inv), (base, binv))]
+        band_cells = f"; heart lp1k drop {drop[0]:.3f} vs {drop[1]:.3f}"
     cells = "; ".join(f"{t} {cand[t]['native']['auroc']:.3f} vs {base[t]['native']['auroc']:.3f}" for t in MAIN_TASKS)
     return [f"| {lever} ({name}, val only) | {_rule_outcome(sel, base_name, system, status, band)} | native mean "
             f"{_mean(cand, 'native'):.3f} vs shipped "
             f"{_mean(base, 'native'):.3f} ({cells}); probe mean {_mean(cand, 'probe'):.3f} vs "
             f"{_mean(base, 'probe'):.3f}; heart database f {cand['heart_abnormal']['native_by']['f']['auroc']:.3f} "
             f"vs {base['heart_abnormal']['native_by']['f']['auroc']:.3f}; largest mean gain shift "
-            f"{_gain_shift(sel, system):.3f} vs {_gain_shift(sel, base_name):.3f} | "
-            f"selection_rule_{name.replace('-', '_')}.md |"]
+            f"{_gain_shift(sel, system):.3f} vs {_gain_shift(sel, base_name):.3f}{band_cells} | "
+            f"{rule or 'selection_rule_' + name.replace('-', '_') + '.md'} |"]
 
 
 def int8_writer(res: dict[str, Any]) -> list[str]:
@@ -206,6 +213,15 @@ def int8_writer(res: dict[str, Any]) -> list[str]:
             f"{new['logit_err_p99']:.3f} vs {old['logit_err_p99']:.3f}, max {new['logit_err_max']:.2f} vs "
             f"{old['logit_err_max']:.2f}; embedding cosine min {new['cosine_min']:.4f} vs {old['cosine_min']:.4f}; "
             f"{new['bytes'] - old['bytes']:+,} bytes | int8_export.md, selection_rule_neutral.md |"]
+
+
+def tflite_writer(res: dict[str, Any]) -> list[str]:
+    """The int8 TFLite writer's calibration count (``python -m acula.benchmarks.int8_tflite_calibration``)."""
+    mean = res["mean_cough_logit_err_p99"]
+    first, chosen = str(res["counts"][0]), str(res["chosen"])
+    return [f"| int8 TFLite writer: {chosen} calibration windows (was {first}), chosen on validation windows of "
+            f"{len(res['students'])} students by the cough-window logit error | kept | cough-window error p99, mean "
+            f"over the students, {mean[chosen]:.3f} vs {mean[first]:.3f} | int8_tflite_calibration.md |"]
 
 
 def negated_prompts(cur: list[dict[str, Any]], neg: list[dict[str, Any]]) -> list[str]:
@@ -324,9 +340,23 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
                              "distillation, sup-heads recipe otherwise",
                              "; test scored (selection_gain24-both_test.md: native cough, heart, crackles, "
                              "wheezes 0.987, 0.847, 0.680, 0.718 vs 0.985, 0.849, 0.657, 0.693); failed the "
-                             "shipping check (TFLite int8 decides one window of one real cough differently, "
-                             "events identical): not shipped yet")),
+                             "shipping check as first written (TFLite int8 decides one window of one real cough "
+                             "differently, events identical); re-exported with the 1024-window TFLite writer and "
+                             "scored again below")),
+    (("selection_gain24-bw_val.json",),
+     lambda sel: both_stages(sel, "gain24-both", "the same gain24-both student, TFLite int8 re-written from 1024 "
+                             "calibration windows, held to rule 4 as well (selection_rule_gain24_bw.md)",
+                             "; shipping check passed (int8_decisions_gain24-both-tfl1024.json: events identical, "
+                             "one window changes side 0.10 logit from the threshold); **the default since "
+                             "2026-12-03 (second change)**", band=True, rule="selection_rule_gain24_bw.md")),
+    (("selection_gain24-bw_val.json",),
+     lambda sel: both_stages(sel, "gain24-bw", "gain augmentation of +-24 dB and Butterworth-shaped band limits "
+                             "(random order 2-8, cutoff 0.8-4 kHz) in alignment and distillation",
+                             "; failed the shipping check: TFLite int8 events differ on one real cough "
+                             "(int8_decisions_gain24-bw.json; one window 0.22 logit from the threshold changes side "
+                             "and the event split follows it): not shipped", band=True)),
     (("int8_export.json",), int8_writer),
+    (("int8_tflite_calibration.json",), tflite_writer),
     (("level_compensation_heart.json",), level_term),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
@@ -350,11 +380,12 @@ def render() -> str:
             continue
         lines += fn(*data)
     lines += int8_agreement()
-    lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU): wider "
-              "device augmentation in both stages; the student-only level change with the teacher aligned "
-              "under it (four students from three starting points lost zero-shot wheezes to it on val); "
-              "quantisation-aware distillation (two level-invariant candidates failed the int8 decision check); "
-              "a finer hop or a fine-time branch for crackles; distilling the supervised control.", ""]
+    lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU): noise, "
+              "codec and EQ augmentation widened in both stages (band limits: gain24-bw); the student-only "
+              "level change with the teacher aligned under it (four students from three starting points lost "
+              "zero-shot wheezes to it on val); quantisation-aware distillation (four candidates failed the int8 "
+              "decision check, gain24-bw among them); a finer hop or a fine-time branch for crackles; distilling "
+              "the supervised control.", ""]
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trains the default model shipped in sdk/models/default with the project's own pipeline:
 #   corpus -> align (mn04 from AudioSet, CKA + InfoNCE + masked modelling + the supervised heads as an extra
-#   loss, all-MiniLM-L6-v2 teacher: configs/align/sup-heads.json) -> distill (streaming student)
+#   loss, all-MiniLM-L6-v2 teacher, level augmentation +-24 dB: configs/align/sup-heads-gain24.json) -> distill
+#   (streaming student, level augmentation +-24 dB: configs/distill/gain24.json)
 #   -> export (ONNX + TFLite, fp32 + int8) -> sdk/models/default
 #
 #   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR] [BUNDLE_DIR]
@@ -11,7 +12,8 @@
 # a check run write elsewhere and compare.  About 50 minutes on a 2-core CPU (align ~20, distill ~26).
 # ALIGN_CONFIG and DISTILL_CONFIG (environment; paths from the repository root) name other recipes, so a candidate
 # is built by this same script; with either set, WORK_DIR and BUNDLE_DIR must be given (never the default's).
-# Why sup-heads: benchmarks/results/selection_rule_neutral.md.
+# Why sup-heads: benchmarks/results/selection_rule_neutral.md; why +-24 dB in both stages (gain24-both, the
+# default since 2026-12-03): benchmarks/results/selection_rule_gain24_bw.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -33,10 +35,10 @@ if [ ! -f "$work/corpus/manifest.jsonl" ]; then
   $py -m acula corpus build --data "$data" --out "$work/corpus" 2>&1 | quiet | tee "$work/logs/corpus.log"
 fi
 step align
-$py -m acula align --config "${ALIGN_CONFIG:-configs/align/sup-heads.json}" --corpus "$work/corpus" --out "$work/align" 2>&1 \
+$py -m acula align --config "${ALIGN_CONFIG:-configs/align/sup-heads-gain24.json}" --corpus "$work/corpus" --out "$work/align" 2>&1 \
   | quiet | tee "$work/logs/align.log"
 step distill
-$py -m acula distill --config "${DISTILL_CONFIG:-default-cpu}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
+$py -m acula distill --config "${DISTILL_CONFIG:-configs/distill/gain24.json}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
   | quiet | tee "$work/logs/distill.log"
 step export
 $py -m acula export --student "$work/distill" --corpus "$work/corpus" --out "$bundle" -f 2>&1 \

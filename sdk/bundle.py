@@ -45,7 +45,7 @@ SIGNED_PREFIX = b"acula-bundle manifest sha256 "
 
 #: manifest digest of each bundle packaged in sdk/models, checked whenever that folder is read.
 #: Re-exporting sdk/models/default prints the new digest; put it here (tests/test_bundle_hardening.py checks).
-PINNED_SHA256 = {"default": "867de3a075fa0d856f0df024f19f8829f7173a10cfd460c041cc5b139e51bde6"}
+PINNED_SHA256 = {"default": "ec46a260c6273ffb087f4ffe1cc8da95d95c7aacdd9b72ca95910cdd4e1cabc8"}
 
 # limits on what a bundle may hold, checked before anything is read or inflated
 MAX_FILES = 64
