@@ -196,8 +196,10 @@ def render(bundle: Path, results: Path) -> str:
              + ", ".join(f"`{n}` ({i['bytes'] / 1024:.0f} KB)" for n, i in manifest["files"].items()) + ".",
              _student_line(prov),
              f"- Teacher: EfficientAT mn04 (AudioSet) aligned with text teacher `{prov.get('teacher_id')}` "
-             f"(CKA + InfoNCE + masked modelling, and the supervised heads as an extra loss: `configs/align/sup-heads.json`, "
-             f"`bash scripts/train_default.sh`; why: `benchmarks/results/selection_rule_neutral.md`); run "
+             "(CKA + InfoNCE + masked modelling, and the supervised heads as an extra loss, with a +-24 dB level "
+             "augmentation in alignment and distillation: `configs/align/sup-heads-gain24.json`, "
+             "`configs/distill/gain24.json`, `bash scripts/train_default.sh`; why: "
+             "`benchmarks/results/selection_rule_neutral.md`, `benchmarks/results/selection_rule_gain24_bw.md`); run "
              f"`{prov.get('teacher_run')}`, git `{prov.get('git_commit')}`.",
              f"- Export parity: {json.dumps(prov.get('parity', {}))}.", "", "## Data", "", DATA, "",
              f"Trained on the group-disjoint train split; the validation split set the cough operating point; the "
