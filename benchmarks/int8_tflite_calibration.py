@@ -29,19 +29,11 @@ DEFAULT_BUNDLES = ("sdk/models/default", "runs/bundle-gain24-both")
 DEFAULT_COUNTS = (256, 512, 1024, 2048, 4096)
 
 
-def tflite_heads(blob: bytes, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, head logits) through the SDK's TFLite runtime, one window a call (the graph's batch is 1)."""
-    from acula.sdk.runtimes import make_backend
-
-    run = make_backend("tflite", blob, 1)
-    outs = [run(x[i : i + 1]) for i in range(len(x))]
-    return (np.concatenate([np.asarray(e) for e, _ in outs]), np.concatenate([np.asarray(h) for _, h in outs]))
-
-
 def measure_student(bundle_dir: Path, corpus_dir: Path, counts: Sequence[int]) -> dict[str, Any]:
     import torch
     from acula.export.cli import calibration_windows, load_student
     from acula.export.writers import export_tflite
+    from acula.sdk.runtimes import make_backend
 
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     run = Path(manifest["provenance"]["student_run"])
@@ -57,7 +49,7 @@ def measure_student(bundle_dir: Path, corpus_dir: Path, counts: Sequence[int]) -
         for n in counts:
             path = export_tflite(student, Path(tmp) / f"int8_{n}.tflite",
                                  calibration_windows(corpus_dir, student.cfg.window_frames, n))
-            got = tflite_heads(path.read_bytes(), x)
+            got = make_backend("tflite", path.read_bytes(), 1)(x)  # the SDK's runtime, a window a call
             err = np.abs(got[1][:, 0] - ref[1][:, 0]).astype(np.float64)
             rows.append({"windows": n, **agreement(ref, got, on),
                          "cough_logit_err_p99": float(np.quantile(err[cough], 0.99)),
