@@ -126,6 +126,7 @@ def test_the_rolloff_path_draws_as_it_did_before_butterworth_existed(seed, total
     # stored config must train the same model, so neither the values nor the generator's later draws may move
     g = torch.Generator().manual_seed(seed)
     out = augment_logmel(batch(), CFG, g, p_band_limit=1.0, p_noise=1.0)
-    assert float(out.double().sum()) == pytest.approx(total, abs=1e-6)
-    assert float(out[1, 3, 60]) == cell
+    # tolerances for float32 rounding that may differ between CPUs; a draw moved changes these entirely
+    assert float(out.double().sum()) == pytest.approx(total, abs=1e-2)
+    assert float(out[1, 3, 60]) == pytest.approx(cell, rel=1e-5)
     assert float(torch.rand(1, generator=g)) == next_draw
