@@ -33,7 +33,7 @@ from typing import Any
 
 from acula.benchmarks._util import command_parser
 
-#: a window whose fp32 cough logit is within this of the operating point's is undecided at int8 precision
+#: a window whose cough logit, at both precisions, is within this of the operating point's is undecided at int8
 UNDECIDED_LOGIT = 0.5
 
 
@@ -57,12 +57,12 @@ def side_changes(fp32: Sequence[float | None], int8: Sequence[float | None], on:
         elif not (math.isfinite(pa) and math.isfinite(pb)):
             decisive = True
         elif (pa >= on) != (pb >= on):
-            margin = max(abs(_logit(pa) - _logit(on)), abs(_logit(pb) - _logit(on)))
-            if margin > UNDECIDED_LOGIT:
+            da, db = abs(_logit(pa) - _logit(on)), abs(_logit(pb) - _logit(on))
+            if max(da, db) > UNDECIDED_LOGIT:
                 decisive = True
             else:
                 near.append({"window": k, "fp32": round(pa, 4), "int8": round(pb, 4),
-                             "fp32_logit_margin": round(abs(_logit(pa) - _logit(on)), 3)})
+                             "fp32_logit_margin": round(da, 3)})
     return decisive, near
 
 

@@ -53,14 +53,21 @@ CALIBRATION_WINDOWS = 256
 TFLITE_CALIBRATION_WINDOWS = 1024
 
 
-def calibration_windows(corpus_dir: Path, window_frames: int, n: int = CALIBRATION_WINDOWS,
-                        seed: int = 0) -> np.ndarray:
+def calibration_sets(corpus_dir: Path, window_frames: int, counts: Sequence[int], seed: int = 0
+                     ) -> dict[int, np.ndarray]:
+    """``n`` -> ``n`` dataset-balanced training crops, for each of ``counts``; each set drawn from its own
+    generator seeded ``seed`` (so a set does not depend on the others), the corpus and its features read once."""
     corpus = load_corpus(corpus_dir)
     bank = FeatureBank.for_corpus(corpus, progress=False)
     idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in idx])
-    _, crops = sample_batch(bank, idx, weights, n, window_frames, np.random.default_rng(seed))
-    return crops.astype(np.float32)
+    return {n: sample_batch(bank, idx, weights, n, window_frames, np.random.default_rng(seed))[1].astype(np.float32)
+            for n in counts}
+
+
+def calibration_windows(corpus_dir: Path, window_frames: int, n: int = CALIBRATION_WINDOWS,
+                        seed: int = 0) -> np.ndarray:
+    return calibration_sets(corpus_dir, window_frames, (n,), seed)[n]
 
 
 def run_model(path: Path, backend: str, windows: np.ndarray) -> np.ndarray:
@@ -174,8 +181,8 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                   signing_key: Any = None) -> dict[str, Any]:
     student, meta = load_student(run)
     cfg = student.cfg
-    calib = {n: calibration_windows(corpus_dir, cfg.window_frames, n) for n in sorted(
-        {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS})}
+    calib = calibration_sets(corpus_dir, cfg.window_frames, sorted(
+        {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS}))
     check = calib[CALIBRATION_WINDOWS][:32]
     with torch.no_grad():
         ref = student(torch.from_numpy(check))[0].numpy()
