@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from acula.sdk.fifo import Fifo
 
-__all__ = ["QualityFlags", "QualityMeter", "WindowGate", "assess_quality"]
+__all__ = ["QualityFlags", "QualityMeter", "WindowGate", "assess_quality", "block_stats"]
 
 LSB16 = 1.0 / 32768.0
 #: A peak under two 16-bit steps is digital silence (dither of +-1 step included).
@@ -87,6 +87,22 @@ _MAX, _MIN, _SUM = np.maximum.reduce, np.minimum.reduce, np.add.reduce
 def _merge(a: ChunkStats, b: ChunkStats) -> ChunkStats:
     """The statistics of two spans of samples together."""
     return max(a[0], b[0]), a[1] + b[1], a[2] + b[2]
+
+
+def block_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics of blocks of float64 samples, for one stream or many at once: shape (m, n_blocks, block) ->
+    per block (m, 3, n_blocks) (peak magnitude, sum, sum of squares: :func:`chunk_stats` of each block) and
+    over all of a row's blocks (m, 3).  Every value is a reduction along a contiguous last axis, computed the
+    same way whatever ``m`` is, so a stream's statistics do not depend on how many streams shared the call."""
+    m, n_blocks, _ = rows.shape
+    blocks = np.empty((m, 3, n_blocks))
+    np.maximum(_MAX(rows, axis=2), -_MIN(rows, axis=2), out=blocks[:, 0])
+    _SUM(rows, axis=2, out=blocks[:, 1])
+    np.einsum("ijk,ijk->ij", rows, rows, out=blocks[:, 2])
+    totals = np.empty((m, 3))
+    _MAX(blocks[:, 0], axis=1, out=totals[:, 0])
+    _SUM(blocks[:, 1:], axis=2, out=totals[:, 1:])
+    return blocks, totals
 
 
 def _dbfs(value: float) -> float:
@@ -222,12 +238,9 @@ class WindowGate:
                 self._part, self._part_n = (0.0, 0.0, 0.0), 0
         whole = (n - i) // self.BLOCK * self.BLOCK
         if whole:
-            rows = held[i : i + whole].reshape(-1, self.BLOCK)
-            stats = self._blocks.append(np.empty((rows.shape[0], 3)))
-            np.maximum(_MAX(rows, axis=1), -_MIN(rows, axis=1), out=stats[:, 0])
-            _SUM(rows, axis=1, out=stats[:, 1])
-            np.einsum("ij,ij->i", rows, rows, out=stats[:, 2])
-            parts.append((float(_MAX(stats[:, 0])), float(_SUM(stats[:, 1])), float(_SUM(stats[:, 2]))))
+            blocks, totals = block_stats(held[i : i + whole].reshape(1, -1, self.BLOCK))
+            self._blocks.append(blocks[0].T)
+            parts.append((float(totals[0, 0]), float(totals[0, 1]), float(totals[0, 2])))
             i += whole
         if i < n:  # open the next block
             self._part, self._part_n = chunk_stats(held[i:]), n - i
@@ -236,6 +249,23 @@ class WindowGate:
         for p in parts[1:]:
             total = _merge(total, p)
         return held, total
+
+    @property
+    def block_open(self) -> bool:
+        """Whether the last samples appended left a block part-filled (the next append is off the block grid)."""
+        return self._part_n > 0
+
+    def append_blocks(self, x: np.ndarray, blocks: np.ndarray, totals: np.ndarray
+                      ) -> tuple[np.ndarray, ChunkStats]:
+        """:meth:`append` for samples whose statistics :func:`block_stats` has computed already (for many streams
+        at once, :class:`sdk.pool.StreamPool`): ``x`` of shape (n,), a whole number of blocks, appended where a
+        block starts (no block open); ``blocks`` (3, n // BLOCK) and ``totals`` (3,) are one row of its output.
+        Keeps and returns what :meth:`append` would."""
+        if self._part_n or x.shape[0] != blocks.shape[1] * self.BLOCK:
+            raise ValueError("append_blocks takes whole blocks appended on the block grid")
+        held = self.samples.append(x)
+        self._blocks.append(blocks.T)
+        return held, (float(totals[0]), float(totals[1]), float(totals[2]))
 
     def drop_before(self, index: int) -> None:
         """Forget the samples before global sample ``index`` (and the blocks that end by then)."""

@@ -120,11 +120,17 @@ def _split_bout(level_db: np.ndarray, a: int, b: int, need: float, cfg: Screenin
 
 
 def _row_dots(a: np.ndarray) -> np.ndarray:
-    """Each row's dot product with itself, shape (n, m) -> (n,)."""
-    return np.vecdot(a, a) if _HAS_VECDOT else np.einsum("ij,ij->i", a, a)
+    """Each row's dot product with itself, shape (..., m) -> (...): one product per row, the same whatever the
+    leading shape (one stream's frames or many streams' at once)."""
+    return np.vecdot(a, a) if _HAS_VECDOT else np.einsum("...j,...j->...", a, a)
 
 
 _HAS_VECDOT = hasattr(np, "vecdot")
+
+
+def frame_power(frames: np.ndarray, frame_samples: int) -> np.ndarray:
+    """Mean-square power of float64 envelope frames, shape (..., frame_samples) -> (...)."""
+    return _row_dots(frames) / frame_samples
 
 
 class EventDetector:
@@ -158,9 +164,22 @@ class EventDetector:
             # float32 ones; 3.5 us a hop here, einsum casting float32 on the fly took 7), else einsum; frames of a
             # few hundred samples are far below the length at which OpenBLAS would start threads
             frames = buf[:n].reshape(-1, self.frame_samples).astype(np.float64, copy=False)
-            power = _row_dots(frames) / self.frame_samples
-            self._power.extend(power.tolist())
+            self._power.extend(frame_power(frames, self.frame_samples).tolist())
         self._tail = buf[n:].astype(np.float64)  # a copy: never a view of the caller's array
+
+    def on_frame_grid(self, n_samples: int) -> bool:
+        """Whether ``n_samples`` more samples, fed now, are whole envelope frames starting on the frame grid
+        (always so when events are not split)."""
+        return not self.cfg.split_coughs or (not self._tail.size and n_samples % self.frame_samples == 0)
+
+    def accept_power(self, power: np.ndarray) -> None:
+        """:meth:`accept_samples` for samples whose :func:`frame_power` has been computed already (for many
+        streams at once, :class:`sdk.pool.StreamPool`): whole envelope frames, fed where a frame starts."""
+        if not self.cfg.split_coughs:
+            return
+        if self._tail.size:
+            raise ValueError("accept_power takes whole frames fed on the frame grid")
+        self._power.extend(power.tolist())
 
     def _frame(self, t_s: float) -> int:
         return round(t_s * self.sample_rate_hz) // self.frame_samples

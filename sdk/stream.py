@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from acula.sdk.audio import AudioError, NonFiniteAudioError, validate_samples
+from acula.sdk.audio import MAX_FLOAT_PEAK, AudioError, NonFiniteAudioError, validate_samples
 from acula.sdk.fifo import Fifo
-from acula.sdk.quality import QualityFlags, QualityMeter, WindowGate
+from acula.sdk.quality import QualityFlags, QualityMeter, WindowGate, block_stats
 from acula.sdk.results import WindowResult
 from acula.sdk.scoring import sigmoid
-from acula.sdk.screening import Event, EventDetector
+from acula.sdk.screening import Event, EventDetector, frame_power
 
 if TYPE_CHECKING:
     from acula.sdk.model import Model
 
-__all__ = ["Stream", "Windower"]
+__all__ = ["Stream", "Windower", "stage_whole_blocks"]
 
 
 class Windower:
@@ -193,8 +193,21 @@ class Stream:
 
     def _prepare(self, chunk: np.ndarray, sample_rate_hz: int) -> Pending:
         """Validate, measure and buffer a chunk; return the windows it completes."""
-        self._feed(self._take(chunk, sample_rate_hz))
+        n_frames = stage_whole_blocks([(self, chunk)])[0] if self._takes_whole_blocks(chunk, sample_rate_hz) else None
+        if n_frames is None:
+            n_frames = self._stage(self._take(chunk, sample_rate_hz))
+        self._add_frames(self._fe.compute(n_frames), n_frames)
         return self._pending()
+
+    def _takes_whole_blocks(self, chunk: Any, sample_rate_hz: Any) -> bool:
+        """Whether :func:`stage_whole_blocks` may take this chunk in place of :meth:`_take` and :meth:`_stage`:
+        a float32 mono array at the stream's own rate, which is the model's (the stream's first chunk has been
+        validated in full), a whole number of quality blocks and envelope frames, and both grids at a boundary
+        (a stream fed one hop at a time stays there).  Anything else takes the general path."""
+        return (type(chunk) is np.ndarray and chunk.dtype == np.float32 and chunk.ndim == 1
+                and type(sample_rate_hz) is int and sample_rate_hz == self._rate == self.model.sample_rate_hz
+                and self._n_channels == 1 and chunk.shape[0] > 0 and chunk.shape[0] % WindowGate.BLOCK == 0
+                and not self.gate.block_open and self.detector.on_frame_grid(chunk.shape[0]))
 
     def _take(self, chunk: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         """Validate and measure a chunk; its samples at the model's rate (resampled when the stream is not)."""
@@ -220,10 +233,14 @@ class Stream:
         n_frames = self._stage(x)
         self._add_frames(self._fe.compute(n_frames), n_frames)
 
-    def _stage(self, x: np.ndarray) -> int:
-        """Take model-rate samples up to the front end; returns how many frames they complete."""
+    def _stage(self, x: np.ndarray, power: np.ndarray | None = None) -> int:
+        """Take model-rate samples up to the front end; returns how many frames they complete.  ``power``: their
+        envelope frames' power when :func:`stage_whole_blocks` computed it already."""
         self.n_samples_16k += x.size
-        self.detector.accept_samples(x)  # the energy envelope that splits an event into single coughs
+        if power is None:
+            self.detector.accept_samples(x)  # the energy envelope that splits an event into single coughs
+        else:
+            self.detector.accept_power(power)
         return self._fe.stage(x)
 
     def _add_frames(self, logmel: np.ndarray, n_frames: int) -> None:
@@ -275,3 +292,27 @@ class Stream:
         self.windower.release()
         self.gate.drop_before(self._to_source(self._window_span(self.windower.n_windows)[0]))
         return out
+
+
+def stage_whole_blocks(items: list[tuple[Stream, np.ndarray]]) -> list[int | None]:
+    """:meth:`Stream._take` and :meth:`Stream._stage` for chunks of one length that
+    :meth:`Stream._takes_whole_blocks` accepts, measured for all the streams at once (the quality blocks'
+    statistics and the cough envelope's frame power: :func:`sdk.quality.block_stats`,
+    :func:`sdk.screening.frame_power`, each row's values the same as its stream's own path computes).  Returns
+    per stream the frames its front end can now compute, or None, the stream untouched, where the chunk's peak
+    is NaN, infinite or over :data:`sdk.audio.MAX_FLOAT_PEAK`: its general path raises the error then."""
+    n_streams, n = len(items), items[0][1].shape[0]
+    x = np.empty((n_streams, n))
+    for j, (_, chunk) in enumerate(items):
+        x[j] = chunk  # float32 -> float64, exact: the gate's and the envelope's samples
+    blocks, totals = block_stats(x.reshape(n_streams, -1, WindowGate.BLOCK))
+    frame = items[0][0].detector.frame_samples
+    power = frame_power(x.reshape(n_streams, -1, frame), frame)
+    out: list[int | None] = []
+    for j, (stream, chunk) in enumerate(items):
+        if not totals[j, 0] <= MAX_FLOAT_PEAK:
+            out.append(None)
+            continue
+        stream._meter.update(*stream.gate.append_blocks(x[j], blocks[j], totals[j]))
+        out.append(stream._stage(chunk, power[j]))
+    return out

@@ -46,13 +46,50 @@ def as_tuple(windows: list) -> list:
             for w in windows]
 
 
-@pytest.mark.parametrize("sizes", [[1], [160], [511], [512], [4096], [7, 3000, 1, 999]])
+@pytest.mark.parametrize("sizes", [[1], [160], [511], [512], [4096], [7680], [7, 3000, 1, 999], [2560, 7680, 5, 2555]])
 def test_stream_results_do_not_depend_on_chunking(model: sdk.Model, sizes: list[int]):
     x, _ = synth_recording(2.0 if sizes == [1] else 6.0, seed=2)
     whole = model.screen(x, 16000)
     got, events = run_stream(model, x, 16000, sizes)
     assert as_tuple(got) == as_tuple(whole.windows)
     assert events == whole.events
+
+
+def stream_state(stream) -> tuple:
+    """What a hop leaves behind in a stream's gate, meter and cough envelope."""
+    m = stream._meter
+    return (stream.gate.samples.held().tolist(), stream.gate._blocks.held().tolist(), stream.gate.block_open,
+            (m.n_samples, m.n_clipped, m._peak, m._sum, m._sumsq, m._run, m._last),
+            list(stream.detector._power), stream.detector._power_base, stream.n_samples_16k)
+
+
+def test_hop_sized_chunks_take_the_whole_block_path_and_leave_the_general_paths_state(model: sdk.Model,
+                                                                                    monkeypatch):
+    """Float32 hops on the block grid skip the general validation (sdk.stream.stage_whole_blocks); each hop
+    leaves bit for bit the gate, meter and envelope state and the windows of the general path, a clipped hop
+    and a hop with NaN included (the NaN raises the same error and leaves the stream as it was)."""
+    from acula.sdk.stream import Stream
+
+    x, _ = synth_recording(8.0, seed=3)
+    hop = 7680  # the default bundle's hop: 15 quality blocks, 48 envelope frames
+    x[3 * hop + 100 : 3 * hop + 400] = 1.0  # a flat top: the meter follows the samples
+    bad = x[:hop].copy()
+    bad[17] = np.nan
+    fast, general = model.stream(), model.stream()
+    calls = []
+    real = Stream._takes_whole_blocks
+    monkeypatch.setattr(Stream, "_takes_whole_blocks",
+                        lambda self, c, r: self is fast and calls.append(real(self, c, r)) or calls[-1])
+    got = {id(fast): [], id(general): []}
+    for i in range(0, x.size - hop + 1, hop):
+        for s in (fast, general):
+            with pytest.raises(NonFiniteAudioError, match="NaN"):
+                s.accept(bad, 16000)
+            got[id(s)] += s.accept(x[i : i + hop], 16000)
+        assert stream_state(fast) == stream_state(general)
+    assert calls.count(True) > 10 and calls[0] is False  # the first chunk (the rate unknown yet) takes the general path
+    assert as_tuple(got[id(fast)]) == as_tuple(got[id(general)]) and got[id(fast)]
+    assert fast.quality() == general.quality() and fast.quality().clipped_fraction > 0
 
 
 def test_stream_at_44k_is_chunk_invariant_and_close_to_16k(model: sdk.Model):

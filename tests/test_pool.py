@@ -119,3 +119,43 @@ def test_the_pooled_front_end_gives_each_stream_its_own_log_mel_bit_for_bit(mode
             assert a.windower.frames.end == b.windower.frames.end
             assert np.array_equal(a.windower.frames.held(), b.windower.frames.held())
     assert n_windows > 15
+
+
+def test_hops_measured_for_many_streams_at_once_leave_each_stream_its_own_state(model: sdk.Model, monkeypatch):
+    """Hop-sized float32 chunks are measured for several streams in one pass (sdk.stream.stage_whole_blocks,
+    STAGE_ROWS streams at a time; 2 here, so 5 streams make three passes): each stream's gate, meter, envelope,
+    front end and windows equal bit for bit those of the same stream fed alone, and a chunk with NaN or over
+    full scale fails that stream alone, leaving it as it was."""
+    import acula.sdk.pool as P
+
+    from tests.test_model import stream_state
+
+    monkeypatch.setattr(StreamPool, "STAGE_ROWS", 2)
+    passes = []
+    real = P.stage_whole_blocks
+    monkeypatch.setattr(P, "stage_whole_blocks", lambda items: passes.append(len(items)) or real(items))
+    hop = 7680
+    xs = [synth_recording(8.0, seed=20 + i)[0] for i in range(5)]
+    xs[1][2 * hop + 50 : 2 * hop + 300] = -1.0  # a flat top
+    xs[3] *= 1e-4  # quiet
+    pool = StreamPool(model)
+    pooled, alone = [pool.stream() for _ in xs], [model.stream() for _ in xs]
+    for k in range(8 * 16000 // hop):
+        chunks = [x[k * hop : (k + 1) * hop] for x in xs]
+        if k == 4:
+            chunks[0] = chunks[0].copy()
+            chunks[0][9] = np.nan
+            chunks[2] = chunks[2].copy()
+            chunks[2][5] = 20.0  # over MAX_FLOAT_PEAK: PCM counts passed as floats
+        out = pool.accept([(s, c, 16000) for s, c in zip(pooled, chunks, strict=True)])
+        for j, (a, b, c) in enumerate(zip(pooled, alone, chunks, strict=True)):
+            if k == 4 and j in (0, 2):
+                assert isinstance(out[j], AudioError)
+                with pytest.raises(AudioError):
+                    b.accept(c, 16000)
+            else:
+                assert [(w.index, w.problems) for w in b.accept(c, 16000)] == [(w.index, w.problems) for w in out[j]]
+            assert stream_state(a) == stream_state(b)
+            assert np.array_equal(a._fe._buf[: a._fe._n_buf], b._fe._buf[: b._fe._n_buf])
+            assert np.array_equal(a.windower.frames.held(), b.windower.frames.held())
+    assert passes.count(2) > 10  # the first step (the rates unknown yet) takes the general path
