@@ -9,6 +9,7 @@ problems keep one analysis window from being scored.  Both are exact: a window's
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -275,28 +276,32 @@ class WindowGate:
     def problems(self, start: int, end: int) -> tuple[str, ...]:
         """Problems of the window of global source samples [start, end): ``silent``, ``clipped``, ``low_level``
         (as :func:`assess_quality` on those samples would find), or ``too_short`` when none is held."""
-        seg = self.samples.view(start, end)
-        if not seg.size:
+        held = self.samples
+        start, end = max(start, held.base), min(end, held.end)
+        if end <= start:
             return ("too_short",)
-        start = max(start, self.samples.base)
-        end = start + seg.shape[0]
-        a = max(-(-start // self.BLOCK), self._blocks.base)  # blocks [a, b) lie inside the window whole
-        b = min(end // self.BLOCK, self._blocks.end)
+        block = self.BLOCK
+        a = max(-(-start // block), self._blocks.base)  # blocks [a, b) lie inside the window whole
+        b = min(end // block, self._blocks.end)
         if a >= b:
-            return self._judge(seg, *chunk_stats(seg))
+            seg = held.view(start, end)
+            return self._judge(end - start, *chunk_stats(seg), lambda: seg)
         inner = self._blocks.view(a, b)
-        peak, total, squares = float(_MAX(inner[:, 0])), float(_SUM(inner[:, 1])), float(_SUM(inner[:, 2]))
-        for part in (seg[: a * self.BLOCK - start], seg[b * self.BLOCK - start :]):
-            if part.shape[0]:
-                peak, total, squares = _merge((peak, total, squares), chunk_stats(part))
-        return self._judge(seg, peak, total, squares)
+        stats = float(_MAX(inner[:, 0])), float(_SUM(inner[:, 1])), float(_SUM(inner[:, 2]))
+        if a * block > start:  # ragged edges: only at rates other than the model's
+            stats = _merge(stats, chunk_stats(held.view(start, a * block)))
+        if b * block < end:
+            stats = _merge(stats, chunk_stats(held.view(b * block, end)))
+        return self._judge(end - start, *stats, lambda: held.view(start, end))
 
-    def _judge(self, seg: np.ndarray, peak: float, total: float, squares: float) -> tuple[str, ...]:
-        if peak >= CLIP_LEVEL:  # flat tops to count: the full meter (rare)
-            q = assess_quality(seg)
+    def _judge(self, n: int, peak: float, total: float, squares: float,
+               samples: Callable[[], np.ndarray]) -> tuple[str, ...]:
+        """The problems of ``n`` samples from their statistics; ``samples()`` gives the samples themselves, read
+        only where flat tops must be counted."""
+        if peak >= CLIP_LEVEL:  # flat tops to count: the full meter on the samples (rare)
+            q = assess_quality(samples())
             silent, clipped, rms_dbfs, low = q.silent, q.clipped, q.rms_dbfs, q.low_level
         else:
-            n = seg.shape[0]
             mean = total / n
             rms_dbfs = _dbfs(math.sqrt(max(0.0, squares / n - mean * mean)))
             silent, clipped = peak < SILENCE_PEAK, False

@@ -88,7 +88,8 @@ def test_window_gate_chunk_statistics_give_the_window_flags_whatever_the_chunks_
             pos += held.shape[0]
         end = min(pos, start + 9000)
         seg = x[start:end]
-        want = ref._judge(seg, *chunk_stats(seg))  # the direct reduction over the window, same gate rules
+        # the direct reduction over the window, same gate rules
+        want = ref._judge(seg.size, *chunk_stats(seg), lambda seg=seg: seg)
         assert gate.problems(start, end) == want
         assert gate.loudest_dbfs == pytest.approx(ref.loudest_dbfs, abs=1e-9)
         q = assess_quality(seg)
@@ -144,7 +145,7 @@ def test_at_16khz_the_gate_judges_the_models_windows_from_block_statistics_alone
         gate.append(x[i : i + hop])
         while n * hop + window <= i + hop:
             seg = x[n * hop : n * hop + window].astype(np.float64)
-            assert gate.problems(n * hop, n * hop + window) == gate._judge(seg, *real(seg))
+            assert gate.problems(n * hop, n * hop + window) == gate._judge(seg.size, *real(seg), lambda seg=seg: seg)
             gate.drop_before((n + 1) * hop)
             n += 1
     assert n > 10 and calls == []
