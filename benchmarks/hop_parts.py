@@ -1,14 +1,17 @@
 """Where a hop's time goes: one stream, one thread, each stage of ``Stream.accept`` timed on its own.
 
     python -m acula.benchmarks.hop_parts [--bundle default] [--precision fp32] [--seconds 60] [--rounds 5]
-                                         [--baseline DIR] [--json [OUT]]
+                                         [--baseline DIR] [--yamnet PATH] [--json [OUT]]
 
 The stages are the ones :class:`sdk.stream.Stream` runs for a hop, called in the same order on the same
-state: validation, the quality gate and meter, the cough envelope and the front end's staging, the log-mel
-frames, the windower, the runtime, the label scorer, and the rest of ``_complete`` (gate verdicts, results,
-events).  Figures are microseconds per hop (wall time, the median over rounds); their sum is a little above a
-plain ``accept`` (the timer calls).  ``--baseline DIR`` times another checkout of the SDK the same way, in a
-fresh process each round, alternating with this one, for a before / after table on a noisy machine.
+state: validation with the quality statistics, the cough envelope and the front end's staging (one pass for a
+hop on the block grid), the log-mel frames, the windower, the runtime, the label scorer, and the rest of
+``_complete`` (gate verdicts, results, events).  Figures are microseconds per hop (wall time, the median over
+rounds); their sum is a little above a plain ``accept`` (the timer calls).  ``--baseline DIR`` times another
+checkout of the SDK the same way, in a fresh process each round, alternating with this one, for a before /
+after table on a noisy machine.  YAMNet TFLite is timed on the same audio in each round's process: the
+whole hop and the essential work alone (log-mel, runtime, scorer: what any streaming scorer with this front
+end and model must do) as fractions of YAMNet's time, the floor under the issue's ratio target.
 """
 
 from __future__ import annotations
@@ -24,11 +27,29 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("validate", "gate + meter", "envelope + stage", "log-mel", "windows", "runtime", "scorer", "complete")
+STAGES = ("validate + quality + envelope", "log-mel", "windows", "runtime", "scorer", "complete")
+#: the work no streaming scorer can skip: features, the model, the label scores
+ESSENTIAL = ("log-mel", "runtime", "scorer")
 
 
-def measure(bundle: str, backend: str, precision: str, seconds: float) -> dict[str, float]:
-    """Microseconds per hop of each stage, streaming ``seconds`` of the synthetic recording hop by hop."""
+def _take(stream: Any, chunk: np.ndarray) -> int:
+    """A hop's samples validated, measured and staged for the front end, as ``Stream.accept`` does it: one pass
+    for hops on the quality and envelope grids (``sdk.stream.stage_whole_blocks``), where the SDK timed has
+    it, else the general path."""
+    takes = getattr(stream, "_takes_whole_blocks", None)
+    if takes is not None and takes(chunk, 16000):
+        from acula.sdk.stream import stage_whole_blocks
+
+        n = stage_whole_blocks([(stream, chunk)])[0]
+        if n is not None:
+            return n
+    return stream._stage(stream._take(chunk, 16000))
+
+
+def measure(bundle: str, backend: str, precision: str, seconds: float, yamnet: str | None = None
+            ) -> dict[str, float]:
+    """Microseconds per hop of each stage, streaming ``seconds`` of the synthetic recording hop by hop; with
+    ``yamnet`` (a YAMNet TFLite file), also YAMNet's time for the same audio per hop, in the same process."""
     from acula.sdk.model import load
     from acula.sdk.synth import synth_recording
 
@@ -44,39 +65,40 @@ def measure(bundle: str, backend: str, precision: str, seconds: float) -> dict[s
     for i in range(0, x.size - hop + 1, hop):
         with stream._exclusive():
             t0 = clock()
-            y = stream._validate(x[i : i + hop], 16000)
+            n_frames = _take(stream, x[i : i + hop])
             t1 = clock()
-            stream._meter.update(*stream.gate.append(y))
-            t2 = clock()
-            n_frames = stream._stage(y)
-            t3 = clock()
             logmel = stream._fe.compute(n_frames)
-            t4 = clock()
+            t2 = clock()
             stream._add_frames(logmel, n_frames)
             pending = stream._pending()
-            t5 = clock()
+            t3 = clock()
             if pending.windows:
                 emb, heads = model.run_windows(pending.windows)
-                t6 = clock()
+                t4 = clock()
                 logits = model.scorer(emb)
-                t7 = clock()
+                t5 = clock()
                 stream._complete(pending, emb, heads, logits)
-                t8 = clock()
+                t6 = clock()
             else:
-                t6 = t7 = t8 = t5
-        for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7),
-                             strict=True):
+                t4 = t5 = t6 = t3
+        for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
             acc[stage] += dt
         n += 1
     out = {k: v / n * 1e6 for k, v in acc.items()}
     out["total"] = sum(out.values())
+    if yamnet:
+        from acula.sdk.bench import yamnet_ms_per_audio_s
+
+        ms = yamnet_ms_per_audio_s(yamnet, seconds, 1)
+        if ms is not None:
+            out["yamnet"] = ms * 1e3 * hop / 16000
     return out
 
 
 def child(root: str, args: Any) -> dict[str, float]:
     """:func:`measure` in a fresh single-threaded process importing the SDK of the checkout at ``root``."""
     code = ("import json, runpy, sys; m = runpy.run_path(sys.argv[1]); print(json.dumps(m['measure']("
-            f"{args.bundle!r}, {args.backend!r}, {args.precision!r}, {args.seconds!r})))")
+            f"{args.bundle!r}, {args.backend!r}, {args.precision!r}, {args.seconds!r}, {args.yamnet!r})))")
     env = dict(os.environ, PYTHONPATH=root, **{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                                   "MKL_NUM_THREADS")})
     out = subprocess.run([sys.executable, "-c", code, __file__], env=env, cwd=root, check=True,
@@ -92,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="audio streamed per round (default 60 s)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", help="another checkout of the SDK, timed alternately in fresh processes")
+    parser.add_argument("--yamnet", default=os.environ.get("ACULA_WEIGHTS", "../shared/weights") + "/yamnet.tflite",
+                        help="YAMNet TFLite, timed on the same audio in each round's process (skipped if absent)")
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     args = parser.parse_args(argv)
     if args.precision == "auto":
@@ -107,8 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.baseline:
             runs["baseline"].append(child(args.baseline, args))
     table = {who: {k: float(np.median([r[k] for r in rs])) for k in (*STAGES, "total")} for who, rs in runs.items()}
-    res = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend, "precision": args.precision,
-           "seconds": args.seconds, "rounds": args.rounds, "baseline": args.baseline, "us_per_hop": table}
+    res: dict[str, Any] = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend,
+                           "precision": args.precision, "seconds": args.seconds, "rounds": args.rounds,
+                           "baseline": args.baseline, "us_per_hop": table}
+    mine = runs["this checkout"]
+    if all("yamnet" in r for r in mine):
+        # each round's ratios in its own process, then the median: the machine's speed cancels within a round
+        res["yamnet_us_per_hop"] = float(np.median([r["yamnet"] for r in mine]))
+        res["over_yamnet"] = {"total": float(np.median([r["total"] / r["yamnet"] for r in mine])),
+                              "essential": float(np.median([sum(r[k] for k in ESSENTIAL) / r["yamnet"]
+                                                            for r in mine]))}
     out = sys.stderr if args.json == "-" else sys.stdout
     print(f"microseconds per hop (median of {args.rounds} rounds), {res['machine']}; {args.backend} "
           f"{args.precision}", file=out)
@@ -117,6 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---" * (len(who) + 1) + "|", file=out)
     for k in (*STAGES, "total"):
         print(f"| {k} | " + " | ".join(f"{table[w][k]:.1f}" for w in who) + " |", file=out)
+    if "over_yamnet" in res:
+        r = res["over_yamnet"]
+        print(f"YAMNet TFLite on the same audio: {res['yamnet_us_per_hop']:.0f} us per hop.  This checkout / YAMNet: "
+              f"{r['total']:.3f} for the whole hop, {r['essential']:.3f} for {' + '.join(ESSENTIAL)} alone (the "
+              "floor of any streaming pipeline with this front end and model; median of the rounds' ratios)",
+              file=out)
     if args.json == "-":
         print(json.dumps(res, indent=2))
     elif args.json:

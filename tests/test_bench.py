@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,7 @@ def test_hop_parts_times_every_stage_of_a_hop():
     assert set(parts) == {*STAGES, "total"}
     assert all(parts[k] > 0 for k in STAGES) and parts["total"] == pytest.approx(sum(parts[k] for k in STAGES))
     assert parts["runtime"] > parts["windows"]  # a model call costs more than handing out a window view
+    yamnet = Path(os.environ.get("ACULA_WEIGHTS", "../shared/weights")) / "yamnet.tflite"
+    if yamnet.is_file():  # YAMNet timed on the same audio in the same process, per hop
+        with_peer = measure("default", "onnxruntime", "fp32", 4.0, str(yamnet))
+        assert with_peer["yamnet"] > with_peer["runtime"] > 0
