@@ -99,7 +99,11 @@ def render(results: Path) -> str:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in parts.items() if k != "total")
         lines += [f"**Where a hop goes** (`python -m acula.benchmarks.hop_parts --json benchmarks/results/"
                   f"hop_parts.json`; {hp['machine'].split(', 2 cores')[0]}, {hp['backend']} {hp['precision']}), "
-                  f"microseconds per hop: {stages}; total {parts['total']:.0f}.", ""]
+                  f"microseconds per hop: {stages}; total {parts['total']:.0f}." + (
+                      f"  Against YAMNet TFLite on the same audio in the same processes: the whole hop "
+                      f"{hp['over_yamnet']['total']:.3f}x, log-mel + runtime + scorer alone "
+                      f"{hp['over_yamnet']['essential']:.3f}x (the floor of any streaming pipeline with this front "
+                      f"end and model)." if "over_yamnet" in hp else ""), ""]
     sp = _load(results, "stream_pool.json")
     if isinstance(sp, dict):
         cells = "; ".join(f"{r['streams']}: {r['pool']['streams_per_core']:,.0f} ({r['pool']['over_model_only']:.1f}x "
