@@ -73,7 +73,8 @@ ChunkStats = tuple[float, float, float]
 
 
 def chunk_stats(x: np.ndarray) -> ChunkStats:
-    """(peak magnitude, sum, sum of squares) of float64 samples of shape (n,), n >= 1."""
+    """(peak magnitude, sum, sum of squares) of samples of shape (n,), n >= 1, summed in float64."""
+    x = np.asarray(x, dtype=np.float64)
     # max and -min instead of abs(x).max(): the same value without a temporary the size of the chunk; einsum,
     # not np.dot: a BLAS dot spawns OpenBLAS threads that spin on a loaded core (63 ms instead of 5 us for one
     # window measured here with the other core busy)
@@ -207,7 +208,8 @@ class WindowGate:
     BLOCK = 512
 
     def __init__(self) -> None:
-        self.samples = Fifo((), np.float64, 1 << 16)
+        # float32, what sdk.audio.validate_samples gives a stream: half the memory of a stream's gate (256 KB)
+        self.samples = Fifo((), np.float32, 1 << 16)
         self._blocks = Fifo((3,), np.float64, 256)  # per whole block b (row b): peak, sum, sum of squares
         self.reset()
 
@@ -219,10 +221,10 @@ class WindowGate:
         self.loudest_dbfs = -math.inf  # RMS of the loudest window so far
 
     def append(self, x: np.ndarray) -> tuple[np.ndarray, ChunkStats | None]:
-        """Keep source samples of shape (n,).  Returns their float64 copy inside the buffer (a view, valid until
-        the next append) and their statistics (None when empty; :func:`chunk_stats`' values, summed block by
-        block), for :meth:`QualityMeter.update`."""
-        held = self.samples.append(x)
+        """Keep source samples of shape (n,) (as float32: pass float32 samples, as a stream does, for flags that
+        are exactly those of the samples given).  Returns their float64 copy and their statistics (None when
+        empty; :func:`chunk_stats`' values, summed block by block), for :meth:`QualityMeter.update`."""
+        held = self.samples.append(x).astype(np.float64)
         n = held.shape[0]
         if not n:
             return held, None
@@ -261,12 +263,12 @@ class WindowGate:
         """:meth:`append` for samples whose statistics :func:`block_stats` has computed already (for many streams
         at once, :class:`sdk.pool.StreamPool`): ``x`` of shape (n,), a whole number of blocks, appended where a
         block starts (no block open); ``blocks`` (3, n // BLOCK) and ``totals`` (3,) are one row of its output.
-        Keeps and returns what :meth:`append` would."""
+        Keeps and returns what :meth:`append` would (``x`` itself as the float64 copy)."""
         if self._part_n or x.shape[0] != blocks.shape[1] * self.BLOCK:
             raise ValueError("append_blocks takes whole blocks appended on the block grid")
-        held = self.samples.append(x)
+        self.samples.append(x)
         self._blocks.append(blocks.T)
-        return held, (float(totals[0]), float(totals[1]), float(totals[2]))
+        return x, (float(totals[0]), float(totals[1]), float(totals[2]))
 
     def drop_before(self, index: int) -> None:
         """Forget the samples before global sample ``index`` (and the blocks that end by then)."""

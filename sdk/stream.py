@@ -213,7 +213,7 @@ class Stream:
         """Validate and measure a chunk; its samples at the model's rate (resampled when the stream is not)."""
         x = self._validate(chunk, sample_rate_hz)
         if x.size:
-            self._meter.update(*self.gate.append(x))  # the float64 copy the gate keeps, and its statistics
+            self._meter.update(*self.gate.append(x))  # the samples in float64 and their statistics
         if self._resampler is not None:
             x = self._resampler.accept(x)
         return x
