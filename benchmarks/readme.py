@@ -93,23 +93,27 @@ def render(results: Path) -> str:
         lines += [f"**`acula screen` against length** (`python -m acula.benchmarks.screen_scaling --json`; "
                   f"{sc['machine']}, {sc['backend']} {sc['precision']}): peak RSS over 1 s to "
                   f"{longest / 3600:g} h files, {spans} (table: `benchmarks/results/screen_scaling.md`).", ""]
-    hp = _load(results, "hop_parts.json")
-    if isinstance(hp, dict):
+    for path in sorted(results.glob("hop_parts*.json")):  # one line per CPU measured
+        hp = _load(results, path.name)
+        if not isinstance(hp, dict):
+            continue
         parts = hp["us_per_hop"]["this checkout"]
         stages = ", ".join(f"{k} {v:.0f}" for k, v in parts.items() if k != "total")
         lines += [f"**Where a hop goes** (`python -m acula.benchmarks.hop_parts --json benchmarks/results/"
-                  f"hop_parts.json`; {hp['machine'].split(', 2 cores')[0]}, {hp['backend']} {hp['precision']}), "
+                  f"{path.name}`; {hp['machine'].split(', 2 cores')[0]}, {hp['backend']} {hp['precision']}), "
                   f"microseconds per hop: {stages}; total {parts['total']:.0f}." + (
                       f"  Against YAMNet TFLite on the same audio in the same processes: the whole hop "
                       f"{hp['over_yamnet']['total']:.3f}x, log-mel + runtime + scorer alone "
                       f"{hp['over_yamnet']['essential']:.3f}x (the floor of any streaming pipeline with this front "
                       f"end and model)." if "over_yamnet" in hp else ""), ""]
-    sp = _load(results, "stream_pool.json")
-    if isinstance(sp, dict):
+    for path in sorted(results.glob("stream_pool*.json")):  # one line per CPU measured
+        sp = _load(results, path.name)
+        if not isinstance(sp, dict):
+            continue
         cells = "; ".join(f"{r['streams']}: {r['pool']['streams_per_core']:,.0f} ({r['pool']['over_model_only']:.1f}x "
                           f"model-only, step p99 {r['pool']['step_p99_ms']:.1f} ms)" for r in sp["rows"])
         lines += [f"**Many streams on one core** (`python -m acula.benchmarks.stream_pool --steps 24 --json "
-                  f"benchmarks/results/stream_pool.json`; {sp['machine'].split(', 2 cores')[0]}, {sp['backend']} "
+                  f"benchmarks/results/{path.name}`; {sp['machine'].split(', 2 cores')[0]}, {sp['backend']} "
                   f"{sp['precision']}, `StreamPool`): streams served in real time per core, by streams served: "
                   f"{cells}.", ""]
     br = _load(results, "bridge_decoder.json")
