@@ -196,7 +196,7 @@ class Stream:
         n_frames = stage_whole_blocks([(self, chunk)])[0] if self._takes_whole_blocks(chunk, sample_rate_hz) else None
         if n_frames is None:
             n_frames = self._stage(self._take(chunk, sample_rate_hz))
-        self._add_frames(self._fe.compute(n_frames), n_frames)
+        self._emit(n_frames)
         return self._pending()
 
     def _takes_whole_blocks(self, chunk: Any, sample_rate_hz: Any) -> bool:
@@ -230,7 +230,10 @@ class Stream:
         return pending
 
     def _feed(self, x: np.ndarray) -> None:
-        n_frames = self._stage(x)
+        self._emit(self._stage(x))
+
+    def _emit(self, n_frames: int) -> None:
+        """The staged frames' log-mel, computed here and handed to the windower."""
         self._add_frames(self._fe.compute(n_frames), n_frames)
 
     def _stage(self, x: np.ndarray, power: np.ndarray | None = None) -> int:
