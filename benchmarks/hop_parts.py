@@ -33,17 +33,12 @@ ESSENTIAL = ("log-mel", "runtime", "scorer")
 
 
 def _take(stream: Any, chunk: np.ndarray) -> int:
-    """A hop's samples validated, measured and staged for the front end, as ``Stream.accept`` does it: one pass
-    for hops on the quality and envelope grids (``sdk.stream.stage_whole_blocks``), where the SDK timed has
-    it, else the general path."""
-    takes = getattr(stream, "_takes_whole_blocks", None)
-    if takes is not None and takes(chunk, 16000):
-        from acula.sdk.stream import stage_whole_blocks
-
-        n = stage_whole_blocks([(stream, chunk)])[0]
-        if n is not None:
-            return n
-    return stream._stage(stream._take(chunk, 16000))
+    """A hop's samples validated, measured and staged for the front end, as ``Stream.accept`` does it
+    (``Stream._take_and_stage``; a baseline checkout without it takes its general path)."""
+    take_and_stage = getattr(stream, "_take_and_stage", None)
+    if take_and_stage is not None:
+        return int(take_and_stage(chunk, 16000))
+    return int(stream._stage(stream._take(chunk, 16000)))
 
 
 def measure(bundle: str, backend: str, precision: str, seconds: float, yamnet: str | None = None

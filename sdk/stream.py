@@ -193,11 +193,15 @@ class Stream:
 
     def _prepare(self, chunk: np.ndarray, sample_rate_hz: int) -> Pending:
         """Validate, measure and buffer a chunk; return the windows it completes."""
-        n_frames = stage_whole_blocks([(self, chunk)])[0] if self._takes_whole_blocks(chunk, sample_rate_hz) else None
-        if n_frames is None:
-            n_frames = self._stage(self._take(chunk, sample_rate_hz))
-        self._emit(n_frames)
+        self._emit(self._take_and_stage(chunk, sample_rate_hz))
         return self._pending()
+
+    def _take_and_stage(self, chunk: np.ndarray, sample_rate_hz: int) -> int:
+        """Validate, measure and stage a chunk for the front end; how many frames it completes.  One pass of
+        :func:`stage_whole_blocks` where :meth:`_takes_whole_blocks` allows, else :meth:`_take` and :meth:`_stage`
+        (which raise the chunk's error)."""
+        n_frames = stage_whole_blocks([(self, chunk)])[0] if self._takes_whole_blocks(chunk, sample_rate_hz) else None
+        return self._stage(self._take(chunk, sample_rate_hz)) if n_frames is None else n_frames
 
     def _takes_whole_blocks(self, chunk: Any, sample_rate_hz: Any) -> bool:
         """Whether :func:`stage_whole_blocks` may take this chunk in place of :meth:`_take` and :meth:`_stage`:
