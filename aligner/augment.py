@@ -8,22 +8,31 @@ the mel resolution) and additive noise adds in the power domain.
   Butterworth magnitude of random order 2-8 at a random cutoff in 0.8-4 kHz ("butterworth");
 * gain: a uniform level change of +-``gain_db``;
 * EQ: a random spectral tilt of +-``eq_db`` across the band range;
-* noise: stationary pink-ish noise at 10-30 dB below the clip's mean power.
+* noise: stationary pink-ish noise at 10-30 dB below the clip's mean power;
+* background: a real background crop (ESC-10 rain, sea waves, helicopter, chainsaw, clock, fire from the
+  training split, never the clips the invariance suite's noise transforms use) at 5-30 dB SNR, added in the
+  power domain (``background_crops`` draws them; off unless ``p_background`` > 0).
 
 The same function serves the aligner and the distiller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import torch
 from acula.aligner.config import AugmentFields
+from acula.aligner.corpus import Corpus
+from acula.aligner.data import FeatureBank, crop_or_tile
 from acula.sdk.frontend import mel_to_hz
 from acula.sdk.frontend_config import FrontendConfig
 
 CUTOFFS_HZ = (1000.0, 2000.0, 4000.0)
 BUTTERWORTH_CUTOFF_HZ = (800.0, 4000.0)
 BUTTERWORTH_ORDERS = (2, 8)
+BACKGROUND_SNR_DB = (5.0, 30.0)
 _DEFAULT = AugmentFields()
 
 
@@ -37,9 +46,13 @@ def band_centres_hz(cfg: FrontendConfig) -> torch.Tensor:
 def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator,
                    p_band_limit: float = _DEFAULT.p_band_limit, gain_db: float = _DEFAULT.gain_db,
                    eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise,
-                   band_filter: str = _DEFAULT.band_filter) -> torch.Tensor:
+                   band_filter: str = _DEFAULT.band_filter, p_background: float = _DEFAULT.p_background,
+                   background: torch.Tensor | None = None) -> torch.Tensor:
     """x: (batch, n_frames, n_mels) normalised log-mel -> augmented copy, same shape.  The defaults are
-    ``aligner.config.AugmentFields``'; a config passes its own with ``**cfg.augment_options()``."""
+    ``aligner.config.AugmentFields``'; a config passes its own with ``**cfg.augment_options()``.
+    ``background``: normalised log-mel crops shaped like ``x`` (``background_crops``), mixed into a crop with
+    probability ``p_background``; with it None or ``p_background`` 0 the generator draws what it drew before
+    the background existed."""
     b = x.shape[0]
     scale = cfg.norm_std_db
     db = x * scale + cfg.norm_mean_db
@@ -71,5 +84,56 @@ def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Genera
         level = power.mean((1, 2), keepdim=True) / torch.pow(10.0, snr_db / 10.0)
         noise = level * (1.0 + octave) ** -1 * (0.5 + rand(*x.shape))
         db = torch.where(noisy, 10 * torch.log10(power + noise), db)
+    if background is not None and p_background > 0:
+        db = _mix_background(db, background.to(x.device) * scale + cfg.norm_mean_db, cfg, p_background, rand)
     floor_db = 10 * float(np.log10(cfg.amin_power))
     return (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale
+
+
+def _mix_background(db: torch.Tensor, background_db: torch.Tensor, cfg: FrontendConfig, p: float,
+                    rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """Each crop of ``db`` (log-mel in dB) gets its background crop with probability ``p``, scaled to an SNR
+    drawn uniformly from ``BACKGROUND_SNR_DB`` against the crop's mean power.  A background crop within 30 dB
+    of the front end's floor (a silent stretch of a clock-tick clip) is left out rather than amplified."""
+    if background_db.shape != db.shape:
+        raise ValueError(f"background crops must be shaped like the batch {tuple(db.shape)}, "
+                         f"got {tuple(background_db.shape)}")
+    b = db.shape[0]
+    mixed = rand(b, 1, 1) < p
+    lo, hi = BACKGROUND_SNR_DB
+    snr_db = lo + (hi - lo) * rand(b, 1, 1)
+    power, bg = torch.pow(10.0, db / 10.0), torch.pow(10.0, background_db / 10.0)
+    bg_mean = bg.mean((1, 2), keepdim=True)
+    mixed = mixed & (bg_mean > cfg.amin_power * 1e3)
+    scale = power.mean((1, 2), keepdim=True) / bg_mean.clamp_min(cfg.amin_power) / torch.pow(10.0, snr_db / 10.0)
+    return torch.where(mixed, 10 * torch.log10(power + bg * scale), db)
+
+
+def background_pool(corpus: Corpus) -> list[int]:
+    """Corpus indices of the background clips training may mix in: ESC-10 records of the training split whose
+    class is one of the invariance suite's noise classes, less the clips that suite's noise transforms use
+    (``NoiseBank.esc10_files``), so no evaluation noise is ever trained on."""
+    from acula.aligner.invariance import NoiseBank
+
+    rows = [i for i in corpus.indices("train", "esc10")
+            if any(c in NoiseBank.class_of(corpus.audio_path(i).parent.name) for c in NoiseBank.CLASSES)]
+    held: set[Path] = set()
+    for root in {corpus.audio_path(i).parent.parent for i in rows}:
+        if root.is_dir():
+            held |= {f.resolve() for _, f in NoiseBank.esc10_files(root)}
+    return [i for i in rows if corpus.audio_path(i).resolve() not in held]
+
+
+def background_crops(cfg: AugmentFields, bank: FeatureBank, pool: list[int], batch_size: int, n_frames: int,
+                     seed: int, step: int) -> torch.Tensor | None:
+    """One step's background crops, (batch, n_frames, n_mels) normalised log-mel, from the clips of ``pool``
+    (``background_pool``), seeded by (seed, step) on a generator of their own, so a config without background
+    draws its batches as before; None when ``cfg.p_background`` is 0."""
+    if cfg.p_background <= 0:
+        return None
+    if not pool:
+        raise ValueError("p_background > 0 needs ESC-10 background clips (rain, sea waves, helicopter, chainsaw, "
+                         "clock tick, fire crackling) in the corpus's training split; none were found")
+    rng = np.random.default_rng([seed, step, 0xB6])
+    chosen = rng.choice(pool, size=batch_size)
+    return torch.from_numpy(np.stack([crop_or_tile(bank.get(int(i)), n_frames, rng) for i in chosen]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -123,21 +124,33 @@ class NoiseBank:
             raise ValueError("a noise bank needs at least one clip")
         self.clips = list(clips)
 
-    @classmethod
-    def from_esc10(cls, root: str, rate: int = 16000, per_class: int = 4) -> NoiseBank:
-        from pathlib import Path
+    PER_CLASS = 4
 
+    @staticmethod
+    def class_of(folder_name: str) -> str:
+        """ESC-10's folder name ("002 - Rain") -> the class key ("rain")."""
+        return folder_name.split("-", 1)[-1].strip().replace(" ", "_").lower()
+
+    @classmethod
+    def esc10_files(cls, root: str | Path, per_class: int = PER_CLASS) -> list[tuple[str, Path]]:
+        """(class, file) of the clips ``from_esc10`` draws on: the first ``per_class`` files (sorted) of each
+        background class.  Training's background augmentation leaves these out (``aligner.augment``)."""
+        files = []
+        for folder in sorted(Path(root).iterdir()):
+            name = cls.class_of(folder.name)
+            if folder.is_dir() and any(c in name for c in cls.CLASSES):
+                files += [(name, f) for f in sorted(folder.glob("*.ogg"))[:per_class]]
+        return files
+
+    @classmethod
+    def from_esc10(cls, root: str, rate: int = 16000, per_class: int = PER_CLASS) -> NoiseBank:
         from acula.sdk.audio import load_audio
 
         clips = []
-        for folder in sorted(Path(root).iterdir()):
-            name = folder.name.split("-", 1)[-1].strip().replace(" ", "_").lower()
-            if not folder.is_dir() or not any(c in name for c in cls.CLASSES):
-                continue
-            for f in sorted(folder.glob("*.ogg"))[:per_class]:
-                clip = load_audio(f, rate).samples
-                if np.max(np.abs(clip)) > 1e-3:
-                    clips.append((name, clip))
+        for name, f in cls.esc10_files(root, per_class):
+            clip = load_audio(f, rate).samples
+            if np.max(np.abs(clip)) > 1e-3:
+                clips.append((name, clip))
         return cls(clips)
 
     def pick(self, rng: np.random.Generator, n: int, exclude: str | None = None) -> np.ndarray:

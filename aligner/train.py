@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from acula.aligner.augment import augment_logmel
+from acula.aligner.augment import augment_logmel, background_crops, background_pool
 from acula.aligner.checkpoint import resume_from, run_config, save_checkpoint
 from acula.aligner.config import AlignConfig, resolve_config
 from acula.aligner.corpus import Corpus, load_corpus
@@ -108,13 +108,15 @@ def total_loss(cfg: AlignConfig, terms: dict[str, torch.Tensor]) -> torch.Tensor
 
 
 def make_batch(step: int, cfg: AlignConfig, bank: FeatureBank, corpus: Corpus, train_idx: list[int],
-               weights: np.ndarray, front: FrontendConfig, model: AcuLaModel
+               weights: np.ndarray, front: FrontendConfig, model: AcuLaModel, bg_pool: list[int]
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
-    """The global batch of one step, identical on every rank (seeded by step)."""
+    """The global batch of one step, identical on every rank (seeded by step); ``bg_pool``: the corpus
+    indices background crops come from (``aligner.augment.background_pool``)."""
     rng = np.random.default_rng([cfg.seed, step])
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, cfg.crop_frames, rng)
-    feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
+    background = background_crops(cfg, bank, bg_pool, cfg.batch_size, cfg.crop_frames, cfg.seed, step)
+    feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options(), background=background)
     text = torch.from_numpy(corpus.embeddings[chosen])
     mask = model.patch_mask(cfg.batch_size, gen) if cfg.w_mask else None
     sup = None
@@ -137,6 +139,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     bank = FeatureBank.for_corpus(corpus, front, progress=progress and rank == 0)
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
+    bg_pool = background_pool(corpus) if cfg.p_background > 0 else []
     model = AcuLaModel(cfg, corpus.embeddings.shape[1], front.n_mels, weights_dir or default_weights_dir()).to(device)
     model.train()
     enc_params = list(model.encoder.parameters())
@@ -162,7 +165,7 @@ def train(cfg: AlignConfig, corpus_dir: Path, out: Path, weights_dir: str | None
     last = resumed
     per_rank = cfg.batch_size // world
     for step in bar:
-        feats, text, mask, sup = make_batch(step, cfg, bank, corpus, train_idx, weights, front, model)
+        feats, text, mask, sup = make_batch(step, cfg, bank, corpus, train_idx, weights, front, model, bg_pool)
         sl = slice(rank * per_rank, (rank + 1) * per_rank)
         feats, text = feats[sl].to(device), text[sl].to(device)
         mask = mask[sl].to(device) if mask is not None else None

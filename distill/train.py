@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from acula.aligner.augment import augment_logmel
+from acula.aligner.augment import augment_logmel, background_crops, background_pool
 from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
 from acula.aligner.config import AlignConfig, AugmentFields, known_fields
 from acula.aligner.config import resolve as resolve_config
@@ -172,6 +172,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
+    bg_pool = background_pool(corpus) if cfg.p_background > 0 else []
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
     if cfg.student_gain_datasets is not None:
         unknown = set(cfg.student_gain_datasets) - {r["dataset"] for r in corpus.rows}
@@ -199,7 +200,9 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             rng = np.random.default_rng([cfg.seed, step])
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
-            feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options())
+            background = background_crops(cfg, bank, bg_pool, cfg.batch_size, student.cfg.window_frames, cfg.seed,
+                                          step)
+            feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options(), background=background)
             student_feats = feats if cfg.student_gain_db <= 0 else shift_level(
                 feats, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
             targets = torch.from_numpy(is_cough[chosen])[:, None]

@@ -130,3 +130,89 @@ def test_the_rolloff_path_draws_as_it_did_before_butterworth_existed(seed, total
     assert float(out.double().sum()) == pytest.approx(total, abs=1e-2)
     assert float(out[1, 3, 60]) == pytest.approx(cell, rel=1e-5)
     assert float(torch.rand(1, generator=g)) == next_draw
+
+
+# ------------------------------------------------------------------------------------------ real backgrounds
+
+
+def _db(x: torch.Tensor) -> torch.Tensor:
+    return x * CFG.norm_std_db + CFG.norm_mean_db
+
+
+def test_background_off_draws_as_before():
+    # p_background 0 (the default) or no crops: the same values and the same later draws as without the field
+    x, bg = batch(0), batch(5)
+    g0, g1, g2 = (torch.Generator().manual_seed(7) for _ in range(3))
+    a = augment_logmel(x, CFG, g0, p_band_limit=1.0, p_noise=1.0)
+    b = augment_logmel(x, CFG, g1, p_band_limit=1.0, p_noise=1.0, background=bg)
+    c = augment_logmel(x, CFG, g2, p_band_limit=1.0, p_noise=1.0, p_background=1.0, background=None)
+    assert torch.equal(a, b) and torch.equal(a, c)
+    assert float(torch.rand(1, generator=g0)) == float(torch.rand(1, generator=g1)) == float(torch.rand(1, generator=g2))
+
+
+def test_a_background_adds_power_at_5_to_30_db_snr():
+    x, bg = batch(0), batch(5) + 1.0  # backgrounds well above the floor
+    off = dict(p_band_limit=0.0, gain_db=0.0, eq_db=0.0, p_noise=0.0)
+    out = augment_logmel(x, CFG, torch.Generator().manual_seed(0), **off, p_background=1.0, background=bg)
+    p_in, p_out = torch.pow(10.0, _db(x) / 10), torch.pow(10.0, _db(out) / 10)
+    assert bool(torch.all(p_out >= p_in * (1 - 1e-4)))  # power only adds
+    snr_db = 10 * torch.log10(p_in.mean((1, 2)) / (p_out - p_in).mean((1, 2)))
+    assert bool(torch.all(snr_db > 5 - 0.05)) and bool(torch.all(snr_db < 30 + 0.05)), snr_db
+    # the added power follows the background's spectrum: its loudest band gains the most
+    added = (p_out - p_in).mean(1)
+    bg_power = torch.pow(10.0, _db(bg) / 10).mean(1)
+    assert bool(torch.all(added.argmax(1) == bg_power.argmax(1)))
+
+
+def test_a_silent_background_crop_is_left_out_not_amplified():
+    x = batch(0)
+    silent = torch.full_like(x, (10 * float(np.log10(CFG.amin_power)) - CFG.norm_mean_db) / CFG.norm_std_db)
+    out = augment_logmel(x, CFG, torch.Generator().manual_seed(0), p_band_limit=0.0, gain_db=0.0, eq_db=0.0,
+                         p_noise=0.0, p_background=1.0, background=silent)
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+def test_background_crops_must_match_the_batch():
+    with pytest.raises(ValueError, match="shaped like the batch"):
+        augment_logmel(batch(0), CFG, torch.Generator().manual_seed(0), p_background=1.0, background=batch(0)[:2])
+    with pytest.raises(ValueError, match="p_background"):
+        from acula.aligner.config import AlignConfig
+
+        AlignConfig(p_background=1.5).check_augment()
+
+
+def test_background_crops_are_seeded_and_need_a_pool():
+    from acula.aligner.augment import background_crops
+    from acula.aligner.config import AlignConfig
+    from acula.aligner.data import FeatureBank
+
+    frames = np.random.default_rng(0).normal(size=(300, CFG.n_mels)).astype(np.float16)
+    bank = FeatureBank(frames, np.array([0, 100, 250, 300]))
+    on = AlignConfig(p_background=0.5)
+    a = background_crops(on, bank, [0, 1, 2], 4, 120, seed=0, step=3)
+    b = background_crops(on, bank, [0, 1, 2], 4, 120, seed=0, step=3)
+    c = background_crops(on, bank, [0, 1, 2], 4, 120, seed=0, step=4)
+    assert a is not None and a.shape == (4, 120, CFG.n_mels) and torch.equal(a, b) and not torch.equal(a, c)
+    assert background_crops(AlignConfig(), bank, [], 4, 120, seed=0, step=0) is None
+    with pytest.raises(ValueError, match="ESC-10 background clips"):
+        background_crops(on, bank, [], 4, 120, seed=0, step=0)
+
+
+def test_the_background_pool_never_holds_an_evaluation_noise_clip(data_dir):
+    from pathlib import Path
+
+    from acula.aligner.augment import background_pool
+    from acula.aligner.corpus import load_corpus
+    from acula.aligner.invariance import NoiseBank
+
+    corpus_dir = Path(__file__).resolve().parents[1] / "runs" / "corpus"
+    if not (corpus_dir / "manifest.jsonl").is_file():
+        pytest.skip("runs/corpus (acula corpus build on ../shared/data) is absent")
+    corpus = load_corpus(corpus_dir)
+    pool = background_pool(corpus)
+    held = {f.resolve() for _, f in NoiseBank.esc10_files(corpus.data_root / "esc10")}
+    assert len(pool) > 100 and held
+    assert all(corpus.rows[i]["split"] == "train" and corpus.rows[i]["dataset"] == "esc10" for i in pool)
+    assert not {corpus.audio_path(i).resolve() for i in pool} & held
+    classes = {NoiseBank.class_of(corpus.audio_path(i).parent.name) for i in pool}
+    assert classes == set(NoiseBank.CLASSES)
