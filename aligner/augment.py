@@ -111,17 +111,23 @@ def _mix_background(db: torch.Tensor, background_db: torch.Tensor, cfg: Frontend
 
 def background_pool(corpus: Corpus) -> list[int]:
     """Corpus indices of the background clips training may mix in: ESC-10 records of the training split whose
-    class is one of the invariance suite's noise classes, less the clips that suite's noise transforms use
-    (``NoiseBank.esc10_files``), so no evaluation noise is ever trained on."""
+    class is one of the invariance suite's noise classes, less every clip cut from the same source recording
+    as a clip that suite's noise transforms use (``NoiseBank.esc10_files``; ESC's file stem is fold-source-take,
+    and takes of one source sound alike), so no evaluation noise is ever trained on."""
     from acula.aligner.invariance import NoiseBank
 
     rows = [i for i in corpus.indices("train", "esc10")
             if any(c in NoiseBank.class_of(corpus.audio_path(i).parent.name) for c in NoiseBank.CLASSES)]
-    held: set[Path] = set()
+    held: set[str] = set()
     for root in {corpus.audio_path(i).parent.parent for i in rows}:
         if root.is_dir():
-            held |= {f.resolve() for _, f in NoiseBank.esc10_files(root)}
-    return [i for i in rows if corpus.audio_path(i).resolve() not in held]
+            held |= {esc_source(f) for _, f in NoiseBank.esc10_files(root)}
+    return [i for i in rows if esc_source(corpus.audio_path(i)) not in held]
+
+
+def esc_source(path: Path) -> str:
+    """ESC-10's source recording of a clip: "1-17367" of ".../1-17367-A.ogg"."""
+    return "-".join(path.stem.split("-")[:2])
 
 
 def background_crops(cfg: AugmentFields, bank: FeatureBank, pool: list[int], batch_size: int, n_frames: int,
