@@ -113,15 +113,21 @@ def background_pool(corpus: Corpus) -> list[int]:
     """Corpus indices of the background clips training may mix in: ESC-10 records of the training split whose
     class is one of the invariance suite's noise classes, less every clip cut from the same source recording
     as a clip that suite's noise transforms use (``NoiseBank.esc10_files``; ESC's file stem is fold-source-take,
-    and takes of one source sound alike), so no evaluation noise is ever trained on."""
+    and takes of one source sound alike), so no evaluation noise is ever mixed in as a background.  (17 of those
+    24 clips lie in the corpus's training split and are trained on as ordinary ESC-10 records, as before this
+    augmentation existed.)  Raises ValueError when ESC-10's folder cannot be read: the exclusion never fails
+    open."""
     from acula.aligner.invariance import NoiseBank
 
     rows = [i for i in corpus.indices("train", "esc10")
             if any(c in NoiseBank.class_of(corpus.audio_path(i).parent.name) for c in NoiseBank.CLASSES)]
     held: set[str] = set()
     for root in {corpus.audio_path(i).parent.parent for i in rows}:
-        if root.is_dir():
-            held |= {esc_source(f) for _, f in NoiseBank.esc10_files(root)}
+        if not root.is_dir():
+            raise ValueError(f"background_pool needs ESC-10's folder to leave the evaluation's noise clips out; "
+                             f"{root} is not a directory (the corpus's data root is {corpus.data_root}; run from the "
+                             "directory it is relative to)")
+        held |= {esc_source(f) for _, f in NoiseBank.esc10_files(root)}
     return [i for i in rows if esc_source(corpus.audio_path(i)) not in held]
 
 

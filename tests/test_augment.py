@@ -219,3 +219,16 @@ def test_the_background_pool_never_holds_an_evaluation_noise_clip(data_dir):
     assert not {"-".join(corpus.audio_path(i).stem.split("-")[:2]) for i in pool} & sources
     classes = {NoiseBank.class_of(corpus.audio_path(i).parent.name) for i in pool}
     assert classes == set(NoiseBank.CLASSES)
+
+
+def test_the_background_pool_fails_closed_without_the_esc10_folder(tmp_path):
+    from acula.aligner.augment import background_pool
+    from acula.aligner.corpus import Corpus
+
+    class _Record:  # the one field background_pool reads of a corpus record
+        path = "esc10/002 - Rain/1-17367-A.ogg"
+
+    corpus = Corpus(tmp_path, tmp_path / "absent", [_Record()], [{"dataset": "esc10", "split": "train"}],  # type: ignore[list-item]
+                    np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError, match="not a directory"):
+        background_pool(corpus)
