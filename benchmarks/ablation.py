@@ -230,6 +230,69 @@ def seed_spread(val: dict[str, Any], test: dict[str, Any] | None = None) -> list
             "seed_replicate_gain24_both.md |"]
 
 
+NOISE = ("noise20", "noise10")
+
+
+def _label_set_drops(sel: dict[str, Any], system: str) -> dict[str, float]:
+    """Per label set, the larger native AUROC drop (clean minus transformed) over its ``BAND_LIMITS``."""
+    inv, row = sel["invariance"][system], sel["rows"][system]
+    return {task: max(row[task]["native"]["auroc"] - inv[task][t]["native_auroc"] for t in ts)
+            for task, ts in BAND_LIMITS.items()}
+
+
+def _noise_auroc(sel: dict[str, Any], system: str) -> float:
+    """Native AUROC over ``MAIN_TASKS`` under noise20 and noise10, averaged over both."""
+    inv = sel["invariance"][system]
+    return float(np.mean([inv[t][n]["native_auroc"] for t in MAIN_TASKS for n in NOISE]))
+
+
+def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str) -> dict[str, Any]:
+    """The five checks of ``selection_rule_gain24_bg.md``, each on the mean over seeds: the systems whose names
+    start with ``candidate`` against those starting with ``baseline`` (one validation run)."""
+    groups = {k: [s for s in sel["rows"] if s.startswith(p)] for k, p in (("cand", candidate), ("base", baseline))}
+    if not groups["cand"] or not groups["base"]:
+        raise ValueError(f"no system starts with {candidate!r} or {baseline!r}: {sorted(sel['rows'])}")
+
+    def mean_of(fn: Any) -> dict[str, Any]:
+        return {k: float(np.mean([fn(s) for s in ss])) for k, ss in groups.items()}
+
+    figures = {
+        "native mean": mean_of(lambda s: _mean(sel["rows"][s], "native")),
+        "probe mean": mean_of(lambda s: _mean(sel["rows"][s], "probe")),
+        "largest mean gain shift": mean_of(lambda s: _gain_shift(sel, s)),
+        **{f"band-limit drop {t}": mean_of(lambda s, t=t: _label_set_drops(sel, s)[t]) for t in BAND_LIMITS},
+        "native under noise20 / noise10": mean_of(lambda s: _noise_auroc(sel, s)),
+    }
+    checks = [
+        (1, "native mean", figures["native mean"]["cand"] >= figures["native mean"]["base"] - 0.01),
+        (2, "probe mean", figures["probe mean"]["cand"] >= figures["probe mean"]["base"] - 0.01),
+        (3, "largest mean gain shift",
+         figures["largest mean gain shift"]["cand"] <= figures["largest mean gain shift"]["base"] + 0.01),
+        (4, "band-limit drop per label set",
+         all(figures[f"band-limit drop {t}"]["cand"] <= figures[f"band-limit drop {t}"]["base"] + 0.01
+             for t in BAND_LIMITS)),
+        (5, "native under noise", figures["native under noise20 / noise10"]["cand"]
+         >= figures["native under noise20 / noise10"]["base"] + 0.02),
+    ]
+    return {"groups": groups, "figures": figures, "checks": checks,
+            "failed": [n for n, _, ok in checks if not ok]}
+
+
+def background_candidate(sel: dict[str, Any], status: str = "") -> list[str]:
+    """``gain24-bg`` (real backgrounds in both stages), two seeds, against the shipped recipe's three seeds on
+    validation, by the seed-mean rule (``selection_rule_gain24_bg.md``)."""
+    r = seed_mean_rule(sel, "gain24-bg seed", "gain24-both seed")
+    failed = r["failed"]
+    outcome = ("passes the seed-mean rule written before training" if not failed else
+               f"rejected: rule{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of the seed-mean "
+               "rule written before training fail" + ("" if len(failed) > 1 else "s")) + status
+    figs = "; ".join(f"{k} {v['cand']:.3f} vs {v['base']:.3f}" for k, v in r["figures"].items())
+    return [f"| real backgrounds (ESC-10 training clips, 5-30 dB SNR, p 0.3) in alignment and distillation, "
+            f"gain24-both otherwise (gain24-bg, {len(r['groups']['cand'])} seeds against the shipped recipe's "
+            f"{len(r['groups']['base'])}, val only) | {outcome} | seed means, candidate vs shipped recipe: {figs} | "
+            "selection_rule_gain24_bg.md |"]
+
+
 def int8_writer(res: dict[str, Any]) -> list[str]:
     """The int8 ONNX writer's choice (``python -m acula.benchmarks.int8_export``, val windows only)."""
     rows = {r["choice"]: r for r in res["rows"]}

@@ -1,0 +1,64 @@
+"""The seed-mean selection rule (benchmarks/results/selection_rule_gain24_bg.md) as ``benchmarks.ablation`` applies
+it: each check passes on figures that meet it and fails on figures that miss it by a little."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from acula.benchmarks.ablation import BAND_LIMITS, MAIN_TASKS, NOISE, seed_mean_rule
+
+GAINS = ("gain-6", "gain-12", "gain-24", "peak-1")
+
+
+def _system(native: float, probe: float, shift: float, drop: float, noise: float) -> tuple[dict[str, Any], ...]:
+    row = {t: {"native": {"auroc": native}, "probe": {"auroc": probe}} for t in MAIN_TASKS}
+    inv: dict[str, dict[str, Any]] = {t: {} for t in MAIN_TASKS}
+    for t in MAIN_TASKS:
+        for g in GAINS:
+            inv[t][g] = {"native_shift_mean": shift, "native_auroc": native}
+        for b in BAND_LIMITS[t]:
+            inv[t][b] = {"native_auroc": native - drop}
+        for n in NOISE:
+            inv[t][n] = {"native_auroc": noise}
+    return row, inv
+
+
+def _sel(cand: dict[str, float], base: dict[str, float]) -> dict[str, Any]:
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for name, figs in [(f"cand seed {k}", cand) for k in (0, 1)] + [(f"base seed {k}", base) for k in (0, 1, 2)]:
+        sel["rows"][name], sel["invariance"][name] = _system(**figs)
+    return sel
+
+
+BASE = {"native": 0.78, "probe": 0.79, "shift": 0.05, "drop": 0.03, "noise": 0.65}
+
+
+def test_a_candidate_that_meets_every_check_passes():
+    r = seed_mean_rule(_sel(dict(BASE, noise=0.68), BASE), "cand seed", "base seed")
+    assert r["failed"] == [] and r["groups"]["cand"] == ["cand seed 0", "cand seed 1"]
+    assert r["figures"]["native under noise20 / noise10"] == pytest.approx({"cand": 0.68, "base": 0.65})
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    ({"native": 0.769}, 1), ({"probe": 0.779}, 2), ({"shift": 0.061}, 3), ({"drop": 0.041}, 4), ({"noise": 0.669}, 5),
+])
+def test_each_check_fails_when_missed(change, rule):
+    cand = dict(BASE, noise=0.68) | change
+    assert seed_mean_rule(_sel(cand, BASE), "cand seed", "base seed")["failed"] == [rule]
+
+
+def test_the_checks_use_the_mean_over_seeds():
+    sel = _sel(dict(BASE, noise=0.68), BASE)
+    one = copy.deepcopy(sel)
+    for t in MAIN_TASKS:  # one candidate seed far below, the other above: the mean is what counts
+        one["rows"]["cand seed 0"][t]["native"]["auroc"] = 0.76
+        one["rows"]["cand seed 1"][t]["native"]["auroc"] = 0.79
+    r = seed_mean_rule(one, "cand seed", "base seed")
+    assert r["figures"]["native mean"]["cand"] == pytest.approx(0.775) and 1 not in r["failed"]
+
+
+def test_a_missing_group_is_named():
+    with pytest.raises(ValueError, match="no system starts with"):
+        seed_mean_rule(_sel(BASE, BASE), "other seed", "base seed")
