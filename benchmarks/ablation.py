@@ -445,6 +445,9 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
                              "(int8_decisions_gain24-bw.json; one window 0.22 logit from the threshold changes side "
                              "and the event split follows it): not shipped", band=True)),
     (("seed_gain24-both_val.json", "seed_gain24-both_test.json"), seed_spread),
+    (("selection_gain24-bg_val.json",),
+     lambda sel: background_candidate(sel, "; shipping check on seed 0 passed (int8_decisions_gain24-bg.json); "
+                                      "not shipped")),
     (("int8_export.json",), int8_writer),
     (("int8_tflite_calibration.json",), tflite_writer),
     (("level_compensation_heart.json",), level_term),
@@ -470,8 +473,10 @@ def render() -> str:
             continue
         lines += fn(*data)
     lines += int8_agreement()
-    lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU): noise, "
-              "codec and EQ augmentation widened in both stages (band limits: gain24-bw); the student-only "
+    lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU; judged now "
+              "on two seeds each): codec and EQ augmentation widened in both stages (band limits: gain24-bw; real "
+              "backgrounds: gain24-bg); real backgrounds at a lower probability or a milder SNR range; the "
+              "student-only "
               "level change with the teacher aligned under it (four students from three starting points lost "
               "zero-shot wheezes to it on val); quantisation-aware distillation (four candidates failed the int8 "
               "decision check, gain24-bw among them); a finer hop or a fine-time branch for crackles; distilling "
