@@ -10,8 +10,9 @@ the mel resolution) and additive noise adds in the power domain.
 * EQ: a random spectral tilt of +-``eq_db`` across the band range;
 * noise: stationary pink-ish noise at 10-30 dB below the clip's mean power;
 * background: a real background crop (ESC-10 rain, sea waves, helicopter, chainsaw, clock, fire from the
-  training split, never the clips the invariance suite's noise transforms use) at 5-30 dB SNR, added in the
-  power domain (``background_crops`` draws them; off unless ``p_background`` > 0).
+  training split, never the clips the invariance suite's noise transforms use) at ``background_snr_min_db``
+  (5 unless set) to 30 dB SNR, added in the power domain (``background_crops`` draws them; off unless
+  ``p_background`` > 0).
 
 The same function serves the aligner and the distiller.
 """
@@ -32,7 +33,7 @@ from acula.sdk.frontend_config import FrontendConfig
 CUTOFFS_HZ = (1000.0, 2000.0, 4000.0)
 BUTTERWORTH_CUTOFF_HZ = (800.0, 4000.0)
 BUTTERWORTH_ORDERS = (2, 8)
-BACKGROUND_SNR_DB = (5.0, 30.0)
+BACKGROUND_SNR_MAX_DB = 30.0
 _DEFAULT = AugmentFields()
 
 
@@ -47,6 +48,7 @@ def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Genera
                    p_band_limit: float = _DEFAULT.p_band_limit, gain_db: float = _DEFAULT.gain_db,
                    eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise,
                    band_filter: str = _DEFAULT.band_filter, p_background: float = _DEFAULT.p_background,
+                   background_snr_min_db: float = _DEFAULT.background_snr_min_db,
                    background: torch.Tensor | None = None) -> torch.Tensor:
     """x: (batch, n_frames, n_mels) normalised log-mel -> augmented copy, same shape.  The defaults are
     ``aligner.config.AugmentFields``'; a config passes its own with ``**cfg.augment_options()``.
@@ -85,22 +87,23 @@ def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Genera
         noise = level * (1.0 + octave) ** -1 * (0.5 + rand(*x.shape))
         db = torch.where(noisy, 10 * torch.log10(power + noise), db)
     if background is not None and p_background > 0:
-        db = _mix_background(db, background.to(x.device) * scale + cfg.norm_mean_db, cfg, p_background, rand)
+        db = _mix_background(db, background.to(x.device) * scale + cfg.norm_mean_db, cfg, p_background,
+                             (background_snr_min_db, BACKGROUND_SNR_MAX_DB), rand)
     floor_db = 10 * float(np.log10(cfg.amin_power))
     return (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale
 
 
 def _mix_background(db: torch.Tensor, background_db: torch.Tensor, cfg: FrontendConfig, p: float,
-                    rand: Callable[..., torch.Tensor]) -> torch.Tensor:
+                    snr_range_db: tuple[float, float], rand: Callable[..., torch.Tensor]) -> torch.Tensor:
     """Each crop of ``db`` (log-mel in dB) gets its background crop with probability ``p``, scaled to an SNR
-    drawn uniformly from ``BACKGROUND_SNR_DB`` against the crop's mean power.  A background crop within 30 dB
+    drawn uniformly from ``snr_range_db`` against the crop's mean power.  A background crop within 30 dB
     of the front end's floor (a silent stretch of a clock-tick clip) is left out rather than amplified."""
     if background_db.shape != db.shape:
         raise ValueError(f"background crops must be shaped like the batch {tuple(db.shape)}, "
                          f"got {tuple(background_db.shape)}")
     b = db.shape[0]
     mixed = rand(b, 1, 1) < p
-    lo, hi = BACKGROUND_SNR_DB
+    lo, hi = snr_range_db
     snr_db = lo + (hi - lo) * rand(b, 1, 1)
     power, bg = torch.pow(10.0, db / 10.0), torch.pow(10.0, background_db / 10.0)
     bg_mean = bg.mean((1, 2), keepdim=True)

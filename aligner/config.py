@@ -87,8 +87,11 @@ class AugmentFields:
     #: from 0.8-4 kHz, which already attenuates below its cutoff, as a device's filter does)
     band_filter: str = "rolloff"
     #: probability that a crop gets a real background (rain, sea waves, helicopter, chainsaw, clock, fire:
-    #: ESC-10's training clips, never the evaluation's noise clips) mixed in at 5-30 dB SNR (0: off)
+    #: ESC-10's training clips, never the evaluation's noise clips) mixed in at an SNR drawn uniformly from
+    #: ``background_snr_min_db`` to 30 dB (0: off)
     p_background: float = 0.0
+    #: the background's lowest SNR in dB (the loudest background); the highest is always 30 dB
+    background_snr_min_db: float = 5.0
 
     def augment_options(self) -> dict[str, float | str]:
         """The keyword arguments of ``augment_logmel``."""
@@ -100,6 +103,9 @@ class AugmentFields:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.gain_db < 0 or self.eq_db < 0:
             raise ValueError(f"gain_db and eq_db must be non-negative, got {self.gain_db!r} and {self.eq_db!r}")
+        if not 0.0 <= self.background_snr_min_db <= 30.0:
+            raise ValueError(f"background_snr_min_db must be in [0, 30] dB (the highest SNR is 30 dB), "
+                             f"got {self.background_snr_min_db!r}")
         if self.band_filter not in BAND_FILTERS:
             raise ValueError(f"band_filter must be one of {BAND_FILTERS}, got {self.band_filter!r}")
 

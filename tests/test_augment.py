@@ -164,6 +164,25 @@ def test_a_background_adds_power_at_5_to_30_db_snr():
     assert bool(torch.all(added.argmax(1) == bg_power.argmax(1)))
 
 
+def test_the_loudest_background_is_set_by_background_snr_min_db():
+    x, bg = batch(0), batch(5) + 1.0
+    off = dict(p_band_limit=0.0, gain_db=0.0, eq_db=0.0, p_noise=0.0, p_background=1.0, background=bg)
+
+    def snr(out: torch.Tensor) -> torch.Tensor:
+        p_in, p_out = torch.pow(10.0, _db(x) / 10), torch.pow(10.0, _db(out) / 10)
+        return 10 * torch.log10(p_in.mean((1, 2)) / (p_out - p_in).mean((1, 2)))
+
+    mild = snr(augment_logmel(x, CFG, torch.Generator().manual_seed(0), **off, background_snr_min_db=10.0))
+    assert bool(torch.all(mild > 10 - 0.05)) and bool(torch.all(mild < 30 + 0.05)), mild
+    # the same draws, mapped onto 10-30 instead of 5-30 dB: every crop's SNR rises, none falls
+    wide = snr(augment_logmel(x, CFG, torch.Generator().manual_seed(0), **off))
+    assert bool(torch.all(mild >= wide - 0.05)) and float((mild - wide).max()) > 0.5
+    with pytest.raises(ValueError, match="background_snr_min_db"):
+        from acula.aligner.config import AlignConfig
+
+        AlignConfig(p_background=0.2, background_snr_min_db=35.0).check_augment()
+
+
 def test_a_silent_background_crop_is_left_out_not_amplified():
     x = batch(0)
     silent = torch.full_like(x, (10 * float(np.log10(CFG.amin_power)) - CFG.norm_mean_db) / CFG.norm_std_db)
