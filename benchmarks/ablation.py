@@ -278,19 +278,28 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str) -> dict[s
             "failed": [n for n, _, ok in checks if not ok]}
 
 
-def background_candidate(sel: dict[str, Any], status: str = "") -> list[str]:
-    """``gain24-bg`` (real backgrounds in both stages), two seeds, against the shipped recipe's three seeds on
-    validation, by the seed-mean rule (``selection_rule_gain24_bg.md``)."""
-    r = seed_mean_rule(sel, "gain24-bg seed", "gain24-both seed")
+#: real-background candidates: their system-name prefix, what was mixed in, and the rule written before training
+BACKGROUND_DOSES = {
+    "gain24-bg": ("real backgrounds (ESC-10 training clips, 5-30 dB SNR, p 0.3)", "selection_rule_gain24_bg.md"),
+    "gain24-bgmild": ("real backgrounds at a milder dose (ESC-10 training clips, 10-30 dB SNR, p 0.2)",
+                      "selection_rule_gain24_bgmild.md"),
+}
+
+
+def background_candidate(sel: dict[str, Any], status: str = "", name: str = "gain24-bg") -> list[str]:
+    """A real-background candidate (``BACKGROUND_DOSES``: in both stages), two seeds, against the shipped
+    recipe's three seeds on validation, by the seed-mean rule (``selection_rule_gain24_bg.md``)."""
+    what, rule = BACKGROUND_DOSES[name]
+    r = seed_mean_rule(sel, f"{name} seed", "gain24-both seed")
     failed = r["failed"]
     outcome = ("passes the seed-mean rule written before training" if not failed else
                f"rejected: rule{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of the seed-mean "
                "rule written before training fail" + ("" if len(failed) > 1 else "s")) + status
     figs = "; ".join(f"{k} {v['cand']:.3f} vs {v['base']:.3f}" for k, v in r["figures"].items())
-    return [f"| real backgrounds (ESC-10 training clips, 5-30 dB SNR, p 0.3) in alignment and distillation, "
-            f"gain24-both otherwise (gain24-bg, {len(r['groups']['cand'])} seeds against the shipped recipe's "
+    return [f"| {what} in alignment and distillation, "
+            f"gain24-both otherwise ({name}, {len(r['groups']['cand'])} seeds against the shipped recipe's "
             f"{len(r['groups']['base'])}, val only) | {outcome} | seed means, candidate vs shipped recipe: {figs} | "
-            "selection_rule_gain24_bg.md |"]
+            f"{rule} |"]
 
 
 def int8_writer(res: dict[str, Any]) -> list[str]:
