@@ -302,6 +302,30 @@ def background_candidate(sel: dict[str, Any], status: str = "", name: str = "gai
             f"{rule} |"]
 
 
+def background_teachers(sel: dict[str, Any]) -> list[str]:
+    """Where ``gain24-bg``'s clean cost arises: its two aligned teachers (zero-shot through their own text
+    projection) against the shipped recipe's three, seed means on validation (``teacher_background_val.md``)."""
+    groups = {k: [s for s in sel["invariance"] if s.startswith(p)]
+              for k, p in (("cand", "teacher gain24-bg seed"), ("base", "teacher gain24-both seed"))}
+    if not groups["cand"] or not groups["base"]:
+        raise ValueError(f"teacher_background_val.json lacks the teachers: {sorted(sel['invariance'])}")
+
+    def means(fn: Any) -> tuple[float, float]:
+        cand, base = (float(np.mean([fn(s) for s in groups[k]])) for k in ("cand", "base"))
+        return cand, base
+
+    figures = {"native mean": means(lambda s: _mean(sel["rows"][s], "native")),
+               "probe mean": means(lambda s: _mean(sel["rows"][s], "probe")),
+               "native under noise20 / noise10": means(lambda s: _noise_auroc(sel, s))}
+    clean = figures["native mean"][0] - figures["native mean"][1]
+    where = ("the teachers keep their clean ranking (within 0.005), so the students' clean cost arises in "
+             "distillation" if clean >= -0.005 else f"the teachers already lose {-clean:.3f} of clean ranking")
+    figs = "; ".join(f"{k} {c:.3f} vs {b:.3f} ({c - b:+.3f})" for k, (c, b) in figures.items())
+    return [f"| the same real backgrounds, teachers only: gain24-bg's {len(groups['cand'])} aligned teachers against "
+            f"the shipped recipe's {len(groups['base'])} (zero-shot; val only) | attribution, not a candidate: "
+            f"{where} | seed means, teachers: {figs} | teacher_background_val.md |"]
+
+
 def int8_writer(res: dict[str, Any]) -> list[str]:
     """The int8 ONNX writer's choice (``python -m acula.benchmarks.int8_export``, val windows only)."""
     rows = {r["choice"]: r for r in res["rows"]}
@@ -457,6 +481,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("selection_gain24-bg_val.json",),
      lambda sel: background_candidate(sel, "; shipping check on seed 0 passed (int8_decisions_gain24-bg.json); "
                                       "not shipped")),
+    (("teacher_background_val.json",), background_teachers),
     (("int8_export.json",), int8_writer),
     (("int8_tflite_calibration.json",), tflite_writer),
     (("level_compensation_heart.json",), level_term),

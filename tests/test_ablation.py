@@ -62,3 +62,22 @@ def test_the_checks_use_the_mean_over_seeds():
 def test_a_missing_group_is_named():
     with pytest.raises(ValueError, match="no system starts with"):
         seed_mean_rule(_sel(BASE, BASE), "other seed", "base seed")
+
+
+def test_background_teachers_needs_both_groups_and_reads_the_clean_cost():
+    from acula.benchmarks.ablation import background_teachers
+
+    def row(native: float) -> dict:
+        return {t: {"native": {"auroc": native}, "probe": {"auroc": native}} for t in MAIN_TASKS}
+
+    def inv(noise: float) -> dict:
+        return {t: {"noise20": {"native_auroc": noise}, "noise10": {"native_auroc": noise}} for t in MAIN_TASKS}
+
+    sel = {"rows": {"teacher gain24-both seed 0": row(0.80), "teacher gain24-bg seed 0": row(0.80)},
+           "invariance": {"teacher gain24-both seed 0": inv(0.63), "teacher gain24-bg seed 0": inv(0.66)}}
+    assert "arises in distillation" in background_teachers(sel)[0]
+    sel["rows"]["teacher gain24-bg seed 0"] = row(0.79)
+    assert "already lose 0.010" in background_teachers(sel)[0]
+    del sel["invariance"]["teacher gain24-bg seed 0"]
+    with pytest.raises(ValueError, match="lacks the teachers"):
+        background_teachers(sel)
