@@ -326,6 +326,22 @@ def background_teachers(sel: dict[str, Any]) -> list[str]:
             f"{where} | seed means, teachers: {figs} | teacher_background_val.md |"]
 
 
+def background_teacher_pilot(sel: dict[str, Any]) -> list[str]:
+    """One seed of gain24-bg's teacher distilled without backgrounds (``pilot_rule_gain24_bgteach.md``) against
+    the shipped recipe's seed mean on validation; a pilot, judged by nothing."""
+    pilot = "gain24-bgteach seed 0 int8 ONNX"
+    base = [s for s in sel["invariance"] if s.startswith("gain24-both seed")]
+    if pilot not in sel["rows"] or not base:
+        raise ValueError(f"pilot_gain24-bgteach_val.json lacks the pilot or the shipped seeds: {sorted(sel['rows'])}")
+    fns = {"native mean": lambda s: _mean(sel["rows"][s], "native"),
+           "probe mean": lambda s: _mean(sel["rows"][s], "probe"),
+           "native under noise20 / noise10": lambda s: _noise_auroc(sel, s)}
+    figs = "; ".join(f"{k} {fn(pilot):.3f} vs {float(np.mean([fn(s) for s in base])):.3f}" for k, fn in fns.items())
+    return ["| gain24-bg's seed-0 teacher distilled with the shipped distillation, no background in the student's "
+            "crops (gain24-bgteach, one seed, val only) | pilot, decides nothing | one seed vs the shipped "
+            f"recipe's {len(base)}-seed mean: {figs} | pilot_rule_gain24_bgteach.md |"]
+
+
 def int8_writer(res: dict[str, Any]) -> list[str]:
     """The int8 ONNX writer's choice (``python -m acula.benchmarks.int8_export``, val windows only)."""
     rows = {r["choice"]: r for r in res["rows"]}
@@ -485,6 +501,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel: background_candidate(sel, "; shipping check on seed 0 failed too (int8_decisions_gain24-bgmild.json: "
                                       "ONNX int8 misses one real cough fp32 flags); not shipped", "gain24-bgmild")),
     (("teacher_background_val.json",), background_teachers),
+    (("pilot_gain24-bgteach_val.json",), background_teacher_pilot),
     (("int8_export.json",), int8_writer),
     (("int8_tflite_calibration.json",), tflite_writer),
     (("level_compensation_heart.json",), level_term),

@@ -81,3 +81,23 @@ def test_background_teachers_needs_both_groups_and_reads_the_clean_cost():
     del sel["invariance"]["teacher gain24-bg seed 0"]
     with pytest.raises(ValueError, match="lacks the teachers"):
         background_teachers(sel)
+
+
+def test_background_teacher_pilot_reads_one_seed_against_the_seed_mean():
+    from acula.benchmarks.ablation import background_teacher_pilot
+
+    def row(native: float) -> dict:
+        return {t: {"native": {"auroc": native}, "probe": {"auroc": native}} for t in MAIN_TASKS}
+
+    def inv(noise: float) -> dict:
+        return {t: {n: {"native_auroc": noise} for n in NOISE} for t in MAIN_TASKS}
+
+    sel = {"rows": {"gain24-bgteach seed 0 int8 ONNX": row(0.76), "gain24-both seed 0 int8 ONNX": row(0.78),
+                    "gain24-both seed 1 int8 ONNX": row(0.76)},
+           "invariance": {"gain24-bgteach seed 0 int8 ONNX": inv(0.68), "gain24-both seed 0 int8 ONNX": inv(0.66),
+                          "gain24-both seed 1 int8 ONNX": inv(0.64)}}
+    line = background_teacher_pilot(sel)[0]
+    assert "native mean 0.760 vs 0.770" in line and "noise10 0.680 vs 0.650" in line and "2-seed mean" in line
+    del sel["rows"]["gain24-bgteach seed 0 int8 ONNX"]
+    with pytest.raises(ValueError, match="lacks the pilot"):
+        background_teacher_pilot(sel)
