@@ -302,6 +302,13 @@ def background_candidate(sel: dict[str, Any], status: str = "", name: str = "gai
             f"{rule} |"]
 
 
+def _clean_and_noise(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:
+    """A system's clean native and probe means and its native AUROC under real backgrounds, by figure name."""
+    return {"native mean": lambda s: _mean(sel["rows"][s], "native"),
+            "probe mean": lambda s: _mean(sel["rows"][s], "probe"),
+            "native under noise20 / noise10": lambda s: _noise_auroc(sel, s)}
+
+
 def background_teachers(sel: dict[str, Any]) -> list[str]:
     """Where ``gain24-bg``'s clean cost arises: its two aligned teachers (zero-shot through their own text
     projection) against the shipped recipe's three, seed means on validation (``teacher_background_val.md``)."""
@@ -310,13 +317,8 @@ def background_teachers(sel: dict[str, Any]) -> list[str]:
     if not groups["cand"] or not groups["base"]:
         raise ValueError(f"teacher_background_val.json lacks the teachers: {sorted(sel['invariance'])}")
 
-    def means(fn: Any) -> tuple[float, float]:
-        cand, base = (float(np.mean([fn(s) for s in groups[k]])) for k in ("cand", "base"))
-        return cand, base
-
-    figures = {"native mean": means(lambda s: _mean(sel["rows"][s], "native")),
-               "probe mean": means(lambda s: _mean(sel["rows"][s], "probe")),
-               "native under noise20 / noise10": means(lambda s: _noise_auroc(sel, s))}
+    figures = {k: tuple(float(np.mean([fn(s) for s in groups[g]])) for g in ("cand", "base"))
+               for k, fn in _clean_and_noise(sel).items()}
     clean = figures["native mean"][0] - figures["native mean"][1]
     where = ("the teachers keep their clean ranking (within 0.005), so the students' clean cost arises in "
              "distillation" if clean >= -0.005 else f"the teachers already lose {-clean:.3f} of clean ranking")
@@ -333,10 +335,8 @@ def background_teacher_pilot(sel: dict[str, Any]) -> list[str]:
     base = [s for s in sel["invariance"] if s.startswith("gain24-both seed")]
     if pilot not in sel["rows"] or not base:
         raise ValueError(f"pilot_gain24-bgteach_val.json lacks the pilot or the shipped seeds: {sorted(sel['rows'])}")
-    fns = {"native mean": lambda s: _mean(sel["rows"][s], "native"),
-           "probe mean": lambda s: _mean(sel["rows"][s], "probe"),
-           "native under noise20 / noise10": lambda s: _noise_auroc(sel, s)}
-    figs = "; ".join(f"{k} {fn(pilot):.3f} vs {float(np.mean([fn(s) for s in base])):.3f}" for k, fn in fns.items())
+    figs = "; ".join(f"{k} {fn(pilot):.3f} vs {float(np.mean([fn(s) for s in base])):.3f}"
+                     for k, fn in _clean_and_noise(sel).items())
     return ["| gain24-bg's seed-0 teacher distilled with the shipped distillation, no background in the student's "
             "crops (gain24-bgteach, one seed, val only) | pilot, decides nothing | one seed vs the shipped "
             f"recipe's {len(base)}-seed mean: {figs} | pilot_rule_gain24_bgteach.md |"]
