@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from acula.aligner.config import AugmentFields
+from acula.aligner.config import BACKGROUND_SNR_MAX_DB, AugmentFields
 from acula.aligner.corpus import Corpus
 from acula.aligner.data import FeatureBank, crop_or_tile
 from acula.sdk.frontend import mel_to_hz
@@ -33,7 +33,6 @@ from acula.sdk.frontend_config import FrontendConfig
 CUTOFFS_HZ = (1000.0, 2000.0, 4000.0)
 BUTTERWORTH_CUTOFF_HZ = (800.0, 4000.0)
 BUTTERWORTH_ORDERS = (2, 8)
-BACKGROUND_SNR_MAX_DB = 30.0
 _DEFAULT = AugmentFields()
 
 

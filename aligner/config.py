@@ -70,6 +70,8 @@ def check_level_norm_db(value: float | None) -> None:
 
 
 BAND_FILTERS = ("rolloff", "butterworth")
+#: the quietest real background's SNR in dB (``AugmentFields.background_snr_min_db`` sets the loudest)
+BACKGROUND_SNR_MAX_DB = 30.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class AugmentFields:
     #: ESC-10's training clips, never the evaluation's noise clips) mixed in at an SNR drawn uniformly from
     #: ``background_snr_min_db`` to 30 dB (0: off)
     p_background: float = 0.0
-    #: the background's lowest SNR in dB (the loudest background); the highest is always 30 dB
+    #: the background's lowest SNR in dB (the loudest background); the highest is ``BACKGROUND_SNR_MAX_DB``
     background_snr_min_db: float = 5.0
 
     def augment_options(self) -> dict[str, float | str]:
@@ -103,9 +105,9 @@ class AugmentFields:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.gain_db < 0 or self.eq_db < 0:
             raise ValueError(f"gain_db and eq_db must be non-negative, got {self.gain_db!r} and {self.eq_db!r}")
-        if not 0.0 <= self.background_snr_min_db <= 30.0:
-            raise ValueError(f"background_snr_min_db must be in [0, 30] dB (the highest SNR is 30 dB), "
-                             f"got {self.background_snr_min_db!r}")
+        if not 0.0 <= self.background_snr_min_db <= BACKGROUND_SNR_MAX_DB:
+            raise ValueError(f"background_snr_min_db must be in [0, {BACKGROUND_SNR_MAX_DB:g}] dB (the highest SNR "
+                             f"is {BACKGROUND_SNR_MAX_DB:g} dB), got {self.background_snr_min_db!r}")
         if self.band_filter not in BAND_FILTERS:
             raise ValueError(f"band_filter must be one of {BAND_FILTERS}, got {self.band_filter!r}")
 

@@ -64,19 +64,19 @@ def test_a_missing_group_is_named():
         seed_mean_rule(_sel(BASE, BASE), "other seed", "base seed")
 
 
+def _with(sel: dict[str, Any], name: str, native: float, noise: float) -> None:
+    """``name``'s row and invariance figures (``_system``: probe equal to native) into ``sel``."""
+    sel["rows"][name], sel["invariance"][name] = _system(native, native, 0.0, 0.0, noise)
+
+
 def test_background_teachers_needs_both_groups_and_reads_the_clean_cost():
     from acula.benchmarks.ablation import background_teachers
 
-    def row(native: float) -> dict:
-        return {t: {"native": {"auroc": native}, "probe": {"auroc": native}} for t in MAIN_TASKS}
-
-    def inv(noise: float) -> dict:
-        return {t: {"noise20": {"native_auroc": noise}, "noise10": {"native_auroc": noise}} for t in MAIN_TASKS}
-
-    sel = {"rows": {"teacher gain24-both seed 0": row(0.80), "teacher gain24-bg seed 0": row(0.80)},
-           "invariance": {"teacher gain24-both seed 0": inv(0.63), "teacher gain24-bg seed 0": inv(0.66)}}
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    _with(sel, "teacher gain24-both seed 0", 0.80, 0.63)
+    _with(sel, "teacher gain24-bg seed 0", 0.80, 0.66)
     assert "arises in distillation" in background_teachers(sel)[0]
-    sel["rows"]["teacher gain24-bg seed 0"] = row(0.79)
+    _with(sel, "teacher gain24-bg seed 0", 0.79, 0.66)
     assert "already lose 0.010" in background_teachers(sel)[0]
     del sel["invariance"]["teacher gain24-bg seed 0"]
     with pytest.raises(ValueError, match="lacks the teachers"):
@@ -86,16 +86,10 @@ def test_background_teachers_needs_both_groups_and_reads_the_clean_cost():
 def test_background_teacher_pilot_reads_one_seed_against_the_seed_mean():
     from acula.benchmarks.ablation import background_teacher_pilot
 
-    def row(native: float) -> dict:
-        return {t: {"native": {"auroc": native}, "probe": {"auroc": native}} for t in MAIN_TASKS}
-
-    def inv(noise: float) -> dict:
-        return {t: {n: {"native_auroc": noise} for n in NOISE} for t in MAIN_TASKS}
-
-    sel = {"rows": {"gain24-bgteach seed 0 int8 ONNX": row(0.76), "gain24-both seed 0 int8 ONNX": row(0.78),
-                    "gain24-both seed 1 int8 ONNX": row(0.76)},
-           "invariance": {"gain24-bgteach seed 0 int8 ONNX": inv(0.68), "gain24-both seed 0 int8 ONNX": inv(0.66),
-                          "gain24-both seed 1 int8 ONNX": inv(0.64)}}
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    _with(sel, "gain24-bgteach seed 0 int8 ONNX", 0.76, 0.68)
+    _with(sel, "gain24-both seed 0 int8 ONNX", 0.78, 0.66)
+    _with(sel, "gain24-both seed 1 int8 ONNX", 0.76, 0.64)
     line = background_teacher_pilot(sel)[0]
     assert "native mean 0.760 vs 0.770" in line and "noise10 0.680 vs 0.650" in line and "2-seed mean" in line
     del sel["rows"]["gain24-bgteach seed 0 int8 ONNX"]
