@@ -54,6 +54,20 @@ def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Genera
     ``background``: normalised log-mel crops shaped like ``x`` (``background_crops``), mixed into a crop with
     probability ``p_background``; with it None or ``p_background`` 0 the generator draws what it drew before
     the background existed."""
+    return augment_logmel_views(x, cfg, generator, p_band_limit, gain_db, eq_db, p_noise, band_filter,
+                                p_background, background_snr_min_db, background)[1]
+
+
+def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator,
+                         p_band_limit: float = _DEFAULT.p_band_limit, gain_db: float = _DEFAULT.gain_db,
+                         eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise,
+                         band_filter: str = _DEFAULT.band_filter, p_background: float = _DEFAULT.p_background,
+                         background_snr_min_db: float = _DEFAULT.background_snr_min_db,
+                         background: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``augment_logmel`` in two views from the same draws: (the crop with every augmentation but the real
+    background, the crop with it as well).  The second is exactly ``augment_logmel``'s output; the first is what
+    it returns with ``background`` None.  A denoising distillation (``DistillConfig.background_student_only``)
+    teaches the student on the second with the teacher's target taken from the first."""
     b = x.shape[0]
     scale = cfg.norm_std_db
     db = x * scale + cfg.norm_mean_db
@@ -85,11 +99,13 @@ def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Genera
         level = power.mean((1, 2), keepdim=True) / torch.pow(10.0, snr_db / 10.0)
         noise = level * (1.0 + octave) ** -1 * (0.5 + rand(*x.shape))
         db = torch.where(noisy, 10 * torch.log10(power + noise), db)
-    if background is not None and p_background > 0:
-        db = _mix_background(db, background.to(x.device) * scale + cfg.norm_mean_db, cfg, p_background,
-                             (background_snr_min_db, BACKGROUND_SNR_MAX_DB), rand)
     floor_db = 10 * float(np.log10(cfg.amin_power))
-    return (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale
+    clean = (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale
+    if background is None or p_background <= 0:
+        return clean, clean
+    db = _mix_background(db, background.to(x.device) * scale + cfg.norm_mean_db, cfg, p_background,
+                         (background_snr_min_db, BACKGROUND_SNR_MAX_DB), rand)
+    return clean, (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale
 
 
 def _mix_background(db: torch.Tensor, background_db: torch.Tensor, cfg: FrontendConfig, p: float,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from acula.aligner.augment import augment_logmel, background_crops, background_pool
+from acula.aligner.augment import augment_logmel_views, background_crops, background_pool
 from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
 from acula.aligner.config import AlignConfig, AugmentFields, known_fields
 from acula.aligner.config import resolve as resolve_config
@@ -56,6 +56,10 @@ class DistillConfig(AugmentFields):
     p_student_gain: float = 1.0
     #: the corpora whose crops may get that level change (None: every corpus)
     student_gain_datasets: tuple[str, ...] | None = None
+    #: mix the real backgrounds (``p_background``) into the student's input only: the teacher's target comes from
+    #: the same crop without its background, so the student learns to give the clean crop's answer in noise (a
+    #: denoising distillation; needs ``p_background`` > 0).  Off: the teacher hears the mixed crop too.
+    background_student_only: bool = False
     #: start from the teaching bundle's own student weights (a fine-tune; needs ``--teacher BUNDLE`` and a
     #: student config equal to the bundle's) instead of from scratch
     init_from_teacher: bool = False
@@ -79,6 +83,9 @@ class DistillConfig(AugmentFields):
         self.check_augment()
         if not 0.0 <= self.p_student_gain <= 1.0:
             raise ValueError(f"p_student_gain must be in [0, 1], got {self.p_student_gain}")
+        if self.background_student_only and self.p_background <= 0:
+            raise ValueError("background_student_only needs p_background > 0 (there is no background to keep "
+                             "from the teacher)")
         if self.student_gain_datasets is not None:
             object.__setattr__(self, "student_gain_datasets", tuple(self.student_gain_datasets))
 
@@ -202,9 +209,11 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
             background = background_crops(cfg, bank, bg_pool, cfg.batch_size, student.cfg.window_frames, cfg.seed,
                                           step)
-            feats = augment_logmel(torch.from_numpy(crops), front, gen, **cfg.augment_options(), background=background)
-            student_feats = feats if cfg.student_gain_db <= 0 else shift_level(
-                feats, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
+            clean, mixed = augment_logmel_views(torch.from_numpy(crops), front, gen, **cfg.augment_options(),
+                                                background=background)
+            feats = clean if cfg.background_student_only else mixed  # the teacher's input
+            student_feats = mixed if cfg.student_gain_db <= 0 else shift_level(
+                mixed, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]

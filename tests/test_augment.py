@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from acula.aligner.augment import CUTOFFS_HZ, augment_logmel, band_centres_hz  # noqa: E402
+from acula.aligner.augment import CUTOFFS_HZ, augment_logmel, augment_logmel_views, band_centres_hz  # noqa: E402
 from acula.sdk.frontend_config import FrontendConfig  # noqa: E402
 
 CFG = FrontendConfig()
@@ -251,3 +251,16 @@ def test_the_background_pool_fails_closed_without_the_esc10_folder(tmp_path):
                     np.zeros((1, 4), np.float32))
     with pytest.raises(ValueError, match="not a directory"):
         background_pool(corpus)
+
+
+def test_the_two_views_share_every_draw_and_differ_only_by_the_background():
+    # the denoising distillation's teacher view is the crop without its background, its student view the crop
+    # with it: each equals augment_logmel's own output under the same seed
+    x, bg = batch(0), batch(5) + 1.0
+    kw = dict(p_band_limit=1.0, p_noise=1.0, p_background=1.0)
+    clean, mixed = augment_logmel_views(x, CFG, torch.Generator().manual_seed(7), **kw, background=bg)
+    assert torch.equal(mixed, augment_logmel(x, CFG, torch.Generator().manual_seed(7), **kw, background=bg))
+    assert torch.equal(clean, augment_logmel(x, CFG, torch.Generator().manual_seed(7), **kw, background=None))
+    assert float((mixed - clean).abs().max()) > 0.1 and bool(torch.all(mixed >= clean - 1e-5))
+    same = augment_logmel_views(x, CFG, torch.Generator().manual_seed(7), **kw, background=None)
+    assert torch.equal(same[0], same[1])

@@ -303,3 +303,34 @@ def test_a_bundle_student_loads_into_the_trainable_student_and_a_fine_tune_start
     with pytest.raises(ValueError, match="needs a bundle"):
         distill_main(["--teacher", str(tiny_bundle.parent / "align"), "--corpus", str(tiny_corpus),
                       "--out", str(tmp_path / "no"), "--config", str(config)])
+
+
+def test_a_student_only_background_needs_a_background_and_keeps_it_from_the_teacher(tiny_teacher, tiny_corpus,
+                                                                                   tmp_path, monkeypatch):
+    """``background_student_only``: the student's input is the mixed crop, the teacher's the same crop without
+    its background (a denoising distillation); without it both hear the mixed crop."""
+    import acula.distill.train as train
+    from acula.aligner.corpus import load_corpus
+    from acula.distill.task import DistillTask
+
+    with pytest.raises(ValueError, match="background_student_only needs p_background"):
+        DistillConfig(background_student_only=True)
+    # the tiny corpus has no ESC-10 backgrounds: its own training records stand in as the pool
+    monkeypatch.setattr(train, "background_pool", lambda corpus: corpus.indices("train")[:4])
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    forward = DistillTask.forward
+
+    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
+        seen.append((logmel.detach().clone(), (logmel if teacher_logmel is None else teacher_logmel).detach().clone()))
+        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
+
+    monkeypatch.setattr(DistillTask, "forward", spy)
+    base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1, p_background=1.0, background_snr_min_db=0.0)
+    assert len(load_corpus(tiny_corpus).indices("train")) >= 4
+    train.distill(dataclasses.replace(base, background_student_only=True), tiny_teacher, tiny_corpus,
+                  tmp_path / "denoise", progress=False)
+    train.distill(base, tiny_teacher, tiny_corpus, tmp_path / "both", progress=False)
+    (student_dn, teacher_dn), (student_both, teacher_both) = seen[-2], seen[-1]
+    torch.testing.assert_close(student_dn, student_both)  # the same draws: the same mixed crop for the student
+    assert torch.equal(teacher_both, student_both)
+    assert float((student_dn - teacher_dn).abs().max()) > 0.1 and bool(torch.all(student_dn >= teacher_dn - 1e-5))

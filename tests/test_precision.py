@@ -134,8 +134,8 @@ def test_a_side_change_counts_unless_fp32_is_within_the_int8_error_of_the_thresh
     from acula.benchmarks.int8_decisions import UNDECIDED_LOGIT, side_changes
 
     on = 0.815  # logit 1.483
-    assert side_changes([0.1, 0.83], [0.1, 0.81], on) == (False, [{"window": 1, "fp32": 0.83, "int8": 0.81,
-                                                                  "fp32_logit_margin": 0.103}])
+    assert side_changes([0.1, 0.83], [0.1, 0.81], on) == (False, [{"window": 1, "threshold": "on", "fp32": 0.83,
+                                                                  "int8": 0.81, "fp32_logit_margin": 0.103}])
     far = 1 / (1 + np.exp(-(1.483 + UNDECIDED_LOGIT + 0.1)))  # fp32 confidently on, int8 off: counts
     assert side_changes([far], [0.5], on)[0]
     assert side_changes([0.9], [None], on)[0]  # scored at one precision only
@@ -144,3 +144,32 @@ def test_a_side_change_counts_unless_fp32_is_within_the_int8_error_of_the_thresh
     assert side_changes([0.8], [0.83], on)[1][0]["window"] == 0  # below to above, both near: listed
     assert side_changes([0.83], [0.001], on)[0]  # fp32 near the threshold, int8 far off it: counts
     assert side_changes([0.83], [float("nan")], on)[0] and side_changes([0.5], [float("nan")], on)[0]
+    # the off-threshold (which keeps an event open) counts the same way once given
+    off = 0.652
+    assert side_changes([0.66], [0.64], on) == (False, [])
+    assert side_changes([0.66], [0.64], on, off)[1][0]["threshold"] == "off"
+    assert side_changes([0.66], [0.2], on, off)[0]  # int8 far below the off-threshold: counts
+
+
+def test_an_event_difference_is_excused_only_when_undecided_windows_explain_it():
+    """The replay runs the SDK's own stream and event detector on given window probabilities: with the model's
+    own it gives ``screen``'s events; a difference is explained by undecided windows only when swapping just
+    those windows' probabilities to fp32's gives fp32's events."""
+    from acula.benchmarks.int8_decisions import explained_by_undecided, replay_events
+
+    if "default" not in sdk.available_models():
+        pytest.skip("no packaged default bundle")
+    m = sdk.load("default", precision="fp32")
+    clip = sdk.load_audio(Path(sdk.__file__).parent / "data" / "cough_smith2006_p05.flac", target_rate_hz=None)
+    res = m.screen(clip.samples, clip.sample_rate_hz)
+    probs = [w.cough_probability for w in res.windows]
+    assert res.events and replay_events(m, clip.samples, clip.sample_rate_hz, probs) == [
+        (e.start_s, e.end_s) for e in res.events]
+    assert replay_events(m, clip.samples, clip.sample_rate_hz, [0.0] * len(probs)) == []
+    peak = int(np.argmax([p or 0.0 for p in probs]))
+    lowered = [0.0 if p is not None and p >= m.screening.on else p for p in probs]  # int8 says: no cough anywhere
+    assert not explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, set())
+    assert not explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, {peak}) or sum(
+        p is not None and p >= m.screening.on for p in probs) == 1
+    every = {k for k, p in enumerate(probs) if p is not None and p >= m.screening.on}
+    assert explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, every)
