@@ -278,6 +278,34 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str) -> dict[s
             "failed": [n for n, _, ok in checks if not ok]}
 
 
+def with_stored_seeds(sel: dict[str, Any], stored: dict[str, Any], anchor: str, systems: list[str]
+                      ) -> dict[str, Any]:
+    """``sel`` (one validation run) with ``systems``' rows and invariance taken from ``stored`` (an earlier
+    validation run of the same protocol), allowed only when ``anchor``, scored in both, has the same figures in
+    both: every AUROC and mean shift the seed-mean rule reads.  Raises ValueError naming the figures that differ
+    (the stored systems would not be comparable then)."""
+    def figures(run: dict[str, Any]) -> dict[str, float]:
+        row, inv = run["rows"][anchor], run["invariance"][anchor]
+        out = {f"{t} {score}": row[t][score]["auroc"] for t in MAIN_TASKS for score in ("native", "probe")
+               if score in row.get(t, {})}
+        out |= {f"{t} {tr} {k}": v[k] for t in inv for tr, v in inv[t].items()
+                for k in ("native_auroc", "native_shift_mean") if v.get(k) is not None}
+        return out
+
+    for run, name in ((sel, "this run"), (stored, "the stored run")):
+        if anchor not in run["rows"] or anchor not in run.get("invariance", {}):
+            raise ValueError(f"{anchor!r} is not scored in {name}")
+    new, old = figures(sel), figures(stored)
+    differ = sorted(k for k in new.keys() | old.keys() if k not in new or k not in old or abs(new[k] - old[k]) > 1e-9)
+    if differ:
+        raise ValueError(f"{anchor!r} scores differently in the two runs ({len(differ)} figures, e.g. "
+                         f"{differ[:3]}): the stored systems are not comparable")
+    merged = {**sel, "rows": dict(sel["rows"]), "invariance": dict(sel["invariance"])}
+    for system in systems:
+        merged["rows"][system], merged["invariance"][system] = stored["rows"][system], stored["invariance"][system]
+    return merged
+
+
 #: real-background candidates: their system-name prefix, what was mixed in, and the rule written before training
 BACKGROUND_DOSES = {
     "gain24-bg": ("real backgrounds (ESC-10 training clips, 5-30 dB SNR, p 0.3)", "selection_rule_gain24_bg.md"),

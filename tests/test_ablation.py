@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 import pytest
-from acula.benchmarks.ablation import BAND_LIMITS, MAIN_TASKS, NOISE, seed_mean_rule
+from acula.benchmarks.ablation import BAND_LIMITS, MAIN_TASKS, NOISE, seed_mean_rule, with_stored_seeds
 
 GAINS = ("gain-6", "gain-12", "gain-24", "peak-1")
 
@@ -95,3 +95,19 @@ def test_background_teacher_pilot_reads_one_seed_against_the_seed_mean():
     del sel["rows"]["gain24-bgteach seed 0 int8 ONNX"]
     with pytest.raises(ValueError, match="lacks the pilot"):
         background_teacher_pilot(sel)
+
+
+def test_stored_seeds_join_only_when_the_anchor_scores_the_same_in_both_runs():
+    stored = _sel(dict(BASE, noise=0.68), BASE)
+    new: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for name in ("cand seed 0", "cand seed 1", "base seed 0"):
+        new["rows"][name], new["invariance"][name] = copy.deepcopy((stored["rows"][name], stored["invariance"][name]))
+    merged = with_stored_seeds(new, stored, "base seed 0", ["base seed 1", "base seed 2"])
+    assert sorted(merged["rows"]) == sorted(stored["rows"]) and "base seed 1" not in new["rows"]
+    assert seed_mean_rule(merged, "cand seed", "base seed")["failed"] == []
+    moved = copy.deepcopy(new)
+    moved["invariance"]["base seed 0"]["wheezes"]["lp1k"]["native_auroc"] += 0.001
+    with pytest.raises(ValueError, match="scores differently"):
+        with_stored_seeds(moved, stored, "base seed 0", ["base seed 1"])
+    with pytest.raises(ValueError, match="not scored in this run"):
+        with_stored_seeds({"rows": {}, "invariance": {}}, stored, "base seed 0", ["base seed 1"])
