@@ -19,7 +19,7 @@ The same function serves the aligner and the distiller.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,9 +127,10 @@ def _mix_background(db: torch.Tensor, background_db: torch.Tensor, cfg: Frontend
     return torch.where(mixed, 10 * torch.log10(power + bg * scale), db)
 
 
-def background_pool(corpus: Corpus) -> list[int]:
+def background_pool(corpus: Corpus, classes: Sequence[str] | None = None) -> list[int]:
     """Corpus indices of the background clips training may mix in: ESC-10 records of the training split whose
-    class is one of the invariance suite's noise classes, less every clip cut from the same source recording
+    class is one of the invariance suite's noise classes (``classes``, a subset of ``NoiseBank.CLASSES``: only
+    those; None: all six), less every clip cut from the same source recording
     as a clip that suite's noise transforms use (``NoiseBank.esc10_files``; ESC's file stem is fold-source-take,
     and takes of one source sound alike), so no evaluation noise is ever mixed in as a background.  (17 of those
     24 clips lie in the corpus's training split and are trained on as ordinary ESC-10 records, as before this
@@ -137,8 +138,12 @@ def background_pool(corpus: Corpus) -> list[int]:
     open."""
     from acula.aligner.invariance import NoiseBank
 
+    classes = NoiseBank.CLASSES if classes is None else tuple(classes)
+    unknown = sorted(set(classes) - set(NoiseBank.CLASSES))
+    if unknown or not classes:
+        raise ValueError(f"background classes must be a non-empty subset of {NoiseBank.CLASSES}, got {classes!r}")
     rows = [i for i in corpus.indices("train", "esc10")
-            if any(c in NoiseBank.class_of(corpus.audio_path(i).parent.name) for c in NoiseBank.CLASSES)]
+            if NoiseBank.class_of(corpus.audio_path(i).parent.name) in classes]
     held: set[str] = set()
     for root in {corpus.audio_path(i).parent.parent for i in rows}:
         if not root.is_dir():

@@ -60,6 +60,9 @@ class DistillConfig(AugmentFields):
     #: the same crop without its background, so the student learns to give the clean crop's answer in noise (a
     #: denoising distillation; needs ``p_background`` > 0).  Off: the teacher hears the mixed crop too.
     background_student_only: bool = False
+    #: the ESC-10 classes the real backgrounds are drawn from (a subset of ``aligner.invariance.NoiseBank.CLASSES``;
+    #: None: all six: rain, sea waves, helicopter, chainsaw, clock tick, fire crackling)
+    background_classes: tuple[str, ...] | None = None
     #: start from the teaching bundle's own student weights (a fine-tune; needs ``--teacher BUNDLE`` and a
     #: student config equal to the bundle's) instead of from scratch
     init_from_teacher: bool = False
@@ -86,6 +89,13 @@ class DistillConfig(AugmentFields):
         if self.background_student_only and self.p_background <= 0:
             raise ValueError("background_student_only needs p_background > 0 (there is no background to keep "
                              "from the teacher)")
+        if self.background_classes is not None:
+            from acula.aligner.invariance import NoiseBank
+
+            object.__setattr__(self, "background_classes", tuple(self.background_classes))
+            if not self.background_classes or not set(self.background_classes) <= set(NoiseBank.CLASSES):
+                raise ValueError(f"background_classes must be a non-empty subset of {NoiseBank.CLASSES}, got "
+                                 f"{self.background_classes!r}")
         if self.student_gain_datasets is not None:
             object.__setattr__(self, "student_gain_datasets", tuple(self.student_gain_datasets))
 
@@ -179,7 +189,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
     train_idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
-    bg_pool = background_pool(corpus) if cfg.p_background > 0 else []
+    bg_pool = background_pool(corpus, cfg.background_classes) if cfg.p_background > 0 else []
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
     if cfg.student_gain_datasets is not None:
         unknown = set(cfg.student_gain_datasets) - {r["dataset"] for r in corpus.rows}

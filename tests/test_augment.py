@@ -238,6 +238,12 @@ def test_the_background_pool_never_holds_an_evaluation_noise_clip(data_dir):
     assert not {"-".join(corpus.audio_path(i).stem.split("-")[:2]) for i in pool} & sources
     classes = {NoiseBank.class_of(corpus.audio_path(i).parent.name) for i in pool}
     assert classes == set(NoiseBank.CLASSES)
+    # a subset of the classes draws from those classes' clips only, and an unknown class is refused
+    steady = ("rain", "sea_waves", "helicopter", "chainsaw")
+    some = background_pool(corpus, steady)
+    assert set(some) < set(pool) and {NoiseBank.class_of(corpus.audio_path(i).parent.name) for i in some} == set(steady)
+    with pytest.raises(ValueError, match="non-empty subset"):
+        background_pool(corpus, ("dog_bark",))
 
 
 def test_the_background_pool_fails_closed_without_the_esc10_folder(tmp_path):

@@ -315,8 +315,12 @@ def test_a_student_only_background_needs_a_background_and_keeps_it_from_the_teac
 
     with pytest.raises(ValueError, match="background_student_only needs p_background"):
         DistillConfig(background_student_only=True)
+    assert DistillConfig(background_classes=["rain"]).background_classes == ("rain",)
+    for bad in ([], ["rain", "dog_bark"]):
+        with pytest.raises(ValueError, match="background_classes must be a non-empty subset"):
+            DistillConfig(background_classes=bad)
     # the tiny corpus has no ESC-10 backgrounds: its own training records stand in as the pool
-    monkeypatch.setattr(train, "background_pool", lambda corpus: corpus.indices("train")[:4])
+    monkeypatch.setattr(train, "background_pool", lambda corpus, classes=None: corpus.indices("train")[:4])
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     forward = DistillTask.forward
 
