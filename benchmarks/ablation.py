@@ -546,6 +546,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("selection_gain24-bgmild_val.json",),
      lambda sel: background_candidate(sel, "; shipping check on seed 0 failed too (int8_decisions_gain24-bgmild.json: "
                                       "ONNX int8 misses one real cough fp32 flags); not shipped", "gain24-bgmild")),
+    (("selection_gain24-bgdenoise_val.json", "selection_gain24-bgmild_val.json"),
+     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgdenoise",
+                                               "; shipping check on seed 0 passed (int8_decisions_gain24-bgdenoise"
+                                               ".json); not shipped")),
     (("teacher_background_val.json",), background_teachers),
     (("pilot_gain24-bgteach_val.json",), background_teacher_pilot),
     (("int8_export.json",), int8_writer),
@@ -575,8 +579,8 @@ def render() -> str:
     lines += int8_agreement()
     lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU; judged now "
               "on two seeds each): codec and EQ augmentation widened in both stages (band limits: gain24-bw; real "
-              "backgrounds: gain24-bg, gain24-bgmild); real backgrounds in distillation only, or the teacher shown the "
-              "clean crop while the student hears the mixed one (gain24-bg's teachers lose no clean ranking); the "
+              "backgrounds: gain24-bg, gain24-bgmild, gain24-bgdenoise); real backgrounds in distillation only with "
+              "the teacher hearing them too; the "
               "student-only "
               "level change with the teacher aligned under it (four students from three starting points lost "
               "zero-shot wheezes to it on val); quantisation-aware distillation (five candidates failed the int8 "
