@@ -348,6 +348,18 @@ def stored_seed_candidate(sel: dict[str, Any], stored: dict[str, Any], name: str
     return background_candidate(merged, how + status, name)
 
 
+def rebuilt_control(sel: dict[str, Any]) -> list[str]:
+    """The shipped recipe rebuilt on another CPU (its teacher, distilled as shipped) against the denoising
+    candidate distilled from that same teacher: the lever's own effect, free of teacher and seed differences."""
+    ctl, cand, shipped = "gain24-both rebuilt seed 0 int8 ONNX", "gain24-bgdenoise seed 0 int8 ONNX", SHIPPED_SEEDS[0]
+    figs = _clean_and_noise(sel) | {"largest mean gain shift": lambda s: _gain_shift(sel, s)}
+    text = "; ".join(f"{k} {fn(cand):.3f} vs {fn(ctl):.3f} (shipped {fn(shipped):.3f})" for k, fn in figs.items())
+    return [f"| the shipped recipe rebuilt from scratch on this machine's CPU (seed 0), against gain24-bgdenoise "
+            f"seed 0 distilled from the same rebuilt teacher (val only) | attribution, not a candidate | bgdenoise vs "
+            f"rebuilt: {text}; crackles probe minus rebuilt {_paired(sel, cand, ctl, 'probe', 'crackles')} | "
+            "attribution_gain24-rebuilt_val.md |"]
+
+
 def _clean_and_noise(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:
     """A system's clean native and probe means and its native AUROC under real backgrounds, by figure name."""
     return {"native mean": lambda s: _mean(sel["rows"][s], "native"),
@@ -550,6 +562,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgdenoise",
                                                "; shipping check on seed 0 passed (int8_decisions_gain24-bgdenoise"
                                                ".json); not shipped")),
+    (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("teacher_background_val.json",), background_teachers),
     (("pilot_gain24-bgteach_val.json",), background_teacher_pilot),
     (("int8_export.json",), int8_writer),

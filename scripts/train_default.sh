@@ -7,7 +7,9 @@
 #
 #   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR] [BUNDLE_DIR]
 #
-# Fixed seeds, one thread per pool (the default was trained so; the thread count changes float sums); every
+# Fixed seeds, one thread per pool (the default was trained so; the thread count changes float sums, and so does
+# the CPU: on an Intel Xeon this rebuilds the shipped files byte for byte, on an AMD EPYC it does not,
+# benchmarks/results/README.md); every
 # step's log and metrics stay in WORK_DIR (default runs/default).  BUNDLE_DIR (default sdk/models/default) lets
 # a check run write elsewhere and compare.  About 50 minutes on a 2-core CPU (align ~20, distill ~26).
 # ALIGN_CONFIG and DISTILL_CONFIG (environment; paths from the repository root) name other recipes, so a candidate

@@ -111,3 +111,19 @@ def test_stored_seeds_join_only_when_the_anchor_scores_the_same_in_both_runs():
         with_stored_seeds(moved, stored, "base seed 0", ["base seed 1"])
     with pytest.raises(ValueError, match="not scored in this run"):
         with_stored_seeds({"rows": {}, "invariance": {}}, stored, "base seed 0", ["base seed 1"])
+
+
+def test_the_rebuilt_control_row_reads_the_candidate_against_the_control_of_its_own_teacher():
+    from acula.benchmarks.ablation import rebuilt_control
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}, "paired": [
+        {"a": "gain24-bgdenoise seed 0 int8 ONNX", "b": "gain24-both rebuilt seed 0 int8 ONNX", "score": "probe",
+         "tasks": {"crackles": {"diff": -0.08, "lo": -0.18, "hi": -0.03}}}]}
+    for name, native, noise in (("gain24-bgdenoise seed 0 int8 ONNX", 0.78, 0.70),
+                                ("gain24-both rebuilt seed 0 int8 ONNX", 0.79, 0.65),
+                                ("gain24-both seed 0 int8 ONNX", 0.787, 0.66)):
+        _with(sel, name, native, noise)
+    (row,) = rebuilt_control(sel)
+    assert "native mean 0.780 vs 0.790 (shipped 0.787)" in row
+    assert "native under noise20 / noise10 0.700 vs 0.650 (shipped 0.660)" in row
+    assert "crackles probe minus rebuilt -0.080 [-0.180, -0.030]" in row
