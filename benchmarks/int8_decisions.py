@@ -112,13 +112,14 @@ def replay_events(model: Any, samples: Any, sample_rate_hz: int, probabilities: 
 
 
 def explained_by_undecided(model: Any, samples: Any, sample_rate_hz: int, fp32: Sequence[float | None],
-                           int8: Sequence[float | None], undecided: set[int]) -> bool:
-    """Do the undecided windows explain the whole event difference?  True when the replay of ``int8`` gives int8's
-    events and the replay with every undecided window's fp32 probability gives fp32's (checked by the caller
-    against the screened events)."""
+                           int8: Sequence[float | None], events: tuple[list[tuple[float, float]], ...],
+                           undecided: set[int]) -> bool:
+    """Do the ``undecided`` windows explain the whole difference between ``events`` (fp32's, int8's (start, end)
+    as screened)?  True when the replay gives each precision's own events from its own probabilities (else the
+    replay is not trusted) and fp32's from int8's with every undecided window's fp32 probability."""
     swapped = [fp32[k] if k in undecided else p for k, p in enumerate(int8)]
-    return replay_events(model, samples, sample_rate_hz, swapped) == replay_events(model, samples, sample_rate_hz,
-                                                                                  fp32)
+    return all(replay_events(model, samples, sample_rate_hz, probs) == want
+               for probs, want in ((int8, events[1]), (fp32, events[0]), (swapped, events[0])))
 
 
 def recordings(data: Path) -> list[Path]:
@@ -173,10 +174,8 @@ def compare(bundle: str, files: Sequence[Path]) -> dict[str, Any]:
             peak = [max((w.cough_probability or 0.0) for w in r.windows) if r.windows else 0.0 for r in (a, b)]
             row = {"path": str(path), "fp32_peak": round(peak[0], 4), "int8_peak": round(peak[1], 4),
                    "fp32_events": len(a.events), "int8_events": len(b.events)}
-            if (not decisive and replay_events(int8, clip.samples, clip.sample_rate_hz, pb) == events[1]
-                    and replay_events(int8, clip.samples, clip.sample_rate_hz, pa) == events[0]
-                    and explained_by_undecided(int8, clip.samples, clip.sample_rate_hz, pa, pb,
-                                               {f["window"] for f in flips})):
+            if not decisive and explained_by_undecided(int8, clip.samples, clip.sample_rate_hz, pa, pb,
+                                                       (events[0], events[1]), {f["window"] for f in flips}):
                 undecided.append(row | {"windows": sorted({f["window"] for f in flips})})
             else:
                 differ.append(row)

@@ -166,10 +166,11 @@ def test_an_event_difference_is_excused_only_when_undecided_windows_explain_it()
     assert res.events and replay_events(m, clip.samples, clip.sample_rate_hz, probs) == [
         (e.start_s, e.end_s) for e in res.events]
     assert replay_events(m, clip.samples, clip.sample_rate_hz, [0.0] * len(probs)) == []
-    peak = int(np.argmax([p or 0.0 for p in probs]))
+    events = [(e.start_s, e.end_s) for e in res.events]
     lowered = [0.0 if p is not None and p >= m.screening.on else p for p in probs]  # int8 says: no cough anywhere
-    assert not explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, set())
-    assert not explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, {peak}) or sum(
-        p is not None and p >= m.screening.on for p in probs) == 1
+    both = (events, replay_events(m, clip.samples, clip.sample_rate_hz, lowered))
+    assert both[1] == []
+    assert not explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, both, set())
+    assert not explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, (events, events), set())
     every = {k for k, p in enumerate(probs) if p is not None and p >= m.screening.on}
-    assert explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, every)
+    assert explained_by_undecided(m, clip.samples, clip.sample_rate_hz, probs, lowered, both, every)
