@@ -315,6 +315,9 @@ BACKGROUND_DOSES = {
     "gain24-bgdenoise": ("real backgrounds (ESC-10 training clips, 10-30 dB SNR, p 0.3) in distillation only, heard "
                          "by the student alone (the teacher's target from the crop without its background), the "
                          "shipped recipe's teachers", "selection_rule_gain24_bgdenoise.md"),
+    "gain24-bgsteady": ("the same denoising distillation with steady backgrounds only (rain, sea waves, helicopter, "
+                        "chainsaw; no clock ticks or fire crackles, which sound like crackles)",
+                        "selection_rule_gain24_bgsteady.md"),
 }
 #: the shipped recipe's seeds, as the selection runs name them; seed 0 is the packaged default
 SHIPPED_SEEDS = [f"gain24-both seed {k} int8 ONNX" for k in range(3)]
@@ -562,6 +565,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgdenoise",
                                                "; shipping check on seed 0 passed (int8_decisions_gain24-bgdenoise"
                                                ".json); not shipped")),
+    (("selection_gain24-bgsteady_val.json", "selection_gain24-bgmild_val.json"),
+     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgsteady",
+                                               "; shipping check on seed 0 passed, one real cough undecided "
+                                               "(int8_decisions_gain24-bgsteady.json); not shipped")),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("teacher_background_val.json",), background_teachers),
     (("pilot_gain24-bgteach_val.json",), background_teacher_pilot),
@@ -592,10 +599,8 @@ def render() -> str:
     lines += int8_agreement()
     lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU; judged now "
               "on two seeds each): codec and EQ augmentation widened in both stages (band limits: gain24-bw; real "
-              "backgrounds: gain24-bg, gain24-bgmild, gain24-bgdenoise); real backgrounds in distillation only with "
-              "the teacher hearing them too; the "
-              "student-only "
-              "level change with the teacher aligned under it (four students from three starting points lost "
+              "backgrounds: gain24-bg, gain24-bgmild, gain24-bgdenoise, gain24-bgsteady); real backgrounds in "
+              "distillation only with the teacher hearing them too; the student-only level change with the teacher aligned under it (four students from three starting points lost "
               "zero-shot wheezes to it on val); quantisation-aware distillation (five candidates failed the int8 "
               "decision check, gain24-bw and gain24-bgmild among them); a finer hop or a fine-time branch for "
               "crackles; distilling the supervised control.", ""]
