@@ -138,10 +138,7 @@ def background_pool(corpus: Corpus, classes: Sequence[str] | None = None) -> lis
     open."""
     from acula.aligner.invariance import NoiseBank
 
-    classes = NoiseBank.CLASSES if classes is None else tuple(classes)
-    unknown = sorted(set(classes) - set(NoiseBank.CLASSES))
-    if unknown or not classes:
-        raise ValueError(f"background classes must be a non-empty subset of {NoiseBank.CLASSES}, got {classes!r}")
+    classes = checked_background_classes(classes)
     rows = [i for i in corpus.indices("train", "esc10")
             if NoiseBank.class_of(corpus.audio_path(i).parent.name) in classes]
     held: set[str] = set()
@@ -152,6 +149,19 @@ def background_pool(corpus: Corpus, classes: Sequence[str] | None = None) -> lis
                              "directory it is relative to)")
         held |= {esc_source(f) for _, f in NoiseBank.esc10_files(root)}
     return [i for i in rows if esc_source(corpus.audio_path(i)) not in held]
+
+
+def checked_background_classes(classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The ESC-10 classes a background pool draws from: ``classes`` as a tuple (None: all of
+    ``NoiseBank.CLASSES``).  Raises ValueError unless it is a non-empty subset of those."""
+    from acula.aligner.invariance import NoiseBank
+
+    if classes is None:
+        return NoiseBank.CLASSES
+    chosen = tuple(classes)
+    if not chosen or not set(chosen) <= set(NoiseBank.CLASSES):
+        raise ValueError(f"background_classes must be a non-empty subset of {NoiseBank.CLASSES}, got {chosen!r}")
+    return chosen
 
 
 def esc_source(path: Path) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from acula.aligner.augment import augment_logmel_views, background_crops, background_pool
+from acula.aligner.augment import augment_logmel_views, background_crops, background_pool, checked_background_classes
 from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
 from acula.aligner.config import AlignConfig, AugmentFields, known_fields
 from acula.aligner.config import resolve as resolve_config
@@ -90,12 +90,7 @@ class DistillConfig(AugmentFields):
             raise ValueError("background_student_only needs p_background > 0 (there is no background to keep "
                              "from the teacher)")
         if self.background_classes is not None:
-            from acula.aligner.invariance import NoiseBank
-
-            object.__setattr__(self, "background_classes", tuple(self.background_classes))
-            if not self.background_classes or not set(self.background_classes) <= set(NoiseBank.CLASSES):
-                raise ValueError(f"background_classes must be a non-empty subset of {NoiseBank.CLASSES}, got "
-                                 f"{self.background_classes!r}")
+            object.__setattr__(self, "background_classes", checked_background_classes(self.background_classes))
         if self.student_gain_datasets is not None:
             object.__setattr__(self, "student_gain_datasets", tuple(self.student_gain_datasets))
 
