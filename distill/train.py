@@ -63,6 +63,9 @@ class DistillConfig(AugmentFields):
     #: the ESC-10 classes the real backgrounds are drawn from (a subset of ``aligner.invariance.NoiseBank.CLASSES``;
     #: None: all six: rain, sea waves, helicopter, chainsaw, clock tick, fire crackling)
     background_classes: tuple[str, ...] | None = None
+    #: the corpora whose crops may get a real background (None: every corpus); the others reach both models
+    #: without one, the same draws otherwise
+    background_datasets: tuple[str, ...] | None = None
     #: start from the teaching bundle's own student weights (a fine-tune; needs ``--teacher BUNDLE`` and a
     #: student config equal to the bundle's) instead of from scratch
     init_from_teacher: bool = False
@@ -91,8 +94,9 @@ class DistillConfig(AugmentFields):
                              "from the teacher)")
         if self.background_classes is not None:
             object.__setattr__(self, "background_classes", checked_background_classes(self.background_classes))
-        if self.student_gain_datasets is not None:
-            object.__setattr__(self, "student_gain_datasets", tuple(self.student_gain_datasets))
+        for name in ("student_gain_datasets", "background_datasets"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -186,12 +190,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
     bg_pool = background_pool(corpus, cfg.background_classes) if cfg.p_background > 0 else []
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
-    if cfg.student_gain_datasets is not None:
-        unknown = set(cfg.student_gain_datasets) - {r["dataset"] for r in corpus.rows}
-        if unknown:
-            raise ValueError(f"student_gain_datasets names corpora not in {corpus_dir}: {sorted(unknown)}")
-    gain_ok = np.array([cfg.student_gain_datasets is None or r["dataset"] in cfg.student_gain_datasets
-                        for r in corpus.rows])
+    gain_ok, background_ok = (dataset_mask(corpus, corpus_dir, name, getattr(cfg, name))
+                              for name in ("student_gain_datasets", "background_datasets"))
     peak_cache: dict[int, float] = {}
     meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": front.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
@@ -216,6 +216,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
                                           step)
             clean, mixed = augment_logmel_views(torch.from_numpy(crops), front, gen, **cfg.augment_options(),
                                                 background=background)
+            if cfg.background_datasets is not None:
+                mixed = torch.where(torch.from_numpy(background_ok[chosen])[:, None, None], mixed, clean)
             feats = clean if cfg.background_student_only else mixed  # the teacher's input
             student_feats = mixed if cfg.student_gain_db <= 0 else shift_level(
                 mixed, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
@@ -237,6 +239,16 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             if (step + 1) % cfg.ckpt_every == 0 or step == cfg.max_steps - 1:
                 save_checkpoint(out, student, {**meta_base, "step": step + 1, "last_metrics": last}, optimizer)
     return last
+
+
+def dataset_mask(corpus: Any, corpus_dir: Path, field: str, datasets: tuple[str, ...] | None) -> np.ndarray:
+    """Per corpus row, whether its corpus is one of ``datasets`` (None: every row).  Raises ValueError naming
+    ``field`` when it lists a corpus that ``corpus_dir`` does not hold."""
+    if datasets is not None:
+        unknown = set(datasets) - {r["dataset"] for r in corpus.rows}
+        if unknown:
+            raise ValueError(f"{field} names corpora not in {corpus_dir}: {sorted(unknown)}")
+    return np.array([datasets is None or r["dataset"] in datasets for r in corpus.rows])
 
 
 def shift_level(x: torch.Tensor, front: FrontendConfig, generator: torch.Generator, gain_db: float,

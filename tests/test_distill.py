@@ -338,3 +338,44 @@ def test_a_student_only_background_needs_a_background_and_keeps_it_from_the_teac
     torch.testing.assert_close(student_dn, student_both)  # the same draws: the same mixed crop for the student
     assert torch.equal(teacher_both, student_both)
     assert float((student_dn - teacher_dn).abs().max()) > 0.1 and bool(torch.all(student_dn >= teacher_dn - 1e-5))
+
+
+def test_background_datasets_keep_the_other_corpora_clean_for_both_models(tiny_teacher, tiny_corpus, tmp_path,
+                                                                          monkeypatch):
+    """``background_datasets``: crops of the corpora it names may get a background (the student's alone here);
+    every other crop reaches student and teacher without one; a corpus the corpus does not hold is refused."""
+    import acula.distill.train as train
+    from acula.aligner.corpus import load_corpus
+    from acula.distill.task import DistillTask
+
+    corpus = load_corpus(tiny_corpus)
+    monkeypatch.setattr(train, "background_pool", lambda corpus, classes=None: corpus.indices("train")[:4])
+    picked: list[np.ndarray] = []
+    sample = train.sample_batch
+
+    def spy_sample(*args, **kwargs):
+        chosen, crops = sample(*args, **kwargs)
+        picked.append(np.asarray(chosen))
+        return chosen, crops
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    forward = DistillTask.forward
+
+    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
+        seen.append((logmel.detach().clone(), teacher_logmel.detach().clone()))
+        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
+
+    monkeypatch.setattr(train, "sample_batch", spy_sample)
+    monkeypatch.setattr(DistillTask, "forward", spy)
+    cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=1, p_background=1.0, background_snr_min_db=0.0,
+                              background_student_only=True, background_datasets=("coswara",))
+    train.distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "some", progress=False)
+    (student, teacher), chosen = seen[-1], picked[-1]
+    allowed = np.array([corpus.rows[int(i)]["dataset"] == "coswara" for i in chosen])
+    assert allowed.any() and (~allowed).any()
+    assert torch.equal(student[~allowed], teacher[~allowed])
+    assert not torch.equal(student[allowed], teacher[allowed])  # power only adds: >= clean, not equal
+    assert bool(torch.all(student[allowed] >= teacher[allowed] - 1e-5))
+    with pytest.raises(ValueError, match="background_datasets names corpora not in"):
+        train.distill(dataclasses.replace(cfg, background_datasets=("no-such-corpus",)), tiny_teacher, tiny_corpus,
+                      tmp_path / "none", progress=False)
