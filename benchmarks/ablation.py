@@ -318,6 +318,8 @@ BACKGROUND_DOSES = {
     "gain24-bgsteady": ("the same denoising distillation with steady backgrounds only (rain, sea waves, helicopter, "
                         "chainsaw; no clock ticks or fire crackles, which sound like crackles)",
                         "selection_rule_gain24_bgsteady.md"),
+    "gain24-bgnonlung": ("the same denoising distillation (all six classes) with no background on lung crops "
+                         "(cough, heart and ESC-10 crops only)", "selection_rule_gain24_bgnonlung.md"),
 }
 #: the shipped recipe's seeds, as the selection runs name them; seed 0 is the packaged default
 SHIPPED_SEEDS = [f"gain24-both seed {k} int8 ONNX" for k in range(3)]
