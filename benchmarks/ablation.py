@@ -571,6 +571,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgsteady",
                                                "; shipping check on seed 0 passed, one real cough undecided "
                                                "(int8_decisions_gain24-bgsteady.json); not shipped")),
+    (("selection_gain24-bgnonlung_val.json", "selection_gain24-bgmild_val.json"),
+     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgnonlung",
+                                               "; shipping check on seed 0 passed (int8_decisions_gain24-bgnonlung"
+                                               ".json); not shipped")),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("teacher_background_val.json",), background_teachers),
     (("pilot_gain24-bgteach_val.json",), background_teacher_pilot),
@@ -601,7 +605,7 @@ def render() -> str:
     lines += int8_agreement()
     lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU; judged now on two "
               "seeds each): codec and EQ augmentation widened in both stages (band limits: gain24-bw; real backgrounds:"
-              " gain24-bg, gain24-bgmild, gain24-bgdenoise, gain24-bgsteady); real backgrounds in distillation only "
+              " gain24-bg, gain24-bgmild, gain24-bgdenoise, gain24-bgsteady, gain24-bgnonlung); real backgrounds in distillation only "
               "with the teacher hearing them too; the student-only level change with the teacher aligned under it (four"
               " students from three starting points lost zero-shot wheezes to it on val); quantisation-aware "
               "distillation (five candidates failed the int8 decision check, gain24-bw and gain24-bgmild among them); a"
