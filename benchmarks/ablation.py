@@ -605,11 +605,12 @@ def render() -> str:
     lines += int8_agreement()
     lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU; judged now on two "
               "seeds each): codec and EQ augmentation widened in both stages (band limits: gain24-bw; real backgrounds:"
-              " gain24-bg, gain24-bgmild, gain24-bgdenoise, gain24-bgsteady, gain24-bgnonlung); real backgrounds in distillation only "
-              "with the teacher hearing them too; the student-only level change with the teacher aligned under it (four"
-              " students from three starting points lost zero-shot wheezes to it on val); quantisation-aware "
-              "distillation (five candidates failed the int8 decision check, gain24-bw and gain24-bgmild among them); a"
-              " finer hop or a fine-time branch for crackles; distilling the supervised control.", ""]
+              " gain24-bg, gain24-bgmild, gain24-bgdenoise, gain24-bgsteady, gain24-bgnonlung); real backgrounds in "
+              "distillation only with the teacher hearing them too; the student-only level change with the teacher "
+              "aligned under it (four students from three starting points lost zero-shot wheezes to it on val); "
+              "quantisation-aware distillation (five candidates failed the int8 decision check, gain24-bw and "
+              "gain24-bgmild among them); a finer hop or a fine-time branch for crackles; distilling the supervised "
+              "control.", ""]
     return "\n".join(lines)
 
 
