@@ -174,9 +174,10 @@ def compare(bundle: str, files: Sequence[Path]) -> dict[str, Any]:
             peak = [max((w.cough_probability or 0.0) for w in r.windows) if r.windows else 0.0 for r in (a, b)]
             row = {"path": str(path), "fp32_peak": round(peak[0], 4), "int8_peak": round(peak[1], 4),
                    "fp32_events": len(a.events), "int8_events": len(b.events)}
+            windows = {f["window"] for f in flips}
             if not decisive and explained_by_undecided(int8, clip.samples, clip.sample_rate_hz, pa, pb,
-                                                       (events[0], events[1]), {f["window"] for f in flips}):
-                undecided.append(row | {"windows": sorted({f["window"] for f in flips})})
+                                                       (events[0], events[1]), windows):
+                undecided.append(row | {"windows": sorted(windows)})
             else:
                 differ.append(row)
         out["runtimes"][backend] = {"operating_point": on, "off_threshold": off, "recordings": n,
