@@ -5,11 +5,16 @@ Loss = w_cos (1 - cos(student, teacher)) on joint-space embeddings
      + w_kd  T^2 KL(teacher || student) over the prompt bank's scores at temperature T, one softmax per
              label set (so the fine distinctions inside a set, crackles against wheezes, are not drowned by the
              coarse ones between sets, a heart prompt against a cough prompt), averaged over the sets
+             (with further KD teachers, ``kd_teachers``: the teacher's distribution over each label set is the
+             mean of theirs, each from its own embedding, prompt bank and logit scale; the embedding terms
+             still follow the one teacher whose joint space the student's embedding lives in)
      + w_head binary cross-entropy of the supervised heads (cough vs non-cough).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,22 +37,33 @@ class DistillWeights:
 
 class DistillTask(nn.Module):
     def __init__(self, teacher: AcuLaModel | BundleTeacher, student: StreamingStudent, prompts: torch.Tensor,
-                 weights: DistillWeights | None = None, prompt_groups: list[list[int]] | None = None) -> None:
+                 weights: DistillWeights | None = None, prompt_groups: list[list[int]] | None = None,
+                 kd_teachers: Sequence[tuple[AcuLaModel | BundleTeacher, torch.Tensor]] = ()) -> None:
         """``prompts``: (n_prompts, embed_dim) teacher text embeddings, already projected and normalised;
-        ``prompt_groups``: the prompt indices of each label set (None: one softmax over all prompts)."""
+        ``prompt_groups``: the prompt indices of each label set (None: one softmax over all prompts);
+        ``kd_teachers``: further (teacher, its prompts in the same order) whose label-set distributions are
+        averaged with the teacher's into the KD target."""
         super().__init__()
         self.teacher = teacher.eval()
-        for p in self.teacher.parameters():
+        self.kd_teachers = nn.ModuleList([t.eval() for t, _ in kd_teachers])
+        for k, (_, p) in enumerate(kd_teachers):
+            if p.shape[0] != prompts.shape[0]:
+                raise ValueError(f"KD teacher {k} has {p.shape[0]} prompts, the teacher {prompts.shape[0]}: "
+                                 "their prompt banks must list the same prompts in the same order")
+            self.register_buffer(f"kd_prompts_{k}", p)
+        for p in [*self.teacher.parameters(), *self.kd_teachers.parameters()]:
             p.requires_grad_(False)
         self.student = student
         self.register_buffer("prompts", prompts)
         self.weights = weights or DistillWeights()
         self.prompt_groups = prompt_groups or [list(range(prompts.shape[0]))]
         self.logit_scale = float(teacher.logit_scale.detach().exp().clamp(max=100.0))
+        self.kd_logit_scales = [float(t.logit_scale.detach().exp().clamp(max=100.0)) for t, _ in kd_teachers]
 
     def train(self, mode: bool = True) -> DistillTask:
         super().train(mode)
         self.teacher.eval()  # the teacher never leaves eval mode (batch norm statistics stay frozen)
+        self.kd_teachers.eval()
         return self
 
     def forward(self, logmel: torch.Tensor, head_targets: torch.Tensor,
@@ -62,17 +78,31 @@ class DistillTask(nn.Module):
         student, heads = self.student(logmel)
         terms = {"cos": 1 - F.cosine_similarity(student, target, dim=-1).mean(),
                  "cka": 1 - linear_cka(student, target)}
-        t_scores = self.logit_scale * F.normalize(target, dim=-1) @ self.prompts.T / w.kd_temperature
-        s_scores = self.logit_scale * F.normalize(student, dim=-1) @ self.prompts.T / w.kd_temperature
-        terms["kd"] = torch.stack([
-            F.kl_div(F.log_softmax(s_scores[:, g], -1), F.log_softmax(t_scores[:, g], -1), log_target=True,
-                     reduction="batchmean") for g in self.prompt_groups]).mean() * w.kd_temperature**2
+        t_logp = self._group_log_probs(target, self.prompts, self.logit_scale)
+        if len(self.kd_teachers):
+            with torch.no_grad():
+                teacher_in = logmel if teacher_logmel is None else teacher_logmel
+                each = [t_logp]
+                for k, (t, scale) in enumerate(zip(self.kd_teachers, self.kd_logit_scales, strict=True)):
+                    each.append(self._group_log_probs(t.embed_audio(teacher_in), getattr(self, f"kd_prompts_{k}"),
+                                                      scale))
+            # the mean of the teachers' probabilities, per label set, as log-probabilities
+            t_logp = [torch.logsumexp(torch.stack(parts), 0) - math.log(len(parts))
+                      for parts in zip(*each, strict=True)]
+        s_logp = self._group_log_probs(student, self.prompts, self.logit_scale)
+        terms["kd"] = torch.stack([F.kl_div(s, t, log_target=True, reduction="batchmean")
+                                   for s, t in zip(s_logp, t_logp, strict=True)]).mean() * w.kd_temperature**2
         if head_weights is None:
             terms["head"] = F.binary_cross_entropy_with_logits(heads, head_targets)
         else:
             per = F.binary_cross_entropy_with_logits(heads, head_targets, reduction="none") * head_weights
             terms["head"] = per.sum() / head_weights.sum().clamp(min=1.0)
         return terms
+
+    def _group_log_probs(self, emb: torch.Tensor, prompts: torch.Tensor, logit_scale: float) -> list[torch.Tensor]:
+        """Per label set, log-softmax of the scaled cosine scores at the KD temperature."""
+        scores = logit_scale * F.normalize(emb, dim=-1) @ prompts.T / self.weights.kd_temperature
+        return [F.log_softmax(scores[:, g], -1) for g in self.prompt_groups]
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         w = self.weights

@@ -81,6 +81,11 @@ class DistillConfig(AugmentFields):
     #: zero-shot distillation with one softmax per label set (distill/task.py) instead of one over all prompts
     #: (on in the default-cpu preset)
     kd_per_label_set: bool = False
+    #: further aligned teachers (``acula align`` run directories or bundles) whose label-set distributions are
+    #: averaged with the teacher's into the zero-shot distillation target (a teacher ensemble for the KD term;
+    #: the embedding terms follow ``--teacher`` alone, whose joint space the student's embedding lives in).
+    #: Each must share the teacher's front end and prompt bank.  Empty: the teacher alone.
+    kd_teachers: tuple[str, ...] = ()
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
@@ -94,6 +99,7 @@ class DistillConfig(AugmentFields):
                              "from the teacher)")
         if self.background_classes is not None:
             object.__setattr__(self, "background_classes", checked_background_classes(self.background_classes))
+        object.__setattr__(self, "kd_teachers", tuple(str(t) for t in self.kd_teachers))
         for name in ("student_gain_datasets", "background_datasets"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -180,7 +186,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             raise ValueError("init_from_teacher needs a bundle as --teacher (its student is the starting point)")
         student = student_from_bundle(teacher.bundle, student.cfg)
     groups = prompt_groups(texts) if cfg.kd_per_label_set else None
-    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups)
+    kd_teachers, kd_ids = kd_teacher_ensemble(cfg.kd_teachers, texts, front)
+    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups, kd_teachers)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     found = resume_from(out, "distill_config", cfg, student, optimizer) if resume else None
     start, resumed = found or (0, {})  # resumed: a resumed run's last metrics (returned if no step is left)
@@ -196,6 +203,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": front.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
                  "teacher_bundle_sha256": tmeta.get("bundle_sha256"),
+                 "kd_teachers": list(cfg.kd_teachers), "kd_teacher_ids": kd_ids,
                  "logit_scale": task.logit_scale}
     sched = AlignConfig(warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps)
     from tqdm import tqdm
@@ -239,6 +247,31 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             if (step + 1) % cfg.ckpt_every == 0 or step == cfg.max_steps - 1:
                 save_checkpoint(out, student, {**meta_base, "step": step + 1, "last_metrics": last}, optimizer)
     return last
+
+
+def kd_teacher_ensemble(runs: Sequence[str], texts: list[str], front: FrontendConfig
+                       ) -> tuple[list[tuple[AcuLaModel | BundleTeacher, torch.Tensor]], list[Any]]:
+    """The further KD teachers of ``DistillConfig.kd_teachers``, each with its prompt bank in the order of
+    ``texts`` (the teacher's), and their teacher ids.  Raises ValueError for a missing run, another front end
+    or another prompt bank."""
+    out: list[tuple[AcuLaModel | BundleTeacher, torch.Tensor]] = []
+    ids: list[Any] = []
+    for run in runs:
+        path = Path(run)
+        if not path.exists():
+            raise ValueError(f"kd_teachers: {run} does not exist (an acula align run directory or a bundle)")
+        teacher: AcuLaModel | BundleTeacher
+        teacher, meta = load_bundle_teacher(path) if is_bundle(path) else load_teacher(path)
+        if FrontendConfig.from_dict(meta["frontend"]) != front:
+            raise ValueError(f"kd_teachers: {run} was trained on another front end than the teacher")
+        own_texts, prompts = (teacher.prompt_bank() if isinstance(teacher, BundleTeacher)
+                              else embed_prompt_bank(teacher))
+        if own_texts != texts:
+            raise ValueError(f"kd_teachers: {run} has another prompt bank than the teacher")
+        out.append((teacher, torch.from_numpy(prompts)))
+        ids.append({"run": str(run), "step": meta.get("step"), "teacher_id": meta.get("teacher_id"),
+                    "bundle_sha256": meta.get("bundle_sha256")})
+    return out, ids
 
 
 def dataset_mask(corpus: Any, corpus_dir: Path, field: str, datasets: tuple[str, ...] | None) -> np.ndarray:

@@ -7,7 +7,14 @@ import copy
 from typing import Any
 
 import pytest
-from acula.benchmarks.ablation import BAND_LIMITS, MAIN_TASKS, NOISE, seed_mean_rule, with_stored_seeds
+from acula.benchmarks.ablation import (
+    BAND_LIMITS,
+    KDENS_MARGINS,
+    MAIN_TASKS,
+    NOISE,
+    seed_mean_rule,
+    with_stored_seeds,
+)
 
 GAINS = ("gain-6", "gain-12", "gain-24", "peak-1")
 
@@ -47,6 +54,15 @@ def test_a_candidate_that_meets_every_check_passes():
 def test_each_check_fails_when_missed(change, rule):
     cand = dict(BASE, noise=0.68) | change
     assert seed_mean_rule(_sel(cand, BASE), "cand seed", "base seed")["failed"] == [rule]
+
+
+@pytest.mark.parametrize(("change", "failed"), [
+    ({}, [1]), ({"native": 0.784}, [1]), ({"native": 0.786}, []), ({"native": 0.786, "noise": 0.639}, [5]),
+    ({"native": 0.786, "noise": 0.641}, []),
+])
+def test_the_kd_ensemble_rule_asks_for_a_native_gain_and_no_loss_under_noise(change, failed):
+    """selection_rule_gain24_kdens.md: native mean >= baseline + 0.005, noise >= baseline - 0.01."""
+    assert seed_mean_rule(_sel(BASE | change, BASE), "cand seed", "base seed", KDENS_MARGINS)["failed"] == failed
 
 
 def test_the_checks_use_the_mean_over_seeds():

@@ -379,3 +379,56 @@ def test_background_datasets_keep_the_other_corpora_clean_for_both_models(tiny_t
     with pytest.raises(ValueError, match="background_datasets names corpora not in"):
         train.distill(dataclasses.replace(cfg, background_datasets=("no-such-corpus",)), tiny_teacher, tiny_corpus,
                       tmp_path / "none", progress=False)
+
+
+def test_a_kd_teacher_ensemble_distils_towards_the_mean_of_the_teachers_label_set_probabilities() -> None:
+    """``kd_teachers``: the KD target per label set is the mean of the teachers' probabilities, each from its own
+    embedding, prompts and logit scale; the embedding terms follow the first teacher alone; an ensemble of one
+    teacher twice is that teacher."""
+    import torch.nn.functional as F
+    from acula.aligner.config import PRESETS
+    from acula.aligner.model import AcuLaModel
+    from acula.distill.task import DistillTask
+
+    torch.manual_seed(0)
+    a, b = AcuLaModel(PRESETS["tiny-test"], 8), AcuLaModel(PRESETS["tiny-test"], 8)
+    student = StreamingStudent(StudentConfig(channels=(8, 16), strides=(2, 2), embed_dim=32, window_frames=32,
+                                             hop_frames=15))
+    pa, pb = (F.normalize(torch.randn(6, 32), dim=-1) for _ in range(2))
+    groups = [[0, 1, 2], [3, 4, 5]]
+    x, y = torch.randn(3, 32, 64), torch.zeros(3, 1)
+    alone = DistillTask(a, student, pa, prompt_groups=groups).eval()(x, y)
+    twice = DistillTask(a, student, pa, prompt_groups=groups, kd_teachers=[(a, pa)]).eval()(x, y)
+    both = DistillTask(a, student, pa, prompt_groups=groups, kd_teachers=[(b, pb)]).eval()(x, y)
+    torch.testing.assert_close(twice["kd"], alone["kd"])
+    torch.testing.assert_close(both["cos"], alone["cos"])
+    assert not torch.allclose(both["kd"], alone["kd"])
+    # the target by hand: softmax per label set of each teacher, averaged
+    temp = DistillWeights().kd_temperature
+    with torch.no_grad():
+        probs = []
+        for teacher, prompts in ((a, pa), (b, pb)):
+            scale = float(teacher.logit_scale.exp().clamp(max=100.0))
+            scores = scale * F.normalize(teacher.embed_audio(x), dim=-1) @ prompts.T / temp
+            probs.append([F.softmax(scores[:, g], -1) for g in groups])
+        s_scores = float(a.logit_scale.exp().clamp(max=100.0)) * F.normalize(student(x)[0], dim=-1) @ pa.T / temp
+        want = torch.stack([F.kl_div(F.log_softmax(s_scores[:, g], -1), ((pa_ + pb_) / 2).log(), log_target=True,
+                                     reduction="batchmean") for g, pa_, pb_ in zip(groups, *probs, strict=True)])
+    torch.testing.assert_close(both["kd"], want.mean() * temp**2)
+    assert not any(p.requires_grad for p in b.parameters())
+    with pytest.raises(ValueError, match="same prompts in the same order"):
+        DistillTask(a, student, pa, kd_teachers=[(b, pb[:5])])
+
+
+def test_kd_teachers_load_from_their_runs_and_are_recorded_or_refused(tiny_teacher, tiny_corpus, tmp_path):
+    from acula.aligner.checkpoint import load_checkpoint
+    from acula.distill.train import distill
+
+    cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=1, kd_teachers=[str(tiny_teacher)])
+    assert cfg.kd_teachers == (str(tiny_teacher),)
+    distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "ens", progress=False)
+    _, meta = load_checkpoint(tmp_path / "ens")
+    assert meta["kd_teachers"] == [str(tiny_teacher)] and meta["kd_teacher_ids"][0]["run"] == str(tiny_teacher)
+    with pytest.raises(ValueError, match="kd_teachers: .* does not exist"):
+        distill(dataclasses.replace(cfg, kd_teachers=(str(tmp_path / "nowhere"),)), tiny_teacher, tiny_corpus,
+                tmp_path / "missing", progress=False)
