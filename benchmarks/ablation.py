@@ -316,8 +316,9 @@ def with_stored_seeds(sel: dict[str, Any], stored: dict[str, Any], anchor: str, 
     return merged
 
 
-#: real-background candidates: their system-name prefix, what was mixed in, and the rule written before training
-BACKGROUND_DOSES = {
+#: candidates judged by the seed-mean rule (the real-background doses and later levers): their system-name prefix,
+#: what changed, and the rule written before training
+SEED_MEAN_CANDIDATES = {
     "gain24-bg": ("real backgrounds (ESC-10 training clips, 5-30 dB SNR, p 0.3) in alignment and distillation",
                   "selection_rule_gain24_bg.md"),
     "gain24-bgmild": ("real backgrounds at a milder dose (ESC-10 training clips, 10-30 dB SNR, p 0.2) in alignment "
@@ -330,16 +331,22 @@ BACKGROUND_DOSES = {
                         "selection_rule_gain24_bgsteady.md"),
     "gain24-bgnonlung": ("the same denoising distillation (all six classes) with no background on lung crops "
                          "(cough, heart and ESC-10 crops only)", "selection_rule_gain24_bgnonlung.md"),
+    "gain24-kdens": ("a two-teacher ensemble for the zero-shot distillation term (the KD target is the mean of "
+                     "the shipped recipe's seed-0 and seed-1 teachers' label-set probabilities; the embedding terms "
+                     "follow the student's own teacher)", "selection_rule_gain24_kdens.md"),
 }
+#: the seed-mean rule's margins where a candidate's rule set its own (the others: SEED_MEAN_MARGINS)
+CANDIDATE_MARGINS = {"gain24-kdens": KDENS_MARGINS}
 #: the shipped recipe's seeds, as the selection runs name them; seed 0 is the packaged default
 SHIPPED_SEEDS = [f"gain24-both seed {k} int8 ONNX" for k in range(3)]
 
 
 def background_candidate(sel: dict[str, Any], status: str = "", name: str = "gain24-bg") -> list[str]:
-    """A real-background candidate (``BACKGROUND_DOSES``: in both stages), two seeds, against the shipped
-    recipe's three seeds on validation, by the seed-mean rule (``selection_rule_gain24_bg.md``)."""
-    what, rule = BACKGROUND_DOSES[name]
-    r = seed_mean_rule(sel, f"{name} seed", "gain24-both seed")
+    """A candidate of ``SEED_MEAN_CANDIDATES``, two seeds, against the shipped recipe's three seeds on validation,
+    by the seed-mean rule (``selection_rule_gain24_bg.md``; its margins as the candidate's own rule set them,
+    ``CANDIDATE_MARGINS``)."""
+    what, rule = SEED_MEAN_CANDIDATES[name]
+    r = seed_mean_rule(sel, f"{name} seed", "gain24-both seed", CANDIDATE_MARGINS.get(name))
     failed = r["failed"]
     outcome = ("passes the seed-mean rule written before training" if not failed else
                f"rejected: rule{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of the seed-mean "
