@@ -81,10 +81,11 @@ class DistillConfig(AugmentFields):
     #: zero-shot distillation with one softmax per label set (distill/task.py) instead of one over all prompts
     #: (on in the default-cpu preset)
     kd_per_label_set: bool = False
-    #: further aligned teachers (``acula align`` run directories or bundles) whose label-set distributions are
-    #: averaged with the teacher's into the zero-shot distillation target (a teacher ensemble for the KD term;
-    #: the embedding terms follow ``--teacher`` alone, whose joint space the student's embedding lives in).
-    #: Each must share the teacher's front end and prompt bank.  Empty: the teacher alone.
+    #: further aligned teachers (``acula align`` run directories or bundles, paths relative to the working
+    #: directory) whose label-set distributions are averaged with the teacher's into the zero-shot distillation
+    #: target (a teacher ensemble for the KD term; the embedding terms follow ``--teacher`` alone, whose joint
+    #: space the student's embedding lives in).  Each must share the teacher's front end and prompt bank.
+    #: Empty: the teacher alone.
     kd_teachers: tuple[str, ...] = ()
     seed: int = 0
     log_every: int = 10
