@@ -382,6 +382,19 @@ def rebuilt_control(sel: dict[str, Any]) -> list[str]:
             "attribution_gain24-rebuilt_val.md |"]
 
 
+def kd_ensemble_control(sel: dict[str, Any]) -> list[str]:
+    """gain24-kdens seed 0 against the shipped recipe rebuilt on this CPU (seed 0): the same embedding teacher and
+    distillation seed, so the difference is the KD ensemble's own (``attribution_gain24-kdens_val.md``)."""
+    ctl, cand, shipped = "gain24-both rebuilt seed 0 int8 ONNX", "gain24-kdens seed 0 int8 ONNX", SHIPPED_SEEDS[0]
+    figs = _clean_and_noise(sel) | {"largest mean gain shift": lambda s: _gain_shift(sel, s),
+                                    "crackles band-limit drop": lambda s: _label_set_drops(sel, s)["crackles"]}
+    text = "; ".join(f"{k} {fn(cand):.3f} vs {fn(ctl):.3f} (shipped {fn(shipped):.3f})" for k, fn in figs.items())
+    return [f"| the two-teacher KD ensemble on its own: gain24-kdens seed 0 against the shipped recipe rebuilt on "
+            f"this CPU, distilled from the same seed-0 teacher with the same seed (val only) | attribution, not a "
+            f"candidate | kdens vs rebuilt: {text}; crackles probe minus rebuilt "
+            f"{_paired(sel, cand, ctl, 'probe', 'crackles')} | attribution_gain24-kdens_val.md |"]
+
+
 def _clean_and_noise(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:
     """A system's clean native and probe means and its native AUROC under real backgrounds, by figure name."""
     return {"native mean": lambda s: _mean(sel["rows"][s], "native"),
@@ -592,7 +605,12 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgnonlung",
                                                "; shipping check on seed 0 passed (int8_decisions_gain24-bgnonlung"
                                                ".json); not shipped")),
+    (("selection_gain24-kdens_val.json", "selection_gain24-bgmild_val.json"),
+     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-kdens",
+                                               "; shipping check on seed 0 passed (int8_decisions_gain24-kdens"
+                                               ".json); not shipped")),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
+    (("attribution_gain24-kdens_val.json",), kd_ensemble_control),
     (("teacher_background_val.json",), background_teachers),
     (("pilot_gain24-bgteach_val.json",), background_teacher_pilot),
     (("int8_export.json",), int8_writer),
@@ -627,7 +645,7 @@ def render() -> str:
               "aligned under it (four students from three starting points lost zero-shot wheezes to it on val); "
               "quantisation-aware distillation (five candidates failed the int8 decision check, gain24-bw and "
               "gain24-bgmild among them); a finer hop or a fine-time branch for crackles; distilling the supervised "
-              "control.", ""]
+              "control; a KD ensemble of three or more teachers (gain24-kdens used two).", ""]
     return "\n".join(lines)
 
 
