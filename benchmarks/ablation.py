@@ -370,6 +370,15 @@ def stored_seed_candidate(sel: dict[str, Any], stored: dict[str, Any], name: str
     return background_candidate(merged, how + status, name)
 
 
+def stored_seed_lever(name: str, check: str) -> tuple[tuple[str, ...], Callable[..., list[str]]]:
+    """The ``LEVERS`` entry of a candidate scored beside the shipped seed 0 (:func:`stored_seed_candidate`, seeds
+    1 and 2 from ``selection_gain24-bgmild_val.json``) whose seed-0 shipping check ended as ``check``; not
+    shipped."""
+    status = f"; shipping check on seed 0 {check} (int8_decisions_{name}.json); not shipped"
+    return ((f"selection_{name}_val.json", "selection_gain24-bgmild_val.json"),
+            lambda sel, stored: stored_seed_candidate(sel, stored, name, status))
+
+
 def rebuilt_control(sel: dict[str, Any]) -> list[str]:
     """The shipped recipe rebuilt on another CPU (its teacher, distilled as shipped) against the denoising
     candidate distilled from that same teacher: the lever's own effect, free of teacher and seed differences."""
@@ -593,22 +602,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("selection_gain24-bgmild_val.json",),
      lambda sel: background_candidate(sel, "; shipping check on seed 0 failed too (int8_decisions_gain24-bgmild.json: "
                                       "ONNX int8 misses one real cough fp32 flags); not shipped", "gain24-bgmild")),
-    (("selection_gain24-bgdenoise_val.json", "selection_gain24-bgmild_val.json"),
-     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgdenoise",
-                                               "; shipping check on seed 0 passed (int8_decisions_gain24-bgdenoise"
-                                               ".json); not shipped")),
-    (("selection_gain24-bgsteady_val.json", "selection_gain24-bgmild_val.json"),
-     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgsteady",
-                                               "; shipping check on seed 0 passed, one real cough undecided "
-                                               "(int8_decisions_gain24-bgsteady.json); not shipped")),
-    (("selection_gain24-bgnonlung_val.json", "selection_gain24-bgmild_val.json"),
-     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-bgnonlung",
-                                               "; shipping check on seed 0 passed (int8_decisions_gain24-bgnonlung"
-                                               ".json); not shipped")),
-    (("selection_gain24-kdens_val.json", "selection_gain24-bgmild_val.json"),
-     lambda sel, stored: stored_seed_candidate(sel, stored, "gain24-kdens",
-                                               "; shipping check on seed 0 passed (int8_decisions_gain24-kdens"
-                                               ".json); not shipped")),
+    stored_seed_lever("gain24-bgdenoise", "passed"),
+    stored_seed_lever("gain24-bgsteady", "passed, one real cough undecided"),
+    stored_seed_lever("gain24-bgnonlung", "passed"),
+    stored_seed_lever("gain24-kdens", "passed"),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("attribution_gain24-kdens_val.json",), kd_ensemble_control),
     (("teacher_background_val.json",), background_teachers),
