@@ -168,16 +168,11 @@ def embed_prompt_bank(teacher: AcuLaModel, teacher_dir: str | None = None) -> tu
 def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, progress: bool = True,
             resume: bool = True) -> dict[str, float]:
     torch.manual_seed(cfg.seed)
-    teacher: AcuLaModel | BundleTeacher
-    if is_bundle(teacher_run):
-        teacher, tmeta = load_bundle_teacher(teacher_run)
-    else:
-        teacher, tmeta = load_teacher(teacher_run)
+    teacher, tmeta, texts, prompts = teacher_with_prompts(teacher_run)
     corpus = load_corpus(corpus_dir)
     front = FrontendConfig.from_dict(tmeta["frontend"])
     bank = FeatureBank.for_corpus(corpus, front, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    texts, prompts = teacher.prompt_bank() if isinstance(teacher, BundleTeacher) else embed_prompt_bank(teacher)
     np.save(out / "prompt_embeddings.npy", prompts)
     (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))
     student = StreamingStudent(dataclasses.replace(cfg.student, embed_dim=teacher.cfg.embed_dim,
@@ -250,6 +245,15 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     return last
 
 
+def teacher_with_prompts(run: Path) -> tuple[AcuLaModel | BundleTeacher, dict[str, Any], list[str], np.ndarray]:
+    """A teacher (an ``acula align`` run or a bundle), its metadata, and its prompt bank (texts, normalised
+    joint-space embeddings)."""
+    teacher: AcuLaModel | BundleTeacher
+    teacher, meta = load_bundle_teacher(run) if is_bundle(run) else load_teacher(run)
+    texts, prompts = teacher.prompt_bank() if isinstance(teacher, BundleTeacher) else embed_prompt_bank(teacher)
+    return teacher, meta, texts, prompts
+
+
 def kd_teacher_ensemble(runs: Sequence[str], texts: list[str], front: FrontendConfig
                        ) -> tuple[list[tuple[AcuLaModel | BundleTeacher, torch.Tensor]], list[Any]]:
     """The further KD teachers of ``DistillConfig.kd_teachers``, each with its prompt bank in the order of
@@ -261,12 +265,9 @@ def kd_teacher_ensemble(runs: Sequence[str], texts: list[str], front: FrontendCo
         path = Path(run)
         if not path.exists():
             raise ValueError(f"kd_teachers: {run} does not exist (an acula align run directory or a bundle)")
-        teacher: AcuLaModel | BundleTeacher
-        teacher, meta = load_bundle_teacher(path) if is_bundle(path) else load_teacher(path)
+        teacher, meta, own_texts, prompts = teacher_with_prompts(path)
         if FrontendConfig.from_dict(meta["frontend"]) != front:
             raise ValueError(f"kd_teachers: {run} was trained on another front end than the teacher")
-        own_texts, prompts = (teacher.prompt_bank() if isinstance(teacher, BundleTeacher)
-                              else embed_prompt_bank(teacher))
         if own_texts != texts:
             raise ValueError(f"kd_teachers: {run} has another prompt bank than the teacher")
         out.append((teacher, torch.from_numpy(prompts)))
