@@ -334,6 +334,8 @@ SEED_MEAN_CANDIDATES = {
     "gain24-kdens": ("a two-teacher ensemble for the zero-shot distillation term (the KD target is the mean of "
                      "the shipped recipe's seed-0 and seed-1 teachers' label-set probabilities; the embedding terms "
                      "follow the student's own teacher)", "selection_rule_gain24_kdens.md"),
+    "gain24-bgkdens": ("the denoising distillation without lung crops (gain24-bgnonlung) and the two-teacher KD "
+                       "ensemble (gain24-kdens) together", "selection_rule_gain24_bgkdens.md"),
 }
 #: the seed-mean rule's margins where a candidate's rule set its own (the others: SEED_MEAN_MARGINS)
 CANDIDATE_MARGINS = {"gain24-kdens": KDENS_MARGINS}
@@ -606,6 +608,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     stored_seed_lever("gain24-bgsteady", "passed, one real cough undecided"),
     stored_seed_lever("gain24-bgnonlung", "passed"),
     stored_seed_lever("gain24-kdens", "passed"),
+    stored_seed_lever("gain24-bgkdens", "passed"),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("attribution_gain24-kdens_val.json",), kd_ensemble_control),
     (("teacher_background_val.json",), background_teachers),
@@ -642,7 +645,7 @@ def render() -> str:
               "aligned under it (four students from three starting points lost zero-shot wheezes to it on val); "
               "quantisation-aware distillation (five candidates failed the int8 decision check, gain24-bw and "
               "gain24-bgmild among them); a finer hop or a fine-time branch for crackles; distilling the supervised "
-              "control; a KD ensemble of three or more teachers (gain24-kdens used two).", ""]
+              "control; a KD ensemble of three or more teachers (gain24-kdens and gain24-bgkdens used two).", ""]
     return "\n".join(lines)
 
 
