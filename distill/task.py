@@ -73,15 +73,15 @@ class DistillTask(nn.Module):
         ``teacher_logmel``: the teacher's input when it differs from the student's (same crops, e.g. without
         the student-only level change)."""
         w = self.weights
+        teacher_in = logmel if teacher_logmel is None else teacher_logmel
         with torch.no_grad():
-            target = self.teacher.embed_audio(logmel if teacher_logmel is None else teacher_logmel)
+            target = self.teacher.embed_audio(teacher_in)
         student, heads = self.student(logmel)
         terms = {"cos": 1 - F.cosine_similarity(student, target, dim=-1).mean(),
                  "cka": 1 - linear_cka(student, target)}
         t_logp = self._group_log_probs(target, self.prompts, self.logit_scale)
         if len(self.kd_teachers):
             with torch.no_grad():
-                teacher_in = logmel if teacher_logmel is None else teacher_logmel
                 each = [t_logp]
                 for k, (t, scale) in enumerate(zip(self.kd_teachers, self.kd_logit_scales, strict=True)):
                     each.append(self._group_log_probs(t.embed_audio(teacher_in), getattr(self, f"kd_prompts_{k}"),
