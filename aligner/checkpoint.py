@@ -87,10 +87,11 @@ C = TypeVar("C")
 
 
 def run_config(command: str, resolve: Callable[[str], C], name: str | None, max_steps: int | None, out: Path,
-               key: str, fresh: bool) -> C:
+               key: str, fresh: bool, overrides: dict[str, Any] | None = None) -> C:
     """The config of an ``acula align`` / ``acula distill`` run from its command line: the preset or JSON file
-    ``name`` (default-cpu, said on stderr, when none is given), ``max_steps`` overriding the config's, and
-    refused (ValueError) when it differs from the checkpoint it would resume (``check_resumable``)."""
+    ``name`` (default-cpu, said on stderr, when none is given), ``max_steps`` and ``overrides`` (field: value)
+    replacing the config's, and refused (ValueError) when it differs from the checkpoint it would resume
+    (``check_resumable``)."""
     if name is None:
         name = "default-cpu"
         print(f"{command}: no --config given: using preset default-cpu (see '{command} --help' for the others)",
@@ -98,6 +99,8 @@ def run_config(command: str, resolve: Callable[[str], C], name: str | None, max_
     cfg = resolve(name)
     if max_steps:
         cfg = dataclasses.replace(cfg, max_steps=max_steps)  # type: ignore[type-var]
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)  # type: ignore[type-var]
     if not fresh:
         check_resumable(out, key, cfg)
     return cfg

@@ -338,11 +338,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "names none, as configs/distill/*.json); unknown fields are refused (default: "
                              "default-cpu)")
     parser.add_argument("--max-steps", type=int, help="override the config's max_steps")
+    parser.add_argument("--kd-teacher", action="append", default=None, metavar="RUN",
+                        help="a further KD teacher (align run or bundle), repeatable; replaces the config's "
+                             "kd_teachers (scripts/train_default.sh passes the teachers it aligned itself)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
     try:
         cfg = run_config("acula distill", resolve, args.config, args.max_steps, Path(args.out), "distill_config",
-                         args.fresh)
+                         args.fresh, None if args.kd_teacher is None else {"kd_teachers": tuple(args.kd_teacher)})
     except ValueError as exc:
         print(f"acula distill: {exc}", file=sys.stderr)
         return 1

@@ -432,3 +432,21 @@ def test_kd_teachers_load_from_their_runs_and_are_recorded_or_refused(tiny_teach
     with pytest.raises(ValueError, match="kd_teachers: .* does not exist"):
         distill(dataclasses.replace(cfg, kd_teachers=(str(tmp_path / "nowhere"),)), tiny_teacher, tiny_corpus,
                 tmp_path / "missing", progress=False)
+
+
+def test_kd_teachers_from_the_command_line_replace_the_configs_and_a_resume_keeps_them(tiny_teacher, tiny_corpus,
+                                                                                     tmp_path, capsys):
+    """``acula distill --kd-teacher RUN`` (as scripts/train_default.sh passes the teachers it aligned): the run
+    records them over the config's, and resuming with other KD teachers is refused."""
+    from acula.aligner.checkpoint import load_checkpoint
+    from acula.distill.train import main as distill_main
+
+    config = tmp_path / "kd.json"
+    config.write_text(json.dumps({"preset": "tiny-test", "max_steps": 1, "kd_teachers": ["runs/not-here/align"]}))
+    args = ["--teacher", str(tiny_teacher), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "o"),
+            "--config", str(config)]
+    assert distill_main([*args, "--kd-teacher", str(tiny_teacher)]) == 0
+    _, meta = load_checkpoint(tmp_path / "o")
+    assert meta["kd_teachers"] == [str(tiny_teacher)] and meta["distill_config"]["kd_teachers"] == [str(tiny_teacher)]
+    assert distill_main(args) == 1  # the config's own KD teacher: another config than the checkpoint's
+    assert "different config" in capsys.readouterr().err
