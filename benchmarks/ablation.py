@@ -409,6 +409,35 @@ def kd_ensemble_control(sel: dict[str, Any]) -> list[str]:
             f"{_paired(sel, cand, ctl, 'probe', 'crackles')} | attribution_gain24-kdens_val.md |"]
 
 
+#: ``selection_rule_gain24_kdens3.md``, its test confirmation: NULL_MARGINS, native asked only for no loss
+NULL_TEST_MARGINS = {**NULL_MARGINS, 1: 0.0}
+#: the shipped recipe rebuilt on this CPU, three seeds (``seed_gain24-rebuilt_val.md``): the baseline of a candidate
+#: trained here (``selection_rule_gain24_kdens3.md``)
+REBUILT = "gain24-both rebuilt seed"
+
+
+def kd_ensemble_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None) -> list[str]:
+    """gain24-kdens on three seeds against the shipped recipe rebuilt on this CPU, seed for seed
+    (``selection_rule_gain24_kdens3.md``): the seed-mean rule with ``NULL_MARGINS`` on val; on test, if it was
+    scored, with ``NULL_TEST_MARGINS``."""
+    cells, verdicts = [], []
+    for split, sel, margins in (("val", val, NULL_MARGINS), ("test", test, NULL_TEST_MARGINS)):
+        if sel is None:
+            continue
+        r = seed_mean_rule(sel, "gain24-kdens seed", REBUILT, margins)
+        verdicts.append(f"{split} " + ("passes" if not r["failed"] else
+                                       "fails check " + ", ".join(map(str, r["failed"]))))
+        cells.append(f"{split}: " + "; ".join(f"{k} {v['cand']:.3f} vs {v['base']:.3f}"
+                                              for k, v in r["figures"].items()))
+    if test is None:
+        verdicts.append("test not scored" if verdicts[0] != "val passes" else "test not scored yet")
+    return [f"| the two-teacher KD ensemble (gain24-kdens) judged again on three seeds against the shipped recipe "
+            f"rebuilt on this CPU, seed for seed (same embedding teacher and distillation seed in each pair), the "
+            f"band-limit margin widened to +0.02 by the null check; a second look, written after two seeds were seen "
+            f"| {'; '.join(verdicts)} | seed means, kdens vs rebuilt: {'. '.join(cells)} | "
+            f"selection_rule_gain24_kdens3.md |"]
+
+
 def _clean_and_noise(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:
     """A system's clean native and probe means and its native AUROC under real backgrounds, by figure name."""
     return {"native mean": lambda s: _mean(sel["rows"][s], "native"),

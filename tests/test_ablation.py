@@ -153,3 +153,24 @@ def test_the_rebuilt_control_row_reads_the_candidate_against_the_control_of_its_
     assert "native mean 0.780 vs 0.790 (shipped 0.787)" in row
     assert "native under noise20 / noise10 0.700 vs 0.650 (shipped 0.660)" in row
     assert "crackles probe minus rebuilt -0.080 [-0.180, -0.030]" in row
+
+
+def test_the_kd_ensemble_second_look_reads_val_then_test_with_the_null_margins():
+    """selection_rule_gain24_kdens3.md: three kdens seeds against three rebuilt seeds; on test native is asked
+    only for no loss."""
+    from acula.benchmarks.ablation import kd_ensemble_three_seeds
+
+    def sel(cand: dict[str, float]) -> dict[str, Any]:
+        out: dict[str, Any] = {"rows": {}, "invariance": {}}
+        for k in range(3):
+            for name, figs in ((f"gain24-kdens seed {k} int8 ONNX", cand), (f"gain24-both rebuilt seed {k} int8 ONNX",
+                                                                             BASE)):
+                out["rows"][name], out["invariance"][name] = _system(**figs)
+        return out
+
+    gain = BASE | {"native": 0.786, "drop": 0.045}
+    row = kd_ensemble_three_seeds(sel(gain))[0]
+    assert "| val passes; test not scored yet |" in row and "native mean 0.786 vs 0.780" in row
+    assert "| val passes; test passes |" in kd_ensemble_three_seeds(sel(gain), sel(BASE | {"drop": 0.045}))[0]
+    assert "| val fails check 1; test not scored |" in kd_ensemble_three_seeds(sel(BASE))[0]
+    assert "test fails check 1 |" in kd_ensemble_three_seeds(sel(gain), sel(BASE | {"native": 0.779}))[0]
