@@ -14,8 +14,12 @@
 # a check run write elsewhere and compare.  About 50 minutes on a 2-core CPU (align ~20, distill ~26).
 # ALIGN_CONFIG and DISTILL_CONFIG (environment; paths from the repository root) name other recipes, so a candidate
 # is built by this same script; with either set, WORK_DIR and BUNDLE_DIR must be given (never the default's).
+# KD_ALIGN_CONFIGS (space-separated alignment configs) aligns further KD teachers first (see the distill step).
 # Why sup-heads: benchmarks/results/selection_rule_neutral.md; why +-24 dB in both stages (gain24-both, the
 # default since 2026-12-03): benchmarks/results/selection_rule_gain24_bw.md.
+# The body is one brace group, so bash reads the whole file before it runs a step: editing this file while a
+# training runs cannot change what the running script does next.
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -39,11 +43,24 @@ fi
 step align
 $py -m acula align --config "${ALIGN_CONFIG:-configs/align/sup-heads-gain24.json}" --corpus "$work/corpus" --out "$work/align" 2>&1 \
   | quiet | tee "$work/logs/align.log"
+# further KD teachers (a distillation config with kd_teachers): KD_ALIGN_CONFIGS names their alignment configs,
+# each aligned here into WORK_DIR/align-kdN and passed to distill, replacing the config's own kd_teachers paths
+kd=()
+n=0
+for cfg in ${KD_ALIGN_CONFIGS:-}; do
+  n=$((n + 1))
+  step "align KD teacher $n ($cfg)"
+  $py -m acula align --config "$cfg" --corpus "$work/corpus" --out "$work/align-kd$n" 2>&1 \
+    | quiet | tee "$work/logs/align-kd$n.log"
+  kd+=(--kd-teacher "$work/align-kd$n")
+done
 step distill
-$py -m acula distill --config "${DISTILL_CONFIG:-configs/distill/gain24.json}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" 2>&1 \
-  | quiet | tee "$work/logs/distill.log"
+$py -m acula distill --config "${DISTILL_CONFIG:-configs/distill/gain24.json}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" \
+  ${kd[@]+"${kd[@]}"} 2>&1 | quiet | tee "$work/logs/distill.log"
 step export
 $py -m acula export --student "$work/distill" --corpus "$work/corpus" --out "$bundle" -f 2>&1 \
   | grep -vE "^I0000|^W0000|WARNING|absl|oneDNN" | tee "$work/logs/export.log"
 step done
 $py -m acula info "$bundle"
+exit
+}
