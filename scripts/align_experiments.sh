@@ -2,6 +2,8 @@
 # Regenerates benchmarks/results/align_eval.{md,json}: corpus -> four alignment runs -> evaluation table.
 #   bash scripts/align_experiments.sh [DATA_DIR] [WORK_DIR]
 # About 80 minutes on a 2-core CPU.
+# one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -38,3 +40,5 @@ $py -m acula.aligner.evaluate --corpus "$work/corpus" --peers mn04 \
   --run "(iii) encoder lr 3e-4 (preset)=$work/align-cka-nce-mask-cpu" \
   --run "(iii) encoder lr 1e-4=$work/align-cka-nce-mask-lowlr" \
   --probe-train-splits train --out benchmarks/results --name align_encoder_lr
+exit
+}

@@ -4,6 +4,8 @@
 # run-to-run spread of every figure in the alignment table can be read off.  Zero-shot is also shown per split.
 #   bash scripts/align_seeds.sh [DATA_DIR] [WORK_DIR]
 # About 30 minutes on a 2-core CPU once scripts/align_experiments.sh has built the corpus and seed 0.
+# one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
@@ -21,3 +23,5 @@ $py -m acula.aligner.evaluate --corpus "$work/corpus" --peers \
   --run "(iii) seed 1=$work/align-cka-nce-mask-seed1" \
   --run "(iii) seed 2=$work/align-cka-nce-mask-seed2" \
   --probe-train-splits train --out benchmarks/results --name align_seeds
+exit
+}

@@ -2,6 +2,8 @@
 # Regenerates the bundle figures in benchmarks/results/ and the README / model card sections built from them:
 # distillation retention (with the peers in the same run), cough screening on held-out recordings, SDK latency, front end, bridge decoder.
 #   bash scripts/bundle_results.sh [CORPUS_DIR]      (default runs/corpus, from 'acula corpus build')
+# one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
@@ -24,3 +26,5 @@ $py -m acula.benchmarks.frontend --json "$res/frontend.json" || true
 $py -m acula.benchmarks.bridge_decoder --json "$res/bridge_decoder.json"
 $py -m acula.benchmarks.readme
 $py -m acula.benchmarks.model_card
+exit
+}

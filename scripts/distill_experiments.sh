@@ -10,6 +10,8 @@
 #
 # distill_experiments.md and distill_selection_val.md in benchmarks/results/ are the older held-out-probe tables
 # of `aligner.evaluate` (the experiment log of benchmarks/results/README.md); this script no longer writes them.
+# one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
@@ -30,3 +32,5 @@ done
 $py -m acula.aligner.primary --corpus "$corpus" --cache "$runs/eval_cache" --scored val --peers \
   --run "teacher (iii) CKA+InfoNCE+mask=$teacher" "${bundles[@]}" --baseline "$shipped" \
   --out benchmarks/results --name distill_selection_primary_val
+exit
+}

@@ -6,6 +6,8 @@
 # the alignment runs of the teacher objectives.
 #   bash scripts/eval_default.sh [CORPUS] [RUNS]
 # Per-record outputs are cached under RUNS/eval_cache; about 50 minutes cold on a 2-core CPU.
+# one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
@@ -19,3 +21,5 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
   --bundle "student int8 TFLite=default:tflite:int8" \
   --transforms gain-6 gain-12 gain-24 gain-40 peak-1 phone8k mulaw8k opus lp2k lp1k noise20 noise10 hum50 hum60 bell diaphragm \
   --invariance-systems "student int8 ONNX" --threads 1 --out benchmarks/results --name primary_default
+exit
+}

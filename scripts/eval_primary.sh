@@ -6,6 +6,8 @@
 #   bash scripts/eval_primary.sh [CORPUS] [RUNS]
 # Per-record outputs are cached under RUNS/eval_cache; a cold run takes about 2 h on a 2-core CPU (the student
 # under 16 transforms ~45 min, YAMNet ~30 min), a warm one a few minutes (the probes).
+# one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
@@ -25,3 +27,5 @@ sub=gain-24,gain-40,peak-1,mulaw8k,lp1k,noise10,bell
   --transforms gain-6 gain-12 gain-24 gain-40 peak-1 phone8k mulaw8k opus lp2k lp1k noise20 noise10 hum50 hum60 bell diaphragm \
   --invariance-systems "student int8 ONNX" "YAMNet=$sub" "mn04 AudioSet" "supervised control" \
   --control "supervised control" --out benchmarks/results --name primary
+exit
+}

@@ -10,6 +10,8 @@
 # chromium (the web page's tests drive it headless) and, when npm is missing, nodejs and npm.
 # --all then installs the web page's pinned onnxruntime-web (npm ci in sdk/web) and writes its
 # model files (python -m acula.sdk.web.build).
+# one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,3 +42,5 @@ if [ -n "$extras" ]; then
   fi
 fi
 echo "installed into .venv: $(.venv/bin/python -c 'from acula import sdk; print("acula-edge", sdk.__version__)')"
+exit
+}
