@@ -416,26 +416,44 @@ NULL_TEST_MARGINS = {**NULL_MARGINS, 1: 0.0}
 REBUILT = "gain24-both rebuilt seed"
 
 
-def kd_ensemble_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
-    """gain24-kdens on three seeds against the shipped recipe rebuilt on this CPU, seed for seed
-    (``selection_rule_gain24_kdens3.md``): the seed-mean rule with ``NULL_MARGINS`` on val; on test, if it was
-    scored, with ``NULL_TEST_MARGINS``."""
+def three_seed_rule(val: dict[str, Any], test: dict[str, Any] | None, candidate: str, baseline: str,
+                    lever: str, short: str, rule: str, status: str = "") -> list[str]:
+    """A candidate's three seeds against a baseline recipe's three, seed for seed: the seed-mean rule with
+    ``NULL_MARGINS`` on val and, if it was scored, ``NULL_TEST_MARGINS`` on test (``selection_rule_gain24_kdens3.md``);
+    ``candidate`` and ``baseline`` are system-name prefixes, ``short`` names the two in the figures cell."""
     cells, verdicts = [], []
     for split, sel, margins in (("val", val, NULL_MARGINS), ("test", test, NULL_TEST_MARGINS)):
         if sel is None:
             continue
-        r = seed_mean_rule(sel, "gain24-kdens seed", REBUILT, margins)
+        r = seed_mean_rule(sel, candidate, baseline, margins)
         verdicts.append(f"{split} " + ("passes" if not r["failed"] else
                                        "fails check " + ", ".join(map(str, r["failed"]))))
         cells.append(f"{split}: " + "; ".join(f"{k} {v['cand']:.3f} vs {v['base']:.3f}"
                                               for k, v in r["figures"].items()))
     if test is None:
         verdicts.append("test not scored" if verdicts[0] != "val passes" else "test not scored yet")
-    return [f"| the two-teacher KD ensemble (gain24-kdens) judged again on three seeds against the shipped recipe "
-            f"rebuilt on this CPU, seed for seed (same embedding teacher and distillation seed in each pair), the "
-            f"band-limit margin widened to +0.02 by the null check; a second look, written after two seeds were seen "
-            f"| {'; '.join(verdicts)}{status} | seed means, kdens vs rebuilt: {'. '.join(cells)} | "
-            f"selection_rule_gain24_kdens3.md |"]
+    return [f"| {lever} | {'; '.join(verdicts)}{status} | seed means, {short}: {'. '.join(cells)} | {rule} |"]
+
+
+def kd_ensemble_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+    """gain24-kdens on three seeds against the shipped recipe rebuilt on this CPU, seed for seed
+    (``selection_rule_gain24_kdens3.md``)."""
+    return three_seed_rule(
+        val, test, "gain24-kdens seed", REBUILT,
+        "the two-teacher KD ensemble (gain24-kdens) judged again on three seeds against the shipped recipe rebuilt on "
+        "this CPU, seed for seed (same embedding teacher and distillation seed in each pair), the band-limit margin "
+        "widened to +0.02 by the null check; a second look, written after two seeds were seen", "kdens vs rebuilt",
+        "selection_rule_gain24_kdens3.md", status)
+
+
+def kd_three_teachers(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+    """gain24-kd3 (all three teachers in the KD term) against gain24-kdens (two), seed for seed
+    (``selection_rule_gain24_kd3.md``)."""
+    return three_seed_rule(
+        val, test, "gain24-kd3 seed", "gain24-kdens seed",
+        "a three-teacher KD ensemble (gain24-kd3: the KD target is the mean of all three of the shipped recipe's "
+        "teachers) against the two-teacher one (gain24-kdens), three seeds each, seed for seed",
+        "kd3 vs kdens", "selection_rule_gain24_kd3.md", status)
 
 
 def _clean_and_noise(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:

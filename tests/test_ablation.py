@@ -174,3 +174,17 @@ def test_the_kd_ensemble_second_look_reads_val_then_test_with_the_null_margins()
     assert "| val passes; test passes |" in kd_ensemble_three_seeds(sel(gain), sel(BASE | {"drop": 0.045}))[0]
     assert "| val fails check 1; test not scored |" in kd_ensemble_three_seeds(sel(BASE))[0]
     assert "test fails check 1 |" in kd_ensemble_three_seeds(sel(gain), sel(BASE | {"native": 0.779}))[0]
+
+
+def test_the_three_teacher_rule_reads_kd3_against_kdens_seed_for_seed():
+    """selection_rule_gain24_kd3.md: the same rule, gain24-kd3's seeds against gain24-kdens' seeds."""
+    from acula.benchmarks.ablation import kd_three_teachers
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for k in range(3):
+        for name, figs in ((f"gain24-kd3 seed {k} int8 ONNX", BASE | {"native": 0.784}),
+                           (f"gain24-kdens seed {k} int8 ONNX", BASE), (f"gain24-both rebuilt seed {k} int8 ONNX",
+                                                                      BASE | {"native": 0.70})):
+            sel["rows"][name], sel["invariance"][name] = _system(**figs)
+    row = kd_three_teachers(sel)[0]
+    assert "| val fails check 1; test not scored |" in row and "kd3 vs kdens: val: native mean 0.784 vs 0.780" in row
