@@ -100,6 +100,11 @@ def run_config(command: str, resolve: Callable[[str], C], name: str | None, max_
     if max_steps:
         cfg = dataclasses.replace(cfg, max_steps=max_steps)  # type: ignore[type-var]
     if overrides:
+        for field, value in overrides.items():
+            listed = getattr(cfg, field)
+            if listed and listed != value:
+                print(f"{command}: {field} from the command line {value!r} replaces the config's {listed!r}",
+                      file=sys.stderr)
         cfg = dataclasses.replace(cfg, **overrides)  # type: ignore[type-var]
     if not fresh:
         check_resumable(out, key, cfg)

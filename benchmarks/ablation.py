@@ -417,10 +417,24 @@ REBUILT = "gain24-both rebuilt seed"
 
 
 def three_seed_rule(val: dict[str, Any], test: dict[str, Any] | None, candidate: str, baseline: str,
-                    lever: str, short: str, rule: str, status: str = "") -> list[str]:
+                    lever: str, short: str, rule: str, status: str = "", stored: dict[str, Any] | None = None
+                    ) -> list[str]:
     """A candidate's three seeds against a baseline recipe's three, seed for seed: the seed-mean rule with
     ``NULL_MARGINS`` on val and, if it was scored, ``NULL_TEST_MARGINS`` on test (``selection_rule_gain24_kdens3.md``);
-    ``candidate`` and ``baseline`` are system-name prefixes, ``short`` names the two in the figures cell."""
+    ``candidate`` and ``baseline`` are system-name prefixes, ``short`` names the two in the figures cell.  Not
+    judged unless both hold exactly seeds 0, 1 and 2; with ``stored`` (the baseline's earlier val run), void
+    unless every baseline seed re-scores there identically (``with_stored_seeds``)."""
+    seeds = {k: sorted(int(s[len(p):].split()[0]) for s in val["rows"] if s.startswith(p))
+             for k, p in (("cand", candidate), ("base", baseline))}
+    if seeds["cand"] != [0, 1, 2] or seeds["base"] != [0, 1, 2]:
+        return [f"| {lever} | not judged: seeds {seeds['cand']} against {seeds['base']}, the rule needs 0, 1 and 2 "
+                f"of both | - | {rule} |"]
+    if stored is not None:
+        try:
+            for s in (s for s in val["rows"] if s.startswith(baseline)):
+                with_stored_seeds(val, stored, s, [])
+        except ValueError as exc:
+            return [f"| {lever} | void: {exc} | - | {rule} |"]
     cells, verdicts = [], []
     for split, sel, margins in (("val", val, NULL_MARGINS), ("test", test, NULL_TEST_MARGINS)):
         if sel is None:
@@ -435,25 +449,27 @@ def three_seed_rule(val: dict[str, Any], test: dict[str, Any] | None, candidate:
     return [f"| {lever} | {'; '.join(verdicts)}{status} | seed means, {short}: {'. '.join(cells)} | {rule} |"]
 
 
-def kd_ensemble_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+def kd_ensemble_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                            stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-kdens on three seeds against the shipped recipe rebuilt on this CPU, seed for seed
-    (``selection_rule_gain24_kdens3.md``)."""
+    (``selection_rule_gain24_kdens3.md``; ``stored``: ``seed_gain24-rebuilt_val.json``)."""
     return three_seed_rule(
         val, test, "gain24-kdens seed", REBUILT,
         "the two-teacher KD ensemble (gain24-kdens) judged again on three seeds against the shipped recipe rebuilt on "
         "this CPU, seed for seed (same embedding teacher and distillation seed in each pair), the band-limit margin "
         "widened to +0.02 by the null check; a second look, written after two seeds were seen", "kdens vs rebuilt",
-        "selection_rule_gain24_kdens3.md", status)
+        "selection_rule_gain24_kdens3.md", status, stored)
 
 
-def kd_three_teachers(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+def kd_three_teachers(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                      stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-kd3 (all three teachers in the KD term) against gain24-kdens (two), seed for seed
-    (``selection_rule_gain24_kd3.md``)."""
+    (``selection_rule_gain24_kd3.md``; ``stored``: ``selection_gain24-kdens3_val.json``)."""
     return three_seed_rule(
         val, test, "gain24-kd3 seed", "gain24-kdens seed",
         "a three-teacher KD ensemble (gain24-kd3: the KD target is the mean of all three of the shipped recipe's "
         "teachers) against the two-teacher one (gain24-kdens), three seeds each, seed for seed",
-        "kd3 vs kdens", "selection_rule_gain24_kd3.md", status)
+        "kd3 vs kdens", "selection_rule_gain24_kd3.md", status, stored)
 
 
 def _clean_and_noise(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:
@@ -659,10 +675,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     stored_seed_lever("gain24-bgnonlung", "passed"),
     stored_seed_lever("gain24-kdens", "passed"),
     stored_seed_lever("gain24-bgkdens", "passed"),
-    (("selection_gain24-kdens3_val.json", "selection_gain24-kdens3_test.json"),
-     lambda val, test: kd_ensemble_three_seeds(val, test, "; the lever is kept for recipes, the default stays: its "
-                                               "seed 0's val cough recall at the operating point is 0.85, the shipped "
-                                               "default's 0.95 (the rule's amendment)")),
+    (("selection_gain24-kdens3_val.json", "selection_gain24-kdens3_test.json", "seed_gain24-rebuilt_val.json"),
+     lambda val, test, stored: kd_ensemble_three_seeds(
+         val, test, "; the lever is kept for recipes, the default stays: its seed 0's val cough recall at the "
+                    "operating point is 0.85, the shipped default's 0.95 (the rule's amendment)", stored)),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("attribution_gain24-kdens_val.json",), kd_ensemble_control),
     (("teacher_background_val.json",), background_teachers),

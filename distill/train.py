@@ -344,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
     try:
+        listed = resolve(args.config).kd_teachers if args.config and args.kd_teacher is not None else ()
+        if listed and len(listed) != len(args.kd_teacher):
+            raise ValueError(f"--kd-teacher gives {len(args.kd_teacher)} KD teachers where the config's kd_teachers "
+                             f"lists {len(listed)} ({list(listed)}): the command line replaces that list, one for one")
         cfg = run_config("acula distill", resolve, args.config, args.max_steps, Path(args.out), "distill_config",
                          args.fresh, None if args.kd_teacher is None else {"kd_teachers": tuple(args.kd_teacher)})
     except ValueError as exc:

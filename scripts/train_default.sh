@@ -14,7 +14,8 @@
 # a check run write elsewhere and compare.  About 50 minutes on a 2-core CPU (align ~20, distill ~26).
 # ALIGN_CONFIG and DISTILL_CONFIG (environment; paths from the repository root) name other recipes, so a candidate
 # is built by this same script; with either set, WORK_DIR and BUNDLE_DIR must be given (never the default's).
-# KD_ALIGN_CONFIGS (space-separated alignment configs) aligns further KD teachers first (see the distill step).
+# KD_ALIGN_CONFIGS (space-separated alignment configs) aligns further KD teachers first (see the distill step); it
+# too is a candidate recipe, so WORK_DIR and BUNDLE_DIR must be given.
 # Why sup-heads: benchmarks/results/selection_rule_neutral.md; why +-24 dB in both stages (gain24-both, the
 # default since 2026-12-03): benchmarks/results/selection_rule_gain24_bw.md.
 # The body is one brace group, so bash reads the whole file before it runs a step: editing this file while a
@@ -25,8 +26,8 @@ cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 work=${2:-runs/default}
 bundle=${3:-sdk/models/default}
-if [ -n "${ALIGN_CONFIG:-}${DISTILL_CONFIG:-}" ] && { [ $# -lt 3 ] || [ "$bundle" -ef sdk/models/default ]; }; then
-  echo "train_default.sh: with ALIGN_CONFIG or DISTILL_CONFIG set, give DATA_DIR WORK_DIR BUNDLE_DIR, and a" \
+if [ -n "${ALIGN_CONFIG:-}${DISTILL_CONFIG:-}${KD_ALIGN_CONFIGS:-}" ] && { [ $# -lt 3 ] || [ "$bundle" -ef sdk/models/default ]; }; then
+  echo "train_default.sh: with ALIGN_CONFIG, DISTILL_CONFIG or KD_ALIGN_CONFIGS set, give DATA_DIR WORK_DIR BUNDLE_DIR, and a" \
     "BUNDLE_DIR other than sdk/models/default (a candidate never overwrites the shipped default)" >&2
   exit 2
 fi

@@ -188,3 +188,23 @@ def test_the_three_teacher_rule_reads_kd3_against_kdens_seed_for_seed():
             sel["rows"][name], sel["invariance"][name] = _system(**figs)
     row = kd_three_teachers(sel)[0]
     assert "| val fails check 1; test not scored |" in row and "kd3 vs kdens: val: native mean 0.784 vs 0.780" in row
+
+
+def test_the_three_seed_rule_is_not_judged_without_all_seeds_and_void_when_the_baseline_moved():
+    """A verdict needs seeds 0, 1 and 2 of both recipes; with the baseline's stored run, every baseline seed must
+    re-score identically there."""
+    from acula.benchmarks.ablation import kd_ensemble_three_seeds
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for k in range(3):
+        for name, figs in ((f"gain24-kdens seed {k} int8 ONNX", BASE | {"native": 0.786}),
+                           (f"gain24-both rebuilt seed {k} int8 ONNX", BASE)):
+            sel["rows"][name], sel["invariance"][name] = _system(**figs)
+    stored = copy.deepcopy(sel)
+    assert "| val passes; test not scored yet |" in kd_ensemble_three_seeds(sel, stored=stored)[0]
+    stored["rows"]["gain24-both rebuilt seed 2 int8 ONNX"]["wheezes"]["native"]["auroc"] = 0.70
+    assert "| void: 'gain24-both rebuilt seed 2 int8 ONNX' scores differently" in kd_ensemble_three_seeds(
+        sel, stored=stored)[0]
+    two = copy.deepcopy(sel)
+    del two["rows"]["gain24-kdens seed 2 int8 ONNX"]
+    assert "| not judged: seeds [0, 1] against [0, 1, 2]" in kd_ensemble_three_seeds(two)[0]

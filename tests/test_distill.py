@@ -446,7 +446,11 @@ def test_kd_teachers_from_the_command_line_replace_the_configs_and_a_resume_keep
     args = ["--teacher", str(tiny_teacher), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "o"),
             "--config", str(config)]
     assert distill_main([*args, "--kd-teacher", str(tiny_teacher)]) == 0
+    assert "kd_teachers from the command line" in capsys.readouterr().err  # said, not silent
     _, meta = load_checkpoint(tmp_path / "o")
     assert meta["kd_teachers"] == [str(tiny_teacher)] and meta["distill_config"]["kd_teachers"] == [str(tiny_teacher)]
+    assert distill_main([*args, "--kd-teacher", str(tiny_teacher)]) == 0  # the same teachers: the run resumes
     assert distill_main(args) == 1  # the config's own KD teacher: another config than the checkpoint's
     assert "different config" in capsys.readouterr().err
+    assert distill_main([*args, "--kd-teacher", str(tiny_teacher), "--kd-teacher", str(tiny_teacher)]) == 1
+    assert "gives 2 KD teachers where the config's kd_teachers lists 1" in capsys.readouterr().err
