@@ -256,6 +256,11 @@ KDENS_MARGINS = {**SEED_MEAN_MARGINS, 1: 0.005, 5: -0.01}
 NULL_MARGINS = {**KDENS_MARGINS, 4: 0.02}
 
 
+def _rule_figures(r: dict[str, Any]) -> str:
+    """A ``seed_mean_rule`` result's figures, candidate against baseline, as one table cell."""
+    return "; ".join(f"{k} {v['cand']:.3f} vs {v['base']:.3f}" for k, v in r["figures"].items())
+
+
 def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
                    margins: dict[int, float] | None = None) -> dict[str, Any]:
     """The five checks of ``selection_rule_gain24_bg.md``, each on the mean over seeds: the systems whose names
@@ -356,7 +361,7 @@ def background_candidate(sel: dict[str, Any], status: str = "", name: str = "gai
     outcome = ("passes the seed-mean rule written before training" if not failed else
                f"rejected: rule{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))} of the seed-mean "
                "rule written before training fail" + ("" if len(failed) > 1 else "s")) + status
-    figs = "; ".join(f"{k} {v['cand']:.3f} vs {v['base']:.3f}" for k, v in r["figures"].items())
+    figs = _rule_figures(r)
     return [f"| {what}, "
             f"gain24-both otherwise ({name}, {len(r['groups']['cand'])} seeds against the shipped recipe's "
             f"{len(r['groups']['base'])}, val only) | {outcome} | seed means, candidate vs shipped recipe: {figs} | "
@@ -442,8 +447,7 @@ def three_seed_rule(val: dict[str, Any], test: dict[str, Any] | None, candidate:
         r = seed_mean_rule(sel, candidate, baseline, margins)
         verdicts.append(f"{split} " + ("passes" if not r["failed"] else
                                        "fails check " + ", ".join(map(str, r["failed"]))))
-        cells.append(f"{split}: " + "; ".join(f"{k} {v['cand']:.3f} vs {v['base']:.3f}"
-                                              for k, v in r["figures"].items()))
+        cells.append(f"{split}: {_rule_figures(r)}")
     if test is None:
         verdicts.append("test not scored" if verdicts[0] != "val passes" else "test not scored yet")
     return [f"| {lever} | {'; '.join(verdicts)}{status} | seed means, {short}: {'. '.join(cells)} | {rule} |"]
