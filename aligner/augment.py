@@ -12,7 +12,10 @@ the mel resolution) and additive noise adds in the power domain.
 * background: a real background crop (ESC-10 rain, sea waves, helicopter, chainsaw, clock, fire from the
   training split, never the clips the invariance suite's noise transforms use) at ``background_snr_min_db``
   (5 unless set) to 30 dB SNR, added in the power domain (``background_crops`` draws them; off unless
-  ``p_background`` > 0).
+  ``p_background`` > 0);
+* signal-following noise (``follow_noise``): white noise at a fixed SNR below each frame's own power, as a
+  mu-law codec's quantisation adds (its SQNR is nearly level-independent, about 38 dB for 8-bit mu-law); the
+  distiller gives it to the student's input only (``DistillConfig.p_student_codec``).
 
 The same function serves the aligner and the distiller.
 """
@@ -27,7 +30,7 @@ import torch
 from acula.aligner.config import BACKGROUND_SNR_MAX_DB, AugmentFields
 from acula.aligner.corpus import Corpus
 from acula.aligner.data import FeatureBank, crop_or_tile
-from acula.sdk.frontend import mel_to_hz
+from acula.sdk.frontend import mel_filterbank, mel_to_hz
 from acula.sdk.frontend_config import FrontendConfig
 
 CUTOFFS_HZ = (1000.0, 2000.0, 4000.0)
@@ -41,6 +44,41 @@ def band_centres_hz(cfg: FrontendConfig) -> torch.Tensor:
 
     mels = np.linspace(hz_to_mel(cfg.f_min_hz), hz_to_mel(cfg.f_max_hz), cfg.n_mels + 2)[1:-1]
     return torch.from_numpy(mel_to_hz(mels)).float()
+
+
+#: the SNR range, in dB below each frame's power, of :func:`follow_noise` (8-bit mu-law's SQNR is about 38 dB)
+#: 8-bit mu-law at 8 kHz (``aligner.invariance``'s mulaw8k) on heart recordings raises the log-mel bands between
+#: 0.5 and 4 kHz by 45-66 dB; this noise at 30 dB comes within about 5-10 dB of that (26-38 dB SQNR against a
+#: frame's power, for signals with a heart recording's crest factor)
+FOLLOW_NOISE_SNR_DB = (22.0, 38.0)
+#: the noise's upper band edge: a codec at 8 kHz makes none above its Nyquist frequency
+FOLLOW_NOISE_MAX_HZ = 4000.0
+
+
+def follow_noise(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p: float,
+                 snr_db: tuple[float, float] = FOLLOW_NOISE_SNR_DB, max_hz: float = FOLLOW_NOISE_MAX_HZ
+                 ) -> torch.Tensor:
+    """Normalised log-mel (batch, n_frames, n_mels) with, for each crop with probability ``p``, white noise that
+    follows the signal, as a mu-law codec's quantisation noise does (its SQNR hardly depends on level): each
+    frame gets noise whose power is the frame's own power (summed over bands) ``snr`` dB down, ``snr`` drawn per
+    crop uniformly from ``snr_db``, white from 0 to ``max_hz`` (each band gets its filter's weight on the FFT bins
+    below ``max_hz``).  It fills the quiet 0.5-4 kHz bands of a heart recording, which stationary noise at the
+    clip's mean power leaves nearly untouched in its loud frames.  Floored as the front end floors; crops not
+    chosen come back unchanged.  Draws 2 numbers per crop from ``generator`` (none when ``p`` is 0)."""
+    if p <= 0:
+        return x
+    b = x.shape[0]
+    chosen = torch.rand(b, 1, 1, generator=generator).to(x.device) < p
+    lo, hi = snr_db
+    snr = lo + (hi - lo) * torch.rand(b, 1, 1, generator=generator).to(x.device)
+    bins_hz = np.linspace(0.0, cfg.sample_rate_hz / 2, cfg.n_freqs)
+    weights = torch.from_numpy(mel_filterbank(cfg)[bins_hz <= max_hz].sum(0)).to(x.device, x.dtype)
+    weights = weights / weights.sum()
+    power = torch.pow(10.0, (x * cfg.norm_std_db + cfg.norm_mean_db) / 10.0)
+    noise = power.sum(2, keepdim=True) * torch.pow(10.0, -snr / 10.0) * weights
+    floor_db = 10 * float(np.log10(cfg.amin_power))
+    noisy = ((10 * torch.log10(power + noise)).clamp_min(floor_db) - cfg.norm_mean_db) / cfg.norm_std_db
+    return torch.where(chosen, noisy, x)
 
 
 def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator,

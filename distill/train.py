@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from acula.aligner.augment import augment_logmel_views, background_crops, background_pool, checked_background_classes
+from acula.aligner.augment import (FOLLOW_NOISE_SNR_DB, augment_logmel_views, background_crops, background_pool,
+                                   checked_background_classes, follow_noise)
 from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
 from acula.aligner.config import AlignConfig, AugmentFields, known_fields
 from acula.aligner.config import resolve as resolve_config
@@ -56,6 +57,13 @@ class DistillConfig(AugmentFields):
     p_student_gain: float = 1.0
     #: the corpora whose crops may get that level change (None: every corpus)
     student_gain_datasets: tuple[str, ...] | None = None
+    #: the share of crops whose input to the student alone gets signal-following white noise (a codec's
+    #: quantisation floor, ``aligner.augment.follow_noise``, at ``student_codec_snr_db``): the teacher's target
+    #: comes from the crop without it, so the student learns to give the clean crop's answer through a mu-law
+    #: codec (0: off; a denoising distillation like ``background_student_only``)
+    p_student_codec: float = 0.0
+    #: the SNR range of that noise, dB below each frame's power
+    student_codec_snr_db: tuple[float, float] = FOLLOW_NOISE_SNR_DB
     #: mix the real backgrounds (``p_background``) into the student's input only: the teacher's target comes from
     #: the same crop without its background, so the student learns to give the clean crop's answer in noise (a
     #: denoising distillation; needs ``p_background`` > 0).  Off: the teacher hears the mixed crop too.
@@ -93,8 +101,13 @@ class DistillConfig(AugmentFields):
 
     def __post_init__(self) -> None:
         self.check_augment()
-        if not 0.0 <= self.p_student_gain <= 1.0:
-            raise ValueError(f"p_student_gain must be in [0, 1], got {self.p_student_gain}")
+        for name in ("p_student_gain", "p_student_codec"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        snr = tuple(float(v) for v in self.student_codec_snr_db)
+        if len(snr) != 2 or not 0.0 <= snr[0] <= snr[1]:
+            raise ValueError(f"student_codec_snr_db must be (low, high) dB with 0 <= low <= high, got {snr}")
+        object.__setattr__(self, "student_codec_snr_db", snr)
         if self.background_student_only and self.p_background <= 0:
             raise ValueError("background_student_only needs p_background > 0 (there is no background to keep "
                              "from the teacher)")
@@ -225,6 +238,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             feats = clean if cfg.background_student_only else mixed  # the teacher's input
             student_feats = mixed if cfg.student_gain_db <= 0 else shift_level(
                 mixed, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
+            student_feats = follow_noise(student_feats, front, gen, cfg.p_student_codec, cfg.student_codec_snr_db)
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]

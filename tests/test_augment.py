@@ -270,3 +270,46 @@ def test_the_two_views_share_every_draw_and_differ_only_by_the_background():
     assert float((mixed - clean).abs().max()) > 0.1 and bool(torch.all(mixed >= clean - 1e-5))
     same = augment_logmel_views(x, CFG, torch.Generator().manual_seed(7), **kw, background=None)
     assert torch.equal(same[0], same[1])
+
+
+def test_follow_noise_off_is_the_identity_and_draws_nothing():
+    from acula.aligner.augment import follow_noise
+
+    x, g = batch(), torch.Generator().manual_seed(5)
+    assert follow_noise(x, CFG, g, 0.0) is x
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(5).get_state())
+
+
+def test_follow_noise_sits_snr_db_under_each_frames_own_power_and_stops_at_max_hz():
+    """A loud frame and a frame 40 dB quieter each get noise at the same SNR below their own power (a codec's
+    floor follows the signal), white up to 4 kHz and none in the bands above."""
+    from acula.aligner.augment import follow_noise
+    from acula.sdk.frontend import mel_filterbank
+
+    db = torch.full((1, 2, CFG.n_mels), -90.0)  # near the floor everywhere but the lowest band
+    db[0, 0, 0], db[0, 1, 0] = 0.0, -40.0
+    x = (db - CFG.norm_mean_db) / CFG.norm_std_db
+    y = follow_noise(x, CFG, torch.Generator().manual_seed(0), 1.0, (30.0, 30.0))
+    added = torch.pow(10.0, (y * CFG.norm_std_db + CFG.norm_mean_db) / 10) - torch.pow(10.0, db / 10)
+    total = added.sum(2)  # noise power per frame
+    assert torch.allclose(10 * torch.log10(total / torch.pow(10.0, db.max(2).values / 10)),
+                          torch.full((1, 2), -30.0), atol=0.05)
+    centres = band_centres_hz(CFG)
+    above = centres > 4000 * 1.05
+    assert float(added[0, 0, above].max()) < 1e-3 * float(added[0, 0, ~above].max())
+    # white: above the lowest band, each band's share follows its filter's weight on the bins below 4 kHz
+    bins_hz = np.linspace(0.0, CFG.sample_rate_hz / 2, CFG.n_freqs)
+    w = mel_filterbank(CFG)[bins_hz <= 4000].sum(0)
+    share = (added[0, 0] / total[0, 0]).numpy()
+    np.testing.assert_allclose(share[1:40], (w / w.sum())[1:40], rtol=0.02)
+
+
+def test_follow_noise_reaches_about_a_share_p_of_the_crops_and_is_seeded():
+    from acula.aligner.augment import follow_noise
+
+    x = torch.from_numpy(np.random.default_rng(1).normal(0.0, 0.3, (400, 4, CFG.n_mels)).astype(np.float32))
+    a = follow_noise(x, CFG, torch.Generator().manual_seed(2), 0.5)
+    b = follow_noise(x, CFG, torch.Generator().manual_seed(2), 0.5)
+    changed = (a != x).flatten(1).any(1).float().mean()
+    assert torch.equal(a, b) and 0.4 < float(changed) < 0.6
+    assert bool(torch.all(a >= x - 1e-6))  # noise only adds power

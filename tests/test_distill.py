@@ -454,3 +454,30 @@ def test_kd_teachers_from_the_command_line_replace_the_configs_and_a_resume_keep
     assert "different config" in capsys.readouterr().err
     assert distill_main([*args, "--kd-teacher", str(tiny_teacher), "--kd-teacher", str(tiny_teacher)]) == 1
     assert "gives 2 KD teachers where the config's kd_teachers lists 1" in capsys.readouterr().err
+
+
+def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
+    """``p_student_codec``: the student hears the crop with a codec's signal-following noise, the teacher the crop
+    without it; at 0 both hear the same crop, drawn as before the option existed."""
+    import acula.distill.train as train
+    from acula.distill.task import DistillTask
+
+    for bad in ({"p_student_codec": 1.5}, {"student_codec_snr_db": (40.0, 20.0)}, {"student_codec_snr_db": (10.0,)}):
+        with pytest.raises(ValueError, match="student_codec|p_student_codec"):
+            DistillConfig(**bad)
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    forward = DistillTask.forward
+
+    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
+        seen.append((logmel.detach().clone(), (logmel if teacher_logmel is None else teacher_logmel).detach().clone()))
+        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
+
+    monkeypatch.setattr(DistillTask, "forward", spy)
+    base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1)
+    train.distill(dataclasses.replace(base, p_student_codec=1.0), tiny_teacher, tiny_corpus, tmp_path / "codec",
+                  progress=False)
+    train.distill(base, tiny_teacher, tiny_corpus, tmp_path / "plain", progress=False)
+    (student_c, teacher_c), (student_p, teacher_p) = seen[-2], seen[-1]
+    torch.testing.assert_close(teacher_c, teacher_p)  # the teacher's crop is untouched
+    assert torch.equal(student_p, teacher_p)
+    assert float((student_c - teacher_c).abs().max()) > 0.1 and bool(torch.all(student_c >= teacher_c - 1e-5))
