@@ -23,8 +23,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from acula.aligner.augment import (FOLLOW_NOISE_SNR_DB, augment_logmel_views, background_crops, background_pool,
-                                   checked_background_classes, follow_noise)
+from acula.aligner.augment import (
+    FOLLOW_NOISE_SNR_DB,
+    augment_logmel_views,
+    background_crops,
+    background_pool,
+    checked_background_classes,
+    follow_noise,
+)
 from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
 from acula.aligner.config import AlignConfig, AugmentFields, known_fields
 from acula.aligner.config import resolve as resolve_config
