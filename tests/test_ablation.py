@@ -208,3 +208,25 @@ def test_the_three_seed_rule_is_not_judged_without_all_seeds_and_void_when_the_b
     two = copy.deepcopy(sel)
     del two["rows"]["gain24-kdens seed 2 int8 ONNX"]
     assert "| not judged: seeds [0, 1] against [0, 1, 2]" in kd_ensemble_three_seeds(two)[0]
+
+
+def test_the_codec_rule_asks_no_native_loss_and_a_lower_heart_mulaw_drop():
+    """selection_rule_gain24_kdcodec.md: NULL_TEST_MARGINS on both splits plus check 6, heart_abnormal's mulaw8k
+    drop at most the baseline's - 0.01 on val and - 0.02 on test."""
+    from acula.benchmarks.ablation import codec_three_seeds
+
+    def sel(cand_drop: float, base_drop: float, cand: dict[str, float] = BASE) -> dict[str, Any]:
+        out: dict[str, Any] = {"rows": {}, "invariance": {}}
+        for k in range(3):
+            for name, figs, drop in ((f"gain24-kdcodec seed {k} int8 ONNX", cand, cand_drop),
+                                     (f"gain24-kdens seed {k} int8 ONNX", BASE, base_drop)):
+                out["rows"][name], out["invariance"][name] = _system(**figs)
+                out["invariance"][name]["heart_abnormal"]["mulaw8k"] = {"native_auroc": figs["native"] - drop}
+        return out
+
+    row = codec_three_seeds(sel(0.015, 0.026))[0]
+    assert "| val passes; test not scored yet |" in row and "heart_abnormal mulaw8k drop 0.015 vs 0.026" in row
+    assert "| val fails check 6; test not scored |" in codec_three_seeds(sel(0.017, 0.026))[0]
+    assert "| val fails check 1; test not scored |" in codec_three_seeds(sel(0.0, 0.026, BASE | {"native": 0.779}))[0]
+    assert "| val passes; test passes |" in codec_three_seeds(sel(0.015, 0.026), sel(0.09, 0.116))[0]
+    assert "test fails check 6 |" in codec_three_seeds(sel(0.015, 0.026), sel(0.10, 0.116))[0]
