@@ -268,10 +268,11 @@ def _rule_figures(r: dict[str, Any]) -> str:
 
 def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
                    margins: dict[int, float] | None = None) -> dict[str, Any]:
-    """The five checks of ``selection_rule_gain24_bg.md``, each on the mean over seeds: the systems whose names
-    start with ``candidate`` against those starting with ``baseline`` (one validation run); ``margins``: per
-    check, as :data:`SEED_MEAN_MARGINS` (the default).  A margin for check 6 adds ``selection_rule_gain24_kdcodec.md``'s
-    (heart_abnormal's native AUROC drop under ``mulaw8k`` <= baseline + margin)."""
+    """The five checks of ``selection_rule_gain24_bg.md`` (six with a check-6 margin), each on the mean over
+    seeds: the systems whose names start with ``candidate`` against those starting with ``baseline`` (one
+    validation run); ``margins``: per check, as :data:`SEED_MEAN_MARGINS` (the default).  A margin for check 6
+    adds ``selection_rule_gain24_kdcodec.md``'s (heart_abnormal's native AUROC drop under ``mulaw8k`` <= baseline
+    + margin)."""
     m = SEED_MEAN_MARGINS if margins is None else margins
     groups = {k: [s for s in sel["rows"] if s.startswith(p)] for k, p in (("cand", candidate), ("base", baseline))}
     if not groups["cand"] or not groups["base"]:

@@ -110,10 +110,12 @@ class DistillConfig(AugmentFields):
         for name in ("p_student_gain", "p_student_codec"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        snr = tuple(float(v) for v in self.student_codec_snr_db)
-        if len(snr) != 2 or not 0.0 <= snr[0] <= snr[1]:
-            raise ValueError(f"student_codec_snr_db must be (low, high) dB with 0 <= low <= high, got {snr}")
-        object.__setattr__(self, "student_codec_snr_db", snr)
+        given = self.student_codec_snr_db
+        if (not isinstance(given, (list, tuple)) or len(given) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given)
+                or not 0.0 <= given[0] <= given[1]):
+            raise ValueError(f"student_codec_snr_db must be [low, high] dB with 0 <= low <= high, got {given!r}")
+        object.__setattr__(self, "student_codec_snr_db", (float(given[0]), float(given[1])))
         if self.background_student_only and self.p_background <= 0:
             raise ValueError("background_student_only needs p_background > 0 (there is no background to keep "
                              "from the teacher)")

@@ -313,3 +313,29 @@ def test_follow_noise_reaches_about_a_share_p_of_the_crops_and_is_seeded():
     changed = (a != x).flatten(1).any(1).float().mean()
     assert torch.equal(a, b) and 0.4 < float(changed) < 0.6
     assert bool(torch.all(a >= x - 1e-6))  # noise only adds power
+
+
+def test_follow_noise_takes_a_frames_power_over_all_its_bands_and_one_snr_per_crop_within_the_range():
+    """A frame whose energy is spread over many bands gets noise at the SNR below their sum (not below its loudest
+    band); the SNR is drawn once per crop, inside ``snr_db``."""
+    from acula.aligner.augment import follow_noise
+
+    db = torch.full((64, 3, CFG.n_mels), -95.0)
+    db[:, 0, :40] = -20.0  # spread: 40 bands at -20 dB
+    db[:, 1, 5] = 0.0  # one band
+    db[:, 2, :40] = -50.0
+    x = (db - CFG.norm_mean_db) / CFG.norm_std_db
+    y = follow_noise(x, CFG, torch.Generator().manual_seed(1), 1.0, (20.0, 40.0))
+    power = torch.pow(10.0, db / 10)
+    added = torch.pow(10.0, (y * CFG.norm_std_db + CFG.norm_mean_db) / 10) - power
+    snr = 10 * torch.log10(power.sum(2) / added.sum(2))  # (crops, frames)
+    assert float((snr - snr[:, :1]).abs().max()) < 0.05  # one SNR per crop, the same for every frame
+    assert 20.0 - 0.05 < float(snr.min()) and float(snr.max()) < 40.0 + 0.05
+    assert float(snr[:, 0].std()) > 3.0  # drawn across the range, not fixed
+
+
+def test_follow_noise_refuses_a_max_hz_below_the_front_end():
+    from acula.aligner.augment import follow_noise
+
+    with pytest.raises(ValueError, match="max_hz"):
+        follow_noise(batch(), CFG, torch.Generator().manual_seed(0), 1.0, max_hz=10.0)

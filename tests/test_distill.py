@@ -462,9 +462,12 @@ def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_c
     import acula.distill.train as train
     from acula.distill.task import DistillTask
 
-    for bad in ({"p_student_codec": 1.5}, {"student_codec_snr_db": (40.0, 20.0)}, {"student_codec_snr_db": (10.0,)}):
+    for bad in ({"p_student_codec": 1.5}, {"student_codec_snr_db": (40.0, 20.0)}, {"student_codec_snr_db": (10.0,)},
+                {"student_codec_snr_db": "38"}, {"student_codec_snr_db": 30}, {"student_codec_snr_db": None},
+                {"student_codec_snr_db": [True, True]}):
         with pytest.raises(ValueError, match="student_codec|p_student_codec"):
             DistillConfig(**bad)
+    assert DistillConfig(student_codec_snr_db=[20, 30]).student_codec_snr_db == (20.0, 30.0)
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     forward = DistillTask.forward
 
@@ -481,3 +484,4 @@ def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_c
     torch.testing.assert_close(teacher_c, teacher_p)  # the teacher's crop is untouched
     assert torch.equal(student_p, teacher_p)
     assert float((student_c - teacher_c).abs().max()) > 0.1 and bool(torch.all(student_c >= teacher_c - 1e-5))
+    assert bool((student_c != teacher_c).flatten(1).any(1).all())  # p 1: every crop, not a share of them
