@@ -22,10 +22,17 @@ from pathlib import Path
 import numpy as np
 from acula.benchmarks._util import add_model_options, command_parser, machine_line
 
+#: stream-hops timed at least per N and way (one stream is timed over 512 hops, 4 minutes of audio: 8 hops of it,
+#: 2.4 ms of CPU, read 4.7x model-only one run and 4.1x the next)
+MIN_STREAM_HOPS = 512
+
 
 def serve(model, pool, n: int, audio: np.ndarray, hop: int, warm: int, steps: int, pooled: bool) -> dict:
+    span = audio.size - hop * (warm + steps)
+    if span <= 0:
+        raise ValueError(f"{steps} steps after {warm} warm-up hops need more than {audio.size / 16000:.0f} s of audio")
     streams = [model.stream() for _ in range(n)]
-    offsets = (np.arange(n) * 997 * 16) % (audio.size - hop * (warm + steps))
+    offsets = (np.arange(n) * 997 * 16) % span
     walls, cpu = [], 0.0
     for k in range(warm + steps):
         chunks = [(s, audio[o + k * hop : o + (k + 1) * hop], 16000) for s, o in zip(streams, offsets, strict=True)]
@@ -62,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, argv = command_parser("acula.benchmarks.stream_pool", __doc__, argv)
     add_model_options(parser)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 64, 512])
-    parser.add_argument("--steps", type=int, default=8, help="timed steps (hops) per stream (default 8)")
+    parser.add_argument("--steps", type=int, default=8,
+                        help="timed steps (hops) per stream (default 8; at least MIN_STREAM_HOPS / N at N streams)")
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     args = parser.parse_args(argv)
     from acula.sdk.pool import StreamPool
@@ -74,13 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = StreamPool(model)
     hop = model.hop_frames * model.frontend.config.hop_length
     warm = -(-model.window_frames // model.hop_frames)  # steps until the first window
-    audio, _ = synth_recording(60.0, seed=4)
+    if args.steps < 1 or min(args.streams) < 1:
+        parser.error("--steps and --streams must be at least 1")
+    steps = {n: max(args.steps, -(-MIN_STREAM_HOPS // n)) for n in args.streams}
+    # every stream's chunks lie inside the recording: offsets up to 60 s, then the timed and warm-up hops
+    audio, _ = synth_recording(60.0 + (warm + max(steps.values())) * hop / 16000 + 1.0, seed=4)
     rows = []
     for n in args.streams:
-        row: dict[str, object] = {"streams": n}
+        row: dict[str, object] = {"streams": n, "steps": steps[n]}
         for way in ("separate", "pool"):
-            row[way] = serve(model, pool, n, audio, hop, warm, args.steps, way == "pool")
-        row["model_only_ms_per_audio_s"] = model_only_ms_per_audio_s(model, n, hop / 16000, pool.max_batch)
+            row[way] = serve(model, pool, n, audio, hop, warm, steps[n], way == "pool")
+        row["model_only_ms_per_audio_s"] = model_only_ms_per_audio_s(model, n, hop / 16000, pool.max_batch,
+                                                                     repeats=max(5, -(-MIN_STREAM_HOPS // n)))
         for way in ("separate", "pool"):
             row[way]["over_model_only"] = row[way]["cpu_ms_per_audio_s"] / row["model_only_ms_per_audio_s"]  # type: ignore
         rows.append(row)

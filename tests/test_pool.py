@@ -159,3 +159,22 @@ def test_hops_measured_for_many_streams_at_once_leave_each_stream_its_own_state(
             assert np.array_equal(a._fe._buf[: a._fe._n_buf], b._fe._buf[: b._fe._n_buf])
             assert np.array_equal(a.windower.frames.held(), b.windower.frames.held())
     assert passes.count(2) > 10  # the first step (the rates unknown yet) takes the general path
+
+
+def test_a_step_of_one_stream_is_the_streams_own_accept_bit_for_bit(model: sdk.Model):
+    """Nothing to batch: one stream's step gives exactly what its own ``accept`` gives, and a bad chunk comes back
+    as the error, not raised."""
+    x, _ = synth_recording(4.0, seed=6)
+    pool = StreamPool(model)
+    pooled, own = pool.stream(), model.stream()
+    for i in range(0, x.size, 7680):
+        (got,) = pool.accept([(pooled, x[i : i + 7680], 16000)])
+        want = own.accept(x[i : i + 7680], 16000)
+        assert not isinstance(got, AudioError)
+        assert [(w.index, w.cough_probability) for w in got] == [(w.index, w.cough_probability) for w in want]
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(g.embedding, w.embedding)
+    bad = x[:100].copy()
+    bad[3] = np.inf
+    (err,) = pool.accept([(pooled, bad, 16000)])
+    assert isinstance(err, AudioError)
