@@ -32,28 +32,31 @@ class Fifo:
 
     @property
     def end(self) -> int:
-        return self.base + len(self)
+        return self.base + self._stop - self._start
 
     def append(self, rows: np.ndarray) -> np.ndarray:
-        """Copy rows in (cast to the buffer's dtype); returns the view of them inside the buffer."""
-        n, held = rows.shape[0], len(self)
-        if self._stop + n > self._buf.shape[0]:
+        """Copy rows in (cast to the buffer's dtype); returns the view of them inside the buffer.  (Plain
+        arithmetic on the indices, no ``len(self)``: a stream appends to three of these every hop.)"""
+        start, stop, n = self._start, self._stop, rows.shape[0]
+        if stop + n > self._buf.shape[0]:
+            held = stop - start
             if held + n > self._buf.shape[0]:
                 grown = np.empty((max(held + n, 2 * self._buf.shape[0]), *self._buf.shape[1:]), self._buf.dtype)
-                grown[:held] = self._buf[self._start : self._stop]
+                grown[:held] = self._buf[start:stop]
                 self._buf = grown
             else:
-                self._buf[:held] = self._buf[self._start : self._stop]
-            self._start, self._stop = 0, held
-        out = self._buf[self._stop : self._stop + n]
+                self._buf[:held] = self._buf[start:stop]
+            self._start, stop = 0, held
+        out = self._buf[stop : stop + n]
         out[...] = rows
-        self._stop += n
+        self._stop = stop + n
         return out
 
     def view(self, start: int, stop: int) -> np.ndarray:
         """Global rows [start, stop), clipped to what is held (a view, valid until the next append)."""
-        a = self._start + min(max(0, start - self.base), len(self))
-        b = self._start + min(max(0, stop - self.base), len(self))
+        held, base, first = self._stop - self._start, self.base, self._start
+        a = first + min(max(0, start - base), held)
+        b = first + min(max(0, stop - base), held)
         return self._buf[a:max(a, b)]
 
     def held(self) -> np.ndarray:
@@ -61,7 +64,7 @@ class Fifo:
 
     def drop_before(self, index: int) -> None:
         """Forget the rows before global ``index``."""
-        n = min(index - self.base, len(self))
+        n = min(index - self.base, self._stop - self._start)
         if n > 0:
             self._start += n
             self.base += n
