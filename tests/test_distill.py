@@ -17,6 +17,21 @@ from acula.distill.train import DEFAULT_STUDENT, PRESETS, DistillConfig, cough_h
 from acula.sdk.frontend_config import FrontendConfig  # noqa: E402
 
 
+def spy_model_inputs(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Records, for every distillation step from now on, (the student's input, the teacher's input)."""
+    from acula.distill.task import DistillTask
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    forward = DistillTask.forward
+
+    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
+        seen.append((logmel.detach().clone(), (logmel if teacher_logmel is None else teacher_logmel).detach().clone()))
+        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
+
+    monkeypatch.setattr(DistillTask, "forward", spy)
+    return seen
+
+
 class _Bank:
     def __init__(self, feats: dict[int, np.ndarray]) -> None:
         self.feats = feats
@@ -311,7 +326,6 @@ def test_a_student_only_background_needs_a_background_and_keeps_it_from_the_teac
     its background (a denoising distillation); without it both hear the mixed crop."""
     import acula.distill.train as train
     from acula.aligner.corpus import load_corpus
-    from acula.distill.task import DistillTask
 
     with pytest.raises(ValueError, match="background_student_only needs p_background"):
         DistillConfig(background_student_only=True)
@@ -321,14 +335,7 @@ def test_a_student_only_background_needs_a_background_and_keeps_it_from_the_teac
             DistillConfig(background_classes=bad)
     # the tiny corpus has no ESC-10 backgrounds: its own training records stand in as the pool
     monkeypatch.setattr(train, "background_pool", lambda corpus, classes=None: corpus.indices("train")[:4])
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    forward = DistillTask.forward
-
-    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
-        seen.append((logmel.detach().clone(), (logmel if teacher_logmel is None else teacher_logmel).detach().clone()))
-        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
-
-    monkeypatch.setattr(DistillTask, "forward", spy)
+    seen = spy_model_inputs(monkeypatch)
     base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1, p_background=1.0, background_snr_min_db=0.0)
     assert len(load_corpus(tiny_corpus).indices("train")) >= 4
     train.distill(dataclasses.replace(base, background_student_only=True), tiny_teacher, tiny_corpus,
@@ -346,7 +353,6 @@ def test_background_datasets_keep_the_other_corpora_clean_for_both_models(tiny_t
     every other crop reaches student and teacher without one; a corpus the corpus does not hold is refused."""
     import acula.distill.train as train
     from acula.aligner.corpus import load_corpus
-    from acula.distill.task import DistillTask
 
     corpus = load_corpus(tiny_corpus)
     monkeypatch.setattr(train, "background_pool", lambda corpus, classes=None: corpus.indices("train")[:4])
@@ -358,15 +364,8 @@ def test_background_datasets_keep_the_other_corpora_clean_for_both_models(tiny_t
         picked.append(np.asarray(chosen))
         return chosen, crops
 
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    forward = DistillTask.forward
-
-    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
-        seen.append((logmel.detach().clone(), teacher_logmel.detach().clone()))
-        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
-
     monkeypatch.setattr(train, "sample_batch", spy_sample)
-    monkeypatch.setattr(DistillTask, "forward", spy)
+    seen = spy_model_inputs(monkeypatch)
     cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=1, p_background=1.0, background_snr_min_db=0.0,
                               background_student_only=True, background_datasets=("coswara",))
     train.distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "some", progress=False)
@@ -460,7 +459,6 @@ def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_c
     """``p_student_codec``: the student hears the crop with a codec's signal-following noise, the teacher the crop
     without it; at 0 both hear the same crop, drawn as before the option existed."""
     import acula.distill.train as train
-    from acula.distill.task import DistillTask
 
     for bad in ({"p_student_codec": 1.5}, {"student_codec_snr_db": (40.0, 20.0)}, {"student_codec_snr_db": (10.0,)},
                 {"student_codec_snr_db": "38"}, {"student_codec_snr_db": 30}, {"student_codec_snr_db": None},
@@ -468,14 +466,7 @@ def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_c
         with pytest.raises(ValueError, match="student_codec|p_student_codec"):
             DistillConfig(**bad)
     assert DistillConfig(student_codec_snr_db=[20, 30]).student_codec_snr_db == (20.0, 30.0)
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    forward = DistillTask.forward
-
-    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
-        seen.append((logmel.detach().clone(), (logmel if teacher_logmel is None else teacher_logmel).detach().clone()))
-        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
-
-    monkeypatch.setattr(DistillTask, "forward", spy)
+    seen = spy_model_inputs(monkeypatch)
     base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1)
     train.distill(dataclasses.replace(base, p_student_codec=1.0), tiny_teacher, tiny_corpus, tmp_path / "codec",
                   progress=False)
