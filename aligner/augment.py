@@ -22,6 +22,7 @@ The same function serves the aligner and the distiller.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -55,6 +56,17 @@ FOLLOW_NOISE_SNR_DB = (22.0, 38.0)
 FOLLOW_NOISE_MAX_HZ = 4000.0
 
 
+@functools.lru_cache(maxsize=8)
+def _white_band_shares(cfg: FrontendConfig, max_hz: float) -> np.ndarray:
+    """Each mel band's share of white noise from 0 to ``max_hz``: its filter's weight on the FFT bins up to
+    ``max_hz``, normalised to sum 1 (built once per front end, not at every distillation step)."""
+    bins_hz = np.linspace(0.0, cfg.sample_rate_hz / 2, cfg.n_freqs)
+    weights = mel_filterbank(cfg)[bins_hz <= max_hz].sum(0)
+    shares = weights / weights.sum()
+    shares.flags.writeable = False
+    return shares
+
+
 def follow_noise(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p: float,
                  snr_db: tuple[float, float] = FOLLOW_NOISE_SNR_DB, max_hz: float = FOLLOW_NOISE_MAX_HZ
                  ) -> torch.Tensor:
@@ -73,9 +85,7 @@ def follow_noise(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generato
     chosen = torch.rand(b, 1, 1, generator=generator).to(x.device) < p
     lo, hi = snr_db
     snr = lo + (hi - lo) * torch.rand(b, 1, 1, generator=generator).to(x.device)
-    bins_hz = np.linspace(0.0, cfg.sample_rate_hz / 2, cfg.n_freqs)
-    weights = torch.from_numpy(mel_filterbank(cfg)[bins_hz <= max_hz].sum(0)).to(x.device, x.dtype)
-    weights = weights / weights.sum()
+    weights = torch.tensor(_white_band_shares(cfg, max_hz), dtype=x.dtype, device=x.device)
     power = torch.pow(10.0, (x * cfg.norm_std_db + cfg.norm_mean_db) / 10.0)
     noise = power.sum(2, keepdim=True) * torch.pow(10.0, -snr / 10.0) * weights
     floor_db = 10 * float(np.log10(cfg.amin_power))
