@@ -98,14 +98,14 @@ def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Genera
                    eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise,
                    band_filter: str = _DEFAULT.band_filter, p_background: float = _DEFAULT.p_background,
                    background_snr_min_db: float = _DEFAULT.background_snr_min_db,
-                   background: torch.Tensor | None = None) -> torch.Tensor:
+                   background: torch.Tensor | None = None, p_codec: float = _DEFAULT.p_codec) -> torch.Tensor:
     """x: (batch, n_frames, n_mels) normalised log-mel -> augmented copy, same shape.  The defaults are
     ``aligner.config.AugmentFields``'; a config passes its own with ``**cfg.augment_options()``.
     ``background``: normalised log-mel crops shaped like ``x`` (``background_crops``), mixed into a crop with
     probability ``p_background``; with it None or ``p_background`` 0 the generator draws what it drew before
     the background existed."""
     return augment_logmel_views(x, cfg, generator, p_band_limit, gain_db, eq_db, p_noise, band_filter,
-                                p_background, background_snr_min_db, background)[1]
+                                p_background, background_snr_min_db, background, p_codec)[1]
 
 
 def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator,
@@ -113,7 +113,8 @@ def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.
                          eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise,
                          band_filter: str = _DEFAULT.band_filter, p_background: float = _DEFAULT.p_background,
                          background_snr_min_db: float = _DEFAULT.background_snr_min_db,
-                         background: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         background: torch.Tensor | None = None, p_codec: float = _DEFAULT.p_codec
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """``augment_logmel`` in two views from the same draws: (the crop with every augmentation but the real
     background, the crop with it as well).  The second is exactly ``augment_logmel``'s output; the first is what
     it returns with ``background`` None.  A denoising distillation (``DistillConfig.background_student_only``)
@@ -152,7 +153,11 @@ def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.
     floor_db = 10 * float(np.log10(cfg.amin_power))
     clean = (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale
     if background is None or p_background <= 0:
+        if p_codec > 0:  # last, so every earlier draw is what it was without it
+            clean = follow_noise(clean, cfg, generator, p_codec)
         return clean, clean
+    if p_codec > 0:
+        raise ValueError("p_codec and p_background are not combined yet: set one of them to 0")
     db = _mix_background(db, background.to(x.device) * scale + cfg.norm_mean_db, cfg, p_background,
                          (background_snr_min_db, BACKGROUND_SNR_MAX_DB), rand)
     return clean, (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale

@@ -339,3 +339,21 @@ def test_follow_noise_refuses_a_max_hz_below_the_front_end():
 
     with pytest.raises(ValueError, match="max_hz"):
         follow_noise(batch(), CFG, torch.Generator().manual_seed(0), 1.0, max_hz=10.0)
+
+
+def test_p_codec_adds_the_codec_floor_last_and_is_refused_beside_backgrounds():
+    """``p_codec``: the codec's floor (``follow_noise``) on top of every other augmentation, drawn last (the crop
+    without it is what the same generator gives with p_codec 0); refused with real backgrounds for now."""
+    from acula.aligner.augment import follow_noise
+    from acula.aligner.config import AugmentFields
+
+    x = batch()
+    g0, g1 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    plain = augment_logmel(x, CFG, g0)
+    coded = augment_logmel(x, CFG, g1, p_codec=1.0)
+    torch.testing.assert_close(coded, follow_noise(plain, CFG, g0, 1.0))
+    assert bool(torch.all(coded >= plain - 1e-6)) and float((coded - plain).max()) > 0.1
+    with pytest.raises(ValueError, match="p_codec"):
+        AugmentFields(p_codec=0.5, p_background=0.2).check_augment()
+    with pytest.raises(ValueError, match="p_codec"):
+        AugmentFields(p_codec=1.5).check_augment()
