@@ -507,6 +507,20 @@ def codec_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, s
         "selection_rule_gain24_kdcodec.md", status, stored, (CODEC_MARGINS, CODEC_TEST_MARGINS))
 
 
+def codec_both_stages_pilot(sel: dict[str, Any]) -> list[str]:
+    """One seed of the codec floor in both stages (``pilot_rule_gain24_codec2.md``) beside kdcodec seed 0 (the same
+    distillation, a teacher that never heard the codec) and kdens seed 0; a pilot, judged by nothing."""
+    names = {k: f"{k} seed 0 int8 ONNX" for k in ("gain24-codec2", "gain24-kdcodec", "gain24-kdens")}
+    if any(n not in sel["invariance"] for n in names.values()):
+        raise ValueError(f"pilot_gain24-codec2_val.json lacks a system: {sorted(sel['invariance'])}")
+    figs = {**_clean_and_noise(sel),
+            "heart mulaw8k drop": lambda s: _drop(sel, s, "heart_abnormal", "mulaw8k")}
+    text = "; ".join(f"{k} " + " / ".join(f"{fn(n):.3f}" for n in names.values()) for k, fn in figs.items())
+    return ["| the codec's noise floor in both stages: the seed-0 teacher aligned under it (`p_codec` 0.5), kdcodec's "
+            "distillation (gain24-codec2, one seed, val only) | pilot, decides nothing | codec2 / kdcodec / kdens, "
+            f"seed 0: {text} | pilot_rule_gain24_codec2.md |"]
+
+
 def _clean_and_noise(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:
     """A system's clean native and probe means and its native AUROC under real backgrounds, by figure name."""
     return {"native mean": lambda s: _mean(sel["rows"][s], "native"),

@@ -230,3 +230,19 @@ def test_the_codec_rule_asks_no_native_loss_and_a_lower_heart_mulaw_drop():
     assert "| val fails check 1; test not scored |" in codec_three_seeds(sel(0.0, 0.026, BASE | {"native": 0.779}))[0]
     assert "| val passes; test passes |" in codec_three_seeds(sel(0.015, 0.026), sel(0.09, 0.116))[0]
     assert "test fails check 6 |" in codec_three_seeds(sel(0.015, 0.026), sel(0.10, 0.116))[0]
+
+
+def test_the_codec_pilot_row_names_each_seed_0_system_and_refuses_a_missing_one():
+    from acula.benchmarks.ablation import codec_both_stages_pilot
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for name, native in (("gain24-codec2", 0.79), ("gain24-kdcodec", 0.77), ("gain24-kdens", 0.78)):
+        s = f"{name} seed 0 int8 ONNX"
+        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native}))
+        sel["invariance"][s]["heart_abnormal"]["mulaw8k"] = {"native_auroc": native - 0.02}
+    row = codec_both_stages_pilot(sel)[0]
+    assert "| pilot, decides nothing |" in row and "native mean 0.790 / 0.770 / 0.780" in row
+    assert "heart mulaw8k drop 0.020 / 0.020 / 0.020" in row
+    del sel["invariance"]["gain24-kdens seed 0 int8 ONNX"]
+    with pytest.raises(ValueError, match="lacks a system"):
+        codec_both_stages_pilot(sel)
