@@ -734,6 +734,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val, stored: codec_three_seeds(
          val, None, "; rejected: the heart mulaw8k drop falls in every pair, by less than asked, and zero-shot and "
                     "probe ranking pay for it", stored)),
+    (("pilot_gain24-codec2_val.json",), codec_both_stages_pilot),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("attribution_gain24-kdens_val.json",), kd_ensemble_control),
     (("teacher_background_val.json",), background_teachers),
