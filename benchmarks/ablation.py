@@ -272,7 +272,7 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
     seeds: the systems whose names start with ``candidate`` against those starting with ``baseline`` (one
     validation run); ``margins``: per check, as :data:`SEED_MEAN_MARGINS` (the default).  A margin for check 6
     adds ``selection_rule_gain24_kdcodec.md``'s (heart_abnormal's native AUROC drop under ``mulaw8k`` <= baseline
-    + margin)."""
+    + margin); one for check 7 ``selection_rule_gain24_kdpool.md``'s (crackles' native AUROC >= baseline + margin)."""
     m = SEED_MEAN_MARGINS if margins is None else margins
     groups = {k: [s for s in sel["rows"] if s.startswith(p)] for k, p in (("cand", candidate), ("base", baseline))}
     if not groups["cand"] or not groups["base"]:
@@ -290,6 +290,8 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
     }
     if 6 in m:
         figures["heart_abnormal mulaw8k drop"] = mean_of(lambda s: _drop(sel, s, "heart_abnormal", "mulaw8k"))
+    if 7 in m:
+        figures["crackles native"] = mean_of(lambda s: float(sel["rows"][s]["crackles"]["native"]["auroc"]))
     checks = [
         (1, "native mean", figures["native mean"]["cand"] >= figures["native mean"]["base"] + m[1]),
         (2, "probe mean", figures["probe mean"]["cand"] >= figures["probe mean"]["base"] + m[2]),
@@ -304,6 +306,9 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
     if 6 in m:
         f6 = figures["heart_abnormal mulaw8k drop"]
         checks.append((6, "heart_abnormal mulaw8k drop", f6["cand"] <= f6["base"] + m[6]))
+    if 7 in m:
+        f7 = figures["crackles native"]
+        checks.append((7, "crackles native", f7["cand"] >= f7["base"] + m[7]))
     return {"groups": groups, "figures": figures, "checks": checks,
             "failed": [n for n, _, ok in checks if not ok]}
 
@@ -435,6 +440,10 @@ REBUILT = "gain24-both rebuilt seed"
 #: check 6 (heart_abnormal's mulaw8k drop lowered by 0.01 on val, by 0.02 on test)
 CODEC_MARGINS = {**NULL_TEST_MARGINS, 6: -0.01}
 CODEC_TEST_MARGINS = {**NULL_TEST_MARGINS, 6: -0.02}
+#: ``selection_rule_gain24_kdpool.md``: a ranking lever (NULL_MARGINS: native mean up by 0.005 on val, no loss on
+#: test) aimed at short events, so check 7 asks crackles' own native AUROC for no loss on either split
+POOL_MARGINS = {**NULL_MARGINS, 7: 0.0}
+POOL_TEST_MARGINS = {**NULL_TEST_MARGINS, 7: 0.0}
 
 
 def three_seed_rule(val: dict[str, Any], test: dict[str, Any] | None, candidate: str, baseline: str,
@@ -505,6 +514,19 @@ def codec_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, s
         "under each frame's power on half the crops, the teachers' targets from the crop without it) against "
         "gain24-kdens, three seeds each, seed for seed; distillation only", "kdcodec vs kdens",
         "selection_rule_gain24_kdcodec.md", status, stored, (CODEC_MARGINS, CODEC_TEST_MARGINS))
+
+
+def pool_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                     stored: dict[str, Any] | None = None) -> list[str]:
+    """gain24-kdpool (the student pools over time by mean + max) against gain24-kdens, seed for seed, with
+    ``POOL_MARGINS`` / ``POOL_TEST_MARGINS`` (``selection_rule_gain24_kdpool.md``; ``stored``:
+    ``selection_gain24-kdens3_val.json``)."""
+    return three_seed_rule(
+        val, test, "gain24-kdpool seed", "gain24-kdens seed",
+        "mean + max pooling over the window's time steps in the student (gain24-kdpool: PANNs-style, after an "
+        "average over frequency blocks; same parameters) against gain24-kdens, three seeds each, seed for seed; "
+        "distillation only", "kdpool vs kdens", "selection_rule_gain24_kdpool.md", status, stored,
+        (POOL_MARGINS, POOL_TEST_MARGINS))
 
 
 def codec_both_stages_pilot(sel: dict[str, Any]) -> list[str]:

@@ -3,7 +3,7 @@
 It maps a log-mel window of shape (batch, window_frames, n_mels) to one
 embedding in the teacher's joint space plus optional head logits.  Every layer
 exports to ONNX and TFLite and quantises to int8: convolutions with batch norm
-(folded at export), ReLU-family activations, mean pooling, linear layers.
+(folded at export), ReLU-family activations, mean (or mean + max) pooling, linear layers.
 Options that would break streaming, export or quantisation are refused here.
 """
 
@@ -18,6 +18,7 @@ from acula.aligner.config import check_level_norm_db, known_fields
 from acula.aligner.frontend_torch import level_normalise
 from torch import nn
 
+TIME_POOLS = ("mean", "mean+max")
 ALLOWED_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 REFUSED_ACTIVATIONS = {
     "gelu": "GELU has no int8 kernel in TFLite and is approximated in ONNX QDQ; use relu or relu6.",
@@ -57,6 +58,11 @@ class StudentConfig:
     level_norm_db: float | None = None
     #: the front end's norm_std_db, to turn level_norm_db into the normalised feature scale
     norm_std_db: float = 36.8
+    #: pooling over the window's time steps after the trunk: "mean" (one average over frequency blocks and time)
+    #: or "mean+max" (average over frequency blocks, then the time mean plus the time maximum, as PANNs do), so
+    #: a transient that fills one time step (a crackle lasts < 20 ms) is not diluted by the quiet ones.  Both
+    #: are plain pooling ops (AVERAGE_POOL_2D, MAX_POOL_2D, ADD) with int8 kernels in every runtime.
+    time_pool: str = "mean"
 
     def __post_init__(self) -> None:
         if self.activation in REFUSED_ACTIVATIONS:
@@ -73,6 +79,8 @@ class StudentConfig:
             raise ValueError(f"embed_rank must be between 1 and embed_dim - 1 ({self.embed_dim - 1}), "
                              f"got {self.embed_rank}")
         check_level_norm_db(self.level_norm_db)
+        if self.time_pool not in TIME_POOLS:
+            raise ValueError(f"time_pool must be one of {sorted(TIME_POOLS)}, got {self.time_pool!r}")
         if self.window_frames * 0.032 > 2.0 + 1e-9 or self.hop_frames * 0.032 > 0.5 + 1e-9:
             raise ValueError("the analysis window must be <= 2 s and the hop <= 0.5 s (at 32 ms a frame)")
 
@@ -109,6 +117,16 @@ class StreamingStudent(nn.Module):
             layers.append(_block(c_in, c_out, s, act))
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d((cfg.n_freq_bins, 1))
+        self.time_pools: nn.ModuleList | None = None
+        if cfg.time_pool == "mean+max":
+            with torch.no_grad():
+                _, _, n_freq, n_time = self.features(torch.zeros(1, 1, cfg.n_mels, cfg.window_frames)).shape
+            if n_freq % cfg.n_freq_bins:
+                raise ValueError(f"time_pool='mean+max' needs the trunk's {n_freq} frequency rows to split into "
+                                 f"n_freq_bins={cfg.n_freq_bins} equal blocks")
+            # static kernels (the window's size is fixed), so every exporter writes plain pooling ops
+            self.time_pools = nn.ModuleList([nn.AvgPool2d((n_freq // cfg.n_freq_bins, 1)),
+                                             nn.AvgPool2d((1, n_time)), nn.MaxPool2d((1, n_time))])
         pooled = cfg.channels[-1] * cfg.n_freq_bins
         self.embed: nn.Module = (nn.Linear(pooled, cfg.embed_dim) if cfg.embed_rank is None else
                                  nn.Sequential(nn.Linear(pooled, cfg.embed_rank, bias=False),
@@ -122,5 +140,10 @@ class StreamingStudent(nn.Module):
     def forward(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logmel = level_normalise(logmel, self.cfg.level_norm_db, self.cfg.norm_std_db)
         x = self.features(logmel.transpose(1, 2).unsqueeze(1))
-        pooled = self.pool(x).flatten(1)
+        if self.time_pools is None:
+            pooled = self.pool(x).flatten(1)
+        else:
+            per_freq, time_mean, time_max = self.time_pools
+            blocks = per_freq(x)
+            pooled = (time_mean(blocks) + time_max(blocks)).flatten(1)
         return self.embed(pooled), self.heads(pooled)

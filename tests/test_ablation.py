@@ -232,6 +232,28 @@ def test_the_codec_rule_asks_no_native_loss_and_a_lower_heart_mulaw_drop():
     assert "test fails check 6 |" in codec_three_seeds(sel(0.015, 0.026), sel(0.10, 0.116))[0]
 
 
+def test_the_pooling_rule_asks_a_native_gain_and_no_crackles_loss():
+    """selection_rule_gain24_kdpool.md: NULL_MARGINS on val (native mean + 0.005), NULL_TEST_MARGINS on test, and
+    check 7, crackles' native AUROC at least the baseline's on both."""
+    from acula.benchmarks.ablation import pool_three_seeds
+
+    def sel(cand: dict[str, float], crackles: float = 0.0) -> dict[str, Any]:
+        out: dict[str, Any] = {"rows": {}, "invariance": {}}
+        for k in range(3):
+            for name, figs in ((f"gain24-kdpool seed {k} int8 ONNX", cand), (f"gain24-kdens seed {k} int8 ONNX", BASE)):
+                out["rows"][name], out["invariance"][name] = _system(**figs)
+            out["rows"][f"gain24-kdpool seed {k} int8 ONNX"]["crackles"]["native"]["auroc"] += crackles
+        return out
+
+    up = BASE | {"native": 0.786}
+    row = pool_three_seeds(sel(up))[0]
+    assert "| val passes; test not scored yet |" in row and "crackles native 0.786 vs 0.780" in row
+    assert "| val fails check 7; test not scored |" in pool_three_seeds(sel(BASE | {"native": 0.79}, -0.011))[0]
+    assert "| val fails check 1; test not scored |" in pool_three_seeds(sel(BASE | {"native": 0.784}))[0]
+    assert "| val passes; test passes |" in pool_three_seeds(sel(up), sel(BASE))[0]
+    assert "test fails check 7 |" in pool_three_seeds(sel(up), sel(BASE | {"native": 0.782}, -0.004))[0]
+
+
 def test_the_codec_pilot_row_names_each_seed_0_system_and_refuses_a_missing_one():
     from acula.benchmarks.ablation import codec_both_stages_pilot
 
