@@ -676,6 +676,29 @@ def level_term(res: dict[str, Any]) -> list[str]:
             f"level_compensation_{res['label_set']}.json |"]
 
 
+#: ``scripts/level_floor_experiment.py``'s relative floors, as the results files name them (0: shift only)
+LEVEL_FLOOR_RANGES = (0, 90, 105, 120)
+
+
+def level_floor(shipped: dict[str, Any], *runs: dict[str, Any]) -> list[str]:
+    """The shipped student's windows shifted to a running level at inference (``scripts/level_floor_experiment.py``,
+    one val run per relative floor) against the same bundle unpatched: heart's clean native AUROC and its mean
+    shift at -24 dB, and the largest mean gain shift of any label set."""
+    def figs(sel: dict[str, Any]) -> str:
+        (system,) = sel["invariance"]
+        heart = sel["invariance"][system]["heart_abnormal"]["gain-24"]["native_shift_mean"]
+        return (f"heart native {sel['rows'][system]['heart_abnormal']['native']['auroc']:.3f}, heart -24 dB "
+                f"shift {heart:.3f}, largest mean gain shift {_gain_shift(sel, system):.3f}, native mean "
+                f"{_mean(sel['rows'][system], 'native'):.3f}")
+    cells = [f"as shipped: {figs(shipped)}"] + [
+        f"{'shift only' if r == 0 else f'floor {r} dB'}: {figs(sel)}" for r, sel in zip(LEVEL_FLOOR_RANGES, runs,
+                                                                                        strict=True)]
+    return ["| the shipped student's windows shifted to a running level at inference (the loudest cell of the last "
+            "10 s), then floored R dB below the reference level; no retraining (val only) | an experiment, not "
+            "shipped: the gain shift lives in the cells the front end's absolute floor (-100 dB) clips, and heart's "
+            "ranking leans on them | " + "; ".join(cells) + " | level_floor_val_*.md |"]
+
+
 LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("primary.json",), teacher_objectives),
     (("primary.json",), supervised_control),
@@ -764,6 +787,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("int8_export.json",), int8_writer),
     (("int8_tflite_calibration.json",), tflite_writer),
     (("level_compensation_heart.json",), level_term),
+    (("level_floor_val_shipped.json", *(f"level_floor_val_R{r}.json" for r in LEVEL_FLOOR_RANGES)), level_floor),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
     (("calibration.json",), calibration),

@@ -1,0 +1,64 @@
+"""scripts/level_floor_experiment.py: the level-shifted windows are causal (a stream and a whole clip agree) and,
+with a relative floor, blind to a gain change; without one, only the cells the absolute floor clips differ."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from acula.sdk import stream as st
+from acula.sdk.frontend import LogMelFrontend
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "level_floor_experiment.py"
+
+
+@pytest.fixture
+def experiment(monkeypatch):
+    for name in ("reset", "append", "ready", "tiled"):  # restored after the test
+        monkeypatch.setattr(st.Windower, name, getattr(st.Windower, name))
+    spec = importlib.util.spec_from_file_location("level_floor_experiment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _windows(samples: np.ndarray, chunk: int | None = None) -> list[np.ndarray]:
+    frontend, windower = LogMelFrontend(), st.Windower(64, 62, 15)
+    stream = frontend.stream()
+    out: list[np.ndarray] = []
+    for a in range(0, samples.size, chunk or samples.size):
+        windower.append(stream.accept(samples[a : a + (chunk or samples.size)]))
+        out += [w.copy() for w in windower.ready()]
+        windower.release()
+    return out
+
+
+def _clip(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000 * 12) / 16000
+    x = 0.3 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 0.7 * t)) + 0.01 * rng.standard_normal(t.size)
+    x[16000 * 6 : 16000 * 6 + 800] += 0.8 * rng.standard_normal(800)  # a loud burst the running level keeps
+    return x.astype(np.float32)
+
+
+def test_with_a_relative_floor_the_windows_ignore_gain_and_chunking(experiment):
+    experiment.patch_windower(10.0, 90.0, 1.87)
+    x = _clip()
+    whole, chunked, quiet = _windows(x), _windows(x, 7777), _windows(x * np.float32(10 ** (-24 / 20)))
+    assert len(whole) == len(chunked) == len(quiet) > 10
+    for a, b, c in zip(whole, chunked, quiet, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, atol=1e-4)
+    assert max(float(w.max()) for w in whole) == pytest.approx(1.87, abs=1e-5)  # the loudest window sits at ref
+    assert min(float(w.min()) for w in whole) >= np.float32(1.87 - 90 / 36.8)
+
+
+def test_without_a_floor_a_gain_change_moves_only_the_cells_the_absolute_floor_clips(experiment):
+    experiment.patch_windower(10.0, 0.0, 1.87)
+    x = (0.3 * np.random.default_rng(1).standard_normal(16000 * 4)).astype(np.float32)  # every bin far above
+    x[16000 * 2 :] *= np.float32(3e-6)  # then 110 dB quieter: its bins near -95 dB, under -100 once 24 dB less
+    loud, quiet = _windows(x), _windows(x * np.float32(10 ** (-24 / 20)))
+    np.testing.assert_allclose(loud[0], quiet[0], atol=1e-4)  # the first window holds the loud part's peak
+    assert max(float(np.abs(a - b).max()) for a, b in zip(loud, quiet, strict=True)) > 0.1
