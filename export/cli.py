@@ -53,12 +53,13 @@ CALIBRATION_WINDOWS = 256
 TFLITE_CALIBRATION_WINDOWS = 1024
 
 
-def calibration_sets(corpus_dir: Path, window_frames: int, counts: Sequence[int], seed: int = 0
-                     ) -> dict[int, np.ndarray]:
+def calibration_sets(corpus_dir: Path, window_frames: int, counts: Sequence[int], seed: int = 0,
+                     front: FrontendConfig | None = None) -> dict[int, np.ndarray]:
     """``n`` -> ``n`` dataset-balanced training crops, for each of ``counts``; each set drawn from its own
-    generator seeded ``seed`` (so a set does not depend on the others), the corpus and its features read once."""
+    generator seeded ``seed`` (so a set does not depend on the others), the corpus and its features read once;
+    ``front``: the model's front end (None: the default configuration)."""
     corpus = load_corpus(corpus_dir)
-    bank = FeatureBank.for_corpus(corpus, progress=False)
+    bank = FeatureBank.for_corpus(corpus, front, progress=False)
     idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in idx])
     return {n: sample_batch(bank, idx, weights, n, window_frames, np.random.default_rng(seed))[1].astype(np.float32)
@@ -66,8 +67,8 @@ def calibration_sets(corpus_dir: Path, window_frames: int, counts: Sequence[int]
 
 
 def calibration_windows(corpus_dir: Path, window_frames: int, n: int = CALIBRATION_WINDOWS,
-                        seed: int = 0) -> np.ndarray:
-    return calibration_sets(corpus_dir, window_frames, (n,), seed)[n]
+                        seed: int = 0, front: FrontendConfig | None = None) -> np.ndarray:
+    return calibration_sets(corpus_dir, window_frames, (n,), seed, front)[n]
 
 
 def run_model(path: Path, backend: str, windows: np.ndarray) -> np.ndarray:
@@ -115,20 +116,22 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)))
 
 
-def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model: Path | None = None) -> ValOutputs:
+def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model: Path | None = None,
+                       front: FrontendConfig | None = None) -> ValOutputs:
     """Embeddings from the torch student on the cached (float16) features; cough probabilities from
     ``cough_model`` (an exported ONNX graph: the int8 one the SDK loads by default) on float32 features
     recomputed as the SDK computes them, so the operating point holds for what ships, or, without it, from
-    the torch student on the cached features."""
+    the torch student on the cached features.  ``front``: the front end the student was trained on (None: the
+    default configuration); features of another front end would calibrate a model the bundle does not ship."""
     corpus = load_corpus(corpus_dir)
-    bank = FeatureBank.for_corpus(corpus, progress=False)
+    bank = FeatureBank.for_corpus(corpus, front, progress=False)
     out = ValOutputs([], [], [], [])
     session = None
     if cough_model is not None:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(cough_model), providers=["CPUExecutionProvider"])
-        frontend = LogMelFrontend()  # the configuration the feature bank uses
+        frontend = LogMelFrontend(front)  # the configuration the feature bank uses
     with torch.no_grad():
         for i in corpus.indices("val"):
             feats = bank.get(i)
@@ -181,8 +184,10 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                   signing_key: Any = None) -> dict[str, Any]:
     student, meta = load_student(run)
     cfg = student.cfg
+    front = FrontendConfig.from_dict(meta["frontend"])  # the features the student was trained on, everywhere below
     calib = calibration_sets(corpus_dir, cfg.window_frames, sorted(
-        {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS}))
+        {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS}),
+        front=front)
     check = calib[CALIBRATION_WINDOWS][:32]
     with torch.no_grad():
         ref = student(torch.from_numpy(check))[0].numpy()
@@ -207,12 +212,11 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                 parity[target.parity_key] = cosine_min(out_check, fp32)
             files[target.file] = (path.read_bytes(), {"role": "student", "backend": target.backend,
                                                       "precision": target.precision, **io_sig})
-        val = validation_outputs(student, corpus_dir, cough_model=made[DEFAULT_MODEL])
+        val = validation_outputs(student, corpus_dir, cough_model=made[DEFAULT_MODEL], front=front)
         if waveform_graph:
             from acula.export.waveform import INPUT_NAME as WAVE_INPUT
             from acula.export.waveform import check_windows, export_waveform_onnx
 
-            front = FrontendConfig.from_dict(meta["frontend"])
             wpath = export_waveform_onnx(student, front, tmp / "student_waveform_fp32.onnx")
             waves, logmel = check_windows(front, cfg.window_frames, cfg.hop_frames)
             with torch.no_grad():

@@ -64,7 +64,7 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
 
     bundle = read_bundle(src)
     m = bundle.manifest
-    calib = calibration_windows(corpus_dir, int(m["window_frames"]))
+    calib = calibration_windows(corpus_dir, int(m["window_frames"]), front=bundle.frontend)
     check = calib[:32]
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path = Path(tmp) / FP32_FILE

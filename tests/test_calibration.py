@@ -134,3 +134,26 @@ def test_export_fits_each_bias_in_the_label_order_the_manifest_stores():
         [(name, list(labels)) for name, labels in stored.items()]
     assert all(texts[i] in label_sets()[name][label] for name, labels in sets.items()
                for label, idx in labels.items() for i in idx)
+
+
+def test_export_calibrates_on_the_front_end_the_student_was_trained_on(tiny_corpus, tiny_student):
+    """calibration_sets and validation_outputs read the features of the front end they are given (the export
+    passes the checkpoint's): another normalisation shifts every calibration window by its offset."""
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    from acula.export.cli import calibration_sets, load_student, validation_outputs
+    from acula.sdk.frontend_config import FrontendConfig
+
+    base = FrontendConfig()
+    shifted = dataclasses.replace(base, norm_mean_db=base.norm_mean_db - base.norm_std_db)  # +1 normalised unit
+    student, _ = load_student(tiny_student)
+    n = student.cfg.window_frames
+    a = calibration_sets(tiny_corpus, n, (8,))[8]
+    b = calibration_sets(tiny_corpus, n, (8,), front=shifted)[8]
+    np.testing.assert_allclose(b - a, 1.0, atol=2e-2)  # the feature bank is float16
+    with torch.no_grad():
+        plain = validation_outputs(student, tiny_corpus)
+        other = validation_outputs(student, tiny_corpus, front=shifted)
+    assert len(plain.embeddings) == len(other.embeddings) > 0
+    assert not np.allclose(plain.embeddings[0], other.embeddings[0])
