@@ -780,6 +780,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          val, None, "; rejected: the heart mulaw8k drop falls in every pair, by less than asked, and zero-shot and "
                     "probe ranking pay for it", stored)),
     (("pilot_gain24-codec2_val.json",), codec_both_stages_pilot),
+    (("selection_gain24-kdpool_val.json", "selection_gain24-kdens3_val.json"),
+     lambda val, stored: pool_three_seeds(
+         val, None, "; rejected: crackles native up (+0.014) and every band-limit drop lower, but wheezes native "
+                    "falls in every seed (0.672 vs 0.721)", stored)),
     (("attribution_gain24-rebuilt_val.json",), rebuilt_control),
     (("attribution_gain24-kdens_val.json",), kd_ensemble_control),
     (("teacher_background_val.json",), background_teachers),
