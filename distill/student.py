@@ -18,7 +18,7 @@ from acula.aligner.config import check_level_norm_db, known_fields
 from acula.aligner.frontend_torch import level_normalise
 from torch import nn
 
-TIME_POOLS = ("mean", "mean+max")
+TIME_POOLS = ("mean", "mean+max", "mean|max")
 ALLOWED_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 REFUSED_ACTIVATIONS = {
     "gelu": "GELU has no int8 kernel in TFLite and is approximated in ONNX QDQ; use relu or relu6.",
@@ -60,8 +60,9 @@ class StudentConfig:
     norm_std_db: float = 36.8
     #: pooling over the window's time steps after the trunk: "mean" (one average over frequency blocks and time)
     #: or "mean+max" (average over frequency blocks, then the time mean plus the time maximum, as PANNs do), so
-    #: a transient that fills one time step (a crackle lasts < 20 ms) is not diluted by the quiet ones.  Both
-    #: are plain pooling ops (AVERAGE_POOL_2D, MAX_POOL_2D, ADD) with int8 kernels in every runtime.
+    #: a transient that fills one time step (a crackle lasts < 20 ms) is not diluted by the quiet ones; or
+    #: "mean|max", the two side by side (twice the pooled width), so the layers after them weigh each per output.
+    #: All are plain ops (AVERAGE_POOL_2D, MAX_POOL_2D, ADD, CONCATENATION) with int8 kernels in every runtime.
     time_pool: str = "mean"
 
     def __post_init__(self) -> None:
@@ -118,16 +119,16 @@ class StreamingStudent(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d((cfg.n_freq_bins, 1))
         self.time_pools: nn.ModuleList | None = None
-        if cfg.time_pool == "mean+max":
+        if cfg.time_pool != "mean":
             with torch.no_grad():
                 _, _, n_freq, n_time = self.features(torch.zeros(1, 1, cfg.n_mels, cfg.window_frames)).shape
             if n_freq % cfg.n_freq_bins:
-                raise ValueError(f"time_pool='mean+max' needs the trunk's {n_freq} frequency rows to split into "
+                raise ValueError(f"time_pool={cfg.time_pool!r} needs the trunk's {n_freq} frequency rows to split into "
                                  f"n_freq_bins={cfg.n_freq_bins} equal blocks")
             # static kernels (the window's size is fixed), so every exporter writes plain pooling ops
             self.time_pools = nn.ModuleList([nn.AvgPool2d((n_freq // cfg.n_freq_bins, 1)),
                                              nn.AvgPool2d((1, n_time)), nn.MaxPool2d((1, n_time))])
-        pooled = cfg.channels[-1] * cfg.n_freq_bins
+        pooled = cfg.channels[-1] * cfg.n_freq_bins * (2 if cfg.time_pool == "mean|max" else 1)
         self.embed: nn.Module = (nn.Linear(pooled, cfg.embed_dim) if cfg.embed_rank is None else
                                  nn.Sequential(nn.Linear(pooled, cfg.embed_rank, bias=False),
                                                nn.Linear(cfg.embed_rank, cfg.embed_dim)))
@@ -145,5 +146,8 @@ class StreamingStudent(nn.Module):
         else:
             per_freq, time_mean, time_max = self.time_pools
             blocks = per_freq(x)
-            pooled = (time_mean(blocks) + time_max(blocks)).flatten(1)
+            if self.cfg.time_pool == "mean+max":
+                pooled = (time_mean(blocks) + time_max(blocks)).flatten(1)
+            else:
+                pooled = torch.cat([time_mean(blocks).flatten(1), time_max(blocks).flatten(1)], dim=1)
         return self.embed(pooled), self.heads(pooled)

@@ -165,25 +165,31 @@ def test_an_embedding_bottleneck_spends_parameters_on_the_trunk_and_exports(tmp_
     np.testing.assert_allclose(run_onnx(path, x.numpy()), emb.detach().numpy(), atol=1e-4)
 
 
-def test_mean_plus_max_time_pooling_keeps_a_one_step_transient_and_exports(tmp_path) -> None:
+@pytest.mark.parametrize("time_pool", ["mean+max", "mean|max"])
+def test_time_pooling_with_a_max_is_the_stated_pooling_and_exports(tmp_path, time_pool: str) -> None:
     from acula.export.cli import run_onnx
     from acula.export.writers import export_onnx_fp32
 
     torch.manual_seed(0)
-    cfg = StudentConfig(channels=(16, 32), strides=(2, 2), time_pool="mean+max")
+    cfg = StudentConfig(channels=(16, 32), strides=(2, 2), time_pool=time_pool)
     student = StreamingStudent(cfg).eval()
     plain = StreamingStudent(dataclasses.replace(cfg, time_pool="mean"))
-    assert sum(p.numel() for p in student.parameters()) == sum(p.numel() for p in plain.parameters())
+    n_extra = sum(p.numel() for p in student.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert n_extra == (0 if time_pool == "mean+max" else 64 * (512 + 1))  # side by side: a wider embed and heads
     x = torch.randn(8, 62, 64)
     with torch.no_grad():
         fmap = student.features(x.transpose(1, 2).unsqueeze(1))  # (8, 32, 16 mel rows, 16 time steps)
         blocks = fmap.reshape(8, 32, 2, 8, 16).mean(dim=3)  # n_freq_bins 2: two blocks of 8 rows
-        expected = (blocks.mean(dim=3) + blocks.amax(dim=3)).flatten(1)
+        mean, peak = blocks.mean(dim=3).flatten(1), blocks.amax(dim=3).flatten(1)
+        expected = mean + peak if time_pool == "mean+max" else torch.cat([mean, peak], dim=1)
         emb, heads = student(x)
     torch.testing.assert_close(emb, student.embed(expected))
     torch.testing.assert_close(heads, student.heads(expected))
     path = export_onnx_fp32(student, tmp_path / "maxpool.onnx")
     np.testing.assert_allclose(run_onnx(path, x.numpy()), emb.numpy(), atol=1e-4)
+
+
+def test_time_pooling_options_are_checked() -> None:
     with pytest.raises(ValueError, match="time_pool"):
         StudentConfig(time_pool="attention")
     with pytest.raises(ValueError, match="equal blocks"):
