@@ -3,7 +3,7 @@
 It maps a log-mel window of shape (batch, window_frames, n_mels) to one
 embedding in the teacher's joint space plus optional head logits.  Every layer
 exports to ONNX and TFLite and quantises to int8: convolutions with batch norm
-(folded at export), ReLU-family activations, mean (or mean + max) pooling, linear layers.
+(folded at export), ReLU-family activations, mean pooling (optionally with a max over time), linear layers.
 Options that would break streaming, export or quantisation are refused here.
 """
 
