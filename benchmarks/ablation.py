@@ -676,6 +676,27 @@ def level_term(res: dict[str, Any]) -> list[str]:
             f"level_compensation_{res['label_set']}.json |"]
 
 
+def floor_pilot(sel: dict[str, Any]) -> list[str]:
+    """One seed of the shipped recipe on a front end floored at -160 dB (``pilot_rule_floor160.md``) beside the
+    shipped recipe rebuilt on this CPU with the same seed; a pilot, judged by nothing."""
+    names = {"floor160": "floor160 seed 0 int8 ONNX", "rebuilt": "gain24-both rebuilt seed 0 int8 ONNX"}
+    if any(n not in sel["invariance"] for n in names.values()):
+        raise ValueError(f"pilot_floor160_val.json lacks a system: {sorted(sel['invariance'])}")
+
+    def heart_shift(transform: str) -> Callable[[str], float]:
+        return lambda s: float(sel["invariance"][s]["heart_abnormal"][transform]["native_shift_mean"])
+
+    figs = {**_clean_and_noise(sel),
+            "heart native": lambda s: float(sel["rows"][s]["heart_abnormal"]["native"]["auroc"]),
+            "largest mean gain shift": lambda s: _gain_shift(sel, s),
+            "heart mean shift at -24 dB": heart_shift("gain-24"), "at -40 dB": heart_shift("gain-40"),
+            "heart mulaw8k drop": lambda s: _drop(sel, s, "heart_abnormal", "mulaw8k")}
+    text = "; ".join(f"{k} " + " / ".join(f"{fn(n):.3f}" for n in names.values()) for k, fn in figs.items())
+    return ["| the front end's absolute floor 60 dB lower (`amin_power` 1e-16, -160 dB) in both stages of the shipped "
+            "recipe, so a gain change stays a uniform shift of the input (floor160, one seed, val only) | pilot, "
+            f"decides nothing | floor160 / rebuilt seed 0: {text} | pilot_rule_floor160.md |"]
+
+
 #: ``scripts/level_floor_experiment.py``'s relative floors, as the results files name them (0: shift only)
 LEVEL_FLOOR_RANGES = (0, 90, 105, 120)
 
@@ -792,6 +813,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("int8_tflite_calibration.json",), tflite_writer),
     (("level_compensation_heart.json",), level_term),
     (("level_floor_val_shipped.json", *(f"level_floor_val_R{r}.json" for r in LEVEL_FLOOR_RANGES)), level_floor),
+    (("pilot_floor160_val.json",), floor_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
     (("calibration.json",), calibration),

@@ -268,3 +268,20 @@ def test_the_codec_pilot_row_names_each_seed_0_system_and_refuses_a_missing_one(
     del sel["invariance"]["gain24-kdens seed 0 int8 ONNX"]
     with pytest.raises(ValueError, match="lacks a system"):
         codec_both_stages_pilot(sel)
+
+
+def test_the_floor_pilot_row_reads_heart_shifts_at_two_gains_and_refuses_a_missing_system():
+    from acula.benchmarks.ablation import floor_pilot
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for s, native, shift in (("floor160 seed 0 int8 ONNX", 0.77, 0.02), ("gain24-both rebuilt seed 0 int8 ONNX", 0.79,
+                                                                         0.07)):
+        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native, "shift": shift}))
+        sel["invariance"][s]["heart_abnormal"]["gain-40"] = {"native_shift_mean": 2 * shift}
+        sel["invariance"][s]["heart_abnormal"]["mulaw8k"] = {"native_auroc": native - 0.03}
+    row = floor_pilot(sel)[0]
+    assert "| pilot, decides nothing |" in row and "native mean 0.770 / 0.790" in row
+    assert "heart mean shift at -24 dB 0.020 / 0.070; at -40 dB 0.040 / 0.140" in row
+    del sel["invariance"]["floor160 seed 0 int8 ONNX"]
+    with pytest.raises(ValueError, match="lacks a system"):
+        floor_pilot(sel)
