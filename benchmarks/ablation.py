@@ -676,6 +676,26 @@ def level_term(res: dict[str, Any]) -> list[str]:
             f"level_compensation_{res['label_set']}.json |"]
 
 
+def pool_side_by_side_pilot(sel: dict[str, Any]) -> list[str]:
+    """One seed of the time mean and max side by side (``pilot_rule_gain24_kdpoolcat.md``) beside kdpool seed 0 (the
+    two summed) and kdens seed 0 (the mean alone), the same teachers and seed; a pilot, judged by nothing."""
+    names = {k: f"{k} seed 0 int8 ONNX" for k in ("gain24-kdpoolcat", "gain24-kdpool", "gain24-kdens")}
+    if any(n not in sel["invariance"] for n in names.values()):
+        raise ValueError(f"pilot_gain24-kdpoolcat_val.json lacks a system: {sorted(sel['invariance'])}")
+
+    def native(task: str) -> Callable[[str], float]:
+        return lambda s: float(sel["rows"][s][task]["native"]["auroc"])
+
+    figs = {**_clean_and_noise(sel), "crackles native": native("crackles"), "wheezes native": native("wheezes"),
+            "heart native": native("heart_abnormal"),
+            "band-limit drop crackles": lambda s: _label_set_drops(sel, s)["crackles"],
+            "band-limit drop wheezes": lambda s: _label_set_drops(sel, s)["wheezes"]}
+    text = "; ".join(f"{k} " + " / ".join(f"{fn(n):.3f}" for n in names.values()) for k, fn in figs.items())
+    return ["| the time mean and max side by side in the student (`time_pool` mean|max, 2 x the pooled width; "
+            "gain24-kdpoolcat, one seed, val only) | pilot, decides nothing | kdpoolcat / kdpool / kdens, seed 0: "
+            f"{text} | pilot_rule_gain24_kdpoolcat.md |"]
+
+
 def floor_pilot(sel: dict[str, Any]) -> list[str]:
     """One seed of the shipped recipe on a front end floored at -160 dB (``pilot_rule_floor160.md``) beside the
     shipped recipe rebuilt on this CPU with the same seed; a pilot, judged by nothing."""
@@ -814,6 +834,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("level_compensation_heart.json",), level_term),
     (("level_floor_val_shipped.json", *(f"level_floor_val_R{r}.json" for r in LEVEL_FLOOR_RANGES)), level_floor),
     (("pilot_floor160_val.json",), floor_pilot),
+    (("pilot_gain24-kdpoolcat_val.json",), pool_side_by_side_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
     (("calibration.json",), calibration),
@@ -839,7 +860,11 @@ def render() -> str:
     lines += ["", "Not tried yet (each needs an alignment and / or a distillation, 20-45 min of CPU; judged now on two "
               "seeds each): codec and EQ augmentation widened in both stages (band limits: gain24-bw; real backgrounds:"
               " gain24-bg, gain24-bgmild, gain24-bgdenoise, gain24-bgsteady, gain24-bgnonlung; a codec's noise floor "
-              "in distillation only: gain24-kdcodec); the codec's noise floor with the teachers aligned under it; "
+              "in distillation only: gain24-kdcodec); the codec's noise floor with the teachers aligned under it, on "
+              "three seeds (one-seed pilot: gain24-codec2); the front end floored at -160 dB on three seeds, and with "
+              "scripts/level_floor_experiment.py's running-level shift in both stages on top (one-seed pilot of the "
+              "floor: floor160); per-label-set or attention pooling over time (mean + max summed: gain24-kdpool; side "
+              "by side, one-seed pilot: gain24-kdpoolcat); "
               "real backgrounds in "
               "distillation only with the teacher hearing them too; the student-only level change with the teacher "
               "aligned under it (four students from three starting points lost zero-shot wheezes to it on val); "

@@ -285,3 +285,18 @@ def test_the_floor_pilot_row_reads_heart_shifts_at_two_gains_and_refuses_a_missi
     del sel["invariance"]["floor160 seed 0 int8 ONNX"]
     with pytest.raises(ValueError, match="lacks a system"):
         floor_pilot(sel)
+
+
+def test_the_side_by_side_pooling_pilot_row_names_each_seed_0_system_and_refuses_a_missing_one():
+    from acula.benchmarks.ablation import pool_side_by_side_pilot
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for name, native in (("gain24-kdpoolcat", 0.79), ("gain24-kdpool", 0.77), ("gain24-kdens", 0.78)):
+        s = f"{name} seed 0 int8 ONNX"
+        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native}))
+    row = pool_side_by_side_pilot(sel)[0]
+    assert "| pilot, decides nothing |" in row and "crackles native 0.790 / 0.770 / 0.780" in row
+    assert "band-limit drop wheezes 0.030 / 0.030 / 0.030" in row
+    del sel["invariance"]["gain24-kdpool seed 0 int8 ONNX"]
+    with pytest.raises(ValueError, match="lacks a system"):
+        pool_side_by_side_pilot(sel)
