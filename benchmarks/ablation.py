@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -529,15 +529,22 @@ def pool_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, st
         (POOL_MARGINS, POOL_TEST_MARGINS))
 
 
+def _pilot_figures(sel: dict[str, Any], systems: Sequence[str], figs: dict[str, Callable[[str], float]],
+                   results: str) -> str:
+    """A pilot row's figures cell: per figure, its value for each of ``systems`` in turn ("a / b / c"); ValueError
+    naming ``results`` when the run lacks one of them."""
+    if any(n not in sel["invariance"] for n in systems):
+        raise ValueError(f"{results} lacks a system: {sorted(sel['invariance'])}")
+    return "; ".join(f"{k} " + " / ".join(f"{fn(n):.3f}" for n in systems) for k, fn in figs.items())
+
+
 def codec_both_stages_pilot(sel: dict[str, Any]) -> list[str]:
     """One seed of the codec floor in both stages (``pilot_rule_gain24_codec2.md``) beside kdcodec seed 0 (the same
     distillation, a teacher that never heard the codec) and kdens seed 0; a pilot, judged by nothing."""
-    names = {k: f"{k} seed 0 int8 ONNX" for k in ("gain24-codec2", "gain24-kdcodec", "gain24-kdens")}
-    if any(n not in sel["invariance"] for n in names.values()):
-        raise ValueError(f"pilot_gain24-codec2_val.json lacks a system: {sorted(sel['invariance'])}")
     figs = {**_clean_and_noise(sel),
             "heart mulaw8k drop": lambda s: _drop(sel, s, "heart_abnormal", "mulaw8k")}
-    text = "; ".join(f"{k} " + " / ".join(f"{fn(n):.3f}" for n in names.values()) for k, fn in figs.items())
+    text = _pilot_figures(sel, [f"{k} seed 0 int8 ONNX" for k in ("gain24-codec2", "gain24-kdcodec", "gain24-kdens")],
+                          figs, "pilot_gain24-codec2_val.json")
     return ["| the codec's noise floor in both stages: the seed-0 teacher aligned under it (`p_codec` 0.5), kdcodec's "
             "distillation (gain24-codec2, one seed, val only) | pilot, decides nothing | codec2 / kdcodec / kdens, "
             f"seed 0: {text} | pilot_rule_gain24_codec2.md |"]
@@ -679,10 +686,6 @@ def level_term(res: dict[str, Any]) -> list[str]:
 def pool_side_by_side_pilot(sel: dict[str, Any]) -> list[str]:
     """One seed of the time mean and max side by side (``pilot_rule_gain24_kdpoolcat.md``) beside kdpool seed 0 (the
     two summed) and kdens seed 0 (the mean alone), the same teachers and seed; a pilot, judged by nothing."""
-    names = {k: f"{k} seed 0 int8 ONNX" for k in ("gain24-kdpoolcat", "gain24-kdpool", "gain24-kdens")}
-    if any(n not in sel["invariance"] for n in names.values()):
-        raise ValueError(f"pilot_gain24-kdpoolcat_val.json lacks a system: {sorted(sel['invariance'])}")
-
     def native(task: str) -> Callable[[str], float]:
         return lambda s: float(sel["rows"][s][task]["native"]["auroc"])
 
@@ -690,7 +693,8 @@ def pool_side_by_side_pilot(sel: dict[str, Any]) -> list[str]:
             "heart native": native("heart_abnormal"),
             "band-limit drop crackles": lambda s: _label_set_drops(sel, s)["crackles"],
             "band-limit drop wheezes": lambda s: _label_set_drops(sel, s)["wheezes"]}
-    text = "; ".join(f"{k} " + " / ".join(f"{fn(n):.3f}" for n in names.values()) for k, fn in figs.items())
+    text = _pilot_figures(sel, [f"{k} seed 0 int8 ONNX" for k in ("gain24-kdpoolcat", "gain24-kdpool", "gain24-kdens")],
+                          figs, "pilot_gain24-kdpoolcat_val.json")
     return ["| the time mean and max side by side in the student (`time_pool` mean|max, 2 x the pooled width; "
             "gain24-kdpoolcat, one seed, val only) | pilot, decides nothing | kdpoolcat / kdpool / kdens, seed 0: "
             f"{text} | pilot_rule_gain24_kdpoolcat.md |"]
@@ -699,10 +703,6 @@ def pool_side_by_side_pilot(sel: dict[str, Any]) -> list[str]:
 def floor_pilot(sel: dict[str, Any]) -> list[str]:
     """One seed of the shipped recipe on a front end floored at -160 dB (``pilot_rule_floor160.md``) beside the
     shipped recipe rebuilt on this CPU with the same seed; a pilot, judged by nothing."""
-    names = {"floor160": "floor160 seed 0 int8 ONNX", "rebuilt": "gain24-both rebuilt seed 0 int8 ONNX"}
-    if any(n not in sel["invariance"] for n in names.values()):
-        raise ValueError(f"pilot_floor160_val.json lacks a system: {sorted(sel['invariance'])}")
-
     def heart_shift(transform: str) -> Callable[[str], float]:
         return lambda s: float(sel["invariance"][s]["heart_abnormal"][transform]["native_shift_mean"])
 
@@ -711,7 +711,8 @@ def floor_pilot(sel: dict[str, Any]) -> list[str]:
             "largest mean gain shift": lambda s: _gain_shift(sel, s),
             "heart mean shift at -24 dB": heart_shift("gain-24"), "at -40 dB": heart_shift("gain-40"),
             "heart mulaw8k drop": lambda s: _drop(sel, s, "heart_abnormal", "mulaw8k")}
-    text = "; ".join(f"{k} " + " / ".join(f"{fn(n):.3f}" for n in names.values()) for k, fn in figs.items())
+    text = _pilot_figures(sel, ["floor160 seed 0 int8 ONNX", "gain24-both rebuilt seed 0 int8 ONNX"], figs,
+                          "pilot_floor160_val.json")
     return ["| the front end's absolute floor 60 dB lower (`amin_power` 1e-16, -160 dB) in both stages of the shipped "
             "recipe, so a gain change stays a uniform shift of the input (floor160, one seed, val only) | pilot, "
             f"decides nothing | floor160 / rebuilt seed 0: {text} | pilot_rule_floor160.md |"]
