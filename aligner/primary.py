@@ -273,7 +273,9 @@ def build_systems(args: argparse.Namespace) -> list[Any]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, command: str = "python -m acula.aligner.primary") -> int:
+    """``command``: what the results files name as the command that ran, before ``argv`` (a script that calls
+    this in a process it has changed, e.g. ``scripts/level_floor_experiment.py``, names itself)."""
     from acula.aligner.train import default_weights_dir
 
     parser = argparse.ArgumentParser(prog="python -m acula.aligner.primary", description=__doc__,
@@ -394,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in s.values():
             for k in [k for k in r if k.startswith("_")]:
                 r.pop(k)
-    res = {"command": "python -m acula.aligner.primary " + " ".join(argv if argv is not None else sys.argv[1:]),
+    res = {"command": f"{command} " + " ".join(argv if argv is not None else sys.argv[1:]),
            "scored": list(args.scored), "systems": names, "tasks": [t["name"] for t in tasks], "rows": rows,
            "paired": paired,
            "invariance": invariance, "wall_s": time.perf_counter() - t0}

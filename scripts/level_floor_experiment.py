@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     patch_windower(args.history_s, args.range_db, args.ref)
     from acula.aligner.primary import main as primary
 
-    return primary(argv[cut + 1 :])
+    return primary(argv[cut + 1 :], command=f"python scripts/level_floor_experiment.py {' '.join(argv[:cut])} --")
 
 
 if __name__ == "__main__":

@@ -62,3 +62,12 @@ def test_without_a_floor_a_gain_change_moves_only_the_cells_the_absolute_floor_c
     loud, quiet = _windows(x), _windows(x * np.float32(10 ** (-24 / 20)))
     np.testing.assert_allclose(loud[0], quiet[0], atol=1e-4)  # the first window holds the loud part's peak
     assert max(float(np.abs(a - b).max()) for a, b in zip(loud, quiet, strict=True)) > 0.1
+
+
+def test_the_results_files_name_the_experiment_as_their_command(experiment, monkeypatch):
+    import acula.aligner.primary as primary
+
+    seen = {}
+    monkeypatch.setattr(primary, "main", lambda argv, command: seen.update(argv=argv, command=command) or 0)
+    assert experiment.main(["--range-db", "90", "--", "--scored", "val"]) == 0
+    assert seen == {"argv": ["--scored", "val"], "command": "python scripts/level_floor_experiment.py --range-db 90 --"}
