@@ -700,9 +700,9 @@ def pool_side_by_side_pilot(sel: dict[str, Any]) -> list[str]:
             f"{text} | pilot_rule_gain24_kdpoolcat.md |"]
 
 
-def floor_pilot(sel: dict[str, Any]) -> list[str]:
-    """One seed of the shipped recipe on a front end floored at -160 dB (``pilot_rule_floor160.md``) beside the
-    shipped recipe rebuilt on this CPU with the same seed; a pilot, judged by nothing."""
+def floor_pilot(sel: dict[str, Any], seed: int = 0) -> list[str]:
+    """One seed of the shipped recipe on a front end floored at -160 dB (``pilot_rule_floor160.md``, its addendum for
+    seed 1) beside the shipped recipe rebuilt on this CPU with the same seed; a pilot, judged by nothing."""
     def heart_shift(transform: str) -> Callable[[str], float]:
         return lambda s: float(sel["invariance"][s]["heart_abnormal"][transform]["native_shift_mean"])
 
@@ -711,11 +711,12 @@ def floor_pilot(sel: dict[str, Any]) -> list[str]:
             "largest mean gain shift": lambda s: _gain_shift(sel, s),
             "heart mean shift at -24 dB": heart_shift("gain-24"), "at -40 dB": heart_shift("gain-40"),
             "heart mulaw8k drop": lambda s: _drop(sel, s, "heart_abnormal", "mulaw8k")}
-    text = _pilot_figures(sel, ["floor160 seed 0 int8 ONNX", "gain24-both rebuilt seed 0 int8 ONNX"], figs,
-                          "pilot_floor160_val.json")
+    results = "pilot_floor160_val.json" if seed == 0 else f"pilot_floor160_seed{seed}_val.json"
+    text = _pilot_figures(sel, [f"floor160 seed {seed} int8 ONNX", f"gain24-both rebuilt seed {seed} int8 ONNX"], figs,
+                          results)
     return ["| the front end's absolute floor 60 dB lower (`amin_power` 1e-16, -160 dB) in both stages of the shipped "
-            "recipe, so a gain change stays a uniform shift of the input (floor160, one seed, val only) | pilot, "
-            f"decides nothing | floor160 / rebuilt seed 0: {text} | pilot_rule_floor160.md |"]
+            f"recipe, so a gain change stays a uniform shift of the input (floor160, seed {seed}, val only) | pilot, "
+            f"decides nothing | floor160 / rebuilt seed {seed}: {text} | pilot_rule_floor160.md |"]
 
 
 #: ``scripts/level_floor_experiment.py``'s relative floors, as the results files name them (0: shift only)
@@ -835,6 +836,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("level_compensation_heart.json",), level_term),
     (("level_floor_val_shipped.json", *(f"level_floor_val_R{r}.json" for r in LEVEL_FLOOR_RANGES)), level_floor),
     (("pilot_floor160_val.json",), floor_pilot),
+    (("pilot_floor160_seed1_val.json",), lambda sel: floor_pilot(sel, 1)),
     (("pilot_gain24-kdpoolcat_val.json",), pool_side_by_side_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
