@@ -41,9 +41,19 @@ def _module_of(command: str) -> str:
     return words[2].removeprefix("acula.") if len(words) > 2 and words[:2] == ["python", "-m"] else ""
 
 
-#: results files written by ``python -m acula.aligner.primary`` (primary.json, the selections on val, ...)
-PRIMARY = [s for s in _tables(dict)
-           if _module_of(str(_stored(s).get("command", ""))).split(".") == ["aligner", "primary"]]
+#: scripts that run ``aligner.primary`` in a process they changed and name themselves as the command
+PRIMARY_SCRIPTS = ("scripts/level_floor_experiment.py",)
+
+
+def _runs_primary(command: str) -> bool:
+    words = command.split()
+    return (_module_of(command).split(".") == ["aligner", "primary"]
+            or (words[:1] == ["python"] and words[1:2] != [] and words[1] in PRIMARY_SCRIPTS))
+
+
+#: results files written by ``python -m acula.aligner.primary`` (primary.json, the selections on val, ...), directly
+#: or through one of ``PRIMARY_SCRIPTS``
+PRIMARY = [s for s in _tables(dict) if _runs_primary(str(_stored(s).get("command", "")))]
 
 #: results file -> the function its .md is rendered with
 RENDERED = {
