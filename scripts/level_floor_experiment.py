@@ -38,7 +38,8 @@ def patch_windower(history_s: float, range_db: float, ref: float) -> None:
 
     history = max(1, int(round(history_s / FRAME_S)))
     floor = np.float32(ref - range_db / STD_DB)
-    base_reset, base_append, base_tiled = st.Windower.reset, st.Windower.append, st.Windower.tiled
+    base_reset, base_append = st.Windower.reset, st.Windower.append
+    base_ready, base_tiled = st.Windower.ready, st.Windower.tiled
 
     def reset(self: st.Windower) -> None:
         base_reset(self)
@@ -55,13 +56,9 @@ def patch_windower(history_s: float, range_db: float, ref: float) -> None:
         return np.maximum(out, floor, out=out) if range_db > 0 else out
 
     def ready(self: st.Windower) -> list[np.ndarray]:
-        out, k = [], self.n_windows
-        while k * self.hop_frames + self.window_frames <= self.frames.end:
-            end = k * self.hop_frames + self.window_frames
-            out.append(shifted(self, self.frames.view(end - self.window_frames, end), end))
-            k += 1
-        self.n_windows = k
-        return out
+        first = self.n_windows  # window k ends at frame k * hop_frames + window_frames
+        return [shifted(self, w, (first + i) * self.hop_frames + self.window_frames)
+                for i, w in enumerate(base_ready(self))]
 
     def tiled(self: st.Windower) -> np.ndarray | None:
         window = base_tiled(self)
