@@ -254,13 +254,20 @@ def test_the_pooling_rule_asks_a_native_gain_and_no_crackles_loss():
     assert "test fails check 7 |" in pool_three_seeds(sel(up), sel(BASE | {"native": 0.782}, -0.004))[0]
 
 
+def _seed0_pilot(names: tuple[str, ...], natives: tuple[float, ...] = (0.79, 0.77, 0.78)) -> dict[str, Any]:
+    """A pilot run of ``names``' seed-0 int8 ONNX systems, each at its native AUROC, BASE otherwise."""
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for name, native in zip(names, natives, strict=True):
+        s = f"{name} seed 0 int8 ONNX"
+        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native}))
+    return sel
+
+
 def test_the_codec_pilot_row_names_each_seed_0_system_and_refuses_a_missing_one():
     from acula.benchmarks.ablation import codec_both_stages_pilot
 
-    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
-    for name, native in (("gain24-codec2", 0.79), ("gain24-kdcodec", 0.77), ("gain24-kdens", 0.78)):
-        s = f"{name} seed 0 int8 ONNX"
-        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native}))
+    sel = _seed0_pilot(("gain24-codec2", "gain24-kdcodec", "gain24-kdens"))
+    for s, native in zip(sel["rows"], (0.79, 0.77, 0.78), strict=True):
         sel["invariance"][s]["heart_abnormal"]["mulaw8k"] = {"native_auroc": native - 0.02}
     row = codec_both_stages_pilot(sel)[0]
     assert "| pilot, decides nothing |" in row and "native mean 0.790 / 0.770 / 0.780" in row
@@ -290,10 +297,7 @@ def test_the_floor_pilot_row_reads_heart_shifts_at_two_gains_and_refuses_a_missi
 def test_the_side_by_side_pooling_pilot_row_names_each_seed_0_system_and_refuses_a_missing_one():
     from acula.benchmarks.ablation import pool_side_by_side_pilot
 
-    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
-    for name, native in (("gain24-kdpoolcat", 0.79), ("gain24-kdpool", 0.77), ("gain24-kdens", 0.78)):
-        s = f"{name} seed 0 int8 ONNX"
-        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native}))
+    sel = _seed0_pilot(("gain24-kdpoolcat", "gain24-kdpool", "gain24-kdens"))
     row = pool_side_by_side_pilot(sel)[0]
     assert "| pilot, decides nothing |" in row and "crackles native 0.790 / 0.770 / 0.780" in row
     assert "band-limit drop wheezes 0.030 / 0.030 / 0.030" in row
