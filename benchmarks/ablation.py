@@ -719,6 +719,35 @@ def floor_pilot(sel: dict[str, Any], seed: int = 0) -> list[str]:
             f"decides nothing | floor160 / rebuilt seed {seed}: {text} | pilot_rule_floor160.md |"]
 
 
+def floor_shift_experiment(*runs: dict[str, Any]) -> list[str]:
+    """floor160's students (seeds 0 and 1) with ``scripts/level_floor_experiment.py``'s running-level shift at
+    inference (no relative floor, no retraining), beside the same bundles unshifted and the rebuilt shipped recipe
+    (``runs``: the two shifted runs, then the two pilot runs, seed 0 first)."""
+    shifted, pilots = runs[:2], runs[2:]
+    figs: dict[str, Callable[[str], float]] = {}
+    cells = []
+    for seed, (one, pilot) in enumerate(zip(shifted, pilots, strict=True)):
+        sel = {k: {**pilot[k], **one[k]} for k in ("rows", "invariance")}
+
+        def heart_shift(transform: str, sel: dict[str, Any] = sel) -> Callable[[str], float]:
+            return lambda s: float(sel["invariance"][s]["heart_abnormal"][transform]["native_shift_mean"])
+
+        figs = {"native mean": lambda s, sel=sel: _mean(sel["rows"][s], "native"),
+                "probe mean": lambda s, sel=sel: _mean(sel["rows"][s], "probe"),
+                "heart native": lambda s, sel=sel: float(sel["rows"][s]["heart_abnormal"]["native"]["auroc"]),
+                "heart mean shift at -24 dB": heart_shift("gain-24"), "at -40 dB": heart_shift("gain-40"),
+                "largest mean gain shift": lambda s, sel=sel: _gain_shift(sel, s)}
+        name = "floor160" if seed == 0 else f"floor160-seed{seed}"
+        systems = [f"{name}, level-shifted R0", f"floor160 seed {seed} int8 ONNX",
+                   f"gain24-both rebuilt seed {seed} int8 ONNX"]
+        cells.append(f"seed {seed}: " + _pilot_figures(sel, systems, figs, f"level_floor_val_{name}_R0.json"))
+    return ["| floor160's students with the running-level shift at inference (each window shifted so the loudest "
+            "cell of the last 10 s sits at a fixed level; no relative floor, no retraining; seeds 0 and 1, val only) "
+            "| an experiment, not shipped (the SDK has no such option yet): with almost nothing clipped by the "
+            "-160 dB floor the shift takes heart's gain shift away at no cost against floor160 itself | shifted / "
+            "floor160 / rebuilt, " + "; ".join(cells) + " | level_floor_val_floor160*_R0.md |"]
+
+
 #: ``scripts/level_floor_experiment.py``'s relative floors, as the results files name them (0: shift only)
 LEVEL_FLOOR_RANGES = (0, 90, 105, 120)
 
@@ -837,6 +866,8 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("level_floor_val_shipped.json", *(f"level_floor_val_R{r}.json" for r in LEVEL_FLOOR_RANGES)), level_floor),
     (("pilot_floor160_val.json",), floor_pilot),
     (("pilot_floor160_seed1_val.json",), lambda sel: floor_pilot(sel, 1)),
+    (("level_floor_val_floor160_R0.json", "level_floor_val_floor160-seed1_R0.json", "pilot_floor160_val.json",
+      "pilot_floor160_seed1_val.json"), floor_shift_experiment),
     (("pilot_gain24-kdpoolcat_val.json",), pool_side_by_side_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
@@ -865,8 +896,8 @@ def render() -> str:
               " gain24-bg, gain24-bgmild, gain24-bgdenoise, gain24-bgsteady, gain24-bgnonlung; a codec's noise floor "
               "in distillation only: gain24-kdcodec); the codec's noise floor with the teachers aligned under it, on "
               "three seeds (one-seed pilot: gain24-codec2); the front end floored at -160 dB on three seeds, and with "
-              "scripts/level_floor_experiment.py's running-level shift in both stages on top (one-seed pilot of the "
-              "floor: floor160); per-label-set or attention pooling over time (mean + max summed: gain24-kdpool; side "
+              "scripts/level_floor_experiment.py's running-level shift on top, at inference (two seeds, val: "
+              "level_floor_val_floor160*_R0) and in both stages (two-seed pilot of the floor alone: floor160); per-label-set or attention pooling over time (mean + max summed: gain24-kdpool; side "
               "by side, one-seed pilot: gain24-kdpoolcat); "
               "real backgrounds in "
               "distillation only with the teacher hearing them too; the student-only level change with the teacher "
