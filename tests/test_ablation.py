@@ -306,11 +306,12 @@ def test_the_floor_shift_row_puts_each_seeds_shifted_run_beside_its_own_pilot_an
         runs.append(one)
     for seed, native in ((0, 0.78), (1, 0.76)):
         pilot: dict[str, Any] = {"rows": {}, "invariance": {}}
-        for s, shift in ((f"floor160 seed {seed} int8 ONNX", 0.02), (f"gain24-both rebuilt seed {seed} int8 ONNX", 0.06)):
+        for s, shift in ((f"floor160 seed {seed} int8 ONNX", 0.02),
+                         (f"gain24-both rebuilt seed {seed} int8 ONNX", 0.06)):
             pilot["rows"][s], pilot["invariance"][s] = _system(**(BASE | {"native": native, "shift": shift}))
         runs.append(pilot)
     for sel in runs:
-        for s, inv in sel["invariance"].items():
+        for inv in sel["invariance"].values():
             inv["heart_abnormal"]["gain-40"] = {"native_shift_mean": 2 * inv["heart_abnormal"]["gain-24"][
                 "native_shift_mean"]}
     row = floor_shift_experiment(*runs)[0]
