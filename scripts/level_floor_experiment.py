@@ -1,6 +1,7 @@
 """Where the shipped student's level dependence lives: its windows shifted to a running level, at inference only.
 
-    python scripts/level_floor_experiment.py --range-db R [--history-s 10] [--ref 1.87] -- PRIMARY_ARGS...
+    python scripts/level_floor_experiment.py --range-db R [--history-s 10] [--ref 1.87] [--shifted NAME ...] \
+        -- PRIMARY_ARGS...
     python scripts/level_floor_experiment.py --measure-ref runs/corpus      # prints the --ref default's source
 
 An experiment, not an SDK feature: it patches ``sdk.stream.Windower`` in this process only, then runs
@@ -17,6 +18,9 @@ too, exactly while the running level stays R - 100 dB above it, so the scores be
 (1.87, about 30 dB) is the median over the data sets of each one's median L, on 400 training recordings drawn
 with seed 0 (train split only; ``--measure-ref``).
 
+``--shifted`` names the ``--bundle`` systems whose windows are shifted (default: every one), so a shifted bundle
+and the same bundle as shipped can be scored in one run, paired against each other.
+
 The primary run's figures then say how much of the student's gain shift the absolute floor causes, and what
 its ranking loses when the cells near that floor are hidden (``benchmarks/results/level_floor_val.md``).
 """
@@ -24,7 +28,10 @@ its ranking loses when the cells near that floor are hidden (``benchmarks/result
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +39,25 @@ import numpy as np
 FRAME_S, STD_DB = 0.032, 36.8
 
 
-def patch_windower(history_s: float, range_db: float, ref: float) -> None:
-    """Make every ``sdk.stream.Windower`` in this process hand out level-shifted windows (see the module doc)."""
+def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence[str] | None = None) -> None:
+    """Make every ``sdk.stream.Windower`` in this process hand out level-shifted windows (see the module doc);
+    ``only``: just those of the streams of the primary run's bundle systems of these names."""
     from acula.sdk import stream as st
+
+    if only is not None:
+        from acula.aligner.systems import BundleSystem
+
+        base_init, base_stream_init = BundleSystem.__init__, st.Stream.__init__
+
+        def init(self: BundleSystem, name: str, *args: Any, **kwargs: Any) -> None:
+            base_init(self, name, *args, **kwargs)
+            self.model.level_shifted = name in only  # type: ignore[attr-defined]
+
+        def stream_init(self: st.Stream, model: Any) -> None:
+            base_stream_init(self, model)
+            self.windower.level_shifted = getattr(model, "level_shifted", False)  # type: ignore[attr-defined]
+
+        BundleSystem.__init__, st.Stream.__init__ = init, stream_init  # type: ignore[method-assign]
 
     history = max(1, int(round(history_s / FRAME_S)))
     floor = np.float32(ref - range_db / STD_DB)
@@ -51,6 +74,8 @@ def patch_windower(history_s: float, range_db: float, ref: float) -> None:
         base_append(self, frames)
 
     def shifted(self: st.Windower, window: np.ndarray, end: int) -> np.ndarray:
+        if not getattr(self, "level_shifted", True):
+            return window
         level = max(self.frame_peaks[max(0, end - history) : end])
         out = window - np.float32(level - ref)
         return np.maximum(out, floor, out=out) if range_db > 0 else out
@@ -102,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--range-db", type=float, required=True, help="relative floor below ref (0: none)")
     parser.add_argument("--history-s", type=float, default=10.0)
     parser.add_argument("--ref", type=float, default=1.87)
+    parser.add_argument("--shifted", nargs="+", metavar="NAME", help="only these --bundle systems (default: all)")
     args = parser.parse_args(argv[:cut])
     if args.range_db < 0 or args.history_s <= 0:
         parser.error("--range-db must be >= 0 and --history-s > 0")
-    patch_windower(args.history_s, args.range_db, args.ref)
+    patch_windower(args.history_s, args.range_db, args.ref, args.shifted)
     from acula.aligner.primary import main as primary
 
-    return primary(argv[cut + 1 :], command=f"python scripts/level_floor_experiment.py {' '.join(argv[:cut])} --")
+    return primary(argv[cut + 1 :], command=f"python scripts/level_floor_experiment.py {shlex.join(argv[:cut])} --")
 
 
 if __name__ == "__main__":

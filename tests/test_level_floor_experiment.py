@@ -16,8 +16,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "level_floor_experime
 
 @pytest.fixture
 def experiment(monkeypatch):
+    from acula.aligner.systems import BundleSystem
+
     for name in ("reset", "append", "ready", "tiled"):  # restored after the test
         monkeypatch.setattr(st.Windower, name, getattr(st.Windower, name))
+    monkeypatch.setattr(st.Stream, "__init__", st.Stream.__init__)
+    monkeypatch.setattr(BundleSystem, "__init__", BundleSystem.__init__)
     spec = importlib.util.spec_from_file_location("level_floor_experiment", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -71,3 +75,29 @@ def test_the_results_files_name_the_experiment_as_their_command(experiment, monk
     monkeypatch.setattr(primary, "main", lambda argv, command: seen.update(argv=argv, command=command) or 0)
     assert experiment.main(["--range-db", "90", "--", "--scored", "val"]) == 0
     assert seen == {"argv": ["--scored", "val"], "command": "python scripts/level_floor_experiment.py --range-db 90 --"}
+
+
+def test_shifted_names_pick_the_systems_whose_streams_are_shifted(experiment):
+    from acula.aligner.systems import BundleSystem
+
+    experiment.patch_windower(10.0, 0.0, 1.87, only=["shifted"])
+    x = _clip()
+    plain, shifted = BundleSystem("as shipped"), BundleSystem("shifted")
+    a, b = plain.model.stream(), shifted.model.stream()
+    wa = [w.embedding for w in a.accept(x, 16000)]
+    wb = [w.embedding for w in b.accept(x, 16000)]
+    assert len(wa) == len(wb) > 10
+    assert not a.windower.level_shifted and b.windower.level_shifted
+    reference = plain.model.stream()
+    reference.windower.level_shifted = True  # the patched windower's default when no system marked it
+    assert max(float(np.abs(p - q).max()) for p, q in zip(wa, wb, strict=True)) > 1e-3
+    np.testing.assert_array_equal(np.stack(wb), np.stack([w.embedding for w in reference.accept(x, 16000)]))
+
+
+def test_the_command_line_quotes_names_with_spaces(experiment, monkeypatch):
+    import acula.aligner.primary as primary
+
+    seen = {}
+    monkeypatch.setattr(primary, "main", lambda argv, command: seen.update(command=command) or 0)
+    experiment.main(["--range-db", "0", "--shifted", "floor160 seed 0", "--", "--scored", "val"])
+    assert seen["command"] == "python scripts/level_floor_experiment.py --range-db 0 --shifted 'floor160 seed 0' --"
