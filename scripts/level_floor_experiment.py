@@ -1,7 +1,7 @@
 """Where the shipped student's level dependence lives: its windows shifted to a running level, at inference only.
 
-    python scripts/level_floor_experiment.py --range-db R [--history-s 10] [--ref 1.87] [--shifted NAME ...] \
-        -- PRIMARY_ARGS...
+    python scripts/level_floor_experiment.py --range-db R [--history-s 10] [--ref 1.87] [--relative-gate] \
+        [--shifted NAME ...] -- PRIMARY_ARGS...
     python scripts/level_floor_experiment.py --measure-ref runs/corpus      # prints the --ref default's source
 
 An experiment, not an SDK feature: it patches ``sdk.stream.Windower`` in this process only, then runs
@@ -18,6 +18,11 @@ too, exactly while the running level stays R - 100 dB above it, so the scores be
 (1.87, about 30 dB) is the median over the data sets of each one's median L, on 400 training recordings drawn
 with seed 0 (train split only; ``--measure-ref``).
 
+``--relative-gate`` also takes the absolute part out of the quality gate's low-level test
+(``sdk.quality.WindowGate``: a window is inactive when its RMS is under ``LOW_LEVEL_RMS_DBFS`` and
+``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far; with it, the second test alone), so which windows
+are scored no longer moves with gain.  Silence (peak under 2 LSB) and clipping stay absolute.
+
 ``--shifted`` names the ``--bundle`` systems whose windows are shifted (default: every one), so a shifted bundle
 and the same bundle as shipped can be scored in one run, paired against each other.
 
@@ -28,6 +33,7 @@ its ranking loses when the cells near that floor are hidden (``benchmarks/result
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from collections.abc import Sequence
@@ -93,6 +99,26 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
         reset, append, ready, tiled)
 
 
+def patch_gate() -> None:
+    """Make every ``sdk.quality.WindowGate`` in this process judge low level relative to the loudest window only (see
+    the module doc); windows reaching full scale keep the full meter's judgement."""
+    from acula.sdk import quality as q
+
+    base_judge = q.WindowGate._judge
+
+    def judge(self: q.WindowGate, n: int, peak: float, total: float, squares: float, samples: Any) -> tuple[str, ...]:
+        if peak >= q.CLIP_LEVEL:
+            return base_judge(self, n, peak, total, squares, samples)
+        mean = total / n
+        rms_dbfs = q._dbfs(math.sqrt(max(0.0, squares / n - mean * mean)))
+        silent = peak < q.SILENCE_PEAK
+        self.loudest_dbfs = max(self.loudest_dbfs, rms_dbfs)
+        inactive = not silent and rms_dbfs < self.loudest_dbfs - q.INACTIVE_BELOW_LOUDEST_DB
+        return ("silent",) if silent else ("low_level",) if inactive else ()
+
+    q.WindowGate._judge = judge  # type: ignore[method-assign]
+
+
 def measure_ref(corpus_dir: str, history_s: float, n: int = 400) -> float:
     """The median over data sets of each one's median running level L at window ends, on ``n`` training
     recordings drawn with seed 0."""
@@ -127,11 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--range-db", type=float, required=True, help="relative floor below ref (0: none)")
     parser.add_argument("--history-s", type=float, default=10.0)
     parser.add_argument("--ref", type=float, default=1.87)
+    parser.add_argument("--relative-gate", action="store_true", help="low-level gate relative to the loudest window")
     parser.add_argument("--shifted", nargs="+", metavar="NAME", help="only these --bundle systems (default: all)")
     args = parser.parse_args(argv[:cut])
     if args.range_db < 0 or args.history_s <= 0:
         parser.error("--range-db must be >= 0 and --history-s > 0")
     patch_windower(args.history_s, args.range_db, args.ref, args.shifted)
+    if args.relative_gate:
+        patch_gate()
     from acula.aligner.primary import main as primary
 
     return primary(argv[cut + 1 :], command=f"python scripts/level_floor_experiment.py {shlex.join(argv[:cut])} --")

@@ -22,6 +22,9 @@ def experiment(monkeypatch):
         monkeypatch.setattr(st.Windower, name, getattr(st.Windower, name))
     monkeypatch.setattr(st.Stream, "__init__", st.Stream.__init__)
     monkeypatch.setattr(BundleSystem, "__init__", BundleSystem.__init__)
+    from acula.sdk.quality import WindowGate
+
+    monkeypatch.setattr(WindowGate, "_judge", WindowGate._judge)
     spec = importlib.util.spec_from_file_location("level_floor_experiment", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -101,3 +104,21 @@ def test_the_command_line_quotes_names_with_spaces(experiment, monkeypatch):
     monkeypatch.setattr(primary, "main", lambda argv, command: seen.update(command=command) or 0)
     experiment.main(["--range-db", "0", "--shifted", "floor160 seed 0", "--", "--scored", "val"])
     assert seen["command"] == "python scripts/level_floor_experiment.py --range-db 0 --shifted 'floor160 seed 0' --"
+
+
+def _gated(gain_db: float) -> list[tuple[str, ...]]:
+    """The gate's problems for three 1 s windows: loud noise, then noise 40 dB under it, then digital silence."""
+    from acula.sdk.quality import WindowGate
+
+    rng = np.random.default_rng(2)
+    x = np.concatenate([0.3 * rng.standard_normal(16000), 0.003 * rng.standard_normal(16000), np.zeros(16000)])
+    gate = WindowGate()
+    gate.append((x * 10 ** (gain_db / 20)).astype(np.float32))
+    return [gate.problems(k * 16000, (k + 1) * 16000) for k in range(3)]
+
+
+def test_the_relative_gate_judges_low_level_against_the_loudest_window_only(experiment):
+    # as shipped, the quiet window (about -50 dBFS RMS) is scored at 0 dB and gated 20 dB lower
+    assert _gated(0.0) == [(), (), ("silent",)] and _gated(-20.0) == [(), ("low_level",), ("silent",)]
+    experiment.patch_gate()
+    assert _gated(0.0) == _gated(-20.0) == [(), ("low_level",), ("silent",)]
