@@ -21,7 +21,8 @@ with seed 0 (train split only; ``--measure-ref``).
 ``--relative-gate`` also takes the absolute part out of the quality gate's low-level test
 (``sdk.quality.WindowGate``: a window is inactive when its RMS is under ``LOW_LEVEL_RMS_DBFS`` and
 ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far; with it, the second test alone), so which windows
-are scored no longer moves with gain.  Silence (peak under 2 LSB) and clipping stay absolute.
+are scored no longer moves with gain.  Silence (peak under 2 LSB) and clipping stay absolute.  With
+``--shifted`` it applies to the named systems only, as the shift does.
 
 ``--shifted`` names the ``--bundle`` systems whose windows are shifted (default: every one), so a shifted bundle
 and the same bundle as shipped can be scored in one run, paired against each other.
@@ -61,7 +62,8 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
 
         def stream_init(self: st.Stream, model: Any) -> None:
             base_stream_init(self, model)
-            self.windower.level_shifted = getattr(model, "level_shifted", False)  # type: ignore[attr-defined]
+            shifted = getattr(model, "level_shifted", False)
+            self.windower.level_shifted = self.gate.relative = shifted  # type: ignore[attr-defined]
 
         BundleSystem.__init__, st.Stream.__init__ = init, stream_init  # type: ignore[method-assign]
 
@@ -100,14 +102,15 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
 
 
 def patch_gate() -> None:
-    """Make every ``sdk.quality.WindowGate`` in this process judge low level relative to the loudest window only (see
-    the module doc); windows reaching full scale keep the full meter's judgement."""
+    """Make every ``sdk.quality.WindowGate`` in this process (with ``--shifted``, those of the named systems' streams)
+    judge low level relative to the loudest window only (see the module doc); windows reaching full scale keep the
+    full meter's judgement."""
     from acula.sdk import quality as q
 
     base_judge = q.WindowGate._judge
 
     def judge(self: q.WindowGate, n: int, peak: float, total: float, squares: float, samples: Any) -> tuple[str, ...]:
-        if peak >= q.CLIP_LEVEL:
+        if peak >= q.CLIP_LEVEL or not getattr(self, "relative", True):
             return base_judge(self, n, peak, total, squares, samples)
         mean = total / n
         rms_dbfs = q._dbfs(math.sqrt(max(0.0, squares / n - mean * mean)))

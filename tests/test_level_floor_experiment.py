@@ -91,6 +91,7 @@ def test_shifted_names_pick_the_systems_whose_streams_are_shifted(experiment):
     wb = [w.embedding for w in b.accept(x, 16000)]
     assert len(wa) == len(wb) > 10
     assert not a.windower.level_shifted and b.windower.level_shifted
+    assert not a.gate.relative and b.gate.relative  # --relative-gate follows --shifted
     reference = plain.model.stream()
     reference.windower.level_shifted = True  # the patched windower's default when no system marked it
     assert max(float(np.abs(p - q).max()) for p, q in zip(wa, wb, strict=True)) > 1e-3
