@@ -31,6 +31,7 @@ from acula.export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, exp
 from acula.sdk.frontend import LogMelFrontend
 from acula.sdk.frontend_config import FrontendConfig
 from acula.sdk.label_sets import label_sets
+from acula.sdk.level import DEFAULT_REF, LevelShift, shift_crops, shift_cut_windows
 from acula.sdk.runtimes import make_backend
 
 LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
@@ -54,21 +55,24 @@ TFLITE_CALIBRATION_WINDOWS = 1024
 
 
 def calibration_sets(corpus_dir: Path, window_frames: int, counts: Sequence[int], seed: int = 0,
-                     front: FrontendConfig | None = None) -> dict[int, np.ndarray]:
+                     front: FrontendConfig | None = None, level: LevelShift | None = None) -> dict[int, np.ndarray]:
     """``n`` -> ``n`` dataset-balanced training crops, for each of ``counts``; each set drawn from its own
     generator seeded ``seed`` (so a set does not depend on the others), the corpus and its features read once;
-    ``front``: the model's front end (None: the default configuration)."""
+    ``front``: the model's front end (None: the default configuration); ``level``: the bundle's level shift, the
+    crops shifted by their own peak (``sdk.level.shift_crops``)."""
     corpus = load_corpus(corpus_dir)
     bank = FeatureBank.for_corpus(corpus, front, progress=False)
     idx = corpus.indices("train")
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in idx])
-    return {n: sample_batch(bank, idx, weights, n, window_frames, np.random.default_rng(seed))[1].astype(np.float32)
+    sets = {n: sample_batch(bank, idx, weights, n, window_frames, np.random.default_rng(seed))[1].astype(np.float32)
             for n in counts}
+    return sets if level is None else {n: shift_crops(level, crops) for n, crops in sets.items()}
 
 
 def calibration_windows(corpus_dir: Path, window_frames: int, n: int = CALIBRATION_WINDOWS,
-                        seed: int = 0, front: FrontendConfig | None = None) -> np.ndarray:
-    return calibration_sets(corpus_dir, window_frames, (n,), seed, front)[n]
+                        seed: int = 0, front: FrontendConfig | None = None,
+                        level: LevelShift | None = None) -> np.ndarray:
+    return calibration_sets(corpus_dir, window_frames, (n,), seed, front, level)[n]
 
 
 def run_model(path: Path, backend: str, windows: np.ndarray) -> np.ndarray:
@@ -117,12 +121,13 @@ def cosine_min(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model: Path | None = None,
-                       front: FrontendConfig | None = None) -> ValOutputs:
+                       front: FrontendConfig | None = None, level: LevelShift | None = None) -> ValOutputs:
     """Embeddings from the torch student on the cached (float16) features; cough probabilities from
     ``cough_model`` (an exported ONNX graph: the int8 one the SDK loads by default) on float32 features
     recomputed as the SDK computes them, so the operating point holds for what ships, or, without it, from
     the torch student on the cached features.  ``front``: the front end the student was trained on (None: the
-    default configuration); features of another front end would calibrate a model the bundle does not ship."""
+    default configuration); features of another front end would calibrate a model the bundle does not ship.
+    ``level``: the bundle's level shift, applied to every window as the SDK applies it."""
     corpus = load_corpus(corpus_dir)
     bank = FeatureBank.for_corpus(corpus, front, progress=False)
     out = ValOutputs([], [], [], [])
@@ -136,12 +141,16 @@ def validation_outputs(student: StreamingStudent, corpus_dir: Path, cough_model:
         for i in corpus.indices("val"):
             feats = bank.get(i)
             crops = windows(feats, student.cfg.window_frames, student.cfg.hop_frames)
+            if level is not None:
+                crops = shift_cut_windows(level, feats, crops, student.cfg.hop_frames)
             emb, heads = student(torch.from_numpy(crops))
             if session is None:
                 logits = heads[:, 0].numpy()
             else:
-                exact = windows(record_features(corpus, i, frontend), student.cfg.window_frames,
-                                student.cfg.hop_frames).astype(np.float32)
+                exact_feats = record_features(corpus, i, frontend)
+                exact = windows(exact_feats, student.cfg.window_frames, student.cfg.hop_frames).astype(np.float32)
+                if level is not None:
+                    exact = shift_cut_windows(level, exact_feats, exact, student.cfg.hop_frames)
                 logits = np.asarray(session.run([OUTPUT_NAMES[1]], {INPUT_NAME: exact})[0])[:, 0]
             out.rows.append(corpus.rows[i])
             out.n_frames.append(feats.shape[0])
@@ -181,13 +190,19 @@ def git_commit() -> str | None:
 
 def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, tflite: bool = True,
                   extra_manifest: dict[str, Any] | None = None, waveform_graph: bool = False,
-                  signing_key: Any = None) -> dict[str, Any]:
+                  signing_key: Any = None, level: LevelShift | None = None) -> dict[str, Any]:
+    """``level``: the SDK scores the bundle on windows shifted to a running level, with the level-blind gate
+    (``sdk.level``): calibration, the operating point and the int8 calibration crops are computed on such windows,
+    and the manifest carries the ``level`` block."""
+    if level is not None and waveform_graph:
+        raise ValueError("a level-shifted bundle cannot carry the waveform graph: the running level needs the frames "
+                         "before each window, which one window's waveform lacks")
     student, meta = load_student(run)
     cfg = student.cfg
     front = FrontendConfig.from_dict(meta["frontend"])  # the features the student was trained on, everywhere below
     calib = calibration_sets(corpus_dir, cfg.window_frames, sorted(
         {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS}),
-        front=front)
+        front=front, level=level)
     check = calib[CALIBRATION_WINDOWS][:32]
     with torch.no_grad():
         ref = student(torch.from_numpy(check))[0].numpy()
@@ -212,7 +227,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                 parity[target.parity_key] = cosine_min(out_check, fp32)
             files[target.file] = (path.read_bytes(), {"role": "student", "backend": target.backend,
                                                       "precision": target.precision, **io_sig})
-        val = validation_outputs(student, corpus_dir, cough_model=made[DEFAULT_MODEL], front=front)
+        val = validation_outputs(student, corpus_dir, cough_model=made[DEFAULT_MODEL], front=front, level=level)
         if waveform_graph:
             from acula.export.waveform import INPUT_NAME as WAVE_INPUT
             from acula.export.waveform import check_windows, export_waveform_onnx
@@ -248,6 +263,7 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
                        **({"teacher_bundle_sha256": meta["teacher_bundle_sha256"]}
                           if meta.get("teacher_bundle_sha256") else {})},
         "licence": LICENCE,
+        **({"level": level.to_manifest()} if level is not None else {}),
     }
     if extra_manifest:
         manifest = {**manifest, **extra_manifest}
@@ -288,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "inside the graph (about 4 MB more: the DFT kernels)")
     parser.add_argument("--sign-key", help="Ed25519 private key (PEM, unencrypted) to sign the manifest with: "
                                            "writes manifest.sig (needs: pip install cryptography)")
+    parser.add_argument("--level-shift", nargs="?", type=float, const=DEFAULT_REF, metavar="REF",
+                        help="score on windows shifted so the loudest cell of the last 10 s sits at REF (normalised "
+                             f"log-mel; default {DEFAULT_REF}), with the level-blind quality gate (sdk.level); for a "
+                             "student trained on a low-floored front end (amin_power 1e-16)")
     parser.add_argument("-f", "--force", action="store_true",
                         help="replace an existing bundle at --out (only the files its manifest lists are removed)")
     args = parser.parse_args(argv)
@@ -304,8 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         key = load_pem_private_key(Path(args.sign_key).read_bytes(), password=None)
+    level = None if args.level_shift is None else LevelShift(ref=args.level_shift)
     parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite,
-                           waveform_graph=args.waveform_graph, signing_key=key)
+                           waveform_graph=args.waveform_graph, signing_key=key, level=level)
     digest = bundle_digest(out)
     print(json.dumps({"bundle": str(out), "manifest_sha256": digest, "signed": key is not None,
                       "parity": parity}, indent=2))

@@ -333,6 +333,10 @@ def resolve_bundle(bundle: str | Path) -> Path:
 def write_kit(bundle: Bundle, bundle_path: Path, out: Path, measure_arena: bool = True) -> dict[str, Any]:
     """Write the kit into ``out``; returns its manifest (also written as ``kit.json``)."""
     m = bundle.manifest
+    if "level" in m:
+        raise ValueError("this bundle scores windows shifted to a running level (manifest 'level', sdk.level), which "
+                         "the MCU kit's C front end does not implement yet; export the kit from a bundle exported "
+                         "without --level-shift")
     name, _ = bundle.model_file("tflite", "int8")
     tflite = bundle.files[name]
     graph = fold_pads(tflite)  # what the kit runs

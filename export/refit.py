@@ -36,8 +36,10 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str
     from acula.aligner.data import record_features, windows
     from acula.export.calibration import TEMPERATURE_WINDOWS, ValOutputs
     from acula.sdk.frontend import LogMelFrontend
+    from acula.sdk.level import LevelShift, shift_cut_windows
     from acula.sdk.runtimes import make_backend
 
+    level = LevelShift.from_manifest(bundle.manifest["level"]) if "level" in bundle.manifest else None
     corpus = load_corpus(corpus_dir)
     frontend = LogMelFrontend(bundle.frontend)
     backend = make_backend("onnxruntime", cough_model, 1)
@@ -48,6 +50,8 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str
     for i in corpus.indices(split):
         feats = record_features(corpus, i, frontend)
         crops = windows(feats, wf, hf).astype(np.float32)
+        if level is not None:  # the windows the SDK scores this bundle on
+            crops = shift_cut_windows(level, feats, crops, hf)
         logits = np.concatenate([backend(w[None])[1][:, head] for w in crops])
         out.embeddings.append(np.concatenate([fp32(w[None])[0] for w in crops[:TEMPERATURE_WINDOWS]]))
         out.rows.append(corpus.rows[i])
@@ -64,7 +68,10 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
 
     bundle = read_bundle(src)
     m = bundle.manifest
-    calib = calibration_windows(corpus_dir, int(m["window_frames"]), front=bundle.frontend)
+    from acula.sdk.level import LevelShift
+
+    level = LevelShift.from_manifest(m["level"]) if "level" in m else None
+    calib = calibration_windows(corpus_dir, int(m["window_frames"]), front=bundle.frontend, level=level)
     check = calib[:32]
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path = Path(tmp) / FP32_FILE

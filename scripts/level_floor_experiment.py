@@ -18,11 +18,10 @@ too, exactly while the running level stays R - 100 dB above it, so the scores be
 (1.87, about 30 dB) is the median over the data sets of each one's median L, on 400 training recordings drawn
 with seed 0 (train split only; ``--measure-ref``).
 
-``--relative-gate`` also takes the absolute part out of the quality gate's low-level test
-(``sdk.quality.WindowGate``: a window is inactive when its RMS is under ``LOW_LEVEL_RMS_DBFS`` and
-``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far; with it, the second test alone), so which windows
-are scored no longer moves with gain.  Silence (peak under 2 LSB) and clipping stay absolute.  With
-``--shifted`` it applies to the named systems only, as the shift does.
+``--relative-gate`` gives the streams the level-blind quality gate of ``sdk.level`` (``WindowGate(relative=True)``:
+a window is gated as low level when its RMS lies ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far, without
+the absolute ``LOW_LEVEL_RMS_DBFS`` test), so which windows are scored no longer moves with gain.  Silence (peak under
+2 LSB) and clipping stay absolute.  With ``--shifted`` it applies to the named systems only, as the shift does.
 
 ``--shifted`` names the ``--bundle`` systems whose windows are shifted (default: every one), so a shifted bundle
 and the same bundle as shipped can be scored in one run, paired against each other.
@@ -34,7 +33,6 @@ its ranking loses when the cells near that floor are hidden (``benchmarks/result
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 from collections.abc import Sequence
@@ -62,8 +60,7 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
 
         def stream_init(self: st.Stream, model: Any) -> None:
             base_stream_init(self, model)
-            shifted = getattr(model, "level_shifted", False)
-            self.windower.level_shifted = self.gate.relative = shifted  # type: ignore[attr-defined]
+            self.windower.level_shifted = getattr(model, "level_shifted", False)  # type: ignore[attr-defined]
 
         BundleSystem.__init__, st.Stream.__init__ = init, stream_init  # type: ignore[method-assign]
 
@@ -101,25 +98,24 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
         reset, append, ready, tiled)
 
 
-def patch_gate() -> None:
-    """Make every ``sdk.quality.WindowGate`` in this process (with ``--shifted``, those of the named systems' streams)
-    judge low level relative to the loudest window only (see the module doc); windows reaching full scale keep the
-    full meter's judgement."""
+def patch_gate(only: Sequence[str] | None = None) -> None:
+    """Give every ``sdk.quality.WindowGate`` in this process (with ``only``, those of the streams of the primary run's
+    bundle systems of these names) the level-blind gate of ``sdk.level`` (``WindowGate.relative``)."""
     from acula.sdk import quality as q
+    from acula.sdk import stream as st
 
-    base_judge = q.WindowGate._judge
+    base_init, base_stream_init = q.WindowGate.__init__, st.Stream.__init__
 
-    def judge(self: q.WindowGate, n: int, peak: float, total: float, squares: float, samples: Any) -> tuple[str, ...]:
-        if peak >= q.CLIP_LEVEL or not getattr(self, "relative", True):
-            return base_judge(self, n, peak, total, squares, samples)
-        mean = total / n
-        rms_dbfs = q._dbfs(math.sqrt(max(0.0, squares / n - mean * mean)))
-        silent = peak < q.SILENCE_PEAK
-        self.loudest_dbfs = max(self.loudest_dbfs, rms_dbfs)
-        inactive = not silent and rms_dbfs < self.loudest_dbfs - q.INACTIVE_BELOW_LOUDEST_DB
-        return ("silent",) if silent else ("low_level",) if inactive else ()
+    def init(self: q.WindowGate, relative: bool = False) -> None:
+        base_init(self, relative=True)
 
-    q.WindowGate._judge = judge  # type: ignore[method-assign]
+    def stream_init(self: st.Stream, model: Any) -> None:
+        base_stream_init(self, model)
+        self.gate.relative = getattr(model, "level_shifted", False)
+
+    q.WindowGate.__init__ = init  # type: ignore[method-assign]
+    if only is not None:
+        st.Stream.__init__ = stream_init  # type: ignore[method-assign]
 
 
 def measure_ref(corpus_dir: str, history_s: float, n: int = 400) -> float:
@@ -163,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--range-db must be >= 0 and --history-s > 0")
     patch_windower(args.history_s, args.range_db, args.ref, args.shifted)
     if args.relative_gate:
-        patch_gate()
+        patch_gate(args.shifted)
     from acula.aligner.primary import main as primary
 
     return primary(argv[cut + 1 :], command=f"python scripts/level_floor_experiment.py {shlex.join(argv[:cut])} --")

@@ -334,7 +334,7 @@ def _screening(value: Any, files: dict[str, Any]) -> None:
 
 REQUIRED = ("format", "format_version", "frontend", "window_frames", "hop_frames", "embed_dim", "files",
             "prompt_bank")
-OPTIONAL = ("name", "heads", "calibration", "screening", "provenance", "licence")
+OPTIONAL = ("name", "heads", "calibration", "screening", "level", "provenance", "licence")
 
 
 def validate_manifest(m: dict[str, Any]) -> FrontendConfig:
@@ -358,6 +358,12 @@ def validate_manifest(m: dict[str, Any]) -> FrontendConfig:
         _calibration(m["calibration"], label_sets)
     if "screening" in m:
         _screening(m["screening"], m["files"])
+    if "level" in m:
+        lv = _obj(m["level"], "level", ("ref", "history_frames"), ("gate",))
+        _num(lv["ref"], "level.ref", -10.0, 10.0)
+        _int(lv["history_frames"], "level.history_frames", 1, 1_000_000)
+        if "gate" in lv:
+            _str(lv["gate"], "level.gate", ("relative", "absolute"))
     if "provenance" in m:
         _obj(m["provenance"], "provenance", optional=None)
     if "licence" in m:

@@ -207,7 +207,10 @@ class WindowGate:
 
     BLOCK = 512
 
-    def __init__(self) -> None:
+    def __init__(self, relative: bool = False) -> None:
+        #: True: low level is judged against the loudest window alone, whatever the absolute level (a level-blind
+        #: bundle's gate, :mod:`sdk.level`); silence and clipping stay absolute
+        self.relative = relative
         # float32, what sdk.audio.validate_samples gives a stream: half the memory of a stream's gate (256 KB)
         self.samples = Fifo((), np.float32, 1 << 16)
         self._blocks = Fifo((3,), np.float64, 256)  # per whole block b (row b): peak, sum, sum of squares
@@ -302,12 +305,13 @@ class WindowGate:
         only where flat tops must be counted."""
         if peak >= CLIP_LEVEL:  # flat tops to count: the full meter on the samples (rare)
             q = assess_quality(samples())
-            silent, clipped, rms_dbfs, low = q.silent, q.clipped, q.rms_dbfs, q.low_level
+            silent, clipped, rms_dbfs = q.silent, q.clipped, q.rms_dbfs
+            low = (not silent) and (self.relative or q.low_level)
         else:
             mean = total / n
             rms_dbfs = _dbfs(math.sqrt(max(0.0, squares / n - mean * mean)))
             silent, clipped = peak < SILENCE_PEAK, False
-            low = (not silent) and rms_dbfs < LOW_LEVEL_RMS_DBFS
+            low = (not silent) and (self.relative or rms_dbfs < LOW_LEVEL_RMS_DBFS)
         self.loudest_dbfs = max(self.loudest_dbfs, rms_dbfs)
         inactive = low and rms_dbfs < self.loudest_dbfs - INACTIVE_BELOW_LOUDEST_DB
         return tuple(p for p, on in (("silent", silent), ("clipped", clipped), ("low_level", inactive)) if on)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from acula.sdk.audio import MAX_FLOAT_PEAK, AudioError, NonFiniteAudioError, validate_samples
 from acula.sdk.fifo import Fifo
+from acula.sdk.level import LevelShift
 from acula.sdk.quality import QualityFlags, QualityMeter, WindowGate, block_stats
 from acula.sdk.results import WindowResult
 from acula.sdk.scoring import sigmoid
@@ -33,27 +34,40 @@ __all__ = ["Stream", "Windower", "stage_whole_blocks"]
 
 class Windower:
     """Log-mel frames in, analysis windows out: window k covers frames [k * hop_frames, k * hop_frames +
-    window_frames).  Windows are views of one frame buffer, shape (window_frames, n_mels), float32."""
+    window_frames).  Windows are views of one frame buffer, shape (window_frames, n_mels), float32; with a
+    :class:`sdk.level.LevelShift`, new arrays shifted by the running level at each window's end."""
 
-    def __init__(self, n_mels: int, window_frames: int, hop_frames: int) -> None:
-        self.window_frames, self.hop_frames = window_frames, hop_frames
+    def __init__(self, n_mels: int, window_frames: int, hop_frames: int, level: LevelShift | None = None) -> None:
+        self.window_frames, self.hop_frames, self.level = window_frames, hop_frames, level
         self.frames = Fifo((n_mels,), np.float32, 4 * window_frames)
+        # each frame's loudest cell, for the running level (the frames' global indices)
+        self.peaks = None if level is None else Fifo((), np.float32, 4 * max(window_frames, level.history_frames))
         self.reset()
 
     def reset(self) -> None:
         self.frames.reset()
+        if self.peaks is not None:
+            self.peaks.reset()
         self.n_windows = 0  # windows handed out so far
 
     def append(self, frames: np.ndarray) -> None:
         if frames.shape[0]:
             self.frames.append(frames)
+            if self.peaks is not None:
+                self.peaks.append(frames.max(axis=1))
+
+    def _window(self, start: int, end: int) -> np.ndarray:
+        window = self.frames.view(start, end)
+        if self.level is None or self.peaks is None:
+            return window
+        return self.level.shift(window, self.peaks.view(end - self.level.history_frames, end))
 
     def ready(self) -> list[np.ndarray]:
         """The complete windows not handed out yet (views valid until the next append)."""
         out = []
         k = self.n_windows
         while k * self.hop_frames + self.window_frames <= self.frames.end:
-            out.append(self.frames.view(k * self.hop_frames, k * self.hop_frames + self.window_frames))
+            out.append(self._window(k * self.hop_frames, k * self.hop_frames + self.window_frames))
             k += 1
         self.n_windows = k
         return out
@@ -64,11 +78,16 @@ class Windower:
         if self.n_windows or not held.shape[0]:
             return None
         self.n_windows = 1
-        return np.tile(held, (-(-self.window_frames // held.shape[0]), 1))[: self.window_frames]
+        window = np.tile(held, (-(-self.window_frames // held.shape[0]), 1))[: self.window_frames]
+        if self.level is None or self.peaks is None:
+            return window
+        return self.level.shift(window, self.peaks.view(self.frames.end - self.level.history_frames, self.frames.end))
 
     def release(self) -> None:
-        """Drop the frames no future window needs."""
+        """Drop the frames (and frame levels) no future window needs."""
         self.frames.drop_before(self.n_windows * self.hop_frames)
+        if self.level is not None and self.peaks is not None:
+            self.peaks.drop_before(self.n_windows * self.hop_frames + self.window_frames - self.level.history_frames)
 
 
 class _Held:
@@ -112,8 +131,8 @@ class Stream:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.detector = EventDetector(model.screening, sample_rate_hz=model.sample_rate_hz)
-        self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames)
-        self.gate = WindowGate()
+        self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames, model.level)
+        self.gate = WindowGate(relative=model.level is not None and model.level.gate == "relative")
         self._held = _Held(threading.Lock())
         self.reset()
 

@@ -24,7 +24,7 @@ def experiment(monkeypatch):
     monkeypatch.setattr(BundleSystem, "__init__", BundleSystem.__init__)
     from acula.sdk.quality import WindowGate
 
-    monkeypatch.setattr(WindowGate, "_judge", WindowGate._judge)
+    monkeypatch.setattr(WindowGate, "__init__", WindowGate.__init__)
     spec = importlib.util.spec_from_file_location("level_floor_experiment", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -84,6 +84,7 @@ def test_shifted_names_pick_the_systems_whose_streams_are_shifted(experiment):
     from acula.aligner.systems import BundleSystem
 
     experiment.patch_windower(10.0, 0.0, 1.87, only=["shifted"])
+    experiment.patch_gate(only=["shifted"])
     x = _clip()
     plain, shifted = BundleSystem("as shipped"), BundleSystem("shifted")
     a, b = plain.model.stream(), shifted.model.stream()

@@ -31,8 +31,9 @@ def toy_onnx(window_frames: int, n_mels: int, embed_dim: int, seed: int = 0) -> 
 
 
 def make_toy_bundle(out: Path, window_frames: int = 16, hop_frames: int = 8, embed_dim: int = 8,
-                    as_zip: bool = False) -> Path:
-    cfg = FrontendConfig()
+                    as_zip: bool = False, level: dict | None = None, frontend: FrontendConfig | None = None) -> Path:
+    """``level``: the manifest's level block (sdk.level), absent when None; ``frontend``: default FrontendConfig()."""
+    cfg = frontend or FrontendConfig()
     model = toy_onnx(window_frames, cfg.n_mels, embed_dim)
     rng = np.random.default_rng(1)
     prompts = rng.standard_normal((6, embed_dim)).astype(np.float32)
@@ -54,4 +55,6 @@ def make_toy_bundle(out: Path, window_frames: int = 16, hop_frames: int = 8, emb
                 "screening": {"cough_on": 0.5, "cough_off": 0.4, "min_duration_s": 0.1, "refractory_s": 0.5,
                               "smoothing_windows": 1, "target_false_alarms_per_hour": 1.0},
                 "provenance": {"what": "toy bundle for tests"}, "licence": "test only"}
+    if level is not None:
+        manifest["level"] = level
     return write_bundle(out, files, manifest, as_zip=as_zip)

@@ -54,6 +54,10 @@ def sparse_filterbank(fb: np.ndarray) -> list[dict[str, Any]]:
 
 def web_model(model: Model) -> dict[str, Any]:
     """The JSON-ready description of ``model`` the page needs (without the binary files)."""
+    if model.level is not None:
+        raise ValueError("this bundle scores windows shifted to a running level (manifest 'level', sdk.level), which "
+                         "the web page does not implement yet; use the Python SDK, or a bundle exported without "
+                         "--level-shift")
     m = model.bundle.manifest
     cfg = model.frontend.config
     cal_temperature = model.temperature

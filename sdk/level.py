@@ -1,0 +1,83 @@
+"""Level-blind windows: each analysis window moved so the loudest frame of the last few seconds sits at a fixed level.
+
+A bundle whose manifest carries a ``level`` block (``acula export --level-shift``) is scored on shifted windows:
+
+    window' = window - (L - ref),  L = the loudest cell (normalised log-mel) of the ``history_frames`` frames up to
+                                       the window's end
+
+Causal, so a stream and a whole clip agree bit for bit; homogeneous, so a gain change moves L exactly as much as it
+moves every cell the front end's absolute floor (``FrontendConfig.amin_power``) does not clip, and the model sees the
+same window.  With a front end floored low enough (-160 dB, ``amin_power`` 1e-16) a gain change down to -40 dB clips
+almost nothing, and the model's outputs stop depending on the recording level
+(``benchmarks/results/level_floor_val_floor160*_R0.md``).  ``gate`` "relative" makes the quality gate level-blind
+too: a window is gated as low level when its RMS lies ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far,
+whatever its absolute level (:class:`sdk.quality.WindowGate`); silence and clipping stay absolute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DEFAULT_HISTORY_FRAMES", "DEFAULT_REF", "LevelShift", "shift_crops", "shift_cut_windows"]
+
+#: the running level's reference (normalised log-mel; about -30 dB): the median over the data sets of each one's
+#: median running level at window ends, 400 training recordings drawn with seed 0
+#: (``python scripts/level_floor_experiment.py --measure-ref runs/corpus``)
+DEFAULT_REF = 1.87
+#: 10 s of 32 ms frames
+DEFAULT_HISTORY_FRAMES = 312
+
+_MAX = np.maximum.reduce
+
+
+@dataclass(frozen=True)
+class LevelShift:
+    """The manifest's ``level`` block: the reference level, the running level's history, the gate's kind."""
+
+    ref: float = DEFAULT_REF
+    history_frames: int = DEFAULT_HISTORY_FRAMES
+    gate: str = "relative"
+
+    GATES = ("relative", "absolute")
+
+    def __post_init__(self) -> None:
+        if self.history_frames < 1 or self.gate not in self.GATES:
+            raise ValueError(f"history_frames must be >= 1 and gate one of {self.GATES}, got {self.history_frames}, "
+                             f"{self.gate!r}")
+
+    @classmethod
+    def from_manifest(cls, block: dict[str, Any]) -> LevelShift:
+        return cls(float(block["ref"]), int(block["history_frames"]), str(block.get("gate", "relative")))
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"ref": self.ref, "history_frames": self.history_frames, "gate": self.gate}
+
+    def shift(self, window: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+        """``window`` (frames, n_mels) moved by its running level, ``peaks`` the per-frame loudest cells of the
+        ``history_frames`` frames up to its end (fewer at the start of a recording); a new array."""
+        return window - np.float32(float(_MAX(peaks)) - self.ref)
+
+
+def shift_cut_windows(level: LevelShift, feats: np.ndarray, windows: np.ndarray, hop_frames: int) -> np.ndarray:
+    """``windows`` (n, window_frames, n_mels) cut from a recording's log-mel ``feats`` (n_frames, n_mels) as a stream
+    cuts them (window k ends at frame k * hop_frames + window_frames; a recording shorter than one window gives one
+    window, its frames tiled, ending at its last frame), each shifted by its running level as the stream shifts it:
+    the export's validation windows; a new float32 array."""
+    feats = np.asarray(feats, dtype=np.float32)
+    peaks = feats.max(axis=1)
+    out = np.empty(windows.shape, np.float32)
+    for k in range(windows.shape[0]):
+        end = min(k * hop_frames + windows.shape[1], feats.shape[0])
+        out[k] = level.shift(np.asarray(windows[k], np.float32), peaks[max(0, end - level.history_frames) : end])
+    return out
+
+
+def shift_crops(level: LevelShift, crops: np.ndarray) -> np.ndarray:
+    """Crops (n, window_frames, n_mels) with no recording around them, each shifted by its own loudest cell (a
+    window's running level is at least that): the int8 calibration crops of a level bundle, whose input range
+    they set; a new float32 array."""
+    crops = np.asarray(crops, dtype=np.float32)
+    return crops - (crops.max(axis=(1, 2)) - np.float32(level.ref))[:, None, None]
