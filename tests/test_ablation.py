@@ -10,6 +10,7 @@ import pytest
 from acula.benchmarks.ablation import (
     BAND_LIMITS,
     KDENS_MARGINS,
+    LEVEL_MARGINS,
     MAIN_TASKS,
     NOISE,
     NULL_MARGINS,
@@ -315,6 +316,23 @@ def test_the_floor_shift_row_reads_each_seeds_three_systems_from_its_run_and_ref
         floor_shift_experiment(*runs)
 
 
+def test_the_ln100_pilot_row_names_its_three_seed_0_systems_and_refuses_a_missing_one():
+    from acula.benchmarks.ablation import floor_ln100_pilot
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for k, native, shift in (("floor160-ln100", 0.75, 0.0), ("floor160", 0.77, 0.02), ("gain24-both rebuilt", 0.79,
+                                                                                         0.07)):
+        s = f"{k} seed 0 int8 ONNX"
+        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native, "shift": shift}))
+        sel["invariance"][s]["heart_abnormal"]["gain-40"] = {"native_shift_mean": 2 * shift}
+        sel["invariance"][s]["heart_abnormal"]["mulaw8k"] = {"native_auroc": native - 0.03}
+    row = floor_ln100_pilot(sel)[0]
+    assert "native mean 0.750 / 0.770 / 0.790" in row and "heart mean shift at -24 dB 0.000 / 0.020 / 0.070" in row
+    del sel["invariance"]["floor160 seed 0 int8 ONNX"]
+    with pytest.raises(ValueError, match="lacks a system"):
+        floor_ln100_pilot(sel)
+
+
 def test_the_side_by_side_pooling_pilot_row_names_each_seed_0_system_and_refuses_a_missing_one():
     from acula.benchmarks.ablation import pool_side_by_side_pilot
 
@@ -325,3 +343,25 @@ def test_the_side_by_side_pooling_pilot_row_names_each_seed_0_system_and_refuses
     del sel["invariance"]["gain24-kdpool seed 0 int8 ONNX"]
     with pytest.raises(ValueError, match="lacks a system"):
         pool_side_by_side_pilot(sel)
+
+
+@pytest.mark.parametrize(("cand_shift", "worst_max", "failed"), [
+    (0.004, 0.05, []), (0.011, 0.03, [8]), (0.004, 0.051, [8]),
+])
+def test_the_level_rule_asks_every_seed_for_the_gain_target(cand_shift, worst_max, failed):
+    """Check 8 (selection_rule_floor160_level.md): each candidate seed's largest mean gain shift <= 0.01 and largest
+    max shift <= 0.05; the ranking checks at -0.01 (a level lever)."""
+    cand = dict(BASE, native=BASE["native"] - 0.009, probe=BASE["probe"] - 0.009, shift=cand_shift)
+    sel = _sel(cand, BASE)
+    for name, inv in sel["invariance"].items():
+        for t in inv:
+            for g in GAINS:
+                inv[t][g]["native_shift_max"] = 0.02 if name.startswith("base") else 0.04
+    sel["invariance"]["cand seed 1"]["cough"]["gain-24"]["native_shift_max"] = worst_max
+    assert seed_mean_rule(sel, "cand seed", "base seed", LEVEL_MARGINS)["failed"] == failed
+    sel = _sel(dict(cand, native=BASE["native"] - 0.011, shift=0.004), BASE)
+    for inv in sel["invariance"].values():
+        for t in inv:
+            for g in GAINS:
+                inv[t][g]["native_shift_max"] = 0.01
+    assert seed_mean_rule(sel, "cand seed", "base seed", LEVEL_MARGINS)["failed"] == [1]
