@@ -1,5 +1,6 @@
-"""sdk.level: windows shifted to a running level stream exactly, ignore gain on a low-floored front end, agree with
-the export's windows and with the experiment that measured them; the level-blind gate; the manifest's level block."""
+"""acula.sdk.level: windows shifted to a running level stream exactly, ignore gain on a low-floored front end, agree
+with the export's windows and with the experiment that measured them; the level-blind gate; the manifest's level
+block."""
 
 from __future__ import annotations
 
