@@ -198,3 +198,36 @@ def test_page_refuses_a_model_file_that_does_not_match_its_hash(browser, model_d
     graph.write_bytes(bytes(data))
     with pytest.raises(RuntimeError, match="sha256"), harness.open_page(browser, tampered):
         pass
+
+
+@needs_browser
+def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_path: Path) -> None:
+    # a bundle whose windows the SDK shifts to a running level (sdk.level) on a front end floored at -160 dB, with
+    # the level-blind gate: the page must shift and gate as the SDK does (the gain blindness itself, on float
+    # samples, is tests/test_level.py's; here 16-bit WAV and digital silence set absolute floors of their own)
+    from acula.sdk.frontend_config import FrontendConfig
+    from acula.sdk.level import LevelShift
+
+    from tests.toy_bundle import make_toy_bundle
+
+    front = FrontendConfig(amin_power=1e-16)
+    bundle = make_toy_bundle(tmp_path / "level_bundle", window_frames=62, hop_frames=15, frontend=front,
+                             level=LevelShift().to_manifest())
+    plain = sdk.load(make_toy_bundle(tmp_path / "plain_bundle", window_frames=62, hop_frames=15, frontend=front),
+                     precision="fp32")
+    out = tmp_path / "level_web"
+    desc = build.build(out, str(bundle))
+    assert desc["level"] == LevelShift().to_manifest()
+    model = sdk.load(bundle, precision="fp32")
+    x = harness.synthetic_recording(12.0)
+    x[16000 * 8 :] *= np.float32(0.03)  # a stretch 30 dB quieter: the relative gate's business
+    with harness.open_page(browser, out) as page:
+        for gain_db in (0.0, -24.0):
+            path = harness.write_wav(tmp_path / f"level_{-gain_db:.0f}.wav", x * np.float32(10 ** (gain_db / 20)))
+            browser_result, reference = harness.analyse(page, path), harness.sdk_result(model, path)
+            report = harness.parity(browser_result, reference)
+            print(f"parity, level bundle at {gain_db} dB:", report)
+            assert report["ok"], report
+            assert any(w["problems"] == ["low_level"] for w in reference["windows"])
+            # the same windows unshifted and gated as shipped read differently: the page did shift
+            assert not harness.parity(browser_result, harness.sdk_result(plain, path))["ok"]

@@ -13,7 +13,7 @@
 
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 
-export const WEB_FORMAT_VERSION = 2;
+export const WEB_FORMAT_VERSION = 3;
 
 async function sha256Hex(buffer) {
   if (!globalThis.crypto || !crypto.subtle) {
@@ -187,13 +187,15 @@ export function windowQuality(x, q) {
 /** sdk.quality.WindowGate.problems: silence and clipping are absolute; low_level gates a window only when it is
  * quiet *and* inactive_below_loudest_db under the loudest window this stream has seen so far. */
 export class WindowGate {
-  constructor(q) { this.q = q; this.reset(); }
+  /** relative: the level-blind gate of sdk.level (low level judged against the loudest window alone). */
+  constructor(q, relative = false) { this.q = q; this.relative = relative; this.reset(); }
   reset() { this.loudestDbfs = -Infinity; }
   problems(seg) {
     if (!seg.length) return ["too_short"];
     const w = windowQuality(seg, this.q);
     this.loudestDbfs = Math.max(this.loudestDbfs, w.rms_dbfs);
-    const inactive = w.low_level && w.rms_dbfs < this.loudestDbfs - this.q.inactive_below_loudest_db;
+    const low = this.relative ? !w.silent : w.low_level;
+    const inactive = low && w.rms_dbfs < this.loudestDbfs - this.q.inactive_below_loudest_db;
     return [["silent", w.silent], ["clipped", w.clipped], ["low_level", inactive]].filter(([, on]) => on)
       .map(([p]) => p);
   }
@@ -438,7 +440,8 @@ export class Stream {
   constructor(model) {
     this.model = model;
     this.detector = new EventDetector(model.desc.screening, "cough", model.sampleRateHz);
-    this.gate = new WindowGate(model.desc.quality);
+    this.level = model.desc.level ?? null;  // sdk.level: windows shifted to a running level
+    this.gate = new WindowGate(model.desc.quality, this.level !== null && this.level.gate === "relative");
     this.reset();
   }
 
@@ -448,6 +451,8 @@ export class Stream {
     this.sampleBase = 0;
     this.frames = [];                     // frames[0] is global frame frameBase
     this.frameBase = 0;
+    this.peaks = [];                      // each frame's loudest cell (level bundles); peaks[0] is frame peakBase
+    this.peakBase = 0;
     this.nSamples = 0;
     this.nWindows = 0;
     this.events = [];
@@ -472,7 +477,11 @@ export class Stream {
     this.feBuffer.push(x);
     const fe = this.model.frontend;
     const n = fe.nFrames(this.feBuffer.n);
-    for (let i = 0; i < n; i++) this.frames.push(fe.frame(this.feBuffer.data, i * fe.cfg.hop_length));
+    for (let i = 0; i < n; i++) {
+      const f = fe.frame(this.feBuffer.data, i * fe.cfg.hop_length);
+      this.frames.push(f);
+      if (this.level) this.peaks.push(f.reduce((a, v) => (v > a ? v : a), -Infinity));
+    }
     if (n) this.feBuffer.drop(n * fe.cfg.hop_length);
     return this.emit(false);
   }
@@ -484,26 +493,39 @@ export class Stream {
       const k = this.nWindows;
       const first = k * H - this.frameBase;
       if (first + W <= this.frames.length) {
-        out.push(await this.run(this.frames.slice(first, first + W), this.windowSpan(k)));
+        out.push(await this.run(this.frames.slice(first, first + W), this.windowSpan(k), k * H + W));
         continue;
       }
       if (tail && k === 0 && this.frames.length > 0) { // shorter than one window: tile it
         const tiled = Array.from({ length: W }, (_, i) => this.frames[i % this.frames.length]);
-        out.push(await this.run(tiled, [0, this.nSamples]));
+        out.push(await this.run(tiled, [0, this.nSamples], this.frameBase + this.frames.length));
       }
       break;
     }
     const keepFrame = this.nWindows * H - this.frameBase;
     if (keepFrame > 0) { this.frames.splice(0, keepFrame); this.frameBase += keepFrame; }
+    if (this.level) {  // the frame levels the next window's running level still reads
+      const keepPeak = this.nWindows * H + W - this.level.history_frames - this.peakBase;
+      if (keepPeak > 0) { this.peaks.splice(0, keepPeak); this.peakBase += keepPeak; }
+    }
     const keepSample = this.windowSpan(this.nWindows)[0] - this.sampleBase;
     if (keepSample > 0) { this.samples.drop(Math.min(keepSample, this.samples.n)); this.sampleBase += keepSample; }
     return out;
   }
 
-  async run(frames, [s, e]) {
+  /** Score one window of frames ending at global frame ``end`` (exclusive), its samples [s, e). */
+  async run(frames, [s, e], end) {
     const model = this.model, nMels = model.desc.frontend.n_mels;
     const logmel = new Float32Array(frames.length * nMels);
     frames.forEach((f, i) => logmel.set(f, i * nMels));
+    if (this.level) {  // sdk.level.LevelShift.shift: window - float32(L - ref), L the loudest of the history
+      let top = -Infinity;
+      for (let g = Math.max(this.peakBase, end - this.level.history_frames); g < end; g++) {
+        top = Math.max(top, this.peaks[g - this.peakBase]);
+      }
+      const shift = Math.fround(top - this.level.ref);
+      for (let i = 0; i < logmel.length; i++) logmel[i] -= shift;  // stored as float32, as numpy's subtraction
+    }
     const { embedding, heads } = await model.runWindow(logmel);
     const seg = this.samples.view(s - this.sampleBase, e - this.sampleBase);
     const problems = this.gate.problems(seg);

@@ -35,8 +35,8 @@ from acula.sdk.screening import ScreeningConfig
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "model"
 #: bumped when model.json changes shape; the page refuses another version (2: the screening config's
-#: cough-splitting fields and the gate's ``inactive_below_loudest_db``)
-WEB_FORMAT_VERSION = 2
+#: cough-splitting fields and the gate's ``inactive_below_loudest_db``; 3: ``level``, sdk.level)
+WEB_FORMAT_VERSION = 3
 
 
 def sparse_filterbank(fb: np.ndarray) -> list[dict[str, Any]]:
@@ -54,10 +54,6 @@ def sparse_filterbank(fb: np.ndarray) -> list[dict[str, Any]]:
 
 def web_model(model: Model) -> dict[str, Any]:
     """The JSON-ready description of ``model`` the page needs (without the binary files)."""
-    if model.level is not None:
-        raise ValueError("this bundle scores windows shifted to a running level (manifest 'level', sdk.level), which "
-                         "the web page does not implement yet; use the Python SDK, or a bundle exported without "
-                         "--level-shift")
     m = model.bundle.manifest
     cfg = model.frontend.config
     cal_temperature = model.temperature
@@ -79,6 +75,8 @@ def web_model(model: Model) -> dict[str, Any]:
                                                                         for idx in groups.values()]}
                        for name, groups in bank["label_sets"].items()},
         "cough_head": model.cough_head,
+        # sdk.level: windows shifted to a running level and the level-blind gate; None: as is
+        "level": model.level.to_manifest() if model.level is not None else None,
         # every field: hysteresis, duration, refractory, smoothing and the split into single coughs
         "screening": asdict(screening),
         "quality": {"silence_peak": quality.SILENCE_PEAK, "clip_level": quality.CLIP_LEVEL,
