@@ -208,3 +208,34 @@ def test_acula_export_mcu_command_writes_a_kit(tmp_path: Path) -> None:
     assert COMMANDS["export-mcu"][0] == "acula.export.mcu"
     assert main(["export-mcu", "--bundle", "default", "--out", str(tmp_path), "--no-arena"]) == 0
     assert json.loads((tmp_path / "kit.json").read_text())["tflm_arena_bytes_measured"] is None
+
+
+@needs_gcc
+def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path) -> None:
+    # the default bundle's graph with a level block (sdk.level; 100 frames of history, so the running level
+    # forgets a loud start within the 8 s clip): the C front end's int8 windows are the SDK's shifted windows,
+    # quantised, to rounding ties; the tiled window of a short clip is shifted by the level of all its frames
+    import dataclasses
+
+    from acula.aligner.data import windows
+    from acula.sdk.level import LevelShift, shift_cut_windows
+
+    level = LevelShift(history_frames=100)
+    bundle = read_bundle(BUNDLE)
+    bundle = dataclasses.replace(bundle, manifest={**bundle.manifest, "level": level.to_manifest()})
+    kit = write_kit(bundle, BUNDLE, tmp_path / "kit", measure_arena=False)
+    assert kit["level"] == level.to_manifest()
+    assert "#define ACULA_LEVEL_HISTORY 100u" in (tmp_path / "kit" / "acula_fe_tables.h").read_text()
+    build = build_frontend(tmp_path / "kit", tmp_path / "build")
+    info = inspect_graph(bundle.files["student_int8.tflite"])
+    rng = np.random.default_rng(8)
+    x = (0.01 * rng.standard_normal(16000 * 8)).astype(np.float32)
+    x[:16000] *= 30  # a loud first second: the level of the windows that still remember it
+    for samples in (x, x[:12000]):
+        frames = LogMelFrontend()(samples)
+        ref = quantise_windows(shift_cut_windows(level, frames, windows(frames, 62, 15), 15), info)
+        c = c_windows(build, samples)
+        assert c.shape == ref.shape
+        assert np.abs(c.astype(int) - ref).max() <= 1 and np.mean(c == ref) > 0.999
+    plain = quantise_windows(windows(LogMelFrontend()(x), 62, 15), info)
+    assert np.mean(c_windows(build, x) == plain) < 0.5  # the shift moved the windows

@@ -126,11 +126,31 @@ void acula_fe_compute_frame(acula_fe_t *fe, const float *frame_samples, float *o
     }
 }
 
+#ifdef ACULA_LEVEL_HISTORY
+/* sdk.level.LevelShift.shift: float32(L - ref), L the loudest of the last min(n_frames, ACULA_LEVEL_HISTORY)
+ * frames (the window ends at the newest frame) */
+static float level_shift(const acula_fe_t *fe) {
+    uint32_t i, n = fe->n_frames < ACULA_LEVEL_HISTORY ? fe->n_frames : ACULA_LEVEL_HISTORY;
+    float top = fe->peaks[0];
+    for (i = 1; i < n; ++i) if (fe->peaks[i] > top) top = fe->peaks[i];
+    return (float)((double)top - ACULA_LEVEL_REF);
+}
+#endif
+
 static void emit_frame(acula_fe_t *fe) {
     uint32_t m;
+#ifdef ACULA_LEVEL_HISTORY
+    float top;
+    acula_fe_compute_frame(fe, fe->samples, fe->frame);
+    memcpy(fe->ring[fe->ring_head], fe->frame, sizeof(fe->frame));
+    top = fe->frame[0];
+    for (m = 1; m < ACULA_N_MELS; ++m) if (fe->frame[m] > top) top = fe->frame[m];
+    fe->peaks[fe->n_frames % ACULA_LEVEL_HISTORY] = top;
+#else
     int8_t *slot = fe->ring[fe->ring_head];
     acula_fe_compute_frame(fe, fe->samples, fe->frame);
     for (m = 0; m < ACULA_N_MELS; ++m) slot[m] = acula_fe_quantise(fe->frame[m]);
+#endif
     fe->ring_head = (fe->ring_head + 1u) % ACULA_WINDOW_FRAMES;
     fe->n_frames += 1u;
     fe->frame_ready = 1;
@@ -163,21 +183,40 @@ int acula_fe_frame_ready(const acula_fe_t *fe) { return fe->frame_ready; }
 
 int acula_fe_window_ready(const acula_fe_t *fe) { return fe->window_ready; }
 
+/* One ring slot into the model's int8 input row, moved by ``shift`` (a level kit's running level; else 0). */
+static void put_frame(const acula_fe_t *fe, uint32_t slot, float shift, int8_t *row) {
+#ifdef ACULA_LEVEL_HISTORY
+    uint32_t m;
+    for (m = 0; m < ACULA_N_MELS; ++m) row[m] = acula_fe_quantise(fe->ring[slot][m] - shift);
+#else
+    (void)shift;
+    memcpy(row, fe->ring[slot], ACULA_N_MELS);
+#endif
+}
+
+#ifdef ACULA_LEVEL_HISTORY
+#define WINDOW_SHIFT(fe) level_shift(fe)
+#else
+#define WINDOW_SHIFT(fe) 0.0f
+#endif
+
 void acula_fe_get_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]) {
     /* the oldest frame sits at ring_head once the ring is full */
     uint32_t f;
+    float shift = WINDOW_SHIFT(fe);
     for (f = 0; f < ACULA_WINDOW_FRAMES; ++f) {
-        uint32_t slot = (fe->ring_head + f) % ACULA_WINDOW_FRAMES;
-        memcpy(out + f * ACULA_N_MELS, fe->ring[slot], ACULA_N_MELS);
+        put_frame(fe, (fe->ring_head + f) % ACULA_WINDOW_FRAMES, shift, out + f * ACULA_N_MELS);
     }
     fe->window_ready = 0;
 }
 
 int acula_fe_flush_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]) {
     uint32_t f;
+    float shift;
     if (fe->n_frames == 0u || fe->n_frames >= ACULA_WINDOW_FRAMES) return 0;
+    shift = WINDOW_SHIFT(fe);
     /* the ring has not wrapped: frames sit in slots 0 .. n_frames - 1 */
-    for (f = 0; f < ACULA_WINDOW_FRAMES; ++f) memcpy(out + f * ACULA_N_MELS, fe->ring[f % fe->n_frames], ACULA_N_MELS);
+    for (f = 0; f < ACULA_WINDOW_FRAMES; ++f) put_frame(fe, f % fe->n_frames, shift, out + f * ACULA_N_MELS);
     return 1;
 }
 

@@ -48,7 +48,13 @@ typedef struct {
     acula_fe_real_t fft_im[ACULA_N_FFT / 2];
     acula_fe_real_t power[ACULA_N_FREQS];                /* scratch: power spectrum of one frame */
     float frame[ACULA_N_MELS];                           /* last frame, normalised log-mel */
+#ifdef ACULA_LEVEL_HISTORY
+    /* a level bundle (sdk.level): frames stay float until the window's running level is known */
+    float ring[ACULA_WINDOW_FRAMES][ACULA_N_MELS];       /* last ACULA_WINDOW_FRAMES frames, float */
+    float peaks[ACULA_LEVEL_HISTORY];                    /* loudest value of the last ACULA_LEVEL_HISTORY frames */
+#else
     int8_t ring[ACULA_WINDOW_FRAMES][ACULA_N_MELS];      /* last ACULA_WINDOW_FRAMES frames, int8 */
+#endif
     uint32_t ring_head;                                  /* ring slot of the next frame */
     uint32_t n_frames;                                   /* frames emitted since init/reset */
     int frame_ready;                                     /* the last push completed a frame */
@@ -70,7 +76,9 @@ int acula_fe_frame_ready(const acula_fe_t *fe);
 int acula_fe_window_ready(const acula_fe_t *fe);
 
 /* The completed window in time order as the model's int8 input,
- * shape (ACULA_WINDOW_FRAMES, ACULA_N_MELS), row-major. */
+ * shape (ACULA_WINDOW_FRAMES, ACULA_N_MELS), row-major.  With ACULA_LEVEL_HISTORY (a bundle exported with
+ * --level-shift, sdk.level), each value is first moved by float(L - ACULA_LEVEL_REF), L the loudest value of
+ * the last ACULA_LEVEL_HISTORY frames (the SDK's running level). */
 void acula_fe_get_window(acula_fe_t *fe, int8_t out[ACULA_WINDOW_FRAMES * ACULA_N_MELS]);
 
 /* End of a recording shorter than one window: writes the frames so far, repeated to fill a window
