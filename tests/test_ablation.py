@@ -365,3 +365,17 @@ def test_the_level_rule_asks_every_seed_for_the_gain_target(cand_shift, worst_ma
             for g in GAINS:
                 inv[t][g]["native_shift_max"] = 0.01
     assert seed_mean_rule(sel, "cand seed", "base seed", LEVEL_MARGINS)["failed"] == [1]
+
+
+def test_stored_seeds_can_be_compared_on_the_figures_both_runs_hold():
+    """A run that scored one more transform than the stored run (selection_rule_floor160_level.md adds gain-40) is
+    comparable with ``shared_only``; without it every figure held by one run only counts as a difference."""
+    sel, stored = _sel(BASE, BASE), _sel(BASE, BASE)
+    for inv in sel["invariance"].values():
+        inv["cough"]["gain-40"] = {"native_auroc": 0.7, "native_shift_mean": 0.1}
+    with pytest.raises(ValueError, match="scores differently"):
+        with_stored_seeds(sel, stored, "base seed 0", [])
+    with_stored_seeds(sel, stored, "base seed 0", [], shared_only=True)
+    stored["invariance"]["base seed 0"]["cough"]["gain-24"]["native_shift_mean"] += 0.01
+    with pytest.raises(ValueError, match="scores differently"):
+        with_stored_seeds(sel, stored, "base seed 0", [], shared_only=True)
