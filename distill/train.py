@@ -101,6 +101,13 @@ class DistillConfig(AugmentFields):
     #: space the student's embedding lives in).  Each must share the teacher's front end and prompt bank.
     #: Empty: the teacher alone.
     kd_teachers: tuple[str, ...] = ()
+    #: the student's front-end floor (``FrontendConfig.amin_power``) when it is lower than the teacher's: the
+    #: features, the augmentations and the exported bundle use it, and the teacher reads the same crop clamped at
+    #: its own floor: its own front end's features (flooring twice keeps the higher floor; up to the feature
+    #: bank's float16 rounding of the floor value).  A low floor keeps a gain change a uniform shift of the
+    #: student's input (``sdk.level``) while the teacher stays on the features it was aligned on.  None: the
+    #: teacher's front end throughout.
+    student_amin_power: float | None = None
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
@@ -125,6 +132,8 @@ class DistillConfig(AugmentFields):
         for name in ("student_gain_datasets", "background_datasets"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.student_amin_power is not None and not 0.0 < self.student_amin_power < 1.0:
+            raise ValueError(f"student_amin_power must be in (0, 1), got {self.student_amin_power!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -191,7 +200,15 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     torch.manual_seed(cfg.seed)
     teacher, tmeta, texts, prompts = teacher_with_prompts(teacher_run)
     corpus = load_corpus(corpus_dir)
-    front = FrontendConfig.from_dict(tmeta["frontend"])
+    tfront = FrontendConfig.from_dict(tmeta["frontend"])  # the teacher's front end
+    front = tfront  # the student's
+    teacher_floor = None  # the teacher's floor in normalised log-mel, when the student's is lower
+    if cfg.student_amin_power is not None and cfg.student_amin_power != tfront.amin_power:
+        if cfg.student_amin_power > tfront.amin_power:
+            raise ValueError(f"student_amin_power {cfg.student_amin_power:g} is above the teacher's floor "
+                             f"{tfront.amin_power:g}: the teacher's features could not be recovered from the student's")
+        front = dataclasses.replace(tfront, amin_power=cfg.student_amin_power)
+        teacher_floor = (10 * float(np.log10(tfront.amin_power)) - tfront.norm_mean_db) / tfront.norm_std_db
     bank = FeatureBank.for_corpus(corpus, front, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "prompt_embeddings.npy", prompts)
@@ -203,7 +220,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             raise ValueError("init_from_teacher needs a bundle as --teacher (its student is the starting point)")
         student = student_from_bundle(teacher.bundle, student.cfg)
     groups = prompt_groups(texts) if cfg.kd_per_label_set else None
-    kd_teachers, kd_ids = kd_teacher_ensemble(cfg.kd_teachers, texts, front)
+    kd_teachers, kd_ids = kd_teacher_ensemble(cfg.kd_teachers, texts, tfront)
     task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups, kd_teachers)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     found = resume_from(out, "distill_config", cfg, student, optimizer) if resume else None
@@ -244,6 +261,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             if cfg.background_datasets is not None:
                 mixed = torch.where(torch.from_numpy(background_ok[chosen])[:, None, None], mixed, clean)
             feats = clean if cfg.background_student_only else mixed  # the teacher's input
+            if teacher_floor is not None:  # its own front end's features of the same crop
+                feats = feats.clamp_min(teacher_floor)
             student_feats = mixed if cfg.student_gain_db <= 0 else shift_level(
                 mixed, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
             student_feats = follow_noise(student_feats, front, gen, cfg.p_student_codec, cfg.student_codec_snr_db)

@@ -507,3 +507,35 @@ def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_c
     assert torch.equal(student_p, teacher_p)
     assert float((student_c - teacher_c).abs().max()) > 0.1 and bool(torch.all(student_c >= teacher_c - 1e-5))
     assert bool((student_c != teacher_c).flatten(1).any(1).all())  # p 1: every crop, not a share of them
+
+
+def test_a_student_on_a_lower_floor_than_its_teacher(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
+    """student_amin_power: the student's features and its checkpoint's front end take the lower floor, the teacher
+    reads the same crops clamped at its own floor (never below it); a floor above the teacher's is refused."""
+    import dataclasses
+
+    from acula.distill import train as T
+    from acula.distill.task import DistillTask
+    from acula.sdk.frontend_config import FrontendConfig
+
+    seen: dict[str, list[float]] = {"student": [], "teacher": []}
+    base_call = DistillTask.__call__
+
+    def spy(self, logmel, *args, teacher_logmel=None, **kwargs):
+        seen["student"].append(float(logmel.min()))
+        seen["teacher"].append(float((logmel if teacher_logmel is None else teacher_logmel).min()))
+        return base_call(self, logmel, *args, teacher_logmel=teacher_logmel, **kwargs)
+
+    monkeypatch.setattr(DistillTask, "__call__", spy)
+    cfg = dataclasses.replace(T.PRESETS["tiny-test"], student_amin_power=1e-16, gain_db=80.0)  # into both floors
+    T.distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "low", progress=False)
+    meta = json.loads((tmp_path / "low" / "last.json").read_text())
+    assert meta["frontend"]["amin_power"] == 1e-16
+    teacher_front = FrontendConfig()
+    floor = (10 * np.log10(teacher_front.amin_power) - teacher_front.norm_mean_db) / teacher_front.norm_std_db
+    assert min(seen["teacher"]) >= floor - 1e-6 and min(seen["student"]) < floor - 0.2
+    with pytest.raises(ValueError, match="above the teacher's floor"):
+        T.distill(dataclasses.replace(cfg, student_amin_power=1e-8), tiny_teacher, tiny_corpus, tmp_path / "high",
+                  progress=False)
+    with pytest.raises(ValueError, match="student_amin_power"):
+        dataclasses.replace(cfg, student_amin_power=2.0)
