@@ -319,12 +319,10 @@ def test_the_floor_shift_row_reads_each_seeds_three_systems_from_its_run_and_ref
 def test_the_ln100_pilot_row_names_its_three_seed_0_systems_and_refuses_a_missing_one():
     from acula.benchmarks.ablation import floor_ln100_pilot
 
-    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
-    for k, native, shift in (("floor160-ln100", 0.75, 0.0), ("floor160", 0.77, 0.02), ("gain24-both rebuilt", 0.79,
-                                                                                         0.07)):
-        s = f"{k} seed 0 int8 ONNX"
-        sel["rows"][s], sel["invariance"][s] = _system(**(BASE | {"native": native, "shift": shift}))
-        sel["invariance"][s]["heart_abnormal"]["gain-40"] = {"native_shift_mean": 2 * shift}
+    sel = _seed0_pilot(("floor160-ln100", "floor160", "gain24-both rebuilt"), (0.75, 0.77, 0.79))
+    for s, native, shift in zip(sel["rows"], (0.75, 0.77, 0.79), (0.0, 0.02, 0.07), strict=True):
+        for g in ("gain-24", "gain-40"):
+            sel["invariance"][s]["heart_abnormal"][g] = {"native_shift_mean": shift}
         sel["invariance"][s]["heart_abnormal"]["mulaw8k"] = {"native_auroc": native - 0.03}
     row = floor_ln100_pilot(sel)[0]
     assert "native mean 0.750 / 0.770 / 0.790" in row and "heart mean shift at -24 dB 0.000 / 0.020 / 0.070" in row

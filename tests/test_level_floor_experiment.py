@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from acula.sdk import stream as st
-from acula.sdk.frontend import LogMelFrontend
+from acula.sdk.frontend_config import FrontendConfig
+
+from tests.test_level import _windows as level_windows
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "level_floor_experiment.py"
 
@@ -32,14 +34,8 @@ def experiment(monkeypatch):
 
 
 def _windows(samples: np.ndarray, chunk: int | None = None) -> list[np.ndarray]:
-    frontend, windower = LogMelFrontend(), st.Windower(64, 62, 15)
-    stream = frontend.stream()
-    out: list[np.ndarray] = []
-    for a in range(0, samples.size, chunk or samples.size):
-        windower.append(stream.accept(samples[a : a + (chunk or samples.size)]))
-        out += [w.copy() for w in windower.ready()]
-        windower.release()
-    return out
+    """The windows a plain (patched) Windower hands out on the default front end, streamed in ``chunk``s."""
+    return level_windows(samples, None, chunk, FrontendConfig())
 
 
 def _clip(seed: int = 0) -> np.ndarray:
