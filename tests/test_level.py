@@ -106,6 +106,10 @@ def test_a_level_bundle_scores_the_same_at_any_gain_and_gates_by_activity_alone(
     plain = sdk.load(make_toy_bundle(tmp_path / "plain", frontend=front))
     level = sdk.load(make_toy_bundle(tmp_path / "level", frontend=front, level=LevelShift().to_manifest()))
     assert plain.level is None and level.level == LevelShift()
+    from acula.sdk.bundle import describe
+
+    assert "level: windows shifted so the loudest cell of the last 312 frames sits at 1.87; quality gate relative" in (
+        describe(level.bundle)) and "level:" not in describe(plain.bundle)
     x = _clip()
     # a stretch 20 dB under the rest, 40 dB under the tone's windows and loud enough (about -55 dBFS RMS) for the
     # absolute gate at its own level, not 24 dB lower
