@@ -521,6 +521,20 @@ def level_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, s
         (LEVEL_MARGINS, LEVEL_MARGINS), shared_only=True)  # the run adds gain-40, which the stored one lacks
 
 
+def lowfloor_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                         stored: dict[str, Any] | None = None) -> list[str]:
+    """gain24-lowfloor (the student alone on the -160 dB front end, the shipped teachers, scored level-blind)
+    against the shipped recipe rebuilt on this CPU, seed for seed, with ``LEVEL_MARGINS`` on both splits
+    (``selection_rule_gain24_lowfloor.md``; ``stored``: ``seed_gain24-rebuilt_val.json``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor seed", REBUILT,
+        "the student alone on the front end floored at -160 dB (`student_amin_power`; the teacher, the shipped "
+        "recipe's of that seed, reads the crops at its own -100 dB floor), scored on level-shifted windows with the "
+        "level-blind gate (`--level-shift`; gain24-lowfloor) against the shipped recipe rebuilt on this CPU, three "
+        "seeds each, seed for seed", "lowfloor vs rebuilt", "selection_rule_gain24_lowfloor.md", status, stored,
+        (LEVEL_MARGINS, LEVEL_MARGINS), shared_only=True)
+
+
 def kd_ensemble_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
                             stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-kdens on three seeds against the shipped recipe rebuilt on this CPU, seed for seed
@@ -927,6 +941,11 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val, stored: level_three_seeds(
          val, None, "; rejected: the mean gain target met in every seed (0.001), the max in two of three (seed 0: one "
                     "cough-detector record at 0.074), for 0.011 native and 0.012 probe, just outside the margins",
+         stored)),
+    (("selection_gain24-lowfloor_val.json", "seed_gain24-rebuilt_val.json"),
+     lambda val, stored: lowfloor_three_seeds(
+         val, None, "; not kept: ranking inside the margins and the mean gain target met, but the max shift of the "
+                    "cough label sets (0.051-0.104) lives in ESC-10 clips with digital silence, which the shift moves",
          stored)),
     (("pilot_gain24-kdpoolcat_val.json",), pool_side_by_side_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),

@@ -377,3 +377,22 @@ def test_stored_seeds_can_be_compared_on_the_figures_both_runs_hold():
     stored["invariance"]["base seed 0"]["cough"]["gain-24"]["native_shift_mean"] += 0.01
     with pytest.raises(ValueError, match="scores differently"):
         with_stored_seeds(sel, stored, "base seed 0", [], shared_only=True)
+
+
+@pytest.mark.parametrize(("fn", "prefix"), [("level_three_seeds", "floor160-level seed"),
+                                            ("lowfloor_three_seeds", "gain24-lowfloor seed")])
+def test_the_level_rows_judge_three_seeds_with_the_level_margins(fn, prefix):
+    import acula.benchmarks.ablation as A
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for k in (0, 1, 2):
+        for name, figs, worst in ((f"{prefix} {k} int8 ONNX", dict(BASE, native=0.775, probe=0.785, shift=0.001), 0.04),
+                                  (f"{A.REBUILT} {k} int8 ONNX", BASE, 0.6)):
+            sel["rows"][name], sel["invariance"][name] = _system(**figs)
+            for inv in sel["invariance"][name].values():
+                for g in GAINS:
+                    inv[g]["native_shift_max"] = worst
+    row = getattr(A, fn)(sel)[0]
+    assert "| val passes; test not scored yet |" in row
+    sel["invariance"][f"{prefix} 2 int8 ONNX"]["cough"]["gain-24"]["native_shift_max"] = 0.06
+    assert "val fails check 8" in getattr(A, fn)(sel)[0]
