@@ -1,7 +1,7 @@
 """Where the shipped student's level dependence lives: its windows shifted to a running level, at inference only.
 
     python scripts/level_floor_experiment.py --range-db R [--history-s 10] [--ref 1.87] [--relative-gate] \
-        [--shifted NAME ...] -- PRIMARY_ARGS...
+        [--keep-floor AMIN] [--shifted NAME ...] -- PRIMARY_ARGS...
     python scripts/level_floor_experiment.py --measure-ref runs/corpus      # prints the --ref default's source
 
 An experiment, not an SDK feature: it patches ``sdk.stream.Windower`` in this process only, then runs
@@ -22,6 +22,10 @@ with seed 0 (train split only; ``--measure-ref``).
 a window is gated as low level when its RMS lies ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far, without
 the absolute ``LOW_LEVEL_RMS_DBFS`` test), so which windows are scored no longer moves with gain.  Silence (peak under
 2 LSB) and clipping stay absolute.  With ``--shifted`` it applies to the named systems only, as the shift does.
+
+``--keep-floor AMIN`` changes the SDK's own shift (``sdk.level``, bundles exported with ``--level-shift``): cells at
+the floor of a front end with ``amin_power`` AMIN (digital silence, which no gain moves) stay at the floor instead of
+moving with the window's running level, as the training's gain augmentation leaves them.
 
 ``--shifted`` names the ``--bundle`` systems whose windows are shifted (default: every one), so a shifted bundle
 and the same bundle as shipped can be scored in one run, paired against each other.
@@ -118,6 +122,25 @@ def patch_gate(only: Sequence[str] | None = None) -> None:
         st.Stream.__init__ = stream_init  # type: ignore[method-assign]
 
 
+def patch_keep_floor(amin_power: float) -> None:
+    """Make ``sdk.level.LevelShift.shift`` leave the cells at the floor of a front end with ``amin_power`` where
+    they are (see the module doc)."""
+    from acula.sdk import level as lv
+    from acula.sdk.frontend import LogMelFrontend
+    from acula.sdk.frontend_config import FrontendConfig
+
+    # the floor cell's value exactly as the front end computes it: the log-mel of digital silence
+    floor = float(LogMelFrontend(FrontendConfig(amin_power=amin_power))(np.zeros(1024, np.float32)).min())
+    base_shift = lv.LevelShift.shift
+
+    def shift(self: lv.LevelShift, window: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+        out = base_shift(self, window, peaks)
+        np.copyto(out, np.float32(floor), where=window <= floor)
+        return out
+
+    lv.LevelShift.shift = shift  # type: ignore[method-assign]
+
+
 def measure_ref(corpus_dir: str, history_s: float, n: int = 400) -> float:
     """The median over data sets of each one's median running level L at window ends, on ``n`` training
     recordings drawn with seed 0."""
@@ -153,13 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-s", type=float, default=10.0)
     parser.add_argument("--ref", type=float, default=1.87)
     parser.add_argument("--relative-gate", action="store_true", help="low-level gate relative to the loudest window")
-    parser.add_argument("--shifted", nargs="+", metavar="NAME", help="only these --bundle systems (default: all)")
+    parser.add_argument("--keep-floor", type=float, metavar="AMIN",
+                        help="sdk.level's shift leaves the cells at this front-end floor where they are")
+    parser.add_argument("--shifted", nargs="*", metavar="NAME",
+                        help="only these --bundle systems (default: all; none named: none)")
     args = parser.parse_args(argv[:cut])
     if args.range_db < 0 or args.history_s <= 0:
         parser.error("--range-db must be >= 0 and --history-s > 0")
     patch_windower(args.history_s, args.range_db, args.ref, args.shifted)
     if args.relative_gate:
         patch_gate(args.shifted)
+    if args.keep_floor is not None:
+        patch_keep_floor(args.keep_floor)
     from acula.aligner.primary import main as primary
 
     return primary(argv[cut + 1 :], command=f"python scripts/level_floor_experiment.py {shlex.join(argv[:cut])} --")

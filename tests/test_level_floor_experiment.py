@@ -27,6 +27,9 @@ def experiment(monkeypatch):
     from acula.sdk.quality import WindowGate
 
     monkeypatch.setattr(WindowGate, "__init__", WindowGate.__init__)
+    from acula.sdk.level import LevelShift
+
+    monkeypatch.setattr(LevelShift, "shift", LevelShift.shift)
     spec = importlib.util.spec_from_file_location("level_floor_experiment", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -120,3 +123,24 @@ def test_the_relative_gate_judges_low_level_against_the_loudest_window_only(expe
     assert _gated(0.0) == [(), (), ("silent",)] and _gated(-20.0) == [(), ("low_level",), ("silent",)]
     experiment.patch_gate()
     assert _gated(0.0) == _gated(-20.0) == [(), ("low_level",), ("silent",)]
+
+
+def test_keep_floor_leaves_digital_silence_at_the_floor_whatever_the_gain(experiment):
+    # a level bundle's windows (sdk.level) on the -160 dB front end: a clip that ends in digital zeros.  As the SDK
+    # shifts them, the silent cells move with the gain; with --keep-floor they stay at the floor, so the windows agree
+    from acula.sdk.level import LevelShift
+
+    from tests.test_level import FLOOR160
+    from tests.test_level import _windows as level_windows
+
+    x = (0.05 * np.random.default_rng(6).standard_normal(16000 * 6)).astype(np.float32)
+    x[16000 * 4 :] = 0.0
+    quiet = x * np.float32(10 ** (-24 / 20))
+
+    def gap() -> float:
+        a, b = level_windows(x, LevelShift(), None, FLOOR160), level_windows(quiet, LevelShift(), None, FLOOR160)
+        return max(float(np.abs(p - q).max()) for p, q in zip(a, b, strict=True))
+
+    assert gap() > 0.5  # 24 dB is 0.65 normalised units: the silent cells' move
+    experiment.patch_keep_floor(1e-16)
+    assert gap() < 1e-3
