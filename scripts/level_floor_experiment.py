@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", type=float, default=1.87)
     parser.add_argument("--relative-gate", action="store_true", help="low-level gate relative to the loudest window")
     parser.add_argument("--keep-floor", type=float, metavar="AMIN",
-                        help="sdk.level's shift leaves the cells at this front-end floor where they are")
+                        help="acula.sdk.level's shift leaves the cells at this front-end floor where they are")
     parser.add_argument("--shifted", nargs="*", metavar="NAME",
                         help="only these --bundle systems (default: all; none named: none)")
     args = parser.parse_args(argv[:cut])
