@@ -396,3 +396,22 @@ def test_the_level_rows_judge_three_seeds_with_the_level_margins(fn, prefix):
     assert "| val passes; test not scored yet |" in row
     sel["invariance"][f"{prefix} 2 int8 ONNX"]["cough"]["gain-24"]["native_shift_max"] = 0.06
     assert "val fails check 8" in getattr(A, fn)(sel)[0]
+
+
+def test_the_keep_floor_row_reads_each_seeds_run_and_refuses_a_missing_system():
+    from acula.benchmarks.ablation import keep_floor_experiment
+
+    runs = []
+    for k in range(3):
+        sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+        s = f"gain24-lowfloor seed {k}, floor kept"
+        sel["rows"][s], sel["invariance"][s] = _system(**dict(BASE, native=0.76 + k / 100, shift=0.001))
+        for inv in sel["invariance"][s].values():
+            for g in GAINS:
+                inv[g]["native_shift_max"] = 0.02 * (k + 1)
+        runs.append(sel)
+    row = keep_floor_experiment(*runs)[0]
+    assert "seed 2: native mean 0.780, probe mean 0.790, largest mean / max gain shift 0.001 / 0.060" in row
+    runs[1] = {"rows": {}, "invariance": {}}
+    with pytest.raises(ValueError, match="lacks"):
+        keep_floor_experiment(*runs)
