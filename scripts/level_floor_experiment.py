@@ -25,7 +25,8 @@ the absolute ``LOW_LEVEL_RMS_DBFS`` test), so which windows are scored no longer
 
 ``--keep-floor AMIN`` changes the SDK's own shift (``sdk.level``, bundles exported with ``--level-shift``): cells at
 the floor of a front end with ``amin_power`` AMIN (digital silence, which no gain moves) stay at the floor instead of
-moving with the window's running level, as the training's gain augmentation leaves them.
+moving with the window's running level, as the training's gain augmentation leaves them (the experiment's own shift
+is that same function, so it follows too).
 
 ``--shifted`` names the ``--bundle`` systems whose windows are shifted (default: every one), so a shifted bundle
 and the same bundle as shipped can be scored in one run, paired against each other.
@@ -68,7 +69,10 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
 
         BundleSystem.__init__, st.Stream.__init__ = init, stream_init  # type: ignore[method-assign]
 
+    from acula.sdk.level import LevelShift
+
     history = max(1, int(round(history_s / FRAME_S)))
+    level_shift = LevelShift(ref, history)  # the SDK's own shift (sdk.level), on top of whatever the bundle does
     floor = np.float32(ref - range_db / STD_DB)
     base_reset, base_append = st.Windower.reset, st.Windower.append
     base_ready, base_tiled = st.Windower.ready, st.Windower.tiled
@@ -85,8 +89,7 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
     def shifted(self: st.Windower, window: np.ndarray, end: int) -> np.ndarray:
         if not getattr(self, "level_shifted", True):
             return window
-        level = max(self.frame_peaks[max(0, end - history) : end])
-        out = window - np.float32(level - ref)
+        out = level_shift.shift(window, np.asarray(self.frame_peaks[max(0, end - history) : end], np.float32))
         return np.maximum(out, floor, out=out) if range_db > 0 else out
 
     def ready(self: st.Windower) -> list[np.ndarray]:
