@@ -10,6 +10,7 @@ difference) and int8 vs fp32 (cosine), and stores the figures in the manifest.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from acula.export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, exp
 from acula.sdk.frontend import LogMelFrontend
 from acula.sdk.frontend_config import FrontendConfig
 from acula.sdk.label_sets import label_sets
-from acula.sdk.level import DEFAULT_REF, LevelShift, shift_crops, shift_cut_windows
+from acula.sdk.level import DEFAULT_REF, LevelShift, floor_cell, shift_crops, shift_cut_windows
 from acula.sdk.runtimes import make_backend
 
 LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
@@ -200,6 +201,8 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     student, meta = load_student(run)
     cfg = student.cfg
     front = FrontendConfig.from_dict(meta["frontend"])  # the features the student was trained on, everywhere below
+    if level is not None and level.floor is not None:  # keep_floor: the floor cell of this front end
+        level = dataclasses.replace(level, floor=floor_cell(front))
     calib = calibration_sets(corpus_dir, cfg.window_frames, sorted(
         {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS}),
         front=front, level=level)
@@ -308,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="score on windows shifted so the loudest cell of the last 10 s sits at REF (normalised "
                              f"log-mel; default {DEFAULT_REF}), with the level-blind quality gate (sdk.level); for a "
                              "student trained on a low-floored front end (amin_power 1e-16)")
+    parser.add_argument("--level-keep-floor", action="store_true",
+                        help="with --level-shift: cells at the front end's floor (digital silence) stay there instead "
+                             "of moving with the running level")
     parser.add_argument("-f", "--force", action="store_true",
                         help="replace an existing bundle at --out (only the files its manifest lists are removed)")
     args = parser.parse_args(argv)
@@ -324,7 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         key = load_pem_private_key(Path(args.sign_key).read_bytes(), password=None)
-    level = None if args.level_shift is None else LevelShift(ref=args.level_shift)
+    if args.level_keep_floor and args.level_shift is None:
+        parser.error("--level-keep-floor needs --level-shift")
+    # floor: a placeholder here; export_bundle puts the student's front end's floor cell in its place
+    level = None if args.level_shift is None else LevelShift(ref=args.level_shift,
+                                                             floor=0.0 if args.level_keep_floor else None)
     parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite,
                            waveform_graph=args.waveform_graph, signing_key=key, level=level)
     digest = bundle_digest(out)

@@ -39,7 +39,7 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str
     from acula.sdk.level import LevelShift, shift_cut_windows
     from acula.sdk.runtimes import make_backend
 
-    level = LevelShift.from_manifest(bundle.manifest["level"]) if "level" in bundle.manifest else None
+    level = LevelShift.from_manifest(bundle.manifest["level"], bundle.frontend) if "level" in bundle.manifest else None
     corpus = load_corpus(corpus_dir)
     frontend = LogMelFrontend(bundle.frontend)
     backend = make_backend("onnxruntime", cough_model, 1)
@@ -70,7 +70,7 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
     m = bundle.manifest
     from acula.sdk.level import LevelShift
 
-    level = LevelShift.from_manifest(m["level"]) if "level" in m else None
+    level = LevelShift.from_manifest(m["level"], bundle.frontend) if "level" in m else None
     calib = calibration_windows(corpus_dir, int(m["window_frames"]), front=bundle.frontend, level=level)
     check = calib[:32]
     with tempfile.TemporaryDirectory() as tmp:

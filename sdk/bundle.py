@@ -309,8 +309,9 @@ def describe(bundle: Bundle) -> str:
         lines.append(f"screening: {m['screening']}")
     if "level" in m:  # sdk.level
         lv = m["level"]
+        kept = ", digital silence kept at the floor" if lv.get("keep_floor") else ""
         lines.append(f"level: windows shifted so the loudest cell of the last {lv['history_frames']} frames sits at "
-                     f"{lv['ref']}; quality gate {lv.get('gate', 'relative')}")
+                     f"{lv['ref']}{kept}; quality gate {lv.get('gate', 'relative')}")
     if "provenance" in m:
         lines.append(f"provenance: {json.dumps(m['provenance'], sort_keys=True)}")
     lines.append(f"licence: {m.get('licence', 'unspecified')}")

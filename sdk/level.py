@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from acula.sdk.frontend_config import FrontendConfig
 
-__all__ = ["DEFAULT_HISTORY_FRAMES", "DEFAULT_REF", "LevelShift", "shift_crops", "shift_cut_windows"]
+__all__ = ["DEFAULT_HISTORY_FRAMES", "DEFAULT_REF", "LevelShift", "floor_cell", "shift_crops", "shift_cut_windows"]
 
 #: the running level's reference (normalised log-mel; about -30 dB): the median over the data sets of each one's
 #: median running level at window ends, 400 training recordings drawn with seed 0
@@ -40,8 +41,14 @@ class LevelShift:
     ref: float = DEFAULT_REF
     history_frames: int = DEFAULT_HISTORY_FRAMES
     gate: str = "relative"
+    #: the front end's floor cell (normalised log-mel; :func:`floor_cell`) when the manifest asks ``keep_floor``:
+    #: cells at the floor (digital silence, which no gain moves) stay there instead of moving with the running
+    #: level, as the training's gain augmentation leaves them.  None: every cell moves.
+    floor: float | None = None
 
     GATES = ("relative", "absolute")
+    #: a cell within this of the floor is a floor cell (the engines round the floor's log differently, by ~1e-7)
+    FLOOR_TOLERANCE = 1e-5
 
     def __post_init__(self) -> None:
         if self.history_frames < 1 or self.gate not in self.GATES:
@@ -49,16 +56,31 @@ class LevelShift:
                              f"{self.gate!r}")
 
     @classmethod
-    def from_manifest(cls, block: dict[str, Any]) -> LevelShift:
-        return cls(float(block["ref"]), int(block["history_frames"]), str(block.get("gate", "relative")))
+    def from_manifest(cls, block: dict[str, Any], front: FrontendConfig | None = None) -> LevelShift:
+        """The manifest's block; ``front``: the bundle's front end, whose floor cell ``keep_floor`` names."""
+        floor = floor_cell(front or FrontendConfig()) if block.get("keep_floor") else None
+        return cls(float(block["ref"]), int(block["history_frames"]), str(block.get("gate", "relative")), floor)
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"ref": self.ref, "history_frames": self.history_frames, "gate": self.gate}
+        out: dict[str, Any] = {"ref": self.ref, "history_frames": self.history_frames, "gate": self.gate}
+        return out if self.floor is None else {**out, "keep_floor": True}
+
+    def _keep(self, out: np.ndarray, before: np.ndarray) -> np.ndarray:
+        if self.floor is not None:
+            np.copyto(out, np.float32(self.floor), where=before <= self.floor + self.FLOOR_TOLERANCE)
+        return out
 
     def shift(self, window: np.ndarray, peaks: np.ndarray) -> np.ndarray:
         """``window`` (frames, n_mels) moved by its running level, ``peaks`` the per-frame loudest cells of the
         ``history_frames`` frames up to its end (fewer at the start of a recording); a new array."""
-        return window - np.float32(float(_MAX(peaks)) - self.ref)
+        return self._keep(window - np.float32(float(_MAX(peaks)) - self.ref), window)
+
+
+def floor_cell(cfg: FrontendConfig) -> float:
+    """The normalised log-mel value of digital silence on front end ``cfg``, as the SDK computes it."""
+    from acula.sdk.frontend import LogMelFrontend
+
+    return float(LogMelFrontend(cfg)(np.zeros(cfg.n_fft, np.float32)).min())
 
 
 def shift_cut_windows(level: LevelShift, feats: np.ndarray, windows: np.ndarray, hop_frames: int) -> np.ndarray:
@@ -80,4 +102,4 @@ def shift_crops(level: LevelShift, crops: np.ndarray) -> np.ndarray:
     window's running level is at least that): the int8 calibration crops of a level bundle, whose input range
     they set; a new float32 array."""
     crops = np.asarray(crops, dtype=np.float32)
-    return crops - (crops.max(axis=(1, 2)) - np.float32(level.ref))[:, None, None]
+    return level._keep(crops - (crops.max(axis=(1, 2)) - np.float32(level.ref))[:, None, None], crops)

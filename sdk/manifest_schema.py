@@ -359,7 +359,9 @@ def validate_manifest(m: dict[str, Any]) -> FrontendConfig:
     if "screening" in m:
         _screening(m["screening"], m["files"])
     if "level" in m:
-        lv = _obj(m["level"], "level", ("ref", "history_frames"), ("gate",))
+        lv = _obj(m["level"], "level", ("ref", "history_frames"), ("gate", "keep_floor"))
+        if "keep_floor" in lv and not isinstance(lv["keep_floor"], bool):
+            raise _fail("level.keep_floor", "must be true or false", lv["keep_floor"])
         _num(lv["ref"], "level.ref", -10.0, 10.0)
         _int(lv["history_frames"], "level.history_frames", 1, 1_000_000)
         if "gate" in lv:

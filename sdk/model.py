@@ -99,7 +99,7 @@ class Model:
         self.cough_head = m.get("heads", {}).get("cough", {}).get("index")
         self.screening = ScreeningConfig.from_manifest(m["screening"]) if "screening" in m else ScreeningConfig()
         #: windows shifted to a running level, gate judged relative to the loudest window (sdk.level); None: as is
-        self.level = LevelShift.from_manifest(m["level"]) if "level" in m else None
+        self.level = LevelShift.from_manifest(m["level"], bundle.frontend) if "level" in m else None
 
     @property
     def sample_rate_hz(self) -> int:

@@ -186,5 +186,42 @@ def test_the_web_model_carries_the_level_block(tmp_path):
     from acula import sdk
 
     path = make_toy_bundle(tmp_path / "level", level=LevelShift().to_manifest())
-    assert web_model(sdk.load(path))["level"] == LevelShift().to_manifest()
+    assert web_model(sdk.load(path))["level"] == {**LevelShift().to_manifest(), "floor": None}
     assert web_model(sdk.load(make_toy_bundle(tmp_path / "plain")))["level"] is None
+
+
+def test_keep_floor_leaves_digital_silence_where_no_gain_moves_it(tmp_path):
+    from acula.sdk.level import floor_cell
+
+    from acula import sdk
+
+    kept = LevelShift().to_manifest() | {"keep_floor": True}
+    models = {name: sdk.load(make_toy_bundle(tmp_path / name, window_frames=62, hop_frames=15, frontend=FLOOR160,
+                                             level=block), precision="fp32")
+              for name, block in (("moves", LevelShift().to_manifest()), ("kept", kept))}
+    assert models["kept"].level.floor == floor_cell(FLOOR160) == pytest.approx((-160 + 38.7) / 36.8, abs=1e-4)
+    x = _clip(8.0)
+    x[16000 * 5 :] = 0.0  # digital silence, as ESC-10 clips end
+
+    def embeddings(model, gain_db: float) -> np.ndarray:
+        s = model.stream()
+        return np.stack([w.embedding for w in s.accept(x * np.float32(10 ** (gain_db / 20)), 16000) + s.flush()])
+
+    gaps = {name: float(np.abs(embeddings(m, 0.0) - embeddings(m, -24.0)).max()) for name, m in models.items()}
+    assert gaps["kept"] < 1e-3 < 0.1 < gaps["moves"], gaps
+    crops = np.full((1, 4, 64), np.float32(floor_cell(FLOOR160)))
+    crops[0, 0, 0] = 0.5
+    shifted = shift_crops(models["kept"].level, crops)
+    assert shifted[0, 0, 0] == pytest.approx(LevelShift().ref) and shifted[0, 1, 1] == np.float32(floor_cell(FLOOR160))
+
+
+def test_keep_floor_must_be_a_boolean_and_needs_the_shift(tmp_path, tiny_student, tiny_corpus):
+    from acula.export.cli import main as export_main
+
+    from acula import sdk
+
+    with pytest.raises(BundleError, match="level.keep_floor"):
+        sdk.load(make_toy_bundle(tmp_path / "b", level=LevelShift().to_manifest() | {"keep_floor": "yes"}))
+    with pytest.raises(SystemExit):
+        export_main(["--student", str(tiny_student), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "x"),
+                     "--level-keep-floor"])

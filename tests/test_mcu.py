@@ -211,26 +211,29 @@ def test_acula_export_mcu_command_writes_a_kit(tmp_path: Path) -> None:
 
 
 @needs_gcc
-def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_floor", [False, True], ids=["shift", "shift-keep-floor"])
+def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, keep_floor: bool) -> None:
     # the default bundle's graph with a level block (sdk.level; 100 frames of history, so the running level
     # forgets a loud start within the 8 s clip): the C front end's int8 windows are the SDK's shifted windows,
     # quantised, to rounding ties; the tiled window of a short clip is shifted by the level of all its frames
     import dataclasses
 
     from acula.aligner.data import windows
-    from acula.sdk.level import LevelShift, shift_cut_windows
+    from acula.sdk.level import LevelShift, floor_cell, shift_cut_windows
 
-    level = LevelShift(history_frames=100)
     bundle = read_bundle(BUNDLE)
+    level = LevelShift(history_frames=100, floor=floor_cell(bundle.frontend) if keep_floor else None)
     bundle = dataclasses.replace(bundle, manifest={**bundle.manifest, "level": level.to_manifest()})
     kit = write_kit(bundle, BUNDLE, tmp_path / "kit", measure_arena=False)
     assert kit["level"] == level.to_manifest()
-    assert "#define ACULA_LEVEL_HISTORY 100u" in (tmp_path / "kit" / "acula_fe_tables.h").read_text()
+    tables = (tmp_path / "kit" / "acula_fe_tables.h").read_text()
+    assert "#define ACULA_LEVEL_HISTORY 100u" in tables and ("ACULA_LEVEL_FLOOR" in tables) == keep_floor
     build = build_frontend(tmp_path / "kit", tmp_path / "build")
     info = inspect_graph(bundle.files["student_int8.tflite"])
     rng = np.random.default_rng(8)
     x = (0.01 * rng.standard_normal(16000 * 8)).astype(np.float32)
     x[:16000] *= 30  # a loud first second: the level of the windows that still remember it
+    x[16000 * 6 : 16000 * 7] = 0.0  # digital silence: with keep_floor it stays at the floor cell
     for samples in (x, x[:12000]):
         frames = LogMelFrontend()(samples)
         ref = quantise_windows(shift_cut_windows(level, frames, windows(frames, 62, 15), 15), info)

@@ -201,7 +201,8 @@ def test_page_refuses_a_model_file_that_does_not_match_its_hash(browser, model_d
 
 
 @needs_browser
-def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_path: Path) -> None:
+@pytest.mark.parametrize("keep_floor", [False, True], ids=["shift", "shift-keep-floor"])
+def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_path: Path, keep_floor: bool) -> None:
     # a bundle whose windows the SDK shifts to a running level (sdk.level) on a front end floored at -160 dB, with
     # the level-blind gate: the page must shift and gate as the SDK does (the gain blindness itself, on float
     # samples, is tests/test_level.py's; here 16-bit WAV and digital silence set absolute floors of their own)
@@ -211,13 +212,15 @@ def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_pa
     from tests.toy_bundle import make_toy_bundle
 
     front = FrontendConfig(amin_power=1e-16)
-    bundle = make_toy_bundle(tmp_path / "level_bundle", window_frames=62, hop_frames=15, frontend=front,
-                             level=LevelShift().to_manifest())
+    block = LevelShift().to_manifest() | ({"keep_floor": True} if keep_floor else {})
+    bundle = make_toy_bundle(tmp_path / "level_bundle", window_frames=62, hop_frames=15, frontend=front, level=block)
     plain = sdk.load(make_toy_bundle(tmp_path / "plain_bundle", window_frames=62, hop_frames=15, frontend=front),
                      precision="fp32")
     out = tmp_path / "level_web"
     desc = build.build(out, str(bundle))
-    assert desc["level"] == LevelShift().to_manifest()
+    from acula.sdk.level import floor_cell
+
+    assert desc["level"] == {**block, "floor": floor_cell(front) if keep_floor else None}
     model = sdk.load(bundle, precision="fp32")
     x = harness.synthetic_recording(12.0)
     x[16000 * 8 :] *= np.float32(0.03)  # a stretch 30 dB quieter: the relative gate's business

@@ -187,7 +187,14 @@ int acula_fe_window_ready(const acula_fe_t *fe) { return fe->window_ready; }
 static void put_frame(const acula_fe_t *fe, uint32_t slot, float shift, int8_t *row) {
 #ifdef ACULA_LEVEL_HISTORY
     uint32_t m;
-    for (m = 0; m < ACULA_N_MELS; ++m) row[m] = acula_fe_quantise(fe->ring[slot][m] - shift);
+    for (m = 0; m < ACULA_N_MELS; ++m) {
+        float v = fe->ring[slot][m];
+#ifdef ACULA_LEVEL_FLOOR
+        /* keep_floor: digital silence stays at the floor cell (sdk.level.LevelShift.FLOOR_TOLERANCE) */
+        if (v <= ACULA_LEVEL_FLOOR + 1e-5f) { row[m] = acula_fe_quantise(ACULA_LEVEL_FLOOR); continue; }
+#endif
+        row[m] = acula_fe_quantise(v - shift);
+    }
 #else
     (void)shift;
     memcpy(row, fe->ring[slot], ACULA_N_MELS);

@@ -524,7 +524,11 @@ export class Stream {
         top = Math.max(top, this.peaks[g - this.peakBase]);
       }
       const shift = Math.fround(top - this.level.ref);
-      for (let i = 0; i < logmel.length; i++) logmel[i] -= shift;  // stored as float32, as numpy's subtraction
+      const floor = this.level.keep_floor ? this.level.floor : null;  // digital silence stays at the floor cell
+      for (let i = 0; i < logmel.length; i++) {
+        if (floor !== null && logmel[i] <= floor + 1e-5) logmel[i] = floor;
+        else logmel[i] -= shift;  // stored as float32, as numpy's subtraction
+      }
     }
     const { embedding, heads } = await model.runWindow(logmel);
     const seg = this.samples.view(s - this.sampleBase, e - this.sampleBase);

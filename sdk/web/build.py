@@ -76,7 +76,7 @@ def web_model(model: Model) -> dict[str, Any]:
                        for name, groups in bank["label_sets"].items()},
         "cough_head": model.cough_head,
         # sdk.level: windows shifted to a running level and the level-blind gate; None: as is
-        "level": model.level.to_manifest() if model.level is not None else None,
+        "level": None if model.level is None else {**model.level.to_manifest(), "floor": model.level.floor},
         # every field: hysteresis, duration, refractory, smoothing and the split into single coughs
         "screening": asdict(screening),
         "quality": {"silence_peak": quality.SILENCE_PEAK, "clip_level": quality.CLIP_LEVEL,
