@@ -522,17 +522,21 @@ def level_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, s
 
 
 def lowfloor_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
-                         stored: dict[str, Any] | None = None) -> list[str]:
-    """gain24-lowfloor (the student alone on the -160 dB front end, the shipped teachers, scored level-blind)
+                         stored: dict[str, Any] | None = None, keep_floor: bool = False) -> list[str]:
+    """gain24-lowfloor (the student alone on the -160 dB front end, the shipped teachers, scored level-blind;
+    ``keep_floor``: the same students exported with digital silence kept at the floor, gain24-lowfloor-kf)
     against the shipped recipe rebuilt on this CPU, seed for seed, with ``LEVEL_MARGINS`` on both splits
-    (``selection_rule_gain24_lowfloor.md``; ``stored``: ``seed_gain24-rebuilt_val.json``)."""
+    (``selection_rule_gain24_lowfloor.md`` and its addendum; ``stored``: ``seed_gain24-rebuilt_val.json``)."""
+    name = "gain24-lowfloor-kf" if keep_floor else "gain24-lowfloor"
+    kept = (", digital silence kept at the floor (`--level-keep-floor`; the same students re-exported, a choice "
+            "made on val)") if keep_floor else ""
     return three_seed_rule(
-        val, test, "gain24-lowfloor seed", REBUILT,
+        val, test, f"{name} seed", REBUILT,
         "the student alone on the front end floored at -160 dB (`student_amin_power`; the teacher, the shipped "
         "recipe's of that seed, reads the crops at its own -100 dB floor), scored on level-shifted windows with the "
-        "level-blind gate (`--level-shift`; gain24-lowfloor) against the shipped recipe rebuilt on this CPU, three "
-        "seeds each, seed for seed", "lowfloor vs rebuilt", "selection_rule_gain24_lowfloor.md", status, stored,
-        (LEVEL_MARGINS, LEVEL_MARGINS), shared_only=True)
+        f"level-blind gate (`--level-shift`{kept}; {name}) against the shipped recipe rebuilt on this CPU, three "
+        "seeds each, seed for seed", f"{name.removeprefix('gain24-')} vs rebuilt", "selection_rule_gain24_lowfloor.md",
+        status, stored, (LEVEL_MARGINS, LEVEL_MARGINS), shared_only=True)
 
 
 def keep_floor_experiment(*runs: dict[str, Any]) -> list[str]:

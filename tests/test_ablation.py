@@ -379,9 +379,11 @@ def test_stored_seeds_can_be_compared_on_the_figures_both_runs_hold():
         with_stored_seeds(sel, stored, "base seed 0", [], shared_only=True)
 
 
-@pytest.mark.parametrize(("fn", "prefix"), [("level_three_seeds", "floor160-level seed"),
-                                            ("lowfloor_three_seeds", "gain24-lowfloor seed")])
-def test_the_level_rows_judge_three_seeds_with_the_level_margins(fn, prefix):
+@pytest.mark.parametrize(("fn", "prefix", "kwargs"), [("level_three_seeds", "floor160-level seed", {}),
+                                                      ("lowfloor_three_seeds", "gain24-lowfloor seed", {}),
+                                                      ("lowfloor_three_seeds", "gain24-lowfloor-kf seed",
+                                                       {"keep_floor": True})])
+def test_the_level_rows_judge_three_seeds_with_the_level_margins(fn, prefix, kwargs):
     import acula.benchmarks.ablation as A
 
     sel: dict[str, Any] = {"rows": {}, "invariance": {}}
@@ -392,10 +394,10 @@ def test_the_level_rows_judge_three_seeds_with_the_level_margins(fn, prefix):
             for inv in sel["invariance"][name].values():
                 for g in GAINS:
                     inv[g]["native_shift_max"] = worst
-    row = getattr(A, fn)(sel)[0]
+    row = getattr(A, fn)(sel, **kwargs)[0]
     assert "| val passes; test not scored yet |" in row
     sel["invariance"][f"{prefix} 2 int8 ONNX"]["cough"]["gain-24"]["native_shift_max"] = 0.06
-    assert "val fails check 8" in getattr(A, fn)(sel)[0]
+    assert "val fails check 8" in getattr(A, fn)(sel, **kwargs)[0]
 
 
 def test_the_keep_floor_row_reads_each_seeds_run_and_refuses_a_missing_system():
