@@ -32,7 +32,7 @@ from acula.export.mcu_graph import check_same_outputs, fold_pads
 from acula.sdk.bundle import MANIFEST, Bundle, read_bundle, sha256_bytes
 from acula.sdk.frontend import hann_window, sparse_filterbank
 from acula.sdk.frontend_config import FrontendConfig
-from acula.sdk.level import LevelShift
+from acula.sdk.level import LevelShift, bundle_level
 
 #: version 2: acula_model_data.c holds the bundle's graph rewritten by export.mcu_graph.fold_pads (kit.json "graph")
 KIT_FORMAT, KIT_FORMAT_VERSION = "acula-mcu-kit", 2
@@ -339,7 +339,7 @@ def resolve_bundle(bundle: str | Path) -> Path:
 def write_kit(bundle: Bundle, bundle_path: Path, out: Path, measure_arena: bool = True) -> dict[str, Any]:
     """Write the kit into ``out``; returns its manifest (also written as ``kit.json``)."""
     m = bundle.manifest
-    level = LevelShift.from_manifest(m["level"], bundle.frontend) if "level" in m else None
+    level = bundle_level(bundle)
     name, _ = bundle.model_file("tflite", "int8")
     tflite = bundle.files[name]
     graph = fold_pads(tflite)  # what the kit runs

@@ -36,10 +36,10 @@ def val_outputs(bundle: Bundle, cough_model: bytes, corpus_dir: Path, split: str
     from acula.aligner.data import record_features, windows
     from acula.export.calibration import TEMPERATURE_WINDOWS, ValOutputs
     from acula.sdk.frontend import LogMelFrontend
-    from acula.sdk.level import LevelShift, shift_cut_windows
+    from acula.sdk.level import bundle_level, shift_cut_windows
     from acula.sdk.runtimes import make_backend
 
-    level = LevelShift.from_manifest(bundle.manifest["level"], bundle.frontend) if "level" in bundle.manifest else None
+    level = bundle_level(bundle)
     corpus = load_corpus(corpus_dir)
     frontend = LogMelFrontend(bundle.frontend)
     backend = make_backend("onnxruntime", cough_model, 1)
@@ -68,9 +68,9 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
 
     bundle = read_bundle(src)
     m = bundle.manifest
-    from acula.sdk.level import LevelShift
+    from acula.sdk.level import bundle_level
 
-    level = LevelShift.from_manifest(m["level"], bundle.frontend) if "level" in m else None
+    level = bundle_level(bundle)
     calib = calibration_windows(corpus_dir, int(m["window_frames"]), front=bundle.frontend, level=level)
     check = calib[:32]
     with tempfile.TemporaryDirectory() as tmp:

@@ -129,11 +129,9 @@ def patch_keep_floor(amin_power: float) -> None:
     """Make ``sdk.level.LevelShift.shift`` leave the cells at the floor of a front end with ``amin_power`` where
     they are (see the module doc)."""
     from acula.sdk import level as lv
-    from acula.sdk.frontend import LogMelFrontend
     from acula.sdk.frontend_config import FrontendConfig
 
-    # the floor cell's value exactly as the front end computes it: the log-mel of digital silence
-    floor = float(LogMelFrontend(FrontendConfig(amin_power=amin_power))(np.zeros(1024, np.float32)).min())
+    floor = lv.floor_cell(FrontendConfig(amin_power=amin_power))  # the log-mel of digital silence
     base_shift = lv.LevelShift.shift
 
     def shift(self: lv.LevelShift, window: np.ndarray, peaks: np.ndarray) -> np.ndarray:

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from acula.sdk.frontend_config import FrontendConfig
 
-__all__ = ["DEFAULT_HISTORY_FRAMES", "DEFAULT_REF", "LevelShift", "floor_cell", "shift_crops", "shift_cut_windows"]
+__all__ = ["DEFAULT_HISTORY_FRAMES", "DEFAULT_REF", "LevelShift", "bundle_level", "floor_cell", "shift_crops",
+           "shift_cut_windows"]
 
 #: the running level's reference (normalised log-mel; about -30 dB): the median over the data sets of each one's
 #: median running level at window ends, 400 training recordings drawn with seed 0
@@ -74,6 +75,13 @@ class LevelShift:
         """``window`` (frames, n_mels) moved by its running level, ``peaks`` the per-frame loudest cells of the
         ``history_frames`` frames up to its end (fewer at the start of a recording); a new array."""
         return self._keep(window - np.float32(float(_MAX(peaks)) - self.ref), window)
+
+
+def bundle_level(bundle: Any) -> LevelShift | None:
+    """A bundle's (``sdk.bundle.Bundle``) level shift, from its manifest's ``level`` block and its front end; None
+    when it has none."""
+    block = bundle.manifest.get("level")
+    return None if block is None else LevelShift.from_manifest(block, bundle.frontend)
 
 
 def floor_cell(cfg: FrontendConfig) -> float:

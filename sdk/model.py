@@ -21,7 +21,7 @@ import numpy as np
 from acula.sdk.audio import AudioError
 from acula.sdk.bundle import Bundle, BundleError, models_dir, read_bundle
 from acula.sdk.frontend import LogMelFrontend
-from acula.sdk.level import LevelShift
+from acula.sdk.level import bundle_level
 from acula.sdk.results import EmbedResult, ScoreLog, ScoreResult, ScreenResult, WindowResult, result_problems
 from acula.sdk.runtimes import make_backend
 from acula.sdk.scoring import LabelScorer, clip_embedding, softmax
@@ -99,7 +99,7 @@ class Model:
         self.cough_head = m.get("heads", {}).get("cough", {}).get("index")
         self.screening = ScreeningConfig.from_manifest(m["screening"]) if "screening" in m else ScreeningConfig()
         #: windows shifted to a running level, gate judged relative to the loudest window (sdk.level); None: as is
-        self.level = LevelShift.from_manifest(m["level"], bundle.frontend) if "level" in m else None
+        self.level = bundle_level(bundle)
 
     @property
     def sample_rate_hz(self) -> int:
