@@ -203,6 +203,8 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     front = FrontendConfig.from_dict(meta["frontend"])  # the features the student was trained on, everywhere below
     if level is not None and level.floor is not None:  # keep_floor: the floor cell of this front end
         level = dataclasses.replace(level, floor=floor_cell(front))
+    if level is not None:  # range_db: the relative floor's cell in this front end's units
+        level = level.with_range(front)
     calib = calibration_sets(corpus_dir, cfg.window_frames, sorted(
         {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS}),
         front=front, level=level)
@@ -314,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--level-keep-floor", action="store_true",
                         help="with --level-shift: cells at the front end's floor (digital silence) stay there instead "
                              "of moving with the running level")
+    parser.add_argument("--level-range-db", type=float, metavar="DB",
+                        help="with --level-shift: a relative floor, cells more than DB under the reference level are "
+                             "raised to it (near-silence reads the same at every gain; excludes --level-keep-floor)")
     parser.add_argument("-f", "--force", action="store_true",
                         help="replace an existing bundle at --out (only the files its manifest lists are removed)")
     args = parser.parse_args(argv)
@@ -330,11 +335,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
         key = load_pem_private_key(Path(args.sign_key).read_bytes(), password=None)
-    if args.level_keep_floor and args.level_shift is None:
-        parser.error("--level-keep-floor needs --level-shift")
+    if (args.level_keep_floor or args.level_range_db is not None) and args.level_shift is None:
+        parser.error("--level-keep-floor and --level-range-db need --level-shift")
+    if args.level_keep_floor and args.level_range_db is not None:
+        parser.error("--level-keep-floor and --level-range-db exclude each other: silence lands on the relative floor")
+    if args.level_range_db is not None and not args.level_range_db > 0:
+        parser.error("--level-range-db must be > 0")
     # floor: a placeholder here; export_bundle puts the student's front end's floor cell in its place
     level = None if args.level_shift is None else LevelShift(ref=args.level_shift,
-                                                             floor=0.0 if args.level_keep_floor else None)
+                                                             floor=0.0 if args.level_keep_floor else None,
+                                                             range_db=args.level_range_db)
     parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite,
                            waveform_graph=args.waveform_graph, signing_key=key, level=level)
     digest = bundle_digest(out)

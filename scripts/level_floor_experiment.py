@@ -160,7 +160,8 @@ def measure_ref(corpus_dir: str, history_s: float, n: int = 400) -> float:
             levels.setdefault(corpus.rows[i]["dataset"], []).append(float(peaks[max(0, end - history) : end].max()))
     for name, values in sorted(levels.items()):
         print(f"{name}: {len(values)} windows, L median {np.median(values):.3f} "
-              f"({np.median(values) * STD_DB - 38.7:+.1f} dB)")
+              f"({np.median(values) * STD_DB - 38.7:+.1f} dB), 1st percentile {np.quantile(values, 0.01):.3f} "
+              f"({np.quantile(values, 0.01) * STD_DB - 38.7:+.1f} dB), lowest {min(values) * STD_DB - 38.7:+.1f} dB")
     return float(np.median([np.median(v) for v in levels.values()]))
 
 

@@ -310,6 +310,7 @@ def describe(bundle: Bundle) -> str:
     if "level" in m:  # sdk.level
         lv = m["level"]
         kept = ", digital silence kept at the floor" if lv.get("keep_floor") else ""
+        kept += f", cells floored {lv['range_db']:g} dB under it" if "range_db" in lv else ""
         lines.append(f"level: windows shifted so the loudest cell of the last {lv['history_frames']} frames sits at "
                      f"{lv['ref']}{kept}; quality gate {lv.get('gate', 'relative')}")
     if "provenance" in m:

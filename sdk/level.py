@@ -12,10 +12,15 @@ almost nothing, and the model's outputs stop depending on the recording level
 (``benchmarks/results/level_floor_val_floor160*_R0.md``).  ``gate`` "relative" makes the quality gate level-blind
 too: a window is gated as low level when its RMS lies ``INACTIVE_BELOW_LOUDEST_DB`` under the loudest window so far,
 whatever its absolute level (:class:`sdk.quality.WindowGate`); silence and clipping stay absolute.
+
+``range_db`` (``acula export --level-range-db``) adds a relative floor: shifted cells are raised to ``range_db`` under
+``ref``, so cells far under the running level (near-silence, which the absolute floor clips at one gain and not at
+another) read the same at every gain that keeps the running level ``range_db`` above the absolute floor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +51,12 @@ class LevelShift:
     #: cells at the floor (digital silence, which no gain moves) stay there instead of moving with the running
     #: level, as the training's gain augmentation leaves them.  None: every cell moves.
     floor: float | None = None
+    #: ``range_db``: the relative floor, in dB under ``ref``; cells of a shifted window are raised to
+    #: ``low = ref - range_db / norm_std_db`` (:meth:`with_range`), so whatever lies more than ``range_db`` under the
+    #: running level reads the same at any gain that keeps the running level ``range_db`` above the front end's
+    #: absolute floor.  Digital silence lands there too, so it excludes ``floor``.  None: no relative floor.
+    range_db: float | None = None
+    low: float | None = None
 
     GATES = ("relative", "absolute")
     #: a cell within this of the floor is a floor cell (the engines round the floor's log differently, by ~1e-7)
@@ -55,19 +66,37 @@ class LevelShift:
         if self.history_frames < 1 or self.gate not in self.GATES:
             raise ValueError(f"history_frames must be >= 1 and gate one of {self.GATES}, got {self.history_frames}, "
                              f"{self.gate!r}")
+        if self.range_db is not None and (self.floor is not None or not self.range_db > 0):
+            raise ValueError(f"range_db must be > 0 and excludes keep_floor (digital silence lands on the relative "
+                             f"floor), got {self.range_db} with floor {self.floor}")
+
+    def with_range(self, front: FrontendConfig) -> LevelShift:
+        """This shift with its relative floor's cell (``low``) put in the units of front end ``front``."""
+        if self.range_db is None:
+            return self
+        return dataclasses.replace(self, low=self.ref - self.range_db / front.norm_std_db)
 
     @classmethod
     def from_manifest(cls, block: dict[str, Any], front: FrontendConfig | None = None) -> LevelShift:
         """The manifest's block; ``front``: the bundle's front end, whose floor cell ``keep_floor`` names."""
-        floor = floor_cell(front or FrontendConfig()) if block.get("keep_floor") else None
-        return cls(float(block["ref"]), int(block["history_frames"]), str(block.get("gate", "relative")), floor)
+        front = front or FrontendConfig()
+        floor = floor_cell(front) if block.get("keep_floor") else None
+        range_db = float(block["range_db"]) if "range_db" in block else None
+        return cls(float(block["ref"]), int(block["history_frames"]), str(block.get("gate", "relative")), floor,
+                   range_db).with_range(front)
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ref": self.ref, "history_frames": self.history_frames, "gate": self.gate}
+        if self.range_db is not None:
+            out["range_db"] = self.range_db
         return out if self.floor is None else {**out, "keep_floor": True}
 
     def _keep(self, out: np.ndarray, before: np.ndarray) -> np.ndarray:
-        if self.floor is not None:
+        if self.range_db is not None:
+            if self.low is None:
+                raise ValueError("a LevelShift with range_db needs its front end: call with_range(front) first")
+            np.maximum(out, np.float32(self.low), out=out)
+        elif self.floor is not None:
             np.copyto(out, np.float32(self.floor), where=before <= self.floor + self.FLOOR_TOLERANCE)
         return out
 

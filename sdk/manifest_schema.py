@@ -359,10 +359,15 @@ def validate_manifest(m: dict[str, Any]) -> FrontendConfig:
     if "screening" in m:
         _screening(m["screening"], m["files"])
     if "level" in m:
-        lv = _obj(m["level"], "level", ("ref", "history_frames"), ("gate", "keep_floor"))
+        lv = _obj(m["level"], "level", ("ref", "history_frames"), ("gate", "keep_floor", "range_db"))
         if "keep_floor" in lv and not isinstance(lv["keep_floor"], bool):
             raise _fail("level.keep_floor", "must be true or false", lv["keep_floor"])
         _num(lv["ref"], "level.ref", -10.0, 10.0)
+        if "range_db" in lv:
+            _num(lv["range_db"], "level.range_db", 1.0, 400.0)
+            if lv.get("keep_floor"):
+                raise _fail("level.keep_floor", "cannot be true with range_db (silence lands on the relative floor)",
+                            lv["keep_floor"])
         _int(lv["history_frames"], "level.history_frames", 1, 1_000_000)
         if "gate" in lv:
             _str(lv["gate"], "level.gate", ("relative", "absolute"))
