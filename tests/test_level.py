@@ -186,7 +186,7 @@ def test_the_web_model_carries_the_level_block(tmp_path):
     from acula import sdk
 
     path = make_toy_bundle(tmp_path / "level", level=LevelShift().to_manifest())
-    assert web_model(sdk.load(path))["level"] == {**LevelShift().to_manifest(), "floor": None}
+    assert web_model(sdk.load(path))["level"] == {**LevelShift().to_manifest(), "floor": None, "low": None}
     assert web_model(sdk.load(make_toy_bundle(tmp_path / "plain")))["level"] is None
 
 
@@ -225,3 +225,54 @@ def test_keep_floor_must_be_a_boolean_and_needs_the_shift(tmp_path, tiny_student
     with pytest.raises(SystemExit):
         export_main(["--student", str(tiny_student), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "x"),
                      "--level-keep-floor"])
+
+
+def test_a_relative_floor_makes_near_silence_read_the_same_at_any_gain(tmp_path):
+    # cells just above the -160 dB floor at full level reach it 24 dB lower: without a relative floor the shifted
+    # window differs there (the dog bark of selection_rule_gain24_lowfloor.md); with one, both gains raise them
+    # to the same cell
+    from acula import sdk
+
+    blocks = {"moves": LevelShift().to_manifest(), "range": LevelShift().to_manifest() | {"range_db": 130.0}}
+    models = {name: sdk.load(make_toy_bundle(tmp_path / name, window_frames=62, hop_frames=15, frontend=FLOOR160,
+                                             level=block), precision="fp32") for name, block in blocks.items()}
+    ranged = models["range"].level
+    assert ranged.range_db == 130.0 and ranged.low == pytest.approx(LevelShift().ref - 130.0 / 36.8)
+    x = _clip(8.0)
+    x[16000 * 5 :] *= np.float32(10 ** (-150 / 20))  # near-silence: about -150 dB under the clip, over the floor
+
+    def embeddings(model, gain_db: float) -> np.ndarray:
+        s = model.stream()
+        return np.stack([w.embedding for w in s.accept(x * np.float32(10 ** (gain_db / 20)), 16000) + s.flush()])
+
+    gaps = {name: float(np.abs(embeddings(m, 0.0) - embeddings(m, -24.0)).max()) for name, m in models.items()}
+    assert gaps["range"] < 1e-3 < 0.05 < gaps["moves"], gaps
+    crops = np.full((1, 4, 64), np.float32(-4.0))  # -2.6 once shifted, under the relative floor (-1.66)
+    crops[0, 0, 0] = 0.5
+    shifted = shift_crops(ranged, crops)
+    assert shifted[0, 0, 0] == pytest.approx(LevelShift().ref) and shifted[0, 1, 1] == np.float32(ranged.low)
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ({"range_db": 0.5}, "level.range_db"), ({"range_db": "x"}, "level.range_db"),
+    ({"range_db": 130.0, "keep_floor": True}, "level.keep_floor"),
+])
+def test_a_bad_relative_floor_is_refused(tmp_path, block, message):
+    from acula import sdk
+
+    with pytest.raises(BundleError, match=message):
+        sdk.load(make_toy_bundle(tmp_path / "b", level=LevelShift().to_manifest() | block))
+    with pytest.raises(ValueError, match="range_db"):
+        LevelShift(range_db=-1.0)
+    with pytest.raises(ValueError, match="with_range"):
+        LevelShift(range_db=130.0).shift(np.zeros((4, 64), np.float32), np.zeros(4, np.float32))
+
+
+def test_export_refuses_a_relative_floor_without_the_shift_or_with_keep_floor(tmp_path, tiny_student, tiny_corpus):
+    from acula.export.cli import main as export_main
+
+    base = ["--student", str(tiny_student), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "x")]
+    for extra in (["--level-range-db", "130"], ["--level-shift", "--level-range-db", "130", "--level-keep-floor"],
+                  ["--level-shift", "--level-range-db", "0"]):
+        with pytest.raises(SystemExit):
+            export_main(base + extra)

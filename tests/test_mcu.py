@@ -211,8 +211,8 @@ def test_acula_export_mcu_command_writes_a_kit(tmp_path: Path) -> None:
 
 
 @needs_gcc
-@pytest.mark.parametrize("keep_floor", [False, True], ids=["shift", "shift-keep-floor"])
-def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, keep_floor: bool) -> None:
+@pytest.mark.parametrize("mode", ["shift", "keep-floor", "range"])
+def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, mode: str) -> None:
     # the default bundle's graph with a level block (sdk.level; 100 frames of history, so the running level
     # forgets a loud start within the 8 s clip): the C front end's int8 windows are the SDK's shifted windows,
     # quantised, to rounding ties; the tiled window of a short clip is shifted by the level of all its frames
@@ -222,12 +222,16 @@ def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, keep_flo
     from acula.sdk.level import LevelShift, floor_cell, shift_cut_windows
 
     bundle = read_bundle(BUNDLE)
-    level = LevelShift(history_frames=100, floor=floor_cell(bundle.frontend) if keep_floor else None)
+    keep_floor = mode == "keep-floor"
+    # range: a relative floor 60 dB under ref, high enough to raise the quiet stretch's cells
+    level = LevelShift(history_frames=100, floor=floor_cell(bundle.frontend) if keep_floor else None,
+                       range_db=60.0 if mode == "range" else None).with_range(bundle.frontend)
     bundle = dataclasses.replace(bundle, manifest={**bundle.manifest, "level": level.to_manifest()})
     kit = write_kit(bundle, BUNDLE, tmp_path / "kit", measure_arena=False)
     assert kit["level"] == level.to_manifest()
     tables = (tmp_path / "kit" / "acula_fe_tables.h").read_text()
     assert "#define ACULA_LEVEL_HISTORY 100u" in tables and ("ACULA_LEVEL_FLOOR" in tables) == keep_floor
+    assert ("ACULA_LEVEL_LOW" in tables) == (mode == "range")
     build = build_frontend(tmp_path / "kit", tmp_path / "build")
     info = inspect_graph(bundle.files["student_int8.tflite"])
     rng = np.random.default_rng(8)
@@ -240,5 +244,9 @@ def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, keep_flo
         c = c_windows(build, samples)
         assert c.shape == ref.shape
         assert np.abs(c.astype(int) - ref).max() <= 1 and np.mean(c == ref) > 0.999
+        if mode == "range" and samples is x:  # the relative floor raised cells: without it the windows differ
+            bare = quantise_windows(shift_cut_windows(dataclasses.replace(level, range_db=None, low=None), frames,
+                                                      windows(frames, 62, 15), 15), info)
+            assert np.mean(c != bare) > 0.01
     plain = quantise_windows(windows(LogMelFrontend()(x), 62, 15), info)
     assert np.mean(c_windows(build, x) == plain) < 0.5  # the shift moved the windows

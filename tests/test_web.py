@@ -201,8 +201,8 @@ def test_page_refuses_a_model_file_that_does_not_match_its_hash(browser, model_d
 
 
 @needs_browser
-@pytest.mark.parametrize("keep_floor", [False, True], ids=["shift", "shift-keep-floor"])
-def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_path: Path, keep_floor: bool) -> None:
+@pytest.mark.parametrize("mode", ["shift", "keep-floor", "range"])
+def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_path: Path, mode: str) -> None:
     # a bundle whose windows the SDK shifts to a running level (sdk.level) on a front end floored at -160 dB, with
     # the level-blind gate: the page must shift and gate as the SDK does (the gain blindness itself, on float
     # samples, is tests/test_level.py's; here 16-bit WAV and digital silence set absolute floors of their own)
@@ -212,7 +212,9 @@ def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_pa
     from tests.toy_bundle import make_toy_bundle
 
     front = FrontendConfig(amin_power=1e-16)
-    block = LevelShift().to_manifest() | ({"keep_floor": True} if keep_floor else {})
+    keep_floor = mode == "keep-floor"
+    block = LevelShift().to_manifest() | ({"keep_floor": True} if keep_floor else {}) | (
+        {"range_db": 60.0} if mode == "range" else {})  # range: a relative floor high enough to raise quiet cells
     bundle = make_toy_bundle(tmp_path / "level_bundle", window_frames=62, hop_frames=15, frontend=front, level=block)
     plain = sdk.load(make_toy_bundle(tmp_path / "plain_bundle", window_frames=62, hop_frames=15, frontend=front),
                      precision="fp32")
@@ -220,8 +222,11 @@ def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_pa
     desc = build.build(out, str(bundle))
     from acula.sdk.level import floor_cell
 
-    assert desc["level"] == {**block, "floor": floor_cell(front) if keep_floor else None}
+    low = float(np.float32(LevelShift().ref - 60.0 / front.norm_std_db)) if mode == "range" else None
+    assert desc["level"] == {**block, "floor": floor_cell(front) if keep_floor else None, "low": low}
     model = sdk.load(bundle, precision="fp32")
+    no_range = sdk.load(make_toy_bundle(tmp_path / "no_range_bundle", window_frames=62, hop_frames=15, frontend=front,
+                                        level=LevelShift().to_manifest()), precision="fp32")
     x = harness.synthetic_recording(12.0)
     x[16000 * 8 :] *= np.float32(0.03)  # a stretch 30 dB quieter: the relative gate's business
     with harness.open_page(browser, out) as page:
@@ -234,3 +239,5 @@ def test_page_scores_a_level_bundle_as_the_sdk_does_at_two_gains(browser, tmp_pa
             assert any(w["problems"] == ["low_level"] for w in reference["windows"])
             # the same windows unshifted and gated as shipped read differently: the page did shift
             assert not harness.parity(browser_result, harness.sdk_result(plain, path))["ok"]
+            if mode == "range":  # and the relative floor raised cells: the same shift without it reads differently
+                assert not harness.parity(browser_result, harness.sdk_result(no_range, path))["ok"]

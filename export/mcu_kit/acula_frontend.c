@@ -193,7 +193,13 @@ static void put_frame(const acula_fe_t *fe, uint32_t slot, float shift, int8_t *
         /* keep_floor: digital silence stays at the floor cell (sdk.level.LevelShift.FLOOR_TOLERANCE) */
         if (v <= ACULA_LEVEL_FLOOR + 1e-5f) { row[m] = acula_fe_quantise(ACULA_LEVEL_FLOOR); continue; }
 #endif
+#ifdef ACULA_LEVEL_LOW
+        /* range_db: the relative floor (sdk.level.LevelShift.low), float32 as numpy's maximum */
+        v = v - shift;
+        row[m] = acula_fe_quantise(v < ACULA_LEVEL_LOW ? ACULA_LEVEL_LOW : v);
+#else
         row[m] = acula_fe_quantise(v - shift);
+#endif
     }
 #else
     (void)shift;

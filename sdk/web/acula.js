@@ -13,7 +13,7 @@
 
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 
-export const WEB_FORMAT_VERSION = 3;
+export const WEB_FORMAT_VERSION = 4;
 
 async function sha256Hex(buffer) {
   if (!globalThis.crypto || !crypto.subtle) {
@@ -525,9 +525,11 @@ export class Stream {
       }
       const shift = Math.fround(top - this.level.ref);
       const floor = this.level.keep_floor ? this.level.floor : null;  // digital silence stays at the floor cell
+      const low = this.level.low == null ? null : Math.fround(this.level.low);  // range_db: the relative floor
       for (let i = 0; i < logmel.length; i++) {
         if (floor !== null && logmel[i] <= floor + 1e-5) logmel[i] = floor;
         else logmel[i] -= shift;  // stored as float32, as numpy's subtraction
+        if (low !== null && logmel[i] < low) logmel[i] = low;
       }
     }
     const { embedding, heads } = await model.runWindow(logmel);

@@ -35,8 +35,8 @@ from acula.sdk.screening import ScreeningConfig
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "model"
 #: bumped when model.json changes shape; the page refuses another version (2: the screening config's
-#: cough-splitting fields and the gate's ``inactive_below_loudest_db``; 3: ``level``, sdk.level)
-WEB_FORMAT_VERSION = 3
+#: cough-splitting fields and the gate's ``inactive_below_loudest_db``; 3: ``level``, sdk.level; 4: ``level.low``)
+WEB_FORMAT_VERSION = 4
 
 
 def sparse_filterbank(fb: np.ndarray) -> list[dict[str, Any]]:
@@ -76,7 +76,9 @@ def web_model(model: Model) -> dict[str, Any]:
                        for name, groups in bank["label_sets"].items()},
         "cough_head": model.cough_head,
         # sdk.level: windows shifted to a running level and the level-blind gate; None: as is
-        "level": None if model.level is None else {**model.level.to_manifest(), "floor": model.level.floor},
+        "level": None if model.level is None else {**model.level.to_manifest(), "floor": model.level.floor,
+                                                   "low": None if model.level.low is None
+                                                   else float(np.float32(model.level.low))},
         # every field: hysteresis, duration, refractory, smoothing and the split into single coughs
         "screening": asdict(screening),
         "quality": {"silence_peak": quality.SILENCE_PEAK, "clip_level": quality.CLIP_LEVEL,
