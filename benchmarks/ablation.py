@@ -522,14 +522,19 @@ def level_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, s
 
 
 def lowfloor_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
-                         stored: dict[str, Any] | None = None, keep_floor: bool = False) -> list[str]:
+                         stored: dict[str, Any] | None = None, variant: str = "") -> list[str]:
     """gain24-lowfloor (the student alone on the -160 dB front end, the shipped teachers, scored level-blind;
-    ``keep_floor``: the same students exported with digital silence kept at the floor, gain24-lowfloor-kf)
-    against the shipped recipe rebuilt on this CPU, seed for seed, with ``LEVEL_MARGINS`` on both splits
-    (``selection_rule_gain24_lowfloor.md`` and its addendum; ``stored``: ``seed_gain24-rebuilt_val.json``)."""
-    name = "gain24-lowfloor-kf" if keep_floor else "gain24-lowfloor"
-    kept = (", digital silence kept at the floor (`--level-keep-floor`; the same students re-exported, a choice "
-            "made on val)") if keep_floor else ""
+    ``variant`` "kf": the same students exported with digital silence kept at the floor, gain24-lowfloor-kf; "r130":
+    with a relative floor 130 dB under the reference level instead, gain24-lowfloor-r130) against the shipped recipe
+    rebuilt on this CPU, seed for seed, with ``LEVEL_MARGINS`` on both splits (``selection_rule_gain24_lowfloor.md``
+    and its addenda; ``stored``: ``seed_gain24-rebuilt_val.json``)."""
+    if variant not in ("", "kf", "r130"):
+        raise ValueError(f"variant must be '', 'kf' or 'r130', got {variant!r}")
+    name = "gain24-lowfloor" + (f"-{variant}" if variant else "")
+    kept = {"": "", "kf": ", digital silence kept at the floor (`--level-keep-floor`; the same students re-exported, "
+                          "a choice made on val)",
+            "r130": ", cells raised to a relative floor 130 dB under the reference level (`--level-range-db 130`; "
+                    "the same students re-exported, prompted by val, the 130 fixed from the teacher's floor)"}[variant]
     return three_seed_rule(
         val, test, f"{name} seed", REBUILT,
         "the student alone on the front end floored at -160 dB (`student_amin_power`; the teacher, the shipped "
@@ -965,10 +970,14 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
                     "cough-detector record at 0.074), for 0.011 native and 0.012 probe, just outside the margins",
          stored)),
     (tuple(f"keep_floor_val_gain24-lowfloor_seed{k}.json" for k in range(3)), keep_floor_experiment),
+    (("selection_gain24-lowfloor-r130_val.json", "seed_gain24-rebuilt_val.json"),
+     lambda val, stored: lowfloor_three_seeds(
+         val, None, "; not kept: the gain target met in full in every seed (largest max shift 0.007), the native "
+                    "margin met, the probe margin missed by 0.003", stored, variant="r130")),
     (("selection_gain24-lowfloor-kf_val.json", "seed_gain24-rebuilt_val.json"),
      lambda val, stored: lowfloor_three_seeds(
          val, None, "; not kept: every check passes but the max gain shift of seed 0, 0.056 on one dog-bark clip "
-                    "(cough detector at -24 dB)", stored, keep_floor=True)),
+                    "(cough detector at -24 dB)", stored, variant="kf")),
     (("selection_gain24-lowfloor_val.json", "seed_gain24-rebuilt_val.json"),
      lambda val, stored: lowfloor_three_seeds(
          val, None, "; not kept: ranking inside the margins and the mean gain target met, but the max shift of the "

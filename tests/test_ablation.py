@@ -382,7 +382,9 @@ def test_stored_seeds_can_be_compared_on_the_figures_both_runs_hold():
 @pytest.mark.parametrize(("fn", "prefix", "kwargs"), [("level_three_seeds", "floor160-level seed", {}),
                                                       ("lowfloor_three_seeds", "gain24-lowfloor seed", {}),
                                                       ("lowfloor_three_seeds", "gain24-lowfloor-kf seed",
-                                                       {"keep_floor": True})])
+                                                       {"variant": "kf"}),
+                                                      ("lowfloor_three_seeds", "gain24-lowfloor-r130 seed",
+                                                       {"variant": "r130"})])
 def test_the_level_rows_judge_three_seeds_with_the_level_margins(fn, prefix, kwargs):
     import acula.benchmarks.ablation as A
 
