@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 from acula.aligner.corpus import Corpus
@@ -59,10 +60,18 @@ class FeatureBank:
         return cls(frames, np.asarray(offsets, dtype=np.int64))
 
 
+def crop_start(total: int, n_frames: int, rng: np.random.Generator | None) -> int | None:
+    """The first frame of :func:`crop_or_tile`'s crop of a clip of ``total`` frames (one draw from ``rng``), or None
+    when the clip is shorter than ``n_frames`` and is tiled (no draw)."""
+    if total < n_frames:
+        return None
+    return (total - n_frames) // 2 if rng is None else int(rng.integers(0, total - n_frames + 1))
+
+
 def crop_or_tile(feats: np.ndarray, n_frames: int, rng: np.random.Generator | None) -> np.ndarray:
     """A window of exactly ``n_frames``: a random (or centred, rng=None) crop, or the clip tiled."""
-    if feats.shape[0] >= n_frames:
-        start = (feats.shape[0] - n_frames) // 2 if rng is None else int(rng.integers(0, feats.shape[0] - n_frames + 1))
+    start = crop_start(feats.shape[0], n_frames, rng)
+    if start is not None:
         return feats[start : start + n_frames]
     reps = int(np.ceil(n_frames / max(feats.shape[0], 1)))
     return np.tile(feats, (reps, 1))[:n_frames]
@@ -85,8 +94,14 @@ def dataset_balanced_weights(datasets: list[str], power: float = 0.5) -> np.ndar
 
 
 def sample_batch(bank: FeatureBank, indices: list[int], weights: np.ndarray, batch_size: int, n_frames: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(chosen corpus indices, crops of shape (batch, n_frames, n_mels))."""
+                 rng: np.random.Generator, with_starts: bool = False) -> Any:
+    """(chosen corpus indices, crops of shape (batch, n_frames, n_mels)); ``with_starts``: and each crop's first
+    frame in its record (0 for a tiled short record), the same draws either way."""
     chosen = rng.choice(indices, size=batch_size, replace=len(indices) < batch_size, p=weights)
-    crops = np.stack([crop_or_tile(bank.get(int(i)), n_frames, rng) for i in chosen])
-    return chosen, crops
+    crops, starts = [], []
+    for i in chosen:
+        feats = bank.get(int(i))
+        start = crop_start(feats.shape[0], n_frames, rng)
+        crops.append(crop_or_tile(feats, n_frames, None) if start is None else feats[start : start + n_frames])
+        starts.append(0 if start is None else start)
+    return (chosen, np.stack(crops), np.asarray(starts, np.int64)) if with_starts else (chosen, np.stack(crops))

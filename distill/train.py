@@ -108,6 +108,13 @@ class DistillConfig(AugmentFields):
     #: student's input (``sdk.level``) while the teacher stays on the features it was aligned on.  None: the
     #: teacher's front end throughout.
     student_amin_power: float | None = None
+    #: the running-level shift in training (``sdk.level``): the student's crops, after every augmentation, are
+    #: moved so their running level sits at ``student_level_ref`` and, with ``student_level_range_db``, raised to
+    #: the relative floor that far under it, as a bundle exported with ``--level-shift REF --level-range-db DB``
+    #: scores its windows (:func:`level_shift_crops`).  None: the crops as augmented.
+    student_level_ref: float | None = None
+    student_level_range_db: float | None = None
+    student_level_history_frames: int = 312
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
@@ -134,6 +141,21 @@ class DistillConfig(AugmentFields):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.student_amin_power is not None and not 0.0 < self.student_amin_power < 1.0:
             raise ValueError(f"student_amin_power must be in (0, 1), got {self.student_amin_power!r}")
+        if self.student_level_ref is None and self.student_level_range_db is not None:
+            raise ValueError("student_level_range_db needs student_level_ref (the relative floor sits under it)")
+        if self.student_level_range_db is not None and not self.student_level_range_db > 0:
+            raise ValueError(f"student_level_range_db must be > 0, got {self.student_level_range_db!r}")
+        if self.student_level_history_frames < 1:
+            raise ValueError(f"student_level_history_frames must be >= 1, got {self.student_level_history_frames}")
+
+    def level_shift(self) -> Any:
+        """The ``sdk.level.LevelShift`` the student trains on (and its bundle must be exported with), or None."""
+        if self.student_level_ref is None:
+            return None
+        from acula.sdk.level import LevelShift
+
+        return LevelShift(ref=self.student_level_ref, history_frames=self.student_level_history_frames,
+                          range_db=self.student_level_range_db)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -210,6 +232,9 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         front = dataclasses.replace(tfront, amin_power=cfg.student_amin_power)
         teacher_floor = (10 * float(np.log10(tfront.amin_power)) - tfront.norm_mean_db) / tfront.norm_std_db
     bank = FeatureBank.for_corpus(corpus, front, progress=progress)
+    level = cfg.level_shift()
+    if level is not None:
+        level = level.with_range(front)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "prompt_embeddings.npy", prompts)
     (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))
@@ -253,7 +278,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         for step in tqdm(range(start, cfg.max_steps), desc=f"distill {cfg.name}", unit="step", disable=not progress):
             rng = np.random.default_rng([cfg.seed, step])
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            chosen, crops = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames, rng)
+            chosen, crops, starts = sample_batch(bank, train_idx, weights, cfg.batch_size, student.cfg.window_frames,
+                                                 rng, with_starts=True)
             background = background_crops(cfg, bank, bg_pool, cfg.batch_size, student.cfg.window_frames, cfg.seed,
                                           step)
             clean, mixed = augment_logmel_views(torch.from_numpy(crops), front, gen, **cfg.augment_options(),
@@ -266,6 +292,10 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             student_feats = mixed if cfg.student_gain_db <= 0 else shift_level(
                 mixed, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
             student_feats = follow_noise(student_feats, front, gen, cfg.p_student_codec, cfg.student_codec_snr_db)
+            if level is not None:
+                student_feats = level_shift_crops(level, student_feats, crops,
+                                                  history_peaks(bank, chosen, starts, crops.shape[1],
+                                                                level.history_frames))
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]
@@ -315,6 +345,32 @@ def kd_teacher_ensemble(runs: Sequence[str], texts: list[str], front: FrontendCo
         ids.append({"run": str(run), "step": meta.get("step"), "teacher_id": meta.get("teacher_id"),
                     "bundle_sha256": meta.get("bundle_sha256")})
     return out, ids
+
+
+def history_peaks(bank: FeatureBank, chosen: np.ndarray, starts: np.ndarray, n_frames: int,
+                  history_frames: int) -> np.ndarray:
+    """Per crop: the loudest cell of the record's frames in the running level's history before the crop (the
+    ``history_frames`` frames up to the crop's end, less the crop's own), from the clean bank; -inf where there
+    are none (a crop at the record's start, a tiled short record)."""
+    out = np.full(len(chosen), -np.inf, np.float32)
+    for k, (i, start) in enumerate(zip(chosen, starts, strict=True)):
+        lo = max(0, int(start) + n_frames - history_frames)
+        if lo < start:
+            out[k] = float(bank.frames[bank.offsets[int(i)] + lo : bank.offsets[int(i)] + int(start)].max())
+    return out
+
+
+def level_shift_crops(level: Any, student_feats: torch.Tensor, clean: np.ndarray, history: np.ndarray) -> torch.Tensor:
+    """The student's augmented crops (batch, frames, n_mels) shifted as ``sdk.level`` shifts a stream's windows:
+    by their running level less ``level.ref``, then raised to ``level.low`` when it has a relative floor.  The
+    running level is the augmented crop's own loudest cell, raised by as much as the clean history before it
+    (``history``, :func:`history_peaks`) is louder than the clean crop (``clean``): exact for a uniform gain,
+    the augmentation's level change carried over to the frames the crop does not hold."""
+    own = student_feats.amax(dim=(1, 2))
+    louder = np.maximum(history - clean.max(axis=(1, 2)), 0.0).astype(np.float32)
+    running = own + torch.from_numpy(louder)
+    out = student_feats - (running - float(level.ref))[:, None, None]
+    return out if level.low is None else out.clamp_min(float(level.low))
 
 
 def dataset_mask(corpus: Any, corpus_dir: Path, field: str, datasets: tuple[str, ...] | None) -> np.ndarray:

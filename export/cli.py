@@ -201,6 +201,14 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     student, meta = load_student(run)
     cfg = student.cfg
     front = FrontendConfig.from_dict(meta["frontend"])  # the features the student was trained on, everywhere below
+    trained = meta.get("distill_config", {})
+    if trained.get("student_level_ref") is not None:  # trained on level-shifted crops: scored so, or not at all
+        want = (trained["student_level_ref"], trained.get("student_level_range_db"),
+                trained.get("student_level_history_frames", 312))
+        if level is None or (level.ref, level.range_db, level.history_frames) != want or level.floor is not None:
+            flags = f"--level-shift {want[0]}" + (f" --level-range-db {want[1]}" if want[1] is not None else "")
+            raise ValueError(f"{run} was trained on level-shifted crops (ref {want[0]}, range_db {want[1]}, "
+                             f"history {want[2]} frames): export it with {flags}")
     if level is not None and level.floor is not None:  # keep_floor: the floor cell of this front end
         level = dataclasses.replace(level, floor=floor_cell(front))
     if level is not None:  # range_db: the relative floor's cell in this front end's units

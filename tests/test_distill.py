@@ -391,9 +391,9 @@ def test_background_datasets_keep_the_other_corpora_clean_for_both_models(tiny_t
     sample = train.sample_batch
 
     def spy_sample(*args, **kwargs):
-        chosen, crops = sample(*args, **kwargs)
-        picked.append(np.asarray(chosen))
-        return chosen, crops
+        out = sample(*args, **kwargs)
+        picked.append(np.asarray(out[0]))
+        return out
 
     monkeypatch.setattr(train, "sample_batch", spy_sample)
     seen = spy_model_inputs(monkeypatch)
@@ -539,3 +539,61 @@ def test_a_student_on_a_lower_floor_than_its_teacher(tiny_teacher, tiny_corpus, 
                   progress=False)
     with pytest.raises(ValueError, match="student_amin_power"):
         dataclasses.replace(cfg, student_amin_power=2.0)
+
+
+def test_the_running_level_shift_in_training_is_the_sdks_on_a_uniform_gain_and_floors_as_it_does() -> None:
+    """``student_level_ref``: the student's crops shifted to a running level as ``sdk.level`` shifts a stream's
+    windows: a uniform gain leaves them unchanged, a louder history moves them down by the difference, and
+    ``student_level_range_db`` raises cells to the relative floor."""
+    from acula.distill.train import level_shift_crops
+    from acula.sdk.level import LevelShift
+
+    level = LevelShift(range_db=60.0).with_range(FrontendConfig())
+    rng = np.random.default_rng(3)
+    clean = rng.normal(0.0, 1.0, (3, 20, 8)).astype(np.float32)
+    history = np.array([-np.inf, clean[1].max() + 0.5, clean[2].max() - 0.5], np.float32)  # none, louder, quieter
+    base = level_shift_crops(level, torch.from_numpy(clean), clean, history)
+    gained = level_shift_crops(level, torch.from_numpy(clean - 0.4), clean, history)  # ~15 dB down, no floor
+    torch.testing.assert_close(base, gained, atol=1e-5, rtol=0)
+    bare = dataclasses.replace(level, range_db=None, low=None)
+    shifted = level_shift_crops(bare, torch.from_numpy(clean), clean, history)
+    for k, extra in enumerate((0.0, 0.5, 0.0)):
+        np.testing.assert_allclose(shifted[k].numpy(), clean[k] - (clean[k].max() + extra - level.ref), atol=1e-5)
+    assert float(base.min()) == pytest.approx(level.low) and bool((shifted < level.low).any())
+    assert torch.equal(base, shifted.clamp_min(float(level.low)))
+
+
+def test_sample_batch_gives_each_crops_start_with_the_same_draws() -> None:
+    from acula.aligner.data import FeatureBank, sample_batch
+
+    lengths = [30, 5, 50]
+    frames = np.arange(sum(lengths) * 2, dtype=np.float16).reshape(-1, 2)
+    bank = FeatureBank(frames, np.cumsum([0, *lengths]))
+    plain = sample_batch(bank, [0, 1, 2], np.ones(3) / 3, 12, 10, np.random.default_rng(4))
+    chosen, crops, starts = sample_batch(bank, [0, 1, 2], np.ones(3) / 3, 12, 10, np.random.default_rng(4),
+                                         with_starts=True)
+    assert np.array_equal(plain[0], chosen) and np.array_equal(plain[1], crops)
+    for i, crop, start in zip(chosen, crops, starts, strict=True):
+        feats = bank.get(int(i))
+        expected = np.tile(feats, (2, 1))[:10] if int(i) == 1 else feats[start : start + 10]
+        assert np.array_equal(crop, expected) and (start == 0 or int(i) != 1)
+    assert len(set(starts[chosen != 1].tolist())) > 2
+
+
+def test_a_student_trained_level_shifted_distils_and_exports_only_as_it_was_trained(tiny_teacher, tiny_corpus,
+                                                                                  tmp_path) -> None:
+    import acula.distill.train as train
+    from acula.export.cli import main as export_main
+
+    from acula import sdk
+
+    with pytest.raises(ValueError, match="student_level_range_db needs student_level_ref"):
+        dataclasses.replace(PRESETS["tiny-test"], student_level_range_db=130.0)
+    cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=2, student_level_ref=1.87, student_level_range_db=130.0)
+    train.distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "student", progress=False)
+    base = ["--student", str(tmp_path / "student"), "--corpus", str(tiny_corpus), "--no-tflite"]
+    for flags in ([], ["--level-shift"], ["--level-shift", "--level-range-db", "120"]):
+        with pytest.raises(ValueError, match="--level-shift 1.87 --level-range-db 130.0"):
+            export_main([*base, "--out", str(tmp_path / "wrong"), *flags])
+    assert export_main([*base, "--out", str(tmp_path / "bundle"), "--level-shift", "--level-range-db", "130"]) == 0
+    assert sdk.load(tmp_path / "bundle").level.range_db == 130.0
