@@ -205,7 +205,12 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     if trained.get("student_level_ref") is not None:  # trained on level-shifted crops: scored so, or not at all
         want = (trained["student_level_ref"], trained.get("student_level_range_db"),
                 trained.get("student_level_history_frames", 312))
-        if level is None or (level.ref, level.range_db, level.history_frames) != want or level.floor is not None:
+        if level is None:  # no level flags: the shift it was trained with
+            level = LevelShift(ref=want[0], history_frames=want[2], range_db=want[1])
+            if waveform_graph:
+                raise ValueError(f"{run} was trained on level-shifted crops, and a level-shifted bundle cannot carry "
+                                 "the waveform graph: the running level needs the frames before each window")
+        if (level.ref, level.range_db, level.history_frames) != want or level.floor is not None:
             flags = f"--level-shift {want[0]}" + (f" --level-range-db {want[1]}" if want[1] is not None else "")
             raise ValueError(f"{run} was trained on level-shifted crops (ref {want[0]}, range_db {want[1]}, "
                              f"history {want[2]} frames): export it with {flags}")
@@ -320,7 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--level-shift", nargs="?", type=float, const=DEFAULT_REF, metavar="REF",
                         help="score on windows shifted so the loudest cell of the last 10 s sits at REF (normalised "
                              f"log-mel; default {DEFAULT_REF}), with the level-blind quality gate (sdk.level); for a "
-                             "student trained on a low-floored front end (amin_power 1e-16)")
+                             "student trained on a low-floored front end (amin_power 1e-16).  A student trained on "
+                             "shifted crops (DistillConfig.student_level_ref) gets its own shift without this flag "
+                             "and refuses any other")
     parser.add_argument("--level-keep-floor", action="store_true",
                         help="with --level-shift: cells at the front end's floor (digital silence) stay there instead "
                              "of moving with the running level")

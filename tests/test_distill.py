@@ -592,8 +592,14 @@ def test_a_student_trained_level_shifted_distils_and_exports_only_as_it_was_trai
     cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=2, student_level_ref=1.87, student_level_range_db=130.0)
     train.distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "student", progress=False)
     base = ["--student", str(tmp_path / "student"), "--corpus", str(tiny_corpus), "--no-tflite"]
-    for flags in ([], ["--level-shift"], ["--level-shift", "--level-range-db", "120"]):
+    for flags in (["--level-shift"], ["--level-shift", "--level-range-db", "120"],
+                  ["--level-shift", "1.5", "--level-range-db", "130"]):
         with pytest.raises(ValueError, match="--level-shift 1.87 --level-range-db 130.0"):
             export_main([*base, "--out", str(tmp_path / "wrong"), *flags])
     assert export_main([*base, "--out", str(tmp_path / "bundle"), "--level-shift", "--level-range-db", "130"]) == 0
-    assert sdk.load(tmp_path / "bundle").level.range_db == 130.0
+    assert export_main([*base, "--out", str(tmp_path / "own")]) == 0  # no flags: the shift it was trained with
+    with pytest.raises(ValueError, match="waveform graph"):
+        export_main([*base, "--out", str(tmp_path / "wave"), "--waveform-graph"])
+    for name in ("bundle", "own"):
+        level = sdk.load(tmp_path / name).level
+        assert (level.ref, level.range_db, level.gate) == (1.87, 130.0, "relative")
