@@ -87,7 +87,7 @@ def test_c_frontend_compiles_with_strict_flags_and_reports_its_size(builds: dict
 
 @needs_gcc
 def test_c_frontend_matches_the_sdk_on_synthetic_audio(builds: dict, noise_16k: np.ndarray) -> None:
-    ref = LogMelFrontend()(noise_16k)
+    ref = LogMelFrontend(read_bundle(BUNDLE).frontend)(noise_16k)
     c = c_frames(builds["float32"], noise_16k)
     assert c.shape == ref.shape
     assert np.abs(c - ref).max() <= 1e-3
@@ -100,14 +100,19 @@ def test_c_frontend_matches_the_sdk_far_below_a_strong_low_tone(builds: dict) ->
     # rounding noise gives 2e-2 in the upper bands; the second-difference pass gives 4e-5
     t = np.arange(32000) / 16000
     x = (0.5 * np.sin(2 * np.pi * 80 * t) + 1e-5 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
-    assert np.abs(c_frames(builds["float32"], x) - LogMelFrontend()(x)).max() <= 1e-3
+    assert np.abs(c_frames(builds["float32"], x) - LogMelFrontend(read_bundle(BUNDLE).frontend)(x)).max() <= 1e-3
 
 
 @needs_gcc
 def test_c_frontend_windows_are_the_quantised_sdk_windows(builds: dict, noise_16k: np.ndarray) -> None:
-    info = inspect_graph(read_bundle(BUNDLE).files["student_int8.tflite"])
-    frames = LogMelFrontend()(noise_16k)  # 92 frames: windows at frames 0 and 15 (62 frames, hop 15)
-    ref = quantise_windows(np.stack([frames[0:62], frames[15:77], frames[30:92]]), info)
+    from acula.sdk.level import bundle_level, shift_cut_windows
+
+    bundle = read_bundle(BUNDLE)
+    info = inspect_graph(bundle.files["student_int8.tflite"])
+    frames = LogMelFrontend(bundle.frontend)(noise_16k)  # 92 frames: windows at frames 0, 15 and 30 (62, hop 15)
+    cut = np.stack([frames[0:62], frames[15:77], frames[30:92]])
+    level = bundle_level(bundle)  # a level bundle's kit shifts each window by its running level, as the SDK does
+    ref = quantise_windows(cut if level is None else shift_cut_windows(level, frames, cut, 15), info)
     c = c_windows(builds["float32"], noise_16k)
     assert c.shape == ref.shape
     assert np.abs(c.astype(int) - ref).max() <= 1 and np.mean(c == ref) > 0.999  # rounding ties at most
@@ -239,7 +244,7 @@ def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, mode: st
     x[:16000] *= 30  # a loud first second: the level of the windows that still remember it
     x[16000 * 6 : 16000 * 7] = 0.0  # digital silence: with keep_floor it stays at the floor cell
     for samples in (x, x[:12000]):
-        frames = LogMelFrontend()(samples)
+        frames = LogMelFrontend(bundle.frontend)(samples)
         ref = quantise_windows(shift_cut_windows(level, frames, windows(frames, 62, 15), 15), info)
         c = c_windows(build, samples)
         assert c.shape == ref.shape
@@ -248,5 +253,5 @@ def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, mode: st
             bare = quantise_windows(shift_cut_windows(dataclasses.replace(level, range_db=None, low=None), frames,
                                                       windows(frames, 62, 15), 15), info)
             assert np.mean(c != bare) > 0.01
-    plain = quantise_windows(windows(LogMelFrontend()(x), 62, 15), info)
+    plain = quantise_windows(windows(LogMelFrontend(bundle.frontend)(x), 62, 15), info)
     assert np.mean(c_windows(build, x) == plain) < 0.5  # the shift moved the windows
