@@ -544,6 +544,20 @@ def lowfloor_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None
         status, stored, (LEVEL_MARGINS, LEVEL_MARGINS), shared_only=True)
 
 
+def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                               stored: dict[str, Any] | None = None) -> list[str]:
+    """gain24-lowfloor-shift (gain24-lowfloor-r130 with the running-level shift and relative floor in distillation
+    too) against the shipped recipe rebuilt on this CPU, seed for seed, with ``LEVEL_MARGINS`` on both splits
+    (``selection_rule_gain24_lowfloor_shift.md``; ``stored``: ``seed_gain24-rebuilt_val.json``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift seed", REBUILT,
+        "the student trained on the crops the SDK scores: shifted to their running level and raised to the relative "
+        "floor 130 dB under the reference in distillation (`student_level_ref`, `student_level_range_db`), on the "
+        "-160 dB front end with the shipped teachers, exported level-blind (gain24-lowfloor-shift) against the "
+        "shipped recipe rebuilt on this CPU, three seeds each, seed for seed", "lowfloor-shift vs rebuilt",
+        "selection_rule_gain24_lowfloor_shift.md", status, stored, (LEVEL_MARGINS, LEVEL_MARGINS), shared_only=True)
+
+
 def keep_floor_experiment(*runs: dict[str, Any]) -> list[str]:
     """gain24-lowfloor's three bundles with ``scripts/level_floor_experiment.py --keep-floor``: the SDK's level shift
     leaving digital silence at the front end's floor (one val run per seed, seed 0 first; no rule)."""

@@ -384,7 +384,9 @@ def test_stored_seeds_can_be_compared_on_the_figures_both_runs_hold():
                                                       ("lowfloor_three_seeds", "gain24-lowfloor-kf seed",
                                                        {"variant": "kf"}),
                                                       ("lowfloor_three_seeds", "gain24-lowfloor-r130 seed",
-                                                       {"variant": "r130"})])
+                                                       {"variant": "r130"}),
+                                                      ("lowfloor_shift_three_seeds", "gain24-lowfloor-shift seed",
+                                                       {})])
 def test_the_level_rows_judge_three_seeds_with_the_level_margins(fn, prefix, kwargs):
     import acula.benchmarks.ablation as A
 
