@@ -1032,7 +1032,7 @@ def render() -> str:
               "in distillation only: gain24-kdcodec); the codec's noise floor with the teachers aligned under it, on "
               "three seeds (one-seed pilot: gain24-codec2); the -160 dB front end with its normalisation refitted, so "
               "its clean ranking comes back under the level shift (floor160-level, three seeds, met the mean gain "
-              "target and missed the ranking margins by 0.001-0.002); the running-level shift in training too; "
+              "target and missed the ranking margins by 0.001-0.002); "
               "per-label-set or attention pooling over time (mean + max summed: gain24-kdpool; side "
               "by side, one-seed pilot: gain24-kdpoolcat); "
               "real backgrounds in "

@@ -150,13 +150,18 @@ def end_to_end(build: Any, kit_graph: bytes, model: Any, groups: dict[str, list[
             p_s = np.array([np.nan if w.cough_probability is None else w.cough_probability for w in ref.windows])
             scored = ~np.isnan(p_s)
             cos = _cosines(emb_c, emb_s)
+            # a scored window whose two probabilities lie on either side of the on- or off-threshold: the two
+            # paths' int8 inputs differ by rounding ties (one LSB), which such a window turns into a decision
+            thresholds = (model.screening.on, model.screening.off)
+            lo, hi = np.minimum(p_c, p_s)[scored], np.maximum(p_c, p_s)[scored]
+            straddles = bool(any(((lo < t) & (t <= hi)).any() for t in thresholds))
             rows.append({"group": "cough" if group == "e2e_cough" else "non-cough",
                          "file": f"{path.parent.name}/{path.name}",
                          "n_windows": int(emb_c.shape[0]), "cosine_min": float(cos.min()),
                          "cough_p_max_abs_diff": float(np.abs(p_c[scored] - p_s[scored]).max()) if scored.any()
                          else None,
                          "sdk_cough": bool(ref.events), "mcu_cough": bool(events),
-                         "agree": bool(ref.events) == bool(events)})
+                         "agree": bool(ref.events) == bool(events), "straddles_threshold": straddles})
     return rows
 
 

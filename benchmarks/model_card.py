@@ -197,9 +197,12 @@ def render(bundle: Path, results: Path) -> str:
              _student_line(prov),
              f"- Teacher: EfficientAT mn04 (AudioSet) aligned with text teacher `{prov.get('teacher_id')}` "
              "(CKA + InfoNCE + masked modelling, and the supervised heads as an extra loss, with a +-24 dB level "
-             "augmentation in alignment and distillation: `configs/align/sup-heads-gain24.json`, "
-             "`configs/distill/gain24.json`, `bash scripts/train_default.sh`; why: "
-             "`benchmarks/results/selection_rule_neutral.md`, `benchmarks/results/selection_rule_gain24_bw.md`); run "
+             "augmentation in alignment and distillation; the student on a front end floored at -160 dB, trained "
+             "and scored on windows shifted to their running level with a relative floor 130 dB under it, so its "
+             "outputs do not depend on the recording level: `configs/align/sup-heads-gain24.json`, "
+             "`configs/distill/gain24-lowfloor-shift.json`, `bash scripts/train_default.sh`; why: "
+             "`benchmarks/results/selection_rule_neutral.md`, `benchmarks/results/selection_rule_gain24_bw.md`, "
+             "`benchmarks/results/selection_rule_gain24_lowfloor_shift.md`); run "
              f"`{prov.get('teacher_run')}`, git `{prov.get('git_commit')}`.",
              f"- Export parity: {json.dumps(prov.get('parity', {}))}.", "", "## Data", "", DATA, "",
              f"Trained on the group-disjoint train split; the validation split set the cough operating point; the "

@@ -160,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 #: the selection rule each replacing candidate (``default_<name>.json``) passed
-RULES = {"sup-heads": "selection_rule_neutral.md"}
+RULES = {"sup-heads": "selection_rule_neutral.md",
+         "gain24-lowfloor-shift": "selection_rule_gain24_lowfloor_shift.md"}
 HEADLINE_TASKS = ("cough", "heart_abnormal", "crackles", "wheezes")
 
 

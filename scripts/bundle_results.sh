@@ -2,6 +2,7 @@
 # Regenerates the bundle figures in benchmarks/results/ and the README / model card sections built from them:
 # distillation retention (with the peers in the same run), cough screening on held-out recordings, SDK latency, front end, bridge decoder.
 #   bash scripts/bundle_results.sh [CORPUS_DIR]      (default runs/corpus, from 'acula corpus build')
+# TEACHER_RUN (environment) overrides the teacher run read from the packaged bundle's provenance.
 # one brace group: bash reads the whole body before running it, so an edit while it runs changes nothing
 {
 set -euo pipefail
@@ -9,8 +10,10 @@ cd "$(dirname "$0")/.."
 corpus=${1:-runs/corpus}
 py=.venv/bin/python
 res=benchmarks/results
-$py -m acula.aligner.evaluate --corpus "$corpus" --peers mfcc yamnet mn04 --prompt-run runs/default/align \
-  --run "teacher (iii) CKA+InfoNCE+mask=runs/default/align" \
+# the packaged default's own aligned teacher (its manifest's provenance names the run)
+teacher=${TEACHER_RUN:-$($py -c "import json; print(json.load(open('sdk/models/default/manifest.json'))['provenance']['teacher_run'])")}
+$py -m acula.aligner.evaluate --corpus "$corpus" --peers mfcc yamnet mn04 --prompt-run "$teacher" \
+  --run "teacher (iii) CKA+InfoNCE+mask=$teacher" \
   --bundle "student fp32 (ONNX)=sdk/models/default:onnxruntime:fp32" \
   --bundle "student int8 (ONNX)=sdk/models/default:onnxruntime:int8" \
   --bundle "student int8 (TFLite)=sdk/models/default:tflite:int8" \

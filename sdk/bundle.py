@@ -45,7 +45,7 @@ SIGNED_PREFIX = b"acula-bundle manifest sha256 "
 
 #: manifest digest of each bundle packaged in sdk/models, checked whenever that folder is read.
 #: Re-exporting sdk/models/default prints the new digest; put it here (tests/test_bundle_hardening.py checks).
-PINNED_SHA256 = {"default": "ec46a260c6273ffb087f4ffe1cc8da95d95c7aacdd9b72ca95910cdd4e1cabc8"}
+PINNED_SHA256 = {"default": "48fcddcca4112a19cae9339b84d56b95fd823719fabed12b8175ebb9e85a69dd"}
 
 # limits on what a bundle may hold, checked before anything is read or inflated
 MAX_FILES = 64
