@@ -26,6 +26,7 @@ from acula.aligner.checkpoint import load_checkpoint
 from acula.aligner.corpus import load_corpus
 from acula.aligner.data import FeatureBank, dataset_balanced_weights, record_features, sample_batch, windows
 from acula.distill.student import StreamingStudent, StudentConfig
+from acula.distill.train import DistillConfig
 from acula.export.bundle import bundle_digest, npy_bytes, write_bundle
 from acula.export.calibration import ValOutputs, calibrate_screening, calibrate_temperatures
 from acula.export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
@@ -195,25 +196,22 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     """``level``: the SDK scores the bundle on windows shifted to a running level, with the level-blind gate
     (``sdk.level``): calibration, the operating point and the int8 calibration crops are computed on such windows,
     and the manifest carries the ``level`` block."""
-    if level is not None and waveform_graph:
-        raise ValueError("a level-shifted bundle cannot carry the waveform graph: the running level needs the frames "
-                         "before each window, which one window's waveform lacks")
     student, meta = load_student(run)
     cfg = student.cfg
     front = FrontendConfig.from_dict(meta["frontend"])  # the features the student was trained on, everywhere below
-    trained = meta.get("distill_config", {})
-    if trained.get("student_level_ref") is not None:  # trained on level-shifted crops: scored so, or not at all
-        want = (trained["student_level_ref"], trained.get("student_level_range_db"),
-                trained.get("student_level_history_frames", 312))
-        if level is None:  # no level flags: the shift it was trained with
-            level = LevelShift(ref=want[0], history_frames=want[2], range_db=want[1])
-            if waveform_graph:
-                raise ValueError(f"{run} was trained on level-shifted crops, and a level-shifted bundle cannot carry "
-                                 "the waveform graph: the running level needs the frames before each window")
-        if (level.ref, level.range_db, level.history_frames) != want or level.floor is not None:
-            flags = f"--level-shift {want[0]}" + (f" --level-range-db {want[1]}" if want[1] is not None else "")
-            raise ValueError(f"{run} was trained on level-shifted crops (ref {want[0]}, range_db {want[1]}, "
-                             f"history {want[2]} frames): export it with {flags}")
+    trained = DistillConfig.from_dict(meta["distill_config"]).level_shift() if "distill_config" in meta else None
+    if trained is not None:  # trained on level-shifted crops: scored so (its own shift when no flag asks), or refused
+        if level is None:
+            level = trained
+        elif (level.ref, level.range_db, level.history_frames, level.floor) != (
+                trained.ref, trained.range_db, trained.history_frames, None):
+            flags = f"--level-shift {trained.ref}" + (
+                f" --level-range-db {trained.range_db}" if trained.range_db is not None else "")
+            raise ValueError(f"{run} was trained on level-shifted crops (ref {trained.ref}, range_db "
+                             f"{trained.range_db}, history {trained.history_frames} frames): export it with {flags}")
+    if level is not None and waveform_graph:
+        raise ValueError("a level-shifted bundle cannot carry the waveform graph: the running level needs the frames "
+                         "before each window, which one window's waveform lacks")
     if level is not None and level.floor is not None:  # keep_floor: the floor cell of this front end
         level = dataclasses.replace(level, floor=floor_cell(front))
     if level is not None:  # range_db: the relative floor's cell in this front end's units
