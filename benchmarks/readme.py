@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 #: the selection rule each replacing candidate (``default_<name>.json``) passed
+#: each replaced default's selection rule, in the order the replacements happened
 RULES = {"sup-heads": "selection_rule_neutral.md",
          "gain24-lowfloor-shift": "selection_rule_gain24_lowfloor_shift.md"}
 HEADLINE_TASKS = ("cough", "heart_abnormal", "crackles", "wheezes")
@@ -273,7 +274,10 @@ def replaced_summary(results: Path) -> list[str]:
     """Where the packaged default was replaced after a selection on val (``default_<candidate>.json``: the
     shipped and the candidate on val + test, written once the candidate passed its rule)."""
     out: list[str] = []
-    for path in sorted(results.glob("default_*.json")):
+    order = list(RULES)  # the replacements in the order they happened (RULES lists them so)
+    for path in sorted(results.glob("default_*.json"), key=lambda p: (
+            order.index(p.stem.removeprefix("default_")) if p.stem.removeprefix("default_") in order else len(order),
+            p.name)):
         res = _load(results, path.name)
         if not isinstance(res, dict):
             continue
