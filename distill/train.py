@@ -234,7 +234,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     bank = FeatureBank.for_corpus(corpus, front, progress=progress)
     level = cfg.level_shift()
     if level is not None:
-        level = level.with_range(front)
+        level = level.for_front(front)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "prompt_embeddings.npy", prompts)
     (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))

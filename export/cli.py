@@ -10,7 +10,6 @@ difference) and int8 vs fp32 (cosine), and stores the figures in the manifest.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from acula.export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, exp
 from acula.sdk.frontend import LogMelFrontend
 from acula.sdk.frontend_config import FrontendConfig
 from acula.sdk.label_sets import label_sets
-from acula.sdk.level import DEFAULT_REF, LevelShift, floor_cell, shift_crops, shift_cut_windows
+from acula.sdk.level import DEFAULT_REF, LevelShift, shift_crops, shift_cut_windows
 from acula.sdk.runtimes import make_backend
 
 LICENCE = ("Code Apache-2.0. Weights trained on Coswara (CC BY 4.0, LEAP Lab IISc), ESC-10 (CC BY 3.0), PhysioNet "
@@ -212,10 +211,8 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     if level is not None and waveform_graph:
         raise ValueError("a level-shifted bundle cannot carry the waveform graph: the running level needs the frames "
                          "before each window, which one window's waveform lacks")
-    if level is not None and level.floor is not None:  # keep_floor: the floor cell of this front end
-        level = dataclasses.replace(level, floor=floor_cell(front))
-    if level is not None:  # range_db: the relative floor's cell in this front end's units
-        level = level.with_range(front)
+    if level is not None:  # the floor cell keep_floor names, the relative floor's cell: in this front end's units
+        level = level.for_front(front)
     calib = calibration_sets(corpus_dir, cfg.window_frames, sorted(
         {t.calibration for t in EXPORT_TARGETS if tflite or t.backend != "tflite"} | {CALIBRATION_WINDOWS}),
         front=front, level=level)
@@ -354,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--level-keep-floor and --level-range-db exclude each other: silence lands on the relative floor")
     if args.level_range_db is not None and not args.level_range_db > 0:
         parser.error("--level-range-db must be > 0")
-    # floor: a placeholder here; export_bundle puts the student's front end's floor cell in its place
+    # floor: a placeholder here; export_bundle puts the student's front end's floor cell in its place (for_front)
     level = None if args.level_shift is None else LevelShift(ref=args.level_shift,
                                                              floor=0.0 if args.level_keep_floor else None,
                                                              range_db=args.level_range_db)

@@ -52,7 +52,7 @@ class LevelShift:
     #: level, as the training's gain augmentation leaves them.  None: every cell moves.
     floor: float | None = None
     #: ``range_db``: the relative floor, in dB under ``ref``; cells of a shifted window are raised to
-    #: ``low = ref - range_db / norm_std_db`` (:meth:`with_range`), so whatever lies more than ``range_db`` under the
+    #: ``low = ref - range_db / norm_std_db`` (:meth:`for_front`), so whatever lies more than ``range_db`` under the
     #: running level reads the same at any gain that keeps the running level ``range_db`` above the front end's
     #: absolute floor.  Digital silence lands there too, so it excludes ``floor``.  None: no relative floor.
     range_db: float | None = None
@@ -70,20 +70,19 @@ class LevelShift:
             raise ValueError(f"range_db must be > 0 and excludes keep_floor (digital silence lands on the relative "
                              f"floor), got {self.range_db} with floor {self.floor}")
 
-    def with_range(self, front: FrontendConfig) -> LevelShift:
-        """This shift with its relative floor's cell (``low``) put in the units of front end ``front``."""
-        if self.range_db is None:
-            return self
-        return dataclasses.replace(self, low=self.ref - self.range_db / front.norm_std_db)
+    def for_front(self, front: FrontendConfig) -> LevelShift:
+        """This shift with the cells that depend on front end ``front`` in its units: the floor cell ``keep_floor``
+        names (``floor`` set, to any placeholder, asks for it) and the relative floor's cell ``low``."""
+        floor = None if self.floor is None else floor_cell(front)
+        low = None if self.range_db is None else self.ref - self.range_db / front.norm_std_db
+        return dataclasses.replace(self, floor=floor, low=low)
 
     @classmethod
     def from_manifest(cls, block: dict[str, Any], front: FrontendConfig | None = None) -> LevelShift:
         """The manifest's block; ``front``: the bundle's front end, whose floor cell ``keep_floor`` names."""
-        front = front or FrontendConfig()
-        floor = floor_cell(front) if block.get("keep_floor") else None
         range_db = float(block["range_db"]) if "range_db" in block else None
-        return cls(float(block["ref"]), int(block["history_frames"]), str(block.get("gate", "relative")), floor,
-                   range_db).with_range(front)
+        return cls(float(block["ref"]), int(block["history_frames"]), str(block.get("gate", "relative")),
+                   0.0 if block.get("keep_floor") else None, range_db).for_front(front or FrontendConfig())
 
     def to_manifest(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ref": self.ref, "history_frames": self.history_frames, "gate": self.gate}
@@ -91,10 +90,11 @@ class LevelShift:
             out["range_db"] = self.range_db
         return out if self.floor is None else {**out, "keep_floor": True}
 
-    def _keep(self, out: np.ndarray, before: np.ndarray) -> np.ndarray:
+    def _floored(self, out: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """``out`` (the shifted ``before``) with the relative floor or ``keep_floor`` applied, in place."""
         if self.range_db is not None:
             if self.low is None:
-                raise ValueError("a LevelShift with range_db needs its front end: call with_range(front) first")
+                raise ValueError("a LevelShift with range_db needs its front end: call for_front(front) first")
             np.maximum(out, np.float32(self.low), out=out)
         elif self.floor is not None:
             np.copyto(out, np.float32(self.floor), where=before <= self.floor + self.FLOOR_TOLERANCE)
@@ -103,7 +103,7 @@ class LevelShift:
     def shift(self, window: np.ndarray, peaks: np.ndarray) -> np.ndarray:
         """``window`` (frames, n_mels) moved by its running level, ``peaks`` the per-frame loudest cells of the
         ``history_frames`` frames up to its end (fewer at the start of a recording); a new array."""
-        return self._keep(window - np.float32(float(_MAX(peaks)) - self.ref), window)
+        return self._floored(window - np.float32(float(_MAX(peaks)) - self.ref), window)
 
 
 def bundle_level(bundle: Any) -> LevelShift | None:
@@ -139,4 +139,4 @@ def shift_crops(level: LevelShift, crops: np.ndarray) -> np.ndarray:
     window's running level is at least that): the int8 calibration crops of a level bundle, whose input range
     they set; a new float32 array."""
     crops = np.asarray(crops, dtype=np.float32)
-    return level._keep(crops - (crops.max(axis=(1, 2)) - np.float32(level.ref))[:, None, None], crops)
+    return level._floored(crops - (crops.max(axis=(1, 2)) - np.float32(level.ref))[:, None, None], crops)

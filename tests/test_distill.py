@@ -548,7 +548,7 @@ def test_the_running_level_shift_in_training_is_the_sdks_on_a_uniform_gain_and_f
     from acula.distill.train import level_shift_crops
     from acula.sdk.level import LevelShift
 
-    level = LevelShift(range_db=60.0).with_range(FrontendConfig())
+    level = LevelShift(range_db=60.0).for_front(FrontendConfig())
     rng = np.random.default_rng(3)
     clean = rng.normal(0.0, 1.0, (3, 20, 8)).astype(np.float32)
     history = np.array([-np.inf, clean[1].max() + 0.5, clean[2].max() - 0.5], np.float32)  # none, louder, quieter

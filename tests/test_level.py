@@ -264,7 +264,7 @@ def test_a_bad_relative_floor_is_refused(tmp_path, block, message):
         sdk.load(make_toy_bundle(tmp_path / "b", level=LevelShift().to_manifest() | block))
     with pytest.raises(ValueError, match="range_db"):
         LevelShift(range_db=-1.0)
-    with pytest.raises(ValueError, match="with_range"):
+    with pytest.raises(ValueError, match="for_front"):
         LevelShift(range_db=130.0).shift(np.zeros((4, 64), np.float32), np.zeros(4, np.float32))
 
 

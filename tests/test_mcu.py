@@ -234,7 +234,7 @@ def test_a_level_kit_shifts_each_window_as_the_sdk_does(tmp_path: Path, mode: st
     keep_floor = mode == "keep-floor"
     # range: a relative floor 60 dB under ref, high enough to raise the quiet stretch's cells
     level = LevelShift(history_frames=100, floor=floor_cell(bundle.frontend) if keep_floor else None,
-                       range_db=60.0 if mode == "range" else None).with_range(bundle.frontend)
+                       range_db=60.0 if mode == "range" else None).for_front(bundle.frontend)
     bundle = dataclasses.replace(bundle, manifest={**bundle.manifest, "level": level.to_manifest()})
     kit = write_kit(bundle, BUNDLE, tmp_path / "kit", measure_arena=False)
     assert kit["level"] == level.to_manifest()
