@@ -66,9 +66,11 @@ def measure(bundle: str, backend: str, precision: str, seconds: float, yamnet: s
             t2 = clock()
             stream._add_frames(logmel, n_frames)
             pending = stream._pending()
+            # the model's input (shifted by the running level in a level bundle; before 2026-12-05 _pending did it)
+            inputs = stream._inputs(pending) if hasattr(stream, "_inputs") else pending.windows
             t3 = clock()
             if pending.windows:
-                emb, heads = model.run_windows(pending.windows)
+                emb, heads = model.run_windows(inputs)
                 t4 = clock()
                 logits = model.scorer(emb)
                 t5 = clock()

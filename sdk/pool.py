@@ -144,9 +144,11 @@ class StreamPool:
             s._fe.window_staged(n, windowed[a : a + n])
             a += n
         logmel = self.model.frontend.logmel_of_windowed(windowed, work)
+        # each frame's loudest cell, for the running level, in one pass over every stream's frames
+        peaks = None if self.model.level is None else logmel.max(axis=1)
         a = 0
         for s, n in block:
-            s._add_frames(logmel[a : a + n], n)
+            s._add_frames(logmel[a : a + n], n, None if peaks is None else peaks[a : a + n])
             a += n
 
     def _serve(self, streams: list[Stream], prepare: Callable[[int], Pending | AudioError]
@@ -159,7 +161,7 @@ class StreamPool:
             except AudioError as exc:
                 pendings.append(exc)
         ready = [p for p in pendings if isinstance(p, Pending) and p.windows]
-        emb, heads = self._run([w for p in ready for w in p.windows])
+        emb, heads = self._run(ready)
         # label logits of every ready window in one product (each row is its own product: the same values
         # as one stream's scorer call on its rows)
         logits = self.model.scorer(emb) if emb.shape[0] else {}
@@ -174,18 +176,26 @@ class StreamPool:
             a = b
         return out
 
-    def _run(self, windows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, ready: list[Pending]) -> tuple[np.ndarray, np.ndarray]:
+        """The windows of ``ready`` written straight into the batch buffer (shifted there by their running levels
+        when the model has a level shift) and run, ``max_batch`` at a time."""
+        windows = [w for p in ready for w in p.windows]
         n = len(windows)
         if not n:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        level = ready[0].level
+        levels = [v for p in ready for v in p.levels]
         if self._batch.shape[0] < min(n, self.max_batch):
             self._batch = np.empty((min(n, self.max_batch), *self._batch.shape[1:]), dtype=np.float32)
         embs, heads = [], []
         for start in range(0, n, self.max_batch):
             part = windows[start : start + self.max_batch]
             batch = self._batch[: len(part)]
-            for j, w in enumerate(part):
-                batch[j] = w
+            if level is None:
+                for j, w in enumerate(part):
+                    batch[j] = w
+            else:
+                level.shift_batch(part, levels[start : start + self.max_batch], batch)
             e, h = self.model.run_batch(batch)
             embs.append(e)
             heads.append(h)

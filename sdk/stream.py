@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Stream", "Windower", "stage_whole_blocks"]
 
+_MAX = np.maximum.reduce
+
 
 class Windower:
     """Log-mel frames in, analysis windows out: window k covers frames [k * hop_frames, k * hop_frames +
@@ -50,38 +52,61 @@ class Windower:
             self.peaks.reset()
         self.n_windows = 0  # windows handed out so far
 
-    def append(self, frames: np.ndarray) -> None:
+    def append(self, frames: np.ndarray, peaks: np.ndarray | None = None) -> None:
+        """Frames (n, n_mels); ``peaks``: their loudest cells when the caller has them already (a pool computes
+        them for all its streams' frames at once)."""
         if frames.shape[0]:
             self.frames.append(frames)
             if self.peaks is not None:
-                self.peaks.append(frames.max(axis=1))
+                self.peaks.append(frames.max(axis=1) if peaks is None else peaks)
 
-    def _window(self, start: int, end: int) -> np.ndarray:
-        window = self.frames.view(start, end)
-        if self.level is None or self.peaks is None:
-            return window
-        return self.level.shift(window, self.peaks.view(end - self.level.history_frames, end))
+    def _level(self, end: int) -> float:
+        """The running level at frame ``end``: the loudest cell of the ``history_frames`` frames up to it."""
+        assert self.level is not None and self.peaks is not None
+        return float(_MAX(self.peaks.view(end - self.level.history_frames, end)))
 
-    def ready(self) -> list[np.ndarray]:
-        """The complete windows not handed out yet (views valid until the next append)."""
-        out = []
+    def ready_raw(self) -> tuple[list[np.ndarray], list[float]]:
+        """The complete windows not handed out yet, unshifted (views valid until the next append), and, with a
+        level shift, each one's running level (else an empty list): what :meth:`LevelShift.shift_batch` writes
+        into a model's input buffer."""
+        windows, levels = [], []
         k = self.n_windows
         while k * self.hop_frames + self.window_frames <= self.frames.end:
-            out.append(self._window(k * self.hop_frames, k * self.hop_frames + self.window_frames))
+            start = k * self.hop_frames
+            windows.append(self.frames.view(start, start + self.window_frames))
+            if self.level is not None:
+                levels.append(self._level(start + self.window_frames))
             k += 1
         self.n_windows = k
-        return out
+        return windows, levels
 
-    def tiled(self) -> np.ndarray | None:
-        """For a recording shorter than one window (none handed out): its frames tiled to one window."""
+    def ready(self) -> list[np.ndarray]:
+        """The complete windows not handed out yet, shifted when the windower has a level shift (views valid
+        until the next append; shifted windows are new arrays)."""
+        windows, levels = self.ready_raw()
+        return windows if self.level is None else list(self._shifted(windows, levels))
+
+    def _shifted(self, windows: list[np.ndarray], levels: list[float]) -> np.ndarray:
+        assert self.level is not None
+        out = np.empty((len(windows), self.window_frames, self.frames.held().shape[1]), np.float32)
+        return self.level.shift_batch(windows, levels, out)
+
+    def tiled_raw(self) -> tuple[np.ndarray, float | None] | None:
+        """For a recording shorter than one window (none handed out): its frames tiled to one window, and its
+        running level (None without a level shift)."""
         held = self.frames.held()
         if self.n_windows or not held.shape[0]:
             return None
         self.n_windows = 1
         window = np.tile(held, (-(-self.window_frames // held.shape[0]), 1))[: self.window_frames]
-        if self.level is None or self.peaks is None:
-            return window
-        return self.level.shift(window, self.peaks.view(self.frames.end - self.level.history_frames, self.frames.end))
+        return window, None if self.level is None else self._level(self.frames.end)
+
+    def tiled(self) -> np.ndarray | None:
+        """:meth:`tiled_raw`'s window, shifted when the windower has a level shift."""
+        raw = self.tiled_raw()
+        if raw is None or raw[1] is None:
+            return None if raw is None else raw[0]
+        return self._shifted([raw[0]], [raw[1]])[0]
 
     def release(self) -> None:
         """Drop the frames (and frame levels) no future window needs."""
@@ -109,11 +134,15 @@ class _Held:
 
 @dataclass
 class Pending:
-    """Windows of one stream waiting for the runtime: (window_frames, n_mels) arrays and their 16 kHz spans."""
+    """Windows of one stream waiting for the runtime: unshifted (window_frames, n_mels) log-mel arrays, their
+    16 kHz spans and, for a model with a level shift, each one's running level (:meth:`inputs` writes the model's
+    input from them)."""
 
     windows: list[np.ndarray] = field(default_factory=list)
     spans: list[tuple[int, int]] = field(default_factory=list)
     padded: bool = False
+    levels: list[float] = field(default_factory=list)
+    level: LevelShift | None = None
 
 
 class Stream:
@@ -134,6 +163,7 @@ class Stream:
         self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames, model.level)
         self.gate = WindowGate(relative=model.level is not None and model.level.gate == "relative")
         self._held = _Held(threading.Lock())
+        self._in = np.empty((1, model.window_frames, model.frontend.config.n_mels), np.float32)
         self.reset()
 
     def _exclusive(self) -> _Held:
@@ -245,9 +275,11 @@ class Stream:
         if self._resampler is not None:
             self._feed(self._resampler.flush())
         pending = self._pending()
-        tiled = self.windower.tiled()
+        tiled = self.windower.tiled_raw()
         if tiled is not None:
-            pending.windows.append(tiled)
+            pending.windows.append(tiled[0])
+            if tiled[1] is not None:
+                pending.levels.append(tiled[1])
             pending.spans.append((0, self.n_samples_16k))
             pending.padded = True
         return pending
@@ -269,15 +301,28 @@ class Stream:
             self.detector.accept_power(power)
         return self._fe.stage(x)
 
-    def _add_frames(self, logmel: np.ndarray, n_frames: int) -> None:
-        """The staged frames' log-mel (computed here or, batched with other streams', by StreamPool)."""
+    def _add_frames(self, logmel: np.ndarray, n_frames: int, peaks: np.ndarray | None = None) -> None:
+        """The staged frames' log-mel (computed here or, batched with other streams', by StreamPool, which
+        passes their loudest cells, ``peaks``, too)."""
         self._fe.commit(n_frames)
-        self.windower.append(logmel)
+        self.windower.append(logmel, peaks)
 
     def _pending(self) -> Pending:
         first = self.windower.n_windows
-        windows = self.windower.ready()
-        return Pending(windows, [self._window_span(k) for k in range(first, first + len(windows))])
+        windows, levels = self.windower.ready_raw()
+        return Pending(windows, [self._window_span(k) for k in range(first, first + len(windows))], False, levels,
+                       self.windower.level)
+
+    def _inputs(self, pending: Pending) -> np.ndarray | list[np.ndarray]:
+        """The model's input for ``pending``'s windows: the windows themselves, or, with a level shift, the
+        windows shifted into the stream's own input buffer (valid until its next hop; no allocation once it
+        has grown to a hop's windows)."""
+        if pending.level is None:
+            return pending.windows
+        n = len(pending.windows)
+        if self._in.shape[0] < n:
+            self._in = np.empty((n, *self._in.shape[1:]), np.float32)
+        return pending.level.shift_batch(pending.windows, pending.levels, self._in[:n])
 
     def _window_span(self, k: int) -> tuple[int, int]:
         cfg = self.model.frontend.config
@@ -293,7 +338,7 @@ class Stream:
     def _score(self, pending: Pending) -> list[WindowResult]:
         if not pending.windows:
             return []
-        emb, heads = self.model.run_windows(pending.windows)
+        emb, heads = self.model.run_windows(self._inputs(pending))
         return self._complete(pending, emb, heads)
 
     def _complete(self, pending: Pending, emb: np.ndarray, heads: np.ndarray,

@@ -276,3 +276,22 @@ def test_export_refuses_a_relative_floor_without_the_shift_or_with_keep_floor(tm
                   ["--level-shift", "--level-range-db", "0"]):
         with pytest.raises(SystemExit):
             export_main(base + extra)
+
+
+@pytest.mark.parametrize("kind", ["plain", "range_db", "keep_floor"])
+def test_a_batch_shifted_in_place_is_each_window_shifted_alone(kind):
+    """LevelShift.shift_batch (a stream's and a pool's input buffer) gives, element for element, what
+    LevelShift.shift gives one window at a time, whatever the floor."""
+    level = {"plain": LevelShift(), "range_db": LevelShift(range_db=40.0),
+             "keep_floor": LevelShift(floor=0.0)}[kind].for_front(FLOOR160)
+    feats = np.stack(_windows(_clip(), None))
+    floor = level.floor if level.floor is not None else float(feats.min())
+    feats[:, :3] = floor  # digital silence on some cells
+    windows = list(feats)
+    peaks = [feats[max(0, k - 5) : k + 1].max(axis=(1, 2)) for k in range(len(windows))]
+    out = np.full((len(windows) + 2, *feats.shape[1:]), np.nan, np.float32)
+    got = level.shift_batch(windows, [float(p.max()) for p in peaks], out[: len(windows)])
+    np.testing.assert_array_equal(got, np.stack([level.shift(w, p) for w, p in zip(windows, peaks, strict=True)]))
+    assert np.isnan(out[len(windows):]).all()  # nothing written past the windows
+    with pytest.raises(ValueError):
+        level.shift_batch(windows, [0.0], out)

@@ -178,3 +178,35 @@ def test_a_step_of_one_stream_is_the_streams_own_accept_bit_for_bit(model: sdk.M
     bad[3] = np.inf
     (err,) = pool.accept([(pooled, bad, 16000)])
     assert isinstance(err, AudioError)
+
+
+def test_the_pool_shifts_each_window_into_its_batch_as_the_stream_shifts_it():
+    """On a level bundle the pool writes each window, moved by its stream's running level, straight into its
+    batch buffer (and takes the frames' peaks from one pass over all streams): bit for bit the windows each
+    stream's own Windower hands out."""
+    if "default" not in sdk.available_models():
+        pytest.skip("no packaged default bundle")
+    m = sdk.load("default", precision="fp32")
+    assert m.level is not None
+    batches: list[np.ndarray] = []
+    run_batch = m.run_batch
+    m.run_batch = lambda b: (batches.append(b.copy()), run_batch(b))[1]  # type: ignore[method-assign]
+    xs = [synth_recording(5.0, seed=20 + i)[0] * np.float32(10 ** (-g / 20)) for i, g in enumerate((0, 18, 36))]
+    serve(StreamPool(m, max_batch=2), xs, [16000] * 3, 7680)
+    got = np.concatenate(batches)
+    per_stream = []
+    for x in xs:
+        s = m.stream()
+        fe, win = s._fe, s.windower
+        for a in range(0, x.size, 7680):
+            win.append(fe.accept(x[a : a + 7680]))
+            per_stream.append([w.copy() for w in win.ready()])
+            win.release()
+        tiled = win.tiled()
+        per_stream.append([] if tiled is None else [tiled])
+    # the pool's order: step by step, stream by stream
+    n_steps = -(-xs[0].size // 7680)
+    order = [w for k in range(n_steps) for i in range(3) for w in per_stream[i * (n_steps + 1) + k]]
+    order += [w for i in range(3) for w in per_stream[i * (n_steps + 1) + n_steps]]
+    assert got.shape[0] == len(order) > 0
+    np.testing.assert_array_equal(got, np.stack(order))
