@@ -18,7 +18,7 @@ from acula.aligner.config import check_level_norm_db, known_fields
 from acula.aligner.frontend_torch import level_normalise
 from torch import nn
 
-TIME_POOLS = ("mean", "mean+max", "mean|max")
+TIME_POOLS = ("mean", "mean+max", "mean|max", "gated")
 ALLOWED_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 REFUSED_ACTIVATIONS = {
     "gelu": "GELU has no int8 kernel in TFLite and is approximated in ONNX QDQ; use relu or relu6.",
@@ -62,7 +62,13 @@ class StudentConfig:
     #: or "mean+max" (average over frequency blocks, then the time mean plus the time maximum, as PANNs do), so
     #: a transient that fills one time step (a crackle lasts < 20 ms) is not diluted by the quiet ones; or
     #: "mean|max", the two side by side (twice the pooled width), so the layers after them weigh each per output.
-    #: All are plain ops (AVERAGE_POOL_2D, MAX_POOL_2D, ADD, CONCATENATION) with int8 kernels in every runtime.
+    #: "gated": a learned weighting of the time steps, per frequency block: a 1x1 convolution scores each step and
+    #: the step counts 2 * sigmoid(score) times (0 to 2) in the time average.  Initialised to zero scores, so
+    #: training starts from "mean" exactly and moves only as far as the loss pulls it toward the steps that
+    #: carry a transient.  (A softmax over the steps converts to seven float ops, five of them outside the MCU
+    #: kit's kernels; a sigmoid gate is one LOGISTIC and one MUL, int8 everywhere.)
+    #: All are plain ops (AVERAGE_POOL_2D, MAX_POOL_2D, ADD, CONCATENATION; CONV_2D, LOGISTIC, MUL) with int8
+    #: kernels in every runtime.
     time_pool: str = "mean"
 
     def __post_init__(self) -> None:
@@ -119,6 +125,7 @@ class StreamingStudent(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d((cfg.n_freq_bins, 1))
         self.time_pools: nn.ModuleList | None = None
+        self.time_score: nn.Conv2d | None = None
         if cfg.time_pool != "mean":
             with torch.no_grad():
                 _, _, n_freq, n_time = self.features(torch.zeros(1, 1, cfg.n_mels, cfg.window_frames)).shape
@@ -128,6 +135,10 @@ class StreamingStudent(nn.Module):
             # static kernels (the window's size is fixed), so every exporter writes plain pooling ops
             self.time_pools = nn.ModuleList([nn.AvgPool2d((n_freq // cfg.n_freq_bins, 1)),
                                              nn.AvgPool2d((1, n_time)), nn.MaxPool2d((1, n_time))])
+            if cfg.time_pool == "gated":
+                self.time_score = nn.Conv2d(cfg.channels[-1], 1, 1)
+                nn.init.zeros_(self.time_score.weight)
+                nn.init.zeros_(self.time_score.bias)
         pooled = cfg.channels[-1] * cfg.n_freq_bins * (2 if cfg.time_pool == "mean|max" else 1)
         self.embed: nn.Module = (nn.Linear(pooled, cfg.embed_dim) if cfg.embed_rank is None else
                                  nn.Sequential(nn.Linear(pooled, cfg.embed_rank, bias=False),
@@ -148,6 +159,11 @@ class StreamingStudent(nn.Module):
             blocks = per_freq(x)
             if self.cfg.time_pool == "mean+max":
                 pooled = (time_mean(blocks) + time_max(blocks)).flatten(1)
+            elif self.cfg.time_pool == "gated":
+                # each time step of each frequency block weighted 0..2 (1 at zero score: the plain mean)
+                assert self.time_score is not None
+                # (the factor 2 after the average: before it, int8 TFLite conversion fails a same-scale check)
+                pooled = (time_mean(blocks * torch.sigmoid(self.time_score(blocks))) * 2.0).flatten(1)
             else:
                 pooled = torch.cat([time_mean(blocks).flatten(1), time_max(blocks).flatten(1)], dim=1)
         return self.embed(pooled), self.heads(pooled)

@@ -189,9 +189,38 @@ def test_time_pooling_with_a_max_is_the_stated_pooling_and_exports(tmp_path, tim
     np.testing.assert_allclose(run_onnx(path, x.numpy()), emb.numpy(), atol=1e-4)
 
 
+def test_gated_pooling_starts_as_the_mean_and_learns_per_block_weights_that_export(tmp_path) -> None:
+    from acula.export.cli import run_onnx
+    from acula.export.writers import export_onnx_fp32
+
+    torch.manual_seed(0)
+    cfg = StudentConfig(channels=(16, 32), strides=(2, 2), time_pool="gated")
+    student = StreamingStudent(cfg).eval()
+    plain = StreamingStudent(dataclasses.replace(cfg, time_pool="mean")).eval()
+    plain.load_state_dict({k: v for k, v in student.state_dict().items() if not k.startswith("time_score")})
+    assert sum(p.numel() for p in student.parameters()) - sum(p.numel() for p in plain.parameters()) == 32 + 1
+    x = torch.randn(8, 62, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(student(x)[0], plain(x)[0])  # zero scores: every step weighs 1, the plain mean
+        assert student.time_score is not None
+        student.time_score.weight.normal_()
+        student.time_score.bias.fill_(0.3)
+        fmap = student.features(x.transpose(1, 2).unsqueeze(1))  # (8, 32, 16 mel rows, 16 time steps)
+        blocks = fmap.reshape(8, 32, 2, 8, 16).mean(dim=3)  # n_freq_bins 2
+        scores = torch.einsum("bcft,c->bft", blocks, student.time_score.weight.flatten()) + 0.3
+        w = 2 * torch.sigmoid(scores)
+        expected = (blocks * w[:, None]).mean(dim=3).flatten(1)
+        emb, heads = student(x)
+    assert not torch.allclose(emb, plain(x)[0].detach(), atol=1e-3)
+    torch.testing.assert_close(emb, student.embed(expected))
+    torch.testing.assert_close(heads, student.heads(expected))
+    path = export_onnx_fp32(student, tmp_path / "gated.onnx")
+    np.testing.assert_allclose(run_onnx(path, x.numpy()), emb.numpy(), atol=1e-4)
+
+
 def test_time_pooling_options_are_checked() -> None:
     with pytest.raises(ValueError, match="time_pool"):
-        StudentConfig(time_pool="attention")
+        StudentConfig(time_pool="median")
     with pytest.raises(ValueError, match="equal blocks"):
         StreamingStudent(StudentConfig(channels=(16, 32), strides=(2, 2), n_freq_bins=3, time_pool="mean+max"))
 
