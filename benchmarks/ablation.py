@@ -544,6 +544,28 @@ def lowfloor_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None
         status, stored, (LEVEL_MARGINS, LEVEL_MARGINS), shared_only=True)
 
 
+#: selection_rule_gain24_lowfloor_shift_gated.md: LEVEL_MARGINS, with check 3 allowing +0.01 (both recipes are
+#: level-blind; the shipped one's largest mean gain shift is 0.000-0.001, so "no larger" would judge noise)
+GATED_MARGINS = {**LEVEL_MARGINS, 3: 0.01}
+SHIPPED_SHIFT = "gain24-lowfloor-shift seed"
+
+
+def gated_pool_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                           stored: dict[str, Any] | None = None) -> list[str]:
+    """gain24-lowfloor-shift-gated (the shipped recipe with gated time pooling in the student) against the shipped
+    recipe's own three seeds, seed for seed, with ``GATED_MARGINS`` on both splits
+    (``selection_rule_gain24_lowfloor_shift_gated.md``; ``stored``: ``selection_gain24-lowfloor-shift_val.json``, where
+    the shipped recipe's seeds were judged)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift-gated seed", SHIPPED_SHIFT,
+        "gated time pooling in the student (`time_pool` gated: a 1x1 convolution scores each time step of each "
+        "frequency block, the step weighs 2 x sigmoid(score) in the time average, zero-initialised: the mean at the "
+        "start; 33 parameters, int8 LOGISTIC + MUL) on the shipped recipe (gain24-lowfloor-shift-gated) against the "
+        "shipped recipe, three seeds each, seed for seed", "gated vs shipped",
+        "selection_rule_gain24_lowfloor_shift_gated.md", status, stored, (GATED_MARGINS, GATED_MARGINS),
+        shared_only=True)
+
+
 def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
                                stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-lowfloor-shift (gain24-lowfloor-r130 with the running-level shift and relative floor in distillation
