@@ -548,6 +548,9 @@ def lowfloor_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None
 #: level-blind; the shipped one's largest mean gain shift is 0.000-0.001, so "no larger" would judge noise)
 GATED_MARGINS = {**LEVEL_MARGINS, 3: 0.01}
 SHIPPED_SHIFT = "gain24-lowfloor-shift seed"
+#: selection_rule_gain24_lowfloor_shift_kdens.md: the lever must raise native mean by 0.005; the other checks as
+#: GATED_MARGINS, with the band-limit margin of the null check (+0.02)
+KDENS_SHIFT_MARGINS = {**GATED_MARGINS, 1: 0.005}
 
 
 def gated_pool_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
