@@ -75,16 +75,16 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
     level_shift = LevelShift(ref, history)  # the SDK's own shift (sdk.level), on top of whatever the bundle does
     floor = np.float32(ref - range_db / STD_DB)
     base_reset, base_append = st.Windower.reset, st.Windower.append
-    base_ready, base_tiled = st.Windower.ready, st.Windower.tiled
+    base_ready, base_tiled = st.Windower.ready_raw, st.Windower.tiled_raw
 
     def reset(self: st.Windower) -> None:
         base_reset(self)
         self.frame_peaks = []
 
-    def append(self: st.Windower, frames: np.ndarray) -> None:
+    def append(self: st.Windower, frames: np.ndarray, peaks: np.ndarray | None = None) -> None:
         if frames.shape[0]:
             self.frame_peaks.extend(frames.max(axis=1).tolist())
-        base_append(self, frames)
+        base_append(self, frames, peaks)
 
     def shifted(self: st.Windower, window: np.ndarray, end: int) -> np.ndarray:
         if not getattr(self, "level_shifted", True):
@@ -92,17 +92,20 @@ def patch_windower(history_s: float, range_db: float, ref: float, only: Sequence
         out = level_shift.shift(window, np.asarray(self.frame_peaks[max(0, end - history) : end], np.float32))
         return np.maximum(out, floor, out=out) if range_db > 0 else out
 
-    def ready(self: st.Windower) -> list[np.ndarray]:
+    # the windows the stream scores come from ready_raw / tiled_raw (a level bundle's own running levels ride
+    # along and shift them once more, after this shift; ready / tiled go through these too)
+    def ready_raw(self: st.Windower) -> tuple[list[np.ndarray], list[float]]:
         first = self.n_windows  # window k ends at frame k * hop_frames + window_frames
+        windows, levels = base_ready(self)
         return [shifted(self, w, (first + i) * self.hop_frames + self.window_frames)
-                for i, w in enumerate(base_ready(self))]
+                for i, w in enumerate(windows)], levels
 
-    def tiled(self: st.Windower) -> np.ndarray | None:
-        window = base_tiled(self)
-        return None if window is None else shifted(self, window, len(self.frame_peaks))
+    def tiled_raw(self: st.Windower) -> tuple[np.ndarray, float | None] | None:
+        raw = base_tiled(self)
+        return None if raw is None else (shifted(self, raw[0], len(self.frame_peaks)), raw[1])
 
-    st.Windower.reset, st.Windower.append, st.Windower.ready, st.Windower.tiled = (  # type: ignore[method-assign]
-        reset, append, ready, tiled)
+    st.Windower.reset, st.Windower.append, st.Windower.ready_raw, st.Windower.tiled_raw = (  # type: ignore[method-assign]
+        reset, append, ready_raw, tiled_raw)
 
 
 def patch_gate(only: Sequence[str] | None = None) -> None:
@@ -126,20 +129,22 @@ def patch_gate(only: Sequence[str] | None = None) -> None:
 
 
 def patch_keep_floor(amin_power: float) -> None:
-    """Make ``sdk.level.LevelShift.shift`` leave the cells at the floor of a front end with ``amin_power`` where
-    they are (see the module doc)."""
+    """Make ``sdk.level.LevelShift.shift_batch`` (which ``shift``, a stream and a pool all shift through) leave the
+    cells at the floor of a front end with ``amin_power`` where they are (see the module doc)."""
     from acula.sdk import level as lv
     from acula.sdk.frontend_config import FrontendConfig
 
     floor = lv.floor_cell(FrontendConfig(amin_power=amin_power))  # the log-mel of digital silence
-    base_shift = lv.LevelShift.shift
+    base_shift = lv.LevelShift.shift_batch
 
-    def shift(self: lv.LevelShift, window: np.ndarray, peaks: np.ndarray) -> np.ndarray:
-        out = base_shift(self, window, peaks)
-        np.copyto(out, np.float32(floor), where=window <= floor)
+    def shift_batch(self: lv.LevelShift, windows: Sequence[np.ndarray], levels: Sequence[float],
+                    out: np.ndarray) -> np.ndarray:
+        out = base_shift(self, windows, levels, out)
+        for j, window in enumerate(windows):
+            np.copyto(out[j], np.float32(floor), where=window <= floor)
         return out
 
-    lv.LevelShift.shift = shift  # type: ignore[method-assign]
+    lv.LevelShift.shift_batch = shift_batch  # type: ignore[method-assign]
 
 
 def measure_ref(corpus_dir: str, history_s: float, n: int = 400) -> float:

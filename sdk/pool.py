@@ -82,10 +82,12 @@ class StreamPool:
             s.events += s.detector.flush()
         return out
 
-    @staticmethod
-    def _unique(streams: list[Stream]) -> list[Stream]:
+    def _unique(self, streams: list[Stream]) -> list[Stream]:
         if len({id(s) for s in streams}) != len(streams):
             raise ValueError("a stream appears twice in one pool step; give each stream at most one chunk a step")
+        if any(s.model is not self.model for s in streams):
+            raise ValueError("a stream of another model in this pool: a pool runs every window through its own model "
+                             "(and its level shift); make the streams with pool.stream() or pool.model.stream()")
         return streams
 
     @staticmethod

@@ -135,8 +135,8 @@ class _Held:
 @dataclass
 class Pending:
     """Windows of one stream waiting for the runtime: unshifted (window_frames, n_mels) log-mel arrays, their
-    16 kHz spans and, for a model with a level shift, each one's running level (:meth:`inputs` writes the model's
-    input from them)."""
+    16 kHz spans and, for a model with a level shift, each one's running level (:meth:`Stream._inputs` writes the
+    model's input from them)."""
 
     windows: list[np.ndarray] = field(default_factory=list)
     spans: list[tuple[int, int]] = field(default_factory=list)

@@ -83,7 +83,7 @@ def test_calibration_crops_are_shifted_by_their_own_peak():
 def test_the_sdk_shift_is_the_one_the_level_floor_experiment_measured(monkeypatch):
     from acula.sdk import stream as st
 
-    for name in ("reset", "append", "ready", "tiled"):
+    for name in ("reset", "append", "ready_raw", "tiled_raw"):
         monkeypatch.setattr(st.Windower, name, getattr(st.Windower, name))
     script = Path(__file__).resolve().parents[1] / "scripts" / "level_floor_experiment.py"
     spec = importlib.util.spec_from_file_location("level_floor_experiment", script)

@@ -20,7 +20,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "level_floor_experime
 def experiment(monkeypatch):
     from acula.aligner.systems import BundleSystem
 
-    for name in ("reset", "append", "ready", "tiled"):  # restored after the test
+    for name in ("reset", "append", "ready_raw", "tiled_raw"):  # restored after the test
         monkeypatch.setattr(st.Windower, name, getattr(st.Windower, name))
     monkeypatch.setattr(st.Stream, "__init__", st.Stream.__init__)
     monkeypatch.setattr(BundleSystem, "__init__", BundleSystem.__init__)
@@ -29,7 +29,7 @@ def experiment(monkeypatch):
     monkeypatch.setattr(WindowGate, "__init__", WindowGate.__init__)
     from acula.sdk.level import LevelShift
 
-    monkeypatch.setattr(LevelShift, "shift", LevelShift.shift)
+    monkeypatch.setattr(LevelShift, "shift_batch", LevelShift.shift_batch)
     spec = importlib.util.spec_from_file_location("level_floor_experiment", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

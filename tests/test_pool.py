@@ -79,6 +79,16 @@ def test_pool_refuses_a_stream_twice_in_one_step(model: sdk.Model):
         pool.accept([(s, np.zeros(100, np.float32), 16000), (s, np.zeros(100, np.float32), 16000)])
 
 
+def test_pool_refuses_a_stream_of_another_model(model: sdk.Model, tmp_path):
+    other = sdk.load(make_toy_bundle(tmp_path / "other"), precision="fp32")
+    pool = StreamPool(model)
+    chunk = np.zeros(7680, np.float32)
+    with pytest.raises(ValueError, match="another model"):
+        pool.accept([(pool.stream(), chunk, 16000), (other.stream(), chunk, 16000)])
+    with pytest.raises(ValueError, match="another model"):
+        pool.flush([other.stream()])
+
+
 def test_pool_on_the_packaged_default_within_tolerance():
     if "default" not in sdk.available_models():
         pytest.skip("no packaged default bundle")
