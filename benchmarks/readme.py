@@ -110,12 +110,14 @@ def render(results: Path) -> str:
         sp = _load(results, path.name)
         if not isinstance(sp, dict):
             continue
+        repeats = sp["rows"][0].get("repeats", 1) if sp["rows"] else 1
+        median = f", the median of {repeats} interleaved runs" if repeats > 1 else ""
         cells = "; ".join(f"{r['streams']}: {r['pool']['streams_per_core']:,.0f} ({r['pool']['over_model_only']:.1f}x "
                           f"model-only, step p99 {r['pool']['step_p99_ms']:.1f} ms)" for r in sp["rows"])
         lines += [f"**Many streams on one core** (`python -m acula.benchmarks.stream_pool --steps 24 --json "
                   f"benchmarks/results/{path.name}`; {sp['machine'].split(', 2 cores')[0]}, {sp['backend']} "
-                  f"{sp['precision']}, `StreamPool`): streams served in real time per core, by streams served: "
-                  f"{cells}.", ""]
+                  f"{sp['precision']}, `StreamPool`{median}): streams served in real time per core, by streams "
+                  f"served: {cells}.", ""]
     br = _load(results, "bridge_decoder.json")
     if isinstance(br, dict):
         lines += [f"**Bridge decoder** (`python -m acula.benchmarks.bridge_decoder --json "
