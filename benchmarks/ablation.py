@@ -569,6 +569,20 @@ def gated_pool_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = No
         shared_only=True)
 
 
+def kdens_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                            stored: dict[str, Any] | None = None) -> list[str]:
+    """gain24-lowfloor-shift-kdens (the two-teacher KD ensemble on the shipped recipe) against the shipped recipe's
+    own three seeds, seed for seed, with ``KDENS_SHIFT_MARGINS`` (``selection_rule_gain24_lowfloor_shift_kdens.md``;
+    ``stored``: ``selection_gain24-lowfloor-shift_val.json``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift-kdens seed", SHIPPED_SHIFT,
+        "the two-teacher KD ensemble (gain24-kdens: the zero-shot KD target is the mean of two aligned teachers' "
+        "label-set probabilities) on the shipped recipe (gain24-lowfloor-shift-kdens) against the shipped recipe, "
+        "three seeds each, seed for seed; native mean must rise 0.005", "kdens on shipped vs shipped",
+        "selection_rule_gain24_lowfloor_shift_kdens.md", status, stored, (KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS),
+        shared_only=True)
+
+
 def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
                                stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-lowfloor-shift (gain24-lowfloor-r130 with the running-level shift and relative floor in distillation
@@ -1020,6 +1034,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val, test, stored: gated_pool_three_seeds(
          val, test, "; rejected: the native mean does not move on val (crackles, its purpose, falls in every seed), "
                     "and on test native under noise falls 0.015", stored)),
+    (("selection_gain24-lowfloor-shift-kdens_val.json", "selection_gain24-lowfloor-shift_val.json"),
+     lambda val, stored: kdens_shift_three_seeds(
+         val, None, "; rejected: on the level-blind recipe the ensemble adds 0.002 native (0.009 on the previous "
+                    "recipe); crackles probe +0.039", stored)),
     (("selection_gain24-lowfloor-r130_val.json", "seed_gain24-rebuilt_val.json"),
      lambda val, stored: lowfloor_three_seeds(
          val, None, "; not kept: the gain target met in full in every seed (largest max shift 0.007), the native "
