@@ -104,9 +104,10 @@ class Windower:
     def tiled(self) -> np.ndarray | None:
         """:meth:`tiled_raw`'s window, shifted when the windower has a level shift."""
         raw = self.tiled_raw()
-        if raw is None or raw[1] is None:
-            return None if raw is None else raw[0]
-        return self._shifted([raw[0]], [raw[1]])[0]
+        if raw is None:
+            return None
+        window, level = raw
+        return window if level is None else self._shifted([window], [level])[0]
 
     def release(self) -> None:
         """Drop the frames (and frame levels) no future window needs."""
