@@ -1,16 +1,19 @@
-"""A first-in first-out buffer of rows (samples or frames) that a stream appends to and drops from.
+"""A first-in first-out buffer of rows (samples or frames) that a stream appends to and drops from, and a store
+of a stream's samples that keeps only the ones that may be read again.
 
-One preallocated array, compacted in place and grown by doubling only when it is full, so appending a hop
-and dropping what no window needs any more allocates nothing in the steady state; reads are views.
+A :class:`Fifo` is one preallocated array, compacted in place and grown by doubling only when it is full, so
+appending a hop and dropping what no window needs any more allocates nothing in the steady state; reads are
+views.
 """
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Fifo"]
+__all__ = ["Fifo", "SampleStore"]
 
 
 class Fifo:
@@ -68,3 +71,70 @@ class Fifo:
         if n > 0:
             self._start += n
             self.base += n
+
+
+class SampleStore:
+    """A stream's samples by global index, kept only where they may be read again: each appended chunk keeps a
+    suffix of itself (all of it, part, or none), as its own piece.  :class:`sdk.quality.WindowGate` keeps every
+    sample of a stream whose windows have ragged edges, and on the block grid only the chunks that reach the
+    clip level and the samples of a block still open; a hop of quiet samples on the grid is not copied at all.
+
+    ``base`` is the global index of the oldest sample still held (or skipped); ``end`` one past the newest.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._starts: list[int] = []  # global index of each piece's first sample, ascending
+        self._pieces: list[np.ndarray] = []  # float32 copies, never views of a caller's array
+        self.base = self.end = 0
+
+    def append(self, x: np.ndarray, keep_from: int = 0) -> None:
+        """Samples of shape (n,) follow the last ones; ``x[keep_from:]`` is kept (as float32), the rest skipped."""
+        n = x.shape[0]
+        if keep_from < n:
+            self._starts.append(self.end + keep_from)
+            self._pieces.append(np.array(x[keep_from:], dtype=np.float32))
+        self.end += n
+
+    def view(self, start: int, stop: int, skipped_as_zero: bool = False) -> np.ndarray:
+        """Global samples [start, stop), clipped to what is held: a view where one piece holds them all, else a
+        new array.  A skipped sample raises RuntimeError (a read the keeping rule should have foreseen), or reads
+        as 0.0 with ``skipped_as_zero``, for a reader that looks only at samples at the clip level."""
+        start, stop = max(start, self.base), min(stop, self.end)
+        if stop <= start:
+            return np.zeros(0, np.float32)
+        k = max(0, bisect.bisect_right(self._starts, start) - 1)
+        if k < len(self._starts) and self._starts[k] <= start and stop <= self._starts[k] + self._pieces[k].shape[0]:
+            s = self._starts[k]
+            return self._pieces[k][start - s : stop - s]
+        out = np.zeros(stop - start, np.float32)
+        covered = 0
+        for s, piece in zip(self._starts[k:], self._pieces[k:], strict=True):
+            if s >= stop:
+                break
+            lo, hi = max(s, start), min(s + piece.shape[0], stop)
+            if lo < hi:
+                out[lo - start : hi - start] = piece[lo - s : hi - s]
+                covered += hi - lo
+        if covered < stop - start and not skipped_as_zero:
+            raise RuntimeError(f"samples [{start}, {stop}) were read but only {covered} of them were kept")
+        return out
+
+    def pieces(self) -> list[tuple[int, np.ndarray]]:
+        """The kept samples from ``base`` on, as (global start, samples) per piece."""
+        out = []
+        for s, piece in zip(self._starts, self._pieces, strict=True):
+            if s + piece.shape[0] > self.base:
+                out.append((max(s, self.base), piece[max(0, self.base - s) :]))
+        return out
+
+    def drop_before(self, index: int) -> None:
+        """Forget the samples before global ``index``."""
+        self.base = min(max(self.base, index), self.end)
+        k = 0
+        while k < len(self._starts) and self._starts[k] + self._pieces[k].shape[0] <= self.base:
+            k += 1
+        if k:
+            del self._starts[:k], self._pieces[:k]

@@ -165,6 +165,10 @@ class Stream:
         self.gate = WindowGate(relative=model.level is not None and model.level.gate == "relative")
         self._held = _Held(threading.Lock())
         self._in = np.empty((1, model.window_frames, model.frontend.config.n_mels), np.float32)
+        start, end = self._window_span(1)
+        #: every window starts and ends on the quality gate's block grid at the model's rate (the default's: hops
+        #: of 15 blocks, windows of 63), so a stream at that rate lets its gate keep only the samples it may read
+        self._on_block_grid = start % WindowGate.BLOCK == 0 and end % WindowGate.BLOCK == 0
         self.reset()
 
     def _exclusive(self) -> _Held:
@@ -230,6 +234,7 @@ class Stream:
         mono, rate, n_channels = validate_samples(chunk, sample_rate_hz, self._n_channels)
         if self._rate is None:
             self._rate = rate
+            self.gate.sparse = rate == self.model.sample_rate_hz and self._on_block_grid
             if rate != self.model.sample_rate_hz:
                 from acula.sdk.resample import StreamingResampler  # only streams at another rate need it
 

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from acula.sdk.audio import AudioError, NonFiniteAudioError  # noqa: E402
+from acula.sdk.audio import AudioError, NonFiniteAudioError, resample  # noqa: E402
 from acula.sdk.synth import synth_recording  # noqa: E402
 
 from acula import sdk  # noqa: E402
@@ -58,9 +58,29 @@ def test_stream_results_do_not_depend_on_chunking(model: sdk.Model, sizes: list[
 def stream_state(stream) -> tuple:
     """What a hop leaves behind in a stream's gate, meter and cough envelope."""
     m = stream._meter
-    return (stream.gate.samples.held().tolist(), stream.gate._blocks.held().tolist(), stream.gate.block_open,
+    return ([(a, x.tolist()) for a, x in stream.gate.samples.pieces()], stream.gate._blocks.held().tolist(),
+            stream.gate.block_open,
             (m.n_samples, m.n_clipped, m._peak, m._sum, m._sumsq, m._run, m._last),
             list(stream.detector._power), stream.detector._power_base, stream.n_samples_16k)
+
+
+
+def test_a_16khz_stream_keeps_no_quiet_samples_and_a_44khz_stream_keeps_its_ragged_edges(model: sdk.Model):
+    """At the model's rate every window lies on the gate's block grid, so quiet hops are measured and not kept
+    (sdk.fifo.SampleStore); at 44.1 kHz windows have ragged edges in source samples, so every sample from the
+    next window's start is kept."""
+    x, _ = synth_recording(6.0, seed=5)
+    at16 = model.stream()
+    for i in range(0, x.size - 7680 + 1, 7680):
+        at16.accept(x[i : i + 7680], 16000)
+    assert at16.gate.sparse and at16.gate.samples.pieces() == []
+    y = resample(x, 16000, 44100)
+    at44 = model.stream()
+    for i in range(0, y.size, 4410):
+        at44.accept(y[i : i + 4410], 44100)
+    held = at44.gate.samples
+    kept = sum(p.shape[0] for _, p in held.pieces())
+    assert not at44.gate.sparse and kept == held.end - held.base > 4410  # every sample from the next window's start
 
 
 def test_hop_sized_chunks_take_the_whole_block_path_and_leave_the_general_paths_state(model: sdk.Model,

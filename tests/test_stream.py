@@ -1,10 +1,10 @@
-"""The parts of a Stream, each alone: Fifo, Windower, WindowGate (quality gate) and LabelScorer."""
+"""The parts of a Stream, each alone: Fifo, SampleStore, Windower, WindowGate (quality gate) and LabelScorer."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from acula.sdk.fifo import Fifo
+from acula.sdk.fifo import Fifo, SampleStore
 from acula.sdk.quality import CLIP_LEVEL, WindowGate, assess_quality
 from acula.sdk.scoring import LabelScorer, softmax
 from acula.sdk.stream import Windower
@@ -18,6 +18,76 @@ def test_fifo_keeps_order_across_compaction_and_growth():
         f.drop_before(max(0, f.end - 11))
         np.testing.assert_array_equal(f.held(), rows[f.base : f.end])
     np.testing.assert_array_equal(f.view(f.end - 3, f.end + 5), rows[-3:])  # clipped to what is held
+
+
+
+def test_sample_store_keeps_suffixes_reads_views_and_refuses_skipped_samples():
+    x = np.arange(100, dtype=np.float32)
+    s = SampleStore()
+    s.append(x[:30])  # kept whole
+    s.append(x[30:60], keep_from=30)  # skipped
+    s.append(x[60:80], keep_from=5)  # [65, 80) kept
+    s.append(x[80:100].astype(np.float64))  # kept, as float32
+    assert (s.base, s.end) == (0, 100)
+    inside = s.view(66, 79)
+    np.testing.assert_array_equal(inside, x[66:79])
+    assert np.shares_memory(inside, s.pieces()[1][1])  # one piece holds it: a view
+    np.testing.assert_array_equal(s.view(70, 95), x[70:95])  # across two kept pieces: assembled
+    assert s.view(95, 200).tolist() == x[95:].tolist()  # clipped to what is held
+    with pytest.raises(RuntimeError, match="only 5 of them were kept"):
+        s.view(25, 35)
+    want = x[20:70].copy()
+    want[10:45] = 0.0
+    np.testing.assert_array_equal(s.view(20, 70, skipped_as_zero=True), want)
+    s.drop_before(70)
+    assert s.base == 70 and [(a, p[0]) for a, p in s.pieces()] == [(70, 70.0), (80, 80.0)]
+    assert s.view(0, 72).tolist() == [70.0, 71.0]
+    s.append(x[:0])
+    s.drop_before(500)
+    assert (s.base, s.end, s.pieces()) == (100, 100, [])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sparse_gate_judges_grid_windows_as_the_full_gate_and_keeps_only_what_they_can_read(seed: int):
+    """A gate on the block grid (``sparse``, what a 16 kHz stream sets) keeps the chunks that reach the clip
+    level and the samples of the block left open, and judges every window on the grid, and the ragged end of a
+    flushed stream, exactly as a gate that keeps every sample; quiet hops leave nothing behind."""
+    rng = np.random.default_rng(seed)
+    hop, window = 15 * 512, 63 * 512
+    x = (rng.normal(0, 0.1, 30 * hop) * np.repeat(10.0 ** rng.uniform(-4, 0, 30), hop)).astype(np.float32)
+    x[9 * hop + 100 : 9 * hop + 400] = 1.0  # flat tops: their chunks are kept, and counted sample by sample
+    x[22 * hop + 1000 : 22 * hop + 1300] = -1.0
+    total = x.size - int(rng.integers(1, 511))  # the stream ends inside a block
+    sparse, full = WindowGate(), WindowGate()
+    sparse.sparse = True
+    pos, n, kept, flagged = 0, 0, [], []
+    # hops on the grid (the first clip arrives in one), then chunks of any length (the second clip in them)
+    sizes = [1000, 2 * hop - 1000] + [hop] * 10 + [int(v) for v in rng.integers(1, 3 * hop, 40)]
+    while pos < total:
+        size = sizes.pop(0)
+        chunk = x[pos : min(total, pos + size)]
+        if chunk.shape[0] == hop and not sparse.block_open:
+            from acula.sdk.quality import block_stats
+
+            blocks, totals = block_stats(chunk.astype(np.float64).reshape(1, -1, 512))
+            sparse.append_blocks(chunk.astype(np.float64), blocks[0], totals[0])
+        else:
+            sparse.append(chunk)
+        full.append(chunk)
+        pos += chunk.shape[0]
+        while n * hop + window <= pos:
+            got = sparse.problems(n * hop, n * hop + window)
+            assert got == full.problems(n * hop, n * hop + window)
+            flagged.append(got)
+            n += 1
+            for g in (sparse, full):
+                g.drop_before(n * hop)
+        kept.append(sum(p.shape[0] for _, p in sparse.samples.pieces()))
+    assert sparse.problems(n * hop, total) == full.problems(n * hop, total)  # the flushed stream's ragged end
+    assert sparse.loudest_dbfs == full.loudest_dbfs
+    assert n > 20 and 6 < sum("clipped" in f for f in flagged) < n
+    held = sum(p.shape[0] for _, p in full.samples.pieces())
+    assert max(kept) <= 3 * hop + 512 < held  # the clipped chunk at most, never a window's samples
 
 
 def test_windower_hands_out_each_window_once_as_views_of_the_frames():
