@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from acula.sdk.quality import row_dots
 
 
 @dataclass(frozen=True)
@@ -119,18 +120,9 @@ def _split_bout(level_db: np.ndarray, a: int, b: int, need: float, cfg: Screenin
     return [(s, e) for s, e in kept]
 
 
-def _row_dots(a: np.ndarray) -> np.ndarray:
-    """Each row's dot product with itself, shape (..., m) -> (...): one product per row, the same whatever the
-    leading shape (one stream's frames or many streams' at once)."""
-    return np.vecdot(a, a) if _HAS_VECDOT else np.einsum("...j,...j->...", a, a)
-
-
-_HAS_VECDOT = hasattr(np, "vecdot")
-
-
 def frame_power(frames: np.ndarray, frame_samples: int) -> np.ndarray:
     """Mean-square power of float64 envelope frames, shape (..., frame_samples) -> (...)."""
-    return _row_dots(frames) / frame_samples
+    return row_dots(frames) / frame_samples
 
 
 class EventDetector:
