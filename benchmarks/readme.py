@@ -113,7 +113,9 @@ def render(results: Path) -> str:
         repeats = sp["rows"][0].get("repeats", 1) if sp["rows"] else 1
         median = f", the median of {repeats} interleaved runs" if repeats > 1 else ""
         cells = "; ".join(f"{r['streams']}: {r['pool']['streams_per_core']:,.0f} ({r['pool']['over_model_only']:.1f}x "
-                          f"model-only, step p99 {r['pool']['step_p99_ms']:.1f} ms)" for r in sp["rows"])
+                          f"model-only, step p99 {r['pool']['step_p99_ms']:.1f} ms"
+                          + (f", {r['held_kb_per_stream']:.0f} KB held per stream" if "held_kb_per_stream" in r else "")
+                          + ")" for r in sp["rows"])
         lines += [f"**Many streams on one core** (`python -m acula.benchmarks.stream_pool --steps 24 --json "
                   f"benchmarks/results/{path.name}`; {sp['machine'].split(', 2 cores')[0]}, {sp['backend']} "
                   f"{sp['precision']}, `StreamPool`{median}): streams served in real time per core, by streams "

@@ -8,7 +8,8 @@ window) and ``pool`` (:class:`sdk.pool.StreamPool`, one runtime call for the win
 N and way: CPU seconds per second of audio per stream, streams served in real time by one core
 (= audio seconds / CPU seconds), the step's wall time p50 / p99 (what a stream waits for its window when
 the gateway serves all N in turn: the per-stream latency cost), and the model-only share (the same windows
-through ``Model.run_batch`` alone, in the pool's batches), for the roofline goal end-to-end <= 4x model-only.
+through ``Model.run_batch`` alone, in the pool's batches), for the roofline goal end-to-end <= 4x model-only, and
+the memory the streams hold per stream (tracemalloc, after the warm-up and four steps; measured apart).
 Each is the median of ``--repeats`` measurements, interleaved.
 """
 
@@ -49,6 +50,23 @@ def serve(model, pool, n: int, audio: np.ndarray, hop: int, warm: int, steps: in
     audio_s = n * steps * hop / 16000
     return {"cpu_ms_per_audio_s": cpu / audio_s * 1e3, "streams_per_core": audio_s / cpu if cpu else float("inf"),
             "step_p50_ms": float(np.percentile(walls, 50)) * 1e3, "step_p99_ms": float(np.percentile(walls, 99)) * 1e3}
+
+
+def held_kb_per_stream(model, pool, n: int, audio: np.ndarray, hop: int, steps: int) -> float:
+    """Memory the N streams hold (tracemalloc: Python objects and numpy buffers), per stream, after ``steps`` pool
+    steps: a gateway's memory per stethoscope.  Measured apart from the timed runs (tracing slows every
+    allocation)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        streams = [model.stream() for _ in range(n)]
+        for k in range(steps):
+            pool.accept([(s, audio[k * hop : (k + 1) * hop], 16000) for s in streams])
+        return (tracemalloc.get_traced_memory()[0] - base) / n / 1024
+    finally:
+        tracemalloc.stop()
 
 
 def model_only_ms_per_audio_s(model, n: int, hop_s: float, max_batch: int, repeats: int = 5) -> float:
@@ -105,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for way in ("separate", "pool"):  # the run with the median CPU time
             row[way] = sorted(runs[way], key=lambda r: r["cpu_ms_per_audio_s"])[(args.repeats - 1) // 2]
         row["model_only_ms_per_audio_s"] = float(np.median(model_only))
+        row["held_kb_per_stream"] = held_kb_per_stream(model, pool, n, audio, hop, warm + 4)
         for way in ("separate", "pool"):
             row[way]["over_model_only"] = row[way]["cpu_ms_per_audio_s"] / row["model_only_ms_per_audio_s"]  # type: ignore
         rows.append(row)
@@ -113,14 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
            "hop_ms": hop / 16, "steps": args.steps, "rows": rows}
     print(f"streams in real time per core, {res['machine']}; {args.backend} {model.precision}, hop {hop / 16:.0f} ms",
           file=sys.stderr)
-    print("| streams | way | CPU ms / audio s | streams per core | step p50 ms | step p99 ms | x model-only |",
-          file=sys.stderr)
-    print("|---|---|---|---|---|---|---|", file=sys.stderr)
+    print("| streams | way | CPU ms / audio s | streams per core | step p50 ms | step p99 ms | x model-only | "
+          "KB held per stream |", file=sys.stderr)
+    print("|---|---|---|---|---|---|---|---|", file=sys.stderr)
     for row in rows:
         for way in ("separate", "pool"):
             r = row[way]
             print(f"| {row['streams']} | {way} | {r['cpu_ms_per_audio_s']:.2f} | {r['streams_per_core']:.0f} | "  # type: ignore
-                  f"{r['step_p50_ms']:.2f} | {r['step_p99_ms']:.2f} | {r['over_model_only']:.1f} |", file=sys.stderr)  # type: ignore
+                  f"{r['step_p50_ms']:.2f} | {r['step_p99_ms']:.2f} | {r['over_model_only']:.1f} | "  # type: ignore
+                  f"{row['held_kb_per_stream']:.0f} |", file=sys.stderr)
     if args.json == "-":
         print(json.dumps(res, indent=2))
     elif args.json:
