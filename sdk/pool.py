@@ -147,7 +147,7 @@ class StreamPool:
             a += n
         logmel = self.model.frontend.logmel_of_windowed(windowed, work)
         # each frame's loudest cell, for the running level, in one pass over every stream's frames
-        peaks = None if self.model.level is None else logmel.max(axis=1)
+        peaks = None if self.model.level is None else np.maximum.reduce(logmel, axis=1)
         a = 0
         for s, n in block:
             s._add_frames(logmel[a : a + n], n, None if peaks is None else peaks[a : a + n])

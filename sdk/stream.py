@@ -58,7 +58,7 @@ class Windower:
         if frames.shape[0]:
             self.frames.append(frames)
             if self.peaks is not None:
-                self.peaks.append(frames.max(axis=1) if peaks is None else peaks)
+                self.peaks.append(_MAX(frames, axis=1) if peaks is None else peaks)
 
     def _level(self, end: int) -> float:
         """The running level at frame ``end``: the loudest cell of the ``history_frames`` frames up to it."""
