@@ -583,6 +583,20 @@ def kdens_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = N
         shared_only=True)
 
 
+def long_distill_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                             stored: dict[str, Any] | None = None) -> list[str]:
+    """gain24-lowfloor-shift-long (the shipped recipe distilled for 12,000 steps, not 6,000) against the shipped
+    recipe's own three seeds, seed for seed, with ``KDENS_SHIFT_MARGINS``
+    (``selection_rule_gain24_lowfloor_shift_long.md``; ``stored``: ``selection_gain24-lowfloor-shift_val.json``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift-long seed", SHIPPED_SHIFT,
+        "twice the distillation steps (12,000, not 6,000; the learning-rate schedule stretched with them) on the "
+        "shipped recipe (gain24-lowfloor-shift-long) against the shipped recipe, three seeds each, seed for seed; "
+        "native mean must rise 0.005", "long vs shipped",
+        "selection_rule_gain24_lowfloor_shift_long.md", status, stored, (KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS),
+        shared_only=True)
+
+
 def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
                                stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-lowfloor-shift (gain24-lowfloor-r130 with the running-level shift and relative floor in distillation

@@ -315,8 +315,7 @@ class WindowGate:
             seg = held.view(start, end)
             return self._judge(end - start, *chunk_stats(seg), lambda: seg)
         inner = self._blocks.view(a, b)
-        total, squares = _SUM(inner[:, 1:], axis=0).tolist()  # both sums in one reduction
-        stats = float(_MAX(inner[:, 0])), total, squares
+        stats = float(_MAX(inner[:, 0])), float(_SUM(inner[:, 1])), float(_SUM(inner[:, 2]))
         if a * block > start:  # ragged edges: only at rates other than the model's
             stats = _merge(stats, chunk_stats(held.view(start, a * block)))
         if b * block < end:
