@@ -35,7 +35,7 @@ from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, s
 from acula.aligner.config import AlignConfig, AugmentFields, known_fields
 from acula.aligner.config import resolve as resolve_config
 from acula.aligner.corpus import load_corpus
-from acula.aligner.data import FeatureBank, dataset_balanced_weights, sample_batch
+from acula.aligner.data import FeatureBank, crop_or_tile, dataset_balanced_weights, sample_batch
 from acula.aligner.model import AcuLaModel
 from acula.aligner.train import lr_factor
 from acula.distill.bundle_teacher import BundleTeacher, is_bundle, load_bundle_teacher, student_from_bundle
@@ -108,6 +108,11 @@ class DistillConfig(AugmentFields):
     #: student's input (``sdk.level``) while the teacher stays on the features it was aligned on.  None: the
     #: teacher's front end throughout.
     student_amin_power: float | None = None
+    #: the student's own mel bank up to this frequency (``FrontendConfig.f_max_hz``; the same number of bands, so
+    #: more of them below 2 kHz, where heart and lung sounds lie: 29 of 64 under 1 kHz at 4 kHz instead of 21 at
+    #: 8 kHz), from its own feature bank; the teacher reads its own full-band features of the same crops, and
+    #: both views take the same augmentation draws (band limits and noise in Hz).  None: the teacher's bank.
+    student_f_max_hz: float | None = None
     #: the running-level shift in training (``sdk.level``): the student's crops, after every augmentation, are
     #: moved so their running level sits at ``student_level_ref`` and, with ``student_level_range_db``, raised to
     #: the relative floor that far under it, as a bundle exported with ``--level-shift REF --level-range-db DB``
@@ -141,6 +146,8 @@ class DistillConfig(AugmentFields):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.student_amin_power is not None and not 0.0 < self.student_amin_power < 1.0:
             raise ValueError(f"student_amin_power must be in (0, 1), got {self.student_amin_power!r}")
+        if self.student_f_max_hz is not None and not self.student_f_max_hz > 0:
+            raise ValueError(f"student_f_max_hz must be > 0, got {self.student_f_max_hz!r}")
         if self.student_level_ref is None and self.student_level_range_db is not None:
             raise ValueError("student_level_range_db needs student_level_ref (the relative floor sits under it)")
         if self.student_level_range_db is not None and not self.student_level_range_db > 0:
@@ -232,9 +239,18 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         front = dataclasses.replace(tfront, amin_power=cfg.student_amin_power)
         teacher_floor = (10 * float(np.log10(tfront.amin_power)) - tfront.norm_mean_db) / tfront.norm_std_db
     bank = FeatureBank.for_corpus(corpus, front, progress=progress)
+    sfront, sbank = front, bank  # the student's own mel bank, where it has one (student_f_max_hz)
+    if cfg.student_f_max_hz is not None and cfg.student_f_max_hz != front.f_max_hz:
+        if cfg.student_f_max_hz > front.f_max_hz or cfg.student_f_max_hz <= front.f_min_hz:
+            raise ValueError(f"student_f_max_hz {cfg.student_f_max_hz:g} must lie between the teacher's f_min_hz "
+                             f"{front.f_min_hz:g} and f_max_hz {front.f_max_hz:g}")
+        if cfg.p_background > 0 or cfg.p_codec > 0:
+            raise ValueError("student_f_max_hz is not combined with p_background or p_codec yet: set them to 0")
+        sfront = dataclasses.replace(front, f_max_hz=cfg.student_f_max_hz)
+        sbank = FeatureBank.for_corpus(corpus, sfront, progress=progress)
     level = cfg.level_shift()
     if level is not None:
-        level = level.for_front(front)
+        level = level.for_front(sfront)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "prompt_embeddings.npy", prompts)
     (out / "prompt_texts.json").write_text(json.dumps(texts, indent=1))
@@ -259,7 +275,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     gain_ok, background_ok = (dataset_mask(corpus, corpus_dir, name, getattr(cfg, name))
                               for name in ("student_gain_datasets", "background_datasets"))
     peak_cache: dict[int, float] = {}
-    meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": front.to_dict(),
+    meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": sfront.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
                  "teacher_bundle_sha256": tmeta.get("bundle_sha256"),
                  "kd_teachers": list(cfg.kd_teachers), "kd_teacher_ids": kd_ids,
@@ -282,19 +298,25 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
                                                  rng, with_starts=True)
             background = background_crops(cfg, bank, bg_pool, cfg.batch_size, student.cfg.window_frames, cfg.seed,
                                           step)
+            draws = gen.get_state()  # the student's own view, below, takes the same augmentation draws
             clean, mixed = augment_logmel_views(torch.from_numpy(crops), front, gen, **cfg.augment_options(),
                                                 background=background)
+            scrops, smixed = crops, mixed  # the student's crops (clean) and augmented view
+            if sbank is not bank:
+                scrops = crops_at(sbank, chosen, starts, crops.shape[1])
+                smixed = augment_logmel_views(torch.from_numpy(scrops), sfront, torch.Generator().set_state(draws),
+                                              **cfg.augment_options())[1]
             if cfg.background_datasets is not None:
                 mixed = torch.where(torch.from_numpy(background_ok[chosen])[:, None, None], mixed, clean)
             feats = clean if cfg.background_student_only else mixed  # the teacher's input
             if teacher_floor is not None:  # its own front end's features of the same crop
                 feats = feats.clamp_min(teacher_floor)
-            student_feats = mixed if cfg.student_gain_db <= 0 else shift_level(
-                mixed, front, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
-            student_feats = follow_noise(student_feats, front, gen, cfg.p_student_codec, cfg.student_codec_snr_db)
+            student_feats = smixed if cfg.student_gain_db <= 0 else shift_level(
+                smixed, sfront, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
+            student_feats = follow_noise(student_feats, sfront, gen, cfg.p_student_codec, cfg.student_codec_snr_db)
             if level is not None:
-                student_feats = level_shift_crops(level, student_feats, crops,
-                                                  history_peaks(bank, chosen, starts, crops.shape[1],
+                student_feats = level_shift_crops(level, student_feats, scrops,
+                                                  history_peaks(sbank, chosen, starts, crops.shape[1],
                                                                 level.history_frames))
             targets = torch.from_numpy(is_cough[chosen])[:, None]
             head_w = None if cfg.cough_peak_db is None else torch.from_numpy(
@@ -345,6 +367,17 @@ def kd_teacher_ensemble(runs: Sequence[str], texts: list[str], front: FrontendCo
         ids.append({"run": str(run), "step": meta.get("step"), "teacher_id": meta.get("teacher_id"),
                     "bundle_sha256": meta.get("bundle_sha256")})
     return out, ids
+
+
+def crops_at(bank: FeatureBank, chosen: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:
+    """The crops ``sample_batch`` cut (records ``chosen``, first frames ``starts``; a record shorter than ``n_frames``
+    tiled), from another bank of the same frame grid (the student's own mel bank), shape (batch, n_frames, n_mels)."""
+    out = []
+    for i, start in zip(chosen, starts, strict=True):
+        feats = bank.get(int(i))
+        out.append(crop_or_tile(feats, n_frames, None) if feats.shape[0] < n_frames
+                   else feats[int(start) : int(start) + n_frames])
+    return np.stack(out)
 
 
 def history_peaks(bank: FeatureBank, chosen: np.ndarray, starts: np.ndarray, n_frames: int,

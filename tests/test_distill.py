@@ -570,6 +570,62 @@ def test_a_student_on_a_lower_floor_than_its_teacher(tiny_teacher, tiny_corpus, 
         dataclasses.replace(cfg, student_amin_power=2.0)
 
 
+def test_a_student_with_its_own_mel_bank_reads_its_crops_with_the_teachers_augmentation_draws(
+        tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
+    """student_f_max_hz: the student reads the same crops from its own feature bank (its mel bands up to 4 kHz),
+    each moved by the same level change as the teacher's view (one set of draws for both), and its checkpoint
+    names that front end; a bank above the teacher's band is refused."""
+    import dataclasses
+
+    from acula.aligner.corpus import load_corpus
+    from acula.aligner.data import FeatureBank
+    from acula.distill import train as T
+    from acula.sdk.frontend_config import FrontendConfig
+
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    base_aug, base_crops = T.augment_logmel_views, T.crops_at
+    cut: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def aug(x, *args, **kwargs):
+        out = base_aug(x, *args, **kwargs)
+        calls.append((x.numpy().copy(), out[1].numpy().copy()))
+        return out
+
+    def crops(bank, chosen, starts, n):
+        out = base_crops(bank, chosen, starts, n)
+        cut.append((np.array(chosen), np.array(starts), out))
+        return out
+
+    monkeypatch.setattr(T, "augment_logmel_views", aug)
+    monkeypatch.setattr(T, "crops_at", crops)
+    cfg = dataclasses.replace(T.PRESETS["tiny-test"], student_f_max_hz=4000.0, gain_db=20.0, eq_db=0.0)
+    T.distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "s4k", progress=False)
+    meta = json.loads((tmp_path / "s4k" / "last.json").read_text())
+    assert meta["frontend"]["f_max_hz"] == 4000.0 and meta["frontend"]["n_mels"] == FrontendConfig().n_mels
+    assert len(calls) == 2 * cfg.max_steps and len(cut) == cfg.max_steps
+    teacher_front = FrontendConfig.from_dict(json.loads((tiny_teacher / "last.json").read_text())["frontend"])
+    tbank = FeatureBank.for_corpus(load_corpus(tiny_corpus), teacher_front, progress=False)
+    sbank = FeatureBank.for_corpus(load_corpus(tiny_corpus), dataclasses.replace(teacher_front, f_max_hz=4000.0),
+                                   progress=False)
+    for step, (chosen, starts, scrops) in enumerate(cut):
+        (tx, ty), (sx, sy) = calls[2 * step], calls[2 * step + 1]
+        np.testing.assert_array_equal(sx, scrops)
+        assert not np.allclose(tx, sx)  # the two banks differ
+        for k, (i, start) in enumerate(zip(chosen, starts, strict=True)):
+            feats = sbank.get(int(i))
+            if feats.shape[0] >= scrops.shape[1]:  # the teacher's crop, from the student's bank
+                np.testing.assert_array_equal(tx[k], tbank.get(int(i))[start : start + scrops.shape[1]])
+                np.testing.assert_array_equal(scrops[k], feats[start : start + scrops.shape[1]])
+            # one level change per crop, the same in both views (cells above either floor)
+            t_shift = (ty[k] - tx[k])[ty[k] > ty[k].min() + 1e-3]
+            s_shift = (sy[k] - sx[k])[sy[k] > sy[k].min() + 1e-3]
+            assert np.ptp(t_shift) < 1e-4 and np.ptp(s_shift) < 1e-4
+            assert abs(float(np.median(t_shift)) - float(np.median(s_shift))) < 1e-4
+    with pytest.raises(ValueError, match="must lie between"):
+        T.distill(dataclasses.replace(cfg, student_f_max_hz=9000.0), tiny_teacher, tiny_corpus, tmp_path / "high",
+                  progress=False)
+
+
 def test_the_running_level_shift_in_training_is_the_sdks_on_a_uniform_gain_and_floors_as_it_does() -> None:
     """``student_level_ref``: the student's crops shifted to a running level as ``sdk.level`` shifts a stream's
     windows: a uniform gain leaves them unchanged, a louder history moves them down by the difference, and
