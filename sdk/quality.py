@@ -1,9 +1,9 @@
 """Signal quality: silence, clipping and level of mono samples, whole recordings and sliding windows.
 
 :class:`QualityMeter` measures a recording fed in chunks of any length (:func:`assess_quality` on one array
-gives the same flags); :class:`WindowGate` keeps a stream's recent source samples and says which quality
-problems keep one analysis window from being scored.  Both are exact: a window's statistics equal
-:func:`assess_quality` on its samples, computed on views of one buffer without per-window temporaries.
+gives the same flags); :class:`WindowGate` keeps a stream's recent per-block statistics (and the samples a window
+may still read: flat tops, ragged edges) and says which quality problems keep one analysis window from being
+scored.  Both are exact: a window's flags equal :func:`assess_quality`'s on its samples.
 """
 
 from __future__ import annotations
