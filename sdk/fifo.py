@@ -75,66 +75,75 @@ class Fifo:
 
 class SampleStore:
     """A stream's samples by global index, kept only where they may be read again: each appended chunk keeps a
-    suffix of itself (all of it, part, or none), as its own piece.  :class:`sdk.quality.WindowGate` keeps every
-    sample of a stream whose windows have ragged edges, and on the block grid only the chunks that reach the
-    clip level and the samples of a block still open; a hop of quiet samples on the grid is not copied at all.
+    suffix of itself (all of it, part, or none).  :class:`sdk.quality.WindowGate` keeps every sample of a stream whose
+    windows have ragged edges, and on the block grid only the chunks that reach the clip level and the samples of a
+    block still open; a hop of quiet samples on the grid is not copied at all.
 
+    The kept samples lie in order in one :class:`Fifo` (no allocation in the steady state, whatever the chunk size);
+    a short list of runs maps them to global indices, one run per stretch of consecutive kept samples.
     ``base`` is the global index of the oldest sample still held (or skipped); ``end`` one past the newest.
     """
 
     def __init__(self) -> None:
+        self._data = Fifo((), np.float32, 1 << 10)  # the kept samples, float32, in order (grows by doubling)
         self.reset()
 
     def reset(self) -> None:
-        self._starts: list[int] = []  # global index of each piece's first sample, ascending
-        self._pieces: list[np.ndarray] = []  # float32 copies, never views of a caller's array
+        self._data.reset()
+        self._runs: list[list[int]] = []  # [global start, index in _data, length] per run, ascending
         self.base = self.end = 0
 
     def append(self, x: np.ndarray, keep_from: int = 0) -> None:
         """Samples of shape (n,) follow the last ones; ``x[keep_from:]`` is kept (as float32), the rest skipped."""
         n = x.shape[0]
         if keep_from < n:
-            self._starts.append(self.end + keep_from)
-            self._pieces.append(np.array(x[keep_from:], dtype=np.float32))
+            start, at = self.end + keep_from, self._data.end
+            self._data.append(x[keep_from:])
+            last = self._runs[-1] if self._runs else None
+            if last is not None and last[0] + last[2] == start:  # continues the last run
+                last[2] += n - keep_from
+            else:
+                self._runs.append([start, at, n - keep_from])
         self.end += n
 
     def view(self, start: int, stop: int, skipped_as_zero: bool = False) -> np.ndarray:
-        """Global samples [start, stop), clipped to what is held: a view where one piece holds them all, else a
-        new array.  A skipped sample raises RuntimeError (a read the keeping rule should have foreseen), or reads
-        as 0.0 with ``skipped_as_zero``, for a reader that looks only at samples at the clip level."""
+        """Global samples [start, stop), clipped to what is held: a view where one run holds them all (valid until the
+        next append), else a new array.  A skipped sample raises RuntimeError (a read the keeping rule should have
+        foreseen), or reads as 0.0 with ``skipped_as_zero``, for a reader that looks only at samples at the clip
+        level."""
         start, stop = max(start, self.base), min(stop, self.end)
         if stop <= start:
             return np.zeros(0, np.float32)
-        k = max(0, bisect.bisect_right(self._starts, start) - 1)
-        if k < len(self._starts) and self._starts[k] <= start and stop <= self._starts[k] + self._pieces[k].shape[0]:
-            s = self._starts[k]
-            return self._pieces[k][start - s : stop - s]
+        k = max(0, bisect.bisect_right(self._runs, start, key=lambda r: r[0]) - 1)
+        if k < len(self._runs):
+            s, at, n = self._runs[k]
+            if s <= start and stop <= s + n:
+                return self._data.view(at + start - s, at + stop - s)
         out = np.zeros(stop - start, np.float32)
         covered = 0
-        for s, piece in zip(self._starts[k:], self._pieces[k:], strict=True):
+        for s, at, n in self._runs[k:]:
             if s >= stop:
                 break
-            lo, hi = max(s, start), min(s + piece.shape[0], stop)
+            lo, hi = max(s, start), min(s + n, stop)
             if lo < hi:
-                out[lo - start : hi - start] = piece[lo - s : hi - s]
+                out[lo - start : hi - start] = self._data.view(at + lo - s, at + hi - s)
                 covered += hi - lo
         if covered < stop - start and not skipped_as_zero:
             raise RuntimeError(f"samples [{start}, {stop}) were read but only {covered} of them were kept")
         return out
 
     def pieces(self) -> list[tuple[int, np.ndarray]]:
-        """The kept samples from ``base`` on, as (global start, samples) per piece."""
-        out = []
-        for s, piece in zip(self._starts, self._pieces, strict=True):
-            if s + piece.shape[0] > self.base:
-                out.append((max(s, self.base), piece[max(0, self.base - s) :]))
-        return out
+        """The kept samples from ``base`` on, as (global start, samples) per run."""
+        return [(s, self._data.view(at, at + n)) for s, at, n in self._runs]
 
     def drop_before(self, index: int) -> None:
         """Forget the samples before global ``index``."""
         self.base = min(max(self.base, index), self.end)
         k = 0
-        while k < len(self._starts) and self._starts[k] + self._pieces[k].shape[0] <= self.base:
+        while k < len(self._runs) and self._runs[k][0] + self._runs[k][2] <= self.base:
             k += 1
-        if k:
-            del self._starts[:k], self._pieces[:k]
+        del self._runs[:k]
+        if self._runs and self._runs[0][0] < self.base:  # the first run starts before base: trim it
+            cut = self.base - self._runs[0][0]
+            self._runs[0] = [self.base, self._runs[0][1] + cut, self._runs[0][2] - cut]
+        self._data.drop_before(self._runs[0][1] if self._runs else self._data.end)

@@ -21,30 +21,43 @@ def test_fifo_keeps_order_across_compaction_and_growth():
 
 
 
-def test_sample_store_keeps_suffixes_reads_views_and_refuses_skipped_samples():
+def test_sample_store_keeps_suffixes_in_runs_reads_views_and_refuses_skipped_samples():
     x = np.arange(100, dtype=np.float32)
     s = SampleStore()
     s.append(x[:30])  # kept whole
     s.append(x[30:60], keep_from=30)  # skipped
     s.append(x[60:80], keep_from=5)  # [65, 80) kept
-    s.append(x[80:100].astype(np.float64))  # kept, as float32
+    s.append(x[80:100].astype(np.float64))  # kept, as float32: continues the run [65, 80)
     assert (s.base, s.end) == (0, 100)
-    inside = s.view(66, 79)
-    np.testing.assert_array_equal(inside, x[66:79])
-    assert np.shares_memory(inside, s.pieces()[1][1])  # one piece holds it: a view
-    np.testing.assert_array_equal(s.view(70, 95), x[70:95])  # across two kept pieces: assembled
+    assert [(a, p.tolist()) for a, p in s.pieces()] == [(0, x[:30].tolist()), (65, x[65:].tolist())]
+    inside = s.view(66, 99)
+    np.testing.assert_array_equal(inside, x[66:99])
+    assert np.shares_memory(inside, s.pieces()[1][1])  # one run holds it: a view
+    np.testing.assert_array_equal(s.view(20, 70, skipped_as_zero=True),
+                                  np.concatenate([x[20:30], np.zeros(35, np.float32), x[65:70]]))
     assert s.view(95, 200).tolist() == x[95:].tolist()  # clipped to what is held
     with pytest.raises(RuntimeError, match="only 5 of them were kept"):
         s.view(25, 35)
-    want = x[20:70].copy()
-    want[10:45] = 0.0
-    np.testing.assert_array_equal(s.view(20, 70, skipped_as_zero=True), want)
     s.drop_before(70)
-    assert s.base == 70 and [(a, p[0]) for a, p in s.pieces()] == [(70, 70.0), (80, 80.0)]
+    assert s.base == 70 and [(a, p[0]) for a, p in s.pieces()] == [(70, 70.0)]
     assert s.view(0, 72).tolist() == [70.0, 71.0]
     s.append(x[:0])
     s.drop_before(500)
     assert (s.base, s.end, s.pieces()) == (100, 100, [])
+
+
+def test_sample_store_holds_one_run_for_samples_fed_one_at_a_time():
+    """Chunks of one sample (a stream at 44.1 kHz keeps every sample) make one run in one buffer, whose memory
+    stays that of the samples held, not of one array per chunk."""
+    s = SampleStore()
+    x = np.random.default_rng(0).normal(size=50_000).astype(np.float32)
+    for i in range(x.size):
+        s.append(x[i : i + 1])
+        if i % 1000 == 999:
+            s.drop_before(i + 1 - 20_000)  # a window's worth held
+    assert len(s.pieces()) == 1 and s.pieces()[0][0] == s.base == 30_000
+    np.testing.assert_array_equal(s.view(30_000, 50_000), x[30_000:])
+    assert s._data._buf.nbytes <= 4 * 2 * 32_768
 
 
 @pytest.mark.parametrize("seed", [0, 1])
