@@ -3,7 +3,8 @@
 :class:`QualityMeter` measures a recording fed in chunks of any length (:func:`assess_quality` on one array
 gives the same flags); :class:`WindowGate` keeps a stream's recent per-block statistics (and the samples a window
 may still read: flat tops, ragged edges) and says which quality problems keep one analysis window from being
-scored.  Both are exact: a window's flags equal :func:`assess_quality`'s on its samples.
+scored.  A window's flags equal :func:`assess_quality`'s on its samples, but for a window whose RMS lies within
+rounding of a threshold: its sums are added block by block, in another order, so their last bits may differ.
 """
 
 from __future__ import annotations
