@@ -1048,6 +1048,9 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val, test, stored: gated_pool_three_seeds(
          val, test, "; rejected: the native mean does not move on val (crackles, its purpose, falls in every seed), "
                     "and on test native under noise falls 0.015", stored)),
+    (("selection_gain24-lowfloor-shift-long_val.json", "selection_gain24-lowfloor-shift-long_test.json",
+      "selection_gain24-lowfloor-shift_val.json"),
+     lambda val, test, stored: long_distill_three_seeds(val, test, "", stored)),
     (("selection_gain24-lowfloor-shift-kdens_val.json", "selection_gain24-lowfloor-shift_val.json"),
      lambda val, stored: kdens_shift_three_seeds(
          val, None, "; rejected: on the level-blind recipe the ensemble adds 0.002 native (0.009 on the previous "
