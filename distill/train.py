@@ -301,13 +301,13 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             draws = gen.get_state()  # the student's own view, below, takes the same augmentation draws
             clean, mixed = augment_logmel_views(torch.from_numpy(crops), front, gen, **cfg.augment_options(),
                                                 background=background)
+            if cfg.background_datasets is not None:
+                mixed = torch.where(torch.from_numpy(background_ok[chosen])[:, None, None], mixed, clean)
             scrops, smixed = crops, mixed  # the student's crops (clean) and augmented view
             if sbank is not bank:
                 scrops = crops_at(sbank, chosen, starts, crops.shape[1])
                 smixed = augment_logmel_views(torch.from_numpy(scrops), sfront, torch.Generator().set_state(draws),
                                               **cfg.augment_options())[1]
-            if cfg.background_datasets is not None:
-                mixed = torch.where(torch.from_numpy(background_ok[chosen])[:, None, None], mixed, clean)
             feats = clean if cfg.background_student_only else mixed  # the teacher's input
             if teacher_floor is not None:  # its own front end's features of the same crop
                 feats = feats.clamp_min(teacher_floor)
