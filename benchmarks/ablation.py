@@ -597,6 +597,21 @@ def long_distill_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = 
         shared_only=True)
 
 
+def f4k_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                    stored: dict[str, Any] | None = None) -> list[str]:
+    """gain24-lowfloor-shift-f4k (the shipped recipe with the student on its own mel bank up to 4 kHz) against the
+    shipped recipe's own three seeds, seed for seed, with ``KDENS_SHIFT_MARGINS``
+    (``selection_rule_gain24_lowfloor_shift_f4k.md``; ``stored``: ``selection_gain24-lowfloor-shift_val.json``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift-f4k seed", SHIPPED_SHIFT,
+        "the student on its own mel bank, 64 bands over 50-4000 Hz (29 under 1 kHz instead of 22; "
+        "`student_f_max_hz`, the teacher on its full-band features of the same crops with the same augmentation "
+        "draws) on the shipped recipe (gain24-lowfloor-shift-f4k) against the shipped recipe, three seeds each, seed "
+        "for seed; native mean must rise 0.005", "f4k vs shipped",
+        "selection_rule_gain24_lowfloor_shift_f4k.md", status, stored, (KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS),
+        shared_only=True)
+
+
 def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
                                stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-lowfloor-shift (gain24-lowfloor-r130 with the running-level shift and relative floor in distillation
@@ -1048,6 +1063,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val, test, stored: gated_pool_three_seeds(
          val, test, "; rejected: the native mean does not move on val (crackles, its purpose, falls in every seed), "
                     "and on test native under noise falls 0.015", stored)),
+    (("selection_gain24-lowfloor-shift-f4k_val.json", "selection_gain24-lowfloor-shift_val.json"),
+     lambda val, stored: f4k_three_seeds(
+         val, None, "; rejected: native mean +0.001 (heart does not move, cough falls 0.008 without its 4-8 kHz band, "
+                    "crackles +0.017); band-limit drops smaller", stored)),
     (("selection_gain24-lowfloor-shift-long_val.json", "selection_gain24-lowfloor-shift-long_test.json",
       "selection_gain24-lowfloor-shift_val.json"),
      lambda val, test, stored: long_distill_three_seeds(
