@@ -553,63 +553,40 @@ SHIPPED_SHIFT = "gain24-lowfloor-shift seed"
 KDENS_SHIFT_MARGINS = {**GATED_MARGINS, 1: 0.005}
 
 
-def gated_pool_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
-                           stored: dict[str, Any] | None = None) -> list[str]:
-    """gain24-lowfloor-shift-gated (the shipped recipe with gated time pooling in the student) against the shipped
-    recipe's own three seeds, seed for seed, with ``GATED_MARGINS`` on both splits
-    (``selection_rule_gain24_lowfloor_shift_gated.md``; ``stored``: ``selection_gain24-lowfloor-shift_val.json``, where
-    the shipped recipe's seeds were judged)."""
-    return three_seed_rule(
-        val, test, "gain24-lowfloor-shift-gated seed", SHIPPED_SHIFT,
+#: levers judged against the shipped recipe's own three seeds, seed for seed, each under
+#: ``selection_rule_<name with underscores>.md`` (``stored``: ``selection_gain24-lowfloor-shift_val.json``, where the
+#: shipped recipe's seeds were judged): name -> (what the lever is, the row's short label, the rule's margins)
+ON_SHIPPED: dict[str, tuple[str, str, dict[int, float]]] = {
+    "gain24-lowfloor-shift-gated": (
         "gated time pooling in the student (`time_pool` gated: a 1x1 convolution scores each time step of each "
         "frequency block, the step weighs 2 x sigmoid(score) in the time average, zero-initialised: the mean at the "
         "start; 33 parameters, int8 LOGISTIC + MUL) on the shipped recipe (gain24-lowfloor-shift-gated) against the "
-        "shipped recipe, three seeds each, seed for seed", "gated vs shipped",
-        "selection_rule_gain24_lowfloor_shift_gated.md", status, stored, (GATED_MARGINS, GATED_MARGINS),
-        shared_only=True)
-
-
-def kdens_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
-                            stored: dict[str, Any] | None = None) -> list[str]:
-    """gain24-lowfloor-shift-kdens (the two-teacher KD ensemble on the shipped recipe) against the shipped recipe's
-    own three seeds, seed for seed, with ``KDENS_SHIFT_MARGINS`` (``selection_rule_gain24_lowfloor_shift_kdens.md``;
-    ``stored``: ``selection_gain24-lowfloor-shift_val.json``)."""
-    return three_seed_rule(
-        val, test, "gain24-lowfloor-shift-kdens seed", SHIPPED_SHIFT,
+        "shipped recipe, three seeds each, seed for seed", "gated vs shipped", GATED_MARGINS),
+    "gain24-lowfloor-shift-kdens": (
         "the two-teacher KD ensemble (gain24-kdens: the zero-shot KD target is the mean of two aligned teachers' "
         "label-set probabilities) on the shipped recipe (gain24-lowfloor-shift-kdens) against the shipped recipe, "
         "three seeds each, seed for seed; native mean must rise 0.005", "kdens on shipped vs shipped",
-        "selection_rule_gain24_lowfloor_shift_kdens.md", status, stored, (KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS),
-        shared_only=True)
-
-
-def long_distill_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
-                             stored: dict[str, Any] | None = None) -> list[str]:
-    """gain24-lowfloor-shift-long (the shipped recipe distilled for 12,000 steps, not 6,000) against the shipped
-    recipe's own three seeds, seed for seed, with ``KDENS_SHIFT_MARGINS``
-    (``selection_rule_gain24_lowfloor_shift_long.md``; ``stored``: ``selection_gain24-lowfloor-shift_val.json``)."""
-    return three_seed_rule(
-        val, test, "gain24-lowfloor-shift-long seed", SHIPPED_SHIFT,
+        KDENS_SHIFT_MARGINS),
+    "gain24-lowfloor-shift-long": (
         "twice the distillation steps (12,000, not 6,000; the learning-rate schedule stretched with them) on the "
         "shipped recipe (gain24-lowfloor-shift-long) against the shipped recipe, three seeds each, seed for seed; "
-        "native mean must rise 0.005", "long vs shipped",
-        "selection_rule_gain24_lowfloor_shift_long.md", status, stored, (KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS),
-        shared_only=True)
-
-
-def f4k_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
-                    stored: dict[str, Any] | None = None) -> list[str]:
-    """gain24-lowfloor-shift-f4k (the shipped recipe with the student on its own mel bank up to 4 kHz) against the
-    shipped recipe's own three seeds, seed for seed, with ``KDENS_SHIFT_MARGINS``
-    (``selection_rule_gain24_lowfloor_shift_f4k.md``; ``stored``: ``selection_gain24-lowfloor-shift_val.json``)."""
-    return three_seed_rule(
-        val, test, "gain24-lowfloor-shift-f4k seed", SHIPPED_SHIFT,
+        "native mean must rise 0.005", "long vs shipped", KDENS_SHIFT_MARGINS),
+    "gain24-lowfloor-shift-f4k": (
         "the student on its own mel bank, 64 bands over 50-4000 Hz (29 under 1 kHz instead of 22; "
         "`student_f_max_hz`, the teacher on its full-band features of the same crops with the same augmentation "
         "draws) on the shipped recipe (gain24-lowfloor-shift-f4k) against the shipped recipe, three seeds each, seed "
-        "for seed; native mean must rise 0.005", "f4k vs shipped",
-        "selection_rule_gain24_lowfloor_shift_f4k.md", status, stored, (KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS),
-        shared_only=True)
+        "for seed; native mean must rise 0.005", "f4k vs shipped", KDENS_SHIFT_MARGINS),
+}
+
+
+def on_shipped_three_seeds(name: str, val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
+                           stored: dict[str, Any] | None = None) -> list[str]:
+    """Lever ``name`` of ``ON_SHIPPED`` against the shipped recipe's own three seeds, with its rule's margins on both
+    splits."""
+    what, label, margins = ON_SHIPPED[name]
+    return three_seed_rule(val, test, f"{name} seed", SHIPPED_SHIFT, what, label,
+                           f"selection_rule_{name.replace('-', '_')}.md", status, stored, (margins, margins),
+                           shared_only=True)
 
 
 def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
@@ -1060,22 +1037,26 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
                     "default since 2026-12-05", stored)),
     (("selection_gain24-lowfloor-shift-gated_val.json", "selection_gain24-lowfloor-shift-gated_test.json",
       "selection_gain24-lowfloor-shift_val.json"),
-     lambda val, test, stored: gated_pool_three_seeds(
-         val, test, "; rejected: the native mean does not move on val (crackles, its purpose, falls in every seed), "
-                    "and on test native under noise falls 0.015", stored)),
+     lambda val, test, stored: on_shipped_three_seeds(
+         "gain24-lowfloor-shift-gated", val, test,
+         "; rejected: the native mean does not move on val (crackles, its purpose, falls in every seed), "
+         "and on test native under noise falls 0.015", stored)),
     (("selection_gain24-lowfloor-shift-f4k_val.json", "selection_gain24-lowfloor-shift_val.json"),
-     lambda val, stored: f4k_three_seeds(
-         val, None, "; rejected: native mean +0.001 (heart does not move, cough falls 0.008 without its 4-8 kHz band, "
-                    "crackles +0.017); band-limit drops smaller", stored)),
+     lambda val, stored: on_shipped_three_seeds(
+         "gain24-lowfloor-shift-f4k", val, None,
+         "; rejected: native mean +0.001 (heart does not move, cough falls 0.008 without its 4-8 kHz band, "
+         "crackles +0.017); band-limit drops smaller", stored)),
     (("selection_gain24-lowfloor-shift-long_val.json", "selection_gain24-lowfloor-shift-long_test.json",
       "selection_gain24-lowfloor-shift_val.json"),
-     lambda val, test, stored: long_distill_three_seeds(
-         val, test, "; rejected: ranking up on both splits (native mean +0.008 val, +0.009 test), but seed 0 moves one "
-                    "heart record's probability 0.068 under every gain change (the target: 0.05)", stored)),
+     lambda val, test, stored: on_shipped_three_seeds(
+         "gain24-lowfloor-shift-long", val, test,
+         "; rejected: ranking up on both splits (native mean +0.008 val, +0.009 test), but seed 0 moves one "
+         "heart record's probability 0.068 under every gain change (the target: 0.05)", stored)),
     (("selection_gain24-lowfloor-shift-kdens_val.json", "selection_gain24-lowfloor-shift_val.json"),
-     lambda val, stored: kdens_shift_three_seeds(
-         val, None, "; rejected: on the level-blind recipe the ensemble adds 0.002 native (0.009 on the previous "
-                    "recipe); crackles probe +0.039", stored)),
+     lambda val, stored: on_shipped_three_seeds(
+         "gain24-lowfloor-shift-kdens", val, None,
+         "; rejected: on the level-blind recipe the ensemble adds 0.002 native (0.009 on the previous "
+         "recipe); crackles probe +0.039", stored)),
     (("selection_gain24-lowfloor-r130_val.json", "seed_gain24-rebuilt_val.json"),
      lambda val, stored: lowfloor_three_seeds(
          val, None, "; not kept: the gain target met in full in every seed (largest max shift 0.007), the native "
