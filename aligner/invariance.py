@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TRANSFORMS", "NoiseBank", "Transform", "apply_transform", "transform_names"]
+__all__ = ["TRANSFORMS", "NoiseBank", "Transform", "apply_transform", "phone_call_8k", "transform_names"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,7 @@ def _band_8k(x: np.ndarray, rate: int) -> np.ndarray:
     from math import gcd
 
     g = gcd(8000, rate)
-    y = _resample(x, 8000 // g, rate // g)
-    return _resample(y, rate // g, 8000 // g)[: x.size]
+    return _resample(phone_call_8k(x, rate), rate // g, 8000 // g)[: x.size]
 
 
 def _mulaw(x: np.ndarray, mu: float = 255.0) -> np.ndarray:
@@ -64,17 +63,31 @@ def _mulaw(x: np.ndarray, mu: float = 255.0) -> np.ndarray:
     return np.sign(q) * ((1 + mu) ** np.abs(q) - 1) / mu
 
 
+def phone_call_8k(x: np.ndarray, rate: int, mulaw: bool = False) -> np.ndarray:
+    """What a phone call delivers of samples at ``rate``: the samples at 8 kHz (polyphase, anti-aliased; as they
+    are at 8 kHz or below), G.711 mu-law coded and decoded with ``mulaw``; at 8000 Hz in float64 (at ``rate``, in
+    ``x``'s dtype, when that is not above 8 kHz).  ``mulaw8k`` is this call resampled back to ``rate``."""
+    if rate <= 8000:
+        y = x
+    else:
+        from math import gcd
+
+        g = gcd(8000, rate)
+        y = _resample(x, 8000 // g, rate // g)
+    return _mulaw(y) if mulaw else y
+
+
 def _phone_8k(x: np.ndarray, rate: int, **_: object) -> np.ndarray:
     return _band_8k(x, rate)
 
 
 def _phone_mulaw(x: np.ndarray, rate: int, **_: object) -> np.ndarray:
+    y = phone_call_8k(x, rate, mulaw=True)
     if rate <= 8000:
-        return _mulaw(x)
+        return y
     from math import gcd
 
     g = gcd(8000, rate)
-    y = _mulaw(_resample(x, 8000 // g, rate // g))
     return _resample(y, rate // g, 8000 // g)[: x.size]
 
 

@@ -1,6 +1,7 @@
 """Cough screening at the bundle's operating point on held-out real recordings (SDK only).
 
-    python -m acula.benchmarks.cough_screening --bundle default --corpus runs/corpus [--splits test] [--json OUT]
+    python -m acula.benchmarks.cough_screening --bundle default --corpus runs/corpus [--splits test]
+                                               [--phone 8k|mulaw8k] [--json OUT]
 
 Reports, per group of recordings: the fraction with at least one cough event,
 false alarms per hour on non-cough audio, and recall on cough recordings.  The
@@ -13,6 +14,12 @@ detector in the same run (a recording counts when any 0.975 s patch scores at
 least ``--yamnet-threshold``, a fixed 0.5 never tuned here), and the table says
 how many of the recordings our detector flags are flagged by YAMNet too: on a
 non-cough recording, a hint (not proof) that it holds a cough after all.
+
+``--phone 8k`` / ``--phone mulaw8k`` give every recording to the SDK as a phone call delivers it: resampled to
+8 kHz (anti-aliased polyphase, ``aligner.invariance.phone_call_8k``), G.711 mu-law coded and decoded for
+``mulaw8k``, and handed over at 8000 Hz, so the SDK's own resampler brings it to the model's rate.  Recordings at
+8 kHz or below keep their rate.  The operating point stays the bundle's (chosen on clean val audio); nothing
+is tuned to the phone channel.  YAMNet scores the same 8 kHz audio, resampled to its 16 kHz by ``sdk.audio.resample``.
 """
 
 from __future__ import annotations
@@ -129,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--yamnet", default="../shared/weights/yamnet.tflite",
                         help="YAMNet TFLite for the reference column ('' or a missing file: no reference)")
     parser.add_argument("--yamnet-threshold", type=float, default=0.5)
+    parser.add_argument("--phone", choices=("8k", "mulaw8k"),
+                        help="give each recording to the SDK as a phone call delivers it: at 8 kHz (mu-law coded with "
+                             "mulaw8k)")
     args = parser.parse_args(argv)
 
     from acula import sdk
@@ -154,8 +164,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         group = next((g for g, pick in GROUPS.items() if pick(r)), None)
         if group is None:
             continue
-        clip = sdk.load_audio(root / r["path"], model.sample_rate_hz, r.get("start_s"), r.get("end_s"))
-        result = model.screen(clip.samples, clip.sample_rate_hz)
+        if args.phone:
+            from acula.aligner.invariance import phone_call_8k
+
+            source = sdk.load_audio(root / r["path"], None, r.get("start_s"), r.get("end_s"))
+            samples = phone_call_8k(source.samples, source.sample_rate_hz, args.phone == "mulaw8k").astype(np.float32)
+            rate = min(source.sample_rate_hz, 8000)
+        else:
+            clip = sdk.load_audio(root / r["path"], model.sample_rate_hz, r.get("start_s"), r.get("end_s"))
+            samples, rate = clip.samples, clip.sample_rate_hz
+        result = model.screen(samples, rate)
         s = stats[group]
         s["n"] += 1
         s["flagged"] += bool(result.events)
@@ -170,14 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         peak = result.peak_window()
         scores["detector"].append((group, person, float(peak.cough_probability or 0.0) if peak else 0.0))
         if yamnet is not None:
-            yam_score = float(yamnet.run(clip.samples)[1][YAMNET_CLASSES["cough"]])
+            from acula.sdk.audio import resample
+
+            yam_in = samples if rate == 16000 else resample(samples, rate, 16000)
+            yam_score = float(yamnet.run(yam_in)[1][YAMNET_CLASSES["cough"]])
             scores["YAMNet Cough"].append((group, person, yam_score))
             yam = yam_score >= args.yamnet_threshold
             s["yamnet_flagged"] += yam
             s["both_flagged"] += yam and bool(result.events)
     screening = model.bundle.manifest.get("screening", {})
     print(f"cough screening, bundle {model.bundle.source} ({args.backend} {args.precision}), operating point "
-          f"on={screening.get('cough_on')}, splits {', '.join(args.splits)}")
+          f"on={screening.get('cough_on')}, splits {', '.join(args.splits)}"
+          + (f", as a phone call delivers it ({args.phone})" if args.phone else ""))
     out = {}
     for name, s in stats.items():
         if s["n"]:
@@ -198,8 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps(summary))
     if args.json:
         Path(args.json).write_text(json.dumps({"groups": out, **summary, "operating_point": screening, "splits":
-                                               args.splits, "backend": args.backend, "precision": args.precision,
-                                               "auroc": rocs, **reference}, indent=2))
+                                               args.splits, "phone": args.phone, "backend": args.backend,
+                                               "precision": args.precision, "auroc": rocs, **reference}, indent=2))
     return 0
 
 

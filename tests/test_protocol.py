@@ -159,6 +159,27 @@ def test_low_pass_and_phone_band_remove_the_high_tone():
     assert _band_ratio(apply_transform("diaphragm", x, 16000)) < _band_ratio(x)
 
 
+def test_a_phone_call_delivers_8_khz_mu_law_codes_and_the_mulaw8k_transform_is_that_call_brought_back():
+    from acula.aligner.invariance import phone_call_8k
+
+    x = _tone(high_hz=6000.0)
+    call = phone_call_8k(x, 16000)
+    assert call.shape == (x.size // 2,)
+    assert _band_ratio(np.repeat(call, 2).astype(np.float32)) > 0.98  # the 6 kHz tone is gone at 8 kHz
+    coded = phone_call_8k(x, 16000, mulaw=True)
+    assert coded.shape == call.shape and not np.array_equal(coded, call)
+    # 8-bit mu-law: at most 256 distinct values, each a G.711 code's level
+    assert np.unique(coded).size <= 256
+    assert np.max(np.abs(coded - call)) < 0.05 * np.max(np.abs(call))
+    back = apply_transform("mulaw8k", x, 16000)
+    assert np.array_equal(back, apply_transform("mulaw8k", x, 16000)) and back.shape == x.shape
+    # at 8 kHz or below a call is the samples themselves (mu-law coded with mulaw), in their own dtype
+    low = x[::4].copy()
+    assert phone_call_8k(low, 4000) is low
+    coded_low = phone_call_8k(low, 4000, mulaw=True).astype(np.float32)
+    assert np.array_equal(coded_low, apply_transform("mulaw8k", low, 4000))
+
+
 def test_noise_reaches_its_snr_and_never_adds_the_scored_clips_own_class():
     x = _tone()
     y = apply_transform("noise10", x, 16000, noise=_bank(), exclude="dog_bark")

@@ -133,3 +133,20 @@ def test_auroc_rows_score_each_population_with_a_participant_interval(tmp_path: 
     assert every["ci95"][0] < every["auroc"] <= every["ci95"][1]  # draws without the heart recording reach 1
     (tmp_path / "cough_screening.json").write_text(json.dumps({**screening(False), "auroc": list(rows.values())}))
     assert "| every non-cough recording | detector | 10 / 11 | 0.909 (" in render(tmp_path)
+
+
+def test_the_phone_channel_rows_count_each_group_from_its_results_file_and_pool_the_stethoscopes(tmp_path: Path):
+    from acula.benchmarks.model_card import phone_channel_lines
+
+    assert phone_channel_lines(tmp_path) == []  # no phone run stored: no section
+    groups = {"cough (phone)": {"n": 20, "flagged": 19}, "breathing + speech (phone)": {"n": 40, "flagged": 2},
+              "heart (stethoscope)": {"n": 100, "flagged": 0}, "lung (stethoscope)": {"n": 300, "flagged": 4},
+              "environment (ESC-10)": {"n": 50, "flagged": 1}}
+    auroc = [{"population": "phone + ESC-10 (the task table's population)", "scorer": "detector", "auroc": 0.97,
+              "ci95": [0.93, 0.99]},
+             {"population": "every non-cough recording", "scorer": "detector", "auroc": 0.5, "ci95": [0.4, 0.6]}]
+    (tmp_path / "cough_screening_phone_mulaw8k_test.json").write_text(json.dumps({"groups": groups, "auroc": auroc}))
+    text = "\n".join(phone_channel_lines(tmp_path))
+    assert ("| 8 kHz G.711 mu-law | test | 95.0% (19/20; 76.4%-99.1%) | 5.0% (2/40; 1.4%-16.5%) | "
+            "1.0% (4/400; 0.4%-2.5%) | 2.0% (1/50; 0.4%-10.5%) | 0.970 (0.930-0.990) |") in text
+    assert "| val |" not in text and "recall >= 95%" in text
