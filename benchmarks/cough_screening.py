@@ -1,7 +1,7 @@
 """Cough screening at the bundle's operating point on held-out real recordings (SDK only).
 
     python -m acula.benchmarks.cough_screening --bundle default --corpus runs/corpus [--splits test]
-                                               [--phone 8k|mulaw8k] [--json OUT]
+                                               [--phone 8k|mulaw8k] [--grid] [--json OUT]
 
 Reports, per group of recordings: the fraction with at least one cough event,
 false alarms per hour on non-cough audio, and recall on cough recordings.  The
@@ -20,6 +20,12 @@ non-cough recording, a hint (not proof) that it holds a cough after all.
 ``mulaw8k``, and handed over at 8000 Hz, so the SDK's own resampler brings it to the model's rate.  Recordings at
 8 kHz or below keep their rate.  The operating point stays the bundle's (chosen on clean val audio); nothing
 is tuned to the phone channel.  YAMNet scores the same 8 kHz audio, resampled to its 16 kHz by ``sdk.audio.resample``.
+
+``--grid`` also replays every recording's window cough probabilities through the SDK's event logic at other 'on'
+thresholds (``export.calibration.events_at``: off = 0.8 on, as the operating point's rule sets it) and reports,
+per threshold, the recordings of each group that raise an event, and the lowest threshold that meets the
+operating point's targets (<= 3 % phone non-cough, <= 1 % stethoscope recordings): what moving the threshold
+would buy on this split and channel.  Read it on val; a threshold is never chosen on test.
 """
 
 from __future__ import annotations
@@ -123,6 +129,48 @@ def auroc_rows(scores: dict[str, list[tuple[str, str, float]]]) -> list[dict[str
     return rows
 
 
+#: the 'on' thresholds ``--grid`` replays
+GRID = (0.5, 0.6, 0.65, 0.7, 0.71, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
+#: the stethoscope groups, pooled for the operating point's <= 1 % target
+STETHOSCOPE = ("heart (stethoscope)", "lung (stethoscope)")
+
+
+def threshold_grid(sequences: dict[str, list[np.ndarray]], model: Any) -> dict[str, Any]:
+    """Per 'on' threshold of ``GRID`` (and the bundle's own), each group's recordings that raise an event when
+    their window cough probabilities (NaN: gated out) are replayed through the SDK's event logic, and the lowest
+    threshold meeting ``export.calibration.SCREENING_TARGETS``.  At the bundle's own threshold the counts equal
+    the screening run's (``matches_run``: False would mean the replay is not the SDK's logic)."""
+    from acula.export.calibration import SCREENING_TARGETS, events_at
+
+    cfg = model.frontend.config
+    window_s = ((model.window_frames - 1) * cfg.hop_length + cfg.n_fft) / cfg.sample_rate_hz  # a window's span
+    hop_s = model.hop_frames * cfg.hop_s
+    own = float(model.bundle.manifest.get("screening", {}).get("cough_on", 0.5))
+    rows = []
+    for on in sorted({*GRID, own}):
+        flagged = {g: int(sum(events_at(q, on, window_s, hop_s) > 0 for q in seqs)) for g, seqs in sequences.items()}
+        n = {g: len(seqs) for g, seqs in sequences.items()}
+        steth = sum(flagged[g] for g in STETHOSCOPE), sum(n[g] for g in STETHOSCOPE)
+        phone = flagged["breathing + speech (phone)"], n["breathing + speech (phone)"]
+        meets = ((not phone[1] or phone[0] / phone[1] <= SCREENING_TARGETS["phone non-cough"])
+                 and (not steth[1] or steth[0] / steth[1] <= SCREENING_TARGETS["stethoscope"]))
+        rows.append({"on": on, "flagged": flagged, "n": n, "meets_targets": meets})
+    lowest = next((r["on"] for r in rows if r["meets_targets"]), None)
+    return {"rows": rows, "bundle_on": own, "lowest_meeting_targets": lowest, "targets": dict(SCREENING_TARGETS)}
+
+
+def grid_table(grid: dict[str, Any]) -> list[str]:
+    """Markdown rows of :func:`threshold_grid`'s result."""
+    names = list(grid["rows"][0]["n"])
+    lines = ["| on | " + " | ".join(names) + " | meets the targets |", "|---" * (len(names) + 2) + "|"]
+    for r in grid["rows"]:
+        mark = " (the bundle's)" if r["on"] == grid["bundle_on"] else ""
+        lines.append(f"| {r['on']:g}{mark} | " + " | ".join(f"{r['flagged'][g]}/{r['n'][g]}" for g in names)
+                     + f" | {'yes' if r['meets_targets'] else 'no'} |")
+    lines.append(f"Lowest threshold meeting the targets here: {grid['lowest_meeting_targets']}")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.cough_screening", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--yamnet", default="../shared/weights/yamnet.tflite",
                         help="YAMNet TFLite for the reference column ('' or a missing file: no reference)")
     parser.add_argument("--yamnet-threshold", type=float, default=0.5)
+    parser.add_argument("--grid", action="store_true",
+                        help="the recordings flagged per group at other 'on' thresholds (replayed event logic)")
     parser.add_argument("--phone", choices=("8k", "mulaw8k"),
                         help="give each recording to the SDK as a phone call delivers it: at 8 kHz (mu-law coded with "
                              "mulaw8k)")
@@ -160,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flagged_paths: dict[str, list[str]] = {name: [] for name in GROUPS}
     trials: dict[str, list[tuple[str, bool]]] = {name: [] for name in GROUPS}
     scores: dict[str, list[tuple[str, str, float]]] = {"detector": [], **({"YAMNet Cough": []} if yamnet else {})}
+    sequences: dict[str, list[np.ndarray]] = {name: [] for name in GROUPS}  # window cough probabilities, for --grid
     for r in rows:
         group = next((g for g, pick in GROUPS.items() if pick(r)), None)
         if group is None:
@@ -183,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.events:
             flagged_paths[group].append(r["path"])
         s["hours"] += result.duration_s / 3600
+        sequences[group].append(np.array([np.nan if w.cough_probability is None else w.cough_probability
+                                          for w in result.windows]))
         # the recording's score for the AUROC rows: its highest window cough probability (0 when the
         # signal-quality gate left no window scored: the detector cannot fire there)
         peak = result.peak_window()
@@ -218,10 +271,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {"recall_on_cough_recordings": out.get("cough (phone)", {}).get("fraction_flagged"),
                "false_alarms_per_hour_noncough": sum(v["events"] for v in neg) / hours if hours else None}
     print(json.dumps(summary))
+    grid = threshold_grid(sequences, model) if args.grid else None
+    if grid is not None:
+        own = next(r for r in grid["rows"] if r["on"] == grid["bundle_on"])
+        grid["matches_run"] = all(own["flagged"][g] == stats[g]["flagged"] for g in GROUPS)
+        if not grid["matches_run"]:
+            print("warning: the replayed event logic disagrees with the run at the bundle's own threshold",
+                  file=sys.stderr)
+        print("\n".join(grid_table(grid)))
     if args.json:
         Path(args.json).write_text(json.dumps({"groups": out, **summary, "operating_point": screening, "splits":
                                                args.splits, "phone": args.phone, "backend": args.backend,
-                                               "precision": args.precision, "auroc": rocs, **reference}, indent=2))
+                                               "precision": args.precision, "auroc": rocs, **reference,
+                                               **({"grid": grid} if grid is not None else {})}, indent=2))
     return 0
 
 

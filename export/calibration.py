@@ -55,6 +55,18 @@ def screening_group(row: dict[str, Any]) -> str:
     return "stethoscope" if modality in ("heart", "lung") else "other"
 
 
+def events_at(probabilities: np.ndarray, on: float, window_s: float, hop_s: float) -> int:
+    """Cough events the SDK's own event logic raises on one recording's per-window cough probabilities (NaN: gated
+    out) at 'on' threshold ``on``, with the operating point's other settings (hysteresis off = 0.8 on, minimum
+    duration 0.25 s, refractory 1 s)."""
+    from acula.sdk.screening import EventDetector, ScreeningConfig
+
+    det = EventDetector(ScreeningConfig(on=on, off=round(0.8 * on, 4), min_duration_s=0.25, refractory_s=1.0))
+    n = sum(len(det.update(k * hop_s, k * hop_s + window_s, None if np.isnan(p) else float(p)))
+            for k, p in enumerate(probabilities))
+    return n + len(det.flush())
+
+
 def choose_operating_point(sequences: dict[str, list[np.ndarray]], noncough_hours: float, window_s: float,
                            hop_s: float, targets: dict[str, float] | None = None,
                            candidates: Sequence[float] | None = None) -> dict[str, Any]:
@@ -63,17 +75,12 @@ def choose_operating_point(sequences: dict[str, list[np.ndarray]], noncough_hour
     duration 0.25 s, refractory 1 s).  ``sequences``: per group, each recording's per-window cough
     probabilities (NaN: gated out).  The lowest such threshold keeps the most recall.  When no candidate
     meets the targets, the highest is taken and ``targets_met`` says so."""
-    from acula.sdk.screening import EventDetector, ScreeningConfig
-
     targets = SCREENING_TARGETS if targets is None else targets
     grid = sorted({round(float(t), 4) for t in (candidates if candidates is not None
                                                  else np.linspace(0.5, 0.995, 100))})
 
     def n_events(seq: np.ndarray, on: float) -> int:
-        det = EventDetector(ScreeningConfig(on=on, off=round(0.8 * on, 4), min_duration_s=0.25, refractory_s=1.0))
-        n = sum(len(det.update(k * hop_s, k * hop_s + window_s, None if np.isnan(p) else float(p)))
-                for k, p in enumerate(seq))
-        return n + len(det.flush())
+        return events_at(seq, on, window_s, hop_s)
 
     def flagged(group: str, on: float) -> float:
         seqs = sequences.get(group, [])

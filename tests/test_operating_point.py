@@ -54,3 +54,35 @@ def test_groups_of_corpus_rows() -> None:
     assert [screening_group({"modality": m}) for m in ("cough", "speech", "breathing", "heart", "lung",
                                                         "environment")] == \
         ["cough", "phone non-cough", "phone non-cough", "stethoscope", "stethoscope", "other"]
+
+
+def test_the_threshold_grid_replays_the_sdks_own_event_decisions_on_a_real_cough() -> None:
+    """``cough_screening --grid`` replays window probabilities through ``events_at``: at the bundle's own
+    threshold it must flag what the SDK's screen flagged, on the shipped real cough and on a quiet breath."""
+    from pathlib import Path
+
+    from acula.benchmarks.cough_screening import GROUPS, grid_table, threshold_grid
+    from acula.sdk.synth import synth_recording
+
+    from acula import sdk
+
+    model = sdk.load("default", "onnxruntime", "int8")
+    cough = sdk.load_audio(Path(sdk.__file__).parent / "data" / "cough_smith2006_p05.flac")
+    breath, _ = synth_recording(12.0, seed=3)
+    seqs: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
+    flagged = {}
+    for group, x in (("cough (phone)", cough.samples), ("breathing + speech (phone)", breath)):
+        result = model.screen(x, 16000)
+        seqs[group].append(np.array([np.nan if w.cough_probability is None else w.cough_probability
+                                     for w in result.windows]))
+        flagged[group] = bool(result.events)
+    assert flagged["cough (phone)"]  # the real cough raises an event at the shipped point
+    grid = threshold_grid(seqs, model)
+    own = next(r for r in grid["rows"] if r["on"] == grid["bundle_on"])
+    assert {g: own["flagged"][g] for g in flagged} == {g: int(v) for g, v in flagged.items()}
+    # the cough's peak window sets the highest threshold at which it still raises an event
+    peak = float(np.nanmax(seqs["cough (phone)"][0]))
+    above = [r for r in grid["rows"] if r["on"] > peak]
+    assert all(r["flagged"]["cough (phone)"] == 0 for r in above)
+    assert grid["lowest_meeting_targets"] == min(r["on"] for r in grid["rows"] if r["meets_targets"])
+    assert any("(the bundle's)" in line for line in grid_table(grid))
