@@ -15,7 +15,8 @@ the mel resolution) and additive noise adds in the power domain.
   ``p_background`` > 0);
 * signal-following noise (``follow_noise``): white noise at a fixed SNR below each frame's own power, as a
   mu-law codec's quantisation adds (its SQNR is nearly level-independent, about 38 dB for 8-bit mu-law); the
-  distiller gives it to the student's input only (``DistillConfig.p_student_codec``).
+  distiller gives it to the student's input only (``DistillConfig.p_student_codec``);
+* a phone call's channel (``phone_channel``, ``p_phone``): nothing above 4 kHz, as 8 kHz audio keeps.
 
 The same function serves the aligner and the distiller.
 """
@@ -67,6 +68,42 @@ def _white_band_shares(cfg: FrontendConfig, max_hz: float) -> np.ndarray:
     return shares
 
 
+#: a phone call's upper band edge: audio resampled to 8 kHz keeps nothing above it
+PHONE_MAX_HZ = 4000.0
+
+
+@functools.lru_cache(maxsize=8)
+def _kept_band_shares(cfg: FrontendConfig, max_hz: float) -> np.ndarray:
+    """Each mel band's share of a flat spectrum that lies at or below ``max_hz``: its filter's weight on those FFT
+    bins over its whole weight (1 for a band wholly below, 0 wholly above; built once per front end)."""
+    bins_hz = np.linspace(0.0, cfg.sample_rate_hz / 2, cfg.n_freqs)
+    fb = mel_filterbank(cfg)
+    shares = fb[bins_hz <= max_hz].sum(0) / np.maximum(fb.sum(0), 1e-12)
+    shares[fb[bins_hz > max_hz].sum(0) == 0] = 1.0  # wholly below: exactly 1, whatever the sums' rounding
+    shares.flags.writeable = False
+    return shares
+
+
+def phone_channel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p: float,
+                  max_hz: float = PHONE_MAX_HZ) -> torch.Tensor:
+    """Normalised log-mel (batch, n_frames, n_mels) with, for each crop with probability ``p``, a phone call's band
+    limit: each band keeps only its share at or below ``max_hz`` (``_kept_band_shares``: a brick wall, as 8 kHz
+    resampling's anti-aliasing filter nearly is), the bands above it fall to the front end's floor.  Crops not
+    chosen come back unchanged.  Draws 1 number per crop from ``generator`` (none when ``p`` is 0)."""
+    if p <= 0:
+        return x
+    chosen = torch.rand(x.shape[0], 1, 1, generator=generator).to(x.device) < p
+    shares = _kept_band_shares(cfg, max_hz)
+    cut = torch.from_numpy(np.flatnonzero(shares < 1.0)).to(x.device)  # the bands that lose anything (the rest: as is)
+    loss_db = torch.tensor(10 * np.log10(np.maximum(shares[shares < 1.0], 1e-30)), dtype=x.dtype, device=x.device)
+    floor_db = 10 * float(np.log10(cfg.amin_power))
+    db = x[..., cut] * cfg.norm_std_db + cfg.norm_mean_db
+    kept = ((db + loss_db).clamp_min(floor_db) - cfg.norm_mean_db) / cfg.norm_std_db
+    out = x.clone()
+    out[..., cut] = torch.where(chosen, kept, x[..., cut])
+    return out
+
+
 def follow_noise(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p: float,
                  snr_db: tuple[float, float] = FOLLOW_NOISE_SNR_DB, max_hz: float = FOLLOW_NOISE_MAX_HZ
                  ) -> torch.Tensor:
@@ -98,14 +135,15 @@ def augment_logmel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Genera
                    eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise,
                    band_filter: str = _DEFAULT.band_filter, p_background: float = _DEFAULT.p_background,
                    background_snr_min_db: float = _DEFAULT.background_snr_min_db,
-                   background: torch.Tensor | None = None, p_codec: float = _DEFAULT.p_codec) -> torch.Tensor:
+                   background: torch.Tensor | None = None, p_codec: float = _DEFAULT.p_codec,
+                   p_phone: float = _DEFAULT.p_phone) -> torch.Tensor:
     """x: (batch, n_frames, n_mels) normalised log-mel -> augmented copy, same shape.  The defaults are
     ``aligner.config.AugmentFields``'; a config passes its own with ``**cfg.augment_options()``.
     ``background``: normalised log-mel crops shaped like ``x`` (``background_crops``), mixed into a crop with
     probability ``p_background``; with it None or ``p_background`` 0 the generator draws what it drew before
     the background existed."""
     return augment_logmel_views(x, cfg, generator, p_band_limit, gain_db, eq_db, p_noise, band_filter,
-                                p_background, background_snr_min_db, background, p_codec)[1]
+                                p_background, background_snr_min_db, background, p_codec, p_phone)[1]
 
 
 def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator,
@@ -113,8 +151,8 @@ def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.
                          eq_db: float = _DEFAULT.eq_db, p_noise: float = _DEFAULT.p_noise,
                          band_filter: str = _DEFAULT.band_filter, p_background: float = _DEFAULT.p_background,
                          background_snr_min_db: float = _DEFAULT.background_snr_min_db,
-                         background: torch.Tensor | None = None, p_codec: float = _DEFAULT.p_codec
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+                         background: torch.Tensor | None = None, p_codec: float = _DEFAULT.p_codec,
+                         p_phone: float = _DEFAULT.p_phone) -> tuple[torch.Tensor, torch.Tensor]:
     """``augment_logmel`` in two views from the same draws: (the crop with every augmentation but the real
     background, the crop with it as well).  The second is exactly ``augment_logmel``'s output; the first is what
     it returns with ``background`` None.  A denoising distillation (``DistillConfig.background_student_only``)
@@ -155,9 +193,11 @@ def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.
     if background is None or p_background <= 0:
         if p_codec > 0:  # last, so every earlier draw is what it was without it
             clean = follow_noise(clean, cfg, generator, p_codec)
+        if p_phone > 0:  # the channel after the codec's noise (which stops at 4 kHz too); drawn last of all
+            clean = phone_channel(clean, cfg, generator, p_phone)
         return clean, clean
-    if p_codec > 0:
-        raise ValueError("p_codec and p_background are not combined yet: set one of them to 0")
+    if p_codec > 0 or p_phone > 0:
+        raise ValueError("p_codec and p_phone are not combined with p_background yet: set one of them to 0")
     db = _mix_background(db, background.to(x.device) * scale + cfg.norm_mean_db, cfg, p_background,
                          (background_snr_min_db, BACKGROUND_SNR_MAX_DB), rand)
     return clean, (db.clamp_min(floor_db) - cfg.norm_mean_db) / scale

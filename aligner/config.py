@@ -98,13 +98,18 @@ class AugmentFields:
     #: 4 kHz at 22-38 dB under each frame's own power, as 8-bit mu-law adds), last, after every other augmentation;
     #: not combined with real backgrounds yet (0: off, and nothing drawn)
     p_codec: float = 0.0
+    #: probability that a crop goes through a phone call's channel (``aligner.augment.phone_channel``): nothing
+    #: above 4 kHz, as audio resampled to 8 kHz (anti-aliased) keeps; drawn last, after every other augmentation
+    #: (0: off, and nothing drawn).  The 24 dB-per-octave roll-off of ``p_band_limit`` leaves a 4 kHz low-pass
+    #: crop's 8 kHz band only 24 dB down, where an 8 kHz phone call has none of it.
+    p_phone: float = 0.0
 
     def augment_options(self) -> dict[str, float | str]:
         """The keyword arguments of ``augment_logmel``."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(AugmentFields)}
 
     def check_augment(self) -> None:
-        for name in ("p_band_limit", "p_noise", "p_background", "p_codec"):
+        for name in ("p_band_limit", "p_noise", "p_background", "p_codec", "p_phone"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.gain_db < 0 or self.eq_db < 0:
@@ -112,8 +117,8 @@ class AugmentFields:
         if not 0.0 <= self.background_snr_min_db <= BACKGROUND_SNR_MAX_DB:
             raise ValueError(f"background_snr_min_db must be in [0, {BACKGROUND_SNR_MAX_DB:g}] dB (the highest SNR "
                              f"is {BACKGROUND_SNR_MAX_DB:g} dB), got {self.background_snr_min_db!r}")
-        if self.p_codec > 0 and self.p_background > 0:
-            raise ValueError("p_codec and p_background are not combined yet: set one of them to 0")
+        if (self.p_codec > 0 or self.p_phone > 0) and self.p_background > 0:
+            raise ValueError("p_codec and p_phone are not combined with p_background yet: set one of them to 0")
         if self.band_filter not in BAND_FILTERS:
             raise ValueError(f"band_filter must be one of {BAND_FILTERS}, got {self.band_filter!r}")
 

@@ -357,3 +357,66 @@ def test_p_codec_adds_the_codec_floor_last_and_is_refused_beside_backgrounds():
         AugmentFields(p_codec=0.5, p_background=0.2).check_augment()
     with pytest.raises(ValueError, match="p_codec"):
         AugmentFields(p_codec=1.5).check_augment()
+
+
+def test_phone_channel_off_is_the_identity_and_draws_nothing():
+    from acula.aligner.augment import phone_channel
+
+    x, gen = batch(), torch.Generator().manual_seed(5)
+    state = gen.get_state()
+    assert phone_channel(x, CFG, gen, 0.0) is x and torch.equal(gen.get_state(), state)
+    # p_phone 0 inside augment_logmel draws what the recipes without it drew
+    a = augment_logmel(x, CFG, torch.Generator().manual_seed(6))
+    b = augment_logmel(x, CFG, torch.Generator().manual_seed(6), p_phone=0.0)
+    assert torch.equal(a, b)
+
+
+def test_phone_channel_keeps_the_bands_under_4_khz_and_floors_those_above():
+    from acula.aligner.augment import phone_channel
+
+    x = batch()
+    out = phone_channel(x, CFG, torch.Generator().manual_seed(0), 1.0)
+    centres = band_centres_hz(CFG)
+    drop_db = ((x - out) * CFG.norm_std_db)  # >= 0 everywhere
+    floor = (10 * np.log10(CFG.amin_power) - CFG.norm_mean_db) / CFG.norm_std_db
+    assert float(drop_db.min()) > -1e-3
+    assert float(drop_db[..., centres < 3500].abs().max()) < 1e-3
+    assert torch.allclose(out[..., centres > 4600], torch.full_like(out[..., centres > 4600], floor))
+
+
+def test_phone_channel_matches_real_8_khz_audio_in_the_log_mel():
+    """White noise through a real phone call (``aligner.invariance.phone_call_8k``, back at 16 kHz through the
+    SDK's resampler) against phone_channel on the clean noise's log-mel: the bands under 3.5 kHz agree within
+    0.5 dB; the bands over 4.6 kHz are at least 30 dB down in the call (its anti-aliasing filter's stop band leaks
+    a little) and at the front end's floor in the augmented crop."""
+    from acula.aligner.augment import phone_channel
+    from acula.aligner.invariance import phone_call_8k
+    from acula.sdk.audio import resample
+    from acula.sdk.frontend import LogMelFrontend
+
+    fe = LogMelFrontend(CFG)
+    noise = (np.random.default_rng(0).normal(0, 0.1, 16000 * 3)).astype(np.float32)
+    call = resample(phone_call_8k(noise, 16000).astype(np.float32), 8000, 16000)
+    clean, real = fe(noise)[10:-10], fe(call)[10:-10]
+    aug = phone_channel(torch.from_numpy(clean[None]), CFG, torch.Generator().manual_seed(0), 1.0)[0].numpy()
+    centres = band_centres_hz(CFG).numpy()
+    to_db = CFG.norm_std_db
+    low, high = centres < 3500, centres > 4600
+    assert np.abs((aug - real)[:, low].mean(0) * to_db).max() < 0.5
+    assert ((clean - real)[:, high].mean(0) * to_db).min() > 30 and ((clean - aug)[:, high].mean(0) * to_db).min() > 60
+
+
+def test_p_phone_is_drawn_last_and_refused_beside_backgrounds():
+    x = batch()
+    base = augment_logmel(x, CFG, torch.Generator().manual_seed(8))
+    phone = augment_logmel(x, CFG, torch.Generator().manual_seed(8), p_phone=1.0)
+    centres = band_centres_hz(CFG)
+    # every earlier draw is the same: the bands under 3.5 kHz are those of the recipe without it
+    assert torch.equal(base[..., centres < 3500], phone[..., centres < 3500])
+    assert not torch.equal(base, phone)
+    with pytest.raises(ValueError, match="p_phone"):
+        augment_logmel(x, CFG, torch.Generator().manual_seed(8), p_phone=0.5, p_background=0.5, background=x)
+    from acula.aligner.config import AugmentFields
+
+    with pytest.raises(ValueError, match="p_phone"):
+        AugmentFields(p_phone=1.5).check_augment()

@@ -538,6 +538,26 @@ def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_c
     assert bool((student_c != teacher_c).flatten(1).any(1).all())  # p 1: every crop, not a share of them
 
 
+def test_the_phone_channel_reaches_teacher_and_student_alike(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
+    """``p_phone``: both models hear the crop without its upper band (nothing over 4 kHz); at 0 the crops are those
+    of the recipe without it."""
+    import acula.distill.train as train
+    from acula.aligner.augment import band_centres_hz
+
+    seen = spy_model_inputs(monkeypatch)
+    base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1)
+    train.distill(dataclasses.replace(base, p_phone=1.0), tiny_teacher, tiny_corpus, tmp_path / "phone",
+                  progress=False)
+    train.distill(base, tiny_teacher, tiny_corpus, tmp_path / "plain", progress=False)
+    (student_f, teacher_f), (student_p, teacher_p) = seen[-2], seen[-1]
+    assert torch.equal(student_f, teacher_f) and torch.equal(student_p, teacher_p)
+    centres = band_centres_hz(FrontendConfig())
+    low, high = centres < 3500, centres > 4600
+    assert torch.equal(student_f[..., low], student_p[..., low])  # every other draw as before
+    floor = float(student_p.min())
+    assert float(student_f[..., high].max()) <= floor + 1e-5 < float(student_p[..., high].max())
+
+
 def test_a_student_on_a_lower_floor_than_its_teacher(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
     """student_amin_power: the student's features and its checkpoint's front end take the lower floor, the teacher
     reads the same crops clamped at its own floor (never below it); a floor above the teacher's is refused."""
