@@ -589,6 +589,62 @@ def on_shipped_three_seeds(name: str, val: dict[str, Any], test: dict[str, Any] 
                            shared_only=True)
 
 
+#: selection_rule_gain24_lowfloor_shift_phone.md's primary checks, on flagged recordings summed over the three seeds
+#: (``cough_channels``): P1 phone non-cough under the 8 kHz and mu-law channels must fall by at least this many,
+#: P2 coughs under them may fall by at most this many, P3 on clean audio phone non-cough may rise by 1, coughs fall by 1
+PHONE_MARGINS = {"P1": 3, "P2": 2, "P3 phone": 1, "P3 cough": 1}
+PHONE_CANDIDATE = "gain24-lowfloor-shift-phone seed"
+
+
+def phone_channel_checks(channels: dict[str, Any], candidate: str = PHONE_CANDIDATE, baseline: str = SHIPPED_SHIFT
+                         ) -> dict[str, Any]:
+    """P1-P3 of ``selection_rule_gain24_lowfloor_shift_phone.md`` from a ``cough_channels`` result: the bundles whose
+    names start with ``candidate`` against those starting with ``baseline`` (three seeds each), flagged recordings
+    summed over seeds (and, for P1 and P2, the 8k and mulaw8k channels)."""
+    runs = channels["runs"]
+    who = {k: sorted(n for n in runs if n.startswith(p)) for k, p in (("cand", candidate), ("base", baseline))}
+    if len(who["cand"]) != 3 or len(who["base"]) != 3:
+        raise ValueError(f"the phone rule needs three seeds of each, got {who}")
+
+    def flagged(k: str, group: str, chans: tuple[str, ...]) -> int:
+        return sum(int(runs[n][c]["groups"][group]["flagged"]) for n in who[k] for c in chans)
+
+    phone, cough = "breathing + speech (phone)", "cough (phone)"
+    f = {name: {k: flagged(k, g, ch) for k in ("cand", "base")} for name, g, ch in (
+        ("phone non-cough flagged, 8k + mu-law", phone, ("8k", "mulaw8k")),
+        ("coughs flagged, 8k + mu-law", cough, ("8k", "mulaw8k")),
+        ("phone non-cough flagged, clean", phone, ("clean",)), ("coughs flagged, clean", cough, ("clean",)))}
+    m = PHONE_MARGINS
+    keys = list(f)
+    checks = [("P1", f[keys[0]]["cand"] <= f[keys[0]]["base"] - m["P1"]),
+              ("P2", f[keys[1]]["cand"] >= f[keys[1]]["base"] - m["P2"]),
+              ("P3", f[keys[2]]["cand"] <= f[keys[2]]["base"] + m["P3 phone"]
+               and f[keys[3]]["cand"] >= f[keys[3]]["base"] - m["P3 cough"])]
+    return {"figures": f, "checks": checks, "failed": [n for n, ok in checks if not ok]}
+
+
+def phone_three_seeds(val: dict[str, Any], channels_val: dict[str, Any], test: dict[str, Any] | None = None,
+                      channels_test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+    """gain24-lowfloor-shift-phone against the shipped recipe rebuilt on this CPU, seed for seed: P1-P3
+    (:func:`phone_channel_checks`) and the guards (``GATED_MARGINS``' checks 1-5 and 8) on each split scored."""
+    cells, verdicts = [], []
+    for split, sel, chans in (("val", val, channels_val), ("test", test, channels_test)):
+        if sel is None or chans is None:
+            continue
+        p, r = phone_channel_checks(chans), seed_mean_rule(sel, PHONE_CANDIDATE, SHIPPED_SHIFT, GATED_MARGINS)
+        failed = p["failed"] + [str(n) for n in r["failed"]]
+        verdicts.append(f"{split} " + ("passes" if not failed else "fails check " + ", ".join(failed)))
+        counts = "; ".join(f"{k} {v['cand']} vs {v['base']}" for k, v in p["figures"].items())
+        cells.append(f"{split}: {counts}; {_rule_figures(r)}")
+    if test is None:
+        verdicts.append("test not scored" if verdicts[0] != "val passes" else "test not scored yet")
+    return [f"| a phone call's band limit in distillation (`p_phone` 0.25: a quarter of the crops keep nothing over "
+            f"4 kHz, teacher and student alike; gain24-lowfloor-shift-phone) against the shipped recipe rebuilt on "
+            f"this CPU, three seeds each, seed for seed; phone-channel false alarms must fall | {'; '.join(verdicts)}"
+            f"{status} | seed sums and means, phone vs shipped: {'. '.join(cells)} | "
+            "selection_rule_gain24_lowfloor_shift_phone.md |"]
+
+
 def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
                                stored: dict[str, Any] | None = None) -> list[str]:
     """gain24-lowfloor-shift (gain24-lowfloor-r130 with the running-level shift and relative floor in distillation

@@ -421,3 +421,27 @@ def test_the_keep_floor_row_reads_each_seeds_run_and_refuses_a_missing_system():
     runs[1] = {"rows": {}, "invariance": {}}
     with pytest.raises(ValueError, match="lacks"):
         keep_floor_experiment(*runs)
+
+
+def test_the_phone_rule_sums_flagged_recordings_over_seeds_and_channels():
+    from acula.benchmarks.ablation import PHONE_CANDIDATE, SHIPPED_SHIFT, phone_channel_checks
+
+    def run(phone: dict[str, int], cough: dict[str, int]) -> dict:
+        return {c: {"groups": {"breathing + speech (phone)": {"n": 39, "flagged": phone[c]},
+                               "cough (phone)": {"n": 20, "flagged": cough[c]}}} for c in ("clean", "8k", "mulaw8k")}
+
+    base = {f"{SHIPPED_SHIFT} {k}": run({"clean": 1, "8k": 5, "mulaw8k": 2}, {"clean": 19, "8k": 19, "mulaw8k": 19})
+            for k in range(3)}
+    # 3 fewer false alarms under the phone channels over the three seeds: P1 passes at its margin
+    cand = {f"{PHONE_CANDIDATE} {k}": run({"clean": 1, "8k": 4 if k else 5, "mulaw8k": 2 if k < 2 else 1},
+                                          {"clean": 19, "8k": 19, "mulaw8k": 19}) for k in range(3)}
+    r = phone_channel_checks({"runs": {**cand, **base}})
+    assert r["figures"]["phone non-cough flagged, 8k + mu-law"] == {"cand": 18, "base": 21} and r["failed"] == []
+    # two fewer is not enough; three coughs lost fails P2; a second clean false alarm fails P3
+    cand[f"{PHONE_CANDIDATE} 2"]["mulaw8k"]["groups"]["breathing + speech (phone)"]["flagged"] = 2
+    for k in range(3):
+        cand[f"{PHONE_CANDIDATE} {k}"]["8k"]["groups"]["cough (phone)"]["flagged"] = 18
+    cand[f"{PHONE_CANDIDATE} 0"]["clean"]["groups"]["breathing + speech (phone)"]["flagged"] = 3
+    assert phone_channel_checks({"runs": {**cand, **base}})["failed"] == ["P1", "P2", "P3"]
+    with pytest.raises(ValueError, match="three seeds"):
+        phone_channel_checks({"runs": base})
