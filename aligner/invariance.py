@@ -65,7 +65,8 @@ def _mulaw(x: np.ndarray, mu: float = 255.0) -> np.ndarray:
 
 def phone_call_8k(x: np.ndarray, rate: int, mulaw: bool = False) -> np.ndarray:
     """What a phone call delivers of samples at ``rate``: the samples at 8 kHz (polyphase, anti-aliased; as they
-    are at 8 kHz or below), G.711 mu-law coded and decoded with ``mulaw``; at 8000 Hz in float64 (at ``rate``, in
+    are at 8 kHz or below), 8-bit mu-law coded and decoded with ``mulaw`` (``_mulaw``: mu 255, G.711's curve but no
+    zero code, so digital silence decodes to +-8.6e-5); at 8000 Hz in float64 (at ``rate``, in
     ``x``'s dtype, when that is not above 8 kHz).  ``mulaw8k`` is this call resampled back to ``rate``."""
     if rate <= 8000:
         y = x

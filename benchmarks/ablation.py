@@ -605,6 +605,12 @@ def phone_channel_checks(channels: dict[str, Any], candidate: str = PHONE_CANDID
     who = {k: sorted(n for n in runs if n.startswith(p)) for k, p in (("cand", candidate), ("base", baseline))}
     if len(who["cand"]) != 3 or len(who["base"]) != 3:
         raise ValueError(f"the phone rule needs three seeds of each, got {who}")
+    if channels.get("precision", "int8") != "int8":
+        raise ValueError(f"the phone rule reads int8 bundles (their operating points), got {channels['precision']}")
+    sizes = {(c, g, r["groups"][g]["n"]) for n in who["cand"] + who["base"] for c, r in runs[n].items()
+             for g in r["groups"]}
+    if len({(c, g) for c, g, _ in sizes}) != len(sizes):
+        raise ValueError("the bundles screened different recordings (group sizes differ)")
 
     def flagged(k: str, group: str, chans: tuple[str, ...]) -> int:
         return sum(int(runs[n][c]["groups"][group]["flagged"]) for n in who[k] for c in chans)
@@ -627,10 +633,14 @@ def phone_three_seeds(val: dict[str, Any], channels_val: dict[str, Any], test: d
                       channels_test: dict[str, Any] | None = None, status: str = "") -> list[str]:
     """gain24-lowfloor-shift-phone against the shipped recipe rebuilt on this CPU, seed for seed: P1-P3
     (:func:`phone_channel_checks`) and the guards (``GATED_MARGINS``' checks 1-5 and 8) on each split scored."""
+    if (test is None) != (channels_test is None):
+        raise ValueError("the phone rule's test split needs both its primary run and its cough_channels run")
     cells, verdicts = [], []
     for split, sel, chans in (("val", val, channels_val), ("test", test, channels_test)):
         if sel is None or chans is None:
             continue
+        if chans.get("splits") != [split] or sel.get("scored") != [split]:
+            raise ValueError(f"the {split} files score {chans.get('splits')} and {sel.get('scored')}, not {split}")
         p, r = phone_channel_checks(chans), seed_mean_rule(sel, PHONE_CANDIDATE, SHIPPED_SHIFT, GATED_MARGINS)
         failed = p["failed"] + [str(n) for n in r["failed"]]
         verdicts.append(f"{split} " + ("passes" if not failed else "fails check " + ", ".join(failed)))

@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     bundles = dict(b.split("=", 1) for b in args.bundle if "=" in b)
-    if len(bundles) != len(args.bundle):
-        parser.error("each --bundle is NAME=BUNDLE, each NAME once")
+    if len(bundles) != len(args.bundle) or not all(k.strip() and v.strip() for k, v in bundles.items()):
+        parser.error("each --bundle is NAME=BUNDLE (neither empty), each NAME once")
     runs: dict[str, dict[str, Any]] = {}
     for name, path in bundles.items():
         runs[name] = {}

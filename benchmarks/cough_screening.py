@@ -16,9 +16,10 @@ how many of the recordings our detector flags are flagged by YAMNet too: on a
 non-cough recording, a hint (not proof) that it holds a cough after all.
 
 ``--phone 8k`` / ``--phone mulaw8k`` give every recording to the SDK as a phone call delivers it: resampled to
-8 kHz (anti-aliased polyphase, ``aligner.invariance.phone_call_8k``), G.711 mu-law coded and decoded for
-``mulaw8k``, and handed over at 8000 Hz, so the SDK's own resampler brings it to the model's rate.  Recordings at
-8 kHz or below keep their rate.  The operating point stays the bundle's (chosen on clean val audio); nothing
+8 kHz (anti-aliased polyphase, ``aligner.invariance.phone_call_8k``), 8-bit mu-law (mu 255, the invariance
+suite's coder, which has no zero code: digital silence decodes to +-8.6e-5) coded and decoded for ``mulaw8k``,
+and handed over at 8000 Hz, so the SDK's own resampler brings it to the model's rate.  Recordings at 8 kHz or
+below keep their rate.  The operating point stays the bundle's (chosen on clean val audio); nothing
 is tuned to the phone channel.  YAMNet scores the same 8 kHz audio, resampled to its 16 kHz by ``sdk.audio.resample``.
 
 ``--grid`` also replays every recording's window cough probabilities through the SDK's event logic at other 'on'
@@ -137,23 +138,28 @@ STETHOSCOPE = ("heart (stethoscope)", "lung (stethoscope)")
 
 def threshold_grid(sequences: dict[str, list[np.ndarray]], model: Any) -> dict[str, Any]:
     """Per 'on' threshold of ``GRID`` (and the bundle's own), each group's recordings that raise an event when
-    their window cough probabilities (NaN: gated out) are replayed through the SDK's event logic, and the lowest
-    threshold meeting ``export.calibration.SCREENING_TARGETS``.  At the bundle's own threshold the counts equal
-    the screening run's (``matches_run``: False would mean the replay is not the SDK's logic)."""
+    their window cough probabilities (NaN: gated out) are replayed through the SDK's event logic with the bundle's
+    own settings ('off' scaled with 'on'), and the lowest threshold meeting ``export.calibration.SCREENING_TARGETS``
+    (``meets_targets`` None where the split lacks phone non-cough or stethoscope recordings).  A 2 s window is
+    longer than the minimum event, so a recording is flagged when its (smoothed) window probability reaches 'on'
+    outside a refractory gap; at the bundle's own threshold the counts must equal the screening run's."""
     from acula.export.calibration import SCREENING_TARGETS, events_at
 
     cfg = model.frontend.config
     window_s = ((model.window_frames - 1) * cfg.hop_length + cfg.n_fft) / cfg.sample_rate_hz  # a window's span
     hop_s = model.hop_frames * cfg.hop_s
-    own = float(model.bundle.manifest.get("screening", {}).get("cough_on", 0.5))
+    own = float(model.screening.on)
     rows = []
     for on in sorted({*GRID, own}):
-        flagged = {g: int(sum(events_at(q, on, window_s, hop_s) > 0 for q in seqs)) for g, seqs in sequences.items()}
+        flagged = {g: int(sum(events_at(q, on, window_s, hop_s, model.screening) > 0 for q in seqs))
+                   for g, seqs in sequences.items()}
         n = {g: len(seqs) for g, seqs in sequences.items()}
         steth = sum(flagged[g] for g in STETHOSCOPE), sum(n[g] for g in STETHOSCOPE)
         phone = flagged["breathing + speech (phone)"], n["breathing + speech (phone)"]
-        meets = ((not phone[1] or phone[0] / phone[1] <= SCREENING_TARGETS["phone non-cough"])
-                 and (not steth[1] or steth[0] / steth[1] <= SCREENING_TARGETS["stethoscope"]))
+        # None: a group the split does not hold, so the targets cannot be judged here
+        meets = (None if not phone[1] or not steth[1] else
+                 phone[0] / phone[1] <= SCREENING_TARGETS["phone non-cough"]
+                 and steth[0] / steth[1] <= SCREENING_TARGETS["stethoscope"])
         rows.append({"on": on, "flagged": flagged, "n": n, "meets_targets": meets})
     lowest = next((r["on"] for r in rows if r["meets_targets"]), None)
     return {"rows": rows, "bundle_on": own, "lowest_meeting_targets": lowest, "targets": dict(SCREENING_TARGETS)}
@@ -165,8 +171,9 @@ def grid_table(grid: dict[str, Any]) -> list[str]:
     lines = ["| on | " + " | ".join(names) + " | meets the targets |", "|---" * (len(names) + 2) + "|"]
     for r in grid["rows"]:
         mark = " (the bundle's)" if r["on"] == grid["bundle_on"] else ""
+        meets = {True: "yes", False: "no", None: "n/a"}[r["meets_targets"]]
         lines.append(f"| {r['on']:g}{mark} | " + " | ".join(f"{r['flagged'][g]}/{r['n'][g]}" for g in names)
-                     + f" | {'yes' if r['meets_targets'] else 'no'} |")
+                     + f" | {meets} |")
     lines.append(f"Lowest threshold meeting the targets here: {grid['lowest_meeting_targets']}")
     return lines
 
@@ -276,8 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         own = next(r for r in grid["rows"] if r["on"] == grid["bundle_on"])
         grid["matches_run"] = all(own["flagged"][g] == stats[g]["flagged"] for g in GROUPS)
         if not grid["matches_run"]:
-            print("warning: the replayed event logic disagrees with the run at the bundle's own threshold",
-                  file=sys.stderr)
+            print("error: the replayed event logic disagrees with the screening run at the bundle's own threshold; "
+                  "the grid would not be the SDK's", file=sys.stderr)
+            return 1
         print("\n".join(grid_table(grid)))
     if args.json:
         Path(args.json).write_text(json.dumps({"groups": out, **summary, "operating_point": screening, "splits":

@@ -55,13 +55,19 @@ def screening_group(row: dict[str, Any]) -> str:
     return "stethoscope" if modality in ("heart", "lung") else "other"
 
 
-def events_at(probabilities: np.ndarray, on: float, window_s: float, hop_s: float) -> int:
-    """Cough events the SDK's own event logic raises on one recording's per-window cough probabilities (NaN: gated
-    out) at 'on' threshold ``on``, with the operating point's other settings (hysteresis off = 0.8 on, minimum
-    duration 0.25 s, refractory 1 s)."""
+def events_at(probabilities: np.ndarray, on: float, window_s: float, hop_s: float, config: Any = None) -> int:
+    """Window-level cough events of the SDK's event logic (``sdk.screening.EventDetector``, fed no samples, so no
+    event is split into single coughs: use the count as flagged or not) on one recording's per-window cough
+    probabilities (NaN: gated out) at 'on' threshold ``on``.  ``config``: a ``ScreeningConfig`` whose other settings
+    are kept, its 'off' scaled with 'on' (a bundle's own); None: the operating point's rule (off = 0.8 on, minimum
+    duration 0.25 s, refractory 1 s, no smoothing)."""
+    import dataclasses
+
     from acula.sdk.screening import EventDetector, ScreeningConfig
 
-    det = EventDetector(ScreeningConfig(on=on, off=round(0.8 * on, 4), min_duration_s=0.25, refractory_s=1.0))
+    cfg = (ScreeningConfig(on=on, off=round(0.8 * on, 4), min_duration_s=0.25, refractory_s=1.0) if config is None
+           else dataclasses.replace(config, on=on, off=round(on * config.off / config.on, 4)))
+    det = EventDetector(cfg)
     n = sum(len(det.update(k * hop_s, k * hop_s + window_s, None if np.isnan(p) else float(p)))
             for k, p in enumerate(probabilities))
     return n + len(det.flush())

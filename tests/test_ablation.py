@@ -443,5 +443,16 @@ def test_the_phone_rule_sums_flagged_recordings_over_seeds_and_channels():
         cand[f"{PHONE_CANDIDATE} {k}"]["8k"]["groups"]["cough (phone)"]["flagged"] = 18
     cand[f"{PHONE_CANDIDATE} 0"]["clean"]["groups"]["breathing + speech (phone)"]["flagged"] = 3
     assert phone_channel_checks({"runs": {**cand, **base}})["failed"] == ["P1", "P2", "P3"]
+    # at their margins: two coughs lost under the phone channels pass P2, one clean cough lost passes P3
+    cand[f"{PHONE_CANDIDATE} 2"]["mulaw8k"]["groups"]["breathing + speech (phone)"]["flagged"] = 1
+    cand[f"{PHONE_CANDIDATE} 0"]["8k"]["groups"]["cough (phone)"]["flagged"] = 19
+    cand[f"{PHONE_CANDIDATE} 0"]["clean"]["groups"]["breathing + speech (phone)"]["flagged"] = 2
+    cand[f"{PHONE_CANDIDATE} 1"]["clean"]["groups"]["cough (phone)"]["flagged"] = 18
+    r = phone_channel_checks({"runs": {**cand, **base}})
+    assert r["figures"]["coughs flagged, 8k + mu-law"] == {"cand": 112, "base": 114} and r["failed"] == []
+    cand[f"{PHONE_CANDIDATE} 2"]["clean"]["groups"]["cough (phone)"]["flagged"] = 18
+    assert phone_channel_checks({"runs": {**cand, **base}})["failed"] == ["P3"]
+    with pytest.raises(ValueError, match="int8"):
+        phone_channel_checks({"runs": {**cand, **base}, "precision": "fp32"})
     with pytest.raises(ValueError, match="three seeds"):
         phone_channel_checks({"runs": base})

@@ -365,10 +365,8 @@ def test_phone_channel_off_is_the_identity_and_draws_nothing():
     x, gen = batch(), torch.Generator().manual_seed(5)
     state = gen.get_state()
     assert phone_channel(x, CFG, gen, 0.0) is x and torch.equal(gen.get_state(), state)
-    # p_phone 0 inside augment_logmel draws what the recipes without it drew
-    a = augment_logmel(x, CFG, torch.Generator().manual_seed(6))
-    b = augment_logmel(x, CFG, torch.Generator().manual_seed(6), p_phone=0.0)
-    assert torch.equal(a, b)
+    # (the recipes without it draw as before: test_the_rolloff_path_draws_as_it_did_before_butterworth_existed pins
+    # the generator's next draw after augment_logmel, whose default p_phone is 0)
 
 
 def test_phone_channel_keeps_the_bands_under_4_khz_and_floors_those_above():

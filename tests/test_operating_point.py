@@ -84,5 +84,6 @@ def test_the_threshold_grid_replays_the_sdks_own_event_decisions_on_a_real_cough
     peak = float(np.nanmax(seqs["cough (phone)"][0]))
     above = [r for r in grid["rows"] if r["on"] > peak]
     assert all(r["flagged"]["cough (phone)"] == 0 for r in above)
-    assert grid["lowest_meeting_targets"] == min(r["on"] for r in grid["rows"] if r["meets_targets"])
+    # no stethoscope recording here: the targets cannot be judged, and no threshold is said to meet them
+    assert all(r["meets_targets"] is None for r in grid["rows"]) and grid["lowest_meeting_targets"] is None
     assert any("(the bundle's)" in line for line in grid_table(grid))

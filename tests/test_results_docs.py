@@ -147,7 +147,7 @@ def test_the_phone_channel_rows_count_each_group_from_its_results_file_and_pool_
              {"population": "every non-cough recording", "scorer": "detector", "auroc": 0.5, "ci95": [0.4, 0.6]}]
     (tmp_path / "cough_screening_phone_mulaw8k_test.json").write_text(json.dumps({"groups": groups, "auroc": auroc}))
     text = "\n".join(phone_channel_lines(tmp_path))
-    assert ("| 8 kHz G.711 mu-law | test | 95.0% (19/20; 76.4%-99.1%) | 5.0% (2/40; 1.4%-16.5%) | "
+    assert ("| 8 kHz 8-bit mu-law | test | 95.0% (19/20; 76.4%-99.1%) | 5.0% (2/40; 1.4%-16.5%) | "
             "1.0% (4/400; 0.4%-2.5%) | 2.0% (1/50; 0.4%-10.5%) | 0.970 (0.930-0.990) |") in text
     assert "| val |" not in text and "recall >= 95%" in text
 
@@ -160,11 +160,20 @@ def test_the_phone_channel_verdict_names_a_threshold_only_when_every_channel_mee
             {"on": on, "meets_targets": ok, "flagged": {"cough (phone)": k}, "n": {"cough (phone)": 20}}
             for on, k, ok in rows]}, "groups": {"cough (phone)": {"n": 20, "flagged": 19}}}
 
-    clean = grid([(0.7, 19, True), (0.9, 17, True)])
-    (tmp_path / "cough_screening_val.json").write_text(json.dumps(clean))
-    (tmp_path / "cough_screening_phone_8k_val.json").write_text(json.dumps(grid([(0.7, 19, False), (0.9, 18, True)])))
+    def write(name: str, rows: list[tuple[float, int, bool]]) -> None:
+        (tmp_path / name).write_text(json.dumps(grid(rows)))
+
+    write("cough_screening_val.json", [(0.7, 19, True), (0.9, 17, True)])
+    write("cough_screening_phone_8k_val.json", [(0.7, 19, False), (0.9, 18, True)])
     text = "\n".join(phone_channel_lines(tmp_path))
     assert "clean 0.7 (cough recall there 19/20); 8 kHz 0.9 (cough recall there 18/20)" in text
-    assert "No threshold of the grid meets both" in text  # 0.7 fails 8 kHz's false alarms, 0.9 clean's recall
-    (tmp_path / "cough_screening_phone_8k_val.json").write_text(json.dumps(grid([(0.7, 19, True), (0.9, 18, True)])))
+    # only two of the three channels stored: no verdict over every channel
+    assert "Grids are stored for 2 of the 3 channels" in text
+    write("cough_screening_phone_mulaw8k_val.json", [(0.7, 19, True), (0.9, 18, True)])
+    assert "No threshold of the grid meets both" in "\n".join(phone_channel_lines(tmp_path))  # 0.7: 8 kHz; 0.9: recall
+    write("cough_screening_phone_8k_val.json", [(0.7, 19, True), (0.9, 18, True)])
     assert "On val, 0.7 meet(s) both" in "\n".join(phone_channel_lines(tmp_path))
+    # a channel where no threshold meets the targets is named, and no threshold is said to meet both
+    write("cough_screening_phone_mulaw8k_val.json", [(0.7, 19, False), (0.9, 18, False)])
+    text = "\n".join(phone_channel_lines(tmp_path))
+    assert "mu-law: none of the grid" in text and "No threshold of the grid meets both" in text
