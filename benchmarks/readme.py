@@ -131,6 +131,9 @@ def render(results: Path) -> str:
                   "(`python -m acula.benchmarks.cough_screening --corpus runs/corpus --json "
                   "benchmarks/results/cough_screening.json`; YAMNet's own Cough class as the reference in the "
                   "same run):", ""] + cough_table(cs) + [""]
+        from acula.benchmarks.model_card import phone_channel_lines
+
+        lines += phone_channel_lines(results)
     lines += ["Accuracy under the primary protocol is in the results section above; the older alignment and "
               "retention tables (`align_eval.md`, `retention.md`) are in `benchmarks/results/`.", ""]
     return "\n".join(lines + [END])
