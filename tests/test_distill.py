@@ -32,6 +32,18 @@ def spy_model_inputs(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return seen
 
 
+def inputs_with_and_without(monkeypatch, teacher, corpus, out, **option
+                            ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """One tiny distillation step with ``option`` set and one without: each step's (student input, teacher input)."""
+    import acula.distill.train as train
+
+    seen = spy_model_inputs(monkeypatch)
+    base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1)
+    train.distill(dataclasses.replace(base, **option), teacher, corpus, out / "with", progress=False)
+    train.distill(base, teacher, corpus, out / "plain", progress=False)
+    return seen[-2], seen[-1]
+
+
 class _Bank:
     def __init__(self, feats: dict[int, np.ndarray]) -> None:
         self.feats = feats
@@ -518,20 +530,14 @@ def test_kd_teachers_from_the_command_line_replace_the_configs_and_a_resume_keep
 def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
     """``p_student_codec``: the student hears the crop with a codec's signal-following noise, the teacher the crop
     without it; at 0 both hear the same crop, drawn as before the option existed."""
-    import acula.distill.train as train
-
     for bad in ({"p_student_codec": 1.5}, {"student_codec_snr_db": (40.0, 20.0)}, {"student_codec_snr_db": (10.0,)},
                 {"student_codec_snr_db": "38"}, {"student_codec_snr_db": 30}, {"student_codec_snr_db": None},
                 {"student_codec_snr_db": [True, True]}):
         with pytest.raises(ValueError, match="student_codec|p_student_codec"):
             DistillConfig(**bad)
     assert DistillConfig(student_codec_snr_db=[20, 30]).student_codec_snr_db == (20.0, 30.0)
-    seen = spy_model_inputs(monkeypatch)
-    base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1)
-    train.distill(dataclasses.replace(base, p_student_codec=1.0), tiny_teacher, tiny_corpus, tmp_path / "codec",
-                  progress=False)
-    train.distill(base, tiny_teacher, tiny_corpus, tmp_path / "plain", progress=False)
-    (student_c, teacher_c), (student_p, teacher_p) = seen[-2], seen[-1]
+    (student_c, teacher_c), (student_p, teacher_p) = inputs_with_and_without(monkeypatch, tiny_teacher, tiny_corpus,
+                                                                             tmp_path, p_student_codec=1.0)
     torch.testing.assert_close(teacher_c, teacher_p)  # the teacher's crop is untouched
     assert torch.equal(student_p, teacher_p)
     assert float((student_c - teacher_c).abs().max()) > 0.1 and bool(torch.all(student_c >= teacher_c - 1e-5))
@@ -541,15 +547,10 @@ def test_student_only_codec_noise_reaches_the_student_alone(tiny_teacher, tiny_c
 def test_the_phone_channel_reaches_teacher_and_student_alike(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
     """``p_phone``: both models hear the crop without its upper band (nothing over 4 kHz); at 0 the crops are those
     of the recipe without it."""
-    import acula.distill.train as train
     from acula.aligner.augment import band_centres_hz
 
-    seen = spy_model_inputs(monkeypatch)
-    base = dataclasses.replace(PRESETS["tiny-test"], max_steps=1)
-    train.distill(dataclasses.replace(base, p_phone=1.0), tiny_teacher, tiny_corpus, tmp_path / "phone",
-                  progress=False)
-    train.distill(base, tiny_teacher, tiny_corpus, tmp_path / "plain", progress=False)
-    (student_f, teacher_f), (student_p, teacher_p) = seen[-2], seen[-1]
+    (student_f, teacher_f), (student_p, teacher_p) = inputs_with_and_without(monkeypatch, tiny_teacher, tiny_corpus,
+                                                                             tmp_path, p_phone=1.0)
     assert torch.equal(student_f, teacher_f) and torch.equal(student_p, teacher_p)
     centres = band_centres_hz(FrontendConfig())
     low, high = centres < 3500, centres > 4600
