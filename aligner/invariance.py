@@ -49,10 +49,15 @@ def _band_8k(x: np.ndarray, rate: int) -> np.ndarray:
     """Down to 8 kHz (anti-aliased) and back to ``rate``: what a phone call's bandwidth leaves."""
     if rate <= 8000:
         return x.astype(np.float64)
+    return _back_from_8k(phone_call_8k(x, rate), rate, x.size)
+
+
+def _back_from_8k(y: np.ndarray, rate: int, n: int) -> np.ndarray:
+    """8 kHz samples ``y`` resampled back to ``rate`` (above 8 kHz), cut to ``n`` samples."""
     from math import gcd
 
     g = gcd(8000, rate)
-    return _resample(phone_call_8k(x, rate), rate // g, 8000 // g)[: x.size]
+    return _resample(y, rate // g, 8000 // g)[:n]
 
 
 def _mulaw(x: np.ndarray, mu: float = 255.0) -> np.ndarray:
@@ -84,12 +89,7 @@ def _phone_8k(x: np.ndarray, rate: int, **_: object) -> np.ndarray:
 
 def _phone_mulaw(x: np.ndarray, rate: int, **_: object) -> np.ndarray:
     y = phone_call_8k(x, rate, mulaw=True)
-    if rate <= 8000:
-        return y
-    from math import gcd
-
-    g = gcd(8000, rate)
-    return _resample(y, rate // g, 8000 // g)[: x.size]
+    return y if rate <= 8000 else _back_from_8k(y, rate, x.size)
 
 
 def _opus(x: np.ndarray, rate: int, **_: object) -> np.ndarray:
