@@ -30,6 +30,7 @@ from acula.aligner.augment import (
     background_pool,
     checked_background_classes,
     follow_noise,
+    phone_channel,
 )
 from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
 from acula.aligner.config import AlignConfig, AugmentFields, known_fields
@@ -70,6 +71,10 @@ class DistillConfig(AugmentFields):
     p_student_codec: float = 0.0
     #: the SNR range of that noise, dB below each frame's power
     student_codec_snr_db: tuple[float, float] = FOLLOW_NOISE_SNR_DB
+    #: the share of crops whose input to the student alone goes through a phone call's channel (nothing over 4 kHz,
+    #: ``aligner.augment.phone_channel``): the teacher's target comes from the crop without it, so the student learns
+    #: to give the full-band crop's answer through a phone (0: off; ``p_phone`` gives it to both models)
+    p_student_phone: float = 0.0
     #: mix the real backgrounds (``p_background``) into the student's input only: the teacher's target comes from
     #: the same crop without its background, so the student learns to give the clean crop's answer in noise (a
     #: denoising distillation; needs ``p_background`` > 0).  Off: the teacher hears the mixed crop too.
@@ -126,7 +131,7 @@ class DistillConfig(AugmentFields):
 
     def __post_init__(self) -> None:
         self.check_augment()
-        for name in ("p_student_gain", "p_student_codec"):
+        for name in ("p_student_gain", "p_student_codec", "p_student_phone"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         given = self.student_codec_snr_db
@@ -314,6 +319,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             student_feats = smixed if cfg.student_gain_db <= 0 else shift_level(
                 smixed, sfront, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
             student_feats = follow_noise(student_feats, sfront, gen, cfg.p_student_codec, cfg.student_codec_snr_db)
+            student_feats = phone_channel(student_feats, sfront, gen, cfg.p_student_phone)  # no draw at 0
             if level is not None:
                 student_feats = level_shift_crops(level, student_feats, scrops,
                                                   history_peaks(sbank, chosen, starts, crops.shape[1],

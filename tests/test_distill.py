@@ -559,6 +559,21 @@ def test_the_phone_channel_reaches_teacher_and_student_alike(tiny_teacher, tiny_
     assert float(student_f[..., high].max()) <= floor + 1e-5 < float(student_p[..., high].max())
 
 
+def test_a_student_only_phone_channel_reaches_the_student_alone(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
+    """``p_student_phone``: the student hears the crop without its upper band, the teacher the full-band crop."""
+    from acula.aligner.augment import band_centres_hz
+
+    with pytest.raises(ValueError, match="p_student_phone"):
+        DistillConfig(p_student_phone=1.5)
+    (student_s, teacher_s), (student_p, teacher_p) = inputs_with_and_without(monkeypatch, tiny_teacher, tiny_corpus,
+                                                                             tmp_path, p_student_phone=1.0)
+    torch.testing.assert_close(teacher_s, teacher_p)  # the teacher's crop is untouched
+    centres = band_centres_hz(FrontendConfig())
+    low, high = centres < 3500, centres > 4600
+    assert torch.equal(student_s[..., low], student_p[..., low])
+    assert float(student_s[..., high].max()) <= float(student_p.min()) + 1e-5 < float(teacher_s[..., high].max())
+
+
 def test_a_student_on_a_lower_floor_than_its_teacher(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
     """student_amin_power: the student's features and its checkpoint's front end take the lower floor, the teacher
     reads the same crops clamped at its own floor (never below it); a floor above the teacher's is refused."""
