@@ -907,6 +907,32 @@ def pool_side_by_side_pilot(sel: dict[str, Any]) -> list[str]:
             f"{text} | pilot_rule_gain24_kdpoolcat.md |"]
 
 
+def student_phone_pilot(sel: dict[str, Any], channels: dict[str, Any]) -> list[str]:
+    """One seed of the phone channel on the student's input alone (``pilot_rule_gain24_sphone.md``) beside the
+    shipped recipe's seed 1 rebuilt on this CPU, the same teacher and seed: the phone-channel false alarms and
+    coughs flagged (``cough_channels``) and the clean ranking; a pilot, judged by nothing."""
+    names = ["gain24-lowfloor-shift-sphone seed 1", "gain24-lowfloor-shift seed 1"]
+    runs = channels["runs"]
+    if any(n not in runs for n in names):
+        raise ValueError(f"pilot_channels_gain24-sphone_val.json lacks a bundle: {sorted(runs)}")
+
+    def flagged(n: str, group: str, chans: tuple[str, ...]) -> int:
+        return sum(int(runs[n][c]["groups"][group]["flagged"]) for c in chans)
+
+    counts = "; ".join(f"{label} " + " / ".join(str(flagged(n, g, ch)) for n in names) for label, g, ch in (
+        ("phone non-cough flagged, 8k + mu-law (of 78)", "breathing + speech (phone)", ("8k", "mulaw8k")),
+        ("coughs flagged, 8k + mu-law (of 40)", "cough (phone)", ("8k", "mulaw8k")),
+        ("clean phone non-cough flagged (of 39)", "breathing + speech (phone)", ("clean",)),
+        ("clean coughs flagged (of 20)", "cough (phone)", ("clean",))))
+    figs = {**_clean_and_noise(sel),
+            "wheezes native": lambda s: float(sel["rows"][s]["wheezes"]["native"]["auroc"]),
+            "cough band-limit drop": lambda s: _label_set_drops(sel, s)["cough"]}
+    text = _pilot_figures(sel, [f"{n} int8 ONNX" for n in names], figs, "pilot_gain24-sphone_val.json")
+    return ["| a phone call's channel on the student's input alone (`p_student_phone` 0.25, the teacher's target "
+            "from the full-band crop; gain24-lowfloor-shift-sphone, seed 1, val only) | pilot, decides nothing | "
+            f"sphone / shipped recipe rebuilt here, seed 1: {counts}; {text} | pilot_rule_gain24_sphone.md |"]
+
+
 def _level_pilot_figs(sel: dict[str, Any]) -> dict[str, Callable[[str], float]]:
     """A level pilot's figures: clean and noise means, heart native, the largest mean gain shift, heart's mean shift
     at -24 and -40 dB, heart's mulaw8k drop."""
@@ -1141,6 +1167,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          val, None, "; not kept: ranking inside the margins and the mean gain target met, but the max shift of the "
                     "cough label sets (0.051-0.104) lives in ESC-10 clips with digital silence, which the shift moves",
          stored)),
+    (("pilot_gain24-sphone_val.json", "pilot_channels_gain24-sphone_val.json"), student_phone_pilot),
     (("pilot_gain24-kdpoolcat_val.json",), pool_side_by_side_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
     (("cough_events.json",), cough_split),
