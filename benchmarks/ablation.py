@@ -629,10 +629,26 @@ def phone_channel_checks(channels: dict[str, Any], candidate: str = PHONE_CANDID
     return {"figures": f, "checks": checks, "failed": [n for n, ok in checks if not ok]}
 
 
+#: levers judged by ``selection_rule_gain24_lowfloor_shift_phone.md``'s checks (P1-P3 and the guards), each under
+#: ``selection_rule_<name with underscores>.md``: name -> what the lever is
+PHONE_LEVERS = {
+    "gain24-lowfloor-shift-phone": (
+        "a phone call's band limit in distillation (`p_phone` 0.25: a quarter of the crops keep nothing over 4 kHz, "
+        "teacher and student alike; gain24-lowfloor-shift-phone) against the shipped recipe rebuilt on this CPU, three "
+        "seeds each, seed for seed; phone-channel false alarms must fall"),
+    "gain24-lowfloor-shift-sphone": (
+        "a phone call's channel on the student's input alone (`p_student_phone` 0.25, the teacher's target from the "
+        "full-band crop; gain24-lowfloor-shift-sphone) against the shipped recipe rebuilt on this CPU, three seeds "
+        "each, seed for seed, the phone rule's checks; a second look, written after the pilot's seed 1 was seen"),
+}
+
+
 def phone_three_seeds(val: dict[str, Any], channels_val: dict[str, Any], test: dict[str, Any] | None = None,
-                      channels_test: dict[str, Any] | None = None, status: str = "") -> list[str]:
-    """gain24-lowfloor-shift-phone against the shipped recipe rebuilt on this CPU, seed for seed: P1-P3
+                      channels_test: dict[str, Any] | None = None, status: str = "",
+                      name: str = "gain24-lowfloor-shift-phone") -> list[str]:
+    """Lever ``name`` of ``PHONE_LEVERS`` against the shipped recipe rebuilt on this CPU, seed for seed: P1-P3
     (:func:`phone_channel_checks`) and the guards (``GATED_MARGINS``' checks 1-5 and 8) on each split scored."""
+    candidate = f"{name} seed"
     if (test is None) != (channels_test is None):
         raise ValueError("the phone rule's test split needs both its primary run and its cough_channels run")
     cells, verdicts = [], []
@@ -641,18 +657,16 @@ def phone_three_seeds(val: dict[str, Any], channels_val: dict[str, Any], test: d
             continue
         if chans.get("splits") != [split] or sel.get("scored") != [split]:
             raise ValueError(f"the {split} files score {chans.get('splits')} and {sel.get('scored')}, not {split}")
-        p, r = phone_channel_checks(chans), seed_mean_rule(sel, PHONE_CANDIDATE, SHIPPED_SHIFT, GATED_MARGINS)
+        p, r = phone_channel_checks(chans, candidate), seed_mean_rule(sel, candidate, SHIPPED_SHIFT, GATED_MARGINS)
         failed = p["failed"] + [str(n) for n in r["failed"]]
         verdicts.append(f"{split} " + ("passes" if not failed else "fails check " + ", ".join(failed)))
         counts = "; ".join(f"{k} {v['cand']} vs {v['base']}" for k, v in p["figures"].items())
         cells.append(f"{split}: {counts}; {_rule_figures(r)}")
     if test is None:
         verdicts.append("test not scored" if verdicts[0] != "val passes" else "test not scored yet")
-    return [f"| a phone call's band limit in distillation (`p_phone` 0.25: a quarter of the crops keep nothing over "
-            f"4 kHz, teacher and student alike; gain24-lowfloor-shift-phone) against the shipped recipe rebuilt on "
-            f"this CPU, three seeds each, seed for seed; phone-channel false alarms must fall | {'; '.join(verdicts)}"
-            f"{status} | seed sums and means, phone vs shipped: {'. '.join(cells)} | "
-            "selection_rule_gain24_lowfloor_shift_phone.md |"]
+    short = name.removeprefix("gain24-lowfloor-shift-")
+    return [f"| {PHONE_LEVERS[name]} | {'; '.join(verdicts)}{status} | seed sums and means, {short} vs shipped: "
+            f"{'. '.join(cells)} | selection_rule_{name.replace('-', '_')}.md |"]
 
 
 def lowfloor_shift_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "",
