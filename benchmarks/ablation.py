@@ -1181,6 +1181,12 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          val, None, "; not kept: ranking inside the margins and the mean gain target met, but the max shift of the "
                     "cough label sets (0.051-0.104) lives in ESC-10 clips with digital silence, which the shift moves",
          stored)),
+    (("selection_gain24-lowfloor-shift-sphone_val.json", "cough_channels_gain24-lowfloor-shift-sphone_val.json"),
+     lambda val, channels: phone_three_seeds(
+         val, channels, status="; rejected: the pilot's gain did not hold over three seeds (lower operating points "
+                               "find 110 coughs against 101 through the phone, but flag 15 phone non-cough "
+                               "recordings against 10); native mean falls 0.012",
+         name="gain24-lowfloor-shift-sphone")),
     (("pilot_gain24-sphone_val.json", "pilot_channels_gain24-sphone_val.json"), student_phone_pilot),
     (("pilot_gain24-kdpoolcat_val.json",), pool_side_by_side_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
