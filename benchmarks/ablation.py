@@ -596,6 +596,11 @@ PHONE_MARGINS = {"P1": 3, "P2": 2, "P3 phone": 1, "P3 cough": 1}
 PHONE_CANDIDATE = "gain24-lowfloor-shift-phone seed"
 
 
+def _flagged(runs: dict[str, Any], names: Sequence[str], group: str, channels: Sequence[str]) -> int:
+    """Recordings of ``group`` flagged, summed over the ``cough_channels`` bundles ``names`` and ``channels``."""
+    return sum(int(runs[n][c]["groups"][group]["flagged"]) for n in names for c in channels)
+
+
 def phone_channel_checks(channels: dict[str, Any], candidate: str = PHONE_CANDIDATE, baseline: str = SHIPPED_SHIFT
                          ) -> dict[str, Any]:
     """P1-P3 of ``selection_rule_gain24_lowfloor_shift_phone.md`` from a ``cough_channels`` result: the bundles whose
@@ -612,11 +617,8 @@ def phone_channel_checks(channels: dict[str, Any], candidate: str = PHONE_CANDID
     if len({(c, g) for c, g, _ in sizes}) != len(sizes):
         raise ValueError("the bundles screened different recordings (group sizes differ)")
 
-    def flagged(k: str, group: str, chans: tuple[str, ...]) -> int:
-        return sum(int(runs[n][c]["groups"][group]["flagged"]) for n in who[k] for c in chans)
-
     phone, cough = "breathing + speech (phone)", "cough (phone)"
-    f = {name: {k: flagged(k, g, ch) for k in ("cand", "base")} for name, g, ch in (
+    f = {name: {k: _flagged(runs, who[k], g, ch) for k in ("cand", "base")} for name, g, ch in (
         ("phone non-cough flagged, 8k + mu-law", phone, ("8k", "mulaw8k")),
         ("coughs flagged, 8k + mu-law", cough, ("8k", "mulaw8k")),
         ("phone non-cough flagged, clean", phone, ("clean",)), ("coughs flagged, clean", cough, ("clean",)))}
@@ -930,10 +932,7 @@ def student_phone_pilot(sel: dict[str, Any], channels: dict[str, Any]) -> list[s
     if any(n not in runs for n in names):
         raise ValueError(f"pilot_channels_gain24-sphone_val.json lacks a bundle: {sorted(runs)}")
 
-    def flagged(n: str, group: str, chans: tuple[str, ...]) -> int:
-        return sum(int(runs[n][c]["groups"][group]["flagged"]) for c in chans)
-
-    counts = "; ".join(f"{label} " + " / ".join(str(flagged(n, g, ch)) for n in names) for label, g, ch in (
+    counts = "; ".join(f"{label} " + " / ".join(str(_flagged(runs, [n], g, ch)) for n in names) for label, g, ch in (
         ("phone non-cough flagged, 8k + mu-law (of 78)", "breathing + speech (phone)", ("8k", "mulaw8k")),
         ("coughs flagged, 8k + mu-law (of 40)", "cough (phone)", ("8k", "mulaw8k")),
         ("clean phone non-cough flagged (of 39)", "breathing + speech (phone)", ("clean",)),

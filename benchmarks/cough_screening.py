@@ -60,6 +60,12 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def flagged_cell(k: int, n: int) -> str:
+    """A table cell for k of n recordings flagged: the share, the counts and the 95 % Wilson interval."""
+    lo, hi = wilson(k, n)
+    return f"{k / n:.1%} ({k}/{n}; {lo:.1%}-{hi:.1%})"
+
+
 #: draws and seed of every interval here (the model card quotes them)
 BOOTSTRAP_DRAWS, BOOTSTRAP_SEED = 2000, 0
 
@@ -97,9 +103,8 @@ def table(data: dict[str, Any]) -> list[str]:
         extra = (f" | {g['yamnet_flagged'] / g['n']:.1%} | {g['both_flagged']} |" if yam and "yamnet_flagged" in g
                  else " |")
         k = int(g.get("flagged", round(g["fraction_flagged"] * g["n"])))
-        lo, hi = wilson(k, g["n"])
         people = (f" {g.get('participants_flagged', '?')}/{g.get('participants', '?')} |" if who else "")
-        lines.append(f"| {name} | {g['n']} | {g['fraction_flagged']:.1%} ({k}/{g['n']}; {lo:.1%}-{hi:.1%}) |{people} "
+        lines.append(f"| {name} | {g['n']} | {flagged_cell(k, g['n'])} |{people} "
                      f"{g['events_per_hour']:.1f}{extra}")
     if data.get("auroc"):
         lines += ["", "Recording-level AUROC, cough against non-cough (score: a recording's highest window cough "

@@ -303,7 +303,7 @@ PHONE_TARGETS = {"recall": 0.95, "phone_noncough": 0.03, "stethoscope": 0.01}
 def phone_channel_lines(results: Path) -> list[str]:
     """The operating point on audio as a phone call delivers it (``cough_screening --phone``), one row per
     channel and split, against the issue's targets; nothing when no such run is stored."""
-    from acula.benchmarks.cough_screening import wilson
+    from acula.benchmarks.cough_screening import flagged_cell
 
     rows = []
     for channel, words in (("mulaw8k", "8 kHz 8-bit mu-law"), ("8k", "8 kHz")):
@@ -316,8 +316,7 @@ def phone_channel_lines(results: Path) -> list[str]:
             def rate(*names: str, groups: dict = g) -> str:
                 k = sum(int(groups[n]["flagged"]) for n in names if n in groups)
                 n = sum(int(groups[n]["n"]) for n in names if n in groups)
-                lo, hi = wilson(k, n)
-                return f"{k / n:.1%} ({k}/{n}; {lo:.1%}-{hi:.1%})" if n else "n/a"
+                return flagged_cell(k, n) if n else "n/a"
 
             auc = next((r for r in json.loads(f.read_text()).get("auroc", [])
                         if r["scorer"] == "detector" and r["population"].startswith("phone")), None)
