@@ -99,6 +99,13 @@ class TaskData:
             ok = scorable.get(i) if scorable is not None else None
             valid[pos[k]] |= (not r.get("audio", {}).get("clipped", False)) if ok is None else ok
         self.source_valid = valid
+        # a unit clipped at its source by the corpus's whole-record check at the source rate (``audio.clipped``): a
+        # gain change hands the SDK another signal (its clipped copy at 0 dB, an unclipped one below), so the gain
+        # target is also read without these units (``native_shift_*_unclipped``)
+        clipped = np.zeros(len(self.units), bool)
+        for (_, r), k in zip(rows, keys, strict=True):
+            clipped[pos[k]] |= bool(r.get("audio", {}).get("clipped", False))
+        self.source_clipped = clipped
         self.train = self.split == "train"
         self.scored = np.isin(self.split, list(scored))
 
@@ -234,6 +241,14 @@ def invariance_row(td: TaskData, probe: Any, clean: tuple[np.ndarray, np.ndarray
             dn = np.abs(q1[both] - q0[both])
             row["native_shift_mean"] = float(dn.mean()) if dn.size else float("nan")
             row["native_shift_max"] = float(dn.max()) if dn.size else float("nan")
+            unclipped = ~td.source_clipped[m][both]
+            du = dn[unclipped]
+            row["native_shift_mean_unclipped"] = float(du.mean()) if du.size else float("nan")
+            row["native_shift_max_unclipped"] = float(du.max()) if du.size else float("nan")
+            # the units left out of the unclipped figures, with their shifts (named, so none is silently lost)
+            units = np.asarray(td.units)[m][both]
+            row["native_shift_source_clipped"] = {str(u): round(float(v), 4)
+                                                  for u, v in zip(units[~unclipped], dn[~unclipped], strict=True)}
     return row
 
 

@@ -36,20 +36,23 @@ def _mean(row: dict[str, Any], score: str) -> float:
     return float(np.mean([row[t][score]["auroc"] for t in MAIN_TASKS if score in row.get(t, {})]))
 
 
-def _gain_shift_max(sel: dict[str, Any], system: str) -> float:
-    """The largest max probability shift of ``system`` over the gain transforms and every task (the issue's <= 0.05)."""
+def _gain_shift_max(sel: dict[str, Any], system: str, unclipped: bool = False) -> float:
+    """The largest max probability shift of ``system`` over the gain transforms and every task (the issue's <= 0.05);
+    ``unclipped``: over the records the corpus does not mark clipped at source (a KeyError on a file without it)."""
+    key = "native_shift_max" + ("_unclipped" if unclipped else "")
     inv = sel["invariance"][system]
     gains = ("gain-6", "gain-12", "gain-24", "peak-1")
-    return max(inv[t][g]["native_shift_max"] for t in inv for g in gains
+    return max(inv[t][g][key] for t in inv for g in gains
                if g in inv[t] and inv[t][g].get("native_shift_max") is not None)
 
 
-def _gain_shift(sel: dict[str, Any], system: str) -> float:
+def _gain_shift(sel: dict[str, Any], system: str, unclipped: bool = False) -> float:
     """The largest mean probability shift of ``system`` over the gain transforms and every task: rule 3 of the
-    selection rules (``selection_rule_invariant24.md``)."""
+    selection rules (``selection_rule_invariant24.md``); ``unclipped`` as for :func:`_gain_shift_max`."""
+    key = "native_shift_mean" + ("_unclipped" if unclipped else "")
     inv = sel["invariance"][system]
     gains = ("gain-6", "gain-12", "gain-24", "peak-1")
-    return max(inv[t][g]["native_shift_mean"] for t in inv for g in gains
+    return max(inv[t][g][key] for t in inv for g in gains
                if g in inv[t] and inv[t][g].get("native_shift_mean") is not None)
 
 
@@ -278,12 +281,14 @@ def _rule_figures(r: dict[str, Any]) -> str:
 
 
 def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
-                   margins: dict[int, float] | None = None) -> dict[str, Any]:
+                   margins: dict[int, float] | None = None, unclipped: bool = False) -> dict[str, Any]:
     """The five checks of ``selection_rule_gain24_bg.md`` (six with a check-6 margin), each on the mean over
     seeds: the systems whose names start with ``candidate`` against those starting with ``baseline`` (one
     validation run); ``margins``: per check, as :data:`SEED_MEAN_MARGINS` (the default).  A margin for check 6
     adds ``selection_rule_gain24_kdcodec.md``'s (heart_abnormal's native AUROC drop under ``mulaw8k`` <= baseline
-    + margin); one for check 7 ``selection_rule_gain24_kdpool.md``'s (crackles' native AUROC >= baseline + margin)."""
+    + margin); one for check 7 ``selection_rule_gain24_kdpool.md``'s (crackles' native AUROC >= baseline + margin).
+    ``unclipped``: check 8 reads the records the corpus does not mark clipped at source
+    (``selection_rule_gain24_lowfloor_shift_long_fresh.md``)."""
     m = SEED_MEAN_MARGINS if margins is None else margins
     groups = {k: [s for s in sel["rows"] if s.startswith(p)] for k, p in (("cand", candidate), ("base", baseline))}
     if not groups["cand"] or not groups["base"]:
@@ -305,7 +310,7 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
         figures["crackles native"] = mean_of(lambda s: float(sel["rows"][s]["crackles"]["native"]["auroc"]))
     if 8 in m:  # per seed, not a mean: the largest over seeds
         figures["worst seed's largest mean / max gain shift"] = {
-            k: (max(_gain_shift(sel, s) for s in ss), max(_gain_shift_max(sel, s) for s in ss))
+            k: (max(_gain_shift(sel, s, unclipped) for s in ss), max(_gain_shift_max(sel, s, unclipped) for s in ss))
             for k, ss in groups.items()}
     checks = [
         (1, "native mean", figures["native mean"]["cand"] >= figures["native mean"]["base"] + m[1]),
@@ -476,18 +481,20 @@ LEVEL_MARGINS = {1: -0.01, 2: -0.01, 3: 0.0, 4: 0.02, 5: -0.01, 8: 0.01}
 def three_seed_rule(val: dict[str, Any], test: dict[str, Any] | None, candidate: str, baseline: str,
                     lever: str, short: str, rule: str, status: str = "", stored: dict[str, Any] | None = None,
                     margins: tuple[dict[int, float], dict[int, float]] = (NULL_MARGINS, NULL_TEST_MARGINS),
-                    shared_only: bool = False) -> list[str]:
+                    shared_only: bool = False, seeds: Sequence[int] = (0, 1, 2), unclipped: bool = False
+                    ) -> list[str]:
     """A candidate's three seeds against a baseline recipe's three, seed for seed: the seed-mean rule with
     ``NULL_MARGINS`` on val and, if it was scored, ``NULL_TEST_MARGINS`` on test (``selection_rule_gain24_kdens3.md``;
     ``margins``: another (val, test) pair);
     ``candidate`` and ``baseline`` are system-name prefixes, ``short`` names the two in the figures cell.  Not
-    judged unless both hold exactly seeds 0, 1 and 2; with ``stored`` (the baseline's earlier val run), void
-    unless every baseline seed re-scores there identically (``with_stored_seeds``)."""
-    seeds = {k: sorted(int(s[len(p):].split()[0]) for s in val["rows"] if s.startswith(p))
+    judged unless both hold exactly ``seeds`` (0, 1 and 2 unless a rule named others); with ``stored`` (the
+    baseline's earlier val run), void unless every baseline seed re-scores there identically (``with_stored_seeds``);
+    ``unclipped``: check 8 on the records not clipped at source (:func:`seed_mean_rule`)."""
+    found = {k: sorted(int(s[len(p):].split()[0]) for s in val["rows"] if s.startswith(p))
              for k, p in (("cand", candidate), ("base", baseline))}
-    if seeds["cand"] != [0, 1, 2] or seeds["base"] != [0, 1, 2]:
-        return [f"| {lever} | not judged: seeds {seeds['cand']} against {seeds['base']}, the rule needs 0, 1 and 2 "
-                f"of both | - | {rule} |"]
+    if found["cand"] != list(seeds) or found["base"] != list(seeds):
+        return [f"| {lever} | not judged: seeds {found['cand']} against {found['base']}, the rule needs "
+                f"{', '.join(map(str, seeds))} of both | - | {rule} |"]
     if stored is not None:
         try:
             for s in (s for s in val["rows"] if s.startswith(baseline)):
@@ -498,7 +505,7 @@ def three_seed_rule(val: dict[str, Any], test: dict[str, Any] | None, candidate:
     for split, sel, split_margins in (("val", val, margins[0]), ("test", test, margins[1])):
         if sel is None:
             continue
-        r = seed_mean_rule(sel, candidate, baseline, split_margins)
+        r = seed_mean_rule(sel, candidate, baseline, split_margins, unclipped)
         verdicts.append(f"{split} " + ("passes" if not r["failed"] else
                                        "fails check " + ", ".join(map(str, r["failed"]))))
         cells.append(f"{split}: {_rule_figures(r)}")

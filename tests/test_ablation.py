@@ -211,6 +211,34 @@ def test_the_three_seed_rule_is_not_judged_without_all_seeds_and_void_when_the_b
     assert "| not judged: seeds [0, 1] against [0, 1, 2]" in kd_ensemble_three_seeds(two)[0]
 
 
+def test_check_8_on_unclipped_records_reads_the_shift_without_records_clipped_at_source():
+    """selection_rule_gain24_lowfloor_shift_long_fresh.md: a candidate whose only large gain shift is on a record clipped
+    at source fails check 8 over every record and passes it over the rest; seeds other than 0-2 are judged when the
+    rule names them."""
+    from acula.benchmarks.ablation import KDENS_SHIFT_MARGINS, three_seed_rule
+
+    sel: dict[str, Any] = {"rows": {}, "invariance": {}}
+    for k in (3, 4, 5):
+        for name, figs in ((f"long seed {k} int8 ONNX", BASE | {"native": 0.79, "shift": 0.001}),
+                           (f"ship seed {k} int8 ONNX", BASE | {"shift": 0.001})):
+            sel["rows"][name], sel["invariance"][name] = _system(**figs)
+            for t in MAIN_TASKS:
+                for g in GAINS:
+                    sel["invariance"][name][t][g] |= {"native_shift_max": 0.02, "native_shift_mean_unclipped": 0.001,
+                                                      "native_shift_max_unclipped": 0.02}
+    sel["invariance"]["long seed 3 int8 ONNX"]["heart_abnormal"]["gain-24"]["native_shift_max"] = 0.068
+    margins = (KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS)
+    args = (sel, None, "long seed", "ship seed", "the lever", "long vs ship", "rule.md")
+    assert "| not judged: seeds [3, 4, 5] against [3, 4, 5], the rule needs 0, 1, 2" in three_seed_rule(
+        *args, margins=margins)[0]
+    assert "| val fails check 8; test not scored |" in three_seed_rule(*args, margins=margins, seeds=(3, 4, 5))[0]
+    assert "| val passes; test not scored yet |" in three_seed_rule(*args, margins=margins, seeds=(3, 4, 5),
+                                                                    unclipped=True)[0]
+    sel["invariance"]["long seed 4 int8 ONNX"]["wheezes"]["peak-1"]["native_shift_max_unclipped"] = 0.06
+    assert "| val fails check 8; test not scored |" in three_seed_rule(*args, margins=margins, seeds=(3, 4, 5),
+                                                                       unclipped=True)[0]
+
+
 def test_the_codec_rule_asks_no_native_loss_and_a_lower_heart_mulaw_drop():
     """selection_rule_gain24_kdcodec.md: NULL_TEST_MARGINS on both splits plus check 6, heart_abnormal's mulaw8k
     drop at most the baseline's - 0.01 on val and - 0.02 on test."""

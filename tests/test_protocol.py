@@ -250,6 +250,13 @@ def test_a_source_clipped_record_is_hidden_by_resampling_and_not_counted_as_a_va
     moved = np.array([np.nan, np.nan, 0.4, 0.9])  # the clipped record and one valid record lost their score
     row = invariance_row(td, probe, (feats, clean, clean), (feats, moved, moved))
     assert row["n_lost"] == 1 and row["n_lost_source_clipped"] == 1
+    # the gain target read without the record clipped at source: its shift is kept apart, named
+    moved = np.array([0.5, 0.75, 0.41, 0.9])
+    row = invariance_row(td, probe, (feats, clean, clean), (feats, moved, moved))
+    assert row["native_shift_max"] == pytest.approx(0.3)
+    assert row["native_shift_max_unclipped"] == pytest.approx(0.05)
+    assert row["native_shift_mean_unclipped"] == pytest.approx((0.05 + 0.01 + 0.0) / 3)
+    assert row["native_shift_source_clipped"] == {"icbhi/r0/c1": 0.3}
     # what the SDK scores at the source rate decides where it was measured: record 1 is not scorable there
     td = TaskData(SimpleNamespace(rows=rows), task, scorable={0: True, 1: False})
     assert td.source_valid.tolist() == [True, False, True, True]
