@@ -212,9 +212,9 @@ def test_the_three_seed_rule_is_not_judged_without_all_seeds_and_void_when_the_b
 
 
 def test_check_8_on_unclipped_records_reads_the_shift_without_records_clipped_at_source():
-    """selection_rule_gain24_lowfloor_shift_long_fresh.md: a candidate whose only large gain shift is on a record clipped
-    at source fails check 8 over every record and passes it over the rest; seeds other than 0-2 are judged when the
-    rule names them."""
+    """selection_rule_gain24_lowfloor_shift_long_fresh.md: a candidate whose only large gain shift is on a record
+    clipped at source fails check 8 over every record and passes it over the rest; seeds other than 0-2 are judged
+    when the rule names them."""
     from acula.benchmarks.ablation import KDENS_SHIFT_MARGINS, three_seed_rule
 
     sel: dict[str, Any] = {"rows": {}, "invariance": {}}
