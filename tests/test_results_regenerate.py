@@ -59,6 +59,7 @@ PRIMARY = [s for s in _tables(dict) if _runs_primary(str(_stored(s).get("command
 RENDERED = {
     **{stem: ("acula.aligner.primary_report", "to_markdown") for stem in PRIMARY},
     "cough_events": ("acula.benchmarks.cough_events", "markdown"),
+    "crackle_fine_time": ("acula.benchmarks.crackle_fine_time", "to_markdown"),
     "level_compensation_heart": ("acula.benchmarks.level_compensation", "markdown"),
     "int8_export": ("acula.benchmarks.int8_export", "markdown"),
     "int8_tflite_calibration": ("acula.benchmarks.int8_tflite_calibration", "markdown"),
