@@ -596,6 +596,19 @@ def on_shipped_three_seeds(name: str, val: dict[str, Any], test: dict[str, Any] 
                            shared_only=True)
 
 
+def long_fresh_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+    """The long distillation judged again on fresh distillation seeds 3-5, against the shipped recipe on the same
+    seeds, with ``KDENS_SHIFT_MARGINS`` and check 8 on the records not clipped at source
+    (``selection_rule_gain24_lowfloor_shift_long_fresh.md``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift-long seed", SHIPPED_SHIFT,
+        "twice the distillation steps (gain24-lowfloor-shift-long) judged again on fresh distillation seeds 3, 4 and "
+        "5 (teachers 0, 1, 2), against the shipped recipe on the same seeds, three seeds each, seed for seed; the gain "
+        "target read without the records clipped at source; written after the first long rule's test was seen",
+        "long vs shipped, seeds 3-5", "selection_rule_gain24_lowfloor_shift_long_fresh.md", status,
+        margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
+
+
 #: selection_rule_gain24_lowfloor_shift_phone.md's primary checks, on flagged recordings summed over the three seeds
 #: (``cough_channels``): P1 phone non-cough under the 8 kHz and mu-law channels must fall by at least this many,
 #: P2 coughs under them may fall by at most this many, P3 on clean audio phone non-cough may rise by 1, coughs fall by 1

@@ -237,6 +237,13 @@ def test_check_8_on_unclipped_records_reads_the_shift_without_records_clipped_at
     sel["invariance"]["long seed 4 int8 ONNX"]["wheezes"]["peak-1"]["native_shift_max_unclipped"] = 0.06
     assert "| val fails check 8; test not scored |" in three_seed_rule(*args, margins=margins, seeds=(3, 4, 5),
                                                                        unclipped=True)[0]
+    # the fresh long rule's row: its systems' names, seeds 3-5, check 8 on unclipped records
+    from acula.benchmarks.ablation import long_fresh_three_seeds
+
+    named = {part: {s.replace("long seed", "gain24-lowfloor-shift-long seed").replace(
+        "ship seed", "gain24-lowfloor-shift seed"): v for s, v in sel[part].items()} for part in sel}
+    row = long_fresh_three_seeds(named)[0]
+    assert "| val fails check 8; test not scored |" in row and "long vs shipped, seeds 3-5: val:" in row
 
 
 def test_the_codec_rule_asks_no_native_loss_and_a_lower_heart_mulaw_drop():
