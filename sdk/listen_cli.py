@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from acula.sdk.cli import HelpFormatter, checked_type
-from acula.sdk.screen_cli import _common, _load
+from acula.sdk.screen_cli import _common, _load, add_cough_threshold
 from acula.sdk.store import EventStore, StoreError
 
 _speed = checked_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
@@ -32,6 +32,7 @@ def listen_main(argv: Sequence[str] | None = None) -> int:
     pace.add_argument("--speed", type=_speed, default=1.0, help="with --replay: times real time")
     pace.add_argument("--fast", action="store_true", help="with --replay: as fast as the model runs, no drops")
     _common(parser, json_help="JSON on stdout: one object per window, then a summary object")
+    add_cough_threshold(parser)
     args = parser.parse_args(argv)
     if args.old_device is not None:
         print("acula listen: --device is deprecated, use --input-device", file=sys.stderr)

@@ -105,6 +105,19 @@ class Model:
     def sample_rate_hz(self) -> int:
         return self.frontend.config.sample_rate_hz
 
+    def set_cough_threshold(self, on: float) -> None:
+        """Move the cough detector's operating point: an event opens when a window's cough probability reaches
+        ``on`` (0 < on < 1) and closes under an 'off' scaled with it (the bundle's off / on ratio, as
+        ``acula.benchmarks.cough_screening --grid`` replays other thresholds); streams made afterwards use it.  The
+        bundle's own point was chosen on clean validation audio; the README's phone-channel table gives the
+        validation grid's lowest threshold meeting the false-alarm targets for audio as a phone call delivers it."""
+        import dataclasses
+
+        if not 0.0 < float(on) < 1.0:  # NaN fails too
+            raise ValueError(f"the cough threshold is a probability strictly between 0 and 1, got {on}")
+        cfg = self.screening
+        self.screening = dataclasses.replace(cfg, on=float(on), off=round(float(on) * cfg.off / cfg.on, 4))
+
     def stream(self) -> Stream:
         return Stream(self)
 

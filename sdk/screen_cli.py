@@ -61,13 +61,23 @@ def _common(parser: argparse.ArgumentParser, json_help: str = "JSON on stdout, o
     parser.add_argument("--json", action="store_true", help=json_help)
 
 
+def add_cough_threshold(parser: argparse.ArgumentParser) -> None:
+    """``--cough-on``, for the commands that detect cough events (screen, listen)."""
+    parser.add_argument("--cough-on", type=float, default=None, metavar="P",
+                        help="cough event threshold in (0, 1) instead of the bundle's operating point (chosen on clean "
+                             "validation audio; see the README's phone-channel table for phone-call audio)")
+
+
 def _load(args: argparse.Namespace) -> Model | None:
     if args.threads < 1:
         print(f"acula: --threads must be at least 1, got {args.threads}", file=sys.stderr)
         return None
     try:
-        return load(args.bundle, args.backend, args.precision, n_threads=args.threads)
-    except (BundleError, ImportError) as exc:
+        model = load(args.bundle, args.backend, args.precision, n_threads=args.threads)
+        if getattr(args, "cough_on", None) is not None:
+            model.set_cough_threshold(args.cough_on)
+        return model
+    except (BundleError, ImportError, ValueError) as exc:
         print(f"acula: {exc}", file=sys.stderr)
         return None
 
@@ -289,6 +299,7 @@ def _plot_path(out: str | None, path: str, n_files: int) -> Path:
 
 def screen_main(argv: Sequence[str] | None = None) -> int:
     parser = _parser("acula screen", "Cough events and signal quality per file.")
+    add_cough_threshold(parser)
     parser.add_argument("--plot", action="store_true",
                         help="draw each file (waveform, spectrogram, cough probability, threshold, events) to a PNG")
     parser.add_argument("--out", help="with --plot: a .png file (one input) or a folder; "

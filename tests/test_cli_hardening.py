@@ -428,3 +428,36 @@ def test_align_without_config_says_which_preset_it_uses(tmp_path: Path, capsys):
     pytest.importorskip("torch")
     assert main(["align", "--corpus", str(tmp_path / "nope"), "--out", str(tmp_path / "run")]) == 1
     assert "using preset default-cpu" in no_traceback(capsys)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "-0.2", "nan"])
+def test_a_cough_threshold_outside_0_1_is_refused_in_one_line(capsys, value: str):
+    fixture = ROOT / "sdk" / "data" / "cough_smith2006_p05.flac"
+    assert main(["screen", str(fixture), "--cough-on", value]) == 1
+    assert "strictly between 0 and 1" in no_traceback(capsys)
+
+
+def test_the_cough_threshold_moves_the_events_of_screen(capsys):
+    """The demo cough raises events at the bundle's operating point and none at a threshold above its windows'
+    highest cough probability; --cough-on is what screen applies."""
+    fixture = str(ROOT / "sdk" / "data" / "cough_smith2006_p05.flac")
+    assert main(["screen", fixture, "--json", "--precision", "int8"]) == 0
+    own = json.loads(capsys.readouterr().out)
+    peak = max(w["cough_probability"] or 0.0 for w in own["windows"])
+    assert own["events"] and peak < 1.0
+    assert main(["screen", fixture, "--json", "--precision", "int8", "--cough-on", f"{(1 + peak) / 2:.9f}"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] == []
+
+
+def test_set_cough_threshold_scales_off_with_on_and_reaches_new_streams():
+    from acula import sdk
+
+    model = sdk.load("default", "onnxruntime", "int8")
+    own = model.screening
+    model.set_cough_threshold(0.9)
+    assert model.screening.on == 0.9 and model.screening.off == round(0.9 * own.off / own.on, 4)
+    assert model.screening.min_duration_s == own.min_duration_s
+    assert model.stream().detector.cfg.on == 0.9
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        model.set_cough_threshold(float("nan"))
+    assert model.screening.on == 0.9
