@@ -1,0 +1,146 @@
+"""How far the cough operating point moves between builds of one recipe, under two rules (validation split only).
+
+    python -m acula.benchmarks.operating_point_builds --corpus runs/corpus --bundle "NAME=BUNDLE" [--bundle ...] \
+        [--splits val] --name OUT_NAME [--out DIR]
+
+``acula export`` chooses the cough detector's 'on' threshold on validation recordings: the lowest at which at most
+3 % of phone breathing and speech recordings (39 in val) and 1 % of stethoscope recordings raise an event
+(``export.calibration.choose_operating_point``, rule ``clean``).  With 39 recordings the point is set by the one or two
+highest non-cough recordings, and builds of one recipe that differ only in seed or CPU rounding land far apart.  Rule
+``pooled`` asks the same targets of the phone recordings heard three ways at once, as recorded and as a phone call
+delivers them (8 kHz; 8-bit mu-law at 8 kHz: ``benchmarks.cough_screening --phone``), 117 recordings, so that more
+recordings set the point and the channels the detector meets in phone apps count; stethoscope recordings as recorded.
+
+For each bundle (int8 ONNX, as the operating point was chosen) and channel, every recording of the split is screened
+once by the SDK and its window cough probabilities are replayed through the operating point's event logic at the
+grid ``choose_operating_point`` searches.  Per bundle: the manifest's point, the ``clean`` rule's point on the SDK's
+windows (it must equal the manifest's on val: the check that the replay is the export's), the ``pooled`` rule's point,
+and at each point the recordings flagged per group and channel.  Writes ``OUT_NAME.json`` and ``OUT_NAME.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from acula.benchmarks._util import command_parser, write_results
+
+CHANNELS = ("clean", "8k", "mulaw8k")
+#: cough_screening's groups -> the operating point's (export.calibration.screening_group)
+CALIBRATION_GROUP = {"cough (phone)": "cough", "breathing + speech (phone)": "phone non-cough",
+                     "heart (stethoscope)": "stethoscope", "lung (stethoscope)": "stethoscope",
+                     "environment (ESC-10)": "other"}
+RULES = ("clean", "pooled")
+
+
+def channel_sequences(bundle: str, corpus: str, splits: Sequence[str], channel: str) -> dict[str, list[np.ndarray]]:
+    """Per calibration group, each recording's window cough probabilities (NaN: gated) on one channel."""
+    import json
+
+    from acula.benchmarks.cough_screening import screened, window_probabilities
+
+    from acula import sdk
+
+    model = sdk.load(bundle, "onnxruntime", "int8")
+    rows = [json.loads(line) for line in (Path(corpus) / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    root = Path(json.loads((Path(corpus) / "corpus.json").read_text())["data_root"])
+    rows = [r for r in rows if r["split"] in splits]
+    out: dict[str, list[np.ndarray]] = {}
+    for _, group, result, _, _ in screened(model, rows, root, None if channel == "clean" else channel):
+        out.setdefault(CALIBRATION_GROUP[group], []).append(window_probabilities(result))
+    return out
+
+
+def rule_sequences(rule: str, by_channel: dict[str, dict[str, list[np.ndarray]]]) -> dict[str, list[np.ndarray]]:
+    """The recordings a rule chooses on: ``clean`` as recorded; ``pooled`` adds the phone recordings (coughs,
+    breathing and speech) heard through the 8 kHz and mu-law channels."""
+    clean = by_channel["clean"]
+    if rule == "clean":
+        return clean
+    phone = ("cough", "phone non-cough")
+    return {g: (sum((by_channel[c][g] for c in CHANNELS), []) if g in phone else seqs) for g, seqs in clean.items()}
+
+
+def flagged_at(on: float, seqs: list[np.ndarray], window_s: float, hop_s: float) -> int:
+    from acula.export.calibration import events_at
+
+    return int(sum(events_at(q, on, window_s, hop_s) > 0 for q in seqs))
+
+
+def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str]) -> dict[str, Any]:
+    import json
+
+    from acula.export.calibration import FRAME_S, choose_operating_point
+
+    out: dict[str, Any] = {"bundles": {}}
+    for name, path in bundles.items():
+        manifest = json.loads((Path(path) / "manifest.json").read_text())
+        window_s, hop_s = int(manifest["window_frames"]) * FRAME_S, int(manifest["hop_frames"]) * FRAME_S
+        by_channel = {c: channel_sequences(path, corpus, splits, c) for c in CHANNELS}
+        row: dict[str, Any] = {"bundle": path, "manifest_on": manifest["screening"]["cough_on"]}
+        for rule in RULES:
+            point = choose_operating_point(rule_sequences(rule, by_channel), 1.0, window_s, hop_s)
+            on = point["cough_on"]
+            row[rule] = {"on": on, "targets_met": point["targets_met"],
+                         "flagged": {c: {g: [flagged_at(on, seqs, window_s, hop_s), len(seqs)]
+                                         for g, seqs in sorted(by_channel[c].items())} for c in CHANNELS}}
+        out["bundles"][name] = row
+        print(f"{name}: manifest {row['manifest_on']}, clean {row['clean']['on']}, pooled {row['pooled']['on']}",
+              file=sys.stderr)
+    for rule in RULES:
+        ons = [b[rule]["on"] for b in out["bundles"].values()]
+        out[f"spread_{rule}"] = {"min": min(ons), "max": max(ons), "range": max(ons) - min(ons),
+                                 "sd": float(np.std(ons))}
+    return out
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    L = ["# The cough operating point across builds of one recipe: the export's rule and the pooled-channel rule\n",
+         f"Generated by `{r['command']}`. Splits: {', '.join(r['splits'])}. 'clean': the export's rule (the lowest 'on' "
+         "with <= 3 % of phone breathing and speech and <= 1 % of stethoscope recordings raising an event, as "
+         "recorded); 'pooled': the same targets with the phone recordings heard as recorded, at 8 kHz and 8-bit "
+         "mu-law at 8 kHz together. Cells: recordings raising an event at the rule's point, per channel "
+         "(clean / 8 kHz / mu-law).\n",
+         "| bundle | manifest on | rule | on | coughs flagged | phone non-cough flagged | stethoscope flagged |",
+         "|---|---|---|---|---|---|---|"]
+    for name, b in sorted(r["bundles"].items()):
+        for rule in RULES:
+            f = b[rule]["flagged"]
+
+            def cell(group: str, f: dict[str, Any] = f) -> str:
+                return " / ".join(f"{f[c][group][0]}/{f[c][group][1]}" for c in CHANNELS)
+
+            L.append(f"| {name} | {b['manifest_on']} | {rule} | {b[rule]['on']}"
+                     + ("" if b[rule]["targets_met"] else " (targets not met)")
+                     + f" | {cell('cough')} | {cell('phone non-cough')} | {cell('stethoscope')} |")
+    L += ["", "| rule | lowest on | highest on | range | sd |", "|---|---|---|---|---|"]
+    for rule in RULES:
+        s = r[f"spread_{rule}"]
+        L.append(f"| {rule} | {s['min']} | {s['max']} | {s['range']:.3f} | {s['sd']:.3f} |")
+    return "\n".join(L) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, argv = command_parser("acula.benchmarks.operating_point_builds", __doc__, argv)
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--bundle", action="append", required=True, metavar="NAME=PATH")
+    parser.add_argument("--splits", nargs="+", default=["val"])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args(argv)
+    bundles = dict(b.split("=", 1) for b in args.bundle)
+    r = measure(bundles, args.corpus, args.splits)
+    r["splits"] = list(args.splits)
+    r["command"] = ("python -m acula.benchmarks.operating_point_builds --corpus runs/corpus "
+                    + " ".join(f'--bundle "{k}={v}"' for k, v in bundles.items())
+                    + f" --splits {' '.join(args.splits)} --name {args.name}")
+    write_results(f"{args.out}/{args.name}.json", r, to_markdown)
+    print(to_markdown(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
