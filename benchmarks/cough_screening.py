@@ -35,7 +35,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,34 +183,6 @@ def grid_table(grid: dict[str, Any]) -> list[str]:
     return lines
 
 
-def screened(model: Any, rows: Sequence[dict[str, Any]], root: Path, phone: str | None = None
-             ) -> Iterator[tuple[dict[str, Any], str, Any, np.ndarray, int]]:
-    """``(row, group, ScreenResult, samples, rate)`` for each of ``rows`` that falls in one of ``GROUPS``, screened
-    by ``model`` as recorded or, with ``phone`` ("8k" or "mulaw8k"), as a phone call delivers it (the samples and
-    rate are what the SDK was given)."""
-    from acula import sdk
-
-    for r in rows:
-        group = next((g for g, pick in GROUPS.items() if pick(r)), None)
-        if group is None:
-            continue
-        if phone:
-            from acula.aligner.invariance import phone_call_8k
-
-            source = sdk.load_audio(root / r["path"], None, r.get("start_s"), r.get("end_s"))
-            samples = phone_call_8k(source.samples, source.sample_rate_hz, phone == "mulaw8k").astype(np.float32)
-            rate = min(source.sample_rate_hz, 8000)
-        else:
-            clip = sdk.load_audio(root / r["path"], model.sample_rate_hz, r.get("start_s"), r.get("end_s"))
-            samples, rate = clip.samples, clip.sample_rate_hz
-        yield r, group, model.screen(samples, rate), samples, rate
-
-
-def window_probabilities(result: Any) -> np.ndarray:
-    """A screening's window cough probabilities, NaN where the quality gate held a window back."""
-    return np.array([np.nan if w.cough_probability is None else w.cough_probability for w in result.windows])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m acula.benchmarks.cough_screening", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -251,7 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     trials: dict[str, list[tuple[str, bool]]] = {name: [] for name in GROUPS}
     scores: dict[str, list[tuple[str, str, float]]] = {"detector": [], **({"YAMNet Cough": []} if yamnet else {})}
     sequences: dict[str, list[np.ndarray]] = {name: [] for name in GROUPS}  # window cough probabilities, for --grid
-    for r, group, result, samples, rate in screened(model, rows, root, args.phone):
+    from acula.export.operating_point import screened, window_probabilities
+
+    for r, result, samples, rate in screened(model, rows, root, args.phone):
+        group = next((g for g, pick in GROUPS.items() if pick(r)), None)
+        if group is None:
+            continue
         s = stats[group]
         s["n"] += 1
         s["flagged"] += bool(result.events)

@@ -27,20 +27,14 @@ from typing import Any
 
 import numpy as np
 from acula.benchmarks._util import command_parser, write_results
-
-CHANNELS = ("clean", "8k", "mulaw8k")
-#: cough_screening's groups -> the operating point's (export.calibration.screening_group)
-CALIBRATION_GROUP = {"cough (phone)": "cough", "breathing + speech (phone)": "phone non-cough",
-                     "heart (stethoscope)": "stethoscope", "lung (stethoscope)": "stethoscope",
-                     "environment (ESC-10)": "other"}
-RULES = ("clean", "pooled")
+from acula.export.operating_point import CHANNELS, RULES
 
 
-def channel_sequences(bundle: str, corpus: str, splits: Sequence[str], channel: str) -> dict[str, list[np.ndarray]]:
-    """Per calibration group, each recording's window cough probabilities (NaN: gated) on one channel."""
+def bundle_sequences(bundle: str, corpus: str, splits: Sequence[str]) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Per channel, per operating-point group, each recording's window cough probabilities (int8 ONNX)."""
     import json
 
-    from acula.benchmarks.cough_screening import screened, window_probabilities
+    from acula.export.operating_point import channel_sequences
 
     from acula import sdk
 
@@ -48,20 +42,7 @@ def channel_sequences(bundle: str, corpus: str, splits: Sequence[str], channel: 
     rows = [json.loads(line) for line in (Path(corpus) / "manifest.jsonl").read_text().splitlines() if line.strip()]
     root = Path(json.loads((Path(corpus) / "corpus.json").read_text())["data_root"])
     rows = [r for r in rows if r["split"] in splits]
-    out: dict[str, list[np.ndarray]] = {}
-    for _, group, result, _, _ in screened(model, rows, root, None if channel == "clean" else channel):
-        out.setdefault(CALIBRATION_GROUP[group], []).append(window_probabilities(result))
-    return out
-
-
-def rule_sequences(rule: str, by_channel: dict[str, dict[str, list[np.ndarray]]]) -> dict[str, list[np.ndarray]]:
-    """The recordings a rule chooses on: ``clean`` as recorded; ``pooled`` adds the phone recordings (coughs,
-    breathing and speech) heard through the 8 kHz and mu-law channels."""
-    clean = by_channel["clean"]
-    if rule == "clean":
-        return clean
-    phone = ("cough", "phone non-cough")
-    return {g: (sum((by_channel[c][g] for c in CHANNELS), []) if g in phone else seqs) for g, seqs in clean.items()}
+    return {c: channel_sequences(model, rows, root, c) for c in CHANNELS}
 
 
 def flagged_at(on: float, seqs: list[np.ndarray], window_s: float, hop_s: float) -> int:
@@ -74,12 +55,13 @@ def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str]) -> dict
     import json
 
     from acula.export.calibration import FRAME_S, choose_operating_point
+    from acula.export.operating_point import rule_sequences
 
     out: dict[str, Any] = {"bundles": {}}
     for name, path in bundles.items():
         manifest = json.loads((Path(path) / "manifest.json").read_text())
         window_s, hop_s = int(manifest["window_frames"]) * FRAME_S, int(manifest["hop_frames"]) * FRAME_S
-        by_channel = {c: channel_sequences(path, corpus, splits, c) for c in CHANNELS}
+        by_channel = bundle_sequences(path, corpus, splits)
         row: dict[str, Any] = {"bundle": path, "manifest_on": manifest["screening"]["cough_on"]}
         for rule in RULES:
             point = choose_operating_point(rule_sequences(rule, by_channel), 1.0, window_s, hop_s)

@@ -1,89 +1,74 @@
-"""The cough operating point: the lowest threshold meeting every group's flagged-fraction target."""
+"""acula.export.operating_point: the channels the cough operating point may be chosen on, and how the rules pool
+them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from acula.export.calibration import choose_operating_point, screening_group
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def burst(peak: float, n: int = 12) -> np.ndarray:
-    """A recording whose windows 4..6 reach ``peak`` (an event of 3 windows, longer than 0.25 s)."""
-    seq = np.full(n, 0.05)
-    seq[4:7] = peak
-    return seq
+def _seqs(peaks: list[float]) -> list[np.ndarray]:
+    """One recording per peak: ten windows, the peak in the middle, 0.05 elsewhere."""
+    out = []
+    for p in peaks:
+        q = np.full(10, 0.05)
+        q[4:6] = p
+        out.append(q)
+    return out
 
 
-def groups(phone_peaks: list[float], steth_peaks: list[float]) -> dict[str, list[np.ndarray]]:
-    return {"cough": [burst(0.97), burst(0.9), burst(0.7)],
-            "phone non-cough": [burst(p) for p in phone_peaks],
-            "stethoscope": [burst(p) for p in steth_peaks]}
+def test_pooled_adds_the_phone_channels_of_phone_recordings_only():
+    from acula.export.operating_point import rule_sequences
+
+    by_channel = {c: {"cough": _seqs([0.9]), "phone non-cough": _seqs([0.1, 0.2]), "stethoscope": _seqs([0.1]),
+                      "other": _seqs([0.3])} for c in ("clean", "8k", "mulaw8k")}
+    clean = rule_sequences("clean", by_channel)
+    assert clean is by_channel["clean"]
+    pooled = rule_sequences("pooled", by_channel)
+    assert {g: len(v) for g, v in pooled.items()} == {"cough": 3, "phone non-cough": 6, "stethoscope": 1, "other": 1}
+    with pytest.raises(ValueError, match="rule must be one of"):
+        rule_sequences("loudest", by_channel)
 
 
-def test_lowest_threshold_that_meets_every_target() -> None:
-    # 40 phone recordings: three confusable ones at 0.88, 0.8 and 0.6.  At most 3 % (1 of 40) may be flagged,
-    # so 'on' must rise above 0.8 (one left: 1/40 = 2.5 %), not above 0.88.
-    phone = [0.88, 0.8, 0.6] + [0.1] * 37
-    op = choose_operating_point(groups(phone, [0.1] * 100), 1.0, 1.98, 0.48, candidates=np.arange(0.5, 1.0, 0.01))
-    assert 0.8 < op["cough_on"] <= 0.81 and op["targets_met"]
-    assert op["val_fraction_flagged"]["phone non-cough"] == pytest.approx(1 / 40)
-    assert op["val_cough_recording_recall"] == pytest.approx(2 / 3)
-    assert op["cough_off"] == pytest.approx(0.8 * op["cough_on"], abs=1e-4)
-    # the stethoscope target (1 %) binds when one of 50 stethoscope recordings peaks at 0.93
-    op = choose_operating_point(groups(phone, [0.93] + [0.1] * 49), 1.0, 1.98, 0.48,
-                                candidates=np.arange(0.5, 1.0, 0.01))
-    assert op["cough_on"] > 0.93 and op["val_fraction_flagged"]["stethoscope"] == 0.0
-    assert op["val_cough_recording_recall"] == pytest.approx(1 / 3)
+def test_the_pooled_point_rises_above_what_the_phone_channels_alone_flag():
+    """Clean phone recordings stay under 0.6; through the phone channels two of them reach 0.8 and 0.85.  With 40
+    recordings a channel, 3 % allows one flagged recording of 40 clean and three of 120 pooled: the clean rule takes the
+    grid's lowest point over the clean recordings, the pooled one must clear the phone channels' highest but the
+    allowance."""
+    from acula.export.calibration import choose_operating_point
+    from acula.export.operating_point import rule_sequences
+
+    quiet = [0.1] * 38 + [0.55, 0.58]
+    by_channel = {"clean": {"cough": _seqs([0.99]), "phone non-cough": _seqs(quiet), "stethoscope": _seqs([0.1] * 100)},
+                  "8k": {"cough": _seqs([0.99]), "phone non-cough": _seqs([0.1] * 37 + [0.7, 0.8, 0.85])},
+                  "mulaw8k": {"cough": _seqs([0.99]), "phone non-cough": _seqs([0.1] * 38 + [0.75, 0.9])}}
+    window_s, hop_s = 1.984, 0.48
+    clean = choose_operating_point(rule_sequences("clean", by_channel), 1.0, window_s, hop_s)
+    pooled = choose_operating_point(rule_sequences("pooled", by_channel), 1.0, window_s, hop_s)
+    assert 0.55 < clean["cough_on"] <= 0.58 and clean["targets_met"]  # one clean recording (0.58) may ring
+    # 120 pooled: three may ring (0.9, 0.85, 0.8), so the point must clear 0.75 and the clean 0.58
+    assert 0.75 < pooled["cough_on"] <= 0.8 and pooled["targets_met"]
+    assert pooled["val_fraction_flagged"]["phone non-cough"] <= 0.03
 
 
-def test_unreachable_targets_are_reported_not_hidden() -> None:
-    op = choose_operating_point(groups([0.999] * 10, []), 1.0, 1.98, 0.48, candidates=[0.5, 0.9, 0.99])
-    assert op["cough_on"] == 0.99 and op["targets_met"] is False
-    assert op["val_fraction_flagged"]["phone non-cough"] == 1.0
-
-
-def test_gated_windows_never_raise_an_event() -> None:
-    gated = burst(0.95)
-    gated[4:7] = np.nan  # the quality gate dropped the loud windows
-    op = choose_operating_point({"cough": [burst(0.95), gated], "phone non-cough": [burst(0.1)]}, 1.0, 1.98, 0.48,
-                                candidates=[0.5])
-    assert op["val_cough_recording_recall"] == 0.5
-
-
-def test_groups_of_corpus_rows() -> None:
-    assert [screening_group({"modality": m}) for m in ("cough", "speech", "breathing", "heart", "lung",
-                                                        "environment")] == \
-        ["cough", "phone non-cough", "phone non-cough", "stethoscope", "stethoscope", "other"]
-
-
-def test_the_threshold_grid_replays_the_sdks_own_event_decisions_on_a_real_cough() -> None:
-    """``cough_screening --grid`` replays window probabilities through ``events_at``: at the bundle's own
-    threshold it must flag what the SDK's screen flagged, on the shipped real cough and on a quiet breath."""
-    from pathlib import Path
-
-    from acula.benchmarks.cough_screening import GROUPS, grid_table, threshold_grid
-    from acula.sdk.synth import synth_recording
+def test_the_demo_cough_through_a_phone_call_reaches_the_sdk_at_8_khz(tmp_path: Path):
+    from acula.export.operating_point import channel_sequences, screened, window_probabilities
 
     from acula import sdk
 
     model = sdk.load("default", "onnxruntime", "int8")
-    cough = sdk.load_audio(Path(sdk.__file__).parent / "data" / "cough_smith2006_p05.flac")
-    breath, _ = synth_recording(12.0, seed=3)
-    seqs: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
-    flagged = {}
-    for group, x in (("cough (phone)", cough.samples), ("breathing + speech (phone)", breath)):
-        result = model.screen(x, 16000)
-        seqs[group].append(np.array([np.nan if w.cough_probability is None else w.cough_probability
-                                     for w in result.windows]))
-        flagged[group] = bool(result.events)
-    assert flagged["cough (phone)"]  # the real cough raises an event at the shipped point
-    grid = threshold_grid(seqs, model)
-    own = next(r for r in grid["rows"] if r["on"] == grid["bundle_on"])
-    assert {g: own["flagged"][g] for g in flagged} == {g: int(v) for g, v in flagged.items()}
-    # the cough's peak window sets the highest threshold at which it still raises an event
-    peak = float(np.nanmax(seqs["cough (phone)"][0]))
-    above = [r for r in grid["rows"] if r["on"] > peak]
-    assert all(r["flagged"]["cough (phone)"] == 0 for r in above)
-    # no stethoscope recording here: the targets cannot be judged, and no threshold is said to meet them
-    assert all(r["meets_targets"] is None for r in grid["rows"]) and grid["lowest_meeting_targets"] is None
-    assert any("(the bundle's)" in line for line in grid_table(grid))
+    row = {"path": "cough_smith2006_p05.flac", "modality": "cough"}
+    root = ROOT / "sdk" / "data"
+    (_, clean, x16, rate16), = screened(model, [row], root)
+    (_, phone, x8, rate8), = screened(model, [row], root, "mulaw8k")
+    assert (rate16, rate8) == (16000, 8000) and abs(x8.size * 2 - x16.size) <= 2
+    assert len(phone.windows) == len(clean.windows)
+    assert np.nanmax(window_probabilities(clean)) > model.screening.on
+    seqs = channel_sequences(model, [row], root, "8k")
+    assert list(seqs) == ["cough"] and seqs["cough"][0].shape == (len(clean.windows),)
+    with pytest.raises(ValueError, match="channel must be one of"):
+        channel_sequences(model, [row], root, "opus")
