@@ -28,6 +28,7 @@ from acula.distill.student import StreamingStudent, StudentConfig
 from acula.distill.train import DistillConfig
 from acula.export.bundle import bundle_digest, npy_bytes, write_bundle
 from acula.export.calibration import ValOutputs, calibrate_screening, calibrate_temperatures
+from acula.export.operating_point import RULES, pooled_point
 from acula.export.writers import INPUT_NAME, OUTPUT_NAMES, export_onnx_fp32, export_onnx_int8, export_tflite
 from acula.sdk.frontend import LogMelFrontend
 from acula.sdk.frontend_config import FrontendConfig
@@ -191,10 +192,15 @@ def git_commit() -> str | None:
 
 def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, tflite: bool = True,
                   extra_manifest: dict[str, Any] | None = None, waveform_graph: bool = False,
-                  signing_key: Any = None, level: LevelShift | None = None) -> dict[str, Any]:
+                  signing_key: Any = None, level: LevelShift | None = None,
+                  operating_point: str = "clean") -> dict[str, Any]:
     """``level``: the SDK scores the bundle on windows shifted to a running level, with the level-blind gate
     (``sdk.level``): calibration, the operating point and the int8 calibration crops are computed on such windows,
-    and the manifest carries the ``level`` block."""
+    and the manifest carries the ``level`` block.  ``operating_point``: the cough operating point's rule,
+    ``clean`` (val recordings as recorded) or ``pooled`` (phone recordings also at 8 kHz and mu-law:
+    ``export.operating_point.pooled_point``, on the bundle once written; then written again with it)."""
+    if operating_point not in RULES:
+        raise ValueError(f"operating_point must be one of {RULES}, got {operating_point!r}")
     student, meta = load_student(run)
     cfg = student.cfg
     front = FrontendConfig.from_dict(meta["frontend"])  # the features the student was trained on, everywhere below
@@ -281,6 +287,9 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     if extra_manifest:
         manifest = {**manifest, **extra_manifest}
     write_bundle(out, files, manifest, as_zip=as_zip, signing_key=signing_key)
+    if operating_point == "pooled":  # screened by the SDK on the bundle itself, then the manifest written again
+        manifest["screening"] = {**pooled_point(out, corpus_dir), "probabilities_from": DEFAULT_MODEL}
+        write_bundle(out, files, manifest, as_zip=as_zip, signing_key=signing_key)
     return parity
 
 
@@ -329,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--level-range-db", type=float, metavar="DB",
                         help="with --level-shift: a relative floor, cells more than DB under the reference level are "
                              "raised to it (near-silence reads the same at every gain; excludes --level-keep-floor)")
+    parser.add_argument("--operating-point", choices=RULES, default="clean",
+                        help="the cough operating point's rule: clean (val recordings as recorded) or pooled (phone "
+                             "recordings also as a phone call delivers them, 8 kHz and mu-law; "
+                             "benchmarks/results/selection_rule_operating_point.md)")
     parser.add_argument("-f", "--force", action="store_true",
                         help="replace an existing bundle at --out (only the files its manifest lists are removed)")
     args = parser.parse_args(argv)
@@ -356,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                              floor=0.0 if args.level_keep_floor else None,
                                                              range_db=args.level_range_db)
     parity = export_bundle(Path(args.student), Path(args.corpus), out, args.zip, not args.no_tflite,
-                           waveform_graph=args.waveform_graph, signing_key=key, level=level)
+                           waveform_graph=args.waveform_graph, signing_key=key, level=level,
+                           operating_point=args.operating_point)
     digest = bundle_digest(out)
     print(json.dumps({"bundle": str(out), "manifest_sha256": digest, "signed": key is not None,
                       "parity": parity}, indent=2))

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHANNELS", "RULES", "channel_sequences", "rule_sequences", "screened", "window_probabilities"]
+__all__ = ["CHANNELS", "RULES", "channel_sequences", "pooled_point", "rule_sequences", "screened",
+           "window_probabilities"]
 
 #: as recorded, at 8 kHz, 8-bit mu-law at 8 kHz
 CHANNELS = ("clean", "8k", "mulaw8k")
@@ -73,3 +74,23 @@ def rule_sequences(rule: str, by_channel: dict[str, dict[str, list[np.ndarray]]]
         return clean
     return {g: (sum((by_channel[c].get(g, []) for c in CHANNELS), []) if g in PHONE_GROUPS else seqs)
             for g, seqs in clean.items()}
+
+
+def pooled_point(bundle: Path, corpus_dir: Path) -> dict[str, Any]:
+    """The ``pooled`` rule's operating point for a written bundle: its int8 ONNX graph screens the corpus's val
+    recordings through the SDK, as recorded and, for phone recordings, at 8 kHz and mu-law; the manifest's
+    ``screening`` block (``export.calibration.choose_operating_point``'s, false alarms per hour over the window
+    spans screened)."""
+    from acula.aligner.corpus import load_corpus
+    from acula.export.calibration import FRAME_S, choose_operating_point
+
+    from acula import sdk
+
+    model = sdk.load(bundle, "onnxruntime", "int8")
+    corpus = load_corpus(corpus_dir)
+    rows = [corpus.rows[i] for i in corpus.indices("val")]
+    seqs = rule_sequences("pooled", {c: channel_sequences(model, rows, corpus.data_root, c) for c in CHANNELS})
+    hop_s = model.hop_frames * FRAME_S
+    hours = sum(len(q) for g, v in seqs.items() if g != "cough" for q in v) * hop_s / 3600
+    point = choose_operating_point(seqs, hours, model.window_frames * FRAME_S, hop_s)
+    return {**point, "calibrated_on": "val split; phone recordings as recorded, at 8 kHz and 8-bit mu-law at 8 kHz"}

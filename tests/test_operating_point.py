@@ -72,3 +72,31 @@ def test_the_demo_cough_through_a_phone_call_reaches_the_sdk_at_8_khz(tmp_path: 
     assert list(seqs) == ["cough"] and seqs["cough"][0].shape == (len(clean.windows),)
     with pytest.raises(ValueError, match="channel must be one of"):
         channel_sequences(model, [row], root, "opus")
+
+
+def test_export_with_the_pooled_rule_chooses_on_the_phone_recordings_heard_three_ways(tiny_student: Path,
+                                                                                    tiny_corpus: Path,
+                                                                                    tiny_bundle: Path, tmp_path: Path):
+    """``acula export --operating-point pooled`` writes the point the SDK's own screening of val through the three
+    channels gives (``pooled_point`` on the written bundle), with each phone recording counted three times."""
+    import json
+
+    from acula.export.cli import main
+    from acula.export.operating_point import pooled_point
+
+    from acula import sdk
+
+    out = tmp_path / "pooled"
+    assert main(["--student", str(tiny_student), "--corpus", str(tiny_corpus), "--out", str(out), "--no-tflite",
+                 "--operating-point", "pooled"]) == 0
+    pooled = json.loads((out / "manifest.json").read_text())["screening"]
+    clean = json.loads((tiny_bundle / "manifest.json").read_text())["screening"]
+    assert "8 kHz" in pooled["calibrated_on"] and clean["calibrated_on"] == "val split"
+    n_clean, n_pooled = clean["n_val_recordings"], pooled["n_val_recordings"]
+    assert n_clean["phone non-cough"] > 0
+    assert n_pooled["phone non-cough"] == 3 * n_clean["phone non-cough"]
+    assert n_pooled["cough"] == 3 * n_clean["cough"] and n_pooled["stethoscope"] == n_clean["stethoscope"]
+    assert pooled["probabilities_from"] == "student_int8.onnx"
+    model = sdk.load(out, "onnxruntime", "int8")
+    assert model.screening.on == pooled["cough_on"]
+    assert pooled_point(out, tiny_corpus)["cough_on"] == pooled["cough_on"]
