@@ -79,8 +79,8 @@ def rule_sequences(rule: str, by_channel: dict[str, dict[str, list[np.ndarray]]]
 def pooled_point(bundle: Path, corpus_dir: Path) -> dict[str, Any]:
     """The ``pooled`` rule's operating point for a written bundle: its int8 ONNX graph screens the corpus's val
     recordings through the SDK, as recorded and, for phone recordings, at 8 kHz and mu-law; the manifest's
-    ``screening`` block (``export.calibration.choose_operating_point``'s, false alarms per hour over the window
-    spans screened)."""
+    ``screening`` block (``export.calibration.choose_operating_point``'s, false alarms per hour over all the
+    non-cough audio screened, the phone recordings' three times)."""
     from acula.aligner.corpus import load_corpus
     from acula.export.calibration import FRAME_S, choose_operating_point
 
@@ -90,7 +90,70 @@ def pooled_point(bundle: Path, corpus_dir: Path) -> dict[str, Any]:
     corpus = load_corpus(corpus_dir)
     rows = [corpus.rows[i] for i in corpus.indices("val")]
     seqs = rule_sequences("pooled", {c: channel_sequences(model, rows, corpus.data_root, c) for c in CHANNELS})
-    hop_s = model.hop_frames * FRAME_S
-    hours = sum(len(q) for g, v in seqs.items() if g != "cough" for q in v) * hop_s / 3600
-    point = choose_operating_point(seqs, hours, model.window_frames * FRAME_S, hop_s)
+    # non-cough audio screened: every non-cough recording once, the phone ones twice more (8 kHz, mu-law)
+    from acula.export.calibration import screening_group
+
+    seconds = {g: 0.0 for g in ("phone non-cough", "stethoscope", "other")}
+    for r in rows:
+        if screening_group(r) in seconds:
+            seconds[screening_group(r)] += float(r["audio"]["duration_s"])
+    hours = (sum(seconds.values()) + 2 * seconds["phone non-cough"]) / 3600
+    point = choose_operating_point(seqs, hours, model.window_frames * FRAME_S, model.hop_frames * FRAME_S)
     return {**point, "calibrated_on": "val split; phone recordings as recorded, at 8 kHz and 8-bit mu-law at 8 kHz"}
+
+
+def repoint(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
+    """An exported bundle with its cough operating point chosen again by the ``pooled`` rule: the same files, the
+    manifest's ``screening`` block replaced (its other keys kept).  Refuses a signed bundle (the signature would no
+    longer verify) and one whose operating point was not chosen on its int8 ONNX graph."""
+    from acula.export.bundle import write_bundle
+    from acula.sdk.bundle import manifest_digest, read_bundle
+
+    if (Path(src) / "manifest.sig").exists():
+        raise ValueError(f"{src} is signed; re-export it with --operating-point pooled --sign-key instead")
+    bundle = read_bundle(src)
+    m = bundle.manifest
+    if m.get("screening", {}).get("probabilities_from") != "student_int8.onnx":
+        raise ValueError(f"{src}: its operating point was not chosen on student_int8.onnx; re-export it")
+    point = pooled_point(Path(src), corpus_dir)
+    manifest = {k: v for k, v in m.items() if k not in ("format", "format_version", "files")}
+    manifest["screening"] = {**m["screening"], **point}
+    files = {name: (data, {k: v for k, v in m["files"][name].items() if k not in ("sha256", "bytes")})
+             for name, data in bundle.files.items() if name != "manifest.json"}
+    write_bundle(out, files, manifest)
+    return {"bundle": str(out), "digest": manifest_digest(read_bundle(out).manifest),
+            "cough_on_before": m["screening"]["cough_on"], "cough_on": point["cough_on"],
+            "targets_met": point["targets_met"]}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+    import json
+    import sys
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m acula.export.operating_point",
+                                     description="Choose a bundle's cough operating point again by the pooled rule "
+                                                 "(phone recordings also at 8 kHz and mu-law); the files unchanged.")
+    parser.add_argument("bundle", type=Path, help="bundle directory to read")
+    parser.add_argument("--corpus", type=Path, required=True, help="corpus whose val recordings choose the point")
+    parser.add_argument("--out", type=Path, help="where to write (default: over the bundle)")
+    args = parser.parse_args(argv)
+    out = args.out or args.bundle
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / args.bundle.name
+        try:
+            result = repoint(args.bundle, args.corpus, staged)  # staged first: a failure leaves ``out`` alone
+        except (ValueError, OSError) as exc:
+            print(f"python -m acula.export.operating_point: {exc}", file=sys.stderr)
+            return 1
+        out.mkdir(parents=True, exist_ok=True)
+        for f in staged.iterdir():
+            (out / f.name).write_bytes(f.read_bytes())
+    result["bundle"] = str(out)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

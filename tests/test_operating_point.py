@@ -100,3 +100,26 @@ def test_export_with_the_pooled_rule_chooses_on_the_phone_recordings_heard_three
     model = sdk.load(out, "onnxruntime", "int8")
     assert model.screening.on == pooled["cough_on"]
     assert pooled_point(out, tiny_corpus)["cough_on"] == pooled["cough_on"]
+
+
+def test_repoint_changes_only_the_screening_block_and_refuses_a_signed_bundle(tiny_bundle: Path, tiny_corpus: Path,
+                                                                             tmp_path: Path, capsys):
+    import json
+    import shutil
+
+    from acula.export.operating_point import main, pooled_point
+
+    out = tmp_path / "repointed"
+    assert main([str(tiny_bundle), "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
+    before = json.loads((tiny_bundle / "manifest.json").read_text())
+    after = json.loads((out / "manifest.json").read_text())
+    assert {k for k in before if before[k] != after[k]} == {"screening"}
+    assert after["screening"]["cough_on"] == pooled_point(tiny_bundle, tiny_corpus)["cough_on"]
+    assert after["screening"]["n_val_recordings"]["phone non-cough"] == 3 * before["screening"]["n_val_recordings"][
+        "phone non-cough"]
+    signed = tmp_path / "signed"
+    shutil.copytree(tiny_bundle, signed)
+    (signed / "manifest.sig").write_bytes(b"x" * 64)
+    assert main([str(signed), "--corpus", str(tiny_corpus)]) == 1
+    assert "is signed" in capsys.readouterr().err
+    assert (signed / "manifest.json").read_bytes() == (tiny_bundle / "manifest.json").read_bytes()
