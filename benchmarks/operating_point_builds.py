@@ -20,6 +20,7 @@ and at each point the recordings flagged per group and channel.  Writes ``OUT_NA
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,6 @@ from acula.export.operating_point import CHANNELS, RULES
 
 def bundle_sequences(bundle: str, corpus: str, splits: Sequence[str]) -> dict[str, dict[str, list[np.ndarray]]]:
     """Per channel, per operating-point group, each recording's window cough probabilities (int8 ONNX)."""
-    import json
-
     from acula.export.operating_point import channel_sequences
 
     from acula import sdk
@@ -51,9 +50,10 @@ def flagged_at(on: float, seqs: list[np.ndarray], window_s: float, hop_s: float)
     return int(sum(events_at(q, on, window_s, hop_s) > 0 for q in seqs))
 
 
-def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str]) -> dict[str, Any]:
-    import json
-
+def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str],
+            points: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``points``: another run's result (val), whose points each bundle is held to here instead of choosing its
+    own (test is never chosen on)."""
     from acula.export.calibration import FRAME_S, choose_operating_point
     from acula.export.operating_point import rule_sequences
 
@@ -61,10 +61,16 @@ def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str]) -> dict
     for name, path in bundles.items():
         manifest = json.loads((Path(path) / "manifest.json").read_text())
         window_s, hop_s = int(manifest["window_frames"]) * FRAME_S, int(manifest["hop_frames"]) * FRAME_S
+        if points is not None and (name not in points["bundles"] or points["bundles"][name]["bundle"] != path):
+            raise ValueError(f"{name}={path} is not a bundle of the run the points come from")
         by_channel = bundle_sequences(path, corpus, splits)
         row: dict[str, Any] = {"bundle": path, "manifest_on": manifest["screening"]["cough_on"]}
         for rule in RULES:
-            point = choose_operating_point(rule_sequences(rule, by_channel), 1.0, window_s, hop_s)
+            if points is None:
+                point = choose_operating_point(rule_sequences(rule, by_channel), 1.0, window_s, hop_s)
+            else:
+                point = {k: points["bundles"][name][rule][k] for k in ("on", "targets_met")}
+                point["cough_on"] = point.pop("on")
             on = point["cough_on"]
             row[rule] = {"on": on, "targets_met": point["targets_met"],
                          "flagged": {c: {g: [flagged_at(on, seqs, window_s, hop_s), len(seqs)]
@@ -85,7 +91,8 @@ def to_markdown(r: dict[str, Any]) -> str:
          "'on' with <= 3 % of phone breathing and speech and <= 1 % of stethoscope recordings raising an event, as "
          "recorded); 'pooled': the same targets with the phone recordings heard as recorded, at 8 kHz and 8-bit "
          "mu-law at 8 kHz together. Cells: recordings raising an event at the rule's point, per channel "
-         "(clean / 8 kHz / mu-law).\n",
+         "(clean / 8 kHz / mu-law)."
+         + (" The points are the val run's, not chosen here." if r.get("points_from") else "") + "\n",
          "| bundle | manifest on | rule | on | coughs flagged | phone non-cough flagged | stethoscope flagged |",
          "|---|---|---|---|---|---|---|"]
     for name, b in sorted(r["bundles"].items()):
@@ -112,13 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--splits", nargs="+", default=["val"])
     parser.add_argument("--name", required=True)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--points-from", metavar="JSON",
+                        help="hold each bundle to the points of this earlier run (its val run) instead of choosing "
+                             "them on these splits: how test is scored")
     args = parser.parse_args(argv)
     bundles = dict(b.split("=", 1) for b in args.bundle)
-    r = measure(bundles, args.corpus, args.splits)
+    points = None if args.points_from is None else json.loads(Path(args.points_from).read_text())
+    r = measure(bundles, args.corpus, args.splits, points)
     r["splits"] = list(args.splits)
+    if points is not None:
+        r["points_from"] = points["command"]
     r["command"] = ("python -m acula.benchmarks.operating_point_builds --corpus runs/corpus "
                     + " ".join(f'--bundle "{k}={v}"' for k, v in bundles.items())
-                    + f" --splits {' '.join(args.splits)} --name {args.name}")
+                    + f" --splits {' '.join(args.splits)} --name {args.name}"
+                    + (f" --points-from {args.points_from}" if args.points_from else ""))
     write_results(f"{args.out}/{args.name}.json", r, to_markdown)
     print(to_markdown(r))
     return 0
