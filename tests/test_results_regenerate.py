@@ -61,6 +61,7 @@ RENDERED = {
     "cough_events": ("acula.benchmarks.cough_events", "markdown"),
     "crackle_fine_time": ("acula.benchmarks.crackle_fine_time", "to_markdown"),
     "operating_point_val": ("acula.benchmarks.operating_point_builds", "to_markdown"),
+    "operating_point_test": ("acula.benchmarks.operating_point_builds", "to_markdown"),
     "level_compensation_heart": ("acula.benchmarks.level_compensation", "markdown"),
     "int8_export": ("acula.benchmarks.int8_export", "markdown"),
     "int8_tflite_calibration": ("acula.benchmarks.int8_tflite_calibration", "markdown"),
