@@ -338,10 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--level-range-db", type=float, metavar="DB",
                         help="with --level-shift: a relative floor, cells more than DB under the reference level are "
                              "raised to it (near-silence reads the same at every gain; excludes --level-keep-floor)")
-    parser.add_argument("--operating-point", choices=RULES, default="clean",
-                        help="the cough operating point's rule: clean (val recordings as recorded) or pooled (phone "
-                             "recordings also as a phone call delivers them, 8 kHz and mu-law; "
-                             "benchmarks/results/selection_rule_operating_point.md)")
+    parser.add_argument("--operating-point", choices=RULES, default="pooled",
+                        help="the cough operating point's rule: pooled (the default since 2026-12-06: phone "
+                             "recordings as recorded and as a phone call delivers them, 8 kHz and mu-law; steadier "
+                             "between builds, benchmarks/results/selection_rule_operating_point.md) or clean (val "
+                             "recordings as recorded)")
     parser.add_argument("-f", "--force", action="store_true",
                         help="replace an existing bundle at --out (only the files its manifest lists are removed)")
     args = parser.parse_args(argv)

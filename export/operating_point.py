@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHANNELS", "RULES", "channel_sequences", "pooled_point", "rule_sequences", "screened",
-           "window_probabilities"]
+__all__ = ["CHANNELS", "POOLED_CALIBRATED_ON", "RULES", "channel_sequences", "pooled_point", "rule_sequences",
+           "screened", "window_probabilities"]
 
 #: as recorded, at 8 kHz, 8-bit mu-law at 8 kHz
 CHANNELS = ("clean", "8k", "mulaw8k")
 RULES = ("clean", "pooled")
+#: the manifest's ``screening.calibrated_on`` of a point the ``pooled`` rule chose (how a bundle's rule is read back)
+POOLED_CALIBRATED_ON = "val split; phone recordings as recorded, at 8 kHz and 8-bit mu-law at 8 kHz"
 #: the operating point's groups heard through the phone channels under ``pooled``
 PHONE_GROUPS = ("cough", "phone non-cough")
 
@@ -99,7 +101,7 @@ def pooled_point(bundle: Path, corpus_dir: Path) -> dict[str, Any]:
             seconds[screening_group(r)] += float(r["audio"]["duration_s"])
     hours = (sum(seconds.values()) + 2 * seconds["phone non-cough"]) / 3600
     point = choose_operating_point(seqs, hours, model.window_frames * FRAME_S, model.hop_frames * FRAME_S)
-    return {**point, "calibrated_on": "val split; phone recordings as recorded, at 8 kHz and 8-bit mu-law at 8 kHz"}
+    return {**point, "calibrated_on": POOLED_CALIBRATED_ON}
 
 
 def repoint(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from acula.export.bundle import write_bundle
+from acula.export.operating_point import POOLED_CALIBRATED_ON, pooled_point
 from acula.sdk.bundle import Bundle, manifest_digest, read_bundle
 
 INT8_FILE, FP32_FILE = "student_int8.onnx", "student_fp32.onnx"
@@ -91,7 +92,11 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
                                **calibrate_temperatures(val, bundle.array(m["prompt_bank"]["file"]),
                                                         float(cal["logit_scale"]), sets)}
     screening_changed = False
-    if m.get("screening", {}).get("probabilities_from") == INT8_FILE:
+    # the point is chosen again on the new int8 graph, by the rule that chose it (pooled: through the SDK on the
+    # bundle once written, so after the first write)
+    rechoose = m.get("screening", {}).get("probabilities_from") == INT8_FILE
+    pooled = m.get("screening", {}).get("calibrated_on") == POOLED_CALIBRATED_ON
+    if rechoose and not pooled:
         point = calibrate_screening(int(m["window_frames"]), int(m["hop_frames"]), val)
         new = {**m["screening"], **point}
         screening_changed = any(new[k] != m["screening"].get(k) for k in ("cough_on", "cough_off"))
@@ -100,6 +105,11 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
              for name, data in bundle.files.items() if name != "manifest.json"}
     files[INT8_FILE] = (int8, files[INT8_FILE][1])
     write_bundle(out, files, manifest)
+    if rechoose and pooled:
+        new = {**manifest["screening"], **pooled_point(out, corpus_dir)}
+        screening_changed = any(new[k] != m["screening"].get(k) for k in ("cough_on", "cough_off"))
+        manifest["screening"] = new
+        write_bundle(out, files, manifest)
     written = read_bundle(out)
     return {"bundle": str(out), "digest": manifest_digest(written.manifest),
             "onnx_int8_min_cosine_before": before, "onnx_int8_min_cosine_after": after,

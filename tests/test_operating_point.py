@@ -74,52 +74,62 @@ def test_the_demo_cough_through_a_phone_call_reaches_the_sdk_at_8_khz(tmp_path: 
         channel_sequences(model, [row], root, "opus")
 
 
-def test_export_with_the_pooled_rule_chooses_on_the_phone_recordings_heard_three_ways(tiny_student: Path,
-                                                                                    tiny_corpus: Path,
-                                                                                    tiny_bundle: Path, tmp_path: Path):
-    """``acula export --operating-point pooled`` writes the point the SDK's own screening of val through the three
-    channels gives (``pooled_point`` on the written bundle), with each phone recording counted three times."""
+def test_export_chooses_by_the_pooled_rule_unless_asked_for_the_clean_one(tiny_student: Path, tiny_corpus: Path,
+                                                                         tiny_bundle: Path, tmp_path: Path):
+    """``acula export`` (pooled by default since 2026-12-06) writes the point the SDK's own screening of val through
+    the three channels gives (``pooled_point`` on the written bundle), each phone recording counted three times;
+    ``--operating-point clean`` the export's earlier rule."""
     import json
 
     from acula.export.cli import main
-    from acula.export.operating_point import pooled_point
+    from acula.export.operating_point import POOLED_CALIBRATED_ON, pooled_point
 
     from acula import sdk
 
-    out = tmp_path / "pooled"
+    out = tmp_path / "clean"
     assert main(["--student", str(tiny_student), "--corpus", str(tiny_corpus), "--out", str(out), "--no-tflite",
-                 "--operating-point", "pooled"]) == 0
-    pooled = json.loads((out / "manifest.json").read_text())["screening"]
-    clean = json.loads((tiny_bundle / "manifest.json").read_text())["screening"]
-    assert "8 kHz" in pooled["calibrated_on"] and clean["calibrated_on"] == "val split"
+                 "--operating-point", "clean"]) == 0
+    clean = json.loads((out / "manifest.json").read_text())["screening"]
+    pooled = json.loads((tiny_bundle / "manifest.json").read_text())["screening"]
+    assert pooled["calibrated_on"] == POOLED_CALIBRATED_ON and clean["calibrated_on"] == "val split"
     n_clean, n_pooled = clean["n_val_recordings"], pooled["n_val_recordings"]
     assert n_clean["phone non-cough"] > 0
     assert n_pooled["phone non-cough"] == 3 * n_clean["phone non-cough"]
     assert n_pooled["cough"] == 3 * n_clean["cough"] and n_pooled["stethoscope"] == n_clean["stethoscope"]
     assert pooled["probabilities_from"] == "student_int8.onnx"
-    model = sdk.load(out, "onnxruntime", "int8")
+    model = sdk.load(tiny_bundle, "onnxruntime", "int8")
     assert model.screening.on == pooled["cough_on"]
-    assert pooled_point(out, tiny_corpus)["cough_on"] == pooled["cough_on"]
+    assert pooled_point(tiny_bundle, tiny_corpus)["cough_on"] == pooled["cough_on"]
 
 
-def test_repoint_changes_only_the_screening_block_and_refuses_a_signed_bundle(tiny_bundle: Path, tiny_corpus: Path,
+def test_repoint_changes_only_the_screening_block_and_refuses_a_signed_bundle(tiny_student: Path,
+                                                                             tiny_bundle: Path, tiny_corpus: Path,
                                                                              tmp_path: Path, capsys):
+    """``python -m acula.export.operating_point``: a clean-rule bundle gets the pooled point, nothing else moves; on a
+    bundle whose point the pooled rule chose already, nothing moves at all."""
     import json
     import shutil
 
+    from acula.export.cli import main as export_main
     from acula.export.operating_point import main, pooled_point
 
+    again = tmp_path / "again"
+    assert main([str(tiny_bundle), "--corpus", str(tiny_corpus), "--out", str(again)]) == 0
+    assert (again / "manifest.json").read_bytes() == (tiny_bundle / "manifest.json").read_bytes()
+    clean = tmp_path / "clean"
+    assert export_main(["--student", str(tiny_student), "--corpus", str(tiny_corpus), "--out", str(clean),
+                        "--no-tflite", "--operating-point", "clean"]) == 0
     out = tmp_path / "repointed"
-    assert main([str(tiny_bundle), "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
-    before = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert main([str(clean), "--corpus", str(tiny_corpus), "--out", str(out)]) == 0
+    before = json.loads((clean / "manifest.json").read_text())
     after = json.loads((out / "manifest.json").read_text())
     assert {k for k in before if before[k] != after[k]} == {"screening"}
-    assert after["screening"]["cough_on"] == pooled_point(tiny_bundle, tiny_corpus)["cough_on"]
+    assert after["screening"]["cough_on"] == pooled_point(clean, tiny_corpus)["cough_on"]
     assert after["screening"]["n_val_recordings"]["phone non-cough"] == 3 * before["screening"]["n_val_recordings"][
         "phone non-cough"]
     signed = tmp_path / "signed"
-    shutil.copytree(tiny_bundle, signed)
+    shutil.copytree(clean, signed)
     (signed / "manifest.sig").write_bytes(b"x" * 64)
     assert main([str(signed), "--corpus", str(tiny_corpus)]) == 1
     assert "is signed" in capsys.readouterr().err
-    assert (signed / "manifest.json").read_bytes() == (tiny_bundle / "manifest.json").read_bytes()
+    assert (signed / "manifest.json").read_bytes() == (clean / "manifest.json").read_bytes()
