@@ -4,7 +4,9 @@
 #   loss, all-MiniLM-L6-v2 teacher, level augmentation +-24 dB: configs/align/sup-heads-gain24.json) -> distill
 #   (streaming student on the front end floored at -160 dB, level augmentation +-24 dB, trained on crops shifted
 #   to their running level with a relative floor 130 dB under it: configs/distill/gain24-lowfloor-shift.json)
-#   -> export (ONNX + TFLite, fp32 + int8, level-blind: the student's own shift, sdk.level) -> sdk/models/default
+#   -> export (ONNX + TFLite, fp32 + int8, level-blind: the student's own shift, sdk.level; the cough operating point
+#   by the pooled rule, phone recordings also at 8 kHz and mu-law: benchmarks/results/selection_rule_operating_point.md)
+#   -> sdk/models/default
 #
 #   bash scripts/train_default.sh [DATA_DIR] [WORK_DIR] [BUNDLE_DIR]
 #
@@ -22,6 +24,8 @@
 # Why sup-heads: benchmarks/results/selection_rule_neutral.md; why +-24 dB in both stages (gain24-both, the
 # default since 2026-12-03): benchmarks/results/selection_rule_gain24_bw.md; why the level-blind student
 # (gain24-lowfloor-shift, the default since 2026-12-05): benchmarks/results/selection_rule_gain24_lowfloor_shift.md.
+# The packaged bundle's operating point was chosen again by the pooled rule on 2026-12-06 (python -m
+# acula.export.operating_point; files unchanged, 0.71 -> 0.86); this script's export chooses it so directly.
 # The distillation computes the corpus's -160 dB features once (features_<hash>.npy beside the corpus).
 # The body is one brace group, so bash reads the whole file before it runs a step: editing this file while a
 # training runs cannot change what the running script does next.

@@ -109,8 +109,9 @@ class Model:
         """Move the cough detector's operating point: an event opens when a window's cough probability reaches
         ``on`` (0 < on < 1) and closes under an 'off' scaled with it (the bundle's off / on ratio, as
         ``acula.benchmarks.cough_screening --grid`` replays other thresholds); streams made afterwards use it.  The
-        bundle's own point was chosen on clean validation audio; the README's phone-channel table gives the
-        validation grid's lowest threshold meeting the false-alarm targets for audio as a phone call delivers it."""
+        bundle's own point was chosen on validation audio (the manifest's ``screening.calibrated_on`` says which);
+        the README's phone-channel table gives the validation grid's lowest threshold meeting the false-alarm
+        targets per channel."""
         import dataclasses
 
         if not 0.0 < float(on) < 1.0:  # NaN fails too

@@ -64,8 +64,8 @@ def _common(parser: argparse.ArgumentParser, json_help: str = "JSON on stdout, o
 def add_cough_threshold(parser: argparse.ArgumentParser) -> None:
     """``--cough-on``, for the commands that detect cough events (screen, listen)."""
     parser.add_argument("--cough-on", type=float, default=None, metavar="P",
-                        help="cough event threshold in (0, 1) instead of the bundle's operating point (chosen on clean "
-                             "validation audio; see the README's phone-channel table for phone-call audio)")
+                        help="cough event threshold in (0, 1) instead of the bundle's operating point (chosen on "
+                             "validation audio; see the README's phone-channel table for each channel)")
 
 
 def _load(args: argparse.Namespace) -> Model | None:
