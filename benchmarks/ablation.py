@@ -870,6 +870,46 @@ def cough_split(ev: dict[str, Any]) -> list[str]:
             f"hand-counted val recordings matched exactly {exact}/{len(hands)} | cough_events.md |"]
 
 
+def _op_sums(run: dict[str, Any], rule: str, group: str, channels: Sequence[str]) -> tuple[int, int]:
+    """Recordings of ``group`` flagged at ``rule``'s points (and their count), summed over an
+    ``operating_point_builds`` run's builds and ``channels``."""
+    cells = [b[rule]["flagged"][c][group] for b in run["bundles"].values() for c in channels]
+    return sum(k for k, _ in cells), sum(n for _, n in cells)
+
+
+def operating_point_rule(val: dict[str, Any], test: dict[str, Any]) -> list[str]:
+    """The pooled-channel cough operating point against the export's earlier rule, seven builds
+    (``selection_rule_operating_point.md``): val's spread and recall, test at val's points."""
+    three, phone = ("clean", "8k", "mulaw8k"), ("8k", "mulaw8k")
+    sv, sc = val["spread_pooled"], val["spread_clean"]
+    cough = {r: _op_sums(val, r, "cough", three) for r in ("pooled", "clean")}
+    t_cough = {r: _op_sums(test, r, "cough", three) for r in ("pooled", "clean")}
+    t_phone = {r: _op_sums(test, r, "phone non-cough", phone) for r in ("pooled", "clean")}
+    n = len(val["bundles"])
+    return [f"| the cough operating point chosen with the phone recordings also heard at 8 kHz and 8-bit mu-law "
+            f"(pooled), against the export's rule over recordings as recorded; {n} builds of the shipped recipe | val "
+            "passes; test passes; adopted: `acula export` chooses by it, the shipped bundle re-pointed "
+            f"(0.71 -> 0.86) | val: points {sv['min']:g}-{sv['max']:g} vs {sc['min']:g}-{sc['max']:g} (range "
+            f"{sv['range']:.3f} vs {sc['range']:.3f}, sd {sv['sd']:.3f} vs {sc['sd']:.3f}); coughs flagged over the "
+            f"three channels {cough['pooled'][0]} vs {cough['clean'][0]} of {cough['clean'][1]}. test at val's points: "
+            f"phone non-cough flagged through 8 kHz + mu-law {t_phone['pooled'][0]} vs {t_phone['clean'][0]} of "
+            f"{t_phone['clean'][1]}; coughs {t_cough['pooled'][0]} vs {t_cough['clean'][0]} of {t_cough['clean'][1]} | "
+            "selection_rule_operating_point.md |"]
+
+
+def crackle_fine_time(r: dict[str, Any]) -> list[str]:
+    """Hand-made fine-time features of ICBHI cycles against the crackles label (no model)."""
+    val = [f["val"] for f in r["features"]]
+    lo, hi = min(v["auroc"] for v in val), max(v["auroc"] for v in val)
+    wlo, whi = min(v["within_recording"] for v in val), max(v["within_recording"] for v in val)
+    return [f"| fine-time features of ICBHI cycles (kurtosis of 16 ms frames, transients of the 1 ms envelope, 4 ms "
+            "level steps), no model: does fine time carry crackles before a fine-time branch is built? | an "
+            "experiment, not a lever: no feature ranks crackles within a recording | val AUROC per feature "
+            f"{lo:.2f}-{hi:.2f}, within recording {wlo:.2f}-{whi:.2f}; a probe over all, fitted on train, "
+            f"{r['probe_val']['auroc']:.2f} (within recording {r['probe_val']['within_recording']:.2f}) | "
+            "crackle_fine_time.md |"]
+
+
 def calibration(cal: dict[str, Any]) -> list[str]:
     cells = []
     for split in ("val", "test"):
@@ -1209,6 +1249,8 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("pilot_gain24-sphone_val.json", "pilot_channels_gain24-sphone_val.json"), student_phone_pilot),
     (("pilot_gain24-kdpoolcat_val.json",), pool_side_by_side_pilot),
     (("prompts_val_current.json", "prompts_val_negated-findings.json"), negated_prompts),
+    (("operating_point_val.json", "operating_point_test.json"), operating_point_rule),
+    (("crackle_fine_time.json",), crackle_fine_time),
     (("cough_events.json",), cough_split),
     (("calibration.json",), calibration),
     (("refit_calibration.json",), refit_zero_shot),
