@@ -1222,6 +1222,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          "gain24-lowfloor-shift-long", val, test,
          "; rejected: ranking up on both splits (native mean +0.008 val, +0.009 test), but seed 0 moves one "
          "heart record's probability 0.068 under every gain change (the target: 0.05)", stored)),
+    (("selection_gain24-lowfloor-shift-long-fresh_val.json", "selection_gain24-lowfloor-shift-long-fresh_test.json"),
+     lambda val, test: long_fresh_three_seeds(
+         val, test, "; rejected: val gains again (+0.008 native), test does not (+0.001 native, probe -0.020); heart "
+                    "up in every seed, the lung label sets swing by seed")),
     (("selection_gain24-lowfloor-shift-kdens_val.json", "selection_gain24-lowfloor-shift_val.json"),
      lambda val, stored: on_shipped_three_seeds(
          "gain24-lowfloor-shift-kdens", val, None,
