@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,30 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
+
+
+def bundle_parts(bundle: Any) -> tuple[dict[str, tuple[bytes, dict[str, Any]]], dict[str, Any]]:
+    """A read bundle (``sdk.bundle.Bundle``) as :func:`write_bundle` takes one: its files with their descriptions
+    (hashes and sizes dropped, written again) and its manifest body (format and file table dropped)."""
+    m = bundle.manifest
+    files = {name: (data, {k: v for k, v in m["files"][name].items() if k not in ("sha256", "bytes")})
+             for name, data in bundle.files.items() if name != MANIFEST}
+    return files, {k: v for k, v in m.items() if k not in ("format", "format_version", "files")}
+
+
+def rewrite_staged(src: Path, out: Path, write: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """``write(staged)`` writes a new bundle made from ``src`` into a temporary folder; then its files are copied over
+    ``out`` (the same names as the source bundle's, overwritten in place).  A failure inside ``write`` leaves ``out``
+    alone.  Returns ``write``'s result with ``bundle`` set to ``out``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / src.name
+        result = write(staged)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in staged.iterdir():
+            (out / f.name).write_bytes(f.read_bytes())
+    return {**result, "bundle": str(out)}
 
 
 def bundle_digest(bundle: Path) -> str:

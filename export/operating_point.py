@@ -108,7 +108,7 @@ def repoint(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
     """An exported bundle with its cough operating point chosen again by the ``pooled`` rule: the same files, the
     manifest's ``screening`` block replaced (its other keys kept).  Refuses a signed bundle (the signature would no
     longer verify) and one whose operating point was not chosen on its int8 ONNX graph."""
-    from acula.export.bundle import write_bundle
+    from acula.export.bundle import bundle_parts, write_bundle
     from acula.sdk.bundle import manifest_digest, read_bundle
 
     if (Path(src) / "manifest.sig").exists():
@@ -118,10 +118,8 @@ def repoint(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
     if m.get("screening", {}).get("probabilities_from") != "student_int8.onnx":
         raise ValueError(f"{src}: its operating point was not chosen on student_int8.onnx; re-export it")
     point = pooled_point(Path(src), corpus_dir)
-    manifest = {k: v for k, v in m.items() if k not in ("format", "format_version", "files")}
+    files, manifest = bundle_parts(bundle)
     manifest["screening"] = {**m["screening"], **point}
-    files = {name: (data, {k: v for k, v in m["files"][name].items() if k not in ("sha256", "bytes")})
-             for name, data in bundle.files.items() if name != "manifest.json"}
     write_bundle(out, files, manifest)
     return {"bundle": str(out), "digest": manifest_digest(read_bundle(out).manifest),
             "cough_on_before": m["screening"]["cough_on"], "cough_on": point["cough_on"],
@@ -132,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import json
     import sys
-    import tempfile
+
+    from acula.export.bundle import rewrite_staged
 
     parser = argparse.ArgumentParser(prog="python -m acula.export.operating_point",
                                      description="Choose a bundle's cough operating point again by the pooled rule "
@@ -141,18 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, required=True, help="corpus whose val recordings choose the point")
     parser.add_argument("--out", type=Path, help="where to write (default: over the bundle)")
     args = parser.parse_args(argv)
-    out = args.out or args.bundle
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / args.bundle.name
-        try:
-            result = repoint(args.bundle, args.corpus, staged)  # staged first: a failure leaves ``out`` alone
-        except (ValueError, OSError) as exc:
-            print(f"python -m acula.export.operating_point: {exc}", file=sys.stderr)
-            return 1
-        out.mkdir(parents=True, exist_ok=True)
-        for f in staged.iterdir():
-            (out / f.name).write_bytes(f.read_bytes())
-    result["bundle"] = str(out)
+    try:  # staged first: a failure leaves the bundle alone
+        result = rewrite_staged(args.bundle, args.out or args.bundle,
+                                lambda staged: repoint(args.bundle, args.corpus, staged))
+    except (ValueError, OSError) as exc:
+        print(f"python -m acula.export.operating_point: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=2))
     return 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from acula.export.bundle import write_bundle
+from acula.export.bundle import bundle_parts, rewrite_staged, write_bundle
 from acula.export.operating_point import POOLED_CALIBRATED_ON, pooled_point
 from acula.sdk.bundle import Bundle, manifest_digest, read_bundle
 
@@ -81,7 +81,7 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
     ref = make_backend("onnxruntime", bundle.files[FP32_FILE], 1)(check)[0]
     before = cosine_min(make_backend("onnxruntime", bundle.files[INT8_FILE], 1)(check)[0], ref)
     after = cosine_min(make_backend("onnxruntime", int8, 1)(check)[0], ref)
-    manifest = {k: v for k, v in m.items() if k not in ("format", "format_version", "files")}
+    files, manifest = bundle_parts(bundle)
     manifest["provenance"] = {**m["provenance"], "parity": {**m["provenance"]["parity"],
                                                             "onnx_int8_min_cosine": after},
                               "int8_onnx_requantized": "reduce_range (python -m acula.export.refit)"}
@@ -101,8 +101,6 @@ def refit(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
         new = {**m["screening"], **point}
         screening_changed = any(new[k] != m["screening"].get(k) for k in ("cough_on", "cough_off"))
         manifest["screening"] = new
-    files = {name: (data, {k: v for k, v in m["files"][name].items() if k not in ("sha256", "bytes")})
-             for name, data in bundle.files.items() if name != "manifest.json"}
     files[INT8_FILE] = (int8, files[INT8_FILE][1])
     write_bundle(out, files, manifest)
     if rechoose and pooled:
@@ -127,14 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, required=True, help="corpus of the int8 calibration windows")
     parser.add_argument("--out", type=Path, help="where to write (default: over the bundle)")
     args = parser.parse_args(argv)
-    out = args.out or args.bundle
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / args.bundle.name
-        result = refit(args.bundle, args.corpus, staged)  # staged and verified first: a failure leaves ``out`` alone
-        out.mkdir(parents=True, exist_ok=True)
-        for f in staged.iterdir():  # the same file names as the source bundle, overwritten in place
-            (out / f.name).write_bytes(f.read_bytes())
-    result["bundle"] = str(out)
+    # staged and verified first: a failure leaves the bundle alone
+    result = rewrite_staged(args.bundle, args.out or args.bundle, lambda staged: refit(args.bundle, args.corpus,
+                                                                                         staged))
     for key, value in result.items():
         print(f"{key}: {value}")
     return 0
