@@ -61,12 +61,10 @@ def events_at(probabilities: np.ndarray, on: float, window_s: float, hop_s: floa
     probabilities (NaN: gated out) at 'on' threshold ``on``.  ``config``: a ``ScreeningConfig`` whose other settings
     are kept, its 'off' scaled with 'on' (a bundle's own); None: the operating point's rule (off = 0.8 on, minimum
     duration 0.25 s, refractory 1 s, no smoothing)."""
-    import dataclasses
-
     from acula.sdk.screening import EventDetector, ScreeningConfig
 
     cfg = (ScreeningConfig(on=on, off=round(0.8 * on, 4), min_duration_s=0.25, refractory_s=1.0) if config is None
-           else dataclasses.replace(config, on=on, off=round(on * config.off / config.on, 4)))
+           else config.with_on(on))
     det = EventDetector(cfg)
     n = sum(len(det.update(k * hop_s, k * hop_s + window_s, None if np.isnan(p) else float(p)))
             for k, p in enumerate(probabilities))

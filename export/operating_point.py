@@ -52,14 +52,16 @@ def window_probabilities(result: Any) -> np.ndarray:
     return np.array([np.nan if w.cough_probability is None else w.cough_probability for w in result.windows])
 
 
-def channel_sequences(model: Any, rows: Sequence[dict[str, Any]], root: Path, channel: str
-                      ) -> dict[str, list[np.ndarray]]:
-    """Per operating-point group (``export.calibration.screening_group``), each recording's window cough
-    probabilities on one channel of ``CHANNELS``."""
+def channel_sequences(model: Any, rows: Sequence[dict[str, Any]], root: Path, channel: str,
+                      groups: Sequence[str] | None = None) -> dict[str, list[np.ndarray]]:
+    """Per operating-point group (``export.calibration.screening_group``; ``groups``: only these), each recording's
+    window cough probabilities on one channel of ``CHANNELS``."""
     from acula.export.calibration import screening_group
 
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+    if groups is not None:
+        rows = [r for r in rows if screening_group(r) in groups]
     out: dict[str, list[np.ndarray]] = {}
     for row, result, _, _ in screened(model, rows, root, None if channel == "clean" else channel):
         out.setdefault(screening_group(row), []).append(window_probabilities(result))
@@ -84,21 +86,22 @@ def pooled_point(bundle: Path, corpus_dir: Path) -> dict[str, Any]:
     ``screening`` block (``export.calibration.choose_operating_point``'s, false alarms per hour over all the
     non-cough audio screened, the phone recordings' three times)."""
     from acula.aligner.corpus import load_corpus
-    from acula.export.calibration import FRAME_S, choose_operating_point
+    from acula.export.calibration import FRAME_S, choose_operating_point, screening_group
 
     from acula import sdk
 
     model = sdk.load(bundle, "onnxruntime", "int8")
     corpus = load_corpus(corpus_dir)
     rows = [corpus.rows[i] for i in corpus.indices("val")]
-    seqs = rule_sequences("pooled", {c: channel_sequences(model, rows, corpus.data_root, c) for c in CHANNELS})
+    # the phone channels only for the phone recordings: the rule reads nothing else through them
+    seqs = rule_sequences("pooled", {c: channel_sequences(model, rows, corpus.data_root, c,
+                                                          None if c == "clean" else PHONE_GROUPS) for c in CHANNELS})
     # non-cough audio screened: every non-cough recording once, the phone ones twice more (8 kHz, mu-law)
-    from acula.export.calibration import screening_group
-
     seconds = {g: 0.0 for g in ("phone non-cough", "stethoscope", "other")}
     for r in rows:
-        if screening_group(r) in seconds:
-            seconds[screening_group(r)] += float(r["audio"]["duration_s"])
+        group = screening_group(r)
+        if group in seconds:
+            seconds[group] += float(r["audio"]["duration_s"])
     hours = (sum(seconds.values()) + 2 * seconds["phone non-cough"]) / 3600
     point = choose_operating_point(seqs, hours, model.window_frames * FRAME_S, model.hop_frames * FRAME_S)
     return {**point, "calibrated_on": POOLED_CALIBRATED_ON}
@@ -109,9 +112,9 @@ def repoint(src: Path, corpus_dir: Path, out: Path) -> dict[str, Any]:
     manifest's ``screening`` block replaced (its other keys kept).  Refuses a signed bundle (the signature would no
     longer verify) and one whose operating point was not chosen on its int8 ONNX graph."""
     from acula.export.bundle import bundle_parts, write_bundle
-    from acula.sdk.bundle import manifest_digest, read_bundle
+    from acula.sdk.bundle import SIGNATURE, manifest_digest, read_bundle
 
-    if (Path(src) / "manifest.sig").exists():
+    if (Path(src) / SIGNATURE).exists():
         raise ValueError(f"{src} is signed; re-export it with --operating-point pooled --sign-key instead")
     bundle = read_bundle(src)
     m = bundle.manifest

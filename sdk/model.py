@@ -112,12 +112,9 @@ class Model:
         bundle's own point was chosen on validation audio (the manifest's ``screening.calibrated_on`` says which);
         the README's phone-channel table gives the validation grid's lowest threshold meeting the false-alarm
         targets per channel."""
-        import dataclasses
-
         if not 0.0 < float(on) < 1.0:  # NaN fails too
             raise ValueError(f"the cough threshold is a probability strictly between 0 and 1, got {on}")
-        cfg = self.screening
-        self.screening = dataclasses.replace(cfg, on=float(on), off=round(float(on) * cfg.off / cfg.on, 4))
+        self.screening = self.screening.with_on(on)
 
     def stream(self) -> Stream:
         return Stream(self)

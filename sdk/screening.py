@@ -13,7 +13,7 @@ Two stages, both incremental so a stream and a whole recording give the same eve
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,11 @@ class ScreeningConfig:
                                       "min_cough_s") if k in data}
         return cls(on=data["cough_on"], off=data["cough_off"], min_duration_s=data["min_duration_s"],
                    refractory_s=data["refractory_s"], smoothing_windows=data.get("smoothing_windows", 1), **split)
+
+    def with_on(self, on: float) -> ScreeningConfig:
+        """The same settings at another 'on' threshold, 'off' scaled with it (this config's off / on ratio, 4
+        decimals): how an app moves the operating point and how the validation grid replays others."""
+        return replace(self, on=float(on), off=round(float(on) * self.off / self.on, 4))
 
 
 @dataclass(frozen=True)
