@@ -119,12 +119,12 @@ def load_optimizer_state(path: Path, meta: dict[str, Any]) -> dict[str, Any] | N
 
 
 def resume_from(out: Path, key: str, cfg: Any, model: torch.nn.Module,
-                optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, float]] | None:
-    """Load ``out/last`` into ``model`` and ``optimizer`` after :func:`check_resumable`.
+                optimizer: torch.optim.Optimizer, tag: str = "last") -> tuple[int, dict[str, float]] | None:
+    """Load ``out/{tag}`` into ``model`` and ``optimizer`` after :func:`check_resumable`.
 
     Returns the step to go on from and the run's last logged metrics, or None when ``out`` holds no
     checkpoint (a fresh run)."""
-    ckpt = out / "last.safetensors"
+    ckpt = out / f"{tag}.safetensors"
     if not ckpt.is_file():
         return None
     check_resumable(out, key, cfg)

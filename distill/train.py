@@ -128,6 +128,11 @@ class DistillConfig(AugmentFields):
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 250
+    #: export an exponential moving average of the student's weights (and its batch-norm statistics) instead of the
+    #: last step's: each step ``ema = d * ema + (1 - d) * weights`` with ``d = min(ema_decay, (1 + step) / (10 +
+    #: step))``.  With it, ``last`` holds the average (what ``acula export`` reads) and ``live`` the trained weights
+    #: and optimizer a resumed run goes on from.  0: off.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         self.check_augment()
@@ -157,6 +162,8 @@ class DistillConfig(AugmentFields):
             raise ValueError("student_level_range_db needs student_level_ref (the relative floor sits under it)")
         if self.student_level_range_db is not None and not self.student_level_range_db > 0:
             raise ValueError(f"student_level_range_db must be > 0, got {self.student_level_range_db!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
         if self.student_level_history_frames < 1:
             raise ValueError(f"student_level_history_frames must be >= 1, got {self.student_level_history_frames}")
 
@@ -269,7 +276,11 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     kd_teachers, kd_ids = kd_teacher_ensemble(cfg.kd_teachers, texts, tfront)
     task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups, kd_teachers)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    found = resume_from(out, "distill_config", cfg, student, optimizer) if resume else None
+    ema = WeightAverage(student, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    found = resume_from(out, "distill_config", cfg, student, optimizer, tag="last" if ema is None else "live") \
+        if resume else None
+    if found and ema is not None and (out / "last.safetensors").is_file():
+        ema.load(load_checkpoint(out)[0])
     start, resumed = found or (0, {})  # resumed: a resumed run's last metrics (returned if no step is left)
     if found and progress:
         print(f"resuming {out} at step {start} of {cfg.max_steps}", file=sys.stderr)
@@ -335,13 +346,51 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
             optimizer.step()
+            if ema is not None:
+                ema.update(student, step)
             last = {k: float(v) for k, v in terms.items()} | {"loss": float(loss)}
             if step % cfg.log_every == 0 or step == cfg.max_steps - 1:
                 log.write(json.dumps({"step": step, **last, "elapsed_s": time.perf_counter() - t0}) + "\n")
                 log.flush()
             if (step + 1) % cfg.ckpt_every == 0 or step == cfg.max_steps - 1:
-                save_checkpoint(out, student, {**meta_base, "step": step + 1, "last_metrics": last}, optimizer)
+                meta = {**meta_base, "step": step + 1, "last_metrics": last}
+                if ema is None:
+                    save_checkpoint(out, student, meta, optimizer)
+                else:  # the trained weights to resume from first, then the average export reads
+                    save_checkpoint(out, student, meta, optimizer, tag="live")
+                    save_checkpoint(out, ema.module(student), {**meta, "ema_decay": cfg.ema_decay})
     return last
+
+
+class WeightAverage:
+    """An exponential moving average of a module's floating-point state (parameters and batch-norm statistics;
+    integer buffers, such as the batches a norm has tracked, are copied)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in module.state_dict().items():
+            if v.is_floating_point():
+                self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                self.state[k].copy_(v)
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        if state.keys() != self.state.keys():
+            raise ValueError("the averaged checkpoint does not hold the student's tensors")
+        self.state = {k: v.clone() for k, v in state.items()}
+
+    def module(self, like: torch.nn.Module) -> torch.nn.Module:
+        """A copy of ``like`` holding the averaged state."""
+        import copy
+
+        averaged = copy.deepcopy(like)
+        averaged.load_state_dict(self.state)
+        return averaged
 
 
 def teacher_with_prompts(run: Path) -> tuple[AcuLaModel | BundleTeacher, dict[str, Any], list[str], np.ndarray]:

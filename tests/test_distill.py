@@ -724,3 +724,41 @@ def test_a_student_trained_level_shifted_distils_and_exports_only_as_it_was_trai
     for name in ("bundle", "own"):
         level = sdk.load(tmp_path / name).level
         assert (level.ref, level.range_db, level.gate) == (1.87, 130.0, "relative")
+
+
+def test_the_weight_average_is_what_a_run_exports_and_a_resume_goes_on_from_the_trained_weights(tiny_teacher,
+                                                                                               tiny_corpus, tmp_path):
+    """``ema_decay``: ``last`` (what ``acula export`` reads) holds the moving average of the trained weights,
+    ``live`` the trained weights; a run resumed half way ends with the same average and weights as one run
+    through; 0 keeps one checkpoint, the trained weights."""
+    from acula.aligner.checkpoint import load_checkpoint
+    from acula.distill.train import WeightAverage, distill
+
+    with pytest.raises(ValueError, match="ema_decay"):
+        DistillConfig(ema_decay=1.0)
+    cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=4, ckpt_every=2, ema_decay=0.5)
+    distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "through", progress=False)
+    average, meta = load_checkpoint(tmp_path / "through")
+    live, _ = load_checkpoint(tmp_path / "through" / "live.safetensors")
+    assert meta["ema_decay"] == 0.5 and meta["step"] == 4
+    floats = [k for k, v in live.items() if v.is_floating_point()]
+    assert any(not torch.equal(average[k], live[k]) for k in floats)  # an average, not the last step
+    # a resume from step 2 (the checkpoint a stopped run leaves) ends where the run straight through ended
+    distill(dataclasses.replace(cfg, max_steps=2), tiny_teacher, tiny_corpus, tmp_path / "resumed", progress=False)
+    distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "resumed", progress=False)
+    for name in ("last", "live"):
+        a, _ = load_checkpoint(tmp_path / "through" / f"{name}.safetensors")
+        b, _ = load_checkpoint(tmp_path / "resumed" / f"{name}.safetensors")
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    distill(dataclasses.replace(cfg, ema_decay=0.0), tiny_teacher, tiny_corpus, tmp_path / "off", progress=False)
+    assert not (tmp_path / "off" / "live.safetensors").exists()
+    # the average itself: decay warmed up, integer buffers copied
+    m = torch.nn.BatchNorm1d(2)
+    avg = WeightAverage(m, 0.9)
+    with torch.no_grad():
+        m.weight.fill_(3.0)
+    m.num_batches_tracked.fill_(7)
+    avg.update(m, 0)  # d = min(0.9, 1 / 10) = 0.1
+    torch.testing.assert_close(avg.state["weight"], torch.full((2,), 0.1 * 1.0 + 0.9 * 3.0))
+    assert int(avg.state["num_batches_tracked"]) == 7
