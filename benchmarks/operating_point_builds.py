@@ -15,7 +15,10 @@ For each bundle (int8 ONNX, as the operating point was chosen) and channel, ever
 once by the SDK and its window cough probabilities are replayed through the operating point's event logic at the
 grid ``choose_operating_point`` searches.  Per bundle: the manifest's point, the ``clean`` rule's point on the SDK's
 windows (it must equal the manifest's on val: the check that the replay is the export's), the ``pooled`` rule's point,
-and at each point the recordings flagged per group and channel.  Writes ``OUT_NAME.json`` and ``OUT_NAME.md``.
+and at each point the recordings flagged per group and channel.  Over all bundles, the paired difference between the
+rules (``pooled`` minus ``clean``) in coughs flagged and in phone non-cough recordings flagged, with a 95 %
+participant-bootstrap interval (the same participants drawn for both rules and every bundle; ``PAIRED``).  Writes
+``OUT_NAME.json`` and ``OUT_NAME.md``.
 """
 
 from __future__ import annotations
@@ -30,18 +33,58 @@ import numpy as np
 from acula.benchmarks._util import command_parser, write_results
 from acula.export.operating_point import CHANNELS, RULES
 
+#: the paired comparisons of the rules: name -> (operating-point group, channels summed over)
+PAIRED = {"coughs flagged, three channels": ("cough", CHANNELS),
+          "phone non-cough flagged, 8 kHz + mu-law": ("phone non-cough", ("8k", "mulaw8k"))}
+
+
+def split_rows(corpus: str, splits: Sequence[str]) -> tuple[list[dict[str, Any]], Path]:
+    rows = [json.loads(line) for line in (Path(corpus) / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    root = Path(json.loads((Path(corpus) / "corpus.json").read_text())["data_root"])
+    return [r for r in rows if r["split"] in splits], root
+
 
 def bundle_sequences(bundle: str, corpus: str, splits: Sequence[str]) -> dict[str, dict[str, list[np.ndarray]]]:
-    """Per channel, per operating-point group, each recording's window cough probabilities (int8 ONNX)."""
+    """Per channel, per operating-point group, each recording's window cough probabilities (int8 ONNX), in the
+    order of :func:`group_persons`."""
     from acula.export.operating_point import channel_sequences
 
     from acula import sdk
 
     model = sdk.load(bundle, "onnxruntime", "int8")
-    rows = [json.loads(line) for line in (Path(corpus) / "manifest.jsonl").read_text().splitlines() if line.strip()]
-    root = Path(json.loads((Path(corpus) / "corpus.json").read_text())["data_root"])
-    rows = [r for r in rows if r["split"] in splits]
+    rows, root = split_rows(corpus, splits)
     return {c: channel_sequences(model, rows, root, c) for c in CHANNELS}
+
+
+def group_persons(corpus: str, splits: Sequence[str]) -> dict[str, list[str]]:
+    """Per operating-point group, the participant of each recording (``group_id``, else the path), in screening
+    order: the unit the paired interval resamples."""
+    from acula.export.calibration import screening_group
+
+    out: dict[str, list[str]] = {}
+    for r in split_rows(corpus, splits)[0]:
+        out.setdefault(screening_group(r), []).append(str(r.get("group_id", r["path"])))
+    return out
+
+
+def paired_difference(result: dict[str, Any], group: str, channels: Sequence[str], draws: int = 2000,
+                      seed: int = 0) -> dict[str, Any]:
+    """``pooled`` minus ``clean``: recordings of ``group`` flagged, summed over ``channels`` and every bundle of
+    ``result``, with a 95 % interval from resampling whole participants (the same draw for both rules, every
+    channel and every bundle: a participant's recordings, and one recording's channels, are not independent)."""
+    from acula.aligner.protocol import _resamples
+
+    persons = np.asarray(result["persons"][group])
+    diff = np.zeros(persons.shape[0])
+    for b in result["bundles"].values():
+        for c in channels:
+            diff += np.array(list(b["pooled"]["per_recording"][c][group]), dtype=float)
+            diff -= np.array(list(b["clean"]["per_recording"][c][group]), dtype=float)
+    trials = persons.shape[0] * len(channels) * len(result["bundles"])
+    sums = [float(diff[i].sum()) for i in _resamples(persons, draws, seed)]
+    return {"difference": float(diff.sum()), "trials": trials,
+            "ci95": [float(np.percentile(sums, 2.5)), float(np.percentile(sums, 97.5))],
+            "participants": len(set(persons.tolist())), "draws": draws, "seed": seed}
 
 
 def flagged_at(on: float, seqs: list[np.ndarray], window_s: float, hop_s: float) -> int:
@@ -57,7 +100,7 @@ def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str],
     from acula.export.calibration import FRAME_S, choose_operating_point
     from acula.export.operating_point import rule_sequences
 
-    out: dict[str, Any] = {"bundles": {}}
+    out: dict[str, Any] = {"bundles": {}, "persons": group_persons(corpus, splits)}
     for name, path in bundles.items():
         manifest = json.loads((Path(path) / "manifest.json").read_text())
         window_s, hop_s = int(manifest["window_frames"]) * FRAME_S, int(manifest["hop_frames"]) * FRAME_S
@@ -72,9 +115,11 @@ def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str],
                 point = {k: points["bundles"][name][rule][k] for k in ("on", "targets_met")}
                 point["cough_on"] = point.pop("on")
             on = point["cough_on"]
-            row[rule] = {"on": on, "targets_met": point["targets_met"],
-                         "flagged": {c: {g: [flagged_at(on, seqs, window_s, hop_s), len(seqs)]
-                                         for g, seqs in sorted(by_channel[c].items())} for c in CHANNELS}}
+            # per recording, in screening order, "1" where it raises an event (one string per group: compact JSON)
+            flags = {c: {g: "".join(str(flagged_at(on, [q], window_s, hop_s)) for q in seqs)
+                         for g, seqs in sorted(by_channel[c].items())} for c in CHANNELS}
+            row[rule] = {"on": on, "targets_met": point["targets_met"], "per_recording": flags,
+                         "flagged": {c: {g: [f.count("1"), len(f)] for g, f in flags[c].items()} for c in CHANNELS}}
         out["bundles"][name] = row
         print(f"{name}: manifest {row['manifest_on']}, clean {row['clean']['on']}, pooled {row['pooled']['on']}",
               file=sys.stderr)
@@ -82,6 +127,7 @@ def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str],
         ons = [b[rule]["on"] for b in out["bundles"].values()]
         out[f"spread_{rule}"] = {"min": min(ons), "max": max(ons), "range": max(ons) - min(ons),
                                  "sd": float(np.std(ons))}
+    out["paired"] = {name: paired_difference(out, group, channels) for name, (group, channels) in PAIRED.items()}
     return out
 
 
@@ -109,6 +155,16 @@ def to_markdown(r: dict[str, Any]) -> str:
     for rule in RULES:
         s = r[f"spread_{rule}"]
         L.append(f"| {rule} | {s['min']} | {s['max']} | {s['range']:.3f} | {s['sd']:.3f} |")
+    if r.get("paired"):
+        some = next(iter(r["paired"].values()))
+        L += ["", f"Paired, `pooled` minus `clean`, summed over the {len(r['bundles'])} bundles (recordings x channels"
+              f" x bundles; 95 % interval from {some['draws']} resamples of whole participants, seed {some['seed']}, "
+              "the same draw for both rules, every channel and every bundle):", "",
+              "| comparison | pooled minus clean | 95 % interval | trials | participants |", "|---|---|---|---|---|"]
+        for name, d in sorted(r["paired"].items()):
+            lo, hi = d["ci95"]
+            L.append(f"| {name} | {d['difference']:+.0f} | [{lo:+.0f}, {hi:+.0f}] | {d['trials']} | "
+                     f"{d['participants']} |")
     return "\n".join(L) + "\n"
 
 
