@@ -114,10 +114,14 @@ class LevelShift:
         n, ref = len(windows), self.ref
         if len(levels) != n or out.shape[0] != n:
             raise ValueError(f"{n} windows need {n} levels and {n} output rows, got {len(levels)}, {out.shape[0]}")
-        # window by window, the floor right after the shift, while the window is in cache (a second pass over a
-        # pool's 32-window batch, 512 KB, would read it back from L2)
         for j in range(n):
             np.subtract(windows[j], np.float32(levels[j] - ref), out=out[j])
+        if self.range_db is not None and self.low is not None:
+            # the relative floor over the whole batch in one call: the same values as window by window, without a
+            # call per window (a pool's 32-window batch, 516 KB, stays in this CPU's 1 MB L2 between the passes)
+            np.maximum(out, np.float32(self.low), out=out)
+            return out
+        for j in range(n):
             self._floored(out[j], windows[j])
         return out
 
