@@ -609,6 +609,20 @@ def long_fresh_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = No
         margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
 
 
+def ema_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+    """The student as a moving average of its weights (``ema_decay`` 0.9995) on distillation seeds 3-5, against the
+    shipped recipe on the same seeds (the very weights it averages), with ``KDENS_SHIFT_MARGINS`` and check 8 on the
+    records not clipped at source (``selection_rule_gain24_lowfloor_shift_ema.md``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift-ema seed", SHIPPED_SHIFT,
+        "the exported student an exponential moving average of its weights and batch-norm statistics over the "
+        "distillation (`ema_decay` 0.9995, about the last 2,000 of 6,000 steps; gain24-lowfloor-shift-ema) against "
+        "the shipped recipe's last step on distillation seeds 3, 4 and 5 (the same training runs, byte for byte), "
+        "seed for seed; native mean must rise 0.005", "ema vs shipped, seeds 3-5",
+        "selection_rule_gain24_lowfloor_shift_ema.md", status,
+        margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
+
+
 #: selection_rule_gain24_lowfloor_shift_phone.md's primary checks, on flagged recordings summed over the three seeds
 #: (``cough_channels``): P1 phone non-cough under the 8 kHz and mu-law channels must fall by at least this many,
 #: P2 coughs under them may fall by at most this many, P3 on clean audio phone non-cough may rise by 1, coughs fall by 1

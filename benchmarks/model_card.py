@@ -297,7 +297,7 @@ def render(bundle: Path, results: Path) -> str:
     lines += ["## Cough detector operating point", "",
               f"On threshold {screening['cough_on']}, off {screening['cough_off']}, minimum event "
               f"{screening['min_duration_s']} s, refractory {screening['refractory_s']} s. " + _operating_rule(screening),
-              ""]
+              ""] + _rules_paired(results)
     if cs.is_file():
         data = json.loads(cs.read_text())
         lines += ["Held-out test recordings (`python -m acula.benchmarks.cough_screening --corpus runs/corpus`):", ""]
@@ -325,6 +325,21 @@ def render(bundle: Path, results: Path) -> str:
 #: the cough screening targets on phone audio (issue 24): recall on phone coughs, phone non-cough and stethoscope
 #: recordings flagged, also after 8 kHz mu-law
 PHONE_TARGETS = {"recall": 0.95, "phone_noncough": 0.03, "stethoscope": 0.01}
+
+
+def _rules_paired(results: Path) -> list[str]:
+    """The pooled rule against the export's earlier rule on test, recording by recording over seven builds
+    (``benchmarks.operating_point_builds``' paired block), when the stored run has it."""
+    f = results / "operating_point_test.json"
+    paired = json.loads(f.read_text()).get("paired") if f.is_file() else None
+    if not paired:
+        return []
+    n = len(json.loads(f.read_text())["bundles"])
+    cells = "; ".join(f"{name} {d['difference']:+.0f} [{d['ci95'][0]:+.0f}, {d['ci95'][1]:+.0f}] of {d['trials']}"
+                      for name, d in sorted(paired.items()))
+    return [f"Against the earlier rule (phone recordings as recorded only), each build held to the points both rules "
+            f"chose on val, test recordings over {n} builds of this recipe, pooled minus earlier, 95 % participant-"
+            f"bootstrap interval (`benchmarks/results/operating_point_test.md`): {cells}.", ""]
 
 
 def phone_channel_lines(results: Path) -> list[str]:
