@@ -8,7 +8,10 @@ Loss = w_cos (1 - cos(student, teacher)) on joint-space embeddings
              (with further KD teachers, ``kd_teachers``: the teacher's distribution over each label set is the
              mean of theirs, each from its own embedding, prompt bank and logit scale; the embedding terms
              still follow the one teacher whose joint space the student's embedding lives in)
-     + w_head binary cross-entropy of the supervised heads (cough vs non-cough).
+     + w_head binary cross-entropy of the supervised heads (cough vs non-cough)
+     + w_label cross-entropy of the student's zero-shot label distribution (per label set: the logit scale times
+             the mean cosine to each label's prompts, as the SDK scores) against the training records' labels
+             (``distill.labels``), averaged over the records that answer each set, then over the sets.
 """
 
 from __future__ import annotations
@@ -33,16 +36,20 @@ class DistillWeights:
     kd: float = 1.0
     head: float = 1.0
     kd_temperature: float = 2.0
+    label: float = 0.0
 
 
 class DistillTask(nn.Module):
     def __init__(self, teacher: AcuLaModel | BundleTeacher, student: StreamingStudent, prompts: torch.Tensor,
                  weights: DistillWeights | None = None, prompt_groups: list[list[int]] | None = None,
-                 kd_teachers: Sequence[tuple[AcuLaModel | BundleTeacher, torch.Tensor]] = ()) -> None:
+                 kd_teachers: Sequence[tuple[AcuLaModel | BundleTeacher, torch.Tensor]] = (),
+                 label_averaging: tuple[torch.Tensor, list[slice]] | None = None) -> None:
         """``prompts``: (n_prompts, embed_dim) teacher text embeddings, already projected and normalised;
         ``prompt_groups``: the prompt indices of each label set (None: one softmax over all prompts);
         ``kd_teachers``: further (teacher, its prompts in the same order) whose label-set distributions are
-        averaged with the teacher's into the KD target."""
+        averaged with the teacher's into the KD target; ``label_averaging``: for the label term, the (n_prompts,
+        n_labels) matrix averaging each label's prompt scores and each label set's columns
+        (``distill.labels.prompt_averaging``)."""
         super().__init__()
         self.teacher = teacher.eval()
         self.kd_teachers = nn.ModuleList([t.eval() for t, _ in kd_teachers])
@@ -56,6 +63,12 @@ class DistillTask(nn.Module):
         self.student = student
         self.register_buffer("prompts", prompts)
         self.weights = weights or DistillWeights()
+        if self.weights.label and label_averaging is None:
+            raise ValueError("the label term (weights.label > 0) needs label_averaging "
+                             "(distill.labels.prompt_averaging)")
+        self.label_slices = [] if label_averaging is None else list(label_averaging[1])
+        if label_averaging is not None:
+            self.register_buffer("label_matrix", label_averaging[0])
         self.prompt_groups = prompt_groups or [list(range(prompts.shape[0]))]
         self.logit_scale = float(teacher.logit_scale.detach().exp().clamp(max=100.0))
         self.kd_logit_scales = [float(t.logit_scale.detach().exp().clamp(max=100.0)) for t, _ in kd_teachers]
@@ -67,11 +80,12 @@ class DistillTask(nn.Module):
         return self
 
     def forward(self, logmel: torch.Tensor, head_targets: torch.Tensor,
-                head_weights: torch.Tensor | None = None, teacher_logmel: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                head_weights: torch.Tensor | None = None, teacher_logmel: torch.Tensor | None = None,
+                labels: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """``head_weights`` (same shape as the targets, optional): 0 leaves a window out of the head loss.
         ``teacher_logmel``: the teacher's input when it differs from the student's (same crops, e.g. without
-        the student-only level change)."""
+        the student-only level change).  ``labels``: (targets, known) of the crops' records
+        (``distill.labels.label_targets``), for the label term."""
         w = self.weights
         teacher_in = logmel if teacher_logmel is None else teacher_logmel
         with torch.no_grad():
@@ -97,7 +111,21 @@ class DistillTask(nn.Module):
         else:
             per = F.binary_cross_entropy_with_logits(heads, head_targets, reduction="none") * head_weights
             terms["head"] = per.sum() / head_weights.sum().clamp(min=1.0)
+        if labels is not None and self.label_slices:
+            terms["label"] = self._label_term(student, *labels)
         return terms
+
+    def _label_term(self, emb: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each label set's zero-shot distribution against the records' labels, averaged over
+        the records answering the set, then over the sets some record in the batch answers."""
+        logits = self.logit_scale * (F.normalize(emb, dim=-1) @ self.prompts.T) @ self.label_matrix
+        per_set = []
+        for k, cols in enumerate(self.label_slices):
+            n = known[:, k].sum()
+            if float(n) > 0:
+                ce = -(targets[:, cols] * F.log_softmax(logits[:, cols], -1)).sum(-1)
+                per_set.append((ce * known[:, k]).sum() / n)
+        return torch.stack(per_set).mean() if per_set else logits.sum() * 0.0
 
     def _group_log_probs(self, emb: torch.Tensor, prompts: torch.Tensor, logit_scale: float) -> list[torch.Tensor]:
         """Per label set, log-softmax of the scaled cosine scores at the KD temperature."""
@@ -106,4 +134,5 @@ class DistillTask(nn.Module):
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         w = self.weights
-        return w.cos * terms["cos"] + w.cka * terms["cka"] + w.kd * terms["kd"] + w.head * terms["head"]
+        total = w.cos * terms["cos"] + w.cka * terms["cka"] + w.kd * terms["kd"] + w.head * terms["head"]
+        return total + w.label * terms["label"] if "label" in terms else total

@@ -274,7 +274,15 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         student = student_from_bundle(teacher.bundle, student.cfg)
     groups = prompt_groups(texts) if cfg.kd_per_label_set else None
     kd_teachers, kd_ids = kd_teacher_ensemble(cfg.kd_teachers, texts, tfront)
-    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups, kd_teachers)
+    label_rows = None
+    averaging = None
+    if cfg.weights.label > 0:
+        from acula.distill.labels import label_targets, prompt_averaging
+
+        matrix, slices = prompt_averaging(texts)
+        averaging = (torch.from_numpy(matrix), slices)
+        label_rows = tuple(torch.from_numpy(a) for a in label_targets(corpus.rows))
+    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups, kd_teachers, averaging)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = WeightAverage(student, cfg.ema_decay) if cfg.ema_decay > 0 else None
     found = resume_from(out, "distill_config", cfg, student, optimizer, tag="last" if ema is None else "live") \
@@ -340,7 +348,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
                 cough_head_weights(bank, chosen, crops, is_cough, front, cfg.cough_peak_db, peak_cache))[:, None]
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, sched)
-            terms = task(student_feats, targets, head_w, teacher_logmel=feats)
+            picked = None if label_rows is None else tuple(a[torch.from_numpy(chosen)] for a in label_rows)
+            terms = task(student_feats, targets, head_w, teacher_logmel=feats, labels=picked)
             loss = task.total(terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

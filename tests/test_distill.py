@@ -24,9 +24,9 @@ def spy_model_inputs(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     forward = DistillTask.forward
 
-    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None):
+    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None, labels=None):
         seen.append((logmel.detach().clone(), (logmel if teacher_logmel is None else teacher_logmel).detach().clone()))
-        return forward(self, logmel, head_targets, head_weights, teacher_logmel)
+        return forward(self, logmel, head_targets, head_weights, teacher_logmel, labels)
 
     monkeypatch.setattr(DistillTask, "forward", spy)
     return seen
@@ -762,3 +762,72 @@ def test_the_weight_average_is_what_a_run_exports_and_a_resume_goes_on_from_the_
     avg.update(m, 0)  # d = min(0.9, 1 / 10) = 0.1
     torch.testing.assert_close(avg.state["weight"], torch.full((2,), 0.1 * 1.0 + 0.9 * 3.0))
     assert int(avg.state["num_batches_tracked"]) == 7
+
+
+def test_training_labels_become_targets_over_each_label_set() -> None:
+    """``distill.labels``: a PhysioNet record answers heart, an ICBHI cycle lung (both findings: half each), Coswara
+    and ESC-10 sound; a record answers no set it has no label for."""
+    from acula.distill.labels import label_targets, prompt_averaging
+    from acula.sdk.label_sets import label_sets
+
+    rows = [{"dataset": "physionet2016", "metadata": {"outcome": "abnormal"}},
+            {"dataset": "icbhi", "metadata": {"crackles": 1, "wheezes": 1}},
+            {"dataset": "icbhi", "metadata": {"crackles": 0, "wheezes": 0}},
+            {"dataset": "coswara", "modality": "speech"}, {"dataset": "esc10", "modality": "environment"},
+            {"dataset": "physionet2016", "metadata": {}}]
+    targets, known = label_targets(rows)
+    names = [(s, label) for s, labels in label_sets().items() for label in labels]
+    got = [{names[j]: float(v) for j, v in enumerate(row) if v} for row in targets]
+    assert got == [{("heart", "abnormal"): 1.0}, {("lung", "crackles"): 0.5, ("lung", "wheezes"): 0.5},
+                   {("lung", "normal"): 1.0}, {("sound", "speech"): 1.0}, {("sound", "other"): 1.0}, {}]
+    assert known.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 0, 0]]
+    texts = sorted({p for labels in label_sets().values() for prompts in labels.values() for p in prompts})
+    matrix, slices = prompt_averaging(texts)
+    assert matrix.shape == (len(texts), len(names)) and np.allclose(matrix.sum(0), 1.0)
+    assert [s.stop - s.start for s in slices] == [len(v) for v in label_sets().values()]
+
+
+def test_the_label_term_pulls_the_zero_shot_score_toward_the_label(tiny_teacher, tiny_corpus, tmp_path):
+    """``weights.label``: the term is the cross-entropy of the zero-shot label distribution; its gradient raises the
+    labelled class's probability; a distillation run with it logs it; without it, no term."""
+    import acula.distill.train as train
+    from acula.distill.labels import prompt_averaging
+    from acula.distill.task import DistillTask
+    from acula.sdk.label_sets import label_sets
+
+    texts = sorted({p for labels in label_sets().values() for prompts in labels.values() for p in prompts})
+    prompts = torch.nn.functional.normalize(torch.randn(len(texts), 8, generator=torch.Generator().manual_seed(0)),
+                                            dim=-1)
+    matrix, slices = prompt_averaging(texts)
+
+    class _Teacher(torch.nn.Module):
+        logit_scale = torch.tensor(2.0)
+
+    task = DistillTask(_Teacher(), StreamingStudent(StudentConfig(channels=(4,), strides=(2,), embed_dim=8)), prompts,
+                       DistillWeights(label=1.0), None, (), (torch.from_numpy(matrix), slices))
+    emb = torch.randn(1, 8, requires_grad=True)
+    targets = torch.zeros(1, matrix.shape[1])
+    targets[0, slices[0].start + 1] = 1.0  # heart: abnormal
+    known = torch.tensor([[1.0, 0.0, 0.0]])
+
+    def p_abnormal() -> float:
+        logits = task.logit_scale * (torch.nn.functional.normalize(emb, dim=-1) @ prompts.T) @ task.label_matrix
+        return float(torch.softmax(logits[:, slices[0]], -1)[0, 1])
+
+    before = p_abnormal()
+    loss = task._label_term(emb, targets, known)
+    loss.backward()
+    with torch.no_grad():
+        emb -= 0.5 * emb.grad
+    assert p_abnormal() > before
+    assert float(task._label_term(emb, targets, torch.zeros(1, 3))) == 0.0  # no record answers: no pull
+    with pytest.raises(ValueError, match="label_averaging"):
+        DistillTask(_Teacher(), task.student, prompts, DistillWeights(label=1.0))
+    cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=2, weights=DistillWeights(label=0.5))
+    train.distill(cfg, tiny_teacher, tiny_corpus, tmp_path / "with", progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()]
+    assert all("label" in m for m in logged)
+    train.distill(dataclasses.replace(cfg, weights=DistillWeights()), tiny_teacher, tiny_corpus, tmp_path / "plain",
+                  progress=False)
+    plain = (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()
+    assert plain and not any("label" in json.loads(line) for line in plain)
