@@ -1240,6 +1240,10 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val, test: long_fresh_three_seeds(
          val, test, "; rejected: val gains again (+0.008 native), test does not (+0.001 native, probe -0.020); heart "
                     "up in every seed, the lung label sets swing by seed")),
+    (("selection_gain24-lowfloor-shift-ema_val.json",),
+     lambda val: ema_three_seeds(
+         val, None, "; rejected: the average is the last step to within 0.005 AUROC on every task and seed (the "
+                    "cosine schedule has all but stopped the weights by then)")),
     (("selection_gain24-lowfloor-shift-kdens_val.json", "selection_gain24-lowfloor-shift_val.json"),
      lambda val, stored: on_shipped_three_seeds(
          "gain24-lowfloor-shift-kdens", val, None,
