@@ -27,6 +27,11 @@ from acula.sdk.audio import AudioError, load_audio
 from tqdm import tqdm
 
 
+def row_field(row: dict[str, Any], name: str) -> Any:
+    """A corpus row's field ``name``: the row's own key, else its ``metadata``'s (None when neither has it)."""
+    return row[name] if name in row else row.get("metadata", {}).get(name)
+
+
 @dataclass
 class Corpus:
     root: Path

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from acula.aligner.corpus import Corpus, load_corpus
+from acula.aligner.corpus import Corpus, load_corpus, row_field
 from acula.aligner.data import FeatureBank, windows
 from acula.aligner.eval_report import plot_rocs, to_markdown
 from acula.aligner.probe import PROBE_C_GRID, ProbeResult, bootstrap_ci, choose_c, probe_auroc
@@ -89,7 +89,7 @@ def task_rows(corpus: Corpus, task: dict[str, Any], splits: Sequence[str]) -> tu
     idx, labels = [], []
     for i, row in enumerate(corpus.rows):
         if row["dataset"] in task["datasets"] and row["split"] in splits:
-            value = row[task["field"]] if task["field"] in row else row["metadata"].get(task["field"])
+            value = row_field(row, task["field"])
             idx.append(i)
             labels.append(str(value) in task["positive"])
     return idx, np.asarray(labels, dtype=int)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from acula.aligner import protocol as P
-from acula.aligner.corpus import Corpus, load_corpus
+from acula.aligner.corpus import Corpus, load_corpus, row_field
 from acula.aligner.primary_report import ci_cell, to_markdown
 from acula.aligner.protocol import SCORED
 from acula.aligner.system_cache import fingerprint_of, run_system
@@ -49,10 +49,6 @@ __all__ = ["SCORED", "TaskData", "fingerprint_of", "invariance_row", "main", "re
 
 def task_table() -> list[dict[str, Any]]:
     return json.loads(resources.files("acula.aligner").joinpath("primary_tasks.json").read_text())["tasks"]
-
-
-def _value(row: dict[str, Any], field: str) -> Any:
-    return row[field] if field in row else row["metadata"].get(field)
 
 
 def recording_of(row: dict[str, Any]) -> str:
@@ -71,7 +67,7 @@ class TaskData:
                  scorable: dict[int, bool] | None = None) -> None:
         self.task = task
         rows = [(i, r) for i, r in enumerate(corpus.rows)
-                if r["dataset"] in task["datasets"] and _value(r, task["field"]) is not None]
+                if r["dataset"] in task["datasets"] and row_field(r, task["field"]) is not None]
         self.record_idx = [i for i, _ in rows]
         unit = task.get("unit", "record")
         keys = [recording_of(r) if unit == "recording" else r["record_id"] for _, r in rows]
@@ -83,11 +79,11 @@ class TaskData:
             first.setdefault(k, r)
         labels = np.zeros(len(self.units), int)
         for (_, r), k in zip(rows, keys, strict=True):
-            labels[pos[k]] |= int(str(_value(r, task["field"])) in task["positive"])
+            labels[pos[k]] |= int(str(row_field(r, task["field"])) in task["positive"])
         self.y = labels
         self.groups = np.asarray([first[u]["group_id"] for u in self.units])
         self.split = np.asarray([first[u]["split"] for u in self.units])
-        self.by = (np.asarray([str(_value(first[u], task["by"])) for u in self.units]) if task.get("by") else None)
+        self.by = (np.asarray([str(row_field(first[u], task["by"])) for u in self.units]) if task.get("by") else None)
         self.recording = np.asarray([recording_of(first[u]) for u in self.units])
         # a unit is valid when the SDK scores one of its records at the record's own source rate (``scorable``:
         # record index -> whether a window passed the gate, see scorable_at_source; else the corpus's quality

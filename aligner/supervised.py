@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from acula.aligner.corpus import row_field
 
 #: head name -> (data sets that answer it, field of the row or its metadata, values that count as positive)
 SUPERVISED_HEADS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
@@ -22,10 +23,6 @@ SUPERVISED_HEADS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
 }
 
 
-def _field(row: dict[str, Any], name: str) -> Any:
-    return row[name] if name in row else row.get("metadata", {}).get(name)
-
-
 def head_labels(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     """(labels, mask), both float32 of shape (n_rows, n_heads) in ``SUPERVISED_HEADS`` order; mask 1 where
     the row's data set answers the head."""
@@ -33,7 +30,7 @@ def head_labels(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros_like(labels)
     for i, row in enumerate(rows):
         for k, (datasets, field, positive) in enumerate(SUPERVISED_HEADS.values()):
-            value = _field(row, field)
+            value = row_field(row, field)
             if row["dataset"] in datasets and value is not None:
                 mask[i, k] = 1.0
                 labels[i, k] = float(str(value) in positive)

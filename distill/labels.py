@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from acula.aligner.supervised import _field
+from acula.aligner.corpus import row_field
 from acula.sdk.label_sets import label_sets
 
 __all__ = ["label_targets", "prompt_averaging"]
@@ -25,14 +25,14 @@ __all__ = ["label_targets", "prompt_averaging"]
 def _heart(row: dict[str, Any]) -> dict[str, float] | None:
     if row["dataset"] != "physionet2016":
         return None
-    outcome = _field(row, "outcome")
+    outcome = row_field(row, "outcome")
     return {str(outcome): 1.0} if outcome in ("normal", "abnormal") else None
 
 
 def _lung(row: dict[str, Any]) -> dict[str, float] | None:
     if row["dataset"] != "icbhi":
         return None
-    crackles, wheezes = _field(row, "crackles"), _field(row, "wheezes")
+    crackles, wheezes = row_field(row, "crackles"), row_field(row, "wheezes")
     if crackles is None or wheezes is None:
         return None
     found = [name for name, v in (("crackles", crackles), ("wheezes", wheezes)) if str(v) == "1"]
