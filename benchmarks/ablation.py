@@ -623,6 +623,20 @@ def ema_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, sta
         margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
 
 
+def label_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
+    """The training labels on the student's zero-shot scores (``weights.label`` 0.5) on distillation seeds 3-5,
+    against the shipped recipe on the same seeds, with ``KDENS_SHIFT_MARGINS`` and check 8 on the records not
+    clipped at source (``selection_rule_gain24_lowfloor_shift_label.md``)."""
+    return three_seed_rule(
+        val, test, "gain24-lowfloor-shift-label seed", SHIPPED_SHIFT,
+        "the training labels on the student's zero-shot scores (`weights.label` 0.5: cross-entropy of each label "
+        "set's zero-shot distribution against the training split's heart, lung and sound labels; "
+        "gain24-lowfloor-shift-label) against the shipped recipe on distillation seeds 3, 4 and 5, seed for seed; "
+        "native mean must rise 0.005", "label vs shipped, seeds 3-5",
+        "selection_rule_gain24_lowfloor_shift_label.md", status,
+        margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
+
+
 #: selection_rule_gain24_lowfloor_shift_phone.md's primary checks, on flagged recordings summed over the three seeds
 #: (``cough_channels``): P1 phone non-cough under the 8 kHz and mu-law channels must fall by at least this many,
 #: P2 coughs under them may fall by at most this many, P3 on clean audio phone non-cough may rise by 1, coughs fall by 1
