@@ -1254,6 +1254,11 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val, test: long_fresh_three_seeds(
          val, test, "; rejected: val gains again (+0.008 native), test does not (+0.001 native, probe -0.020); heart "
                     "up in every seed, the lung label sets swing by seed")),
+    (("selection_gain24-lowfloor-shift-label_val.json", "selection_gain24-lowfloor-shift-label_test.json"),
+     lambda val, test: label_three_seeds(
+         val, test, "; adopted: heart native up 0.037-0.056 in every test seed (worst database 0.773-0.794 against "
+                    "0.567-0.731, within-database 0.773-0.811 against 0.716-0.749); crackles -0.018, wheezes -0.003 on "
+                    "test seed means; the default since 2026-12-06 (9)")),
     (("selection_gain24-lowfloor-shift-ema_val.json",),
      lambda val: ema_three_seeds(
          val, None, "; rejected: the average is the last step to within 0.005 AUROC on every task and seed (the "

@@ -3,7 +3,8 @@
 #   corpus -> align (mn04 from AudioSet, CKA + InfoNCE + masked modelling + the supervised heads as an extra
 #   loss, all-MiniLM-L6-v2 teacher, level augmentation +-24 dB: configs/align/sup-heads-gain24.json) -> distill
 #   (streaming student on the front end floored at -160 dB, level augmentation +-24 dB, trained on crops shifted
-#   to their running level with a relative floor 130 dB under it: configs/distill/gain24-lowfloor-shift.json)
+#   to their running level with a relative floor 130 dB under it, and the training labels on its zero-shot scores:
+#   configs/distill/gain24-lowfloor-shift-label.json)
 #   -> export (ONNX + TFLite, fp32 + int8, level-blind: the student's own shift, sdk.level; the cough operating point
 #   by the pooled rule, phone recordings also at 8 kHz and mu-law: benchmarks/results/selection_rule_operating_point.md)
 #   -> sdk/models/default
@@ -23,7 +24,9 @@
 # too is a candidate recipe, so WORK_DIR and BUNDLE_DIR must be given.
 # Why sup-heads: benchmarks/results/selection_rule_neutral.md; why +-24 dB in both stages (gain24-both, the
 # default since 2026-12-03): benchmarks/results/selection_rule_gain24_bw.md; why the level-blind student
-# (gain24-lowfloor-shift, the default since 2026-12-05): benchmarks/results/selection_rule_gain24_lowfloor_shift.md.
+# (gain24-lowfloor-shift, the default since 2026-12-05): benchmarks/results/selection_rule_gain24_lowfloor_shift.md;
+# why the label term in distillation (gain24-lowfloor-shift-label, the default since 2026-12-06):
+# benchmarks/results/selection_rule_gain24_lowfloor_shift_label.md.
 # The packaged bundle's operating point was chosen again by the pooled rule on 2026-12-06 (python -m
 # acula.export.operating_point; files unchanged, 0.71 -> 0.86); this script's export chooses it so directly.
 # The distillation computes the corpus's -160 dB features once (features_<hash>.npy beside the corpus).
@@ -65,7 +68,7 @@ for cfg in ${KD_ALIGN_CONFIGS:-}; do
   kd+=(--kd-teacher "$work/align-kd$n")
 done
 step distill
-$py -m acula distill --config "${DISTILL_CONFIG:-configs/distill/gain24-lowfloor-shift.json}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" \
+$py -m acula distill --config "${DISTILL_CONFIG:-configs/distill/gain24-lowfloor-shift-label.json}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" \
   ${kd[@]+"${kd[@]}"} 2>&1 | quiet | tee "$work/logs/distill.log"
 step export
 $py -m acula export --student "$work/distill" --corpus "$work/corpus" --out "$bundle" -f 2>&1 \
