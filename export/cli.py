@@ -286,10 +286,14 @@ def export_bundle(run: Path, corpus_dir: Path, out: Path, as_zip: bool = False, 
     }
     if extra_manifest:
         manifest = {**manifest, **extra_manifest}
+    if operating_point == "pooled":
+        # screened by the SDK on a staged copy of the bundle, then written once to ``out``: the copy keeps a failed
+        # screening from leaving a half-made bundle there, and it is never a packaged directory (sdk/models/NAME),
+        # whose pinned digest names the bundle being replaced, not this one
+        with tempfile.TemporaryDirectory(prefix="acula-export-") as stage:
+            staged = write_bundle(Path(stage) / "bundle", files, manifest)
+            manifest["screening"] = {**pooled_point(staged, corpus_dir), "probabilities_from": DEFAULT_MODEL}
     write_bundle(out, files, manifest, as_zip=as_zip, signing_key=signing_key)
-    if operating_point == "pooled":  # screened by the SDK on the bundle itself, then the manifest written again
-        manifest["screening"] = {**pooled_point(out, corpus_dir), "probabilities_from": DEFAULT_MODEL}
-        write_bundle(out, files, manifest, as_zip=as_zip, signing_key=signing_key)
     return parity
 
 

@@ -45,7 +45,7 @@ SIGNED_PREFIX = b"acula-bundle manifest sha256 "
 
 #: manifest digest of each bundle packaged in sdk/models, checked whenever that folder is read.
 #: Re-exporting sdk/models/default prints the new digest; put it here (tests/test_bundle_hardening.py checks).
-PINNED_SHA256 = {"default": "6688662bb805efee24728f3844b6fc7c1014502abe871d864b07fc5c6705cc55"}
+PINNED_SHA256 = {"default": "76004d138330c654a8a5f10c3f0ae2c7544f6d2279cc007cd718e2f491882ca4"}
 
 # limits on what a bundle may hold, checked before anything is read or inflated
 MAX_FILES = 64

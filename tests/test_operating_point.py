@@ -133,3 +133,26 @@ def test_repoint_changes_only_the_screening_block_and_refuses_a_signed_bundle(ti
     assert main([str(signed), "--corpus", str(tiny_corpus)]) == 1
     assert "is signed" in capsys.readouterr().err
     assert (signed / "manifest.json").read_bytes() == (clean / "manifest.json").read_bytes()
+
+
+def test_export_over_a_packaged_bundle_chooses_its_point_on_a_staged_copy(tiny_student: Path, tiny_corpus: Path,
+                                                                         tiny_bundle: Path, tmp_path: Path,
+                                                                         monkeypatch):
+    """``scripts/train_default.sh`` exports into sdk/models/default, whose pinned digest names the bundle being
+    replaced: the pooled point is screened on a staged copy, so the export neither trips the pin nor leaves a
+    bundle at ``out`` before its point is chosen; the written bundle holds the point ``pooled_point`` gives."""
+    import json
+
+    import acula.sdk.bundle as B
+    from acula.export.cli import main
+
+    packaged = tmp_path / "models"
+    out = packaged / "default"
+    monkeypatch.setattr(B, "models_dir", lambda: packaged)
+    monkeypatch.setitem(B.PINNED_SHA256, "default", "0" * 64)  # the old bundle's digest, as after a retraining
+    assert main(["--student", str(tiny_student), "--corpus", str(tiny_corpus), "--out", str(out), "--no-tflite"]) == 0
+    written = json.loads((out / "manifest.json").read_text())["screening"]
+    expected = json.loads((tiny_bundle / "manifest.json").read_text())["screening"]
+    assert written == expected  # the same student and corpus: the point the unpinned export chose
+    with pytest.raises(B.BundleError, match="pinned"):  # the pin itself still guards the packaged directory
+        B.read_bundle(out)
