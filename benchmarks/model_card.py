@@ -226,10 +226,13 @@ def render(bundle: Path, results: Path) -> str:
              "(CKA + InfoNCE + masked modelling, and the supervised heads as an extra loss, with a +-24 dB level "
              "augmentation in alignment and distillation; the student on a front end floored at -160 dB, trained "
              "and scored on windows shifted to their running level with a relative floor 130 dB under it, so its "
-             "outputs do not depend on the recording level: `configs/align/sup-heads-gain24.json`, "
-             "`configs/distill/gain24-lowfloor-shift.json`, `bash scripts/train_default.sh`; why: "
+             "outputs do not depend on the recording level; its zero-shot scores also trained against the training "
+             "split's heart, lung and sound labels (a cross-entropy beside the distillation terms, "
+             "`distill.labels`): `configs/align/sup-heads-gain24.json`, "
+             "`configs/distill/gain24-lowfloor-shift-label.json`, `bash scripts/train_default.sh`; why: "
              "`benchmarks/results/selection_rule_neutral.md`, `benchmarks/results/selection_rule_gain24_bw.md`, "
-             "`benchmarks/results/selection_rule_gain24_lowfloor_shift.md`); run "
+             "`benchmarks/results/selection_rule_gain24_lowfloor_shift.md`, "
+             "`benchmarks/results/selection_rule_gain24_lowfloor_shift_label.md`); run "
              f"`{prov.get('teacher_run')}`, git `{prov.get('git_commit')}`.",
              f"- Export parity: {json.dumps(prov.get('parity', {}))}.", "", "## Data", "", DATA, "",
              f"Trained on the group-disjoint train split; the validation split set the cough operating point; the "

@@ -169,7 +169,8 @@ RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 #: the selection rule each replacing candidate (``default_<name>.json``) passed
 #: each replaced default's selection rule, in the order the replacements happened
 RULES = {"sup-heads": "selection_rule_neutral.md",
-         "gain24-lowfloor-shift": "selection_rule_gain24_lowfloor_shift.md"}
+         "gain24-lowfloor-shift": "selection_rule_gain24_lowfloor_shift.md",
+         "gain24-lowfloor-shift-label": "selection_rule_gain24_lowfloor_shift_label.md"}
 HEADLINE_TASKS = ("cough", "heart_abnormal", "crackles", "wheezes")
 
 

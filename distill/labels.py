@@ -3,11 +3,10 @@ distillation (``DistillWeights.label``).
 
 The student's zero-shot score for a label is what the SDK computes (``sdk.scoring.LabelScorer``): the logit scale
 times the mean cosine between the embedding and the label's prompts.  Where a training record answers a label set,
-its label is a target distribution over the set's labels:
-
-- heart (PhysioNet 2016): ``outcome`` normal or abnormal;
-- lung (ICBHI cycles): normal without crackles or wheezes, else crackles, wheezes, or half each when both;
-- sound (Coswara, ESC-10): Coswara's ``modality`` (cough, breathing, speech); every ESC-10 clip is ``other``.
+its label is a target distribution over the set's labels: the ``record_label`` rule of ``sdk/label_sets.json`` (the
+one owner of how a record maps to a label, which export calibration reads too), with its ``shares`` for a record
+that stands for several labels (an ICBHI cycle with crackles and wheezes: half each).  So heart takes PhysioNet 2016's
+normal or abnormal, lung the ICBHI cycle's findings, sound Coswara's cough, breathing or speech and ESC-10's other.
 """
 
 from __future__ import annotations
@@ -16,39 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from acula.aligner.corpus import row_field
-from acula.sdk.label_sets import label_sets
+from acula.sdk.label_sets import label_sets, record_label_shares
 
 __all__ = ["label_targets", "prompt_averaging"]
-
-
-def _heart(row: dict[str, Any]) -> dict[str, float] | None:
-    if row["dataset"] != "physionet2016":
-        return None
-    outcome = row_field(row, "outcome")
-    return {str(outcome): 1.0} if outcome in ("normal", "abnormal") else None
-
-
-def _lung(row: dict[str, Any]) -> dict[str, float] | None:
-    if row["dataset"] != "icbhi":
-        return None
-    crackles, wheezes = row_field(row, "crackles"), row_field(row, "wheezes")
-    if crackles is None or wheezes is None:
-        return None
-    found = [name for name, v in (("crackles", crackles), ("wheezes", wheezes)) if str(v) == "1"]
-    return {name: 1.0 / len(found) for name in found} if found else {"normal": 1.0}
-
-
-def _sound(row: dict[str, Any]) -> dict[str, float] | None:
-    if row["dataset"] == "esc10":
-        return {"other": 1.0}
-    if row["dataset"] == "coswara" and row.get("modality") in ("cough", "breathing", "speech"):
-        return {str(row["modality"]): 1.0}
-    return None
-
-
-#: label set -> how a corpus row answers it (None: it does not)
-ANSWERS = {"heart": _heart, "lung": _lung, "sound": _sound}
 
 
 def label_targets(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -56,15 +25,12 @@ def label_targets(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarra
     sets and labels in ``sdk.label_sets`` order), zero where the row does not answer the set; ``known`` float32
     (n_rows, n_sets), 1 where it does."""
     sets = label_sets()
-    missing = set(sets) - set(ANSWERS)
-    if missing:
-        raise ValueError(f"no training labels for the label sets {sorted(missing)}: add them to distill.labels.ANSWERS")
     offsets = np.cumsum([0] + [len(labels) for labels in sets.values()])
     targets = np.zeros((len(rows), int(offsets[-1])), np.float32)
     known = np.zeros((len(rows), len(sets)), np.float32)
     for i, row in enumerate(rows):
         for k, (name, labels) in enumerate(sets.items()):
-            answer = ANSWERS[name](row)
+            answer = record_label_shares(row, name)
             if answer is None:
                 continue
             order = list(labels)

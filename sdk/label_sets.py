@@ -52,11 +52,26 @@ def record_label_rule(label_set: str) -> dict[str, Any]:
     return rule
 
 
+def _record_key(row: dict[str, Any], rule: dict[str, Any]) -> str:
+    meta = row.get("metadata", {})
+    defaults = rule.get("defaults", {})
+    return " ".join(str(row[f] if f in row else meta.get(f, defaults.get(f))) for f in rule["fields"])
+
+
 def record_label(row: dict[str, Any], label_set: str) -> str | None:
     """The label of ``label_set`` a corpus record (a manifest row) stands for, or None when it stands for none."""
     rule = record_label_rule(label_set)
-    meta = row.get("metadata", {})
-    defaults = rule.get("defaults", {})
-    key = " ".join(str(row[f] if f in row else meta.get(f, defaults.get(f))) for f in rule["fields"])
-    label = rule["values"].get(key)
+    label = rule["values"].get(_record_key(row, rule))
     return None if label is None else str(label)
+
+
+def record_label_shares(row: dict[str, Any], label_set: str) -> dict[str, float] | None:
+    """The labels of ``label_set`` a corpus record stands for, with their shares: its one label (share 1), or the
+    shares the rule's ``shares`` gives a record that stands for several (an ICBHI cycle with crackles and
+    wheezes), or None."""
+    rule = record_label_rule(label_set)
+    key = _record_key(row, rule)
+    if key in rule.get("shares", {}):
+        return {str(k): float(v) for k, v in rule["shares"][key].items()}
+    label = rule["values"].get(key)
+    return None if label is None else {str(label): 1.0}

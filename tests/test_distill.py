@@ -765,22 +765,24 @@ def test_the_weight_average_is_what_a_run_exports_and_a_resume_goes_on_from_the_
 
 
 def test_training_labels_become_targets_over_each_label_set() -> None:
-    """``distill.labels``: a PhysioNet record answers heart, an ICBHI cycle lung (both findings: half each), Coswara
+    """``distill.labels``: by ``sdk/label_sets.json``'s ``record_label`` rules, a PhysioNet record answers heart, an
+    ICBHI cycle lung (both findings: the rule's shares, half each, where calibration's one label is none), Coswara
     and ESC-10 sound; a record answers no set it has no label for."""
     from acula.distill.labels import label_targets, prompt_averaging
-    from acula.sdk.label_sets import label_sets
+    from acula.sdk.label_sets import label_sets, record_label
 
-    rows = [{"dataset": "physionet2016", "metadata": {"outcome": "abnormal"}},
-            {"dataset": "icbhi", "metadata": {"crackles": 1, "wheezes": 1}},
-            {"dataset": "icbhi", "metadata": {"crackles": 0, "wheezes": 0}},
+    rows = [{"dataset": "physionet2016", "modality": "heart", "metadata": {"outcome": "abnormal"}},
+            {"dataset": "icbhi", "modality": "lung", "metadata": {"crackles": 1, "wheezes": 1}},
+            {"dataset": "icbhi", "modality": "lung", "metadata": {"crackles": 0, "wheezes": 0}},
             {"dataset": "coswara", "modality": "speech"}, {"dataset": "esc10", "modality": "environment"},
-            {"dataset": "physionet2016", "metadata": {}}]
+            {"dataset": "physionet2016", "modality": "heart", "metadata": {}}]
     targets, known = label_targets(rows)
     names = [(s, label) for s, labels in label_sets().items() for label in labels]
     got = [{names[j]: float(v) for j, v in enumerate(row) if v} for row in targets]
     assert got == [{("heart", "abnormal"): 1.0}, {("lung", "crackles"): 0.5, ("lung", "wheezes"): 0.5},
                    {("lung", "normal"): 1.0}, {("sound", "speech"): 1.0}, {("sound", "other"): 1.0}, {}]
     assert known.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 0, 0]]
+    assert record_label(rows[1], "lung") is None and record_label(rows[2], "lung") == "normal"
     texts = sorted({p for labels in label_sets().values() for prompts in labels.values() for p in prompts})
     matrix, slices = prompt_averaging(texts)
     assert matrix.shape == (len(texts), len(names)) and np.allclose(matrix.sum(0), 1.0)
