@@ -160,9 +160,17 @@ def end_to_end(build: Any, kit_graph: bytes, model: Any, groups: dict[str, list[
                          "n_windows": int(emb_c.shape[0]), "cosine_min": float(cos.min()),
                          "cough_p_max_abs_diff": float(np.abs(p_c[scored] - p_s[scored]).max()) if scored.any()
                          else None,
+                         # the same in logits: how far apart the two int8 paths are, whatever the sigmoid's slope there
+                         "cough_logit_max_abs_diff": float(np.abs(_logit(p_c[scored]) - _logit(p_s[scored])).max())
+                         if scored.any() else None,
                          "sdk_cough": bool(ref.events), "mcu_cough": bool(events),
                          "agree": bool(ref.events) == bool(events), "straddles_threshold": straddles})
     return rows
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(q / (1 - q))
 
 
 def budget(kit: dict[str, Any], info: Any, fe_sizes: dict[str, int], fe_state: int, n_weights: int) -> list[dict]:
