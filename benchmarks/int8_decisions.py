@@ -44,15 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from acula.benchmarks._util import command_parser
+from acula.sdk.scoring import logit
 from acula.sdk.screening import Event, EventDetector, ScreeningConfig
 
 #: a window whose cough logit, at both precisions, is within this of the operating point's is undecided at int8
 UNDECIDED_LOGIT = 0.5
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-7), 1 - 1e-7)
-    return math.log(p / (1 - p))
 
 
 def side_changes(fp32: Sequence[float | None], int8: Sequence[float | None], on: float, off: float | None = None
@@ -74,7 +70,7 @@ def side_changes(fp32: Sequence[float | None], int8: Sequence[float | None], on:
             for name, t in thresholds:
                 if (pa >= t) == (pb >= t):
                     continue
-                da, db = abs(_logit(pa) - _logit(t)), abs(_logit(pb) - _logit(t))
+                da, db = abs(logit(pa) - logit(t)), abs(logit(pb) - logit(t))
                 if max(da, db) > UNDECIDED_LOGIT:
                     decisive = True
                 else:

@@ -128,6 +128,7 @@ def tflm_vs_litert(kit_graph: bytes, bundle_graph: bytes, windows_int8: np.ndarr
 def end_to_end(build: Any, kit_graph: bytes, model: Any, groups: dict[str, list[Path]]) -> list[dict[str, Any]]:
     """C front end -> TFLM (the kit's graph) vs the SDK's screen(), per recording."""
     from acula.export.mcu_host import TFLMBackend, c_windows
+    from acula.sdk.scoring import logit
     from acula.sdk.screening import EventDetector
 
     from acula import sdk
@@ -161,16 +162,11 @@ def end_to_end(build: Any, kit_graph: bytes, model: Any, groups: dict[str, list[
                          "cough_p_max_abs_diff": float(np.abs(p_c[scored] - p_s[scored]).max()) if scored.any()
                          else None,
                          # the same in logits: how far apart the two int8 paths are, whatever the sigmoid's slope there
-                         "cough_logit_max_abs_diff": float(np.abs(_logit(p_c[scored]) - _logit(p_s[scored])).max())
+                         "cough_logit_max_abs_diff": float(np.abs(logit(p_c[scored]) - logit(p_s[scored])).max())
                          if scored.any() else None,
                          "sdk_cough": bool(ref.events), "mcu_cough": bool(events),
                          "agree": bool(ref.events) == bool(events), "straddles_threshold": straddles})
     return rows
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(q / (1 - q))
 
 
 def budget(kit: dict[str, Any], info: Any, fe_sizes: dict[str, int], fe_state: int, n_weights: int) -> list[dict]:

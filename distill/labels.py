@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from acula.sdk.label_sets import label_sets, record_label_shares
+from acula.sdk.scoring import label_columns
 
 __all__ = ["label_targets", "prompt_averaging"]
 
@@ -44,12 +45,10 @@ def prompt_averaging(texts: Sequence[str]) -> tuple[np.ndarray, list[slice]]:
     """(the (n_prompts, n_labels) matrix whose column for a label averages its prompts' scores, each label set's
     column slice): ``texts`` is the prompt bank (``distill.train.embed_prompt_bank``'s order)."""
     where = {t: k for k, t in enumerate(texts)}
-    columns, slices = [], []
+    columns: list[np.ndarray] = []
+    slices = []
     for labels in label_sets().values():
         first = len(columns)
-        for prompts in labels.values():
-            w = np.zeros(len(texts), np.float32)
-            w[[where[p] for p in prompts]] = 1.0 / len(prompts)
-            columns.append(w)
+        columns += label_columns([np.array([where[p] for p in prompts]) for prompts in labels.values()], len(texts))
         slices.append(slice(first, len(columns)))
-    return np.stack(columns, 1), slices
+    return np.stack(columns, 1).astype(np.float32), slices

@@ -36,6 +36,25 @@ def sigmoid(x: Any) -> Any:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def logit(p: Any) -> Any:
+    """The inverse of :func:`sigmoid`, elementwise, with ``p`` clipped to [1e-7, 1 - 1e-7] (a probability of 0 or 1
+    maps to about -16 or +16, not infinity); float64."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(q / (1 - q))
+
+
+def label_columns(label_groups: list[np.ndarray], n_prompts: int) -> list[np.ndarray]:
+    """Per label (its prompt indices in ``label_groups``), the float64 weights over the ``n_prompts`` prompts whose
+    product with the prompt scores is the mean of the label's own: the columns of :class:`LabelScorer`'s matrix
+    before its scale, and of distillation's label term (``distill.labels.prompt_averaging``)."""
+    columns = []
+    for idx in label_groups:
+        w = np.zeros(n_prompts, dtype=np.float64)
+        w[np.asarray(idx)] = 1.0 / len(idx)
+        columns.append(w)
+    return columns
+
+
 class LabelScorer:
     """Label logits of every label set from embeddings.
 
@@ -51,9 +70,7 @@ class LabelScorer:
         self.slices: dict[str, slice] = {}
         for name, label_groups in groups.items():
             first = len(columns)
-            for idx in label_groups:
-                w = np.zeros(prompts.shape[0], dtype=np.float64)
-                w[np.asarray(idx)] = 1.0 / len(idx)
+            for w in label_columns(label_groups, prompts.shape[0]):
                 columns.append(w * logit_scale / temperature[name])
             b = (bias or {}).get(name)
             offsets += [float(v) for v in b] if b is not None else [0.0] * len(label_groups)
