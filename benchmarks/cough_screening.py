@@ -70,6 +70,12 @@ def flagged_cell(k: int, n: int) -> str:
 BOOTSTRAP_DRAWS, BOOTSTRAP_SEED = 2000, 0
 
 
+def participant(row: dict[str, Any]) -> str:
+    """The participant a corpus recording belongs to (``group_id``, else its path): the unit every interval here
+    resamples."""
+    return str(row.get("group_id", row["path"]))
+
+
 def participant_bootstrap(trials: list[tuple[str, bool]], n: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
                           ) -> tuple[float, float]:
     """95 % interval of the fraction of flagged recordings from resampling whole participants with replacement
@@ -233,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s["n"] += 1
         s["flagged"] += bool(result.events)
         s["events"] += len(result.events)
-        person = str(r.get("group_id", r["path"]))
+        person = participant(r)
         trials[group].append((person, bool(result.events)))
         if result.events:
             flagged_paths[group].append(r["path"])

@@ -59,11 +59,12 @@ def bundle_sequences(bundle: str, corpus: str, splits: Sequence[str]) -> dict[st
 def group_persons(corpus: str, splits: Sequence[str]) -> dict[str, list[str]]:
     """Per operating-point group, the participant of each recording (``group_id``, else the path), in screening
     order: the unit the paired interval resamples."""
+    from acula.benchmarks.cough_screening import participant
     from acula.export.calibration import screening_group
 
     out: dict[str, list[str]] = {}
     for r in split_rows(corpus, splits)[0]:
-        out.setdefault(screening_group(r), []).append(str(r.get("group_id", r["path"])))
+        out.setdefault(screening_group(r), []).append(participant(r))
     return out
 
 
@@ -87,10 +88,11 @@ def paired_difference(result: dict[str, Any], group: str, channels: Sequence[str
             "participants": len(set(persons.tolist())), "draws": draws, "seed": seed}
 
 
-def flagged_at(on: float, seqs: list[np.ndarray], window_s: float, hop_s: float) -> int:
+def raises_event(on: float, probabilities: np.ndarray, window_s: float, hop_s: float) -> int:
+    """1 where a recording's window cough probabilities raise an event at threshold ``on``, else 0."""
     from acula.export.calibration import events_at
 
-    return int(sum(events_at(q, on, window_s, hop_s) > 0 for q in seqs))
+    return int(events_at(probabilities, on, window_s, hop_s) > 0)
 
 
 def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str],
@@ -116,7 +118,7 @@ def measure(bundles: dict[str, str], corpus: str, splits: Sequence[str],
                 point["cough_on"] = point.pop("on")
             on = point["cough_on"]
             # per recording, in screening order, "1" where it raises an event (one string per group: compact JSON)
-            flags = {c: {g: "".join(str(flagged_at(on, [q], window_s, hop_s)) for q in seqs)
+            flags = {c: {g: "".join(str(raises_event(on, q, window_s, hop_s)) for q in seqs)
                          for g, seqs in sorted(by_channel[c].items())} for c in CHANNELS}
             row[rule] = {"on": on, "targets_met": point["targets_met"], "per_recording": flags,
                          "flagged": {c: {g: [f.count("1"), len(f)] for g, f in flags[c].items()} for c in CHANNELS}}
