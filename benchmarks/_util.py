@@ -15,8 +15,8 @@ from typing import Any
 from acula.sdk.bench import machine_line
 from acula.sdk.runtimes import BACKENDS
 
-__all__ = ["add_model_options", "command_parser", "ensure_single_thread", "machine_line", "median_ms", "time_call",
-           "write_results"]
+__all__ = ["add_model_options", "command_parser", "emit_json", "ensure_single_thread", "machine_line", "median_ms",
+           "time_call", "write_results"]
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -77,3 +77,15 @@ def write_results(path: str | Path, results: dict[str, Any], markdown: Callable[
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     out.with_suffix(".md").write_text(markdown(results))
+
+
+def emit_json(results: dict[str, Any], dest: str | None, indent: int = 2, newline: bool = False) -> None:
+    """A command's ``--json [OUT]``: ``"-"`` prints the JSON to stdout (the command's tables then go to stderr),
+    a path writes it there (ending in a newline with ``newline``), None writes nothing."""
+    if not dest:
+        return
+    text = json.dumps(results, indent=indent)
+    if dest == "-":
+        print(text)
+    else:
+        Path(dest).write_text(text + "\n" if newline else text)

@@ -13,7 +13,6 @@ Target (issue 26): SDK in-process cold start <= 0.2 s.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from acula.benchmarks._util import add_model_options, command_parser, machine_line
+from acula.benchmarks._util import add_model_options, command_parser, emit_json, machine_line
 
 TARGET_S = 0.2
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,10 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if key in res:
             print(f"  {key} {res[key]:.2f}", file=sys.stderr)
     print(f"  [{'PASS' if ok else 'FAIL'}: target sdk in process <= {TARGET_S} s]", file=sys.stderr)
-    if args.json == "-":
-        print(json.dumps(res, indent=2))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    emit_json(res, args.json)
     return 0 if ok else 2
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from acula.benchmarks._util import emit_json
 from acula.benchmarks.cough_screening import wilson
 
 CHANNELS = {"recorded": "none", "8 kHz mu-law": "mulaw8k", "-24 dB": "gain-24"}
@@ -192,13 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "operating_point": {k: v for k, v in vars(model.screening).items()},
               "groups": groups, "hand_counts": hand_count_check(model, data)}
     print("\n".join(table(result)), file=sys.stderr if args.json == "-" else sys.stdout)
-    if args.json:
-        text = json.dumps({**result, "per_record": per_record}, indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text)
-            Path(args.json).with_suffix(".md").write_text(markdown(result))
+    emit_json({**result, "per_record": per_record}, args.json, indent=1)
+    if args.json and args.json != "-":
+        Path(args.json).with_suffix(".md").write_text(markdown(result))
     return 0
 
 

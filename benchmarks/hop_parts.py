@@ -104,7 +104,7 @@ def child(root: str, args: Any) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from acula.benchmarks._util import add_model_options, command_parser, machine_line
+    from acula.benchmarks._util import add_model_options, command_parser, emit_json, machine_line
 
     parser, argv = command_parser("acula.benchmarks.hop_parts", __doc__, argv)
     add_model_options(parser)
@@ -152,10 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{r['total']:.3f} for the whole hop, {r['essential']:.3f} for {' + '.join(ESSENTIAL)} alone (the "
               "floor of any streaming pipeline with this front end and model; median of the rounds' ratios)",
               file=out)
-    if args.json == "-":
-        print(json.dumps(res, indent=2))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    emit_json(res, args.json)
     return 0
 
 

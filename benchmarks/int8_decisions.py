@@ -35,7 +35,6 @@ candidate runs it before it replaces the default.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -43,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from acula.benchmarks._util import command_parser
+from acula.benchmarks._util import command_parser, emit_json
 from acula.sdk.scoring import logit
 from acula.sdk.screening import Event, EventDetector, ScreeningConfig
 
@@ -210,12 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{w['int8']} int8 ({w['fp32_logit_margin']} logit from it)", file=out)
     if not res["runtimes"]:
         print("  no runtime here runs this bundle's int8 student in agreement with fp32", file=out)
-    if args.json:
-        text = json.dumps(res, indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    emit_json(res, args.json, indent=1, newline=True)
     return 1 if any(r["differ"] for r in res["runtimes"].values()) else 0
 
 

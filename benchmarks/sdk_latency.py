@@ -12,7 +12,6 @@ run.  (Issue 6's: cold start, process start to first result with warm caches, <=
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from acula.benchmarks._util import add_model_options, command_parser, machine_line
+from acula.benchmarks._util import add_model_options, command_parser, emit_json, machine_line
 
 TARGETS = {"hop_p99_ms": 0.5, "ratio_to_yamnet": 0.15, "cold_start_s": 1.0, "peak_rss_mb": 150.0}
 
@@ -116,10 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lo, hi = res["over_baseline_range"]  # type: ignore[misc]
         print(f"  this checkout / {args.baseline}: {res['over_baseline']:.3f} (median over rounds; {lo:.3f} to "
               f"{hi:.3f}), CPU per second of audio in fresh processes", file=out)
-    if args.json == "-":
-        print(json.dumps(res, indent=2))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    emit_json(res, args.json)
     if args.histogram:
         try:
             import matplotlib

@@ -15,14 +15,12 @@ Each is the median of ``--repeats`` measurements, interleaved.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-from acula.benchmarks._util import add_model_options, command_parser, machine_line
+from acula.benchmarks._util import add_model_options, command_parser, emit_json, machine_line
 
 #: stream-hops timed at least per N and way (one stream is timed over 512 hops, 4 minutes of audio: 8 hops of it,
 #: 2.4 ms of CPU, read 4.7x model-only one run and 4.1x the next)
@@ -141,10 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"| {row['streams']} | {way} | {r['cpu_ms_per_audio_s']:.2f} | {r['streams_per_core']:.0f} | "  # type: ignore
                   f"{r['step_p50_ms']:.2f} | {r['step_p99_ms']:.2f} | {r['over_model_only']:.1f} | "  # type: ignore
                   f"{row['held_kb_per_stream']:.0f} |", file=sys.stderr)
-    if args.json == "-":
-        print(json.dumps(res, indent=2))
-    elif args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    emit_json(res, args.json)
     return 0
 
 
