@@ -596,45 +596,40 @@ def on_shipped_three_seeds(name: str, val: dict[str, Any], test: dict[str, Any] 
                            shared_only=True)
 
 
-def long_fresh_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
-    """The long distillation judged again on fresh distillation seeds 3-5, against the shipped recipe on the same
-    seeds, with ``KDENS_SHIFT_MARGINS`` and check 8 on the records not clipped at source
-    (``selection_rule_gain24_lowfloor_shift_long_fresh.md``)."""
-    return three_seed_rule(
-        val, test, "gain24-lowfloor-shift-long seed", SHIPPED_SHIFT,
+#: levers judged on fresh distillation seeds 3-5 (teachers 0, 1, 2) against a recipe on the same seeds, seed for seed,
+#: with ``KDENS_SHIFT_MARGINS`` and check 8 on the records not clipped at source: the rule's file stem (after
+#: ``selection_rule_``) -> (the candidate's and the baseline's system-name prefixes, what the lever is, the row's short
+#: label)
+ON_FRESH_SEEDS: dict[str, tuple[str, str, str, str]] = {
+    "gain24_lowfloor_shift_long_fresh": (
+        "gain24-lowfloor-shift-long seed", SHIPPED_SHIFT,
         "twice the distillation steps (gain24-lowfloor-shift-long) judged again on fresh distillation seeds 3, 4 and "
         "5 (teachers 0, 1, 2), against the shipped recipe on the same seeds, three seeds each, seed for seed; the gain "
         "target read without the records clipped at source; written after the first long rule's test was seen",
-        "long vs shipped, seeds 3-5", "selection_rule_gain24_lowfloor_shift_long_fresh.md", status,
-        margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
-
-
-def ema_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
-    """The student as a moving average of its weights (``ema_decay`` 0.9995) on distillation seeds 3-5, against the
-    shipped recipe on the same seeds (the very weights it averages), with ``KDENS_SHIFT_MARGINS`` and check 8 on the
-    records not clipped at source (``selection_rule_gain24_lowfloor_shift_ema.md``)."""
-    return three_seed_rule(
-        val, test, "gain24-lowfloor-shift-ema seed", SHIPPED_SHIFT,
+        "long vs shipped, seeds 3-5"),
+    "gain24_lowfloor_shift_ema": (
+        "gain24-lowfloor-shift-ema seed", SHIPPED_SHIFT,
         "the exported student an exponential moving average of its weights and batch-norm statistics over the "
         "distillation (`ema_decay` 0.9995, about the last 2,000 of 6,000 steps; gain24-lowfloor-shift-ema) against "
         "the shipped recipe's last step on distillation seeds 3, 4 and 5 (the same training runs, byte for byte), "
-        "seed for seed; native mean must rise 0.005", "ema vs shipped, seeds 3-5",
-        "selection_rule_gain24_lowfloor_shift_ema.md", status,
-        margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
-
-
-def label_three_seeds(val: dict[str, Any], test: dict[str, Any] | None = None, status: str = "") -> list[str]:
-    """The training labels on the student's zero-shot scores (``weights.label`` 0.5) on distillation seeds 3-5,
-    against the shipped recipe on the same seeds, with ``KDENS_SHIFT_MARGINS`` and check 8 on the records not
-    clipped at source (``selection_rule_gain24_lowfloor_shift_label.md``)."""
-    return three_seed_rule(
-        val, test, "gain24-lowfloor-shift-label seed", SHIPPED_SHIFT,
+        "seed for seed; native mean must rise 0.005", "ema vs shipped, seeds 3-5"),
+    "gain24_lowfloor_shift_label": (
+        "gain24-lowfloor-shift-label seed", SHIPPED_SHIFT,
         "the training labels on the student's zero-shot scores (`weights.label` 0.5: cross-entropy of each label "
         "set's zero-shot distribution against the training split's heart, lung and sound labels; "
         "gain24-lowfloor-shift-label) against the shipped recipe on distillation seeds 3, 4 and 5, seed for seed; "
-        "native mean must rise 0.005", "label vs shipped, seeds 3-5",
-        "selection_rule_gain24_lowfloor_shift_label.md", status,
-        margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
+        "native mean must rise 0.005", "label vs shipped, seeds 3-5"),
+}
+
+
+def fresh_three_seeds(rule: str, val: dict[str, Any], test: dict[str, Any] | None = None, status: str = ""
+                      ) -> list[str]:
+    """Lever ``rule`` of ``ON_FRESH_SEEDS`` (``selection_rule_<rule>.md``) on distillation seeds 3-5 against its
+    baseline on the same seeds, with ``KDENS_SHIFT_MARGINS`` on both splits and check 8 on the records not clipped
+    at source."""
+    candidate, baseline, what, short = ON_FRESH_SEEDS[rule]
+    return three_seed_rule(val, test, candidate, baseline, what, short, f"selection_rule_{rule}.md", status,
+                           margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
 
 
 #: selection_rule_gain24_lowfloor_shift_phone.md's primary checks, on flagged recordings summed over the three seeds
@@ -1251,17 +1246,20 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          "; rejected: ranking up on both splits (native mean +0.008 val, +0.009 test), but seed 0 moves one "
          "heart record's probability 0.068 under every gain change (the target: 0.05)", stored)),
     (("selection_gain24-lowfloor-shift-long-fresh_val.json", "selection_gain24-lowfloor-shift-long-fresh_test.json"),
-     lambda val, test: long_fresh_three_seeds(
-         val, test, "; rejected: val gains again (+0.008 native), test does not (+0.001 native, probe -0.020); heart "
-                    "up in every seed, the lung label sets swing by seed")),
+     lambda val, test: fresh_three_seeds(
+         "gain24_lowfloor_shift_long_fresh", val, test,
+         "; rejected: val gains again (+0.008 native), test does not (+0.001 native, probe -0.020); heart "
+         "up in every seed, the lung label sets swing by seed")),
     (("selection_gain24-lowfloor-shift-label_val.json", "selection_gain24-lowfloor-shift-label_test.json"),
-     lambda val, test: label_three_seeds(
-         val, test, "; adopted: heart native up 0.037-0.056 in every test seed (worst database 0.773-0.794 against "
-                    "0.567-0.731, within-database 0.773-0.811 against 0.716-0.749); crackles -0.018, wheezes -0.003 on "
-                    "test seed means; the default since 2026-12-06 (9)")),
+     lambda val, test: fresh_three_seeds(
+         "gain24_lowfloor_shift_label", val, test,
+         "; adopted: heart native up 0.037-0.056 in every test seed (worst database 0.773-0.794 against "
+         "0.567-0.731, within-database 0.773-0.811 against 0.716-0.749); crackles -0.018, wheezes -0.003 on "
+         "test seed means; the default since 2026-12-06 (9)")),
     (("selection_gain24-lowfloor-shift-ema_val.json",),
-     lambda val: ema_three_seeds(
-         val, None, "; rejected: the average is the last step to within 0.005 AUROC on every task and seed (the "
+     lambda val: fresh_three_seeds(
+         "gain24_lowfloor_shift_ema", val, None,
+         "; rejected: the average is the last step to within 0.005 AUROC on every task and seed (the "
                     "cosine schedule has all but stopped the weights by then)")),
     (("selection_gain24-lowfloor-shift-kdens_val.json", "selection_gain24-lowfloor-shift_val.json"),
      lambda val, stored: on_shipped_three_seeds(

@@ -238,11 +238,11 @@ def test_check_8_on_unclipped_records_reads_the_shift_without_records_clipped_at
     assert "| val fails check 8; test not scored |" in three_seed_rule(*args, margins=margins, seeds=(3, 4, 5),
                                                                        unclipped=True)[0]
     # the fresh long rule's row: its systems' names, seeds 3-5, check 8 on unclipped records
-    from acula.benchmarks.ablation import long_fresh_three_seeds
+    from acula.benchmarks.ablation import fresh_three_seeds
 
     named = {part: {s.replace("long seed", "gain24-lowfloor-shift-long seed").replace(
         "ship seed", "gain24-lowfloor-shift seed"): v for s, v in sel[part].items()} for part in sel}
-    row = long_fresh_three_seeds(named)[0]
+    row = fresh_three_seeds("gain24_lowfloor_shift_long_fresh", named)[0]
     assert "| val fails check 8; test not scored |" in row and "long vs shipped, seeds 3-5: val:" in row
 
 
