@@ -1260,7 +1260,7 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
      lambda val: fresh_three_seeds(
          "gain24_lowfloor_shift_ema", val, None,
          "; rejected: the average is the last step to within 0.005 AUROC on every task and seed (the "
-                    "cosine schedule has all but stopped the weights by then)")),
+         "cosine schedule has all but stopped the weights by then)")),
     (("selection_gain24-lowfloor-shift-kdens_val.json", "selection_gain24-lowfloor-shift_val.json"),
      lambda val, stored: on_shipped_three_seeds(
          "gain24-lowfloor-shift-kdens", val, None,
