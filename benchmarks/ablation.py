@@ -619,6 +619,11 @@ ON_FRESH_SEEDS: dict[str, tuple[str, str, str, str]] = {
         "set's zero-shot distribution against the training split's heart, lung and sound labels; "
         "gain24-lowfloor-shift-label) against the shipped recipe on distillation seeds 3, 4 and 5, seed for seed; "
         "native mean must rise 0.005", "label vs shipped, seeds 3-5"),
+    "gain24_lowfloor_shift_label1": (
+        "gain24-lowfloor-shift-label1 seed", "gain24-lowfloor-shift-label seed",
+        "twice the label term's weight (`weights.label` 1.0, not 0.5; gain24-lowfloor-shift-label1) against the "
+        "shipped recipe (0.5) on distillation seeds 3, 4 and 5, seed for seed; native mean must rise 0.005",
+        "label1 vs shipped (label 0.5), seeds 3-5"),
 }
 
 
@@ -1256,6 +1261,11 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          "; adopted: heart native up 0.037-0.056 in every test seed (worst database 0.773-0.794 against "
          "0.567-0.731, within-database 0.773-0.811 against 0.716-0.749); crackles -0.018, wheezes -0.003 on "
          "test seed means; the default since 2026-12-06 (9)")),
+    (("selection_gain24-lowfloor-shift-label1_val.json",),
+     lambda val: fresh_three_seeds(
+         "gain24_lowfloor_shift_label1", val, None,
+         "; rejected: heart native up again (0.885 against 0.864) but the crackles gain on clean audio is gone under "
+         "a 1 kHz low-pass (band-limit drop 0.067 against 0.027); lung probes fall")),
     (("selection_gain24-lowfloor-shift-ema_val.json",),
      lambda val: fresh_three_seeds(
          "gain24_lowfloor_shift_ema", val, None,
