@@ -16,7 +16,10 @@ the mel resolution) and additive noise adds in the power domain.
 * signal-following noise (``follow_noise``): white noise at a fixed SNR below each frame's own power, as a
   mu-law codec's quantisation adds (its SQNR is nearly level-independent, about 38 dB for 8-bit mu-law); the
   distiller gives it to the student's input only (``DistillConfig.p_student_codec``);
-* a phone call's channel (``phone_channel``, ``p_phone``): nothing above 4 kHz, as 8 kHz audio keeps.
+* a phone call's channel (``phone_channel``, ``p_phone``): nothing above 4 kHz, as 8 kHz audio keeps;
+* a stethoscope's low-pass (``lowpass``): a 6th-order Butterworth magnitude at a cutoff drawn in 1-2 kHz, the
+  invariance suite's lp1k / lp2k family; the distiller gives it to the student's input only
+  (``DistillConfig.p_student_lowpass``).
 
 The same function serves the aligner and the distiller.
 """
@@ -102,6 +105,32 @@ def phone_channel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generat
     out = x.clone()
     out[..., cut] = torch.where(chosen, kept, x[..., cut])
     return out
+
+
+#: the cutoff range (Hz, drawn log-uniformly) and order of :func:`lowpass`: the invariance suite's lp1k and lp2k are
+#: 6th-order Butterworth low-passes at 1 and 2 kHz (``aligner.invariance``)
+LOWPASS_CUTOFF_HZ = (1000.0, 2000.0)
+LOWPASS_ORDER = 6
+
+
+def lowpass(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p: float,
+            cutoff_hz: tuple[float, float] = LOWPASS_CUTOFF_HZ, order: int = LOWPASS_ORDER,
+            allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised log-mel (batch, n_frames, n_mels) with, for each crop with probability ``p`` (and only where
+    ``allowed``, shape (batch,), is true), a Butterworth low-pass's magnitude of ``order`` at a cutoff drawn
+    log-uniformly in ``cutoff_hz``: each band loses ``10 log10(1 + (f / cutoff) ** (2 order))`` dB at its centre
+    frequency ``f``, floored as the front end floors.  Crops not chosen come back unchanged.  Draws 2 numbers per
+    crop from ``generator`` (none when ``p`` is 0)."""
+    if p <= 0:
+        return x
+    chosen = torch.rand(x.shape[0], 1, 1, generator=generator).to(x.device) < p
+    lo, hi = np.log(cutoff_hz[0]), np.log(cutoff_hz[1])
+    cutoff = torch.exp(lo + (hi - lo) * torch.rand(x.shape[0], 1, 1, generator=generator)).to(x.device)
+    if allowed is not None:
+        chosen = chosen & allowed.reshape(-1, 1, 1).to(device=x.device, dtype=torch.bool)
+    loss_db = -10.0 * torch.log10(1.0 + (band_centres_hz(cfg).to(x.device) / cutoff) ** (2.0 * order))
+    floor = (10 * float(np.log10(cfg.amin_power)) - cfg.norm_mean_db) / cfg.norm_std_db
+    return torch.where(chosen, (x + loss_db.to(x.dtype) / cfg.norm_std_db).clamp_min(floor), x)
 
 
 def follow_noise(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p: float,

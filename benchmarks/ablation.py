@@ -61,6 +61,11 @@ BAND_LIMITS = {"cough": ("phone8k", "mulaw8k"), "heart_abnormal": ("lp1k", "lp2k
                "wheezes": ("lp1k", "lp2k")}
 
 
+#: the label sets a stethoscope's band limit is asked not to move (check 9:
+#: ``selection_rule_gain24_lowfloor_shift_label_slp.md``)
+BODY_SOUND_SETS = ("heart_abnormal", "crackles", "wheezes")
+
+
 def _band_drop(sel: dict[str, Any], system: str) -> tuple[float, str]:
     """The largest native AUROC drop (clean minus transformed: the scored records, less those a transform leaves
     unscored) over ``BAND_LIMITS``, and where it is."""
@@ -286,7 +291,9 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
     seeds: the systems whose names start with ``candidate`` against those starting with ``baseline`` (one
     validation run); ``margins``: per check, as :data:`SEED_MEAN_MARGINS` (the default).  A margin for check 6
     adds ``selection_rule_gain24_kdcodec.md``'s (heart_abnormal's native AUROC drop under ``mulaw8k`` <= baseline
-    + margin); one for check 7 ``selection_rule_gain24_kdpool.md``'s (crackles' native AUROC >= baseline + margin).
+    + margin); one for check 7 ``selection_rule_gain24_kdpool.md``'s (crackles' native AUROC >= baseline +
+    margin); one for check 9 ``selection_rule_gain24_lowfloor_shift_label_slp.md``'s (the mean of
+    ``BODY_SOUND_SETS``' band-limit drops <= baseline + margin).
     ``unclipped``: check 8 reads the records the corpus does not mark clipped at source
     (``selection_rule_gain24_lowfloor_shift_long_fresh.md``)."""
     m = SEED_MEAN_MARGINS if margins is None else margins
@@ -308,6 +315,9 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
         figures["heart_abnormal mulaw8k drop"] = mean_of(lambda s: _drop(sel, s, "heart_abnormal", "mulaw8k"))
     if 7 in m:
         figures["crackles native"] = mean_of(lambda s: float(sel["rows"][s]["crackles"]["native"]["auroc"]))
+    if 9 in m:
+        figures["body-sound band-limit drop"] = mean_of(
+            lambda s: float(np.mean([_label_set_drops(sel, s)[t] for t in BODY_SOUND_SETS])))
     if 8 in m:  # per seed, not a mean: the largest over seeds
         figures["worst seed's largest mean / max gain shift"] = {
             k: (max(_gain_shift(sel, s, unclipped) for s in ss), max(_gain_shift_max(sel, s, unclipped) for s in ss))
@@ -329,6 +339,9 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
     if 7 in m:
         f7 = figures["crackles native"]
         checks.append((7, "crackles native", f7["cand"] >= f7["base"] + m[7]))
+    if 9 in m:
+        f9 = figures["body-sound band-limit drop"]
+        checks.append((9, "body-sound band-limit drop", f9["cand"] <= f9["base"] + m[9]))
     if 8 in m:
         worst_mean, worst_max = figures["worst seed's largest mean / max gain shift"]["cand"]
         checks.append((8, "the gain target in every seed", worst_mean <= m[8] and worst_max <= GAIN_TARGET_MAX))
@@ -558,6 +571,9 @@ SHIPPED_SHIFT = "gain24-lowfloor-shift seed"
 #: selection_rule_gain24_lowfloor_shift_kdens.md: the lever must raise native mean by 0.005; the other checks as
 #: GATED_MARGINS, with the band-limit margin of the null check (+0.02)
 KDENS_SHIFT_MARGINS = {**GATED_MARGINS, 1: 0.005}
+#: selection_rule_gain24_lowfloor_shift_label_slp.md: a robustness lever, the body-sound band-limit drops must fall
+#: by 0.01 on the mean of the three sets (check 9); GATED_MARGINS' guards otherwise (native mean >= baseline - 0.01)
+SLP_MARGINS = {**GATED_MARGINS, 9: -0.01}
 
 
 #: levers judged against the shipped recipe's own three seeds, seed for seed, each under
@@ -599,42 +615,48 @@ def on_shipped_three_seeds(name: str, val: dict[str, Any], test: dict[str, Any] 
 #: levers judged on fresh distillation seeds 3-5 (teachers 0, 1, 2) against a recipe on the same seeds, seed for seed,
 #: with ``KDENS_SHIFT_MARGINS`` and check 8 on the records not clipped at source: the rule's file stem (after
 #: ``selection_rule_``) -> (the candidate's and the baseline's system-name prefixes, what the lever is, the row's short
-#: label)
-ON_FRESH_SEEDS: dict[str, tuple[str, str, str, str]] = {
+#: label, the rule's margins on both splits)
+ON_FRESH_SEEDS: dict[str, tuple[str, str, str, str, dict[int, float]]] = {
     "gain24_lowfloor_shift_long_fresh": (
         "gain24-lowfloor-shift-long seed", SHIPPED_SHIFT,
         "twice the distillation steps (gain24-lowfloor-shift-long) judged again on fresh distillation seeds 3, 4 and "
         "5 (teachers 0, 1, 2), against the shipped recipe on the same seeds, three seeds each, seed for seed; the gain "
         "target read without the records clipped at source; written after the first long rule's test was seen",
-        "long vs shipped, seeds 3-5"),
+        "long vs shipped, seeds 3-5", KDENS_SHIFT_MARGINS),
     "gain24_lowfloor_shift_ema": (
         "gain24-lowfloor-shift-ema seed", SHIPPED_SHIFT,
         "the exported student an exponential moving average of its weights and batch-norm statistics over the "
         "distillation (`ema_decay` 0.9995, about the last 2,000 of 6,000 steps; gain24-lowfloor-shift-ema) against "
         "the shipped recipe's last step on distillation seeds 3, 4 and 5 (the same training runs, byte for byte), "
-        "seed for seed; native mean must rise 0.005", "ema vs shipped, seeds 3-5"),
+        "seed for seed; native mean must rise 0.005", "ema vs shipped, seeds 3-5", KDENS_SHIFT_MARGINS),
     "gain24_lowfloor_shift_label": (
         "gain24-lowfloor-shift-label seed", SHIPPED_SHIFT,
         "the training labels on the student's zero-shot scores (`weights.label` 0.5: cross-entropy of each label "
         "set's zero-shot distribution against the training split's heart, lung and sound labels; "
         "gain24-lowfloor-shift-label) against the shipped recipe on distillation seeds 3, 4 and 5, seed for seed; "
-        "native mean must rise 0.005", "label vs shipped, seeds 3-5"),
+        "native mean must rise 0.005", "label vs shipped, seeds 3-5", KDENS_SHIFT_MARGINS),
     "gain24_lowfloor_shift_label1": (
         "gain24-lowfloor-shift-label1 seed", "gain24-lowfloor-shift-label seed",
         "twice the label term's weight (`weights.label` 1.0, not 0.5; gain24-lowfloor-shift-label1) against the "
         "shipped recipe (0.5) on distillation seeds 3, 4 and 5, seed for seed; native mean must rise 0.005",
-        "label1 vs shipped (label 0.5), seeds 3-5"),
+        "label1 vs shipped (label 0.5), seeds 3-5", KDENS_SHIFT_MARGINS),
+    "gain24_lowfloor_shift_label_slp": (
+        "gain24-lowfloor-shift-label-slp seed", "gain24-lowfloor-shift-label seed",
+        "a stethoscope's low-pass on the student's input alone, heart and lung crops (`p_student_lowpass` 0.5: a "
+        "6th-order Butterworth at 1-2 kHz on half the PhysioNet and ICBHI crops, the teacher's target from the "
+        "full-band crop; gain24-lowfloor-shift-label-slp) against the shipped recipe on distillation seeds 3, 4 and "
+        "5, seed for seed; the mean body-sound band-limit drop must fall 0.01", "slp vs shipped, seeds 3-5",
+        SLP_MARGINS),
 }
 
 
 def fresh_three_seeds(rule: str, val: dict[str, Any], test: dict[str, Any] | None = None, status: str = ""
                       ) -> list[str]:
     """Lever ``rule`` of ``ON_FRESH_SEEDS`` (``selection_rule_<rule>.md``) on distillation seeds 3-5 against its
-    baseline on the same seeds, with ``KDENS_SHIFT_MARGINS`` on both splits and check 8 on the records not clipped
-    at source."""
-    candidate, baseline, what, short = ON_FRESH_SEEDS[rule]
+    baseline on the same seeds, with its margins on both splits and check 8 on the records not clipped at source."""
+    candidate, baseline, what, short, margins = ON_FRESH_SEEDS[rule]
     return three_seed_rule(val, test, candidate, baseline, what, short, f"selection_rule_{rule}.md", status,
-                           margins=(KDENS_SHIFT_MARGINS, KDENS_SHIFT_MARGINS), seeds=(3, 4, 5), unclipped=True)
+                           margins=(margins, margins), seeds=(3, 4, 5), unclipped=True)
 
 
 #: selection_rule_gain24_lowfloor_shift_phone.md's primary checks, on flagged recordings summed over the three seeds

@@ -25,11 +25,13 @@ import numpy as np
 import torch
 from acula.aligner.augment import (
     FOLLOW_NOISE_SNR_DB,
+    LOWPASS_CUTOFF_HZ,
     augment_logmel_views,
     background_crops,
     background_pool,
     checked_background_classes,
     follow_noise,
+    lowpass,
     phone_channel,
 )
 from acula.aligner.checkpoint import load_checkpoint, resume_from, run_config, save_checkpoint
@@ -75,6 +77,14 @@ class DistillConfig(AugmentFields):
     #: ``aligner.augment.phone_channel``): the teacher's target comes from the crop without it, so the student learns
     #: to give the full-band crop's answer through a phone (0: off; ``p_phone`` gives it to both models)
     p_student_phone: float = 0.0
+    #: the share of crops whose input to the student alone goes through a stethoscope's low-pass (a 6th-order
+    #: Butterworth at a cutoff drawn in ``student_lowpass_hz``, ``aligner.augment.lowpass``): the teacher's target
+    #: comes from the crop without it, so the student learns to give the full-band crop's answer through a
+    #: stethoscope's band (0: off)
+    p_student_lowpass: float = 0.0
+    student_lowpass_hz: tuple[float, float] = LOWPASS_CUTOFF_HZ
+    #: the corpora whose crops may get that low-pass (None: every corpus)
+    student_lowpass_datasets: tuple[str, ...] | None = None
     #: mix the real backgrounds (``p_background``) into the student's input only: the teacher's target comes from
     #: the same crop without its background, so the student learns to give the clean crop's answer in noise (a
     #: denoising distillation; needs ``p_background`` > 0).  Off: the teacher hears the mixed crop too.
@@ -136,7 +146,7 @@ class DistillConfig(AugmentFields):
 
     def __post_init__(self) -> None:
         self.check_augment()
-        for name in ("p_student_gain", "p_student_codec", "p_student_phone"):
+        for name in ("p_student_gain", "p_student_codec", "p_student_phone", "p_student_lowpass"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         given = self.student_codec_snr_db
@@ -145,13 +155,19 @@ class DistillConfig(AugmentFields):
                 or not 0.0 <= given[0] <= given[1]):
             raise ValueError(f"student_codec_snr_db must be [low, high] dB with 0 <= low <= high, got {given!r}")
         object.__setattr__(self, "student_codec_snr_db", (float(given[0]), float(given[1])))
+        cut = self.student_lowpass_hz
+        if (not isinstance(cut, (list, tuple)) or len(cut) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cut)
+                or not 0.0 < cut[0] <= cut[1]):
+            raise ValueError(f"student_lowpass_hz must be [low, high] Hz with 0 < low <= high, got {cut!r}")
+        object.__setattr__(self, "student_lowpass_hz", (float(cut[0]), float(cut[1])))
         if self.background_student_only and self.p_background <= 0:
             raise ValueError("background_student_only needs p_background > 0 (there is no background to keep "
                              "from the teacher)")
         if self.background_classes is not None:
             object.__setattr__(self, "background_classes", checked_background_classes(self.background_classes))
         object.__setattr__(self, "kd_teachers", tuple(str(t) for t in self.kd_teachers))
-        for name in ("student_gain_datasets", "background_datasets"):
+        for name in ("student_gain_datasets", "background_datasets", "student_lowpass_datasets"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.student_amin_power is not None and not 0.0 < self.student_amin_power < 1.0:
@@ -296,8 +312,9 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     weights = dataset_balanced_weights([corpus.rows[i]["dataset"] for i in train_idx])
     bg_pool = background_pool(corpus, cfg.background_classes) if cfg.p_background > 0 else []
     is_cough = np.array([r["modality"] == "cough" for r in corpus.rows], dtype=np.float32)
-    gain_ok, background_ok = (dataset_mask(corpus, corpus_dir, name, getattr(cfg, name))
-                              for name in ("student_gain_datasets", "background_datasets"))
+    gain_ok, background_ok, lowpass_ok = (dataset_mask(corpus, corpus_dir, name, getattr(cfg, name))
+                                          for name in ("student_gain_datasets", "background_datasets",
+                                                       "student_lowpass_datasets"))
     peak_cache: dict[int, float] = {}
     meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": sfront.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
@@ -339,6 +356,8 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
                 smixed, sfront, gen, cfg.student_gain_db, cfg.p_student_gain, torch.from_numpy(gain_ok[chosen]))
             student_feats = follow_noise(student_feats, sfront, gen, cfg.p_student_codec, cfg.student_codec_snr_db)
             student_feats = phone_channel(student_feats, sfront, gen, cfg.p_student_phone)  # no draw at 0
+            student_feats = lowpass(student_feats, sfront, gen, cfg.p_student_lowpass, cfg.student_lowpass_hz,
+                                    allowed=torch.from_numpy(lowpass_ok[chosen]))  # no draw at 0
             if level is not None:
                 student_feats = level_shift_crops(level, student_feats, scrops,
                                                   history_peaks(sbank, chosen, starts, crops.shape[1],

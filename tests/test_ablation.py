@@ -268,6 +268,39 @@ def test_the_codec_rule_asks_no_native_loss_and_a_lower_heart_mulaw_drop():
     assert "test fails check 6 |" in codec_three_seeds(sel(0.015, 0.026), sel(0.10, 0.116))[0]
 
 
+def test_the_stethoscope_lowpass_rule_asks_the_body_sound_band_limit_drops_to_fall():
+    """selection_rule_gain24_lowfloor_shift_label_slp.md: check 9, the mean of heart, crackles and wheezes'
+    band-limit drops at most the baseline's - 0.01, on fresh seeds 3-5; GATED_MARGINS' guards (native mean may fall
+    0.01; check 4 still bounds each label set's drop, cough's among them)."""
+    from acula.benchmarks.ablation import fresh_three_seeds
+
+    def sel(cand_drop: float, base_drop: float, cand: dict[str, float] = BASE, cough_drop: float | None = None
+            ) -> dict[str, Any]:
+        out: dict[str, Any] = {"rows": {}, "invariance": {}}
+        for k in (3, 4, 5):
+            for name, figs, drop in ((f"gain24-lowfloor-shift-label-slp seed {k} int8 ONNX", cand, cand_drop),
+                                     (f"gain24-lowfloor-shift-label seed {k} int8 ONNX", BASE, base_drop)):
+                out["rows"][name], out["invariance"][name] = _system(**(figs | {"drop": drop, "shift": 0.0}))
+                if cough_drop is not None and "slp" in name:
+                    for b in BAND_LIMITS["cough"]:
+                        out["invariance"][name]["cough"][b] = {"native_auroc": figs["native"] - cough_drop}
+                for t in MAIN_TASKS:
+                    for g in GAINS:
+                        out["invariance"][name][t][g] |= {"native_shift_max": 0.0, "native_shift_mean_unclipped": 0.0,
+                                                          "native_shift_max_unclipped": 0.0}
+        return out
+
+    rule = "gain24_lowfloor_shift_label_slp"
+    row = fresh_three_seeds(rule, sel(0.015, 0.026))[0]
+    assert "| val passes; test not scored yet |" in row and "body-sound band-limit drop 0.015 vs 0.026" in row
+    assert "| val fails check 9; test not scored |" in fresh_three_seeds(rule, sel(0.017, 0.026))[0]
+    assert "| val passes;" in fresh_three_seeds(rule, sel(0.015, 0.026, BASE | {"native": 0.771}))[0]
+    assert "| val fails check 1; test not scored |" in fresh_three_seeds(
+        rule, sel(0.015, 0.026, BASE | {"native": 0.769}))[0]
+    assert "| val fails check 4; test not scored |" in fresh_three_seeds(rule, sel(0.015, 0.026, cough_drop=0.05))[0]
+    assert "| val passes; test fails check 9 |" in fresh_three_seeds(rule, sel(0.015, 0.026), sel(0.06, 0.065))[0]
+
+
 def test_the_pooling_rule_asks_a_native_gain_and_no_crackles_loss():
     """selection_rule_gain24_kdpool.md: NULL_MARGINS on val (native mean + 0.005), NULL_TEST_MARGINS on test, and
     check 7, crackles' native AUROC at least the baseline's on both."""

@@ -418,3 +418,35 @@ def test_p_phone_is_drawn_last_and_refused_beside_backgrounds():
 
     with pytest.raises(ValueError, match="p_phone"):
         AugmentFields(p_phone=1.5).check_augment()
+
+
+def test_lowpass_off_is_the_identity_and_draws_nothing():
+    from acula.aligner.augment import lowpass
+
+    x, g = batch(), torch.Generator().manual_seed(5)
+    assert lowpass(x, CFG, g, 0.0) is x
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(5).get_state())
+
+
+def test_lowpass_is_a_butterworth_magnitude_at_each_band_centre_on_the_allowed_crops_only():
+    """Each chosen crop loses 10 log10(1 + (f / cutoff) ** 12) dB per band (a 6th-order Butterworth at its band's
+    centre frequency, the cutoff in the range given), floored as the front end floors; crops not allowed are
+    untouched."""
+    from acula.aligner.augment import lowpass
+
+    db = torch.full((3, 2, CFG.n_mels), -20.0)
+    x = (db - CFG.norm_mean_db) / CFG.norm_std_db
+    allowed = torch.tensor([True, False, True])
+    y = lowpass(x, CFG, torch.Generator().manual_seed(0), 1.0, (1500.0, 1500.0), allowed=allowed)
+    assert torch.equal(y[1], x[1])
+    centres = band_centres_hz(CFG)
+    want = -20.0 - 10.0 * torch.log10(1.0 + (centres / 1500.0) ** 12)
+    floor_db = 10 * float(np.log10(CFG.amin_power))
+    got = y[0, 0] * CFG.norm_std_db + CFG.norm_mean_db
+    torch.testing.assert_close(got, want.clamp_min(floor_db), atol=1e-3, rtol=0)
+    assert torch.equal(y[0], y[2])
+    # the cutoff is drawn inside the range, log-uniformly: every chosen crop's 3 dB point lies in 1-2 kHz
+    many = lowpass(torch.zeros(64, 1, CFG.n_mels), CFG, torch.Generator().manual_seed(1), 1.0)
+    lost = -(many[:, 0] * CFG.norm_std_db)  # dB lost per band
+    third = torch.stack([centres[int(torch.nonzero(row >= 3.0)[0])] for row in lost])
+    assert float(third.min()) >= 1000.0 and float(third.max()) <= 2000.0 * 1.1 and float(third.std()) > 50.0

@@ -574,6 +574,32 @@ def test_a_student_only_phone_channel_reaches_the_student_alone(tiny_teacher, ti
     assert float(student_s[..., high].max()) <= float(student_p.min()) + 1e-5 < float(teacher_s[..., high].max())
 
 
+def test_a_student_only_lowpass_reaches_the_student_alone_on_the_named_corpora(tiny_teacher, tiny_corpus, tmp_path,
+                                                                               monkeypatch):
+    """``p_student_lowpass``: the student hears the crop through a stethoscope's low-pass (the bands well above 2 kHz
+    lose tens of dB, those under 500 Hz almost nothing), the teacher the full-band crop; ``student_lowpass_datasets``
+    keeps it to the corpora named; bad settings are refused."""
+    from acula.aligner.augment import band_centres_hz
+
+    for bad in ({"p_student_lowpass": -0.1}, {"student_lowpass_hz": (2000.0, 1000.0)}, {"student_lowpass_hz": (0, 5)},
+                {"student_lowpass_hz": "1000"}, {"student_lowpass_hz": (1000.0,)}):
+        with pytest.raises(ValueError, match="student_lowpass|p_student_lowpass"):
+            DistillConfig(**bad)
+    assert DistillConfig(student_lowpass_hz=[1000, 1500]).student_lowpass_hz == (1000.0, 1500.0)
+    (student_l, teacher_l), (student_p, teacher_p) = inputs_with_and_without(monkeypatch, tiny_teacher, tiny_corpus,
+                                                                             tmp_path, p_student_lowpass=1.0)
+    torch.testing.assert_close(teacher_l, teacher_p)  # the teacher's crop is untouched
+    centres = band_centres_hz(FrontendConfig())
+    low, high = centres < 500, centres > 4000
+    torch.testing.assert_close(student_l[..., low], student_p[..., low], atol=1e-3, rtol=0)
+    floor = float(student_p.min())
+    above = (student_p[..., high] > floor + 1.0)  # cells more than 36.8 dB above the floor before the low-pass
+    assert bool(above.any()) and bool(torch.all(student_l[..., high][above] < student_p[..., high][above] - 0.5))
+    with pytest.raises(ValueError, match="student_lowpass_datasets names corpora not in"):
+        inputs_with_and_without(monkeypatch, tiny_teacher, tiny_corpus, tmp_path / "bad", p_student_lowpass=1.0,
+                                student_lowpass_datasets=("no-such-corpus",))
+
+
 def test_a_student_on_a_lower_floor_than_its_teacher(tiny_teacher, tiny_corpus, tmp_path, monkeypatch):
     """student_amin_power: the student's features and its checkpoint's front end take the lower floor, the teacher
     reads the same crops clamped at its own floor (never below it); a floor above the teacher's is refused."""
