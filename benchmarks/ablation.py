@@ -1283,6 +1283,11 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          "; adopted: heart native up 0.037-0.056 in every test seed (worst database 0.773-0.794 against "
          "0.567-0.731, within-database 0.773-0.811 against 0.716-0.749); crackles -0.018, wheezes -0.003 on "
          "test seed means; the default since 2026-12-06 (9)")),
+    (("selection_gain24-lowfloor-shift-label-slp_val.json",),
+     lambda val: fresh_three_seeds(
+         "gain24_lowfloor_shift_label_slp", val, None,
+         "; rejected: heart's band-limit drop falls 0.024 -> 0.005 (clean heart unchanged), crackles' rises 0.027 -> "
+         "0.044; the mean falls 0.003, not 0.01")),
     (("selection_gain24-lowfloor-shift-label1_val.json",),
      lambda val: fresh_three_seeds(
          "gain24_lowfloor_shift_label1", val, None,
