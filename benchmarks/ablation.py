@@ -293,7 +293,8 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
     adds ``selection_rule_gain24_kdcodec.md``'s (heart_abnormal's native AUROC drop under ``mulaw8k`` <= baseline
     + margin); one for check 7 ``selection_rule_gain24_kdpool.md``'s (crackles' native AUROC >= baseline +
     margin); one for check 9 ``selection_rule_gain24_lowfloor_shift_label_slp.md``'s (the mean of
-    ``BODY_SOUND_SETS``' band-limit drops <= baseline + margin).
+    ``BODY_SOUND_SETS``' band-limit drops <= baseline + margin); one for check 10
+    ``selection_rule_gain24_lowfloor_shift_label_slph.md``'s (heart_abnormal's band-limit drop <= baseline + margin).
     ``unclipped``: check 8 reads the records the corpus does not mark clipped at source
     (``selection_rule_gain24_lowfloor_shift_long_fresh.md``)."""
     m = SEED_MEAN_MARGINS if margins is None else margins
@@ -342,6 +343,9 @@ def seed_mean_rule(sel: dict[str, Any], candidate: str, baseline: str,
     if 9 in m:
         f9 = figures["body-sound band-limit drop"]
         checks.append((9, "body-sound band-limit drop", f9["cand"] <= f9["base"] + m[9]))
+    if 10 in m:
+        f10 = figures["band-limit drop heart_abnormal"]
+        checks.append((10, "heart_abnormal band-limit drop", f10["cand"] <= f10["base"] + m[10]))
     if 8 in m:
         worst_mean, worst_max = figures["worst seed's largest mean / max gain shift"]["cand"]
         checks.append((8, "the gain target in every seed", worst_mean <= m[8] and worst_max <= GAIN_TARGET_MAX))
@@ -574,6 +578,9 @@ KDENS_SHIFT_MARGINS = {**GATED_MARGINS, 1: 0.005}
 #: selection_rule_gain24_lowfloor_shift_label_slp.md: a robustness lever, the body-sound band-limit drops must fall
 #: by 0.01 on the mean of the three sets (check 9); GATED_MARGINS' guards otherwise (native mean >= baseline - 0.01)
 SLP_MARGINS = {**GATED_MARGINS, 9: -0.01}
+#: selection_rule_gain24_lowfloor_shift_label_slph.md: the same low-pass on heart crops alone, heart's band-limit drop
+#: must fall by 0.01 (check 10); GATED_MARGINS' guards otherwise
+SLPH_MARGINS = {**GATED_MARGINS, 10: -0.01}
 
 
 #: levers judged against the shipped recipe's own three seeds, seed for seed, each under
@@ -647,6 +654,12 @@ ON_FRESH_SEEDS: dict[str, tuple[str, str, str, str, dict[int, float]]] = {
         "full-band crop; gain24-lowfloor-shift-label-slp) against the shipped recipe on distillation seeds 3, 4 and "
         "5, seed for seed; the mean body-sound band-limit drop must fall 0.01", "slp vs shipped, seeds 3-5",
         SLP_MARGINS),
+    "gain24_lowfloor_shift_label_slph": (
+        "gain24-lowfloor-shift-label-slph seed", "gain24-lowfloor-shift-label seed",
+        "the same low-pass on the student's input alone, heart crops only (`p_student_lowpass` 0.5 on PhysioNet "
+        "crops; gain24-lowfloor-shift-label-slph; written after the heart-and-lung variant's val was seen) against "
+        "the shipped recipe on distillation seeds 3, 4 and 5, seed for seed; heart's band-limit drop must fall 0.01",
+        "slph vs shipped, seeds 3-5", SLPH_MARGINS),
 }
 
 

@@ -299,6 +299,14 @@ def test_the_stethoscope_lowpass_rule_asks_the_body_sound_band_limit_drops_to_fa
         rule, sel(0.015, 0.026, BASE | {"native": 0.769}))[0]
     assert "| val fails check 4; test not scored |" in fresh_three_seeds(rule, sel(0.015, 0.026, cough_drop=0.05))[0]
     assert "| val passes; test fails check 9 |" in fresh_three_seeds(rule, sel(0.015, 0.026), sel(0.06, 0.065))[0]
+    # the heart-only variant: check 10, heart's own drop (here every set's drop moves alike)
+    heart = "gain24_lowfloor_shift_label_slph"
+    named = {part: {n.replace("-slp seed", "-slph seed"): v for n, v in sel(0.015, 0.026)[part].items()}
+             for part in ("rows", "invariance")}
+    assert "| val passes; test not scored yet |" in fresh_three_seeds(heart, named)[0]
+    named = {part: {n.replace("-slp seed", "-slph seed"): v for n, v in sel(0.017, 0.026)[part].items()}
+             for part in ("rows", "invariance")}
+    assert "| val fails check 10; test not scored |" in fresh_three_seeds(heart, named)[0]
 
 
 def test_the_pooling_rule_asks_a_native_gain_and_no_crackles_loss():
