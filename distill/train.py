@@ -48,6 +48,17 @@ from acula.distill.task import DistillTask, DistillWeights
 from acula.sdk.frontend_config import FrontendConfig
 
 
+def checked_range(name: str, given: Any, unit: str, positive: bool = False) -> tuple[float, float]:
+    """A config's ``[low, high]`` pair of numbers as floats, ``0 <= low <= high`` (``0 < low`` with ``positive``);
+    anything else raises ValueError naming ``name``."""
+    if (not isinstance(given, (list, tuple)) or len(given) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given)
+            or not (0.0 < given[0] if positive else 0.0 <= given[0]) or not given[0] <= given[1]):
+        bound = "0 < low <= high" if positive else "0 <= low <= high"
+        raise ValueError(f"{name} must be [low, high] {unit} with {bound}, got {given!r}")
+    return float(given[0]), float(given[1])
+
+
 @dataclass(frozen=True)
 class DistillConfig(AugmentFields):
     name: str = "default-cpu"
@@ -149,18 +160,10 @@ class DistillConfig(AugmentFields):
         for name in ("p_student_gain", "p_student_codec", "p_student_phone", "p_student_lowpass"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        given = self.student_codec_snr_db
-        if (not isinstance(given, (list, tuple)) or len(given) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in given)
-                or not 0.0 <= given[0] <= given[1]):
-            raise ValueError(f"student_codec_snr_db must be [low, high] dB with 0 <= low <= high, got {given!r}")
-        object.__setattr__(self, "student_codec_snr_db", (float(given[0]), float(given[1])))
-        cut = self.student_lowpass_hz
-        if (not isinstance(cut, (list, tuple)) or len(cut) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cut)
-                or not 0.0 < cut[0] <= cut[1]):
-            raise ValueError(f"student_lowpass_hz must be [low, high] Hz with 0 < low <= high, got {cut!r}")
-        object.__setattr__(self, "student_lowpass_hz", (float(cut[0]), float(cut[1])))
+        object.__setattr__(self, "student_codec_snr_db", checked_range("student_codec_snr_db",
+                                                                       self.student_codec_snr_db, "dB"))
+        object.__setattr__(self, "student_lowpass_hz", checked_range("student_lowpass_hz", self.student_lowpass_hz,
+                                                                     "Hz", positive=True))
         if self.background_student_only and self.p_background <= 0:
             raise ValueError("background_student_only needs p_background > 0 (there is no background to keep "
                              "from the teacher)")
