@@ -1296,6 +1296,11 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          "; adopted: heart native up 0.037-0.056 in every test seed (worst database 0.773-0.794 against "
          "0.567-0.731, within-database 0.773-0.811 against 0.716-0.749); crackles -0.018, wheezes -0.003 on "
          "test seed means; the default since 2026-12-06 (9)")),
+    (("selection_gain24-lowfloor-shift-label-slph_val.json",),
+     lambda val: fresh_three_seeds(
+         "gain24_lowfloor_shift_label_slph", val, None,
+         "; rejected: heart's band-limit drop falls 0.024 -> 0.005 again, but crackles' rises 0.027 -> 0.056 with no "
+         "lung crop low-passed")),
     (("selection_gain24-lowfloor-shift-label-slp_val.json",),
      lambda val: fresh_three_seeds(
          "gain24_lowfloor_shift_label_slp", val, None,
