@@ -107,6 +107,13 @@ def phone_channel(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generat
     return out
 
 
+def butterworth_db(freq_hz: torch.Tensor, cutoff_hz: torch.Tensor | float, order: torch.Tensor | float
+                   ) -> torch.Tensor:
+    """A Butterworth low-pass's gain in dB at ``freq_hz``: ``-10 log10(1 + (f / cutoff) ** (2 order))`` (the band-limit
+    augmentation's "butterworth" filter and :func:`lowpass`, each at its bands' centre frequencies)."""
+    return -10.0 * torch.log10(1.0 + (freq_hz / cutoff_hz) ** (2.0 * order))
+
+
 #: the cutoff range (Hz, drawn log-uniformly) and order of :func:`lowpass`: the invariance suite's lp1k and lp2k are
 #: 6th-order Butterworth low-passes at 1 and 2 kHz (``aligner.invariance``)
 LOWPASS_CUTOFF_HZ = (1000.0, 2000.0)
@@ -128,7 +135,7 @@ def lowpass(x: torch.Tensor, cfg: FrontendConfig, generator: torch.Generator, p:
     cutoff = torch.exp(lo + (hi - lo) * torch.rand(x.shape[0], 1, 1, generator=generator)).to(x.device)
     if allowed is not None:
         chosen = chosen & allowed.reshape(-1, 1, 1).to(device=x.device, dtype=torch.bool)
-    loss_db = -10.0 * torch.log10(1.0 + (band_centres_hz(cfg).to(x.device) / cutoff) ** (2.0 * order))
+    loss_db = butterworth_db(band_centres_hz(cfg).to(x.device), cutoff, order)
     floor = (10 * float(np.log10(cfg.amin_power)) - cfg.norm_mean_db) / cfg.norm_std_db
     return torch.where(chosen, (x + loss_db.to(x.dtype) / cfg.norm_std_db).clamp_min(floor), x)
 
@@ -201,7 +208,7 @@ def augment_logmel_views(x: torch.Tensor, cfg: FrontendConfig, generator: torch.
         cutoff = torch.exp(lo + (hi - lo) * rand(b, 1, 1))
         order = torch.randint(BUTTERWORTH_ORDERS[0], BUTTERWORTH_ORDERS[1] + 1, (b, 1, 1),
                               generator=generator).to(x.device).float()
-        rolloff = -10.0 * torch.log10(1.0 + (centres / cutoff) ** (2.0 * order))
+        rolloff = butterworth_db(centres, cutoff, order)
     elif band_filter == "rolloff":
         cutoff_idx = torch.randint(0, len(CUTOFFS_HZ), (b,), generator=generator)
         cutoff = torch.tensor(CUTOFFS_HZ)[cutoff_idx].to(x.device)[:, None, None]
