@@ -11,7 +11,11 @@ Loss = w_cos (1 - cos(student, teacher)) on joint-space embeddings
      + w_head binary cross-entropy of the supervised heads (cough vs non-cough)
      + w_label cross-entropy of the student's zero-shot label distribution (per label set: the logit scale times
              the mean cosine to each label's prompts, as the SDK scores) against the training records' labels
-             (``distill.labels``), averaged over the records that answer each set, then over the sets.
+             (``distill.labels``), averaged over the records that answer each set, then over the sets
+     + w_head_kd the same cross-entropy against a supervised model's heads (``head_teacher``: an ``acula align`` run
+             with ``aligner.supervised`` heads, reading the crop before augmentation) turned into heart and lung
+             label distributions (``distill.labels.head_label_targets``), on the records that answer each set:
+             soft, per-crop targets where the labels are one per record.
 """
 
 from __future__ import annotations
@@ -37,19 +41,22 @@ class DistillWeights:
     head: float = 1.0
     kd_temperature: float = 2.0
     label: float = 0.0
+    head_kd: float = 0.0
 
 
 class DistillTask(nn.Module):
     def __init__(self, teacher: AcuLaModel | BundleTeacher, student: StreamingStudent, prompts: torch.Tensor,
                  weights: DistillWeights | None = None, prompt_groups: list[list[int]] | None = None,
                  kd_teachers: Sequence[tuple[AcuLaModel | BundleTeacher, torch.Tensor]] = (),
-                 label_averaging: tuple[torch.Tensor, list[slice]] | None = None) -> None:
+                 label_averaging: tuple[torch.Tensor, list[slice]] | None = None,
+                 head_teacher: AcuLaModel | None = None) -> None:
         """``prompts``: (n_prompts, embed_dim) teacher text embeddings, already projected and normalised;
         ``prompt_groups``: the prompt indices of each label set (None: one softmax over all prompts);
         ``kd_teachers``: further (teacher, its prompts in the same order) whose label-set distributions are
         averaged with the teacher's into the KD target; ``label_averaging``: for the label term, the (n_prompts,
         n_labels) matrix averaging each label's prompt scores and each label set's columns
-        (``distill.labels.prompt_averaging``)."""
+        (``distill.labels.prompt_averaging``); ``head_teacher``: a model with supervised heads, for the head-teacher
+        term (``weights.head_kd``)."""
         super().__init__()
         self.teacher = teacher.eval()
         self.kd_teachers = nn.ModuleList([t.eval() for t, _ in kd_teachers])
@@ -63,9 +70,16 @@ class DistillTask(nn.Module):
         self.student = student
         self.register_buffer("prompts", prompts)
         self.weights = weights or DistillWeights()
-        if self.weights.label and label_averaging is None:
-            raise ValueError("the label term (weights.label > 0) needs label_averaging "
-                             "(distill.labels.prompt_averaging)")
+        if (self.weights.label or self.weights.head_kd) and label_averaging is None:
+            raise ValueError("the label and head-teacher terms (weights.label, weights.head_kd > 0) need "
+                             "label_averaging (distill.labels.prompt_averaging)")
+        if self.weights.head_kd and (head_teacher is None or head_teacher.sup_head is None):
+            raise ValueError("the head-teacher term (weights.head_kd > 0) needs a head_teacher with supervised heads "
+                             "(an acula align run trained with w_sup > 0)")
+        self.head_teacher = None if head_teacher is None else head_teacher.eval()
+        if self.head_teacher is not None:
+            for p in self.head_teacher.parameters():
+                p.requires_grad_(False)
         self.label_slices = [] if label_averaging is None else list(label_averaging[1])
         if label_averaging is not None:
             self.register_buffer("label_matrix", label_averaging[0])
@@ -77,15 +91,19 @@ class DistillTask(nn.Module):
         super().train(mode)
         self.teacher.eval()  # the teacher never leaves eval mode (batch norm statistics stay frozen)
         self.kd_teachers.eval()
+        if self.head_teacher is not None:
+            self.head_teacher.eval()
         return self
 
     def forward(self, logmel: torch.Tensor, head_targets: torch.Tensor,
                 head_weights: torch.Tensor | None = None, teacher_logmel: torch.Tensor | None = None,
-                labels: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                labels: tuple[torch.Tensor, torch.Tensor] | None = None,
+                head_logmel: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``head_weights`` (same shape as the targets, optional): 0 leaves a window out of the head loss.
         ``teacher_logmel``: the teacher's input when it differs from the student's (same crops, e.g. without
         the student-only level change).  ``labels``: (targets, known) of the crops' records
-        (``distill.labels.label_targets``), for the label term."""
+        (``distill.labels.label_targets``), for the label term and the head-teacher term; ``head_logmel``: the
+        head teacher's input (the crops before augmentation; None: ``teacher_logmel``)."""
         w = self.weights
         teacher_in = logmel if teacher_logmel is None else teacher_logmel
         with torch.no_grad():
@@ -112,13 +130,23 @@ class DistillTask(nn.Module):
             per = F.binary_cross_entropy_with_logits(heads, head_targets, reduction="none") * head_weights
             terms["head"] = per.sum() / head_weights.sum().clamp(min=1.0)
         if labels is not None and self.label_slices:
-            terms["label"] = self._label_term(student, *labels)
+            logits = self.logit_scale * (F.normalize(student, dim=-1) @ self.prompts.T) @ self.label_matrix
+            terms["label"] = self._label_term(logits, *labels)
+            if self.head_teacher is not None and w.head_kd:
+                from acula.aligner.supervised import SUPERVISED_HEADS
+                from acula.distill.labels import head_label_targets
+
+                with torch.no_grad():
+                    head_in = teacher_in if head_logmel is None else head_logmel
+                    head_logits = self.head_teacher.sup_head(self.head_teacher.pooled(head_in))  # type: ignore[misc]
+                soft, answered = head_label_targets(head_logits, list(SUPERVISED_HEADS))
+                terms["head_kd"] = self._label_term(logits, soft, labels[1] * answered)
         return terms
 
-    def _label_term(self, emb: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of each label set's zero-shot distribution against the records' labels, averaged over
-        the records answering the set, then over the sets some record in the batch answers."""
-        logits = self.logit_scale * (F.normalize(emb, dim=-1) @ self.prompts.T) @ self.label_matrix
+    def _label_term(self, logits: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each label set's zero-shot distribution (``logits``: the scaled label scores, (n,
+        n_labels)) against target distributions, averaged over the rows answering the set (``known`` (n, n_sets)),
+        then over the sets some row in the batch answers."""
         per_set = []
         for k, cols in enumerate(self.label_slices):
             n = known[:, k].sum()
@@ -135,4 +163,5 @@ class DistillTask(nn.Module):
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         w = self.weights
         total = w.cos * terms["cos"] + w.cka * terms["cka"] + w.kd * terms["kd"] + w.head * terms["head"]
-        return total + w.label * terms["label"] if "label" in terms else total
+        total = total + w.label * terms["label"] if "label" in terms else total
+        return total + w.head_kd * terms["head_kd"] if "head_kd" in terms else total

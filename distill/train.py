@@ -127,6 +127,10 @@ class DistillConfig(AugmentFields):
     #: space the student's embedding lives in).  Each must share the teacher's front end and prompt bank.
     #: Empty: the teacher alone.
     kd_teachers: tuple[str, ...] = ()
+    #: an ``acula align`` run trained with supervised heads (``w_sup`` > 0: the supervised control, or a teacher of
+    #: the sup-heads recipe) whose heads, on each crop before augmentation, give the head-teacher term
+    #: (``DistillWeights.head_kd``) its heart and lung targets.  It must share the teacher's front end.  None: off.
+    head_teacher: str | None = None
     #: the student's front-end floor (``FrontendConfig.amin_power``) when it is lower than the teacher's: the
     #: features, the augmentations and the exported bundle use it, and the teacher reads the same crop clamped at
     #: its own floor: its own front end's features (flooring twice keeps the higher floor; up to the feature
@@ -170,6 +174,10 @@ class DistillConfig(AugmentFields):
         if self.background_classes is not None:
             object.__setattr__(self, "background_classes", checked_background_classes(self.background_classes))
         object.__setattr__(self, "kd_teachers", tuple(str(t) for t in self.kd_teachers))
+        if (self.head_teacher is None) != (self.weights.head_kd <= 0):
+            raise ValueError("head_teacher and weights.head_kd go together: give both (a run with supervised heads and "
+                             f"a weight > 0) or neither; got head_teacher={self.head_teacher!r}, "
+                             f"weights.head_kd={self.weights.head_kd}")
         for name in ("student_gain_datasets", "background_datasets", "student_lowpass_datasets"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -293,15 +301,17 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
         student = student_from_bundle(teacher.bundle, student.cfg)
     groups = prompt_groups(texts) if cfg.kd_per_label_set else None
     kd_teachers, kd_ids = kd_teacher_ensemble(cfg.kd_teachers, texts, tfront)
+    head_teacher, head_id = load_head_teacher(cfg.head_teacher, tfront)
     label_rows = None
     averaging = None
-    if cfg.weights.label > 0:
+    if cfg.weights.label > 0 or cfg.weights.head_kd > 0:
         from acula.distill.labels import label_targets, prompt_averaging
 
         matrix, slices = prompt_averaging(texts)
         averaging = (torch.from_numpy(matrix), slices)
         label_rows = tuple(torch.from_numpy(a) for a in label_targets(corpus.rows))
-    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups, kd_teachers, averaging)
+    task = DistillTask(teacher, student, torch.from_numpy(prompts), cfg.weights, groups, kd_teachers, averaging,
+                       head_teacher)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = WeightAverage(student, cfg.ema_decay) if cfg.ema_decay > 0 else None
     found = resume_from(out, "distill_config", cfg, student, optimizer, tag="last" if ema is None else "live") \
@@ -322,7 +332,7 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
     meta_base = {"distill_config": cfg.to_dict(), "student_config": student.cfg.to_dict(), "frontend": sfront.to_dict(),
                  "teacher_run": str(teacher_run), "teacher_id": tmeta.get("teacher_id"), "corpus": str(corpus_dir),
                  "teacher_bundle_sha256": tmeta.get("bundle_sha256"),
-                 "kd_teachers": list(cfg.kd_teachers), "kd_teacher_ids": kd_ids,
+                 "kd_teachers": list(cfg.kd_teachers), "kd_teacher_ids": kd_ids, "head_teacher_id": head_id,
                  "logit_scale": task.logit_scale}
     sched = AlignConfig(warmup_steps=cfg.warmup_steps, max_steps=cfg.max_steps)
     from tqdm import tqdm
@@ -371,7 +381,11 @@ def distill(cfg: DistillConfig, teacher_run: Path, corpus_dir: Path, out: Path, 
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(step, sched)
             picked = None if label_rows is None else tuple(a[torch.from_numpy(chosen)] for a in label_rows)
-            terms = task(student_feats, targets, head_w, teacher_logmel=feats, labels=picked)
+            head_in = None  # the head teacher reads the crop before augmentation, at the teacher's floor
+            if head_teacher is not None:
+                head_in = torch.from_numpy(crops)
+                head_in = head_in if teacher_floor is None else head_in.clamp_min(teacher_floor)
+            terms = task(student_feats, targets, head_w, teacher_logmel=feats, labels=picked, head_logmel=head_in)
             loss = task.total(terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -453,6 +467,22 @@ def kd_teacher_ensemble(runs: Sequence[str], texts: list[str], front: FrontendCo
         ids.append({"run": str(run), "step": meta.get("step"), "teacher_id": meta.get("teacher_id"),
                     "bundle_sha256": meta.get("bundle_sha256")})
     return out, ids
+
+
+def load_head_teacher(run: str | None, front: FrontendConfig) -> tuple[AcuLaModel | None, dict[str, Any] | None]:
+    """``DistillConfig.head_teacher``'s model and its id (None, None when off).  Raises ValueError for a missing
+    run, a bundle, a run without supervised heads or another front end than the teacher's."""
+    if run is None:
+        return None, None
+    path = Path(run)
+    if not path.is_dir() or is_bundle(path):
+        raise ValueError(f"head_teacher: {run} is not an acula align run directory")
+    model, meta = load_teacher(path)
+    if model.sup_head is None:
+        raise ValueError(f"head_teacher: {run} has no supervised heads (it was aligned with w_sup 0)")
+    if FrontendConfig.from_dict(meta["frontend"]) != front:
+        raise ValueError(f"head_teacher: {run} was trained on another front end than the teacher")
+    return model, {"run": str(run), "step": meta.get("step"), "teacher_id": meta.get("teacher_id")}
 
 
 def crops_at(bank: FeatureBank, chosen: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndarray:

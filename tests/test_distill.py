@@ -838,17 +838,19 @@ def test_the_label_term_pulls_the_zero_shot_score_toward_the_label(tiny_teacher,
     targets[0, slices[0].start + 1] = 1.0  # heart: abnormal
     known = torch.tensor([[1.0, 0.0, 0.0]])
 
+    def logits() -> torch.Tensor:
+        return task.logit_scale * (torch.nn.functional.normalize(emb, dim=-1) @ prompts.T) @ task.label_matrix
+
     def p_abnormal() -> float:
-        logits = task.logit_scale * (torch.nn.functional.normalize(emb, dim=-1) @ prompts.T) @ task.label_matrix
-        return float(torch.softmax(logits[:, slices[0]], -1)[0, 1])
+        return float(torch.softmax(logits()[:, slices[0]], -1)[0, 1])
 
     before = p_abnormal()
-    loss = task._label_term(emb, targets, known)
+    loss = task._label_term(logits(), targets, known)
     loss.backward()
     with torch.no_grad():
         emb -= 0.5 * emb.grad
     assert p_abnormal() > before
-    assert float(task._label_term(emb, targets, torch.zeros(1, 3))) == 0.0  # no record answers: no pull
+    assert float(task._label_term(logits(), targets, torch.zeros(1, 3))) == 0.0  # no record answers: no pull
     with pytest.raises(ValueError, match="label_averaging"):
         DistillTask(_Teacher(), task.student, prompts, DistillWeights(label=1.0))
     cfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=2, weights=DistillWeights(label=0.5))
@@ -859,3 +861,64 @@ def test_the_label_term_pulls_the_zero_shot_score_toward_the_label(tiny_teacher,
                   progress=False)
     plain = (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()
     assert plain and not any("label" in json.loads(line) for line in plain)
+
+
+def test_supervised_heads_become_heart_and_lung_distributions() -> None:
+    """``distill.labels.head_label_targets``: heart abnormal is the head's probability; lung reads crackles and
+    wheezes as independent findings, both at once split half and half (as ``record_label``'s shares); the sound
+    set is not answered; a head teacher without the heads is refused."""
+    from acula.aligner.supervised import SUPERVISED_HEADS
+    from acula.distill.labels import head_label_targets
+    from acula.sdk.label_sets import label_sets
+
+    heads = list(SUPERVISED_HEADS)
+    p = {"cough": 0.9, "heart_abnormal": 0.8, "crackles": 0.6, "wheezes": 0.3, "copd": 0.5}
+    logits = torch.logit(torch.tensor([[p[h] for h in heads]]))
+    targets, answered = head_label_targets(logits, heads)
+    names = [(s, label) for s, labels in label_sets().items() for label in labels]
+    got = {names[j]: float(v) for j, v in enumerate(targets[0])}
+    assert got[("heart", "abnormal")] == pytest.approx(0.8) and got[("heart", "normal")] == pytest.approx(0.2)
+    assert got[("lung", "normal")] == pytest.approx(0.4 * 0.7)
+    assert got[("lung", "crackles")] == pytest.approx(0.6 * 0.7 + 0.6 * 0.3 / 2)
+    assert got[("lung", "wheezes")] == pytest.approx(0.3 * 0.4 + 0.6 * 0.3 / 2)
+    assert all(v == 0.0 for (s, _), v in got.items() if s == "sound")
+    assert answered.tolist() == [1.0 if s in ("heart", "lung") else 0.0 for s in label_sets()]
+    with pytest.raises(ValueError, match="crackles"):
+        head_label_targets(logits[:, :2], heads[:2])
+
+
+def test_a_head_teacher_pulls_the_student_toward_its_heads(tiny_teacher, tiny_corpus, tmp_path):
+    """``weights.head_kd`` with ``head_teacher``: a run with supervised heads gives the heart and lung targets on
+    the records answering each set, read on the crop before augmentation; the term logs beside the label term; a
+    run without heads, a missing run and a weight without a teacher (or the reverse) are refused."""
+    import acula.distill.train as train
+    from acula.aligner.checkpoint import load_checkpoint, save_checkpoint
+    from acula.aligner.config import AlignConfig
+    from acula.aligner.model import AcuLaModel
+
+    state, meta = load_checkpoint(tiny_teacher)
+    cfg = dataclasses.replace(AlignConfig.from_dict(meta["align_config"]), w_sup=1.0, encoder_weights=None)
+    torch.manual_seed(0)
+    control = AcuLaModel(cfg, meta["text_dim"])
+    with torch.no_grad():  # a decided control: heart abnormal and crackles high, whatever the crop
+        control.sup_head[1].bias.copy_(torch.tensor([0.0, 4.0, 4.0, -4.0, 0.0]))
+        control.sup_head[1].weight.zero_()
+    save_checkpoint(tmp_path / "control", control, {**meta, "align_config": cfg.to_dict()})
+    dcfg = dataclasses.replace(PRESETS["tiny-test"], max_steps=30, lr=1e-2, head_teacher=str(tmp_path / "control"),
+                               weights=DistillWeights(cos=0.0, cka=0.0, kd=0.0, head=0.0, head_kd=1.0))
+    train.distill(dcfg, tiny_teacher, tiny_corpus, tmp_path / "with", progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "with" / "metrics.jsonl").read_text().splitlines()]
+    assert all("head_kd" in m and "label" in m for m in logged)
+    assert logged[-1]["head_kd"] < logged[0]["head_kd"]  # the student moves toward the heads' answers
+    last = json.loads((tmp_path / "with" / "last.json").read_text())
+    assert last["head_teacher_id"]["run"] == str(tmp_path / "control")
+    with pytest.raises(ValueError, match="go together"):
+        dataclasses.replace(dcfg, head_teacher=None)
+    with pytest.raises(ValueError, match="go together"):
+        dataclasses.replace(dcfg, weights=DistillWeights())
+    with pytest.raises(ValueError, match="no supervised heads"):
+        train.distill(dataclasses.replace(dcfg, head_teacher=str(tiny_teacher)), tiny_teacher, tiny_corpus,
+                      tmp_path / "x", progress=False)
+    with pytest.raises(ValueError, match="not an acula align run"):
+        train.distill(dataclasses.replace(dcfg, head_teacher=str(tmp_path / "missing")), tiny_teacher, tiny_corpus,
+                      tmp_path / "y", progress=False)
