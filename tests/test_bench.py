@@ -114,3 +114,38 @@ def test_hop_parts_times_every_stage_of_a_hop():
     if yamnet.is_file():  # YAMNet timed on the same audio in the same process, per hop
         with_peer = measure("default", "onnxruntime", "fp32", 4.0, str(yamnet))
         assert with_peer["yamnet"] > with_peer["runtime"] > 0
+
+
+@pytest.mark.skipif("default" not in available_models(), reason="no packaged default bundle")
+def test_stream_pool_measures_each_chunk_size_against_the_same_windows_alone(tmp_path: Path, monkeypatch):
+    """``benchmarks.stream_pool --chunk-hops``: one row per streams x chunk; a stream fed two hops a step yields two
+    windows a step, and model-only times the same windows (one per call for a lone stream, as its ``accept`` runs
+    them; the pool's batches for many)."""
+    import json
+
+    import acula.benchmarks.stream_pool as sp
+
+    from acula import sdk
+
+    calls: list[int] = []
+    model = sdk.load("default", "onnxruntime", "fp32")
+    real = type(model).run_batch
+    monkeypatch.setattr(type(model), "run_batch", lambda self, w: (calls.append(w.shape[0]), real(self, w))[1])
+    sp.model_only_ms_per_audio_s(model, 1, 0.48, 32, repeats=1, chunk_hops=2)
+    assert calls == [1, 1, 1]  # one warm-up per batch size, then the two windows one at a time
+    calls.clear()
+    sp.model_only_ms_per_audio_s(model, 3, 0.48, 4, repeats=1, chunk_hops=2)
+    assert calls == [4, 2, 4, 2]  # warm-up, then six windows in the pool's batches of at most 4
+    monkeypatch.undo()
+    from acula.benchmarks._util import THREAD_VARS
+
+    for var in THREAD_VARS:  # else the command re-executes itself single-threaded, in place of this test process
+        monkeypatch.setenv(var, "1")
+    out = tmp_path / "sp.json"
+    assert sp.main(["--streams", "1", "2", "--chunk-hops", "1", "2", "--steps", "1", "--repeats", "1",
+                    "--precision", "fp32", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [(r["streams"], r["chunk_hops"]) for r in res["rows"]] == [(1, 1), (2, 1), (1, 2), (2, 2)]
+    for r in res["rows"]:
+        assert r["steps"] * r["streams"] * r["chunk_hops"] >= sp.MIN_STREAM_HOPS
+        assert r["pool"]["over_model_only"] > 1 and r["separate"]["cpu_ms_per_audio_s"] > 0
