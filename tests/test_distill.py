@@ -24,9 +24,9 @@ def spy_model_inputs(monkeypatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     forward = DistillTask.forward
 
-    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None, labels=None):
+    def spy(self, logmel, head_targets, head_weights=None, teacher_logmel=None, labels=None, head_logmel=None):
         seen.append((logmel.detach().clone(), (logmel if teacher_logmel is None else teacher_logmel).detach().clone()))
-        return forward(self, logmel, head_targets, head_weights, teacher_logmel, labels)
+        return forward(self, logmel, head_targets, head_weights, teacher_logmel, labels, head_logmel)
 
     monkeypatch.setattr(DistillTask, "forward", spy)
     return seen
