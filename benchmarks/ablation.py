@@ -654,6 +654,12 @@ ON_FRESH_SEEDS: dict[str, tuple[str, str, str, str, dict[int, float]]] = {
         "full-band crop; gain24-lowfloor-shift-label-slp) against the shipped recipe on distillation seeds 3, 4 and "
         "5, seed for seed; the mean body-sound band-limit drop must fall 0.01", "slp vs shipped, seeds 3-5",
         SLP_MARGINS),
+    "gain24_lowfloor_shift_label_hkd": (
+        "gain24-lowfloor-shift-label-hkd seed", "gain24-lowfloor-shift-label seed",
+        "the supervised control's heads as soft targets for the student's heart and lung zero-shot scores "
+        "(`weights.head_kd` 0.5, `head_teacher` the control, reading each crop before augmentation; "
+        "gain24-lowfloor-shift-label-hkd) against the shipped recipe on distillation seeds 3, 4 and 5, seed for seed; "
+        "native mean must rise 0.005", "hkd vs shipped, seeds 3-5", KDENS_SHIFT_MARGINS),
     "gain24_lowfloor_shift_label_slph": (
         "gain24-lowfloor-shift-label-slph seed", "gain24-lowfloor-shift-label seed",
         "the same low-pass on the student's input alone, heart crops only (`p_student_lowpass` 0.5 on PhysioNet "
@@ -1296,6 +1302,8 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          "; adopted: heart native up 0.037-0.056 in every test seed (worst database 0.773-0.794 against "
          "0.567-0.731, within-database 0.773-0.811 against 0.716-0.749); crackles -0.018, wheezes -0.003 on "
          "test seed means; the default since 2026-12-06 (9)")),
+    (("selection_gain24-lowfloor-shift-label-hkd_val.json",),
+     lambda val: fresh_three_seeds("gain24_lowfloor_shift_label_hkd", val, None, "")),
     (("selection_gain24-lowfloor-shift-label-slph_val.json",),
      lambda val: fresh_three_seeds(
          "gain24_lowfloor_shift_label_slph", val, None,
