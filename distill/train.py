@@ -587,6 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kd-teacher", action="append", default=None, metavar="RUN",
                         help="a further KD teacher (align run or bundle), repeatable; replaces the config's "
                              "kd_teachers (scripts/train_default.sh passes the teachers it aligned itself)")
+    parser.add_argument("--head-teacher", default=None, metavar="RUN",
+                        help="the head teacher (an align run with supervised heads); replaces the config's "
+                             "head_teacher, which must be set (scripts/train_default.sh passes the control it aligned)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint instead of resuming")
     args = parser.parse_args(argv)
     try:
@@ -594,8 +597,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if listed and len(listed) != len(args.kd_teacher):
             raise ValueError(f"--kd-teacher gives {len(args.kd_teacher)} KD teachers where the config's kd_teachers "
                              f"lists {len(listed)} ({list(listed)}): the command line replaces that list, one for one")
+        overrides: dict[str, Any] = {} if args.kd_teacher is None else {"kd_teachers": tuple(args.kd_teacher)}
+        if args.head_teacher is not None:
+            if resolve(args.config or "default-cpu").head_teacher is None:
+                raise ValueError("--head-teacher replaces the config's head_teacher, and this config has none (its "
+                                 "weights.head_kd is 0)")
+            overrides["head_teacher"] = args.head_teacher
         cfg = run_config("acula distill", resolve, args.config, args.max_steps, Path(args.out), "distill_config",
-                         args.fresh, None if args.kd_teacher is None else {"kd_teachers": tuple(args.kd_teacher)})
+                         args.fresh, overrides or None)
     except ValueError as exc:
         print(f"acula distill: {exc}", file=sys.stderr)
         return 1

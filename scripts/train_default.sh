@@ -21,7 +21,9 @@
 # ALIGN_CONFIG and DISTILL_CONFIG (environment; paths from the repository root) name other recipes, so a candidate
 # is built by this same script; with either set, WORK_DIR and BUNDLE_DIR must be given (never the default's).
 # KD_ALIGN_CONFIGS (space-separated alignment configs) aligns further KD teachers first (see the distill step); it
-# too is a candidate recipe, so WORK_DIR and BUNDLE_DIR must be given.
+# too is a candidate recipe, so WORK_DIR and BUNDLE_DIR must be given.  A distillation config with a head_teacher has
+# the supervised control aligned first (HEAD_ALIGN_CONFIG, default the supervised-cpu preset; set, it too is a
+# candidate recipe) and passed as --head-teacher.
 # Why sup-heads: benchmarks/results/selection_rule_neutral.md; why +-24 dB in both stages (gain24-both, the
 # default since 2026-12-03): benchmarks/results/selection_rule_gain24_bw.md; why the level-blind student
 # (gain24-lowfloor-shift, the default since 2026-12-05): benchmarks/results/selection_rule_gain24_lowfloor_shift.md;
@@ -38,8 +40,8 @@ cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
 work=${2:-runs/default}
 bundle=${3:-sdk/models/default}
-if [ -n "${ALIGN_CONFIG:-}${DISTILL_CONFIG:-}${KD_ALIGN_CONFIGS:-}" ] && { [ $# -lt 3 ] || [ "$bundle" -ef sdk/models/default ]; }; then
-  echo "train_default.sh: with ALIGN_CONFIG, DISTILL_CONFIG or KD_ALIGN_CONFIGS set, give DATA_DIR WORK_DIR BUNDLE_DIR, and a" \
+if [ -n "${ALIGN_CONFIG:-}${DISTILL_CONFIG:-}${KD_ALIGN_CONFIGS:-}${HEAD_ALIGN_CONFIG:-}" ] && { [ $# -lt 3 ] || [ "$bundle" -ef sdk/models/default ]; }; then
+  echo "train_default.sh: with ALIGN_CONFIG, DISTILL_CONFIG, KD_ALIGN_CONFIGS or HEAD_ALIGN_CONFIG set, give DATA_DIR WORK_DIR BUNDLE_DIR, and a" \
     "BUNDLE_DIR other than sdk/models/default (a candidate never overwrites the shipped default)" >&2
   exit 2
 fi
@@ -67,9 +69,20 @@ for cfg in ${KD_ALIGN_CONFIGS:-}; do
     | quiet | tee "$work/logs/align-kd$n.log"
   kd+=(--kd-teacher "$work/align-kd$n")
 done
+dcfg=${DISTILL_CONFIG:-configs/distill/gain24-lowfloor-shift-label.json}
+# a head teacher (a distillation config with head_teacher): the supervised control, aligned here into
+# WORK_DIR/align-head with HEAD_ALIGN_CONFIG (default the supervised-cpu preset, scripts/train_control.sh's) and
+# passed to distill in place of the config's own head_teacher path
+head=()
+if [ -n "$($py -c "import sys; from acula.distill.train import resolve; print(resolve(sys.argv[1]).head_teacher or '')" "$dcfg")" ]; then
+  step "align head teacher (${HEAD_ALIGN_CONFIG:-supervised-cpu})"
+  $py -m acula align --config "${HEAD_ALIGN_CONFIG:-supervised-cpu}" --corpus "$work/corpus" --out "$work/align-head" 2>&1 \
+    | quiet | tee "$work/logs/align-head.log"
+  head=(--head-teacher "$work/align-head")
+fi
 step distill
-$py -m acula distill --config "${DISTILL_CONFIG:-configs/distill/gain24-lowfloor-shift-label.json}" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" \
-  ${kd[@]+"${kd[@]}"} 2>&1 | quiet | tee "$work/logs/distill.log"
+$py -m acula distill --config "$dcfg" --teacher "$work/align" --corpus "$work/corpus" --out "$work/distill" \
+  ${kd[@]+"${kd[@]}"} ${head[@]+"${head[@]}"} 2>&1 | quiet | tee "$work/logs/distill.log"
 step export
 $py -m acula export --student "$work/distill" --corpus "$work/corpus" --out "$bundle" -f 2>&1 \
   | grep -vE "^I0000|^W0000|WARNING|absl|oneDNN" | tee "$work/logs/export.log"

@@ -912,6 +912,17 @@ def test_a_head_teacher_pulls_the_student_toward_its_heads(tiny_teacher, tiny_co
     assert logged[-1]["head_kd"] < logged[0]["head_kd"]  # the student moves toward the heads' answers
     last = json.loads((tmp_path / "with" / "last.json").read_text())
     assert last["head_teacher_id"]["run"] == str(tmp_path / "control")
+    from acula.distill.train import main as distill_main
+
+    config = tmp_path / "hkd.json"  # the command line's head teacher replaces the config's (as train_default.sh does)
+    config.write_text(json.dumps({"preset": "tiny-test", "max_steps": 1, "head_teacher": "runs/not-here",
+                                  "weights": {"head_kd": 0.5}}))
+    args = ["--teacher", str(tiny_teacher), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "cli")]
+    assert distill_main([*args, "--config", str(config), "--head-teacher", str(tmp_path / "control")]) == 0
+    assert json.loads((tmp_path / "cli" / "last.json").read_text())["head_teacher_id"]["run"] == str(
+        tmp_path / "control")
+    assert distill_main([*args[:-1], str(tmp_path / "cli2"), "--config", "tiny-test", "--head-teacher",
+                         str(tmp_path / "control")]) == 1  # a config without a head teacher: refused, not added
     with pytest.raises(ValueError, match="go together"):
         dataclasses.replace(dcfg, head_teacher=None)
     with pytest.raises(ValueError, match="go together"):

@@ -15,10 +15,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("var", ["ALIGN_CONFIG", "DISTILL_CONFIG", "KD_ALIGN_CONFIGS"])
+@pytest.mark.parametrize("var", ["ALIGN_CONFIG", "DISTILL_CONFIG", "KD_ALIGN_CONFIGS", "HEAD_ALIGN_CONFIG"])
 @pytest.mark.parametrize("args", [[], ["data", "work"], ["data", "work", "sdk/models/default"]])
 def test_a_candidate_recipe_never_aims_at_the_shipped_bundle(var, args, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("ALIGN_CONFIG", "DISTILL_CONFIG", "KD_ALIGN_CONFIGS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ALIGN_CONFIG", "DISTILL_CONFIG", "KD_ALIGN_CONFIGS", "HEAD_ALIGN_CONFIG")}
     env[var] = "configs/none.json"
     (tmp_path / "scripts").mkdir()
     (tmp_path / "sdk" / "models" / "default").mkdir(parents=True)
