@@ -112,21 +112,23 @@ def render(results: Path) -> str:
             continue
         repeats = sp["rows"][0].get("repeats", 1) if sp["rows"] else 1
         median = f", the median of {repeats} interleaved runs" if repeats > 1 else ""
-        hop_rows = [r for r in sp["rows"] if r.get("chunk_hops", 1) == 1]  # a hop a step (older files: all rows)
+        rows = sorted(sp["rows"], key=lambda r: (r.get("chunk_hops", 1), r["streams"]))
+        chunk_hops = sorted({r.get("chunk_hops", 1) for r in rows})
+        # a hop a step (older files: all rows), else the finest chunk measured
+        hop_rows = [r for r in rows if r.get("chunk_hops", 1) == chunk_hops[0]]
         cells = "; ".join(f"{r['streams']}: {r['pool']['streams_per_core']:,.0f} ({r['pool']['over_model_only']:.1f}x "
                           f"model-only, step p99 {r['pool']['step_p99_ms']:.1f} ms"
                           + (f", {r['held_kb_per_stream']:.0f} KB held per stream" if "held_kb_per_stream" in r else "")
                           + ")" for r in hop_rows)
-        chunk_hops = sorted({r.get("chunk_hops", 1) for r in sp["rows"]})
         by_chunk = ""
         if len(chunk_hops) > 1:
             hop_s = sp["hop_ms"] / 1000
-            who = ", ".join(f"{n} stream{'s' if n > 1 else ''}" for n in sorted({r["streams"] for r in sp["rows"]}))
+            who = ", ".join(f"{n} stream{'s' if n > 1 else ''}" for n in sorted({r["streams"] for r in rows}))
             by_chunk = f"  By chunk a stream gets per step, x model-only ({who}): " + "; ".join(
-                f"{k * hop_s:.2f} s: " + ", ".join(f"{r['pool']['over_model_only']:.1f}x" for r in sp["rows"]
+                f"{k * hop_s:.2f} s: " + ", ".join(f"{r['pool']['over_model_only']:.1f}x" for r in rows
                                                    if r.get("chunk_hops", 1) == k) for k in chunk_hops) + "."
-        flags = " --chunk-hops " + " ".join(map(str, chunk_hops)) if len(chunk_hops) > 1 else ""
-        streams = sorted({r["streams"] for r in sp["rows"]})
+        flags = " --chunk-hops " + " ".join(map(str, chunk_hops)) if chunk_hops != [1] else ""
+        streams = sorted({r["streams"] for r in rows})
         flags = (" --streams " + " ".join(map(str, streams)) if streams != [1, 8, 64, 512] else "") + flags
         lines += [f"**Many streams on one core** (`python -m acula.benchmarks.stream_pool --steps 24{flags} --json "
                   f"benchmarks/results/{path.name}`; {sp['machine'].split(', 2 cores')[0]}, {sp['backend']} "

@@ -83,8 +83,8 @@ def head_label_targets(head_logits: torch.Tensor, head_names: Sequence[str]) -> 
     p = torch.sigmoid(head_logits.float())
     col = {h: p[:, list(head_names).index(h)] for hs in HEAD_LABEL_SETS.values() for h in hs}
     offsets = np.cumsum([0] + [len(labels) for labels in sets.values()])
-    targets = torch.zeros(head_logits.shape[0], int(offsets[-1]))
-    answered = torch.zeros(len(sets))
+    targets = head_logits.new_zeros(head_logits.shape[0], int(offsets[-1]), dtype=torch.float32)
+    answered = head_logits.new_zeros(len(sets), dtype=torch.float32)
     order = list(sets)
     a, c, w = col["heart_abnormal"], col["crackles"], col["wheezes"]
     k = order.index("heart")

@@ -74,7 +74,13 @@ dcfg=${DISTILL_CONFIG:-configs/distill/gain24-lowfloor-shift-label.json}
 # WORK_DIR/align-head with HEAD_ALIGN_CONFIG (default the supervised-cpu preset, scripts/train_control.sh's) and
 # passed to distill in place of the config's own head_teacher path
 head=()
-if [ -n "$($py -c "import sys; from acula.distill.train import resolve; print(resolve(sys.argv[1]).head_teacher or '')" "$dcfg")" ]; then
+# its own line, so set -e stops the script if the config cannot be read (a test inside [ ] would swallow that)
+head_teacher=$($py -c "import sys; from acula.distill.train import resolve; print(resolve(sys.argv[1]).head_teacher or '')" "$dcfg")
+if [ -z "$head_teacher" ] && [ -n "${HEAD_ALIGN_CONFIG:-}" ]; then
+  echo "train_default.sh: HEAD_ALIGN_CONFIG is set but $dcfg has no head_teacher: nothing would use it" >&2
+  exit 2
+fi
+if [ -n "$head_teacher" ]; then
   step "align head teacher (${HEAD_ALIGN_CONFIG:-supervised-cpu})"
   $py -m acula align --config "${HEAD_ALIGN_CONFIG:-supervised-cpu}" --corpus "$work/corpus" --out "$work/align-head" 2>&1 \
     | quiet | tee "$work/logs/align-head.log"
