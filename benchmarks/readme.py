@@ -134,6 +134,18 @@ def render(results: Path) -> str:
                   f"benchmarks/results/{path.name}`; {sp['machine'].split(', 2 cores')[0]}, {sp['backend']} "
                   f"{sp['precision']}, `StreamPool`{median}): streams served in real time per core, by streams "
                   f"served: {cells}.{by_chunk}", ""]
+    cc = _load(results, "capture_cpu.json")
+    if isinstance(cc, dict):
+        cells = "; ".join(
+            f"{r['rate_hz'] / 1000:g} kHz: {r['cpu_ms_per_audio_s']['per block']:.2f} -> "
+            f"{r['cpu_ms_per_audio_s']['coalesced']:.2f} ms ({r['per_block_over_coalesced']:.1f}x less; one stream fed "
+            f"one hop at a time {r['cpu_ms_per_audio_s']['hop chunks']:.2f} ms)" for r in cc["rows"])
+        lines += [f"**Live capture** (`python -m acula.benchmarks.capture_cpu --json "
+                  f"benchmarks/results/capture_cpu.json`; {cc['machine'].split(', 2 cores')[0]}, onnxruntime "
+                  f"{cc['precision']}, {cc['block_s']:g} s blocks replayed through `LiveCapture`): the consumer "
+                  f"thread's CPU per second of audio, every block fed as it comes -> blocks held until the next "
+                  f"window can complete (the default, the same windows): "
+                  f"{cells}.", ""]
     br = _load(results, "bridge_decoder.json")
     if isinstance(br, dict):
         lines += [f"**Bridge decoder** (`python -m acula.benchmarks.bridge_decoder --json "

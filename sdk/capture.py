@@ -45,11 +45,15 @@ _END = None  # what a replay puts in the queue after its last block
 class LiveCapture:
     def __init__(self, model: Model, sample_rate_hz: int = 16000, block_s: float = 0.1, queue_blocks: int = 50,
                  device: Any = None, store: EventStore | None = None, replay: str | None = None,
-                 speed: float | None = 1.0) -> None:
+                 speed: float | None = 1.0, coalesce: bool = True) -> None:
         """Capture from ``device`` (sounddevice input) at ``sample_rate_hz``, or play the file ``replay`` at its
-        own rate and ``speed`` times real time (None: as fast as the consumer takes it)."""
+        own rate and ``speed`` times real time (None: as fast as the consumer takes it).  ``coalesce``: the
+        consumer buffers blocks until the next window can complete (:meth:`sdk.stream.Stream.samples_until_window`)
+        and feeds them in one ``accept``: the same windows at the same samples, a window's work in one call rather
+        than one per block.  False feeds every block as it comes (as before 2026-12-06; ``benchmarks.capture_cpu``
+        times both)."""
         self._sd: Any = None
-        self.replay, self.speed = replay, speed
+        self.replay, self.speed, self.coalesce = replay, speed, coalesce
         if replay is None:
             try:
                 import sounddevice
@@ -152,6 +156,8 @@ class LiveCapture:
         session = self.store.start_session(self.source, self.model.bundle.source, self.rate) if self.store else None
         needed = int(duration_s * self.rate) if duration_s is not None else math.inf
         consumed = beat = 0
+        held: list[np.ndarray] = []  # blocks taken from the queue, not yet fed (coalesce)
+        n_held = 0
         with self._input():
             if self.replay is None or self.speed is not None:
                 audio_s = duration_s if duration_s is not None else self._blocks.duration_s
@@ -170,15 +176,26 @@ class LiveCapture:
                 chunk = np.zeros(item, dtype=np.float32) if isinstance(item, int) else item
                 chunk = chunk[: max(0, int(min(chunk.size, needed - consumed)))]
                 consumed += chunk.size
-                self._handle(stream.accept(chunk, self.rate), stream, session, on_window)
+                held.append(chunk)
+                n_held += chunk.size
+                if not self.coalesce or n_held >= stream.samples_until_window():
+                    self._feed(stream, held, session, on_window)
+                    held, n_held = [], 0
                 if self.store and session is not None and consumed - beat >= self.rate:  # once a second of audio
                     self.store.heartbeat(session, consumed / self.rate)  # the session's end if it never closes
                     beat = consumed
+        if held:
+            self._feed(stream, held, session, on_window)
         self._handle(stream.flush(), stream, session, on_window)
         if self.store and session is not None:
             self.store.end_session(session, consumed / self.rate, self.stats.samples_dropped,
                                    f"overflows={self.stats.input_overflows}")
         return self.stats
+
+    def _feed(self, stream: Any, blocks: list[np.ndarray], session: int | None, on_window: Any) -> None:
+        """The held blocks into the stream in one ``accept``."""
+        chunk = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        self._handle(stream.accept(chunk, self.rate), stream, session, on_window)
 
     def _handle(self, windows: list[WindowResult], stream: Any, session: int | None, on_window: Any) -> None:
         self.stats.windows += len(windows)

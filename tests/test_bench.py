@@ -149,3 +149,25 @@ def test_stream_pool_measures_each_chunk_size_against_the_same_windows_alone(tmp
     for r in res["rows"]:
         assert r["steps"] * r["streams"] * r["chunk_hops"] >= sp.MIN_STREAM_HOPS
         assert r["pool"]["over_model_only"] > 1 and r["separate"]["cpu_ms_per_audio_s"] > 0
+
+
+@pytest.mark.skipif("default" not in available_models(), reason="no packaged default bundle")
+def test_capture_cpu_times_both_ways_of_feeding_and_checks_they_agree(tmp_path: Path, monkeypatch):
+    """``benchmarks.capture_cpu``: per rate, the consumer's CPU fed block by block and coalesced, the hop-chunk
+    reference, and whether both ways gave the same windows (the command fails if they did not)."""
+    import json
+
+    import acula.benchmarks.capture_cpu as cc
+    from acula.benchmarks._util import THREAD_VARS
+
+    for var in THREAD_VARS:  # else the command re-executes itself single-threaded, in place of this test process
+        monkeypatch.setenv(var, "1")
+    out = tmp_path / "cc.json"
+    assert cc.main(["--seconds", "4", "--rounds", "1", "--rates", "16000", "22050", "--precision", "fp32",
+                    "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["rate_hz"] for r in res["rows"]] == [16000, 22050]
+    for r in res["rows"]:
+        t = r["cpu_ms_per_audio_s"]
+        assert r["same_windows"] and r["windows"] > 0 and t["per block"] > 0 and t["coalesced"] > 0
+        assert t["per block, process"] >= 0.99 * t["per block"]  # the process includes the consumer thread

@@ -147,3 +147,71 @@ def test_replay_stops_after_the_seconds_asked_for(tmp_path: Path):
     cap = LiveCapture(load("default"), replay=str(tmp_path / "r.wav"), speed=None)
     stats = cap.run(2.5)
     assert stats.windows == len(load("default").screen(np.zeros(40000, np.float32) + 0.01, 16000).windows)
+
+
+def test_capture_feeds_the_stream_once_a_window_with_the_windows_block_by_block_feeding_gives(tmp_path: Path,
+                                                                                             monkeypatch):
+    """``coalesce`` (the default): blocks are held until the next window can complete
+    (``Stream.samples_until_window``) and fed in one ``accept``; the windows, their samples and their order are
+    those of feeding every block as it comes, in about one call a window instead of one a block."""
+    import soundfile as sf
+    from acula.sdk.capture import LiveCapture
+    from acula.sdk.model import load
+    from acula.sdk.stream import Stream
+
+    x, _ = synth_recording(6.0, seed=3)
+    sf.write(tmp_path / "r.wav", x, 16000)
+    model = load("default")
+    sizes: list[int] = []  # samples per call
+    yields: list[int] = []  # windows per call
+    real = Stream.accept
+
+    def accept(self, chunk, rate):
+        sizes.append(len(chunk))
+        out = real(self, chunk, rate)
+        yields.append(len(out))
+        return out
+
+    monkeypatch.setattr(Stream, "accept", accept)
+    runs = {}
+    for coalesce in (False, True):
+        sizes.clear()
+        yields.clear()
+        got: list = []
+        stats = LiveCapture(model, block_s=0.1, replay=str(tmp_path / "r.wav"), speed=None,
+                            coalesce=coalesce).run(on_window=got.append)
+        runs[coalesce] = ([(w.start_s, w.end_s, w.cough_probability, w.problems) for w in got], list(sizes),
+                          list(yields), stats)
+    block_windows, block_sizes, block_yields, _ = runs[False]
+    held_windows, held_sizes, held_yields, stats = runs[True]
+    assert held_windows == block_windows and len(held_windows) == stats.windows > 1
+    assert sum(held_sizes) == sum(block_sizes) == x.size and len(block_sizes) == 60
+    # every held call but the last (the recording's tail) completes exactly one window, in the same block as
+    # block-by-block feeding completes it: the calls end where the blocks completing a window end
+    assert held_yields[:-1] == [1] * (len(held_yields) - 1)
+    block_ends = np.cumsum(block_sizes)[np.array(block_yields) > 0]
+    assert list(np.cumsum(held_sizes)[:-1]) == list(block_ends[: len(held_sizes) - 1])
+
+
+def test_a_stream_says_how_many_samples_its_next_window_needs():
+    """``Stream.samples_until_window``: feeding exactly that many completes the next window, one fewer does not; at
+    another rate the count is in the stream's own samples (the resampler's delay may leave it short: ask again)."""
+    from acula.sdk.model import load
+
+    model = load("default")
+    x, _ = synth_recording(4.0, seed=1)
+    s = model.stream()
+    first = s.samples_until_window()
+    assert s.accept(x[: first - 1], 16000) == [] and s.samples_until_window() == 1
+    assert len(s.accept(x[first - 1 : first], 16000)) == 1
+    need = s.samples_until_window()
+    assert need == model.hop_frames * model.frontend.config.hop_length
+    assert s.accept(x[first : first + need - 1], 16000) == [] and len(s.accept(x[first + need - 1 :][:1], 16000)) == 1
+    s44 = model.stream()
+    s44.accept(np.zeros(441, np.float32), 44100)
+    fed, windows = 441, []
+    while not windows:
+        n = s44.samples_until_window()
+        windows = s44.accept(np.zeros(n, np.float32), 44100)
+        fed += n
+    assert 32256 * 44100 / 16000 <= fed <= 32256 * 44100 / 16000 + 2 * 441  # the first window, within a few calls
