@@ -134,23 +134,45 @@ def _open_source(args: argparse.Namespace) -> Any:
 
 class _Screening:
     """One SDK stream per decoder segment: a restart, a long gap or a new sample rate starts a new stream,
-    so windows never straddle a break in the timeline."""
+    so windows never straddle a break in the timeline.  A segment's frames (a few ms of audio each) are held
+    until the next window can complete (``Stream.samples_until_window`` / ``frames_until_window``) and fed in one
+    call: the same windows, a window's work in one call rather than one per frame."""
 
     def __init__(self, model: Any) -> None:
         self.model, self.stream, self.segment = model, None, -1
         self.n_windows, self.events = 0, []
+        self._held: list[Any] = []  # the segment's samples (int16) or feature frames not fed yet
+        self._n_held, self._rate, self._features = 0, 0, False
 
     def accept(self, chunk: Any) -> None:
         if chunk.segment != self.segment:
             self.close()
             self.stream, self.segment = self.model.stream(), chunk.segment
-        if chunk.features is not None:
-            self.n_windows += len(self.stream.accept_features(chunk.features))
+        part = chunk.features if chunk.features is not None else chunk.samples
+        if not part.shape[0]:
+            return
+        self._held.append(part)
+        self._n_held += part.shape[0]
+        self._rate, self._features = chunk.sample_rate_hz, chunk.features is not None  # one per segment
+        if self._n_held >= (self.stream.frames_until_window() if self._features else
+                            self.stream.samples_until_window()):
+            self._feed()
+
+    def _feed(self) -> None:
+        if not self._held:
+            return
+        import numpy as np
+
+        held = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        self._held, self._n_held = [], 0
+        if self._features:
+            self.n_windows += len(self.stream.accept_features(held))
         else:
-            self.n_windows += len(self.stream.accept(chunk.samples, chunk.sample_rate_hz))
+            self.n_windows += len(self.stream.accept(held, self._rate))
 
     def close(self) -> None:
         if self.stream is not None:
+            self._feed()
             self.n_windows += len(self.stream.flush())
             self.events += [{**e.to_dict(), "segment": self.segment} for e in self.stream.events]
             self.stream = None

@@ -203,6 +203,12 @@ class Stream:
         need = self._window_span(self.windower.n_windows)[1] - self.n_samples_16k
         return max(1, self._to_source(need, round_up=True))
 
+    def frames_until_window(self) -> int:
+        """Feature mode's :meth:`samples_until_window`: log-mel frames still to come before the next window can
+        complete, at least 1 (what :meth:`accept_features` may be fed at once for one call a window)."""
+        w = self.windower
+        return max(1, w.n_windows * w.hop_frames + w.window_frames - w.frames.end)
+
     def accept(self, chunk: np.ndarray, sample_rate_hz: int) -> list[WindowResult]:
         with self._exclusive():
             return self._score(self._prepare(chunk, sample_rate_hz))

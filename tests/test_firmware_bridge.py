@@ -159,3 +159,45 @@ def test_feature_mode_frames_decode_to_the_front_end_within_quantisation(tmp_pat
     stream = model.stream()
     windows = [w for c in chunks for w in stream.accept_features(c.features)]
     assert len(windows) == len(model.embed(x, 16000).embeddings)
+
+
+@pytest.mark.parametrize("mode", ["audio", "features"])
+def test_the_bridge_feeds_its_stream_once_a_window_with_the_results_of_frame_by_frame(mode):
+    """``bridge listen``'s screening holds a segment's frames (256 samples, or 4 log-mel frames, each) until the
+    next window can complete and feeds them in one call: the windows and cough events of feeding every frame as
+    it arrives, with lost frames concealed in place, in about one call a window."""
+    pytest.importorskip("onnx")
+    from acula.firmware_bridge.cli import _Screening
+    from acula.firmware_bridge.simulate import feature_frames
+    from acula.sdk.model import load
+    from acula.sdk.stream import Stream
+
+    x, _ = synth_recording(8.0, seed=5)
+    frames = (stethoscope_frames(x, 16000, Codec.IMA_ADPCM, frame_samples=256, loss_rate=0.02)[0] if mode == "audio"
+              else feature_frames(x)[0])
+    dec = FrameDecoder()
+    chunks = [c for f in frames for c in dec.feed(f)] + dec.flush()
+    model = load("default")
+    by_frame = model.stream()
+    window_calls = []
+    for c in chunks:  # the old way: every decoded frame into the stream as it comes
+        window_calls.append(len(by_frame.accept_features(c.features) if mode == "features"
+                                else by_frame.accept(c.samples, c.sample_rate_hz)))
+    expected = sum(window_calls) + len(by_frame.flush())
+    calls = []
+    real = Stream.accept_features if mode == "features" else Stream.accept
+
+    def counted(self, *a):
+        calls.append(1)
+        return real(self, *a)
+
+    screening = _Screening(model)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Stream, "accept_features" if mode == "features" else "accept", counted)
+        for c in chunks:
+            screening.accept(c)
+        screening.close()
+    assert screening.n_windows == expected > 1
+    assert screening.events == [{**e.to_dict(), "segment": 0} for e in by_frame.events]
+    # a window is 30 audio frames of 256 samples, or 4 packets of 4 log-mel frames: fewer calls by about that much
+    assert len(chunks) > (10 if mode == "audio" else 3) * len(calls) and len(calls) <= expected + 1
