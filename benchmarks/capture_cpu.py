@@ -1,6 +1,6 @@
 """Live capture's CPU per second of audio: blocks fed one by one against blocks buffered to the next window.
 
-    python -m acula.benchmarks.capture_cpu [--seconds 120] [--block-s 0.1] [--rates 16000 44100] [--rounds 3]
+    python -m acula.benchmarks.capture_cpu [--seconds 120] [--block-s 0.1] [--rates 16000 44100 48000] [--rounds 3]
                                            [--precision auto] [--json [OUT]]
 
 A synthetic recording (:mod:`sdk.synth`) is written as a 16-bit WAV at each rate and replayed through
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_model_options(parser, backend=False)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--block-s", type=float, default=0.1, help="capture block, seconds (LiveCapture's default)")
-    parser.add_argument("--rates", type=int, nargs="+", default=[16000, 44100])
+    parser.add_argument("--rates", type=int, nargs="+", default=[16000, 44100, 48000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", nargs="?", const="-", help="write JSON here (no path: to stdout)")
     args = parser.parse_args(argv)

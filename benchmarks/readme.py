@@ -146,6 +146,14 @@ def render(results: Path) -> str:
                   f"thread's CPU per second of audio, every block fed as it comes -> blocks held until the next "
                   f"window can complete (the default, the same windows): "
                   f"{cells}.", ""]
+    rs = _load(results, "resampler.json")
+    if isinstance(rs, dict) and rs.get("baseline"):
+        cells = "; ".join(f"{r['rate_hz'] / 1000:g} kHz in {r['chunk_s']:g} s chunks "
+                          f"{r['ms_per_audio_s']['baseline']:.2f} -> {r['ms_per_audio_s']['this checkout']:.2f} ms"
+                          for r in rs["rows"])
+        lines += [f"**Resampling to 16 kHz** (`python -m acula.benchmarks.resampler --baseline DIR --json "
+                  f"benchmarks/results/resampler.json`; {rs['machine'].split(', 2 cores')[0]}; the baseline the "
+                  f"resampler before 2026-12-06 (11), outputs identical): CPU per second of audio, {cells}.", ""]
     br = _load(results, "bridge_decoder.json")
     if isinstance(br, dict):
         lines += [f"**Bridge decoder** (`python -m acula.benchmarks.bridge_decoder --json "

@@ -171,3 +171,22 @@ def test_capture_cpu_times_both_ways_of_feeding_and_checks_they_agree(tmp_path: 
         t = r["cpu_ms_per_audio_s"]
         assert r["same_windows"] and r["windows"] > 0 and t["per block"] > 0 and t["coalesced"] > 0
         assert t["per block, process"] >= 0.99 * t["per block"]  # the process includes the consumer thread
+
+
+def test_resampler_benchmark_times_a_baseline_and_checks_identical_outputs(tmp_path: Path, monkeypatch):
+    """``benchmarks.resampler --baseline``: both resamplers timed on the same chunks, and the command fails unless
+    their outputs are identical (here the baseline is this checkout itself)."""
+    import json
+
+    import acula.benchmarks.resampler as rs
+    from acula.benchmarks._util import THREAD_VARS
+
+    for var in THREAD_VARS:  # else the command re-executes itself single-threaded, in place of this test process
+        monkeypatch.setenv(var, "1")
+    root = Path(rs.__file__).resolve().parents[1]
+    out = tmp_path / "rs.json"
+    assert rs.main(["--rates", "8000", "44100", "--chunks-s", "0.1", "--seconds", "1", "--rounds", "1",
+                    "--baseline", str(root), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["rate_hz"], r["chunk_s"], r["identical"]) for r in rows] == [(8000, 0.1, True), (44100, 0.1, True)]
+    assert all(r["ms_per_audio_s"]["baseline"] > 0 and r["ms_per_audio_s"]["this checkout"] > 0 for r in rows)

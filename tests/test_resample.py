@@ -71,7 +71,7 @@ def test_kaiser_lowpass_equals_scipy_firwin():
                                atol=1e-12)
 
 
-@pytest.mark.parametrize("source", [44100, 48000, 8000, 22050, 11025, 44101])
+@pytest.mark.parametrize("source", [44100, 48000, 8000, 22050, 11025, 44101, 12000, 24000, 20000])
 def test_both_layouts_are_bit_identical_to_the_direct_form_sum(source: int):
     x = np.random.default_rng(0).standard_normal(3 * source)
     r = StreamingResampler(source, 16000)
