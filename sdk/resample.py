@@ -114,8 +114,7 @@ class StreamingResampler:
         # the same order.  A few columns (an integer decimation such as 48 -> 16 kHz has one) are strided views of
         # x; more are one fixed index grid into x shifted by k (no index arithmetic per tap)
         few = [int(c) for c in cols] if n_cols <= _VIEW_COLUMNS else None
-        base = None if few is not None else (
-            np.arange(n_rows)[:, None] * self.down + cols[None, :] - (n_phase_taps - 1))
+        base = np.arange(n_rows)[:, None] * self.down + cols[None, :] - (n_phase_taps - 1)  # read where few is None
         for k in range(n_phase_taps - 1, -1, -1):  # oldest source sample first
             if few is not None:
                 for j, c in enumerate(few):
