@@ -5,7 +5,10 @@
     results = pool.accept([(s, chunk, 16000) for s, chunk in zip(streams, chunks)])  # one list per stream
 
 Each :meth:`StreamPool.accept` runs every stream's own front end, then scores all the windows that became
-ready, across streams, with one runtime call per ``max_batch`` windows.  A batched call rounds differently
+ready, across streams, with one runtime call per ``max_batch`` windows.  A step costs a fixed overhead per
+stream, so a gateway receiving small packets does best to hold each stream's samples until
+``stream.samples_until_window()`` have arrived and hand the pool one chunk per window (what
+``acula bridge listen`` does for one stethoscope).  A batched call rounds differently
 from one window at a time (``Model.run_windows``, which a single stream uses so that its results are
 bit-identical whatever the chunking): embeddings and probabilities agree within ``POOL_TOLERANCE``
 (tests/test_pool.py), quality gating and events are the same.
