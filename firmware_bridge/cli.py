@@ -141,38 +141,31 @@ class _Screening:
     def __init__(self, model: Any) -> None:
         self.model, self.stream, self.segment = model, None, -1
         self.n_windows, self.events = 0, []
-        self._held: list[Any] = []  # the segment's samples (int16) or feature frames not fed yet
-        self._n_held, self._rate, self._features = 0, 0, False
+        self._held: Any = None  # sdk.stream.HeldBlocks: the segment's samples (int16) or feature frames not fed yet
+        self._rate = 0
 
     def accept(self, chunk: Any) -> None:
-        if chunk.segment != self.segment:
+        if chunk.segment != self.segment:  # one rate and one mode a segment
+            from acula.sdk.stream import HeldBlocks
+
             self.close()
             self.stream, self.segment = self.model.stream(), chunk.segment
+            self._held, self._rate = HeldBlocks(features=chunk.features is not None), chunk.sample_rate_hz
         part = chunk.features if chunk.features is not None else chunk.samples
-        if not part.shape[0]:
-            return
-        self._held.append(part)
-        self._n_held += part.shape[0]
-        self._rate, self._features = chunk.sample_rate_hz, chunk.features is not None  # one per segment
-        if self._n_held >= (self.stream.frames_until_window() if self._features else
-                            self.stream.samples_until_window()):
-            self._feed()
+        if part.shape[0]:
+            self._feed(self._held.add(part, self.stream))
 
-    def _feed(self) -> None:
-        if not self._held:
+    def _feed(self, held: Any) -> None:
+        if held is None:
             return
-        import numpy as np
-
-        held = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
-        self._held, self._n_held = [], 0
-        if self._features:
+        if self._held.features:
             self.n_windows += len(self.stream.accept_features(held))
         else:
             self.n_windows += len(self.stream.accept(held, self._rate))
 
     def close(self) -> None:
         if self.stream is not None:
-            self._feed()
+            self._feed(self._held.take())
             self.n_windows += len(self.stream.flush())
             self.events += [{**e.to_dict(), "segment": self.segment} for e in self.stream.events]
             self.stream = None

@@ -27,6 +27,7 @@ import numpy as np
 from acula.sdk.model import Model, WindowResult
 from acula.sdk.screening import Event
 from acula.sdk.store import EventStore
+from acula.sdk.stream import HeldBlocks
 
 
 @dataclass
@@ -156,8 +157,7 @@ class LiveCapture:
         session = self.store.start_session(self.source, self.model.bundle.source, self.rate) if self.store else None
         needed = int(duration_s * self.rate) if duration_s is not None else math.inf
         consumed = beat = 0
-        held: list[np.ndarray] = []  # blocks taken from the queue, not yet fed (coalesce)
-        n_held = 0
+        held = HeldBlocks()  # blocks taken from the queue, not yet fed (coalesce)
         with self._input():
             if self.replay is None or self.speed is not None:
                 audio_s = duration_s if duration_s is not None else self._blocks.duration_s
@@ -176,26 +176,20 @@ class LiveCapture:
                 chunk = np.zeros(item, dtype=np.float32) if isinstance(item, int) else item
                 chunk = chunk[: max(0, int(min(chunk.size, needed - consumed)))]
                 consumed += chunk.size
-                held.append(chunk)
-                n_held += chunk.size
-                if not self.coalesce or n_held >= stream.samples_until_window():
-                    self._feed(stream, held, session, on_window)
-                    held, n_held = [], 0
+                ready = held.add(chunk, stream) if self.coalesce else chunk
+                if ready is not None:
+                    self._handle(stream.accept(ready, self.rate), stream, session, on_window)
                 if self.store and session is not None and consumed - beat >= self.rate:  # once a second of audio
                     self.store.heartbeat(session, consumed / self.rate)  # the session's end if it never closes
                     beat = consumed
-        if held:
-            self._feed(stream, held, session, on_window)
+        rest = held.take()
+        if rest is not None:
+            self._handle(stream.accept(rest, self.rate), stream, session, on_window)
         self._handle(stream.flush(), stream, session, on_window)
         if self.store and session is not None:
             self.store.end_session(session, consumed / self.rate, self.stats.samples_dropped,
                                    f"overflows={self.stats.input_overflows}")
         return self.stats
-
-    def _feed(self, stream: Any, blocks: list[np.ndarray], session: int | None, on_window: Any) -> None:
-        """The held blocks into the stream in one ``accept``."""
-        chunk = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        self._handle(stream.accept(chunk, self.rate), stream, session, on_window)
 
     def _handle(self, windows: list[WindowResult], stream: Any, session: int | None, on_window: Any) -> None:
         self.stats.windows += len(windows)

@@ -29,7 +29,7 @@ from acula.sdk.screening import Event, EventDetector, frame_power
 if TYPE_CHECKING:
     from acula.sdk.model import Model
 
-__all__ = ["Stream", "Windower", "stage_whole_blocks"]
+__all__ = ["HeldBlocks", "Stream", "Windower", "stage_whole_blocks"]
 
 _MAX = np.maximum.reduce
 
@@ -114,6 +114,35 @@ class Windower:
         self.frames.drop_before(self.n_windows * self.hop_frames)
         if self.level is not None and self.peaks is not None:
             self.peaks.drop_before(self.n_windows * self.hop_frames + self.window_frames - self.level.history_frames)
+
+
+class HeldBlocks:
+    """Blocks of one stream held until its next window can complete (:meth:`Stream.samples_until_window`, or
+    :meth:`Stream.frames_until_window` for feature frames), then handed over as one array: a live source's small
+    blocks (a microphone's 0.1 s, a stethoscope's 256-sample frames) cost one ``accept`` a window instead of one a
+    block, with every window at the same block.  Used by :class:`sdk.capture.LiveCapture` and ``acula bridge
+    listen``."""
+
+    def __init__(self, features: bool = False) -> None:
+        self.features = features
+        self.parts: list[np.ndarray] = []
+        self.n = 0  # samples (or frames) held
+
+    def add(self, part: np.ndarray, stream: Stream) -> np.ndarray | None:
+        """Hold ``part``; returns everything held, as one array, once it completes ``stream``'s next window (the
+        caller feeds it), else None."""
+        self.parts.append(part)
+        self.n += part.shape[0]
+        need = stream.frames_until_window() if self.features else stream.samples_until_window()
+        return self.take() if self.n >= need else None
+
+    def take(self) -> np.ndarray | None:
+        """Everything held, as one array (None when nothing is), and nothing held after."""
+        if not self.parts:
+            return None
+        held = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        self.parts, self.n = [], 0
+        return held
 
 
 class _Held:
