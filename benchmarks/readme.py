@@ -140,12 +140,17 @@ def render(results: Path) -> str:
             f"{r['rate_hz'] / 1000:g} kHz: {r['cpu_ms_per_audio_s']['per block']:.2f} -> "
             f"{r['cpu_ms_per_audio_s']['coalesced']:.2f} ms ({r['per_block_over_coalesced']:.1f}x less; one stream fed "
             f"one hop at a time {r['cpu_ms_per_audio_s']['hop chunks']:.2f} ms)" for r in cc["rows"])
-        lines += [f"**Live capture** (`python -m acula.benchmarks.capture_cpu --json "
+        flag = " --baseline DIR --baseline-name NAME" if cc.get("baseline") else ""
+        lines += [f"**Live capture** (`python -m acula.benchmarks.capture_cpu{flag} --json "
                   f"benchmarks/results/capture_cpu.json`; {cc['machine'].split(', 2 cores')[0]}, onnxruntime "
                   f"{cc['precision']}, {cc['block_s']:g} s blocks replayed through `LiveCapture`): the consumer "
                   f"thread's CPU per second of audio, every block fed as it comes -> blocks held until the next "
                   f"window can complete (the default, the same windows): "
-                  f"{cells}.", ""]
+                  f"{cells}." + (
+                      "  `LiveCapture` at its defaults, fresh processes, " + str(cc["baseline"]) + " -> this checkout: "
+                      + "; ".join(f"{r['rate_hz'] / 1000:g} kHz {r['checkouts_ms_per_audio_s']['baseline']:.2f} -> "
+                                  f"{r['checkouts_ms_per_audio_s']['this checkout']:.2f} ms" for r in cc["rows"])
+                      + "." if cc.get("baseline") else ""), ""]
     rs = _load(results, "resampler.json")
     if isinstance(rs, dict) and rs.get("baseline"):
         cells = "; ".join(f"{r['rate_hz'] / 1000:g} kHz in {r['chunk_s']:g} s chunks "

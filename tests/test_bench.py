@@ -163,10 +163,12 @@ def test_capture_cpu_times_both_ways_of_feeding_and_checks_they_agree(tmp_path: 
     for var in THREAD_VARS:  # else the command re-executes itself single-threaded, in place of this test process
         monkeypatch.setenv(var, "1")
     out = tmp_path / "cc.json"
+    root = Path(cc.__file__).resolve().parents[1]
     assert cc.main(["--seconds", "4", "--rounds", "1", "--rates", "16000", "22050", "--precision", "fp32",
-                    "--json", str(out)]) == 0
+                    "--baseline", str(root), "--baseline-name", "itself", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert [r["rate_hz"] for r in res["rows"]] == [16000, 22050]
+    assert [r["rate_hz"] for r in res["rows"]] == [16000, 22050] and res["baseline"] == "itself"
+    assert all(v > 0 for r in res["rows"] for v in r["checkouts_ms_per_audio_s"].values())
     for r in res["rows"]:
         t = r["cpu_ms_per_audio_s"]
         assert r["same_windows"] and r["windows"] > 0 and t["per block"] > 0 and t["coalesced"] > 0
