@@ -227,8 +227,9 @@ class Stream:
         """Source samples (at the stream's rate; the model's before the first chunk) still to come before the next
         window can complete, at least 1.  A live source that buffers its blocks and feeds this many at once gets
         each window at the same sample as feeding block by block, in one ``accept`` a window instead of one a block
-        (:class:`sdk.capture.LiveCapture`: 0.1 s blocks cost 2.4x the CPU of one call a window here).  At another
-        rate than the model's, the resampler's delay may leave the window a few samples short: ask again."""
+        (:class:`sdk.capture.LiveCapture`: 0.1 s blocks fed one by one cost about twice the CPU here,
+        ``benchmarks.capture_cpu``).  At another rate than the model's, the resampler's delay may leave the window a
+        few samples short: ask again."""
         need = self._window_span(self.windower.n_windows)[1] - self.n_samples_16k
         return max(1, self._to_source(need, round_up=True))
 
