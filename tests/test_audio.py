@@ -147,3 +147,24 @@ def test_every_shared_coswara_file_loads_or_raises_and_the_counts_are_exact(data
             ok += 1
     assert (len(unreadable), len(silent)) == (12, 35)
     assert ok == 456 - 12 - 35
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mixing_down_is_numpys_mean_bit_for_bit(dtype):
+    """``sdk.audio.mix_down``: the mean over the channels, the same bits as ``x.mean(axis)`` (signed zeros
+    included) for 1-11 channels either side, in C order and not."""
+    from acula.sdk.audio import mix_down
+
+    rng = np.random.default_rng(0)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    for n in range(1, 12):
+        for axis in (1, 0):
+            x = (rng.standard_normal((5000, n) if axis == 1 else (n, 5000)) * 0.3).astype(dtype)
+            x.flat[::97], x.flat[::89] = -0.0, 0.0
+            if axis == 1:
+                x[::50] = -0.0  # rows of negative zeros: numpy's sum of them is +0.0
+            else:
+                x[:, ::50] = -0.0
+            for arr in (x, np.asfortranarray(x)):
+                got, want = mix_down(arr, axis), arr.mean(axis=axis)
+                assert got.dtype == want.dtype and np.array_equal(got.view(bits), want.view(bits)), (n, axis)
