@@ -113,16 +113,18 @@ class StreamingResampler:
         # tap k reads x[i * down + cols - k], scaled in one reused buffer and added: the same products and sums, in
         # the same order.  A few columns (an integer decimation such as 48 -> 16 kHz has one) are strided views of
         # x; more are one fixed index grid into x shifted by k (no index arithmetic per tap)
-        few = [int(c) for c in cols] if n_cols <= _VIEW_COLUMNS else None
-        base = np.arange(n_rows)[:, None] * self.down + cols[None, :] - (n_phase_taps - 1)  # read where few is None
-        for k in range(n_phase_taps - 1, -1, -1):  # oldest source sample first
-            if few is not None:
+        if n_cols <= _VIEW_COLUMNS:
+            few = [int(c) for c in cols]
+            for k in range(n_phase_taps - 1, -1, -1):  # oldest source sample first
                 for j, c in enumerate(few):
                     np.multiply(rows[:, c - k], taps[k, j], out=term[:, j])
-            else:
+                acc += term
+        else:
+            base = np.arange(n_rows)[:, None] * self.down + cols[None, :] - (n_phase_taps - 1)
+            for k in range(n_phase_taps - 1, -1, -1):  # oldest source sample first
                 np.take(x[n_phase_taps - 1 - k :], base, out=term, mode="clip")
                 term *= taps[k]
-            acc += term
+                acc += term
         return acc.reshape(-1)[:n_out]
 
     def _emit(self, limit_m: int) -> np.ndarray:
