@@ -31,15 +31,14 @@ MIN_STREAM_HOPS = 512
 
 def serve(model, pool, n: int, audio: np.ndarray, chunk: int, warm: int, steps: int, pooled: bool) -> dict:
     """N streams fed ``chunk`` samples each per step, ``warm`` steps untimed, then ``steps`` timed."""
-    hop = chunk
-    span = audio.size - hop * (warm + steps)
+    span = audio.size - chunk * (warm + steps)
     if span <= 0:
         raise ValueError(f"{steps} steps after {warm} warm-up steps need more than {audio.size / 16000:.0f} s of audio")
     streams = [model.stream() for _ in range(n)]
     offsets = (np.arange(n) * 997 * 16) % span
     walls, cpu = [], 0.0
     for k in range(warm + steps):
-        chunks = [(s, audio[o + k * hop : o + (k + 1) * hop], 16000) for s, o in zip(streams, offsets, strict=True)]
+        chunks = [(s, audio[o + k * chunk : o + (k + 1) * chunk], 16000) for s, o in zip(streams, offsets, strict=True)]
         c0, t0 = time.process_time(), time.perf_counter()
         if pooled:
             pool.accept(chunks)
@@ -49,7 +48,7 @@ def serve(model, pool, n: int, audio: np.ndarray, chunk: int, warm: int, steps: 
         if k >= warm:
             walls.append(time.perf_counter() - t0)
             cpu += time.process_time() - c0
-    audio_s = n * steps * hop / 16000
+    audio_s = n * steps * chunk / 16000
     return {"cpu_ms_per_audio_s": cpu / audio_s * 1e3, "streams_per_core": audio_s / cpu if cpu else float("inf"),
             "step_p50_ms": float(np.percentile(walls, 50)) * 1e3, "step_p99_ms": float(np.percentile(walls, 99)) * 1e3}
 
