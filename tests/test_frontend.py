@@ -173,3 +173,24 @@ def test_the_fft_is_scipys_pocketfft_loaded_without_scipy_fft():
             "print('ok')\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 128])
+def test_the_fft_in_place_over_the_windowed_frames_equals_the_fft_into_a_buffer_of_its_own(n_rows: int):
+    """The scratch puts the windowed frames inside the spectrum's rows and transforms them in place: for every row
+    count (pocketfft transforms rows in groups, and a group must read its rows before it writes them) the
+    spectrum is bit for bit the one written into a separate buffer, and the log-mel too."""
+    from acula.sdk.frontend import _rfft, _Scratch
+
+    frontend = LogMelFrontend()
+    x = np.random.default_rng(n_rows).standard_normal((n_rows, 1024))
+    expected = _rfft(x.copy(), np.empty((n_rows, 513), np.complex128))
+    scratch = _Scratch(1024)
+    windowed, (spec, power) = scratch.get(n_rows)
+    assert np.shares_memory(windowed, spec)
+    windowed[...] = x
+    assert _rfft(windowed, spec).tobytes() == expected.tobytes()
+    windowed[...] = x
+    separate = (np.empty((n_rows, 513), np.complex128), np.empty((n_rows, 513), np.float32))
+    assert frontend.logmel_of_windowed(windowed, (spec, power)).tobytes() == \
+        frontend.logmel_of_windowed(x.copy(), separate).tobytes()
