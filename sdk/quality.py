@@ -109,7 +109,7 @@ def block_stats(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     same way whatever ``m`` is, so a stream's statistics do not depend on how many streams shared the call."""
     m, n_blocks, _ = rows.shape
     blocks = np.empty((m, 3, n_blocks))
-    np.maximum(_MAX(rows, axis=2), -_MIN(rows, axis=2), out=blocks[:, 0])
+    _MAX(np.abs(rows), axis=2, out=blocks[:, 0])  # two calls, not four (max, min, negation, maximum): the same value
     _SUM(rows, axis=2, out=blocks[:, 1])
     blocks[:, 2] = row_dots(rows)  # one dot per block (BLAS), 2.5x faster here than the einsum it replaces
     totals = np.empty((m, 3))
@@ -316,7 +316,8 @@ class WindowGate:
             seg = held.view(start, end)
             return self._judge(end - start, *chunk_stats(seg), lambda: seg)
         inner = self._blocks.view(a, b)
-        stats = float(_MAX(inner[:, 0])), float(_SUM(inner[:, 1])), float(_SUM(inner[:, 2]))
+        sums = _SUM(inner, axis=0)  # the three columns in one call (the peaks' sum unread)
+        stats = float(_MAX(inner[:, 0])), float(sums[1]), float(sums[2])
         if a * block > start:  # ragged edges: only at rates other than the model's
             stats = _merge(stats, chunk_stats(held.view(start, a * block)))
         if b * block < end:

@@ -189,6 +189,7 @@ class Stream:
 
     def __init__(self, model: Model) -> None:
         self.model = model
+        self._model_rate = model.sample_rate_hz  # read three times a hop: a property costs a call each time
         self.detector = EventDetector(model.screening, sample_rate_hz=model.sample_rate_hz)
         self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames, model.level)
         self.gate = WindowGate(relative=model.level is not None and model.level.gate == "relative")
@@ -309,7 +310,7 @@ class Stream:
         validated in full), a whole number of quality blocks and envelope frames, and both grids at a boundary
         (a stream fed one hop at a time stays there).  Anything else takes the general path."""
         return (type(chunk) is np.ndarray and chunk.dtype == np.float32 and chunk.ndim == 1
-                and type(sample_rate_hz) is int and sample_rate_hz == self._rate == self.model.sample_rate_hz
+                and type(sample_rate_hz) is int and sample_rate_hz == self._rate == self._model_rate
                 and self._n_channels == 1 and chunk.shape[0] > 0 and chunk.shape[0] % WindowGate.BLOCK == 0
                 and not self.gate.block_open and self.detector.on_frame_grid(chunk.shape[0]))
 
@@ -383,7 +384,9 @@ class Stream:
 
     def _to_source(self, n_16k: int, round_up: bool = False) -> int:
         """Source-rate sample index of a 16 kHz one (the resampler is delay-compensated)."""
-        rate, model_rate = self._rate or self.model.sample_rate_hz, self.model.sample_rate_hz
+        rate, model_rate = self._rate, self._model_rate
+        if rate is None or rate == model_rate:  # the usual stream: the model's own rate, the same index
+            return n_16k
         return -(-n_16k * rate // model_rate) if round_up else n_16k * rate // model_rate
 
     def _score(self, pending: Pending) -> list[WindowResult]:
@@ -400,7 +403,7 @@ class Stream:
         needs."""
         if logits is None:
             logits = self.model.scorer(emb) if len(pending.windows) else {}
-        rate, cough = self.model.sample_rate_hz, self.model.cough_head
+        rate, cough = self._model_rate, self.model.cough_head
         out = []
         for i, (s, e) in enumerate(pending.spans):
             problems = () if self._features_only else self.gate.problems(self._to_source(s),
