@@ -219,6 +219,13 @@ def _cell(r: dict | None) -> str:
     return f"{r['auroc']:.3f} ({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f})"
 
 
+def worst_group(per: dict) -> tuple[str, float]:
+    """The group (a database, a device) with the lowest AUROC in one of ``aligner.primary``'s per-group tables, and
+    that AUROC."""
+    k = min(per, key=lambda v: per[v]["auroc"])
+    return k, float(per[k]["auroc"])
+
+
 def primary_summary(res: dict, source: str = "primary.json", command: str = "bash scripts/eval_primary.sh"
                     ) -> list[str]:
     """The README's headline block from ``primary.json`` (``python -m acula.aligner.primary``), or from another
@@ -252,8 +259,8 @@ def primary_summary(res: dict, source: str = "primary.json", command: str = "bas
             def worst(per: dict | None) -> str:
                 if not per:
                     return "n/a"
-                k = min(per, key=lambda v: per[v]["auroc"])
-                return f"{per[k]['auroc']:.3f} ({k})"
+                k, auroc = worst_group(per)
+                return f"{auroc:.3f} ({k})"
 
             def f(v: float | None) -> str:
                 return "n/a" if v is None else f"{v:.3f}"
