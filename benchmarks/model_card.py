@@ -217,7 +217,7 @@ def targets_section(bundle: Path, results: Path) -> list[str]:
     where there is one, and whether it meets the target.  Every figure is one the sections below report in full;
     this table only lines them up against the targets (a figure of val + test, the protocol's scored splits)."""
     from acula.benchmarks.cough_screening import flagged_cell
-    from acula.benchmarks.readme import worst_group
+    from acula.benchmarks.readme import native_drop, worst_group
 
     path = results / "primary_default.json"
     if not path.is_file():
@@ -295,14 +295,8 @@ def targets_section(bundle: Path, results: Path) -> list[str]:
         add("the same: max probability shift <= 0.05", f"{mx:.3f}", mx <= 0.05)
 
     def drops(tasks: tuple[str, ...], transforms: tuple[str, ...]) -> list[tuple[float, str]]:
-        got = []
-        for task in tasks:
-            base = (native(task) or {}).get("auroc")
-            for name in transforms:
-                r = inv.get(task, {}).get(name)
-                if base is not None and r and "native_auroc" in r:
-                    got.append((base - r["native_auroc"], f"{task} {name}"))
-        return got
+        return [(d, f"{task} {name}") for task in tasks for name in transforms
+                if (d := native_drop(rows, inv, task, name)) is not None]
 
     for tasks, transforms, words in ((("cough", "cough_detector"), ("phone8k", "mulaw8k"), "cough, 8 kHz / mu-law"),
                                      (("heart_abnormal",), ("lp2k", "lp1k"), "heart, 1-2 kHz low-pass"),

@@ -226,6 +226,14 @@ def worst_group(per: dict) -> tuple[str, float]:
     return k, float(per[k]["auroc"])
 
 
+def native_drop(rows: dict, inv: dict, task: str, transform: str) -> float | None:
+    """How far a system's own-score AUROC on ``task`` falls under ``transform`` (``rows`` and ``inv``: that system's
+    rows and invariance tables in ``aligner.primary``'s results); None where either figure is missing."""
+    base = rows.get(task, {}).get("native", {}).get("auroc")
+    r = inv.get(task, {}).get(transform)
+    return None if base is None or not r or "native_auroc" not in r else float(base - r["native_auroc"])
+
+
 def primary_summary(res: dict, source: str = "primary.json", command: str = "bash scripts/eval_primary.sh"
                     ) -> list[str]:
     """The README's headline block from ``primary.json`` (``python -m acula.aligner.primary``), or from another
@@ -289,9 +297,7 @@ def primary_summary(res: dict, source: str = "primary.json", command: str = "bas
                 "| transform | mean shift | max shift | AUROC drop | records unscored |", "|---|---|---|---|---|"]
         for name in names:
             cells = [per_t[t][name] for t in per_t if name in per_t[t]]
-            base = {t: rows[student][t].get("native", {}).get("auroc") for t in per_t}
-            drop = max((base[t] - per_t[t][name]["native_auroc"]) for t in per_t
-                       if name in per_t[t] and base[t] is not None and "native_auroc" in per_t[t][name])
+            drop = max(d for t in per_t if (d := native_drop(rows[student], per_t, t, name)) is not None)
             mean = max(c.get("native_shift_mean", c["probe_shift_mean"]) for c in cells)
             mx = max(c.get("native_shift_max", c["probe_shift_max"]) for c in cells)
             lost = max(c.get("n_lost", 0) for c in cells)
