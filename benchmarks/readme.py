@@ -362,7 +362,9 @@ def shipped_summary(results: Path) -> list[str]:
         return []
     return ["", "### The packaged default under the primary protocol", "",
             "The table above was measured with the previous default; the packaged one, with the same peers and "
-            "protocol:", "", *primary_summary(res, "primary_default.json", "bash scripts/eval_default.sh")]
+            "protocol (each of issue 24's targets against these figures, one row each: [MODEL_CARD.md]"
+            "(MODEL_CARD.md#against-the-issues-targets)):", "",
+            *primary_summary(res, "primary_default.json", "bash scripts/eval_default.sh")]
 
 
 def render_results(results: Path) -> str:
