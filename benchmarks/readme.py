@@ -229,7 +229,7 @@ def worst_group(per: dict) -> tuple[str, float]:
 def native_drop(rows: dict, inv: dict, task: str, transform: str) -> float | None:
     """How far a system's own-score AUROC on ``task`` falls under ``transform`` (``rows`` and ``inv``: that system's
     rows and invariance tables in ``aligner.primary``'s results); None where either figure is missing."""
-    base = rows.get(task, {}).get("native", {}).get("auroc")
+    base = (rows.get(task, {}).get("native") or {}).get("auroc")
     r = inv.get(task, {}).get(transform)
     return None if base is None or not r or "native_auroc" not in r else float(base - r["native_auroc"])
 

@@ -73,3 +73,27 @@ def test_without_the_bundles_evaluation_there_is_no_table(tmp_path: Path):
     from acula.benchmarks.model_card import targets_section
 
     assert targets_section(BUNDLE, tmp_path) == []
+
+
+def test_a_missing_shift_reads_not_available_not_zero(results: Path):
+    from acula.benchmarks.model_card import SHIPPED_SYSTEM, targets_section
+
+    path = results / "primary_default.json"
+    res = json.loads(path.read_text())
+    cell = res["invariance"][SHIPPED_SYSTEM]["heart_abnormal"]["gain-12"]
+    for key in ("native_shift_max", "probe_shift_max"):
+        cell.pop(key, None)
+    path.write_text(json.dumps(res))
+    assert _row(targets_section(BUNDLE, results), "the same: max probability shift").endswith("| n/a | n/a |")
+
+
+def test_a_record_lost_at_any_level_is_not_met(results: Path):
+    from acula.benchmarks.model_card import SHIPPED_SYSTEM, targets_section
+
+    path = results / "primary_default.json"
+    res = json.loads(path.read_text())
+    res["invariance"][SHIPPED_SYSTEM]["crackles"]["gain-24"]["n_lost"] = 2
+    path.write_text(json.dumps(res))
+    line = _row(targets_section(BUNDLE, results), "no valid recording loses its score")
+    assert line.startswith("| no valid recording loses its score from -40 dBFS peak up | 2 unscored")
+    assert line.endswith("| **not met** |")
