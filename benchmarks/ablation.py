@@ -666,16 +666,25 @@ ON_FRESH_SEEDS: dict[str, tuple[str, str, str, str, dict[int, float]]] = {
         "crops; gain24-lowfloor-shift-label-slph; written after the heart-and-lung variant's val was seen) against "
         "the shipped recipe on distillation seeds 3, 4 and 5, seed for seed; heart's band-limit drop must fall 0.01",
         "slph vs shipped, seeds 3-5", SLPH_MARGINS),
+    "gain24_lowfloor_shift_label_slph_fresh": (
+        "gain24-lowfloor-shift-label-slph seed", "gain24-lowfloor-shift-label seed",
+        "the heart-only low-pass (gain24-lowfloor-shift-label-slph) judged again on fresh distillation seeds 6, 7 and "
+        "8 (teachers 0, 1, 2) against the shipped recipe on the same seeds, seed for seed, slph's margins unchanged; "
+        "written after slph's val on seeds 3-5 was seen", "slph vs shipped, seeds 6-8", SLPH_MARGINS),
 }
+
+#: the distillation seeds a rule of ``ON_FRESH_SEEDS`` was judged on, where not 3, 4 and 5
+FRESH_SEEDS = {"gain24_lowfloor_shift_label_slph_fresh": (6, 7, 8)}
 
 
 def fresh_three_seeds(rule: str, val: dict[str, Any], test: dict[str, Any] | None = None, status: str = ""
                       ) -> list[str]:
-    """Lever ``rule`` of ``ON_FRESH_SEEDS`` (``selection_rule_<rule>.md``) on distillation seeds 3-5 against its
-    baseline on the same seeds, with its margins on both splits and check 8 on the records not clipped at source."""
+    """Lever ``rule`` of ``ON_FRESH_SEEDS`` (``selection_rule_<rule>.md``) on distillation seeds 3-5 (or the rule's
+    ``FRESH_SEEDS``) against its baseline on the same seeds, with its margins on both splits and check 8 on the
+    records not clipped at source."""
     candidate, baseline, what, short, margins = ON_FRESH_SEEDS[rule]
     return three_seed_rule(val, test, candidate, baseline, what, short, f"selection_rule_{rule}.md", status,
-                           margins=(margins, margins), seeds=(3, 4, 5), unclipped=True)
+                           margins=(margins, margins), seeds=FRESH_SEEDS.get(rule, (3, 4, 5)), unclipped=True)
 
 
 #: selection_rule_gain24_lowfloor_shift_phone.md's primary checks, on flagged recordings summed over the three seeds

@@ -307,6 +307,17 @@ def test_the_stethoscope_lowpass_rule_asks_the_body_sound_band_limit_drops_to_fa
     named = {part: {n.replace("-slp seed", "-slph seed"): v for n, v in sel(0.017, 0.026)[part].items()}
              for part in ("rows", "invariance")}
     assert "| val fails check 10; test not scored |" in fresh_three_seeds(heart, named)[0]
+    # the same lever judged again on seeds 6-8: seeds 3-5 are not judged, the same figures on 6-8 are
+    again = "gain24_lowfloor_shift_label_slph_fresh"
+    passing = {part: {n.replace("-slp seed", "-slph seed"): v for n, v in sel(0.015, 0.026)[part].items()}
+               for part in ("rows", "invariance")}
+    assert "| not judged: seeds [3, 4, 5] against [3, 4, 5], the rule needs 6, 7, 8 of both |" in \
+        fresh_three_seeds(again, passing)[0]
+    moved = {part: {n.replace("-slp seed", "-slph seed").replace(" seed 3 ", " seed 6 ").replace(" seed 4 ", " seed 7 ")
+                    .replace(" seed 5 ", " seed 8 "): v for n, v in sel(0.015, 0.026)[part].items()}
+             for part in ("rows", "invariance")}
+    row = fresh_three_seeds(again, moved)[0]
+    assert "| val passes; test not scored yet |" in row and "slph vs shipped, seeds 6-8: val:" in row
 
 
 def test_the_pooling_rule_asks_a_native_gain_and_no_crackles_loss():
