@@ -1316,8 +1316,9 @@ LEVERS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
          "gain24_lowfloor_shift_label_hkd", val, test,
          "; rejected: val passes at the edge (crackles +0.029 in every seed), test fails on wheezes' band-limit drop "
          "(clean wheezes +0.056, crackles -0.017): the lung sets swap sign between splits")),
-    (("selection_gain24-lowfloor-shift-label-slph-fresh_val.json",),
-     lambda val: fresh_three_seeds("gain24_lowfloor_shift_label_slph_fresh", val, None, "")),
+    (("selection_gain24-lowfloor-shift-label-slph-fresh_val.json",
+      "selection_gain24-lowfloor-shift-label-slph-fresh_test.json"),
+     lambda val, test: fresh_three_seeds("gain24_lowfloor_shift_label_slph_fresh", val, test, "")),
     (("selection_gain24-lowfloor-shift-label-slph_val.json",),
      lambda val: fresh_three_seeds(
          "gain24_lowfloor_shift_label_slph", val, None,
