@@ -209,7 +209,8 @@ RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 #: each replaced default's selection rule, in the order the replacements happened
 RULES = {"sup-heads": "selection_rule_neutral.md",
          "gain24-lowfloor-shift": "selection_rule_gain24_lowfloor_shift.md",
-         "gain24-lowfloor-shift-label": "selection_rule_gain24_lowfloor_shift_label.md"}
+         "gain24-lowfloor-shift-label": "selection_rule_gain24_lowfloor_shift_label.md",
+         "gain24-lowfloor-shift-label-slph": "selection_rule_gain24_lowfloor_shift_label_slph_fresh.md"}
 HEADLINE_TASKS = ("cough", "heart_abnormal", "crackles", "wheezes")
 
 

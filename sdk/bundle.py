@@ -45,7 +45,7 @@ SIGNED_PREFIX = b"acula-bundle manifest sha256 "
 
 #: manifest digest of each bundle packaged in sdk/models, checked whenever that folder is read.
 #: Re-exporting sdk/models/default prints the new digest; put it here (tests/test_bundle_hardening.py checks).
-PINNED_SHA256 = {"default": "76004d138330c654a8a5f10c3f0ae2c7544f6d2279cc007cd718e2f491882ca4"}
+PINNED_SHA256 = {"default": "b1823e1a2c08241e24c539be3b3fb6c80a653ebe4a121219e056a0cf28dc6471"}
 
 # limits on what a bundle may hold, checked before anything is read or inflated
 MAX_FILES = 64
