@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ def _row(lines: list[str], start: str) -> str:
     hits = [line for line in lines if line.startswith(f"| {start}")]
     assert len(hits) == 1, (start, hits)
     return hits[0]
+
+
+def _table_after(results: Path, edit: Callable[[dict], None]) -> list[str]:
+    """The targets table after ``edit`` changed the shipped system's invariance tables in the copied results."""
+    from acula.benchmarks.model_card import SHIPPED_SYSTEM, targets_section
+
+    path = results / "primary_default.json"
+    res = json.loads(path.read_text())
+    edit(res["invariance"][SHIPPED_SYSTEM])
+    path.write_text(json.dumps(res))
+    return targets_section(BUNDLE, results)
 
 
 @pytest.fixture
@@ -59,13 +71,10 @@ def test_a_verdict_follows_its_figure_across_the_threshold(results: Path, task: 
 
 
 def test_a_gain_shift_over_the_target_is_not_met(results: Path):
-    from acula.benchmarks.model_card import SHIPPED_SYSTEM, targets_section
+    def edit(inv: dict) -> None:
+        inv["heart_abnormal"]["gain-24"]["native_shift_max"] = 0.2
 
-    path = results / "primary_default.json"
-    res = json.loads(path.read_text())
-    res["invariance"][SHIPPED_SYSTEM]["heart_abnormal"]["gain-24"]["native_shift_max"] = 0.2
-    path.write_text(json.dumps(res))
-    line = _row(targets_section(BUNDLE, results), "the same: max probability shift")
+    line = _row(_table_after(results, edit), "the same: max probability shift")
     assert "0.200" in line and line.endswith("| **not met** |")
 
 
@@ -76,24 +85,17 @@ def test_without_the_bundles_evaluation_there_is_no_table(tmp_path: Path):
 
 
 def test_a_missing_shift_reads_not_available_not_zero(results: Path):
-    from acula.benchmarks.model_card import SHIPPED_SYSTEM, targets_section
+    def edit(inv: dict) -> None:
+        for key in ("native_shift_max", "probe_shift_max"):
+            inv["heart_abnormal"]["gain-12"].pop(key, None)
 
-    path = results / "primary_default.json"
-    res = json.loads(path.read_text())
-    cell = res["invariance"][SHIPPED_SYSTEM]["heart_abnormal"]["gain-12"]
-    for key in ("native_shift_max", "probe_shift_max"):
-        cell.pop(key, None)
-    path.write_text(json.dumps(res))
-    assert _row(targets_section(BUNDLE, results), "the same: max probability shift").endswith("| n/a | n/a |")
+    assert _row(_table_after(results, edit), "the same: max probability shift").endswith("| n/a | n/a |")
 
 
 def test_a_record_lost_at_any_level_is_not_met(results: Path):
-    from acula.benchmarks.model_card import SHIPPED_SYSTEM, targets_section
+    def edit(inv: dict) -> None:
+        inv["crackles"]["gain-24"]["n_lost"] = 2
 
-    path = results / "primary_default.json"
-    res = json.loads(path.read_text())
-    res["invariance"][SHIPPED_SYSTEM]["crackles"]["gain-24"]["n_lost"] = 2
-    path.write_text(json.dumps(res))
-    line = _row(targets_section(BUNDLE, results), "no valid recording loses its score")
+    line = _row(_table_after(results, edit), "no valid recording loses its score")
     assert line.startswith("| no valid recording loses its score from -40 dBFS peak up | 2 unscored")
     assert line.endswith("| **not met** |")
