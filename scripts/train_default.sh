@@ -18,10 +18,9 @@
 # differently,
 # benchmarks/results/README.md); every
 # step's log and metrics stay in WORK_DIR (default runs/default).  BUNDLE_DIR (default sdk/models/default) lets
-# a check run write elsewhere and compare.  23 minutes on this 2-core CPU on 2026-12-05 (corpus 1.5, align 9, distill
-# 12, export 0.5), and its files then equalled sdk/models/default byte for byte (manifest provenance aside); the
-# heart-only low-pass default (2026-12-06 (12)) was distilled from the same teacher run with this script's distill
-# and export commands, and this script's own end-to-end rebuild of it has not been compared yet.
+# a check run write elsewhere and compare.  16 minutes on this 2-core CPU on 2026-12-06 (corpus 1.2, align 6.6,
+# distill 8, export 0.5; `bash scripts/train_default.sh ../shared/data runs/default-check /tmp/default-check`), and
+# its files equal sdk/models/default byte for byte (manifest name and provenance aside).
 # ALIGN_CONFIG and DISTILL_CONFIG (environment; paths from the repository root) name other recipes, so a candidate
 # is built by this same script; with either set, WORK_DIR and BUNDLE_DIR must be given (never the default's).
 # KD_ALIGN_CONFIGS (space-separated alignment configs) aligns further KD teachers first (see the distill step); it
