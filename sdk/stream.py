@@ -189,8 +189,8 @@ class Stream:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self._model_rate = model.sample_rate_hz  # read three times a hop: a property costs a call each time
-        self.detector = EventDetector(model.screening, sample_rate_hz=model.sample_rate_hz)
+        self._model_rate = model.sample_rate_hz  # the stream's one read of it (a property: a call each time)
+        self.detector = EventDetector(model.screening, sample_rate_hz=self._model_rate)
         self.windower = Windower(model.frontend.config.n_mels, model.window_frames, model.hop_frames, model.level)
         self.gate = WindowGate(relative=model.level is not None and model.level.gate == "relative")
         self._held = _Held(threading.Lock())
@@ -280,11 +280,11 @@ class Stream:
         mono, rate, n_channels = validate_samples(chunk, sample_rate_hz, self._n_channels)
         if self._rate is None:
             self._rate = rate
-            self.gate.sparse = rate == self.model.sample_rate_hz and self._on_block_grid
-            if rate != self.model.sample_rate_hz:
+            self.gate.sparse = rate == self._model_rate and self._on_block_grid
+            if rate != self._model_rate:
                 from acula.sdk.resample import StreamingResampler  # only streams at another rate need it
 
-                self._resampler = StreamingResampler(rate, self.model.sample_rate_hz)
+                self._resampler = StreamingResampler(rate, self._model_rate)
         elif rate != self._rate:
             raise AudioError(f"this stream runs at {self._rate} Hz; got a chunk at {rate} Hz "
                              "(start a new stream for a new rate)")
