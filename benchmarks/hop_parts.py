@@ -30,6 +30,38 @@ import numpy as np
 STAGES = ("validate + quality + envelope", "log-mel", "windows", "runtime", "scorer", "complete")
 #: the work no streaming scorer can skip: features, the model, the label scores
 ESSENTIAL = ("log-mel", "runtime", "scorer")
+#: timed apart, after the hops: the model alone (one window a call, cache-hot) and the front end's FFT alone
+FLOOR = ("model only", "fft")
+
+
+def _us_per_call(fn: Any, calls: int) -> float:
+    """Microseconds per call of ``fn`` (the median of 5 blocks of ``calls``, after one block of warm-up)."""
+    clock = time.perf_counter
+    times = []
+    for _ in range(6):
+        t0 = clock()
+        for _ in range(calls):
+            fn()
+        times.append((clock() - t0) / calls * 1e6)
+    return float(np.median(times[1:]))
+
+
+def floor_parts(model: Any, frames_per_hop: int, calls: int = 200) -> dict[str, float]:
+    """Microseconds per hop of the model alone (``Model.run_batch`` on one zero window a call, as
+    ``benchmarks.stream_pool``'s model-only for one stream) and of the FFT alone on a hop's frames (the front end's
+    own ``_rfft``, into a separate buffer, random frames: its time does not depend on the values); 0 for the FFT in
+    a checkout without ``_rfft``."""
+    import acula.sdk.frontend as frontend
+
+    window = np.zeros((1, model.window_frames, model.frontend.config.n_mels), np.float32)
+    out = {"model only": _us_per_call(lambda: model.run_batch(window), calls), "fft": 0.0}
+    rfft = getattr(frontend, "_rfft", None)
+    if rfft is not None:
+        n_fft = model.frontend.config.n_fft
+        frames = np.random.default_rng(0).standard_normal((frames_per_hop, n_fft))
+        spectrum = np.empty((frames_per_hop, n_fft // 2 + 1), np.complex128)
+        out["fft"] = _us_per_call(lambda: rfft(frames, spectrum), calls)
+    return out
 
 
 def _take(stream: Any, chunk: np.ndarray) -> int:
@@ -83,6 +115,7 @@ def measure(bundle: str, backend: str, precision: str, seconds: float, yamnet: s
         n += 1
     out = {k: v / n * 1e6 for k, v in acc.items()}
     out["total"] = sum(out.values())
+    out.update(floor_parts(model, model.hop_frames))
     if yamnet:
         from acula.sdk.bench import yamnet_ms_per_audio_s
 
@@ -127,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs["this checkout"].append(child(root, args))
         if args.baseline:
             runs["baseline"].append(child(args.baseline, args))
-    table = {who: {k: float(np.median([r[k] for r in rs])) for k in (*STAGES, "total")} for who, rs in runs.items()}
+    keys = (*STAGES, "total", *(k for k in FLOOR if all(k in r for rs in runs.values() for r in rs)))
+    table = {who: {k: float(np.median([r[k] for r in rs])) for k in keys} for who, rs in runs.items()}
     res: dict[str, Any] = {"machine": machine_line(), "bundle": args.bundle, "backend": args.backend,
                            "precision": args.precision, "seconds": args.seconds, "rounds": args.rounds,
                            "baseline": args.baseline, "us_per_hop": table}
@@ -138,13 +172,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         res["over_yamnet"] = {"total": float(np.median([r["total"] / r["yamnet"] for r in mine])),
                               "essential": float(np.median([sum(r[k] for k in ESSENTIAL) / r["yamnet"]
                                                             for r in mine]))}
+    if all(r.get("model only") for r in mine):
+        # each round's ratios in its own process, then the median, as for YAMNet
+        res["over_model_only"] = {
+            name: float(np.median([sum(r[k] for k in ks) / r["model only"] for r in mine]))
+            for name, ks in (("total", ("total",)), ("essential", ESSENTIAL), ("fft", ("fft",)))}
     out = sys.stderr if args.json == "-" else sys.stdout
     print(f"microseconds per hop (median of {args.rounds} rounds), {res['machine']}; {args.backend} "
           f"{args.precision}", file=out)
     who = list(table)
     print("| stage | " + " | ".join(who) + " |", file=out)
     print("|---" * (len(who) + 1) + "|", file=out)
-    for k in (*STAGES, "total"):
+    for k in keys:
         print(f"| {k} | " + " | ".join(f"{table[w][k]:.1f}" for w in who) + " |", file=out)
     if "over_yamnet" in res:
         r = res["over_yamnet"]
@@ -152,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{r['total']:.3f} for the whole hop, {r['essential']:.3f} for {' + '.join(ESSENTIAL)} alone (the "
               "floor of any streaming pipeline with this front end and model; median of the rounds' ratios)",
               file=out)
+    if "over_model_only" in res:
+        r = res["over_model_only"]
+        print(f"Against the model alone (one window a call, cache-hot, in the same processes): the whole hop "
+              f"{r['total']:.2f}x, {' + '.join(ESSENTIAL)} alone {r['essential']:.2f}x, the FFT alone {r['fft']:.2f}x "
+              "(median of the rounds' ratios)", file=out)
     emit_json(res, args.json)
     return 0
 

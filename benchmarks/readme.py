@@ -98,14 +98,18 @@ def render(results: Path) -> str:
         if not isinstance(hp, dict):
             continue
         parts = hp["us_per_hop"]["this checkout"]
-        stages = ", ".join(f"{k} {v:.0f}" for k, v in parts.items() if k != "total")
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in parts.items() if k not in ("total", "model only", "fft"))
+        floor = hp.get("over_model_only")
         lines += [f"**Where a hop goes** (`python -m acula.benchmarks.hop_parts --json benchmarks/results/"
                   f"{path.name}`; {hp['machine'].split(', 2 cores')[0]}, {hp['backend']} {hp['precision']}), "
                   f"microseconds per hop: {stages}; total {parts['total']:.0f}." + (
                       f"  Against YAMNet TFLite on the same audio in the same processes: the whole hop "
                       f"{hp['over_yamnet']['total']:.3f}x, log-mel + runtime + scorer alone "
                       f"{hp['over_yamnet']['essential']:.3f}x (the floor of any streaming pipeline with this front "
-                      f"end and model)." if "over_yamnet" in hp else ""), ""]
+                      f"end and model)." if "over_yamnet" in hp else "") + (
+                      f"  Against the model alone (one window a call, {parts['model only']:.0f} us): the whole hop "
+                      f"{floor['total']:.2f}x, log-mel + runtime + scorer alone {floor['essential']:.2f}x, the "
+                      f"front end's float64 FFT alone {floor['fft']:.2f}x." if floor else ""), ""]
     for path in sorted(results.glob("stream_pool*.json")):  # one line per CPU measured
         sp = _load(results, path.name)
         if not isinstance(sp, dict):

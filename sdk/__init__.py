@@ -11,6 +11,7 @@ from acula.sdk.audio import (
     AudioError,
     EmptyAudioError,
     NonFiniteAudioError,
+    StreamEndedError,
     UnreadableAudioError,
     load_audio,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ScoreResult",
     "ScreenResult",
     "Stream",
+    "StreamEndedError",
     "UnreadableAudioError",
     "WindowResult",
     "available_models",

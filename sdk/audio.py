@@ -56,6 +56,7 @@ __all__ = [  # the quality names are re-exported from sdk.quality, where they no
     "QualityFlags",
     "QualityMeter",
     "SampleRateError",
+    "StreamEndedError",
     "UnreadableAudioError",
     "assess_quality",
     "check_sample_rate",
@@ -104,6 +105,10 @@ class EmptyAudioError(AudioError):
 
 class NonFiniteAudioError(AudioError):
     """The samples contain NaN or infinity."""
+
+
+class StreamEndedError(AudioError):
+    """Input for a stream after its ``flush()``, the end of its input (``reset()`` starts it again)."""
 
 
 @dataclass(frozen=True)

@@ -61,13 +61,13 @@ class StreamPool:
         served, and the failed stream's state is as before the chunk).  The front ends of all streams run as
         one batch too (numpy engine), the same values as each stream's own.  A step of one stream is that stream's
         own ``accept`` (bit-identical; the pool's bookkeeping cost 5 % of a lone stream's CPU time here)."""
+        streams = self._unique([s for s, _, _ in chunks])
         if len(chunks) == 1:  # nothing to batch: the stream's own path, bit-identical to its accept
             stream, chunk, rate = chunks[0]
             try:
                 return [stream.accept(chunk, rate)]
             except AudioError as exc:
                 return [exc]
-        streams = self._unique([s for s, _, _ in chunks])
         with self._held(streams):
             if self.model.frontend.engine != "numpy":  # the numba front end runs per stream
                 return self._serve(streams, lambda i: chunks[i][0]._prepare(chunks[i][1], chunks[i][2]))
@@ -83,6 +83,7 @@ class StreamPool:
             out = self._serve(streams, lambda i: streams[i]._prepare_flush())
         for s in streams:
             s.events += s.detector.flush()
+            s._flushed = True
         return out
 
     def _unique(self, streams: list[Stream]) -> list[Stream]:

@@ -1,10 +1,11 @@
 """Signal quality: silence, clipping and level of mono samples, whole recordings and sliding windows.
 
 :class:`QualityMeter` measures a recording fed in chunks of any length (:func:`assess_quality` on one array
-gives the same flags); :class:`WindowGate` keeps a stream's recent per-block statistics (and the samples a window
-may still read: flat tops, ragged edges) and says which quality problems keep one analysis window from being
-scored.  A window's flags equal :func:`assess_quality`'s on its samples, but for a window whose RMS lies within
-rounding of a threshold: its sums are added block by block, in another order, so their last bits may differ.
+gives the same flags, but for a level within rounding of a threshold); :class:`WindowGate` keeps a stream's
+recent per-block statistics (and the samples a window may still read: flat tops, ragged edges) and says which
+quality problems keep one analysis window from being scored.  A window's flags equal :func:`assess_quality`'s
+on its samples, but for a window whose RMS lies within rounding of a threshold: its sums are added block by
+block, in another order, so their last bits may differ.
 """
 
 from __future__ import annotations
@@ -124,7 +125,9 @@ def _dbfs(value: float) -> float:
 
 class QualityMeter:
     """Silence, level and clipping of mono samples in [-1, 1] fed in chunks of any length; :meth:`flags`
-    equals :func:`assess_quality` on everything fed so far."""
+    equals :func:`assess_quality` on everything fed so far, but in the last bits of ``rms_dbfs``: the sums are
+    added chunk by chunk (or block by block), in another order than one pass over the whole array, so a flag can
+    differ only for a level within rounding of its threshold."""
 
     _BLOCK = 1 << 20  # bounds the temporaries of one update
 

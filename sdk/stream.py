@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from acula.sdk.audio import MAX_FLOAT_PEAK, AudioError, NonFiniteAudioError, validate_samples
+from acula.sdk.audio import (
+    MAX_FLOAT_PEAK,
+    AudioError,
+    AudioTypeError,
+    NonFiniteAudioError,
+    StreamEndedError,
+    validate_samples,
+)
 from acula.sdk.fifo import Fifo
 from acula.sdk.level import LevelShift
 from acula.sdk.quality import QualityFlags, QualityMeter, WindowGate, block_stats
@@ -219,6 +226,7 @@ class Stream:
             self.events: list[Event] = []
             self.detector.reset()
             self._features_only = False
+            self._flushed = False  # flush() ends the input; accepting more needs reset()
 
     @property
     def n_channels(self) -> int | None:
@@ -244,17 +252,38 @@ class Stream:
         with self._exclusive():
             return self._score(self._prepare(chunk, sample_rate_hz))
 
+    def _check_mode(self, features: bool) -> None:
+        """Refuse input after :meth:`flush` (the end of input: its padded tail and closed event would sit in the
+        middle of a recording), and samples in a stream fed features or features in one fed samples (their
+        windows would mix two front ends, and the quality gate would judge windows it has no samples of)."""
+        if self._flushed:
+            raise StreamEndedError("this stream was flushed (end of input); call reset() to start a new recording "
+                                   "on it, or make a new stream")
+        if features and self._rate is not None:
+            raise AudioError("this stream was fed samples; log-mel features need a stream of their own")
+        if not features and self._features_only:
+            raise AudioError("this stream was fed log-mel features; samples need a stream of their own")
+
     def accept_features(self, frames: np.ndarray) -> list[WindowResult]:
         """Feature mode: log-mel frames computed on the device (shape (n, n_mels), normalised), e.g. from the
         firmware bridge.  There are no samples, so the signal-quality gate cannot run: windows are marked
         ``features_only`` and still scored."""
         with self._exclusive():
-            frames = np.asarray(frames, dtype=np.float32)
+            self._check_mode(features=True)
+            try:
+                arr = np.asarray(frames)
+            except (TypeError, ValueError) as exc:  # ragged nested lists
+                raise AudioTypeError(f"features must be a rectangular array of numbers ({exc})") from exc
+            if arr.dtype.kind not in "iuf":  # complex, bool, strings, objects: not log-mel values
+                raise AudioTypeError(f"features must be real numbers, got an array of {arr.dtype}")
+            frames = arr.astype(np.float32, copy=False)
             n_mels = self.model.frontend.config.n_mels
             if frames.ndim != 2 or frames.shape[1] != n_mels:
                 raise AudioError(f"features must have shape (n_frames, {n_mels}), got {frames.shape}")
             if not np.all(np.isfinite(frames)):
                 raise NonFiniteAudioError("features hold NaN or infinite values")
+            if not frames.shape[0]:
+                return []
             self._features_only = True
             self.n_samples_16k += frames.shape[0] * self.model.frontend.config.hop_length
             self.windower.append(frames)
@@ -266,6 +295,7 @@ class Stream:
         with self._exclusive():
             out = self._score(self._prepare_flush())
             self.events += self.detector.flush()
+            self._flushed = True
             return out
 
     def quality(self) -> QualityFlags | None:
@@ -277,8 +307,11 @@ class Stream:
     # -- the two halves of a hop (StreamPool calls them directly, holding _exclusive) --
 
     def _validate(self, chunk: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+        self._check_mode(features=False)
         mono, rate, n_channels = validate_samples(chunk, sample_rate_hz, self._n_channels)
         if self._rate is None:
+            if not mono.size:  # an empty chunk fixes nothing: the first non-empty one fixes rate and channels
+                return mono
             self._rate = rate
             self.gate.sparse = rate == self._model_rate and self._on_block_grid
             if rate != self._model_rate:
@@ -309,7 +342,7 @@ class Stream:
         a float32 mono array at the stream's own rate, which is the model's (the stream's first chunk has been
         validated in full), a whole number of quality blocks and envelope frames, and both grids at a boundary
         (a stream fed one hop at a time stays there).  Anything else takes the general path."""
-        return (type(chunk) is np.ndarray and chunk.dtype == np.float32 and chunk.ndim == 1
+        return (type(chunk) is np.ndarray and chunk.dtype == np.float32 and chunk.ndim == 1 and not self._flushed
                 and type(sample_rate_hz) is int and sample_rate_hz == self._rate == self._model_rate
                 and self._n_channels == 1 and chunk.shape[0] > 0 and chunk.shape[0] % WindowGate.BLOCK == 0
                 and not self.gate.block_open and self.detector.on_frame_grid(chunk.shape[0]))

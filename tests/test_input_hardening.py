@@ -255,6 +255,63 @@ def test_a_stream_refuses_a_change_of_channel_count(model: sdk.Model):
         stream.accept(np.zeros((100, 3), np.float32), 16000)
 
 
+def test_an_empty_first_chunk_fixes_neither_rate_nor_channels(model: sdk.Model):
+    x = speech_like(2.0)
+    stream = model.stream()
+    assert stream.accept(np.zeros(0, np.float32), 8000) == [] and stream.quality() is None
+    got = stream.accept(x, 16000) + stream.flush()  # the first non-empty chunk fixes 16 kHz
+    want = (fresh := model.stream()).accept(x, 16000) + fresh.flush()
+    assert [w.embedding.tobytes() for w in got] == [w.embedding.tobytes() for w in want]
+    assert stream.quality() == fresh.quality()
+
+
+def test_a_flushed_stream_refuses_more_input_until_reset(model: sdk.Model):
+    from acula.sdk.audio import StreamEndedError
+    from acula.sdk.pool import StreamPool
+
+    x = speech_like(2.0)
+    hop = model.hop_frames * model.frontend.config.hop_length
+    stream = model.stream()
+    stream.accept(x, 16000)
+    stream.flush()
+    for chunk in (x[:hop], x[:100], np.zeros(0, np.float32)):  # the block-grid shortcut and the general path alike
+        with pytest.raises(StreamEndedError, match="flushed"):
+            stream.accept(chunk, 16000)
+    with pytest.raises(StreamEndedError):
+        stream.accept_features(np.zeros((4, model.frontend.config.n_mels), np.float32))
+    stream.reset()
+    assert len(stream.accept(x, 16000) + stream.flush()) > 0
+    pool = StreamPool(model)
+    streams = [pool.stream(), pool.stream()]
+    pool.accept([(s, x[:hop], 16000) for s in streams])
+    pool.flush(streams)
+    for step in (pool.accept([(s, x[hop : 2 * hop], 16000) for s in streams]),  # a step of two streams, and of one
+                 pool.accept([(streams[0], x[hop : 2 * hop], 16000)])):
+        assert all(isinstance(r, StreamEndedError) for r in step)
+
+
+def test_a_stream_takes_samples_or_features_not_both(model: sdk.Model):
+    n_mels = model.frontend.config.n_mels
+    samples_first = model.stream()
+    samples_first.accept(speech_like(1.0), 16000)
+    with pytest.raises(AudioError, match="fed samples"):
+        samples_first.accept_features(np.zeros((70, n_mels), np.float32))
+    features_first = model.stream()
+    features_first.accept_features(np.zeros((70, n_mels), np.float32))
+    with pytest.raises(AudioError, match="fed log-mel features"):
+        features_first.accept(speech_like(1.0), 16000)
+
+
+@pytest.mark.parametrize("features", [np.zeros((70, 64), np.complex64), np.full((70, 64), "a"),
+                                      np.zeros((70, 64), object), np.zeros((70, 64), bool), [[0.0] * 64, [0.0]]],
+                         ids=["complex", "strings", "objects", "bool", "ragged"])
+def test_features_that_are_not_real_numbers_are_a_type_error(model: sdk.Model, features):
+    stream = model.stream()
+    with pytest.raises(AudioTypeError):
+        stream.accept_features(features)
+    assert stream.accept_features(np.zeros((0, model.frontend.config.n_mels), np.float32)) == []
+
+
 # --- results tell the truth -------------------------------------------------------------------------------------
 
 
