@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,9 +27,12 @@ from acula.sdk.audio import (
 from acula.sdk.quality import QualityFlags, QualityMeter
 from acula.sdk.wav_header import PCM_FORMAT_TAGS, UNSET_DATA_SIZES, WavLayout, wav_layout
 
-__all__ = ["AudioBlocks", "iter_audio_blocks", "load_audio"]
+__all__ = ["MAX_BLOCK_SAMPLES", "AudioBlocks", "iter_audio_blocks", "load_audio"]
 
 _READ_BLOCK_FRAMES = 1 << 20
+#: the most samples (frames x channels) a command reads from a file at a time (``acula screen``, ``score``,
+#: ``index``, ``search``, ``check``): 2 s of 48 kHz stereo.  2 s of 192 kHz 8-channel audio measured 138 MB peak.
+MAX_BLOCK_SAMPLES = 192_000
 
 
 def _check_wav(layout: WavLayout, path: str) -> bool:
@@ -55,13 +59,34 @@ def _segment(start_s: float | None, end_s: float | None, rate: int, n_frames: in
     return start, stop
 
 
+def _readable_file(path_str: str) -> bytes:
+    """The path as bytes for libsndfile (any name the file system holds, not only valid UTF-8), once it is known
+    to name a regular file this process may read: a missing or forbidden file gets the system's reason, and a
+    folder, FIFO or device is refused before it is opened (a FIFO would block, and be drained by the first of
+    the three opens a read takes)."""
+    try:
+        st = os.stat(path_str)
+    except OSError as exc:
+        raise UnreadableAudioError(f"cannot read {path_str}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise UnreadableAudioError(f"cannot read {path_str}: {kind}")
+    try:
+        with open(path_str, "rb"):
+            pass
+    except OSError as exc:
+        raise UnreadableAudioError(f"cannot read {path_str}: {exc.strerror or exc}") from None
+    return os.fsencode(path_str)
+
+
 def _checked_header(path_str: str) -> tuple[Any, int, bool]:
     """(soundfile info, sample rate, truncated) of a file whose header passed the checks :func:`load_audio`
     documents; nothing but the header is read."""
     import soundfile as sf
 
+    path_bytes = _readable_file(path_str)
     try:
-        info = sf.info(path_str)
+        info = sf.info(path_bytes)
         layout = wav_layout(path_str)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
         raise UnreadableAudioError(f"cannot read {path_str}: {exc}") from exc
@@ -95,7 +120,7 @@ def load_audio(
     start, stop = _segment(start_s, end_s, rate, info.frames, path_str)
     blocks: list[np.ndarray] = []
     try:
-        with sf.SoundFile(path_str) as f:
+        with sf.SoundFile(os.fsencode(path_str)) as f:
             if start:
                 f.seek(start)
             remaining = stop - start
@@ -141,7 +166,7 @@ class AudioBlocks:
             raise RuntimeError(f"the blocks of {self.path} were already read: call iter_audio_blocks again")
         self._started = True
         try:
-            with sf.SoundFile(self.path) as f:
+            with sf.SoundFile(os.fsencode(self.path)) as f:
                 while True:
                     block = f.read(frames=self.block_frames, dtype="float32", always_2d=True)
                     if block.shape[0] == 0:
@@ -153,6 +178,8 @@ class AudioBlocks:
                     self._meter.update(mono)
                     self.n_samples += mono.shape[0]
                     yield mono
+        except AudioError:  # a ValueError too: already a sentence naming the file
+            raise
         except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError, MemoryError) as exc:
             raise UnreadableAudioError(f"cannot read {self.path}: {exc}") from exc
         self.truncated = self.truncated or self.n_samples < self.n_frames

@@ -93,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args[0] if args and args[0] in COMMANDS else ""
     prog = f"acula {name}" if name else "acula"
     try:
-        return _dispatch(args)
+        status = _dispatch(args)
+        sys.stdout.flush()  # a write that fails (a full disk) fails here, inside the handlers below
+        return status
     except SystemExit as exc:  # argparse's --help and usage errors: a status for in-process callers too
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
@@ -107,9 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+    except OSError as exc:  # a missing or forbidden path, or output that cannot be written (a full disk)
         if os.environ.get("ACULA_DEBUG"):
             raise
+        try:
+            sys.stdout.flush()
+        except OSError:  # stdout itself failed: drop what it holds, so the interpreter's last flush cannot raise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
 

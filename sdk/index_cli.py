@@ -16,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 from acula.sdk.audio import AudioError, iter_audio_blocks
+from acula.sdk.cli import checked_type
 from acula.sdk.model import Model
 from acula.sdk.results import WindowResult
-from acula.sdk.screen_cli import AUDIO_SUFFIXES, Progress, _common, _load, stream_file
+from acula.sdk.screen_cli import AUDIO_SUFFIXES, MAX_BLOCK_SAMPLES, Progress, _common, _load, stream_file
 from acula.sdk.search import HNSW_MIN_ITEMS, CaseIndex
 
 
 def clip_embedding(model: Model, path: Path, block_s: float = 10.0) -> np.ndarray:
     """Mean of the unit-normalised window embeddings of a file, streamed from disk in blocks.  AudioError for a
     file too short for one window or silent throughout (nothing to match it by)."""
-    blocks = iter_audio_blocks(path, block_s)
+    blocks = iter_audio_blocks(path, block_s, MAX_BLOCK_SAMPLES)
     stream, mean = stream_file(model, blocks, windows=EmbeddingMean())
     quality = stream.quality()
     if quality is not None and quality.silent:
@@ -102,7 +103,7 @@ def _build(args: argparse.Namespace) -> int:
             print(f"acula index build: {folder / 'labels.csv'} needs a 'file' column of UTF-8 CSV "
                   f"({type(exc).__name__}: {exc})", file=sys.stderr)
             return 1
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     embs, items, skipped = [], [], []
     progress = Progress(len(files), "indexing")
     for path in files:
@@ -143,7 +144,8 @@ def search_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="acula search", description="The most similar reference recordings.")
     parser.add_argument("file", help="audio file to match")
     parser.add_argument("--index", required=True, help="index written by 'acula index build'")
-    parser.add_argument("-k", type=int, default=5, help="how many matches")
+    parser.add_argument("-k", type=checked_type(int, lambda v: v >= 1, "a whole number of matches, at least 1"),
+                        default=5, help="how many matches")
     parser.add_argument("--ef-search", type=int, help="HNSW candidates visited per search (more: higher recall, "
                                                       "slower; default: the one stored with the index)")
     _common(parser)

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import glob
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, MutableSequence, Sequence
 from pathlib import Path
@@ -22,8 +23,9 @@ from typing import Any, Protocol, TextIO, TypeVar, overload
 
 import numpy as np
 from acula.sdk.audio import AudioBlocks, AudioError, iter_audio_blocks
+from acula.sdk.audio_files import MAX_BLOCK_SAMPLES
 from acula.sdk.bundle import BundleError
-from acula.sdk.cli import HelpFormatter
+from acula.sdk.cli import HelpFormatter, checked_type
 from acula.sdk.model import Model, load
 from acula.sdk.results import ScoreLog, ScoreResult, ScreenResult, WindowLog, WindowResult
 from acula.sdk.runtimes import BACKENDS
@@ -31,21 +33,22 @@ from acula.sdk.stream import Stream
 from acula.sdk.text import CustomLabels, prompt_problem
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+#: the most inference threads ``--threads`` takes (more than a machine's cores only adds switching: 1,000 threads
+#: took 38 s on a 3 s file here)
+MAX_THREADS = 256
 #: Seconds read from disk at a time: a block's temporaries (its float64 copies for the quality gate and the
 #: resampler, its FFT frames) are most of the peak memory; 10 s blocks measured 25 MB more than 2 s ones on a
 #: 44.1 kHz stereo file, for 3 % less CPU.  1.92 s, four hops: at 16 kHz a block of whole quality blocks and
 #: envelope frames, which a stream measures in one pass (7 % less CPU than 2.0 s blocks on a 16 kHz file here).
 BLOCK_S = 1.92
-#: ... and at most this many samples (frames x channels): 2 s of 48 kHz stereo.  2 s of 192 kHz 8-channel
-#: audio measured 138 MB peak.
-MAX_BLOCK_SAMPLES = 192_000
+#: ... and at most MAX_BLOCK_SAMPLES samples (frames x channels; sdk.audio_files)
 #: What each result problem means, for the text output (the JSON carries the names).
 PROBLEM_TEXT = {
     "silent": "digital silence",
     "clipped": "signal clipped",
     "low_level": "low level",
     "truncated": "file truncated (ends before its header says)",
-    "too_short": "shorter than one analysis window (scored on a tiled copy)",
+    "too_short": "shorter than one analysis window",
     "not_scored": "no window passed the quality gate",
 }
 
@@ -58,7 +61,9 @@ def _common(parser: argparse.ArgumentParser, json_help: str = "JSON on stdout, o
     parser.add_argument("--precision", default="auto", choices=["auto", "int8", "fp32"],
                         help="model file precision (auto: int8 where it agrees with fp32 and is not slower on "
                              "this CPU; measured once and cached)")
-    parser.add_argument("--threads", type=int, default=1, help="inference threads")
+    parser.add_argument("--threads", type=checked_type(int, lambda v: 1 <= v <= MAX_THREADS,
+                                                       f"a whole number from 1 to {MAX_THREADS}"),
+                        default=1, help="inference threads")
     parser.add_argument("--json", action="store_true", help=json_help)
 
 
@@ -202,8 +207,11 @@ def _with_file_flags(result: Any, blocks: AudioBlocks) -> Any:
     return dataclasses.replace(result, quality=quality)
 
 
-def _describe(problems: Sequence[str]) -> str:
-    return "; ".join(PROBLEM_TEXT.get(p, p) for p in problems)
+def _describe(problems: Sequence[str], scored: bool = True) -> str:
+    """The problems in words; ``scored``: whether the recording was scored all the same (a recording shorter than
+    one window is scored on a tiled copy of itself, unless it is shorter than one frame)."""
+    tiled = " (scored on a tiled copy)" if scored else ""
+    return "; ".join(PROBLEM_TEXT.get(p, p) + (tiled if p == "too_short" else "") for p in problems)
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -211,7 +219,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio files (WAV, FLAC, OGG, ...), folders of them, or quoted globs")
-    parser.add_argument("--block-s", type=float, default=BLOCK_S,
+    parser.add_argument("--block-s", type=checked_type(float, lambda v: math.isfinite(v) and v > 0,
+                                                       "a positive number of seconds"), default=BLOCK_S,
                         help=f"seconds of audio read from disk at a time (at most {MAX_BLOCK_SAMPLES} samples over all "
                              "channels)")
     _common(parser)
@@ -237,7 +246,7 @@ def screen_json_line(path: str, result: ScreenResult) -> Iterator[str]:
 
 
 def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Finish],
-               show: Callable[[str, Any], None], plot: Callable[[Model, str, Any, Any], None] | None = None,
+               show: Callable[[str, Any], None], plot: Callable[[Model, str, Any, Any], bool] | None = None,
                sketch: Callable[[AudioBlocks], Any] | None = None,
                keep: Callable[[Model], Windows | WindowLog] = lambda model: [],
                to_json: Callable[[str, Any], Iterable[str]] = json_line) -> int:
@@ -250,10 +259,11 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
     model = _load(args)
     if model is None:
         return 1
-    if not args.block_s > 0:
-        print(f"acula: --block-s must be positive, got {args.block_s}", file=sys.stderr)
-        return 1
     paths = list(expand_paths(args.paths))
+    if not paths:  # folders with no audio file in them: nothing was done, which is not a success
+        print(f"acula: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {', '.join(args.paths)}",
+              file=sys.stderr)
+        return 1
     progress = Progress(len(paths), what)
     done = finish(model)
     failed = 0
@@ -285,8 +295,8 @@ def _each_file(args: argparse.Namespace, what: str, finish: Callable[[Model], Fi
             sys.stdout.flush()
         else:
             show(path, result)
-        if plot is not None and drawing is not None:
-            plot(model, path, result, drawing)
+        if plot is not None and drawing is not None and not plot(model, path, result, drawing):
+            failed += 1  # the file was screened, but the figure asked for is missing
     progress.close()
     return 1 if failed else 0
 
@@ -310,14 +320,14 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
         parser.error("--out names where --plot writes: add --plot")
 
     def show(path: str, result: ScreenResult) -> None:
-        status = _describe(result.problems) or "ok"
+        status = _describe(result.problems, scored=len(result.windows) > 0) or "ok"
         print(f"{path}: {result.duration_s:.1f} s, {status}, {len(result.events)} cough event(s)")
         for e in result.events:
             print(f"  cough {e.start_s:7.2f}-{e.end_s:7.2f} s  confidence {e.confidence:.2f}")
 
     n_files = len(list(expand_paths(args.paths)))
 
-    def plot(model: Model, path: str, result: ScreenResult, drawing: Any) -> None:
+    def plot(model: Model, path: str, result: ScreenResult, drawing: Any) -> bool:
         from acula.sdk.figure import screening_figure
 
         target = _plot_path(args.out, path, n_files)
@@ -326,8 +336,9 @@ def screen_main(argv: Sequence[str] | None = None) -> int:
             screening_figure(drawing, result, model.screening.on, f"{Path(path).name}: cough screening").save(target)
         except OSError as exc:
             print(f"acula screen: cannot write {target}: {exc}", file=sys.stderr)
-            return
+            return False
         print(f"wrote {target}", file=sys.stderr if args.json else sys.stdout)
+        return True
 
     def sketch(blocks: AudioBlocks) -> Any:
         from acula.sdk.figure import SignalSketch
@@ -355,7 +366,7 @@ def score_main(argv: Sequence[str] | None = None) -> int:
 
     def show(path: str, result: ScoreResult) -> None:
         if result.probabilities is None:
-            print(f"{path}: not scored ({_describe(result.problems)})")
+            print(f"{path}: not scored ({_describe(result.problems, scored=False)})")
         else:
             ranked = sorted(result.probabilities.items(), key=lambda kv: -kv[1])
             note = f" ({_describe(result.problems)})" if result.problems else ""

@@ -56,3 +56,28 @@ def test_demo_with_the_default_bundle_prints_events_scores_and_latency(capsys, t
     out = capsys.readouterr().out
     assert "cough events:" in out and "on threshold" in out and "lung  :" in out and "latency per hop" in out
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_option_in_the_readmes_command_table_exists(capsys):
+    """Each ``acula CMD [SUB] ... --option`` in README.md's command table is an option of that command (its --help
+    lists it), and a subcommand written there is one the command has."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## On the command line", 1)[1].split("\n\n", 2)[1]
+    snippets = re.findall(r"`(acula [^`]+)`", table)
+    checked = 0
+    for snippet in snippets:
+        words = snippet.split()
+        if "/" in words[1]:  # corpus/align/distill/export: several commands in one cell
+            continue
+        command = words[1:2]
+        if len(words) > 2 and re.fullmatch(r"[a-z][a-z-]+", words[2]):  # a subcommand: index build
+            command.append(words[2])
+        capsys.readouterr()
+        assert main([*command, "--help"]) == 0, snippet
+        usage = capsys.readouterr().out
+        for option in re.findall(r"(--[a-z][a-z-]*)", snippet):
+            assert option in usage, f"{snippet}: {option} is not an option of acula {' '.join(command)}"
+            checked += 1
+    assert checked >= 6  # --json, --plot, --cough-on, --labels, --replay, --index at least

@@ -461,3 +461,106 @@ def test_set_cough_threshold_scales_off_with_on_and_reaches_new_streams():
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         model.set_cough_threshold(float("nan"))
     assert model.screening.on == 0.9
+
+
+# --- files that are not what they seem, output that cannot be written ----------------------------------------------
+
+
+def test_a_fifo_or_folder_named_like_audio_is_refused_without_opening_it(tmp_path: Path):
+    """A FIFO is refused before it is opened (opening it would block until a writer came, and three opens would
+    drain one writer); ``index build`` does not pick one up from its folder; this runs in a subprocess so that a
+    regression hangs there, not here."""
+    fifo = tmp_path / "refs" / "live.wav"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    _tone(tmp_path / "refs" / "a.wav")
+    (tmp_path / "dir.wav").mkdir()
+    run = [sys.executable, "-m", "acula"]
+    result = subprocess.run([*run, "screen", str(fifo), str(tmp_path / "dir.wav" / ".."), "--json"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert rows[0]["error"] == "UnreadableAudioError" and "not a regular file" in rows[0]["message"]
+    result = subprocess.run([*run, "index", "build", str(fifo.parent), "--out", str(tmp_path / "idx"), "--json"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n_indexed"] == 1
+
+
+@pytest.mark.parametrize("argv", [["screen", "{dir}"], ["screen", "{dir}/x.wav"], ["score", "{dir}"]])
+def test_a_folder_with_no_audio_in_it_is_not_a_success(tmp_path: Path, capsys, argv: list[str]):
+    (tmp_path / "x.wav").mkdir()  # a folder named like audio, empty
+    assert main([a.format(dir=tmp_path) for a in argv]) == 1
+    assert "no audio files" in no_traceback(capsys)
+
+
+def test_output_to_a_full_disk_is_one_line_and_exit_1(tmp_path: Path):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    wav = _tone(tmp_path / "a.wav")
+    for argv in (["check", str(wav)], ["screen", str(wav), "--json"]):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([sys.executable, "-m", "acula", *argv], stdout=full, stderr=subprocess.PIPE,
+                                    text=True, cwd=ROOT, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+        assert "No space left on device" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_figure_that_cannot_be_written_fails_the_run(tmp_path: Path, capsys):
+    wav = _tone(tmp_path / "a.wav")
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert main(["screen", str(wav), "--plot", "--out", str(tmp_path / "file" / "x.png")]) == 1
+    assert "cannot write" in no_traceback(capsys)
+
+
+@pytest.mark.parametrize("argv", [["search", "{wav}", "--index", "{tmp}", "-k", "0"],
+                                  ["screen", "{wav}", "--block-s", "inf"], ["screen", "{wav}", "--block-s", "0"],
+                                  ["screen", "{wav}", "--threads", "100000"]])
+def test_option_values_out_of_range_are_usage_errors(tmp_path: Path, capsys, argv: list[str]):
+    wav = _tone(tmp_path / "a.wav")
+    assert main([a.format(wav=wav, tmp=tmp_path) for a in argv]) == 2
+    assert "expected" in no_traceback(capsys)
+
+
+def test_file_errors_name_their_cause(tmp_path: Path, capsys):
+    """A missing file says so; NaN in a float WAV is a NonFiniteAudioError (not re-wrapped as unreadable, the path
+    named once); a name that is not UTF-8 is read like any other."""
+    assert main(["screen", str(tmp_path / "missing.wav"), "--json"]) == 1
+    assert "No such file or directory" in json.loads(capsys.readouterr().out)["message"]
+    x = np.zeros(16000, np.float32)
+    x[100] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    assert main(["screen", str(tmp_path / "nan.wav"), "--json"]) == 1
+    row = json.loads(capsys.readouterr().out)
+    assert row["error"] == "NonFiniteAudioError" and row["message"].count("nan.wav") == 1
+    odd = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.wav")  # Latin-1 bytes: not UTF-8
+    os.replace(_tone(tmp_path / "plain.wav"), odd)
+    assert main(["check", "--json", odd]) == 0
+    assert json.loads(capsys.readouterr().out)["duration_s"] == pytest.approx(2.5)
+
+
+def test_check_reads_in_blocks_what_load_audio_reads_whole(tmp_path: Path, capsys):
+    from acula.sdk.audio import load_audio
+    from acula.sdk.check import describe
+
+    rng = np.random.default_rng(0)
+    for rate, channels in ((16000, 1), (44100, 2), (8000, 1)):
+        path = tmp_path / f"{rate}.wav"
+        x = (0.1 * rng.standard_normal((int(23.3 * rate), channels))).astype(np.float32)
+        x[1000 : 1000 + x.shape[0] // 20] = 1.0  # a clipped run, 5 % of the samples
+        sf.write(path, x, rate, subtype="FLOAT")
+        whole = load_audio(path, 16000).to_dict()
+        blocks, flags = describe(str(path), 16000)
+        assert {k: v for k, v in blocks.items() if k != "quality"} == {k: v for k, v in whole.items() if k != "quality"}
+        assert blocks["quality"].pop("rms_dbfs") == pytest.approx(whole["quality"].pop("rms_dbfs"), abs=1e-9)
+        assert blocks["quality"] == whole["quality"] and flags.clipped
+
+
+def test_a_clip_too_short_to_score_says_not_scored_without_a_tiled_copy(tmp_path: Path, capsys):
+    _tone(tmp_path / "short.wav", 500 / 16000)  # under one frame
+    main(["score", str(tmp_path / "short.wav")])
+    out = capsys.readouterr().out
+    assert "not scored (shorter than one analysis window)" in out and "tiled" not in out
+    _tone(tmp_path / "tiled.wav", 0.5)  # under one window, over one frame: scored on a tiled copy
+    main(["score", str(tmp_path / "tiled.wav")])
+    assert "(shorter than one analysis window (scored on a tiled copy))" in capsys.readouterr().out
