@@ -196,6 +196,9 @@ class ValidAudio(NamedTuple):
     mono: np.ndarray  # float32, shape (n,)
     sample_rate_hz: int
     n_channels: int
+    #: the float samples before the mixdown, shape (n, channels) (a view where it can be), None for mono: what
+    #: :meth:`sdk.quality.QualityMeter.update_channels` counts each channel's clipping on
+    channels: np.ndarray | None = None
 
 
 def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None = None) -> ValidAudio:
@@ -227,7 +230,8 @@ def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None =
                              "passed as floats? divide int16 counts by 32768)")
     channels = 1 if axis is None else x.shape[axis]
     mono = x if axis is None else mix_down(x, axis)
-    return ValidAudio(np.ascontiguousarray(mono, dtype=np.float32), rate, channels)
+    multi = None if axis is None or channels < 2 else (x if axis == 1 else x.T)
+    return ValidAudio(np.ascontiguousarray(mono, dtype=np.float32), rate, channels, multi)
 
 
 #: below this many channels numpy's mean adds a row's channels one after another; from it on, pairwise
@@ -272,7 +276,8 @@ def prepare_audio(
     """Validate (:func:`validate_samples`), mix down, measure quality and resample to ``target_rate_hz``
     (None keeps the source rate).  ``truncated`` marks samples known to end early."""
     try:
-        mono, rate, channels = validate_samples(samples, sample_rate_hz, n_channels)
+        valid = validate_samples(samples, sample_rate_hz, n_channels)
+        mono, rate, channels = valid.mono, valid.sample_rate_hz, valid.n_channels
         target = rate if target_rate_hz is None else check_sample_rate(target_rate_hz, "target rate")
         if mono.size == 0:
             raise EmptyAudioError("audio holds no samples")
@@ -280,7 +285,11 @@ def prepare_audio(
         if path is None:
             raise
         raise type(exc)(f"{exc} in {path}") from None
-    quality = assess_quality(mono, truncated)
+    meter = QualityMeter()
+    meter.update(mono)
+    if valid.channels is not None:
+        meter.update_channels(valid.channels)
+    quality = meter.flags(truncated)
     out = resample(mono, rate, target)
     return AudioClip(
         samples=np.ascontiguousarray(out, dtype=np.float32),

@@ -172,10 +172,13 @@ class AudioBlocks:
                     if block.shape[0] == 0:
                         break
                     try:
-                        mono = validate_samples(block, self.sample_rate_hz, self.n_channels).mono
+                        valid = validate_samples(block, self.sample_rate_hz, self.n_channels)
                     except AudioError as exc:
                         raise type(exc)(f"{exc} in {self.path}") from None
+                    mono = valid.mono
                     self._meter.update(mono)
+                    if valid.channels is not None:
+                        self._meter.update_channels(valid.channels)
                     self.n_samples += mono.shape[0]
                     yield mono
         except AudioError:  # a ValueError too: already a sentence naming the file
@@ -187,7 +190,8 @@ class AudioBlocks:
             raise EmptyAudioError(f"audio holds no samples in {self.path}")
 
     def quality(self) -> QualityFlags:
-        """Flags of every sample read so far (all of them once the iteration has ended)."""
+        """Flags of every sample read so far (all of them once the iteration has ended), each channel's clipping
+        included (the mono blocks handed out cannot show a channel clipped beside a quiet one)."""
         if not self._meter.n_samples:
             raise EmptyAudioError(f"audio holds no samples in {self.path}")
         return self._meter.flags(self.truncated)

@@ -142,6 +142,7 @@ class QualityMeter:
         self._sumsq = 0.0
         self._last: float | None = None
         self._run = 0  # length of the flat-top run ending at the last sample
+        self._channels: list[QualityMeter] | None = None  # each channel's flat tops (update_channels)
 
     def update(self, samples: np.ndarray, stats: ChunkStats | None = None) -> None:
         """Add samples of shape (n,); ``stats``: their :func:`chunk_stats`, when the caller has them already."""
@@ -177,6 +178,31 @@ class QualityMeter:
         self.n_clipped += int(np.count_nonzero(run > CLIP_MIN_RUN))
         self._run, self._last = int(run[-1]), float(x[-1])
 
+    def update_channels(self, x: np.ndarray) -> None:
+        """Count the flat tops of each channel of multichannel float samples, shape (n, channels), fed beside their
+        mixdown (:meth:`update`): a mixdown halves a channel clipped beside a quiet one and hides its flat tops,
+        so :meth:`flags` reports the worst clipped fraction of the mixdown and every channel.  Feed every chunk of
+        a recording's channels, or none (mono: nothing to do).  A window's gate judges the mixdown, what the model
+        hears."""
+        n, n_channels = x.shape
+        if n_channels < 2 or not n:
+            return
+        if self._channels is None:
+            self._channels = [QualityMeter() for _ in range(n_channels)]
+        peaks = np.maximum(_MAX(x, axis=0), -_MIN(x, axis=0))
+        for c, meter in enumerate(self._channels):
+            if peaks[c] < CLIP_LEVEL:  # the usual case: only the run state to carry on
+                meter.n_samples += n
+                meter._run, meter._last = 0, float(x[-1, c])
+            else:
+                meter._update(np.asarray(x[:, c], dtype=np.float64))
+
+    @property
+    def clipped_fraction(self) -> float:
+        """The share of samples on flat tops: of the mixdown, or of its worst channel where that is more."""
+        fractions = [m.n_clipped / m.n_samples for m in [self, *(self._channels or [])] if m.n_samples]
+        return max(fractions, default=0.0)
+
     @property
     def rms(self) -> float:
         """RMS around the mean (a DC offset is not level)."""
@@ -191,7 +217,7 @@ class QualityMeter:
 
             raise EmptyAudioError("audio holds no samples")
         silent = self._peak < SILENCE_PEAK
-        fraction = self.n_clipped / self.n_samples
+        fraction = self.clipped_fraction
         return QualityFlags(silent=silent, clipped=fraction >= CLIPPED_FRACTION,
                             low_level=(not silent) and _dbfs(self.rms) < LOW_LEVEL_RMS_DBFS,
                             peak_dbfs=_dbfs(self._peak), rms_dbfs=_dbfs(self.rms), clipped_fraction=fraction,

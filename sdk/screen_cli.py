@@ -198,12 +198,21 @@ def score_result(model: Model, stream: Stream, windows: Sequence[WindowResult], 
 
 
 def _with_file_flags(result: Any, blocks: AudioBlocks) -> Any:
-    """The result with the file's ``truncated`` flag, which only the file's header can tell."""
-    if not blocks.truncated or result.quality is None:
+    """The result with what only the file can tell: its ``truncated`` flag (the header) and clipping in one of its
+    channels (the stream was fed the mixdown, where a channel clipped beside a quiet one does not show)."""
+    if result.quality is None:
         return result
-    quality = dataclasses.replace(result.quality, truncated=True)
-    if isinstance(result, ScoreResult):
-        return dataclasses.replace(result, quality=quality, problems=("truncated", *result.problems))
+    quality = result.quality
+    if blocks.truncated:
+        quality = dataclasses.replace(quality, truncated=True)
+    read = blocks.quality()
+    if read.clipped_fraction > quality.clipped_fraction:
+        quality = dataclasses.replace(quality, clipped=read.clipped, clipped_fraction=read.clipped_fraction)
+    if quality == result.quality:
+        return result
+    if isinstance(result, ScoreResult):  # its problems are stored: the quality's, then the result's own
+        own = tuple(p for p in result.problems if p not in result.quality.problems)
+        return dataclasses.replace(result, quality=quality, problems=(*quality.problems, *own))
     return dataclasses.replace(result, quality=quality)
 
 

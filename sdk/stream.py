@@ -308,7 +308,8 @@ class Stream:
 
     def _validate(self, chunk: np.ndarray, sample_rate_hz: int) -> np.ndarray:
         self._check_mode(features=False)
-        mono, rate, n_channels = validate_samples(chunk, sample_rate_hz, self._n_channels)
+        valid = validate_samples(chunk, sample_rate_hz, self._n_channels)
+        mono, rate, n_channels = valid.mono, valid.sample_rate_hz, valid.n_channels
         if self._rate is None:
             if not mono.size:  # an empty chunk fixes nothing: the first non-empty one fixes rate and channels
                 return mono
@@ -323,6 +324,8 @@ class Stream:
                              "(start a new stream for a new rate)")
         if mono.size and self._n_channels is None:
             self._n_channels = n_channels
+        if valid.channels is not None:  # each channel's flat tops, which the mixdown can hide
+            self._meter.update_channels(valid.channels)
         return mono
 
     def _prepare(self, chunk: np.ndarray, sample_rate_hz: int) -> Pending:

@@ -4,6 +4,7 @@ before run in a subprocess under a 2 GB address-space cap, so a regression fails
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import struct
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 pytest.importorskip("onnx")
 
@@ -448,3 +450,33 @@ def test_a_model_shared_by_four_threads_gives_the_serial_results(model: sdk.Mode
         return [(w.index, w.cough_probability, w.problems, w.embedding.tobytes()) for w in r.windows], r.events
 
     assert [key(r) for r in results] == [key(r) for r in serial]
+
+
+def test_a_channel_clipped_beside_a_quiet_one_flags_the_recording(tmp_path: Path, model: sdk.Model, capsys):
+    """The mixdown halves a clipped channel beside a silent one (peak -6 dBFS, no flat tops at full scale); the
+    flags count each channel's flat tops too, the same through a whole clip, a stream fed in chunks and a file
+    read in blocks; a clean stereo file stays clean."""
+    rate = 16000
+    t = np.arange(3 * rate) / rate
+    left = np.clip(3 * np.sin(2 * np.pi * 5 * t), -1, 1)  # hard-clipped, on the rails most of the time
+    stereo = np.stack([left, 0.001 * np.sin(2 * np.pi * 300 * t)], axis=1).astype(np.float32)
+    mono_view = assess_quality(stereo.mean(axis=1))
+    assert not mono_view.clipped  # what the mixdown alone shows
+    whole = prepare_audio(stereo, rate).quality
+    assert whole.clipped and whole.clipped_fraction > 0.5
+    stream = model.stream()
+    for i in range(0, stereo.shape[0], 7001):
+        stream.accept(stereo[i : i + 7001], rate)
+    streamed = stream.quality()
+    assert streamed is not None and streamed.rms_dbfs == pytest.approx(whole.rms_dbfs, abs=1e-9)  # sums' order
+    assert dataclasses.replace(streamed, rms_dbfs=whole.rms_dbfs) == whole
+    path = tmp_path / "one_channel_clipped.wav"
+    sf.write(path, stereo, rate, subtype="FLOAT")
+    assert load_audio(path).quality.clipped
+    assert main(["screen", str(path), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert "clipped" in row["problems"] and row["quality"]["clipped_fraction"] == pytest.approx(whole.clipped_fraction)
+    assert main(["score", str(path), "--json", "--labels", "heart"]) == 0
+    assert "clipped" in json.loads(capsys.readouterr().out)["problems"]
+    clean = (0.5 * stereo / np.abs(stereo).max()).astype(np.float32)
+    assert not prepare_audio(clean, rate).quality.clipped
