@@ -295,7 +295,8 @@ def describe(bundle: Bundle) -> str:
     signed = SIGNATURE in bundle.files
     lines = [f"bundle {bundle.source}: {m.get('name', '?')} (format {m['format_version']})",
              f"manifest sha256: {bundle.sha256} ({bundle.trust}"
-             + ("; signed" if signed and bundle.trust != "signature verified" else "") + ")",
+             + ("; carries a signature, not verified: pass the signer's public key"
+                if signed and bundle.trust != "signature verified" else "") + ")",
              f"front end: {m['frontend']}",
              f"window {m['window_frames']} frames, hop {m['hop_frames']} frames, embedding {m['embed_dim']}-d",
              "files:"]

@@ -124,7 +124,7 @@ def _build(args: argparse.Namespace) -> int:
             print(f"  skipped {skip['file']}: {skip['reason']}", file=sys.stderr)
         print(f"acula index build: no usable audio under {folder}", file=sys.stderr)
         return 1
-    index = CaseIndex(len(embs[0]), args.kind, len(items))
+    index = CaseIndex(len(embs[0]), args.kind, len(items), model=model.bundle.sha256 or None)
     index.add(np.stack(embs), items)
     try:
         index.save(args.out)
@@ -155,6 +155,10 @@ def search_main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         index = CaseIndex.load(args.index)
+        if index.model and model.bundle.sha256 and index.model != model.bundle.sha256:
+            raise ValueError(f"{args.index} was built with the bundle {index.model[:12]}..., this is "
+                             f"{model.bundle.sha256[:12]}...: their embeddings do not compare (pass that bundle with "
+                             "--bundle, or build the index again)")
         matches = index.search(clip_embedding(model, Path(args.file)), args.k, args.ef_search)
     except (AudioError, FileNotFoundError, ValueError) as exc:
         print(f"acula search: {exc}", file=sys.stderr)

@@ -65,9 +65,32 @@ def load(bundle: str | Path = "default", backend: str = "onnxruntime", precision
     return Model(read_bundle(_resolve(bundle), sha256, public_key), backend, precision, n_threads)
 
 
+def check_graph(backend: Any, manifest: dict[str, Any], window_frames: int, n_mels: int, precision: str) -> None:
+    """One zero window through ``backend``: the manifest's shapes (a window of window_frames x n_mels in, the
+    embedding and the heads out) must be the model file's, or an edited manifest would load and fail inside the
+    runtime at the first window (or read a head that is not there); a :class:`BundleError` says which.  It is
+    also the runtime's first call, which the first hop would pay otherwise."""
+    try:
+        emb, heads = backend(np.zeros((1, window_frames, n_mels), np.float32))
+    except Exception as exc:  # each runtime raises its own types
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise BundleError(f"the bundle's {precision} model does not take the manifest's window of {window_frames} "
+                          f"frames x {n_mels} mel bands ({type(exc).__name__}: {first})") from None
+    if emb.shape != (1, int(manifest["embed_dim"])):
+        raise BundleError(f"the bundle's {precision} model gives embeddings of shape {emb.shape[1:]}, the manifest "
+                          f"says embed_dim {manifest['embed_dim']}")
+    n_heads = heads.shape[1] if heads.ndim == 2 else 0
+    for name, head in (manifest.get("heads") or {}).items():
+        index = head.get("index") if isinstance(head, dict) else None
+        if index is not None and not 0 <= int(index) < n_heads:
+            raise BundleError(f"the manifest's head {name!r} reads output {index}, but the model has {n_heads}")
+
+
 class Model:
     def __init__(self, bundle: Bundle, backend: str = "onnxruntime", precision: str = "auto",
                  n_threads: int = 1) -> None:
+        if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+            raise ValueError(f"n_threads must be a whole number of threads, at least 1, got {n_threads!r}")
         self.bundle = bundle
         m = bundle.manifest
         built = None
@@ -98,8 +121,10 @@ class Model:
         self.scorer = LabelScorer(self.prompts, self._prompt_index, self.logit_scale, self.temperature, self.bias)
         self.cough_head = m.get("heads", {}).get("cough", {}).get("index")
         self.screening = ScreeningConfig.from_manifest(m["screening"]) if "screening" in m else ScreeningConfig()
+        self._bundle_screening = self.screening  # set_cough_threshold scales from the bundle's own off / on
         #: windows shifted to a running level, gate judged relative to the loudest window (sdk.level); None: as is
         self.level = bundle_level(bundle)
+        check_graph(self.backend, bundle.manifest, self.window_frames, self.frontend.config.n_mels, precision)
 
     @property
     def sample_rate_hz(self) -> int:
@@ -114,22 +139,32 @@ class Model:
         targets per channel."""
         if not 0.0 < float(on) < 1.0:  # NaN fails too
             raise ValueError(f"the cough threshold is a probability strictly between 0 and 1, got {on}")
-        self.screening = self.screening.with_on(on)
+        # from the bundle's settings, not the current ones: moves do not compound (a 4-decimal 'off' after 1e-5
+        # would stay 0.0 for good)
+        self.screening = self._bundle_screening.with_on(on)
 
     def stream(self) -> Stream:
         return Stream(self)
 
     def search(self, audio_or_embedding: np.ndarray, index: Any, k: int = 5, sample_rate_hz: int = 16000
                ) -> list[Any]:
-        """The k most similar references in a :class:`sdk.search.CaseIndex` to a recording or an embedding."""
+        """The k most similar references in a :class:`sdk.search.CaseIndex` to a recording or an embedding.  A 1-D
+        float array of this bundle's ``embed_dim`` values is an embedding (a recording that short, under one FFT
+        frame, could not be scored anyway); anything else is a recording, refused as ``acula search`` refuses it
+        when it is digital silence throughout or shorter than one window."""
         x = np.asarray(audio_or_embedding)
-        if x.ndim == 1 and x.dtype.kind == "f" and x.shape[0] == int(self.bundle.manifest["embed_dim"]):
+        d = int(self.bundle.manifest["embed_dim"])
+        if x.ndim == 1 and x.dtype.kind == "f" and x.shape[0] == d:
             query = x.astype(np.float32)
         else:
-            emb = self.embed(x, sample_rate_hz).embeddings
-            if emb.shape[0] == 0:
-                raise AudioError("the recording is too short for one analysis window")
-            query = clip_embedding(emb)
+            stream, windows, _ = self._whole(x, sample_rate_hz)
+            quality = stream.quality()
+            if quality is not None and quality.silent:
+                raise AudioError("the recording is digital silence throughout (nothing to match it by)")
+            if not windows:
+                raise AudioError(f"the recording is too short for one analysis window (an embedding to search with "
+                                 f"is a 1-D array of this bundle's {d} values)")
+            query = clip_embedding(np.stack([w.embedding for w in windows]))
         return list(index.search(query, k))
 
     def embed_text(self, prompts: list[str], text_bundle: str | Path | None = None) -> np.ndarray:
@@ -181,7 +216,7 @@ class Model:
                   else CustomLabels.build(labels, lambda t: self.embed_text(t, text_bundle)))
         if custom is not None:
             label_set = "custom"
-        elif label_set not in self.label_sets:
+        elif not isinstance(label_set, str) or label_set not in self.label_sets:
             raise ValueError(f"label set {label_set!r} is not in this bundle; it offers {sorted(self.label_sets)}")
         stream, windows, _ = self._whole(audio, sample_rate_hz)
         names = custom.names if custom is not None else self.label_sets[label_set]

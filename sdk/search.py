@@ -8,6 +8,7 @@ L2-normalised so inner product is cosine similarity.  An index directory holds
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ def _faiss() -> Any:
     return faiss
 
 
+def _whole(value: Any) -> bool:
+    """A whole number (an int or numpy integer, not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2:
@@ -62,7 +68,10 @@ class CaseIndex:
     """
 
     def __init__(self, dim: int, kind: str = "auto", n_expected: int = 0, m: int = HNSW_M,
-                 ef_construction: int = HNSW_EF_CONSTRUCTION, ef_search: int = HNSW_EF_SEARCH) -> None:
+                 ef_construction: int = HNSW_EF_CONSTRUCTION, ef_search: int = HNSW_EF_SEARCH,
+                 model: str | None = None) -> None:
+        """``model``: the manifest digest of the bundle whose embeddings go in (``acula index build`` records it,
+        and ``acula search`` refuses another bundle's queries: their spaces do not match)."""
         faiss = _faiss()
         if kind == "auto":
             kind = "hnsw" if n_expected >= HNSW_MIN_ITEMS else "flat"
@@ -71,7 +80,7 @@ class CaseIndex:
         if min(m, ef_construction, ef_search) < 1:
             raise ValueError(f"m, ef_construction and ef_search must be >= 1, got {m}, {ef_construction}, "
                              f"{ef_search}")
-        self.kind, self.dim, self.ef_search = kind, dim, ef_search
+        self.kind, self.dim, self.ef_search, self.model = kind, dim, ef_search, model
         if kind == "flat":
             self.index = faiss.IndexFlatIP(dim)
         else:
@@ -85,6 +94,12 @@ class CaseIndex:
         if x.shape[0] != len(items) or x.shape[1] != self.dim:
             raise ValueError(f"need {x.shape[0]} items of dimension {self.dim}; got {len(items)} items, "
                              f"dimension {x.shape[1]}")
+        for i, item in enumerate(items):  # refused here, not half-way through a later save
+            try:
+                json.dumps(item, sort_keys=True, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"item {i} cannot be saved as JSON ({exc}): give plain str, int, float, bool, "
+                                 "list and dict values") from None
         self.index.add(x)
         self.items.extend(items)
 
@@ -92,12 +107,18 @@ class CaseIndex:
                    ) -> tuple[np.ndarray, np.ndarray]:
         """queries: (n, dim) -> (cosine similarities, item positions), each shape (n, k), best first; position -1
         (similarity -inf) where fewer than k were found.  ``ef_search`` overrides the index's for this call."""
-        if ef_search is not None and ef_search < 1:
-            raise ValueError(f"ef_search must be >= 1, got {ef_search}")
+        if ef_search is not None and (not _whole(ef_search) or ef_search < 1):
+            raise ValueError(f"ef_search must be a whole number >= 1, got {ef_search!r}")
+        if not _whole(k) or k < 1:
+            raise ValueError(f"k, the number of matches, must be a whole number >= 1, got {k!r}")
         q = _normalise(queries)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"queries of dimension {q.shape[1]} for an index of dimension {self.dim} (built by "
+                             "another model?)")
         k = min(k, len(self.items))
         if self.kind == "hnsw":
-            ef = self.ef_search if ef_search is None else ef_search
+            # more candidates than items visits every item: the same result, and faiss takes a C int
+            ef = min(self.ef_search if ef_search is None else ef_search, max(len(self.items), k))
             # faiss never visits fewer than k candidates, so ef below k would silently mean k
             params = _faiss().SearchParametersHNSW(efSearch=max(ef, k))
             scores, ids = self.index.search(q, k, params=params)
@@ -113,14 +134,29 @@ class CaseIndex:
         return [Match(float(s), self.items[i]) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
     def save(self, folder: str | Path) -> Path:
+        """Write the index (index.faiss, items.jsonl, index.json) into ``folder``: each file is written under a
+        temporary name first and renamed over the old one only when all three are written, index.json last, so a
+        failed save leaves the previous index readable."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _faiss().write_index(self.index, str(folder / "index.faiss"))
-        with open(folder / "items.jsonl", "w") as f:
-            for item in self.items:
-                f.write(json.dumps(item, sort_keys=True) + "\n")
-        (folder / "index.json").write_text(json.dumps({"kind": self.kind, "dim": self.dim, "n": len(self.items),
-                                                         "ef_search": self.ef_search}))
+        meta = {"kind": self.kind, "dim": self.dim, "n": len(self.items), "ef_search": self.ef_search}
+        if self.model is not None:
+            meta["model"] = self.model
+        items = "".join(json.dumps(item, sort_keys=True) + "\n" for item in self.items)
+        written = []
+        try:
+            _faiss().write_index(self.index, str(folder / "index.faiss.tmp"))
+            written.append("index.faiss")
+            (folder / "items.jsonl.tmp").write_text(items)
+            written.append("items.jsonl")
+            (folder / "index.json.tmp").write_text(json.dumps(meta))
+            written.append("index.json")
+        except BaseException:
+            for name in ("index.faiss", "items.jsonl", "index.json"):
+                (folder / f"{name}.tmp").unlink(missing_ok=True)
+            raise
+        for name in written:
+            os.replace(folder / f"{name}.tmp", folder / name)
         return folder
 
     @classmethod
@@ -129,12 +165,32 @@ class CaseIndex:
         if not (folder / "index.json").is_file():
             raise FileNotFoundError(f"{folder} is not a case index (no index.json); build one with "
                                     "'acula index build'")
-        meta = json.loads((folder / "index.json").read_text())
+        try:
+            meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+            if not (isinstance(meta, dict) and meta.get("kind") in ("flat", "hnsw") and _whole(meta.get("dim"))
+                    and _whole(meta.get("n")) and _whole(meta.get("ef_search", 1))
+                    and isinstance(meta.get("model", ""), str)):
+                raise ValueError("it needs kind 'flat' or 'hnsw', whole numbers dim, n and ef_search, a model digest")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"{folder / 'index.json'} is not a case index's description ({exc})") from None
         out = cls.__new__(cls)
-        # an index written before ef_search was stored (faiss searched it with 16) gets today's default
+        # an index written before ef_search was stored (faiss searched it with 16) gets today's default; one written
+        # before the model was recorded has none
         out.kind, out.dim, out.ef_search = meta["kind"], meta["dim"], int(meta.get("ef_search", HNSW_EF_SEARCH))
-        out.index = _faiss().read_index(str(folder / "index.faiss"))
-        out.items = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines() if line]
+        out.model = meta.get("model")
+        try:
+            out.index = _faiss().read_index(str(folder / "index.faiss"))
+        except RuntimeError:  # faiss's own message quotes its C++ source
+            raise ValueError(f"{folder / 'index.faiss'} cannot be read: missing, truncated or corrupt (build the "
+                             "index again)") from None
+        try:
+            out.items = [json.loads(line) for line in (folder / "items.jsonl").read_text(encoding="utf-8").splitlines()
+                         if line]
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"{folder / 'items.jsonl'} cannot be read ({exc})") from None
+        if out.index.d != out.dim:
+            raise ValueError(f"{folder}: index.faiss holds vectors of dimension {out.index.d}, index.json says "
+                             f"{out.dim}")
         if len(out.items) != out.index.ntotal or len(out.items) != meta["n"]:
             raise ValueError(f"{folder}: index holds {out.index.ntotal} vectors but {len(out.items)} items")
         return out

@@ -262,9 +262,17 @@ class CustomLabels:
     def build(cls, labels: dict[str, list[str]], embed: Callable[[list[str]], np.ndarray]) -> CustomLabels:
         """``labels``: {label: [prompt, ...]}, at least two labels; ``embed``: prompts -> joint-space rows."""
         if not isinstance(labels, dict) or len(labels) < 2 or any(
-                isinstance(p, str) or not p or not all(isinstance(t, str) for t in p) for p in labels.values()):
-            raise ValueError("labels must map at least two label names to non-empty lists of prompt strings "
-                             "(a softmax over one label is always 1)")
+                not isinstance(name, str) or not name.strip() or isinstance(p, str) or not p
+                or not all(isinstance(t, str) and t.strip() for t in p) for name, p in labels.items()):
+            raise ValueError("labels must map at least two label names (non-empty strings) to non-empty lists of "
+                             "non-blank prompt strings (a softmax over one label is always 1)")
+        seen: dict[str, str] = {}
+        for name, prompts in labels.items():
+            for text in prompts:
+                other = seen.setdefault(" ".join(text.split()).lower(), name)
+                if other != name:  # the same prompt under two labels scores them alike: a 0.5 / 0.5 that means nothing
+                    raise ValueError(f"labels {other!r} and {name!r} share the prompt {text!r}: give each label "
+                                     "prompts of its own")
         texts = [t for prompts in labels.values() for t in prompts]
         ends = np.cumsum([len(p) for p in labels.values()])
         return cls(list(labels), embed(texts), [np.arange(e - len(p), e) for e, p in zip(ends, labels.values(),

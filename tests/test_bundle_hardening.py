@@ -28,7 +28,15 @@ from hypothesis import strategies as st
 pytest.importorskip("onnx")
 
 from acula.export.bundle import bundle_digest, write_bundle  # noqa: E402
-from acula.sdk.bundle import MANIFEST, PINNED_SHA256, SIGNATURE, BundleError, read_bundle, verify_bundle  # noqa: E402
+from acula.sdk.bundle import (  # noqa: E402
+    MANIFEST,
+    PINNED_SHA256,
+    SIGNATURE,
+    BundleError,
+    describe,
+    read_bundle,
+    verify_bundle,
+)
 from acula.sdk.cli import main as cli  # noqa: E402
 from acula.sdk.manifest_schema import canonical_json, manifest_digest, parse_manifest  # noqa: E402
 from acula.sdk.model import _resolve  # noqa: E402
@@ -140,6 +148,7 @@ def test_a_signed_bundle_verifies_only_against_its_key(tmp_path: Path):
         for pub in (pub_pem, pub_raw, key.public_key()):
             assert sdk.load(b, precision="fp32", public_key=pub).bundle.trust == "signature verified"
     assert read_bundle(signed).trust == "unpinned"  # a signature nobody checks is no trust
+    assert "carries a signature, not verified" in describe(read_bundle(signed))  # and is not called "signed"
     with pytest.raises(BundleError, match="signature does not match"):
         read_bundle(signed, public_key=other.public_key())
     (tmp_path / "k.pem").write_bytes(pub_pem)

@@ -564,3 +564,19 @@ def test_a_clip_too_short_to_score_says_not_scored_without_a_tiled_copy(tmp_path
     _tone(tmp_path / "tiled.wav", 0.5)  # under one window, over one frame: scored on a tiled copy
     main(["score", str(tmp_path / "tiled.wav")])
     assert "(shorter than one analysis window (scored on a tiled copy))" in capsys.readouterr().out
+
+
+def test_an_index_records_its_bundle_and_search_refuses_another(tmp_path: Path, capsys):
+    from tests.toy_bundle import make_toy_bundle
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    _tone(refs / "tone.wav")
+    assert main(["index", "build", str(refs), "--out", str(tmp_path / "idx"), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(refs / "tone.wav"), "--index", str(tmp_path / "idx"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["file"] == "tone.wav"
+    other = make_toy_bundle(tmp_path / "other", embed_dim=int(json.loads(
+        (ROOT / "sdk" / "models" / "default" / "manifest.json").read_text())["embed_dim"]))
+    assert main(["search", str(refs / "tone.wav"), "--index", str(tmp_path / "idx"), "--bundle", str(other)]) == 1
+    assert "was built with the bundle" in no_traceback(capsys)

@@ -280,3 +280,66 @@ def test_peak_window_is_the_highest_scored_window_and_none_without_one():
     peak = result.peak_window()
     assert peak is not None and peak.index == 2
     assert ScreenResult(5.0, [], [window(0, None)], None, 0.0).peak_window() is None
+
+
+def test_odd_arguments_to_the_model_are_clear_errors(model: sdk.Model, bundle: Path):
+    with pytest.raises(ValueError, match="offers"):
+        model.score(np.zeros(32000, dtype=np.float32), 16000, ["heart"])  # type: ignore[arg-type]
+    for n_threads in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="n_threads must be a whole number"):
+            sdk.load(bundle, precision="fp32", n_threads=n_threads)  # type: ignore[arg-type]
+    from acula.sdk.text import CustomLabels
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), 8), np.float32)
+
+    for labels, match in (({"stridor": ["A recording of stridor."], "normal": ["a recording of  stridor."]},
+                           "share the prompt"), ({"a": [""], "b": ["x"]}, "non-blank"),
+                          ({"a": ["  "], "b": ["x"]}, "non-blank"), ({1: ["x"], "b": ["y"]}, "non-empty strings")):
+        with pytest.raises(ValueError, match=match):
+            CustomLabels.build(labels, embed)  # type: ignore[arg-type]
+
+
+def test_moving_the_cough_threshold_does_not_compound(model: sdk.Model, bundle: Path):
+    fresh = sdk.load(bundle, precision="fp32")
+    own = fresh.screening
+    for on in (0.0001, 0.96, 1e-5, 0.3, 0.9):
+        fresh.set_cough_threshold(on)
+    assert fresh.screening == own.with_on(0.9)  # as if 0.9 had been the only move
+
+
+def test_a_manifest_that_does_not_match_its_model_is_refused_at_load(tmp_path: Path):
+    """An edited manifest that agrees with itself (its files' declared shapes changed too, so the schema passes)
+    but not with the model file: refused at load, not inside the runtime at the first window."""
+
+    def edit(manifest: dict, window: int = 16, embed: int = 8, n_heads: int = 1) -> None:
+        manifest["window_frames"], manifest["embed_dim"] = window, embed
+        manifest["hop_frames"] = min(manifest["hop_frames"], window)
+        for entry in manifest["files"].values():
+            if "inputs" in entry:
+                entry["inputs"][0]["shape"][1] = window
+                entry["outputs"][0]["shape"][1], entry["outputs"][1]["shape"][1] = embed, n_heads
+        if n_heads > 1:
+            manifest["heads"] = {"cough": {"index": n_heads - 1}}
+
+    for name, change, match in (("window", {"window": 40}, "does not take the manifest's window of 40"),
+                                ("heads", {"n_heads": 4}, "reads output 3")):  # (embed_dim: the prompts' width)
+        folder = make_toy_bundle(tmp_path / name)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        edit(manifest, **change)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(sdk.BundleError, match=match):
+            sdk.load(folder, precision="fp32")
+
+
+def test_search_by_audio_refuses_silence_and_names_the_embedding_size(model: sdk.Model):
+    from acula.sdk.search import CaseIndex
+
+    x, _ = synth_recording(3.0, seed=1)
+    index = CaseIndex(8, "flat")
+    index.add(model.embed(x, 16000).embeddings, [{"i": i} for i in range(len(model.embed(x, 16000).times_s))])
+    assert model.search(x, index, 2)
+    with pytest.raises(AudioError, match="digital silence"):
+        model.search(np.zeros(48000, np.float32), index)
+    with pytest.raises(AudioError, match="this bundle's 8 values"):
+        model.search(np.ones(6, np.float32), index)

@@ -104,5 +104,49 @@ def test_hnsw_parameters_are_checked():
         CaseIndex(8, "hnsw", ef_search=0)
     index = CaseIndex(8, "hnsw")
     index.add(np.eye(8, dtype=np.float32), [{}] * 8)
-    with pytest.raises(ValueError, match="ef_search must be >= 1"):
+    with pytest.raises(ValueError, match="ef_search must be a whole number >= 1"):
         index.search(np.ones(8), ef_search=0)
+
+
+def test_bad_queries_and_bad_index_files_get_a_sentence_not_a_faiss_error(tmp_path: Path):
+    x, items = clusters(50, dim=8)
+    index = CaseIndex(8, "hnsw", model="abc123")
+    index.add(x, items)
+    for k in (0, -3, 1.5, True):
+        with pytest.raises(ValueError, match="k, the number of matches"):
+            index.search(x[0], k)
+    with pytest.raises(ValueError, match="dimension 16 for an index of dimension 8"):
+        index.search(np.ones(16), 3)
+    assert index.search(x[0], 3, ef_search=10**12)[0].item == items[0]  # more candidates than items: all of them
+    folder = index.save(tmp_path / "idx")
+    assert CaseIndex.load(folder).model == "abc123"
+    good = (folder / "index.faiss").read_bytes()
+    (folder / "index.faiss").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="index.faiss cannot be read"):
+        CaseIndex.load(folder)
+    (folder / "index.faiss").write_bytes(good)
+    for meta in ("{}", "[]", "not json", '{"kind": "flat", "dim": "8", "n": 50}'):
+        (folder / "index.json").write_text(meta)
+        with pytest.raises(ValueError, match="is not a case index's description"):
+            CaseIndex.load(folder)
+
+
+def test_an_item_that_is_not_json_is_refused_at_add_and_a_failed_save_keeps_the_old_index(tmp_path: Path,
+                                                                                         monkeypatch):
+    x, items = clusters(20, dim=8)
+    index = CaseIndex(8, "flat")
+    index.add(x[:10], items[:10])
+    folder = index.save(tmp_path / "idx")
+    with pytest.raises(ValueError, match="item 0 cannot be saved as JSON"):
+        index.add(x[10:11], [{"score": object()}])
+    assert len(index.items) == index.index.ntotal == 10  # nothing half-added
+    index.add(x[10:], items[10:])
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError):
+        index.save(folder)
+    monkeypatch.undo()
+    assert len(CaseIndex.load(folder).items) == 10 and not list(folder.glob("*.tmp"))  # the old index, whole
