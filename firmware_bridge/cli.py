@@ -38,7 +38,10 @@ def _hostport(text: str) -> tuple[str, int]:
 
 
 def _port(text: str) -> int:
-    return _hostport(f":{text}")[1]
+    try:
+        return _hostport(f":{text}")[1]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a port in 1..65535, got {text!r}") from None
 
 
 _positive_int = checked_type(int, lambda v: v > 0, "a positive whole number")
@@ -106,7 +109,7 @@ def _open_source(args: argparse.Namespace) -> Any:
         if args.port:
             from acula.firmware_bridge.transports import SerialTransport
 
-            return SerialTransport(args.port)
+            return SerialTransport(args.port, idle_timeout_s=args.idle_timeout)
         if args.tcp:
             import socket
 
@@ -217,6 +220,7 @@ def listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 screening.accept(chunk)
         return live and any(c.end for c in chunks)
 
+    broken = None
     try:
         try:
             for piece in transport.read_chunks():
@@ -224,8 +228,9 @@ def listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     break
         except KeyboardInterrupt:  # the way to end a session without an END frame or --idle-timeout
             print("acula bridge listen: interrupted, summarising what arrived", file=sys.stderr)
-        except OSError as exc:
-            raise CommandError(f"reading the stream failed: {exc}") from exc
+        except OSError as exc:  # a device unplugged, a peer that reset: what arrived is still decoded and summarised
+            broken = f"reading the stream failed: {exc}"
+            print(f"acula bridge listen: {broken}; summarising what arrived", file=sys.stderr)
         consume(decoder.flush())
         if screening is not None:
             screening.close()
@@ -244,8 +249,10 @@ def listen(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     elif c.feature_frames:
         result["note"] = (f"{c.feature_frames} feature-mode frames (device-computed log-mel) decoded; "
                           "they carry no samples: drop --no-screen to score them")
+    if broken is not None:
+        result["error"] = broken
     print(json.dumps(result))
-    return 0
+    return 1 if broken is not None else 0
 
 
 def _write(path: str, data: bytes | str) -> None:

@@ -54,6 +54,7 @@ from acula.firmware_bridge.protocol import (
     ProtocolError,
     crc16,
 )
+from acula.sdk.frontend_config import FrontendConfig
 
 MAX_GAP_FRAMES = 64  # longest gap concealed with silence, in frames ...
 MAX_GAP_S = 1.0  # ... and in seconds of audio; a longer gap is a discontinuity, never synthesised
@@ -130,6 +131,8 @@ class FrameDecoder:
     max_gap_frames: int = MAX_GAP_FRAMES
     max_gap_s: float = MAX_GAP_S
     counters: Counters = field(default_factory=Counters)
+    #: seconds one log-mel frame of a feature-mode frame covers (the front end's hop), for the ``max_gap_s`` cap
+    feature_hop_s: float = FrontendConfig().hop_length / FrontendConfig().sample_rate_hz
 
     def __post_init__(self) -> None:
         if self.reorder_window < 1:
@@ -351,10 +354,15 @@ class FrameDecoder:
 
     def _fill_gap(self, gap: int, nxt: Chunk, out: list[Chunk]) -> None:
         last = self._last
+        # the time a lost frame stands for, from the last one delivered: its samples, or its log-mel frames; a frame
+        # that carried nothing tells no length, so a gap after it is a discontinuity, never a hole filled with 0 s
+        short = last is not None and (
+            gap * last.samples.size <= self.max_gap_s * last.sample_rate_hz if last.features is None
+            else gap * last.features.shape[0] * self.feature_hop_s <= self.max_gap_s)
+        told = last is not None and (last.samples.size if last.features is None else last.features.shape[0]) > 0
         concealable = (last is not None and not self._new_segment and gap <= self.max_gap_frames
                        and nxt.sample_rate_hz == last.sample_rate_hz
-                       and (nxt.features is None) == (last.features is None)
-                       and gap * last.samples.size <= self.max_gap_s * last.sample_rate_hz)
+                       and (nxt.features is None) == (last.features is None) and short and told)
         if last is not None and (nxt.timestamp_us - last.timestamp_us) & 0xFFFFFFFF >= 0x80000000:
             self.counters.resets += 1  # a small jump ahead, but the device clock went back: it restarted
             self._new_segment = True

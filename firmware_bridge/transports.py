@@ -18,27 +18,35 @@ _POLL_S = 0.2  # socket timeout between idle checks
 
 
 class SerialTransport:
-    def __init__(self, port: str, baudrate: int = 921600, timeout_s: float = 0.2) -> None:
+    def __init__(self, port: str, baudrate: int = 921600, timeout_s: float = 0.2,
+                 idle_timeout_s: float | None = None) -> None:
+        """``timeout_s``: one read's wait; ``idle_timeout_s``: ``read_chunks`` stops after this many seconds
+        without data (``None``: it waits for the caller to stop, as ``acula bridge listen`` does until the
+        device's END frame or Ctrl-C)."""
         try:
             import serial
         except ImportError as exc:
             raise ImportError("the serial transport needs: pip install 'acula-edge[serial]'") from exc
         self.port = serial.Serial(port, baudrate=baudrate, timeout=timeout_s)
+        self.idle_timeout_s = idle_timeout_s
 
     def write(self, data: bytes) -> None:
         self.port.write(data)
         self.port.flush()
 
-    def read_chunks(self, idle_timeouts: int | None = 5) -> Iterator[bytes]:
-        """Yield pieces until ``idle_timeouts`` reads in a row return nothing (``None``: never)."""
-        idle = 0
+    def read_chunks(self, idle_timeouts: int | None = None) -> Iterator[bytes]:
+        """Yield pieces until ``idle_timeout_s`` seconds pass without data (``None``: never), or, when given,
+        ``idle_timeouts`` reads in a row return nothing."""
+        idle, last_data = 0, time.monotonic()
         while idle_timeouts is None or idle < idle_timeouts:
             data = self.port.read(4096)
             if data:
-                idle = 0
+                idle, last_data = 0, time.monotonic()
                 yield data
-            else:
-                idle += 1
+                continue
+            idle += 1
+            if self.idle_timeout_s is not None and time.monotonic() - last_data >= self.idle_timeout_s:
+                return
 
     def close(self) -> None:
         self.port.close()

@@ -450,3 +450,61 @@ def test_adpcm_stream_encoder_still_round_trips_through_the_decoder():
     out, dec = run(stream)
     y = np.concatenate([c.samples for c in out])
     assert y.size == x.size and np.corrcoef(y, x)[0, 1] > 0.99 and dec.counters.bad_payload == 0
+
+
+# ---- lost feature frames, frames that carry nothing, a device that goes away ------------------------------------
+
+
+def feature_wire(seq: int, frames_per_packet: int = 4) -> bytes:
+    hop_us = int(frames_per_packet * FrameDecoder().feature_hop_s * 1e6)
+    return Frame(seq, seq * hop_us, Codec.FEATURES_Q8, RATE, bytes(frames_per_packet * 64), flags=Flags.FEATURES).pack()
+
+
+def test_the_gap_cap_in_seconds_holds_for_feature_frames_and_a_frame_with_nothing_in_it():
+    # 60 lost packets of 4 log-mel frames (32 ms each) are 7.7 s: a discontinuity, not 7.7 s of made-up features
+    out, dec = run(feature_wire(0) + feature_wire(1) + feature_wire(62) + feature_wire(63))
+    assert not any(c.lost for c in out) and dec.counters.discontinuities == 1 and dec.counters.frames_skipped == 60
+    # 5 lost packets (0.64 s) are within the cap: concealed with the silence floor, flagged lost
+    out, dec = run(feature_wire(0) + feature_wire(1) + feature_wire(7))
+    assert sum(c.lost for c in out) == 5 and dec.counters.discontinuities == 0
+    # after a frame that carried no samples, a lost frame's length is unknown: a new segment, never a 0-sample fill
+    out, dec = run(wire(0) + wire(1, payload=b"") + wire(3))
+    assert not any(c.lost for c in out) and dec.counters.discontinuities == 1 and out[-1].segment == 1
+
+
+def test_listen_on_a_serial_port_waits_through_a_pause_and_summarises_a_device_that_goes_away():
+    """Without --idle-timeout, a pty-backed serial port waits through a 1.5 s pause (it used to give up after 1 s);
+    when the writer side closes mid-frame, what arrived is still decoded and summarised, with the error, exit 1."""
+    pytest.importorskip("serial")
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    proc = subprocess.Popen([sys.executable, "-m", "acula", "bridge", "listen", "--port", os.ttyname(slave),
+                             "--no-screen"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        time.sleep(1.0)  # the process opens the port
+        for seq in range(10):
+            os.write(master, wire(seq))
+        time.sleep(1.5)  # a pause longer than the old 5 x 0.2 s
+        for seq in range(10, 20):
+            os.write(master, wire(seq))
+        os.write(master, wire(20)[:20])  # the device goes away mid-frame
+        time.sleep(0.5)
+        os.close(master)
+        os.close(slave)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    summary = json.loads(out)
+    assert proc.returncode == 1 and "Traceback" not in err and "reading the stream failed" in summary["error"]
+    assert summary["frames_ok"] == 20 and summary["samples"] == 20 * N
+
+
+def test_a_udp_port_out_of_range_is_named_as_a_port(capsys):
+    from acula.sdk.cli import main
+
+    assert main(["bridge", "listen", "--udp", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "expected a port in 1..65535, got '0'" in err and "HOST:PORT" not in err
