@@ -65,7 +65,8 @@ def load(bundle: str | Path = "default", backend: str = "onnxruntime", precision
     return Model(read_bundle(_resolve(bundle), sha256, public_key), backend, precision, n_threads)
 
 
-def check_graph(backend: Any, manifest: dict[str, Any], window_frames: int, n_mels: int, precision: str) -> None:
+def check_graph(backend: Any, manifest: dict[str, Any], window_frames: int, n_mels: int, precision: str
+                ) -> tuple[int, int]:
     """One zero window through ``backend``: the manifest's shapes (a window of window_frames x n_mels in, the
     embedding and the heads out) must be the model file's, or an edited manifest would load and fail inside the
     runtime at the first window (or read a head that is not there); a :class:`BundleError` says which.  It is
@@ -84,6 +85,7 @@ def check_graph(backend: Any, manifest: dict[str, Any], window_frames: int, n_me
         index = head.get("index") if isinstance(head, dict) else None
         if index is not None and not 0 <= int(index) < n_heads:
             raise BundleError(f"the manifest's head {name!r} reads output {index}, but the model has {n_heads}")
+    return int(emb.shape[1]), n_heads
 
 
 class Model:
@@ -124,7 +126,9 @@ class Model:
         self._bundle_screening = self.screening  # set_cough_threshold scales from the bundle's own off / on
         #: windows shifted to a running level, gate judged relative to the loudest window (sdk.level); None: as is
         self.level = bundle_level(bundle)
-        check_graph(self.backend, bundle.manifest, self.window_frames, self.frontend.config.n_mels, precision)
+        #: (embed_dim, n_heads): what the runtime gives per window, checked against the manifest at load
+        self._out_dims = check_graph(self.backend, bundle.manifest, self.window_frames, self.frontend.config.n_mels,
+                                     precision)
 
     @property
     def sample_rate_hz(self) -> int:
@@ -180,8 +184,14 @@ class Model:
         window at a time: a batched matmul rounds differently, and a stream must give bit-identical results
         whatever the chunking (on a device a hop yields one window anyway).  :class:`sdk.pool.StreamPool`
         batches instead, within a stated tolerance."""
+        if not len(windows):
+            return self._no_outputs()
+        shape = (self.window_frames, self.frontend.config.n_mels)
+        for w in windows:
+            if np.shape(w) != shape:
+                raise ValueError(f"a window has shape {np.shape(w)}; this model takes {shape} (frames, mel bands)")
         with self._backend_lock:
-            outs = [self.backend(w[None]) for w in windows]
+            outs = [self.backend(np.asarray(w, np.float32)[None]) for w in windows]
         if len(outs) == 1:
             return outs[0]
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
@@ -189,8 +199,17 @@ class Model:
     def run_batch(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One runtime call for a batch of shape (n, window_frames, n_mels): faster per window, equal to
         :meth:`run_windows` only to float32 rounding (see tests/test_pool.py for the tolerance)."""
+        shape = (self.window_frames, self.frontend.config.n_mels)
+        if np.ndim(windows) != 3 or np.shape(windows)[1:] != shape:
+            raise ValueError(f"a batch of windows has shape {np.shape(windows)}; this model takes (n, *{shape})")
+        if not len(windows):
+            return self._no_outputs()
         with self._backend_lock:
-            return self.backend(windows)
+            return self.backend(np.asarray(windows, np.float32))
+
+    def _no_outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The runtime's outputs for no window at all: (0, embed_dim) and (0, n_heads)."""
+        return np.zeros((0, self._out_dims[0]), np.float32), np.zeros((0, self._out_dims[1]), np.float32)
 
     def _whole(self, audio: np.ndarray, sample_rate_hz: int) -> tuple[Stream, list[WindowResult], list[Event]]:
         stream = self.stream()

@@ -343,3 +343,15 @@ def test_search_by_audio_refuses_silence_and_names_the_embedding_size(model: sdk
         model.search(np.zeros(48000, np.float32), index)
     with pytest.raises(AudioError, match="this bundle's 8 values"):
         model.search(np.ones(6, np.float32), index)
+
+
+def test_run_windows_and_run_batch_check_shapes_and_take_no_window(model: sdk.Model):
+    n_mels = model.frontend.config.n_mels
+    for run in (model.run_windows, model.run_batch):
+        emb, heads = run(np.zeros((0, model.window_frames, n_mels), np.float32))
+        assert emb.shape == (0, 8) and heads.shape == (0, 1)
+        with pytest.raises(ValueError, match="this model takes"):
+            run(np.zeros((1, model.window_frames + 1, n_mels), np.float32))
+    assert model.run_windows([])[0].shape == (0, 8)
+    window = np.random.default_rng(0).standard_normal((1, model.window_frames, n_mels))  # float64: converted
+    np.testing.assert_array_equal(model.run_batch(window)[0], model.run_batch(window.astype(np.float32))[0])
