@@ -201,6 +201,17 @@ class ValidAudio(NamedTuple):
     channels: np.ndarray | None = None
 
 
+def number_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as an array, or an :class:`AudioTypeError` naming ``what`` for a string or a ragged nesting (the
+    dtype is the caller's to check)."""
+    if isinstance(values, (str, bytes)):
+        raise AudioTypeError(f"{what} must be an array of numbers, got {type(values).__name__}")
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise AudioTypeError(f"{what} must be a rectangular array of numbers ({exc})") from exc
+
+
 def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None = None) -> ValidAudio:
     """Check audio from an array once, by the module's conventions, and mix it down: float32 mono, shape (n,).
 
@@ -209,12 +220,7 @@ def validate_samples(samples: Any, sample_rate_hz: Any, n_channels: int | None =
     each with a sentence saying what is wrong.
     """
     rate = check_sample_rate(sample_rate_hz)
-    if isinstance(samples, (str, bytes)):
-        raise AudioTypeError(f"samples must be an array of numbers, got {type(samples).__name__}")
-    try:
-        x = np.asarray(samples)
-    except (TypeError, ValueError) as exc:  # ragged nested lists
-        raise AudioTypeError(f"samples must be a rectangular array of numbers ({exc})") from exc
+    x = number_array(samples, "samples")
     if x.dtype.kind == "b":
         raise AudioTypeError("samples of type bool are not audio")
     axis = _channel_axis(x.shape, n_channels)

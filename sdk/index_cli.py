@@ -19,6 +19,7 @@ from acula.sdk.audio import AudioError, iter_audio_blocks
 from acula.sdk.cli import checked_type
 from acula.sdk.model import Model
 from acula.sdk.results import WindowResult
+from acula.sdk.scoring import check_matchable
 from acula.sdk.screen_cli import AUDIO_SUFFIXES, MAX_BLOCK_SAMPLES, Progress, _common, _load, stream_file
 from acula.sdk.search import HNSW_MIN_ITEMS, CaseIndex
 
@@ -28,11 +29,7 @@ def clip_embedding(model: Model, path: Path, block_s: float = 10.0) -> np.ndarra
     file too short for one window or silent throughout (nothing to match it by)."""
     blocks = iter_audio_blocks(path, block_s, MAX_BLOCK_SAMPLES)
     stream, mean = stream_file(model, blocks, windows=EmbeddingMean())
-    quality = stream.quality()
-    if quality is not None and quality.silent:
-        raise AudioError(f"{path} is digital silence throughout (nothing to index)")
-    if not len(mean):
-        raise AudioError(f"{path} is too short for one analysis window")
+    check_matchable(stream.quality(), len(mean), str(path), "index")
     return mean.value()
 
 

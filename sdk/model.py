@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from acula.sdk.audio import AudioError
 from acula.sdk.bundle import Bundle, BundleError, models_dir, read_bundle
 from acula.sdk.frontend import LogMelFrontend
 from acula.sdk.level import bundle_level
 from acula.sdk.results import EmbedResult, ScoreLog, ScoreResult, ScreenResult, WindowResult, result_problems
 from acula.sdk.runtimes import make_backend
-from acula.sdk.scoring import LabelScorer, clip_embedding, softmax
+from acula.sdk.scoring import LabelScorer, check_matchable, clip_embedding, softmax
 from acula.sdk.screening import Event, ScreeningConfig
 from acula.sdk.stream import Stream
 
@@ -162,12 +161,8 @@ class Model:
             query = x.astype(np.float32)
         else:
             stream, windows, _ = self._whole(x, sample_rate_hz)
-            quality = stream.quality()
-            if quality is not None and quality.silent:
-                raise AudioError("the recording is digital silence throughout (nothing to match it by)")
-            if not windows:
-                raise AudioError(f"the recording is too short for one analysis window (an embedding to search with "
-                                 f"is a 1-D array of this bundle's {d} values)")
+            check_matchable(stream.quality(), len(windows), "the recording", "match it by",
+                            f" (an embedding to search with is a 1-D array of this bundle's {d} values)")
             query = clip_embedding(np.stack([w.embedding for w in windows]))
         return list(index.search(query, k))
 

@@ -82,8 +82,7 @@ class StreamPool:
         with self._held(streams):
             out = self._serve(streams, lambda i: streams[i]._prepare_flush())
         for s in streams:
-            s.events += s.detector.flush()
-            s._flushed = True
+            s._end_input()
         return out
 
     def _unique(self, streams: list[Stream]) -> list[Stream]:

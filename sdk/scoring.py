@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from acula.sdk.quality import row_dots
+from acula.sdk.quality import QualityFlags, row_dots
 
-__all__ = ["LabelScorer", "clip_embedding", "sigmoid", "softmax"]
+__all__ = ["LabelScorer", "check_matchable", "clip_embedding", "sigmoid", "softmax"]
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -29,6 +29,19 @@ def clip_embedding(embeddings: np.ndarray) -> np.ndarray:
     (embed_dim,) from (n_windows, embed_dim).  The one rule for search, the case index and the evaluation."""
     e = np.asarray(embeddings)
     return (e / np.linalg.norm(e, axis=1, keepdims=True)).mean(0)
+
+
+def check_matchable(quality: QualityFlags | None, n_windows: int, subject: str, purpose: str,
+                    too_short_hint: str = "") -> None:
+    """The one rule for a recording that a case index takes or is searched with (``acula index build``,
+    ``acula search``, :meth:`sdk.Model.search`): an AudioError when it is digital silence throughout (nothing to
+    ``purpose``) or has no analysis window.  ``subject`` names it in the sentence."""
+    from acula.sdk.audio import AudioError  # sdk.audio imports sdk.quality, as this module does
+
+    if quality is not None and quality.silent:
+        raise AudioError(f"{subject} is digital silence throughout (nothing to {purpose})")
+    if not n_windows:
+        raise AudioError(f"{subject} is too short for one analysis window{too_short_hint}")
 
 
 def sigmoid(x: Any) -> Any:

@@ -24,6 +24,7 @@ from acula.sdk.audio import (
     AudioTypeError,
     NonFiniteAudioError,
     StreamEndedError,
+    number_array,
     validate_samples,
 )
 from acula.sdk.fifo import Fifo
@@ -270,10 +271,7 @@ class Stream:
         ``features_only`` and still scored."""
         with self._exclusive():
             self._check_mode(features=True)
-            try:
-                arr = np.asarray(frames)
-            except (TypeError, ValueError) as exc:  # ragged nested lists
-                raise AudioTypeError(f"features must be a rectangular array of numbers ({exc})") from exc
+            arr = number_array(frames, "features")
             if arr.dtype.kind not in "iuf":  # complex, bool, strings, objects: not log-mel values
                 raise AudioTypeError(f"features must be real numbers, got an array of {arr.dtype}")
             frames = arr.astype(np.float32, copy=False)
@@ -294,9 +292,14 @@ class Stream:
         window, and any open event."""
         with self._exclusive():
             out = self._score(self._prepare_flush())
-            self.events += self.detector.flush()
-            self._flushed = True
+            self._end_input()
             return out
+
+    def _end_input(self) -> None:
+        """After the last windows are scored (here or by a pool): close any open event, and take no more input
+        until :meth:`reset`."""
+        self.events += self.detector.flush()
+        self._flushed = True
 
     def quality(self) -> QualityFlags | None:
         """Quality of every sample accepted so far (silence, clipping, level); None before the first sample and
